@@ -1,0 +1,1 @@
+//! acceptance tests live in tests/

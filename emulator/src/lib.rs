@@ -1,0 +1,1 @@
+//! rotor emulator (work in progress)

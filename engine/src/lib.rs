@@ -1,0 +1,1 @@
+//! rotor engine (work in progress)
