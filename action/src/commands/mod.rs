@@ -1,0 +1,1 @@
+//! Engine-backed commands: discover, match, rotate, cleanup, history, demo.
