@@ -1,1 +1,142 @@
 //! Engine-backed commands: discover, match, rotate, cleanup, history, demo.
+//!
+//! Each command module has an `XxxArgs` (clap) and a `run` function that takes a [`Context`] and
+//! returns the process exit code. The same functions serve the real commands and `rotor demo`
+//! (which builds its [`Context`] from the embedded emulator's endpoints), so the demo exercises
+//! exactly what users run.
+//!
+//! Errors are `anyhow` chains; [`report_error`] prints `error: <chain>` then the `hint:` lines of
+//! any [`rotor_engine::Error`] or [`UsageError`] in the chain, and picks the exit code.
+
+pub mod cleanup;
+pub mod confirm;
+pub mod context;
+pub mod demo;
+pub mod discover;
+pub mod history;
+pub mod matching;
+pub mod output;
+pub mod progress;
+pub mod rotate;
+
+use std::fmt;
+use std::process::ExitCode;
+
+pub use context::Context;
+
+/// Exit code: all good.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: some work failed (a rotation, a target, a removal).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage or configuration; nothing was changed.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A usage or configuration problem found by the CLI itself (exit code 2), with hint lines.
+#[derive(Debug, Clone)]
+pub struct UsageError {
+    /// One sentence, `<verb>ing <object>: <cause>`.
+    pub message: String,
+    /// What to do about it (printed as `hint:` lines).
+    pub hints: Vec<String>,
+}
+
+impl UsageError {
+    /// A usage error with no hints yet.
+    pub fn new(message: impl Into<String>) -> UsageError {
+        UsageError {
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    /// Adds a hint line.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> UsageError {
+        self.hints.push(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Sets up `tracing` on stderr. `RUST_LOG` wins; otherwise `-v` raises the level
+/// (warn → info → debug → trace) for rotor's own crates.
+pub fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::new(v),
+        _ => {
+            let level = match verbose {
+                0 => "warn",
+                1 => "info",
+                2 => "debug",
+                _ => "trace",
+            };
+            EnvFilter::new(format!(
+                "warn,rotor={level},rotor_engine={level},rotor_emulator={level}"
+            ))
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
+}
+
+/// The exit code an error maps to: 2 for usage/configuration problems, 1 otherwise.
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return EXIT_USAGE;
+        }
+        // ENGINE-ERROR-KIND
+        if cause.downcast_ref::<clap::Error>().is_some() {
+            return EXIT_USAGE;
+        }
+    }
+    EXIT_FAILED
+}
+
+/// The `hint:` lines for an error: from every [`rotor_engine::Error`] and [`UsageError`] in the chain.
+pub fn hints_for(err: &anyhow::Error) -> Vec<String> {
+    let mut hints = Vec::new();
+    for cause in err.chain() {
+        if let Some(u) = cause.downcast_ref::<UsageError>() {
+            hints.extend(u.hints.iter().cloned());
+        } // ENGINE-ERROR-HINTS
+    }
+    hints.dedup();
+    hints
+}
+
+/// Prints `error: <chain>` and `hint:` lines on stderr and returns the exit code.
+pub fn report_error(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", render_chain(err));
+    for h in hints_for(err) {
+        eprintln!("hint: {h}");
+    }
+    ExitCode::from(exit_code_for(err))
+}
+
+/// `a: b: c` — the error and its causes, skipping causes already contained in the previous text.
+pub fn render_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
+}
