@@ -1,0 +1,2 @@
+//! Scale benchmark (in progress).
+fn main() {}

@@ -1,0 +1,233 @@
+//! `rotor.toml`: vaults, subscriptions and `[policy]`.
+
+use crate::error::{Error, Result};
+use crate::model::Confidence;
+use crate::policy::{Exclusion, Policy};
+use std::path::Path;
+use std::time::Duration;
+use url::Url;
+
+/// The configuration file.
+///
+/// ```toml
+/// vaults = ["https://kv-prod.vault.azure.net/"]
+/// subscriptions = ["00000000-0000-0000-0000-000000000000"]
+/// [policy]
+/// rotate_before_expiry_days = 30
+/// new_secret_validity_days = 365
+/// min_confidence = "HIGH"
+/// grace_period_days = 7
+/// max_concurrent = 4
+/// exclusions = ["name:legacy-*"]
+/// pending_window = "1h"   # or seconds
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    /// Vault URLs (normalised with a trailing `/`).
+    pub vaults: Vec<Url>,
+    /// Subscriptions whose vaults are found through ARM.
+    pub subscriptions: Vec<String>,
+    /// Policy (defaults for absent keys).
+    pub policy: Policy,
+}
+
+impl Config {
+    /// Reads and parses `path`. `Err` (Config) names the file and the bad key
+    /// (`policy.max_concurrent`).
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(
+                format!("reading configuration `{}`", path.display()),
+                e.to_string(),
+            )
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses TOML text; `origin` names the source in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        let action = format!("reading configuration `{origin}`");
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            Error::config(action.clone(), e.to_string().trim().to_owned())
+        })?;
+        let mut cfg = Config::default();
+        for (key, value) in &table {
+            match key.as_str() {
+                "vaults" => {
+                    for (i, v) in as_array(&action, key, value)?.iter().enumerate() {
+                        let s = as_str(&action, &format!("vaults[{i}]"), v)?;
+                        let u = Url::parse(s).map_err(|e| {
+                            key_error(
+                                &action,
+                                &format!("vaults[{i}]"),
+                                &format!("`{s}` is not a URL: {e}"),
+                            )
+                            .with_hint("write vault URLs like \"https://kv-prod.vault.azure.net/\"")
+                        })?;
+                        cfg.vaults.push(crate::endpoints::normalize_vault_url(&u));
+                    }
+                }
+                "subscriptions" => {
+                    for (i, v) in as_array(&action, key, value)?.iter().enumerate() {
+                        cfg.subscriptions
+                            .push(as_str(&action, &format!("subscriptions[{i}]"), v)?.to_owned());
+                    }
+                }
+                "policy" => {
+                    let Some(t) = value.as_table() else {
+                        return Err(key_error(&action, "policy", "must be a table `[policy]`"));
+                    };
+                    cfg.policy = parse_policy(&action, t)?;
+                }
+                other => {
+                    return Err(key_error(&action, other, "unknown key")
+                        .with_hint("known keys: vaults, subscriptions, [policy]"));
+                }
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// Parses a `[policy]` table (also used by front ends that hold policy as TOML).
+pub fn parse_policy(action: &str, t: &toml::Table) -> Result<Policy> {
+    let mut p = Policy::default();
+    for (key, value) in t {
+        let path = format!("policy.{key}");
+        match key.as_str() {
+            "rotate_before_expiry_days" => {
+                p.rotate_before_expiry_days = as_u32(action, &path, value)?
+            }
+            "new_secret_validity_days" => {
+                p.new_secret_validity_days = as_u32(action, &path, value)?
+            }
+            "grace_period_days" => p.grace_period_days = as_u32(action, &path, value)?,
+            "max_concurrent" => {
+                let n = as_u32(action, &path, value)?;
+                if n == 0 {
+                    return Err(key_error(action, &path, "must be at least 1"));
+                }
+                p.max_concurrent = n as usize;
+            }
+            "min_confidence" => {
+                let s = as_str(action, &path, value)?;
+                p.min_confidence = s.parse::<Confidence>().map_err(|_| {
+                    key_error(action, &path, &format!("`{s}` is not a confidence level"))
+                        .with_hint("use one of HIGH, MEDIUM, LOW")
+                })?;
+            }
+            "exclusions" => {
+                for (i, v) in as_array(action, &path, value)?.iter().enumerate() {
+                    let s = as_str(action, &format!("{path}[{i}]"), v)?;
+                    let e = Exclusion::parse(s).map_err(|e| {
+                        key_error(action, &format!("{path}[{i}]"), &e.failure().cause).with_hint(
+                            "write exclusions as `app-id:GLOB`, `name:GLOB` or `secret:GLOB`",
+                        )
+                    })?;
+                    p.exclusions.push(e);
+                }
+            }
+            "pending_window" => {
+                p.pending_window = match value {
+                    toml::Value::Integer(n) if *n >= 0 => Duration::from_secs(*n as u64),
+                    toml::Value::String(s) => parse_duration(s).ok_or_else(|| {
+                        key_error(action, &path, &format!("`{s}` is not a duration"))
+                            .with_hint("write a duration like \"90s\", \"30m\" or \"1h\", or a number of seconds")
+                    })?,
+                    _ => return Err(key_error(action, &path, "must be a duration like \"1h\" or seconds")),
+                };
+            }
+            "name" => {} // rotor_policy's name: accepted, not used by the engine
+            other => {
+                return Err(key_error(action, &format!("policy.{other}"), "unknown key").with_hint(
+                    "known policy keys: rotate_before_expiry_days, new_secret_validity_days, min_confidence, grace_period_days, max_concurrent, exclusions, pending_window",
+                ));
+            }
+        }
+    }
+    p.validate()?;
+    Ok(p)
+}
+
+/// Parses `90s`, `30m`, `1h`, `2d` or plain seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        's' => (&s[..s.len() - 1], 1),
+        'm' => (&s[..s.len() - 1], 60),
+        'h' => (&s[..s.len() - 1], 3600),
+        'd' => (&s[..s.len() - 1], 86400),
+        c if c.is_ascii_digit() => (s, 1),
+        _ => return None,
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|n| Duration::from_secs(n * mult))
+}
+
+fn key_error(action: &str, key: &str, cause: &str) -> Error {
+    Error::config(action.to_owned(), format!("key `{key}`: {cause}"))
+}
+
+fn as_array<'a>(action: &str, key: &str, v: &'a toml::Value) -> Result<&'a Vec<toml::Value>> {
+    v.as_array()
+        .ok_or_else(|| key_error(action, key, "must be an array of strings"))
+}
+
+fn as_str<'a>(action: &str, key: &str, v: &'a toml::Value) -> Result<&'a str> {
+    v.as_str()
+        .ok_or_else(|| key_error(action, key, "must be a string"))
+}
+
+fn as_u32(action: &str, key: &str, v: &toml::Value) -> Result<u32> {
+    v.as_integer()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| key_error(action, key, "must be a non-negative integer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_full_config() {
+        let c = Config::parse(
+            r#"
+vaults = ["https://kv-prod.vault.azure.net"]
+subscriptions = ["sub-1"]
+[policy]
+rotate_before_expiry_days = 20
+min_confidence = "medium"
+exclusions = ["name:legacy-*", "secret:*-break-glass"]
+pending_window = "30m"
+max_concurrent = 16
+"#,
+            "rotor.toml",
+        )
+        .expect("valid");
+        assert_eq!(c.vaults[0].as_str(), "https://kv-prod.vault.azure.net/");
+        assert_eq!(c.policy.rotate_before_expiry_days, 20);
+        assert_eq!(c.policy.min_confidence, Confidence::Medium);
+        assert_eq!(c.policy.exclusions.len(), 2);
+        assert_eq!(c.policy.pending_window, Duration::from_secs(1800));
+        assert_eq!(c.policy.max_concurrent, 16);
+        assert_eq!(c.policy.grace_period_days, 7);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse("[policy]\nmax_concurent = 3\n", "rotor.toml").expect_err("typo");
+        assert!(e.to_string().contains("policy.max_concurent"), "{e}");
+        assert!(e.to_string().contains("rotor.toml"), "{e}");
+        let e =
+            Config::parse("[policy]\nmax_concurrent = \"x\"\n", "rotor.toml").expect_err("type");
+        assert!(e.to_string().contains("policy.max_concurrent"), "{e}");
+        let e = Config::parse("vault = []\n", "rotor.toml").expect_err("unknown");
+        assert!(e.to_string().contains("`vault`"), "{e}");
+        let e = Config::parse("[policy]\nexclusions = [\"owner:x\"]\n", "r").expect_err("excl");
+        assert!(e.to_string().contains("policy.exclusions[0]"), "{e}");
+        let e = Config::parse("[policy]\nmin_confidence = \"big\"\n", "r").expect_err("conf");
+        assert!(e.to_string().contains("policy.min_confidence"), "{e}");
+    }
+}

@@ -1,0 +1,208 @@
+//! [`Engine`]: the one entry point front ends use.
+
+use crate::config::Config;
+use crate::endpoints::Endpoints;
+use crate::error::Result;
+use crate::model::{
+    Application, AuditRecord, CleanupOutcome, Link, LinkStatus, MatchReport, RotateOptions,
+};
+use crate::policy::Policy;
+use crate::progress::Progress;
+use azure_core::credentials::TokenCredential;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use url::Url;
+
+/// A clock: returns "now". Tests inject one to move time forward (grace periods, pending window).
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// How to build an [`Engine`]. Start from [`EngineOptions::new`] and set fields.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// Service base URLs and extra CA.
+    pub endpoints: Endpoints,
+    /// rotor's own identity (see [`crate::AuthConfig::build`]).
+    pub credential: Arc<dyn TokenCredential>,
+    /// Who acts, for audit records: `user:<name>`, `terraform`, `github:<repo>/<run id>`.
+    pub actor: String,
+    /// History file; every rotation's [`AuditRecord`] is appended here when set.
+    pub history_file: Option<PathBuf>,
+    /// Hint cache file; in-memory only when `None`.
+    pub hint_cache_file: Option<PathBuf>,
+    /// How long verification keeps retrying a new credential through propagation delay (120 s).
+    pub verify_timeout: Duration,
+    /// Clock override; `None` = the system clock.
+    pub clock: Option<Clock>,
+    /// Maximum concurrent requests per vault (default 8), in addition to `policy.max_concurrent`.
+    pub per_vault_concurrency: usize,
+    /// Retries on 429/503/network errors per request (default 6), honouring `Retry-After`.
+    pub max_retries: u32,
+}
+
+impl fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("endpoints", &self.endpoints)
+            .field("actor", &self.actor)
+            .field("history_file", &self.history_file)
+            .field("hint_cache_file", &self.hint_cache_file)
+            .field("verify_timeout", &self.verify_timeout)
+            .field("per_vault_concurrency", &self.per_vault_concurrency)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineOptions {
+    /// Defaults: actor `user:<$USER>`, no history file, in-memory hint cache, 120 s verify timeout,
+    /// system clock, 8 requests per vault, 6 retries.
+    pub fn new(endpoints: Endpoints, credential: Arc<dyn TokenCredential>) -> EngineOptions {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_else(|_| "unknown".to_owned());
+        EngineOptions {
+            endpoints,
+            credential,
+            actor: format!("user:{user}"),
+            history_file: None,
+            hint_cache_file: None,
+            verify_timeout: Duration::from_secs(120),
+            clock: None,
+            per_vault_concurrency: 8,
+            max_retries: 6,
+        }
+    }
+}
+
+/// The engine. Cheap to clone (an `Arc` inside); clones share caches (Graph application reads,
+/// Key Vault clients, hint cache) and concurrency limits.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<crate::engine_impl::Inner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the HTTP clients. `Err` (Config) when `endpoints.ca_file` cannot be read or parsed.
+    pub fn new(opts: EngineOptions) -> Result<Engine> {
+        crate::engine_impl::new(opts)
+    }
+
+    /// Lists App Registrations (all pages, `$top=999`, `$select`ed fields). `filter` is a
+    /// case-insensitive glob on the display name (or an exact appId); `None` lists everything.
+    /// `Err(Permission)` names `Application.Read.All`/`Application.ReadWrite.All`.
+    pub async fn discover(&self, filter: Option<&str>) -> Result<Vec<Application>> {
+        crate::discovery::discover(self, filter).await
+    }
+
+    /// One application by appId, memoised for the life of the engine and invalidated by the
+    /// engine's own writes. `Err(NotFound)` when no application has that appId.
+    pub async fn get_application(&self, app_id: &str) -> Result<Application> {
+        crate::discovery::get_application(self, app_id).await
+    }
+
+    /// The vaults to consider: `config.vaults` plus every vault ARM lists in
+    /// `config.subscriptions`, deduplicated, with trailing `/`. `Err` names the subscription.
+    pub async fn resolve_vaults(&self, config: &Config) -> Result<Vec<Url>> {
+        crate::discovery::resolve_vaults(self, config).await
+    }
+
+    /// Matches every password credential of `apps` against every secret in `vaults`
+    /// (PRODUCT.md "Matching"). Reads a secret's value only when its version's hint is not cached.
+    /// Excluded pairs are reported with `excluded` set. `Err` when a vault cannot be listed.
+    pub async fn match_secrets(
+        &self,
+        apps: &[Application],
+        vaults: &[Url],
+        policy: &Policy,
+    ) -> Result<MatchReport> {
+        crate::matching::match_secrets(self, apps, vaults, policy).await
+    }
+
+    /// Read-only status of a link (refresh): which credential the targets hold, whether a rotation
+    /// is due and why, divergence, exclusion, in-progress. Reads each target's current version
+    /// metadata; reads a value only when its tags do not say which credential it holds and the
+    /// hint cache does not know it. `Err(NotFound)` when the application does not exist.
+    pub async fn inspect_link(&self, link: &Link, policy: &Policy) -> Result<LinkStatus> {
+        crate::rotation::inspect_link(self, link, policy).await
+    }
+
+    /// Runs the rotation protocol for one link (resuming/finishing another run's work when Azure
+    /// shows one). Never panics and never returns `Err`: failures are in the record's `status`,
+    /// `error` and per-target `error`. Appends the record to the history file when configured.
+    /// A non-forced rotation of a link that is not due is `skipped`.
+    pub async fn rotate(
+        &self,
+        link: &Link,
+        policy: &Policy,
+        opts: &RotateOptions,
+        progress: &dyn Progress,
+    ) -> AuditRecord {
+        crate::rotation::rotate(self, link, policy, opts, progress).await
+    }
+
+    /// Writes the CURRENT credential's value (read from a target that holds it) into targets that
+    /// lack it; creates no credential. `Err` when no target holds a credential of the lineage.
+    pub async fn sync_targets(
+        &self,
+        link: &Link,
+        policy: &Policy,
+        progress: &dyn Progress,
+    ) -> Result<AuditRecord> {
+        crate::rotation::sync_targets(self, link, policy, progress).await
+    }
+
+    /// Import/adopt: builds the link of credential `key_id` from tags and matching (targets with
+    /// confidence ≥ `policy.min_confidence`). `Err(NotFound)` when the app or credential does not
+    /// exist or no target is found at sufficient confidence (the message lists the best candidates).
+    pub async fn adopt(
+        &self,
+        app_id: &str,
+        key_id: &str,
+        vaults: &[Url],
+        policy: &Policy,
+    ) -> Result<Link> {
+        crate::rotation::adopt(self, app_id, key_id, vaults, policy).await
+    }
+
+    /// Removes the lineage's old credentials whose successor started more than
+    /// `grace_period_days` ago, and orphans older than the pending window; never a credential any
+    /// target holds, never one outside the lineage. `dry_run` lists without removing.
+    pub async fn cleanup(
+        &self,
+        link: &Link,
+        policy: &Policy,
+        dry_run: bool,
+    ) -> Result<CleanupOutcome> {
+        crate::cleanup::cleanup(self, link, policy, dry_run).await
+    }
+
+    /// Every link (from matching at ≥ `config.policy.min_confidence`, not excluded, targets grouped
+    /// per (app, credential lineage)) together with its status, keeping those whose rotation is due.
+    pub async fn due_links(&self, config: &Config) -> Result<Vec<(Link, LinkStatus)>> {
+        crate::rotation::due_links(self, config).await
+    }
+
+    /// Every link found by matching (same grouping as [`Engine::due_links`]), due or not.
+    pub async fn links(&self, config: &Config) -> Result<Vec<Link>> {
+        crate::rotation::links(self, config).await
+    }
+
+    /// The engine's "now" (the injected clock, else the system clock).
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.now()
+    }
+
+    /// The endpoints in use.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.inner.endpoints
+    }
+}

@@ -1,0 +1,123 @@
+//! The history file: one [`AuditRecord`] per line (JSON Lines).
+
+use crate::error::{Error, Result};
+use crate::model::{AuditRecord, RotationStatus};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// Filters for [`History::query`]; `None` fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// Records that started at or after this instant.
+    pub since: Option<OffsetDateTime>,
+    /// Records that started at or before this instant.
+    pub until: Option<OffsetDateTime>,
+    /// App display name or appId; a glob (`billing-*`) or an exact, case-insensitive name.
+    pub app: Option<String>,
+    /// Status.
+    pub status: Option<RotationStatus>,
+}
+
+/// An append-only JSON Lines audit log.
+#[derive(Debug, Clone)]
+pub struct History {
+    path: PathBuf,
+}
+
+impl History {
+    /// Opens (does not create) the history at `path`; the file is created on first append.
+    /// `Err` when the parent directory does not exist.
+    pub fn open(path: impl AsRef<Path>) -> Result<History> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.exists()
+        {
+            return Err(Error::config(
+                format!("opening history file `{}`", path.display()),
+                format!("directory `{}` does not exist", parent.display()),
+            ));
+        }
+        Ok(History { path })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record as one line (a single `write` on an `O_APPEND` file).
+    pub fn append(&self, record: &AuditRecord) -> Result<()> {
+        let mut line = serde_json::to_string(record)
+            .map_err(|e| Error::other("serialising audit record", e.to_string()))?;
+        line.push('\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| self.io_error("appending to", e))?;
+        f.write_all(line.as_bytes())
+            .map_err(|e| self.io_error("appending to", e))
+    }
+
+    /// Every record, oldest first. A missing file is an empty history; a bad line is an error
+    /// naming the line number.
+    pub fn read_all(&self) -> Result<Vec<AuditRecord>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io_error("reading", e)),
+        };
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let r: AuditRecord = serde_json::from_str(line).map_err(|e| {
+                Error::config(
+                    format!(
+                        "reading history file `{}` line {}",
+                        self.path.display(),
+                        i + 1
+                    ),
+                    e.to_string(),
+                )
+            })?;
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Records matching `filter`, oldest first.
+    pub fn query(&self, filter: &HistoryFilter) -> Result<Vec<AuditRecord>> {
+        let app = match filter.app.as_deref() {
+            Some(p) => Some(
+                globset::GlobBuilder::new(p)
+                    .case_insensitive(true)
+                    .build()
+                    .map_err(|e| Error::usage(format!("reading app filter `{p}`"), e.to_string()))?
+                    .compile_matcher(),
+            ),
+            None => None,
+        };
+        Ok(self
+            .read_all()?
+            .into_iter()
+            .filter(|r| filter.since.is_none_or(|s| r.started_at >= s))
+            .filter(|r| filter.until.is_none_or(|u| r.started_at <= u))
+            .filter(|r| filter.status.is_none_or(|s| r.status == s))
+            .filter(|r| {
+                app.as_ref()
+                    .is_none_or(|m| m.is_match(&r.app_name) || m.is_match(&r.app_id))
+            })
+            .collect())
+    }
+
+    fn io_error(&self, verb: &str, e: std::io::Error) -> Error {
+        Error::other(
+            format!("{verb} history file `{}`", self.path.display()),
+            e.to_string(),
+        )
+    }
+}
