@@ -1,0 +1,591 @@
+//! `rotor action`: what `action.yml` runs. Reads the runner environment and runs the flow for the
+//! event:
+//!
+//! - `pull_request` / `pull_request_target`: a dry run of what is due — one sticky comment on the
+//!   pull request (fork pull requests and 403s fall back to the job summary with a warning), the
+//!   job summary, outputs. Changes nothing in Azure.
+//! - `schedule` / `workflow_dispatch` (and any other event): rotate what is due (`--dry-run` only
+//!   reports), append audit records to the history file, job summary, outputs, at most 10 error
+//!   annotations, and with `--audit-pr` an audit pull request. Exit code 1 when a rotation failed.
+//!
+//! Secret values: the engine never hands a value to its caller (progress events and audit
+//! records hold none), so there is no new value here to print or to mask. What this process does
+//! receive that is secret-like — `AZURE_CLIENT_SECRET`, the OIDC request token, `GITHUB_TOKEN` — is
+//! masked with `::add-mask::` first, and names from Azure are printed only between
+//! `::stop-commands::` markers, so an application name cannot issue workflow commands.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use super::github_api::{CommentOutcome, GitHub};
+use super::markdown::{self, Report, Status};
+use super::records::{self, Record};
+use super::runner::{self, Commands, RunnerEnv};
+use super::{ActionArgs, CommentMode};
+use crate::commands::Context;
+
+/// The sticky comment key of `rotor action` on pull requests.
+pub const ACTION_COMMENT_KEY: &str = "action";
+
+/// `rotor action`.
+pub async fn run_action(ctx: &Context, args: &ActionArgs) -> anyhow::Result<ExitCode> {
+    let env = RunnerEnv::from_env();
+    let mut commands = Commands::new(std::io::stdout());
+    for name in [
+        "AZURE_CLIENT_SECRET",
+        "ARM_CLIENT_SECRET",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "GITHUB_TOKEN",
+    ] {
+        if let Ok(v) = std::env::var(name)
+            && !v.is_empty()
+            && env.actions
+        {
+            commands.mask(&v);
+        }
+    }
+    run_action_with(ctx, args, &env, &mut commands).await
+}
+
+/// The event that triggered the workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A pull request: report only.
+    PullRequest {
+        /// Pull request number.
+        number: Option<u64>,
+        /// True when the head repository is not the base repository.
+        fork: bool,
+    },
+    /// `schedule`, `workflow_dispatch` or anything else: rotate what is due.
+    Rotate {
+        /// The event name.
+        name: String,
+    },
+}
+
+/// Reads the event from its name and payload.
+pub fn parse_event(name: &str, payload: &Value, repository: Option<&str>) -> Event {
+    match name {
+        "pull_request" | "pull_request_target" => {
+            let pr = payload.get("pull_request");
+            let number = payload
+                .get("number")
+                .and_then(Value::as_u64)
+                .or_else(|| pr.and_then(|p| p.get("number")).and_then(Value::as_u64));
+            let head = pr
+                .and_then(|p| p.pointer("/head/repo/full_name"))
+                .and_then(Value::as_str);
+            let base = pr
+                .and_then(|p| p.pointer("/base/repo/full_name"))
+                .and_then(Value::as_str)
+                .or(repository);
+            let fork = match (head, base) {
+                (Some(h), Some(b)) => !h.eq_ignore_ascii_case(b),
+                // A deleted head repository: treat as a fork (read-only token).
+                (None, _) if pr.is_some() => pr
+                    .and_then(|p| p.pointer("/head/repo"))
+                    .is_none_or(Value::is_null),
+                _ => false,
+            };
+            Event::PullRequest { number, fork }
+        }
+        other => Event::Rotate {
+            name: other.to_string(),
+        },
+    }
+}
+
+fn read_payload(path: Option<&Path>) -> anyhow::Result<Value> {
+    match path {
+        None => Ok(Value::Null),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading the event payload `{}`", p.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("reading the event payload `{}`: not JSON", p.display()))
+        }
+    }
+}
+
+/// The pull request number of the triggering event, if it is a pull request event.
+pub fn pull_request_number(env: &RunnerEnv) -> Option<u64> {
+    let payload = read_payload(env.event_path.as_deref()).ok()?;
+    match parse_event(
+        env.event_name.as_deref()?,
+        &payload,
+        env.repository.as_deref(),
+    ) {
+        Event::PullRequest { number, .. } => number,
+        Event::Rotate { .. } => None,
+    }
+}
+
+/// Posts (or updates, or leaves alone) the sticky comment; every failure becomes a warning — the
+/// report is in the job summary anyway. Returns the outcome when it worked.
+pub async fn post_comment<W: Write>(
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    number: u64,
+    key: &str,
+    body: &str,
+) -> Option<CommentOutcome> {
+    let Some((owner, repo)) = env.repo() else {
+        commands.warning(
+            "rotor: no pull request comment",
+            "GITHUB_REPOSITORY is not set; the report is in the job summary",
+        );
+        return None;
+    };
+    let Some(token) = env.token.as_deref() else {
+        commands.warning(
+            "rotor: no pull request comment",
+            "GITHUB_TOKEN is not set (the action's `github-token` input); the report is in the job summary",
+        );
+        return None;
+    };
+    let gh = match GitHub::new(&env.api_url, token, &owner, &repo) {
+        Ok(gh) => gh,
+        Err(e) => {
+            commands.warning("rotor: no pull request comment", &format!("{e:#}"));
+            return None;
+        }
+    };
+    match gh.upsert_sticky_comment(number, key, body).await {
+        Ok(outcome) => {
+            let what = match outcome {
+                CommentOutcome::Created(_) => "created",
+                CommentOutcome::Updated(_) => "updated",
+                CommentOutcome::Unchanged(_) => "left unchanged (same report)",
+            };
+            commands.log(&format!(
+                "rotor: pull request #{number}: report comment {what}"
+            ));
+            Some(outcome)
+        }
+        Err(e) => {
+            let mut msg = format!("{e}; the report is in the job summary");
+            for h in e.hints() {
+                msg.push_str(&format!("\nhint: {h}"));
+            }
+            commands.warning("rotor: could not comment on the pull request", &msg);
+            None
+        }
+    }
+}
+
+/// The default report file: `$RUNNER_TEMP/rotor-report.md`, else `rotor-report.md`.
+fn report_path(env: &RunnerEnv, args: &ActionArgs) -> PathBuf {
+    args.report_path.clone().unwrap_or_else(|| {
+        env.runner_temp
+            .as_ref()
+            .map_or_else(|| PathBuf::from("rotor-report.md"), |t| t.join("rotor-report.md"))
+    })
+}
+
+/// What a run produced, for outputs and exit code.
+#[derive(Debug, Default)]
+struct Outcome {
+    report: Report,
+    records: Vec<Record>,
+    due: usize,
+}
+
+/// The flow for the event, with the runner environment and workflow command sink passed in.
+pub async fn run_action_with<W: Write>(
+    ctx: &Context,
+    args: &ActionArgs,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+) -> anyhow::Result<ExitCode> {
+    let event_name = args
+        .event_name
+        .clone()
+        .or_else(|| env.event_name.clone())
+        .ok_or_else(|| {
+            crate::commands::UsageError::new(
+                "reading the GitHub event: GITHUB_EVENT_NAME is not set",
+            )
+            .hint("run `rotor action` inside a GitHub Actions step, or pass --event-name schedule (or pull_request with --event-path)")
+        })?;
+    let payload = read_payload(args.event_path.as_deref().or(env.event_path.as_deref()))?;
+    let event = parse_event(&event_name, &payload, env.repository.as_deref());
+    let history_path = ctx.history_path();
+    let report_file = report_path(env, args);
+
+    let (outcome, comment) = match &event {
+        Event::PullRequest { number, fork } => {
+            let outcome = dry_run(ctx, env, commands, "pull request").await?;
+            (outcome, Some((*number, *fork)))
+        }
+        Event::Rotate { name } => {
+            let outcome = if args.dry_run {
+                dry_run(ctx, env, commands, name).await?
+            } else {
+                rotate_due(ctx, env, commands).await?
+            };
+            (outcome, None)
+        }
+    };
+
+    let mut report = outcome.report;
+    report.run_url = env.run_url();
+    let full = report.render(markdown::SUMMARY_LIMIT);
+    std::fs::write(&report_file, &full)
+        .with_context(|| format!("writing the report to `{}`", report_file.display()))?;
+    if let Some(summary) = &env.step_summary {
+        runner::append_summary(summary, &full)?;
+    } else {
+        print!("{full}");
+    }
+
+    let failed: Vec<&Record> = outcome.records.iter().filter(|r| r.status == "failed").collect();
+    for r in &failed {
+        let mut msg = r.to_failure().map(|f| f.error).unwrap_or_default();
+        for h in &r.hints {
+            msg.push_str(&format!("\nhint: {h}"));
+        }
+        let name = if r.app_name.is_empty() { &r.app_id } else { &r.app_name };
+        commands.error(&format!("rotor: rotating {name} failed"), &msg);
+    }
+    if commands.suppressed_errors > 0 {
+        commands.warning(
+            "rotor",
+            &format!(
+                "{} more failures are not annotated: see the job summary",
+                commands.suppressed_errors
+            ),
+        );
+    }
+
+    let mut exit = if failed.is_empty() { 0u8 } else { 1u8 };
+    let mut comment_id = None;
+    let mut audit_pr = None;
+
+    if let Some((number, fork)) = comment {
+        match (args.comment, number) {
+            (CommentMode::Off, _) => {}
+            (_, None) => commands.warning(
+                "rotor: no pull request comment",
+                "the event payload has no pull request number; the report is in the job summary",
+            ),
+            (_, Some(_)) if fork => commands.warning(
+                "rotor: no pull request comment",
+                "pull requests from forks get a read-only token: the report is in the job summary",
+            ),
+            (_, Some(n)) => {
+                let mut sticky = report.clone();
+                sticky.marker_key = Some(ACTION_COMMENT_KEY.to_string());
+                let body = sticky.render(markdown::COMMENT_LIMIT);
+                comment_id = post_comment(env, commands, n, ACTION_COMMENT_KEY, &body)
+                    .await
+                    .map(CommentOutcome::id);
+            }
+        }
+    } else if args.audit_pr && !args.dry_run {
+        let attempted: Vec<&Record> = outcome
+            .records
+            .iter()
+            .filter(|r| r.status == "success" || r.status == "failed")
+            .collect();
+        if attempted.is_empty() {
+            commands.log("rotor: nothing rotated; no audit pull request");
+        } else {
+            match open_audit_pr(env, args, &history_path, &outcome.records, &report).await {
+                Ok(pr) => {
+                    commands.log(&format!(
+                        "rotor: audit pull request #{} {}: {}",
+                        pr.number,
+                        if pr.created { "opened" } else { "updated" },
+                        pr.url
+                    ));
+                    audit_pr = Some(pr);
+                }
+                Err(e) => {
+                    commands.error("rotor: audit pull request", &format!("{e:#}"));
+                    exit = 1;
+                }
+            }
+        }
+    }
+
+    if let Some(out) = &env.output {
+        let rotated = outcome.records.iter().filter(|r| r.status == "success").count();
+        let rotated = if args.dry_run || matches!(event, Event::PullRequest { .. }) {
+            0
+        } else {
+            rotated
+        };
+        runner::write_output(out, "rotated", &rotated.to_string())?;
+        runner::write_output(out, "failed", &failed.len().to_string())?;
+        runner::write_output(out, "due", &outcome.due.to_string())?;
+        runner::write_output(out, "report-path", &absolute(&report_file).display().to_string())?;
+        runner::write_output(out, "history-path", &absolute(&history_path).display().to_string())?;
+        if let Some(id) = comment_id {
+            runner::write_output(out, "comment-id", &id.to_string())?;
+        }
+        if let Some(pr) = &audit_pr {
+            runner::write_output(out, "audit-pr-number", &pr.number.to_string())?;
+            runner::write_output(out, "audit-pr-url", &pr.url)?;
+        }
+    }
+    Ok(ExitCode::from(exit))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The history file's path inside the repository: relative to `GITHUB_WORKSPACE` when under it,
+/// else as given when relative, else its file name.
+fn repo_relative(env: &RunnerEnv, path: &Path) -> String {
+    let abs = absolute(path);
+    if let Some(ws) = &env.workspace
+        && let Ok(rel) = abs.strip_prefix(absolute(ws))
+    {
+        return rel.to_string_lossy().replace('\\', "/");
+    }
+    if path.is_relative() {
+        return path
+            .to_string_lossy()
+            .replace('\\', "/")
+            .trim_start_matches("./")
+            .to_string();
+    }
+    path.file_name()
+        .map_or_else(|| "rotor-history.jsonl".to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+async fn open_audit_pr(
+    env: &RunnerEnv,
+    args: &ActionArgs,
+    history_path: &Path,
+    records: &[Record],
+    report: &Report,
+) -> anyhow::Result<super::github_api::AuditPr> {
+    let (owner, repo) = env
+        .repo()
+        .context("opening the audit pull request: GITHUB_REPOSITORY is not set")?;
+    let token = env.token.as_deref().context(
+        "opening the audit pull request: GITHUB_TOKEN is not set (the action's `github-token` input)",
+    )?;
+    let gh = GitHub::new(&env.api_url, token, &owner, &repo)?;
+    let mut lines = String::new();
+    for r in records.iter().filter(|r| r.status == "success" || r.status == "failed") {
+        lines.push_str(&serde_json::to_string(r)?);
+        lines.push('\n');
+    }
+    let file = repo_relative(env, history_path);
+    let date = time::OffsetDateTime::now_utc().date();
+    let title = format!("rotor audit: rotations of {date}");
+    let mut body_report = report.clone();
+    body_report.intro.insert(
+        0,
+        format!(
+            "This pull request appends the audit records of rotor's rotation runs to `{}`.",
+            markdown::escape(&file)
+        ),
+    );
+    let body = body_report.render(markdown::COMMENT_LIMIT);
+    gh.publish_audit(&args.audit_branch, &file, &lines, &title, &body)
+        .await
+        .map_err(|e| {
+            let hints = e.hints();
+            let mut err = anyhow::anyhow!("{e}");
+            for h in hints {
+                err = err.context(format!("hint: {h}"));
+            }
+            err
+        })
+}
+
+/// The engine and configuration for this run.
+async fn engine_and_config(
+    ctx: &Context,
+) -> anyhow::Result<(rotor_engine::Engine, rotor_engine::Config)> {
+    let _ = ctx;
+    anyhow::bail!("rotor action: the engine is not wired into the CLI context yet")
+}
+
+fn record_of(r: &rotor_engine::AuditRecord) -> Record {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+/// Writes one line per progress event, between `::stop-commands::` markers.
+struct LogProgress;
+
+impl rotor_engine::Progress for LogProgress {
+    fn event(&self, e: &rotor_engine::ProgressEvent) {
+        let line = format!(
+            "rotor: {} ({}): {}",
+            if e.app_name.is_empty() { &e.app_id } else { &e.app_name },
+            records::short(&e.rotation_id),
+            e.message
+        )
+        .replace(['\r', '\n'], " ");
+        println!("{line}");
+    }
+}
+
+async fn dry_run<W: Write>(
+    ctx: &Context,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    why: &str,
+) -> anyhow::Result<Outcome> {
+    let (engine, config) = engine_and_config(ctx).await?;
+    commands.group("rotor: what is due");
+    let token = commands.stop_commands();
+    let due = engine.due_links(&config).await;
+    let due = match due {
+        Ok(d) => d,
+        Err(e) => {
+            commands.resume(&token);
+            commands.endgroup();
+            return Err(e.into());
+        }
+    };
+    let opts = rotor_engine::RotateOptions {
+        dry_run: true,
+        force: false,
+        validity_days: None,
+    };
+    let mut records_out = Vec::new();
+    let mut rows = Vec::new();
+    for (link, status) in &due {
+        let rec = record_of(&engine.rotate(link, &config.policy, &opts, &LogProgress).await);
+        let mut row = rec.to_row(true);
+        if row.status == Status::Skipped && status.rotation_due && rec.error.is_none() {
+            row.status = Status::WouldRotate;
+        }
+        if row.credential.is_empty() || row.credential.starts_with("key ") {
+            row.credential = link.credential_display_name.clone();
+        }
+        if row.targets.is_empty() {
+            row.targets = link
+                .targets
+                .iter()
+                .map(|t| (t.vault_url.to_string(), t.secret_name.clone()))
+                .collect();
+        }
+        if row.status != Status::Failed
+            && let Some(reason) = &status.due_reason
+        {
+            row.detail = reason.clone();
+        }
+        if row.confidence.is_empty() {
+            row.confidence = status.confidence.to_string();
+        }
+        rows.push(row);
+        records_out.push(rec);
+    }
+    commands.resume(&token);
+    commands.endgroup();
+    let _ = env;
+    let report = Report {
+        title: format!("rotor: dry run ({}) — nothing was changed", markdown::escape(why)),
+        rows,
+        failures: records_out.iter().filter_map(Record::to_failure).collect(),
+        ..Report::default()
+    };
+    Ok(Outcome {
+        due: due.len(),
+        report,
+        records: records_out,
+    })
+}
+
+async fn rotate_due<W: Write>(
+    ctx: &Context,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+) -> anyhow::Result<Outcome> {
+    use futures::StreamExt as _;
+    let (engine, config) = engine_and_config(ctx).await?;
+    commands.group("rotor: rotating what is due");
+    let token = commands.stop_commands();
+    let due = match engine.due_links(&config).await {
+        Ok(d) => d,
+        Err(e) => {
+            commands.resume(&token);
+            commands.endgroup();
+            return Err(e.into());
+        }
+    };
+    let opts = rotor_engine::RotateOptions::default();
+    let concurrency = config.policy.max_concurrent.max(1);
+    let engine_ref = &engine;
+    let policy = &config.policy;
+    let opts_ref = &opts;
+    let results: Vec<rotor_engine::AuditRecord> = futures::stream::iter(due.iter())
+        .map(|(link, _)| async move { engine_ref.rotate(link, policy, opts_ref, &LogProgress).await })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    commands.resume(&token);
+    commands.endgroup();
+    let records_out: Vec<Record> = results.iter().map(record_of).collect();
+    let rotated = records_out.iter().filter(|r| r.status == "success").count();
+    let failed = records_out.iter().filter(|r| r.status == "failed").count();
+    let mut report = records::report_of_records(
+        &format!("rotor: {rotated} rotated, {failed} failed"),
+        &records_out,
+        false,
+    );
+    for (row, (link, _)) in report.rows.iter_mut().zip(&due) {
+        if row.credential.is_empty() || row.credential.starts_with("key ") {
+            row.credential = link.credential_display_name.clone();
+        }
+    }
+    report.intro.push(format!(
+        "Rotation run by `{}`.",
+        markdown::escape(&env.actor())
+    ));
+    Ok(Outcome {
+        due: due.len(),
+        report,
+        records: records_out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events() {
+        let pr = json!({"number": 7, "pull_request": {"number": 7,
+            "head": {"repo": {"full_name": "o/r"}}, "base": {"repo": {"full_name": "o/r"}}}});
+        assert_eq!(
+            parse_event("pull_request", &pr, Some("o/r")),
+            Event::PullRequest { number: Some(7), fork: false }
+        );
+        let fork = json!({"number": 8, "pull_request": {
+            "head": {"repo": {"full_name": "someone/r", "fork": true}}, "base": {"repo": {"full_name": "o/r"}}}});
+        assert_eq!(
+            parse_event("pull_request", &fork, Some("o/r")),
+            Event::PullRequest { number: Some(8), fork: true }
+        );
+        assert_eq!(
+            parse_event("schedule", &json!({"schedule": "0 3 * * *"}), Some("o/r")),
+            Event::Rotate { name: "schedule".into() }
+        );
+    }
+
+    #[test]
+    fn repo_relative_paths() {
+        let env = RunnerEnv::from_vars([("GITHUB_WORKSPACE", "/ws")]);
+        assert_eq!(repo_relative(&env, Path::new("/ws/audit/h.jsonl")), "audit/h.jsonl");
+        assert_eq!(repo_relative(&env, Path::new("/elsewhere/h.jsonl")), "h.jsonl");
+        let none = RunnerEnv::default();
+        assert_eq!(repo_relative(&none, Path::new("./audit/h.jsonl")), "audit/h.jsonl");
+    }
+}

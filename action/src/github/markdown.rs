@@ -1,0 +1,554 @@
+//! Markdown rendering of rotor results: audit records, due rotations, match reports and
+//! Terraform plans, for PR comments, job summaries and `--output markdown`.
+//!
+//! Everything that comes from Azure or from a user (application names, credential and secret
+//! names, error messages) is untrusted and goes through [`escape`]: it can neither inject HTML,
+//! open an HTML comment (which would hide the rest of a PR comment, or forge our marker),
+//! mention people or teams, link issues, break a table row, nor format text.
+//!
+//! A [`Report`] is the common model; [`Report::render`] produces Markdown trimmed under a size
+//! limit by dropping whole rows (failures are kept before table rows), ending with a line that
+//! says how many rows were left out and links to the run.
+
+use std::fmt::Write as _;
+
+/// GitHub rejects issue comment bodies longer than this many characters.
+pub const COMMENT_LIMIT: usize = 65_536;
+/// GitHub shows at most 1 MiB of job summary per step.
+pub const SUMMARY_LIMIT: usize = 1024 * 1024;
+
+/// The hidden marker that identifies rotor's own sticky comment for `key`.
+///
+/// `key` is sanitised to `[A-Za-z0-9._/-]` so it can never close the HTML comment.
+pub fn marker(key: &str) -> String {
+    let key: String = key
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+        .collect();
+    let mut key = key;
+    while key.contains("--") {
+        key = key.replace("--", "-");
+    }
+    format!("<!-- rotor-report: {key} -->")
+}
+
+const ZWSP: char = '\u{200B}';
+
+/// Escapes untrusted text for inline use in Markdown, including table cells.
+///
+/// - `<`, `>`, `&` become HTML entities (so no tag, and no `<!--`, can survive);
+/// - newlines and other control characters become spaces;
+/// - `@name` and `#123` get a zero-width space after the sigil (no mention, no issue link);
+/// - Markdown punctuation (`\ ` * _ [ ] ~ |`) is backslash-escaped (no links, no code spans, no
+///   table cell breaks);
+/// - `://` gets a zero-width space so URLs are not auto-linked.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '~' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '@' => {
+                out.push('@');
+                if chars.peek().is_some_and(|n| n.is_alphanumeric() || *n == '-') {
+                    out.push(ZWSP);
+                }
+            }
+            '#' => {
+                out.push('#');
+                if chars.peek().is_some_and(|n| n.is_ascii_digit()) {
+                    out.push(ZWSP);
+                }
+            }
+            ':' => {
+                out.push(':');
+                let mut ahead = chars.clone();
+                if ahead.next() == Some('/') && ahead.next() == Some('/') {
+                    out.push(ZWSP);
+                }
+            }
+            c if c.is_control() => out.push(' '),
+            // Bidirectional overrides could make a name read differently from what it is.
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders `text` as an inline code span when it is made only of characters that are safe there
+/// (ids, GUIDs, simple names); otherwise falls back to [`escape`].
+pub fn code(text: &str) -> String {
+    let safe = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '/' | ' '))
+        && !text.contains("//");
+    if safe {
+        format!("`{text}`")
+    } else {
+        escape(text)
+    }
+}
+
+/// The short name of a vault from its URL: `https://kv-prod.vault.azure.net/` → `kv-prod`;
+/// a URL whose host is an IP address (emulators) keeps `host:port`.
+pub fn vault_name(vault_url: &str) -> String {
+    match url::Url::parse(vault_url) {
+        Ok(u) => match u.host() {
+            Some(url::Host::Domain(d)) => d.split('.').next().unwrap_or(d).to_string(),
+            Some(host) => match u.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_string(),
+            },
+            None => vault_url.to_string(),
+        },
+        Err(_) => vault_url.to_string(),
+    }
+}
+
+/// What happened (or would happen) to one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    /// Rotated in this run.
+    Rotated,
+    /// A dry run: this link is due and would rotate.
+    WouldRotate,
+    /// The rotation (or its check) failed.
+    Failed,
+    /// Skipped (rotation in progress, low confidence, …).
+    Skipped,
+    /// Excluded by policy.
+    Excluded,
+    /// Not due.
+    UpToDate,
+    /// A Terraform plan adds, changes or removes something without rotating.
+    Changed,
+    /// Matching found this pair (match reports).
+    Matched,
+}
+
+impl Status {
+    /// Parses an audit record status (`success`, `failed`, `skipped`, `excluded`).
+    pub fn from_record(status: &str, dry_run: bool) -> Status {
+        match status {
+            "success" if dry_run => Status::WouldRotate,
+            "success" => Status::Rotated,
+            "failed" => Status::Failed,
+            "excluded" => Status::Excluded,
+            "skipped" => Status::Skipped,
+            _ => Status::Skipped,
+        }
+    }
+
+    /// The label shown in tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Rotated => "✅ rotated",
+            Status::WouldRotate => "🔄 would rotate",
+            Status::Failed => "❌ failed",
+            Status::Skipped => "⏭️ skipped",
+            Status::Excluded => "🚫 excluded",
+            Status::UpToDate => "✔️ up to date",
+            Status::Changed => "✏️ changed",
+            Status::Matched => "🔗 matched",
+        }
+    }
+
+    /// The word used in the summary line.
+    pub fn summary_word(self) -> &'static str {
+        match self {
+            Status::Rotated => "rotated",
+            Status::WouldRotate => "would rotate",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Excluded => "excluded",
+            Status::UpToDate => "up to date",
+            Status::Changed => "changed",
+            Status::Matched => "matched",
+        }
+    }
+}
+
+/// One line of the report table. Every string field is untrusted and escaped when rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Application display name.
+    pub app: String,
+    /// Application (client) id.
+    pub app_id: String,
+    /// Credential display name (the link's lineage), or key id when the name is unknown.
+    pub credential: String,
+    /// Targets as (vault URL or name, secret name).
+    pub targets: Vec<(String, String)>,
+    /// `HIGH`, `MEDIUM`, `LOW`, `NONE` or empty.
+    pub confidence: String,
+    /// What happened.
+    pub status: Status,
+    /// Why (due reason, skip reason, plan change), may be empty.
+    pub detail: String,
+}
+
+/// A failure with its error sentence and the hints that carry the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Application display name.
+    pub app: String,
+    /// Application (client) id.
+    pub app_id: String,
+    /// Credential display name or key id.
+    pub credential: String,
+    /// The error sentence.
+    pub error: String,
+    /// What to do about it.
+    pub hints: Vec<String>,
+}
+
+/// A rendered-to-Markdown report: title, counts, a table of links and a list of failures.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Heading (trusted text, written by rotor).
+    pub title: String,
+    /// Lines under the heading (trusted text, written by rotor; may contain Markdown).
+    pub intro: Vec<String>,
+    /// The table.
+    pub rows: Vec<Row>,
+    /// Failures with error and hints.
+    pub failures: Vec<Failure>,
+    /// Link to the workflow run (the full report lives in its job summary).
+    pub run_url: Option<String>,
+    /// Hidden marker key; when set, the marker is the first line (sticky comments).
+    pub marker_key: Option<String>,
+}
+
+impl Report {
+    /// Counts rows per status, in [`Status`] order, skipping zero counts.
+    pub fn counts(&self) -> Vec<(Status, usize)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in &self.rows {
+            *counts.entry(r.status).or_insert(0usize) += 1;
+        }
+        counts.into_iter().collect()
+    }
+
+    /// Number of rows with `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.rows.iter().filter(|r| r.status == status).count()
+    }
+
+    fn head(&self) -> String {
+        let mut out = String::new();
+        if let Some(key) = &self.marker_key {
+            out.push_str(&marker(key));
+            out.push('\n');
+        }
+        let _ = writeln!(out, "### {}\n", self.title);
+        for line in &self.intro {
+            let _ = writeln!(out, "{line}");
+        }
+        if !self.intro.is_empty() {
+            out.push('\n');
+        }
+        let counts = self.counts();
+        if counts.is_empty() {
+            out.push_str("Nothing to report: no links matched.\n\n");
+        } else {
+            let parts: Vec<String> = counts
+                .iter()
+                .map(|(s, n)| format!("**{n}** {}", s.summary_word()))
+                .collect();
+            let _ = writeln!(out, "{}\n", parts.join(" · "));
+        }
+        out
+    }
+
+    fn run_link(&self) -> String {
+        match &self.run_url {
+            Some(u) => format!("see the job summary: {u}"),
+            None => "see the job summary of this run".to_string(),
+        }
+    }
+
+    /// Renders the whole report, trimmed to at most `limit` bytes (so also characters) by dropping
+    /// whole table rows, then whole failures, from the end. Each trimmed section ends with
+    /// "N more rows — see the job summary: <run link>".
+    pub fn render(&self, limit: usize) -> String {
+        let head = self.head();
+        let table_head = "| App | Credential | Vaults | Confidence | Status | Why |\n|---|---|---|---|---|---|\n";
+        let rows: Vec<String> = self.rows.iter().map(render_row).collect();
+        let failures: Vec<String> = self.failures.iter().map(render_failure).collect();
+        let failures_head = "\n#### Failures\n\n";
+        let footer = String::new();
+
+        let full_len = head.len()
+            + if rows.is_empty() { 0 } else { table_head.len() }
+            + rows.iter().map(String::len).sum::<usize>()
+            + if failures.is_empty() { 0 } else { failures_head.len() }
+            + failures.iter().map(String::len).sum::<usize>()
+            + footer.len();
+
+        let (keep_rows, keep_failures) = if full_len <= limit {
+            (rows.len(), failures.len())
+        } else {
+            // Reserve room for the two "N more rows" lines (bounded, < 200 bytes each).
+            let reserve = 2 * (120 + self.run_url.as_ref().map_or(0, String::len));
+            let mut budget = limit
+                .saturating_sub(head.len() + table_head.len() + failures_head.len())
+                .saturating_sub(footer.len() + reserve);
+            let mut keep_failures = 0;
+            for f in &failures {
+                if f.len() > budget {
+                    break;
+                }
+                budget -= f.len();
+                keep_failures += 1;
+            }
+            let mut keep_rows = 0;
+            for r in &rows {
+                if r.len() > budget {
+                    break;
+                }
+                budget -= r.len();
+                keep_rows += 1;
+            }
+            (keep_rows, keep_failures)
+        };
+
+        let mut out = head;
+        if !rows.is_empty() {
+            out.push_str(table_head);
+            for r in &rows[..keep_rows] {
+                out.push_str(r);
+            }
+            let dropped = rows.len() - keep_rows;
+            if dropped > 0 {
+                let _ = writeln!(out, "\n_{dropped} more rows — {}_", self.run_link());
+            }
+        }
+        if !failures.is_empty() {
+            out.push_str(failures_head);
+            for f in &failures[..keep_failures] {
+                out.push_str(f);
+            }
+            let dropped = failures.len() - keep_failures;
+            if dropped > 0 {
+                let _ = writeln!(out, "\n_{dropped} more rows — {}_", self.run_link());
+            }
+        }
+        out.push_str(&footer);
+        out
+    }
+}
+
+fn render_row(r: &Row) -> String {
+    let app = if r.app_id.is_empty() {
+        escape(&r.app)
+    } else if r.app.is_empty() {
+        code(&r.app_id)
+    } else {
+        format!("{}<br><sub>{}</sub>", escape(&r.app), code(&r.app_id))
+    };
+    let vaults = if r.targets.is_empty() {
+        "—".to_string()
+    } else {
+        r.targets
+            .iter()
+            .map(|(vault, secret)| {
+                format!("{} in {}", escape(secret), escape(&vault_name(vault)))
+            })
+            .collect::<Vec<_>>()
+            .join("<br>")
+    };
+    let confidence = if r.confidence.is_empty() {
+        "—".to_string()
+    } else {
+        escape(&r.confidence)
+    };
+    let detail = if r.detail.is_empty() {
+        String::new()
+    } else {
+        escape(&r.detail)
+    };
+    format!(
+        "| {app} | {} | {vaults} | {confidence} | {} | {detail} |\n",
+        escape(&r.credential),
+        r.status.label()
+    )
+}
+
+fn render_failure(f: &Failure) -> String {
+    let mut out = String::new();
+    let who = if f.app.is_empty() {
+        code(&f.app_id)
+    } else {
+        format!("**{}** ({})", escape(&f.app), code(&f.app_id))
+    };
+    let credential = if f.credential.is_empty() {
+        String::new()
+    } else {
+        format!(", credential {}", escape(&f.credential))
+    };
+    let _ = writeln!(out, "- {who}{credential}: {}", escape(&f.error));
+    for h in &f.hints {
+        let _ = writeln!(out, "  - hint: {}", escape(h));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVIL: &str = "<img src=x onerror=alert(1)> @org/team #1 | <!--";
+
+    fn row(app: &str, status: Status) -> Row {
+        Row {
+            app: app.to_string(),
+            app_id: "11111111-2222-3333-4444-555555555555".into(),
+            credential: "Secret 1".into(),
+            targets: vec![("https://kv-prod.vault.azure.net/".into(), format!("{app}-client-secret"))],
+            confidence: "HIGH".into(),
+            status,
+            detail: "expires in 12 days (policy: rotate 30 days before expiry)".into(),
+        }
+    }
+
+    #[test]
+    fn escape_neutralises_html_mentions_references_pipes_and_comments() {
+        let e = escape(EVIL);
+        assert!(!e.contains('<'), "{e}");
+        assert!(!e.contains('>'), "{e}");
+        assert!(!e.contains("<!--"), "{e}");
+        assert!(!e.contains("@org"), "mention must be broken: {e}");
+        assert!(!e.contains("#1"), "issue reference must be broken: {e}");
+        assert!(!e.contains(" | "), "pipe must be escaped: {e}");
+        assert!(e.contains("\\|"));
+        assert!(e.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    }
+
+    #[test]
+    fn escape_strips_newlines_and_markdown() {
+        let e = escape("a\nb\r\n# heading\n`code` [x](https://evil) **b** ~~s~~ \\");
+        assert!(!e.contains('\n') && !e.contains('\r'));
+        assert!(e.contains("\\`code\\`"));
+        assert!(e.contains("\\[x\\]"));
+        assert!(!e.contains("https://"), "autolink must be broken: {e}");
+        assert!(e.contains("\\*\\*b\\*\\*"));
+        assert!(e.contains("\\~\\~s\\~\\~"));
+        assert!(e.ends_with("\\\\"));
+    }
+
+    #[test]
+    fn escape_keeps_plain_names_and_emails_readable() {
+        assert_eq!(escape("My App (prod) 2024"), "My App (prod) 2024");
+        assert_eq!(escape("issue # 5"), "issue # 5");
+        assert_eq!(escape("a @ b"), "a @ b");
+    }
+
+    #[test]
+    fn code_only_wraps_safe_text() {
+        assert_eq!(code("1a2b-3c"), "`1a2b-3c`");
+        assert_eq!(code("a`b"), "a\\`b");
+        assert_eq!(code("<x>"), "&lt;x&gt;");
+    }
+
+    #[test]
+    fn marker_cannot_be_closed_by_its_key() {
+        assert_eq!(marker("pr --> <b>"), "<!-- rotor-report: pr-b -->");
+    }
+
+    #[test]
+    fn vault_names() {
+        assert_eq!(vault_name("https://kv-prod.vault.azure.net/"), "kv-prod");
+        assert_eq!(vault_name("https://127.0.0.1:8443/"), "127.0.0.1:8443");
+        assert_eq!(vault_name("not a url"), "not a url");
+    }
+
+    #[test]
+    fn malicious_app_name_renders_inert_in_a_report() {
+        let report = Report {
+            title: "rotor: dry run".into(),
+            rows: vec![row(EVIL, Status::WouldRotate)],
+            failures: vec![Failure {
+                app: EVIL.into(),
+                app_id: EVIL.into(),
+                credential: EVIL.into(),
+                error: format!("rotating Key Vault secret `{EVIL}`: 403 Forbidden"),
+                hints: vec![EVIL.into()],
+            }],
+            marker_key: Some("pull-request".into()),
+            ..Report::default()
+        };
+        let md = report.render(COMMENT_LIMIT);
+        assert_eq!(md.matches("<!--").count(), 1, "only our marker: {md}");
+        assert!(md.starts_with("<!-- rotor-report: pull-request -->\n"));
+        assert!(!md.contains("<img"));
+        assert!(!md.contains("@org"));
+        assert!(!md.contains("#1"));
+        // The table row still has exactly 6 cells: no pipe escaped the cell.
+        let table_row = md
+            .lines()
+            .find(|l| l.starts_with("| &lt;img"))
+            .expect("the row is there");
+        let unescaped_pipes = table_row
+            .char_indices()
+            .filter(|(i, c)| *c == '|' && (*i == 0 || table_row.as_bytes()[i - 1] != b'\\'))
+            .count();
+        assert_eq!(unescaped_pipes, 7, "{table_row}");
+    }
+
+    #[test]
+    fn report_for_2000_apps_stays_under_the_comment_limit() {
+        let rows: Vec<Row> = (0..2000)
+            .map(|i| row(&format!("application-number-{i:04}-with-a-long-name"), Status::WouldRotate))
+            .collect();
+        let failures: Vec<Failure> = (0..100)
+            .map(|i| Failure {
+                app: format!("failing-app-{i}"),
+                app_id: format!("{i:08}-0000-0000-0000-000000000000"),
+                credential: "Secret 1".into(),
+                error: "rotating Key Vault secret `x` (vault `kv-prod`): 403 Forbidden".into(),
+                hints: vec!["grant the principal the `Key Vault Secrets Officer` role on vault `kv-prod`".into()],
+            })
+            .collect();
+        let report = Report {
+            title: "rotor: dry run".into(),
+            rows,
+            failures,
+            run_url: Some("https://github.com/o/r/actions/runs/42".into()),
+            marker_key: Some("pr".into()),
+            ..Report::default()
+        };
+        let md = report.render(COMMENT_LIMIT);
+        assert!(md.chars().count() < COMMENT_LIMIT, "{}", md.len());
+        assert!(md.len() > COMMENT_LIMIT - 2_000, "uses the room it has: {}", md.len());
+        assert!(md.contains("**2000** would rotate"), "counts cover every row");
+        assert!(md.contains("more rows — see the job summary: https://github.com/o/r/actions/runs/42"));
+        // Failures are kept before table rows.
+        assert_eq!(md.matches("\n- **failing-app-").count(), 100);
+        // Whole rows only: every table line is complete.
+        for line in md.lines().filter(|l| l.starts_with("| application")) {
+            assert!(line.ends_with(" |"), "{line}");
+        }
+        // The untrimmed rendering (job summary) holds everything.
+        let full = report.render(SUMMARY_LIMIT);
+        assert_eq!(full.lines().filter(|l| l.starts_with("| application-number-")).count(), 2000);
+        assert!(!full.contains("more rows"));
+    }
+
+    #[test]
+    fn empty_report_says_so() {
+        let md = Report {
+            title: "rotor".into(),
+            ..Report::default()
+        }
+        .render(COMMENT_LIMIT);
+        assert!(md.contains("Nothing to report"));
+    }
+}
