@@ -1,1 +1,361 @@
-//! rotor emulator (work in progress)
+//! # rotor-emulator
+//!
+//! A local, stateful stand-in for Entra ID (token endpoint), Microsoft Graph v1.0
+//! `applications`, Azure Key Vault (secrets, some certificates) and the bit of ARM that lists
+//! vaults — over real HTTPS, so the official Azure SDK crates work against it unchanged. rotor's
+//! tests, the `rotor demo` command and the Terraform acceptance suite all run against it.
+//!
+//! ## Routes
+//!
+//! The **main** listener (`https://127.0.0.1:PORT`) serves the token endpoint, Graph, ARM and the
+//! admin API. **Every vault has its own listener** (`https://127.0.0.1:PORT2/`), so vault URLs have
+//! no path prefix. Anything else answers **501** naming the method and path.
+//!
+//! | route | auth | behaviour |
+//! |---|---|---|
+//! | `POST /{tenant}/oauth2/v2.0/token` | form: `client_id` + `client_secret` or `client_assertion` | client-credentials grant; `scope` must be `<resource>/.default` (Graph, Key Vault, ARM, or the emulator's own URLs). Returns `{token_type, expires_in: 3600, ext_expires_in, access_token}`; Entra errors `{error, error_description: "AADSTSnnn: …", error_codes}` (see below) |
+//! | `GET /v1.0/applications` | Graph token; `Application.Read.All`, `Application.ReadWrite.All` (or `…OwnedBy`: owned apps only) | list; `$top` 1–999 (default 100), absolute `@odata.nextLink` with `$skiptoken`, `$select`, `$filter` (`appId`/`id`/`displayName`/`signInAudience` with `eq`, `in`, `startswith()`, `and`, `or`) |
+//! | `GET /v1.0/applications/{id}`, `GET /v1.0/applications(appId='{appId}')` | Graph read | one application (404 `Request_ResourceNotFound`); `$select` |
+//! | `POST …/addPassword` | Graph write (`ReadWrite.All`, or `ReadWrite.OwnedBy` + owner) | new password: random 40-char `secretText` (returned once), `hint` = first 3 chars, `keyId`, default lifetime 2 years. Apps whose `signInAudience` accepts personal accounts are capped at 2 passwords → 400 `TooManyAppPasswords`. The new secret logs in only after the propagation delay |
+//! | `POST …/removePassword` | Graph write | `{keyId}` → 204; unknown keyId → 404 `Request_ResourceNotFound` |
+//! | `PATCH /v1.0/applications/{id}` (or `(appId=…)`) | Graph write | `keyCredentials` replaces the collection (existing entries may be sent back by `keyId` without `key`; new ones need `key` = base64 DER, thumbprint and dates derive from it), `displayName`; `passwordCredentials` is refused → 204 |
+//! | `GET /subscriptions` | ARM token | subscriptions the principal may read |
+//! | `GET /subscriptions/{sub}/resources?$filter=resourceType eq 'Microsoft.KeyVault/vaults'&api-version=…` | ARM token; principal's `subscription_roles` (absent: all) | `{value:[{id,name,type,location,properties:{vaultUri}}]}` with the emulator's vault URLs; 404 `SubscriptionNotFound`, 403 `AuthorizationFailed` |
+//! | `GET /subscriptions/{sub}[/resourceGroups/{rg}]/providers/Microsoft.KeyVault/vaults[/{name}]` | ARM token | same vault objects |
+//! | vault `PUT /secrets/{name}` | Key Vault token; Secrets Officer / Administrator | new version (32-hex id); name `^[0-9a-zA-Z-]{1,127}$`, value ≤ 25 KiB, ≤ 15 tags (key ≤ 512, value ≤ 256 chars), contentType ≤ 255 → 400 `BadParameter`; soft-deleted name → 409 `Conflict` / `ObjectIsDeletedButRecoverable` |
+//! | vault `GET /secrets/{name}`, `GET /secrets/{name}/`, `GET /secrets/{name}/{version}` | Secrets User / Officer / Administrator | SecretBundle with value; 404 `SecretNotFound`; disabled version → 403 `Forbidden` |
+//! | vault `PATCH /secrets/{name}/{version}` | Officer / Administrator | update `contentType`, `attributes` (`enabled`, `nbf`, `exp`), `tags` (replaced) → bundle without value |
+//! | vault `GET /secrets`, `GET /secrets/{name}/versions` | any secrets role or Key Vault Reader | items without values; `maxresults` 1–25 (default 25), absolute `nextLink` |
+//! | vault `DELETE /secrets/{name}` | Officer / Administrator | soft delete → DeletedSecretBundle (`recoveryId`, `deletedDate`, `scheduledPurgeDate`) |
+//! | vault `GET /deletedsecrets`, `GET /deletedsecrets/{name}` | Reader and up | deleted secrets |
+//! | vault `POST /deletedsecrets/{name}/recover`, `DELETE /deletedsecrets/{name}` | Officer / Administrator | recover (→ bundle) / purge (→ 204) |
+//! | vault `POST /certificates/{name}/create` | Certificates Officer / Administrator | self-signed certificate from the policy (`x509_props.subject` CN, `validity_months`), operation `completed` at once (202); also a managed backing secret (PEM, `kid`) |
+//! | vault `GET /certificates/{name}/pending` | Certificates Officer / Certificate User / Reader / Administrator | the (completed) operation |
+//! | vault `GET /certificates[/{name}[/{version}\|/versions]]` | same | CertificateBundle (`x5t` base64url SHA-1, `cer` base64 DER, `kid`, `sid`, policy) / lists |
+//! | `GET /_emulator/state` | none | the fixture's shape with absolute RFC 3339 times and every value (a test double: values included) |
+//! | `GET /_emulator/requests`, `DELETE /_emulator/requests` | none | `{total, by_route: {"GET /v1.0/applications": n, "PUT /secrets/{name}": n, …}, by_vault}` / reset |
+//! | `POST /_emulator/faults`, `GET /_emulator/faults`, `DELETE /_emulator/faults` | none | `{method, path (regex), vault, status, retry_after, latency_ms, drop, count, probability}`: answer `status` (+`Retry-After`), wait `latency_ms`, or close the connection without an answer (`drop`); `count` firings or forever, each with `probability` |
+//! | `POST /_emulator/latency` | none | `{"ms": N}` added to every non-admin request |
+//! | `POST /_emulator/propagation` | none | `{"ms": N}`: delay before a new password can log in |
+//!
+//! Faults and latency never apply to the admin API; requests answered by a fault are still
+//! counted.
+//!
+//! ## Identity
+//!
+//! - **Tokens** are opaque to clients (JWT-shaped but unsigned, `alg: none`) and are looked up in
+//!   a table: each names the principal or application it was issued to, its audience and its
+//!   expiry (3600 s). Graph accepts Graph (or main-URL) tokens, ARM accepts ARM (or main-URL)
+//!   tokens, vaults accept Key Vault (or vault-URL) tokens; anything else is a 401.
+//! - **Client secret**: a principal's `client_secret`, or one of an application's password
+//!   credentials (so a rotated secret can be proven by logging in with it). Refused: unknown
+//!   client (AADSTS700016), wrong/removed secret (AADSTS7000215), a secret still inside the
+//!   propagation delay or before its start (AADSTS7000215, as Entra answers), an expired secret
+//!   (AADSTS7000222), an app with `service_principal: false` (AADSTS7000229). Tokens issued to an
+//!   application carry no roles: enough to prove the secret works, nothing more.
+//! - **Client assertion** (`client_assertion_type` jwt-bearer). The JWT's **signature is not
+//!   verified**. Validated: the JWT's shape, `exp` (not past). For a *principal*, one of its
+//!   `federated_credentials` must match `iss` exactly, `sub` exactly (or by a trailing `*`
+//!   prefix) and have its `audience` (default `api://AzureADTokenExchange`) among `aud`
+//!   (otherwise AADSTS70021). For an *application* (certificate credential), `iss` and `sub` must
+//!   both be the app id and the header's `x5t` (or `x5t#S256`) must name one of the app's key
+//!   credentials that is currently valid (otherwise AADSTS700027).
+//! - **Graph permissions** (principal `graph_roles`): reads need `Application.Read.All` or
+//!   `Application.ReadWrite.All` (`Directory.*` equivalents accepted); writes need
+//!   `Application.ReadWrite.All`, or `Application.ReadWrite.OwnedBy` for applications whose
+//!   fixture `owners` list contains the principal's client id (or object id). With only
+//!   `OwnedBy`, lists show owned applications only. Otherwise 403 `Authorization_RequestDenied`.
+//! - **Key Vault roles** (principal `vault_roles`, by vault name or `*`): `Key Vault
+//!   Administrator` (all), `Key Vault Secrets Officer` (all secret operations), `Key Vault Secrets
+//!   User` (get + list), `Key Vault Reader` (list/metadata, certificates read), `Key Vault
+//!   Certificates Officer` (certificates), `Key Vault Certificate User` (read certificates).
+//!   Otherwise 403 `Forbidden` / `ForbiddenByRbac` naming the action, as Key Vault does.
+//! - **Key Vault challenge**: requests without a bearer token get 401 with
+//!   `WWW-Authenticate: Bearer authorization="{authority_host}/{tenant}", resource="https://vault.azure.net"`.
+//!   The resource is Azure's, so SDK clients need `verify_challenge_resource: false`
+//!   (`ROTOR_KEYVAULT_VERIFY_CHALLENGE=false`) because the vault host is `127.0.0.1`.
+//!
+//! ## TLS
+//!
+//! A CA is generated at every start and signs one server certificate for `localhost`,
+//! `127.0.0.1` and `::1`; all listeners serve HTTP/1.1 (keep-alive) and HTTP/2 (ALPN). The CA's PEM
+//! is [`Emulator::ca_pem`] and is written to [`Endpoints::ca_file`].
+//!
+//! ## Known simplifications
+//!
+//! Certificates use ECDSA P-256 keys whatever the policy's `key_props` say, and the backing
+//! secret holds PEM (`application/x-pem-file`). Deleted secrets are never purged automatically.
+//! `$count`/`$search`/`$orderby` are not modelled in Graph.
+
+#![forbid(unsafe_code)]
+// Handlers return `Result<_, Response>`: the error *is* the HTTP answer, built once and returned.
+#![allow(clippy::result_large_err)]
+
+mod admin;
+mod arm;
+mod entra;
+pub mod fixture;
+mod graph;
+mod keyvault;
+mod server;
+mod state;
+mod tls;
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::Context;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use fixture::{Fixture, FixtureError, TimeSpec};
+
+/// Options for [`Emulator::start`].
+#[derive(Debug, Clone, Default)]
+pub struct EmulatorOptions {
+    /// Delay before a password added with `addPassword` can log in. Zero: use the fixture's
+    /// `propagation_delay_ms` (default 0).
+    pub propagation_delay: Duration,
+    /// Where to write the CA PEM. `None`: a temporary directory owned by the emulator (removed on
+    /// shutdown).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where everything is; serialises to exactly the endpoints JSON line of PRODUCT.md.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoints {
+    pub tenant_id: String,
+    /// `https://127.0.0.1:PORT` (clients append `/{tenant}/oauth2/v2.0/token`).
+    pub authority_host: String,
+    /// `https://127.0.0.1:PORT` (clients append `/v1.0/...`).
+    pub graph_endpoint: String,
+    /// `https://127.0.0.1:PORT`.
+    pub arm_endpoint: String,
+    /// Vault name → `https://127.0.0.1:PORT/`.
+    pub vaults: BTreeMap<String, String>,
+    /// The CA's PEM file.
+    pub ca_file: PathBuf,
+    /// `https://127.0.0.1:PORT/_emulator`.
+    pub admin: String,
+    /// What the CLI and the provider need to work against the emulator as the first principal.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A running emulator. Dropping it stops the listeners; [`Emulator::shutdown`] does so explicitly.
+pub struct Emulator {
+    ctx: Arc<server::Ctx>,
+    endpoints: Endpoints,
+    ca_pem: String,
+    tasks: Vec<JoinHandle<()>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("authority_host", &self.endpoints.authority_host)
+            .field("vaults", &self.endpoints.vaults)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind() -> anyhow::Result<(TcpListener, u16)> {
+    let l = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("binding a listener on 127.0.0.1")?;
+    let port = l.local_addr().context("reading the bound port")?.port();
+    Ok((l, port))
+}
+
+impl Emulator {
+    /// Start serving `fixture` on 127.0.0.1 (ephemeral ports).
+    pub async fn start(fixture: Fixture, opts: EmulatorOptions) -> anyhow::Result<Emulator> {
+        fixture
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid fixture: {e}"))?;
+        let tls = tls::generate().context("generating the emulator's certificates")?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
+        let (main_listener, main_port) = bind().await?;
+        let main_url = format!("https://127.0.0.1:{main_port}");
+        let mut vault_listeners = Vec::new();
+        let mut vault_urls = Vec::new();
+        for _ in &fixture.vaults {
+            let (l, port) = bind().await?;
+            vault_listeners.push(l);
+            vault_urls.push(format!("https://127.0.0.1:{port}/"));
+        }
+        let delay = if opts.propagation_delay.is_zero() {
+            fixture.propagation_delay()
+        } else {
+            opts.propagation_delay
+        };
+        let store = state::Store::from_fixture(&fixture, &vault_urls, delay)?;
+
+        let (ca_file, temp) = match &opts.ca_file {
+            Some(p) => (p.clone(), None),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("rotor-emulator-")
+                    .tempdir()
+                    .context("creating a temporary directory for the CA file")?;
+                (dir.path().join("ca.pem"), Some(dir))
+            }
+        };
+        std::fs::write(&ca_file, &tls.ca_pem)
+            .with_context(|| format!("writing the CA to `{}`", ca_file.display()))?;
+
+        let mut env = BTreeMap::new();
+        env.insert("AZURE_TENANT_ID".to_string(), store.tenant_id.clone());
+        env.insert("ARM_TENANT_ID".to_string(), store.tenant_id.clone());
+        if let Some(p) = store.principals.first() {
+            env.insert("AZURE_CLIENT_ID".into(), p.client_id.clone());
+            env.insert("AZURE_CLIENT_SECRET".into(), p.client_secret.clone());
+            env.insert("ARM_CLIENT_ID".into(), p.client_id.clone());
+            env.insert("ARM_CLIENT_SECRET".into(), p.client_secret.clone());
+        }
+        env.insert("AZURE_AUTHORITY_HOST".into(), main_url.clone());
+        env.insert("ROTOR_GRAPH_ENDPOINT".into(), main_url.clone());
+        env.insert("ROTOR_ARM_ENDPOINT".into(), main_url.clone());
+        env.insert("ROTOR_KEYVAULT_VERIFY_CHALLENGE".into(), "false".into());
+        env.insert(
+            "SSL_CERT_FILE".into(),
+            ca_file.to_string_lossy().into_owned(),
+        );
+        let vault_names: Vec<String> = store.vaults.iter().map(|v| v.name.clone()).collect();
+        let endpoints = Endpoints {
+            tenant_id: store.tenant_id.clone(),
+            authority_host: main_url.clone(),
+            graph_endpoint: main_url.clone(),
+            arm_endpoint: main_url.clone(),
+            vaults: vault_names
+                .iter()
+                .cloned()
+                .zip(vault_urls.iter().cloned())
+                .collect(),
+            ca_file,
+            admin: format!("{main_url}/_emulator"),
+            env,
+        };
+        let ctx = Arc::new(server::Ctx {
+            store: RwLock::new(store),
+            tokens: RwLock::new(Default::default()),
+            counts: Mutex::new(Default::default()),
+            faults: Mutex::new(Vec::new()),
+            latency_ms: AtomicU64::new(0),
+            main_url,
+            vault_urls,
+            vault_names,
+        });
+        let mut tasks = vec![tokio::spawn(server::serve(
+            main_listener,
+            acceptor.clone(),
+            ctx.clone(),
+            server::Kind::Main,
+        ))];
+        for (i, l) in vault_listeners.into_iter().enumerate() {
+            tasks.push(tokio::spawn(server::serve(
+                l,
+                acceptor.clone(),
+                ctx.clone(),
+                server::Kind::Vault(i),
+            )));
+        }
+        tracing::info!(authority_host = %endpoints.authority_host, vaults = endpoints.vaults.len(), "rotor-emulator listening");
+        Ok(Emulator {
+            ctx,
+            endpoints,
+            ca_pem: tls.ca_pem,
+            tasks,
+            _temp: temp,
+        })
+    }
+
+    /// Where everything is.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// The endpoints JSON line (no trailing newline).
+    pub fn endpoints_line(&self) -> String {
+        serde_json::to_string(&self.endpoints).unwrap_or_default()
+    }
+
+    /// PEM of the emulator's CA (also written to `endpoints().ca_file`).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Same JSON as `GET {admin}/state` (includes secret values: a test double).
+    pub fn state(&self) -> serde_json::Value {
+        self.ctx.store.read().to_json()
+    }
+
+    /// Same JSON as `GET {admin}/requests`.
+    pub fn request_counts(&self) -> serde_json::Value {
+        admin::request_counts(&self.ctx)
+    }
+
+    /// Install a fault, as `POST {admin}/faults` does (same JSON body).
+    pub fn add_fault(&self, spec: serde_json::Value) -> anyhow::Result<()> {
+        self.admin(http::Method::POST, "/_emulator/faults", spec)
+    }
+
+    /// Remove every fault.
+    pub fn clear_faults(&self) {
+        self.ctx.faults.lock().clear();
+    }
+
+    /// Latency added to every non-admin request.
+    pub fn set_latency(&self, latency: Duration) {
+        self.ctx.latency_ms.store(
+            latency.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Change the delay before new passwords can log in.
+    pub fn set_propagation_delay(&self, delay: Duration) {
+        self.ctx.store.write().propagation_delay = delay;
+    }
+
+    fn admin(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let resp = admin::handle(
+            &self.ctx,
+            &method,
+            path,
+            bytes::Bytes::from(serde_json::to_vec(&body)?),
+        );
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            anyhow::bail!("{method} {path}: {}", resp.status())
+        }
+    }
+
+    /// Stop every listener and connection.
+    pub async fn shutdown(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

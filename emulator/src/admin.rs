@@ -1,0 +1,153 @@
+//! Admin API under `/_emulator` (no auth): state, request counts, faults, latency.
+
+use std::sync::atomic::Ordering;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::server::{Ctx, FaultRule};
+use crate::util;
+
+/// `POST faults` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultSpec {
+    #[serde(default)]
+    method: Option<String>,
+    /// Regex matched against the request path (not the query).
+    #[serde(default)]
+    path: Option<String>,
+    /// Only requests to this vault's listener.
+    #[serde(default)]
+    vault: Option<String>,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    retry_after: Option<u64>,
+    #[serde(default)]
+    latency_ms: Option<u64>,
+    #[serde(default)]
+    drop: Option<bool>,
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    probability: Option<f64>,
+}
+
+fn bad(msg: &str) -> Response {
+    util::json(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": {"code": "BadRequest", "message": msg}}),
+    )
+}
+
+pub fn request_counts(ctx: &Ctx) -> Value {
+    let c = ctx.counts.lock();
+    json!({"total": c.total, "by_route": c.by_route, "by_vault": c.by_vault})
+}
+
+pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
+    let sub = path
+        .strip_prefix("/_emulator")
+        .unwrap_or("")
+        .trim_matches('/');
+    match (method, sub) {
+        (&Method::GET, "state") => util::json(StatusCode::OK, &ctx.store.read().to_json()),
+        (&Method::GET, "requests") => util::json(StatusCode::OK, &request_counts(ctx)),
+        (&Method::DELETE, "requests") => {
+            *ctx.counts.lock() = Default::default();
+            util::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::GET, "faults") => {
+            let f = ctx.faults.lock();
+            let list: Vec<Value> = f
+                .iter()
+                .map(|r| {
+                    let mut v = r.source.clone();
+                    v["fired"] = json!(r.fired);
+                    v["remaining"] = json!(r.remaining);
+                    v
+                })
+                .collect();
+            util::json(StatusCode::OK, &json!({"faults": list}))
+        }
+        (&Method::POST, "faults") => {
+            let spec: FaultSpec = match serde_json::from_slice(&body) {
+                Ok(s) => s,
+                Err(e) => return bad(&format!("fault: {e}")),
+            };
+            let method = match spec.method.as_deref() {
+                None | Some("") | Some("*") => None,
+                Some(m) => match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                    Ok(m) => Some(m),
+                    Err(_) => return bad(&format!("fault: `{m}` is not an HTTP method")),
+                },
+            };
+            let path_re = spec.path.clone().unwrap_or_else(|| ".*".into());
+            let re = match regex::Regex::new(&path_re) {
+                Ok(r) => r,
+                Err(e) => return bad(&format!("fault: path `{path_re}` is not a regex: {e}")),
+            };
+            if let Some(s) = spec.status
+                && StatusCode::from_u16(s).is_err()
+            {
+                return bad(&format!("fault: status {s} is not an HTTP status"));
+            }
+            if let Some(p) = spec.probability
+                && !(0.0..=1.0).contains(&p)
+            {
+                return bad("fault: probability must be between 0 and 1");
+            }
+            let drop = spec.drop.unwrap_or(false);
+            let latency_ms = spec.latency_ms.unwrap_or(0);
+            if spec.status.is_none() && !drop && latency_ms == 0 {
+                return bad("fault: set `status`, `drop: true` or `latency_ms`");
+            }
+            let source = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+            ctx.faults.lock().push(FaultRule {
+                method,
+                path: re,
+                vault: spec.vault,
+                status: spec.status,
+                retry_after: spec.retry_after,
+                latency_ms,
+                drop,
+                remaining: spec.count,
+                probability: spec.probability,
+                fired: 0,
+                source,
+            });
+            util::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::DELETE, "faults") => {
+            ctx.faults.lock().clear();
+            util::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::POST, "latency") => {
+            let v: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return bad(&format!("latency: {e}")),
+            };
+            let Some(ms) = v.get("ms").and_then(Value::as_u64) else {
+                return bad("latency: body must be {\"ms\": N}");
+            };
+            ctx.latency_ms.store(ms, Ordering::Relaxed);
+            util::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::POST, "propagation") => {
+            let v: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return bad(&format!("propagation: {e}")),
+            };
+            let Some(ms) = v.get("ms").and_then(Value::as_u64) else {
+                return bad("propagation: body must be {\"ms\": N}");
+            };
+            ctx.store.write().propagation_delay = std::time::Duration::from_millis(ms);
+            util::empty(StatusCode::NO_CONTENT)
+        }
+        _ => crate::server::not_implemented(method, path),
+    }
+}

@@ -1,0 +1,444 @@
+//! Entra ID token endpoint: `POST /{tenant}/oauth2/v2.0/token`, client-credentials grant.
+
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::server::{Audience, Caller, Ctx, Req};
+use crate::util;
+
+/// `expires_in` of every token.
+pub const TOKEN_LIFETIME_SECS: u64 = 3600;
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// An Entra error answer (`error`, `error_description` with the AADSTS code, `error_codes`).
+fn entra_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    let trace = util::guid();
+    let corr = util::guid();
+    let ts = util::rfc3339(util::now());
+    util::json(
+        status,
+        &json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {corr} Timestamp: {ts}"),
+            "error_codes": [code],
+            "timestamp": ts,
+            "trace_id": trace,
+            "correlation_id": corr,
+            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+        }),
+    )
+}
+
+/// Map a `/.default` scope's resource to the API it is for.
+fn audience_of(ctx: &Ctx, resource: &str) -> Option<Audience> {
+    let r = resource.trim_end_matches('/').to_ascii_lowercase();
+    match r.as_str() {
+        "https://graph.microsoft.com" | "00000003-0000-0000-c000-000000000000" => {
+            return Some(Audience::Graph);
+        }
+        "https://vault.azure.net"
+        | "https://vault.azure.net:443"
+        | "cfa8b339-82a2-471a-a3c9-0fc0be7a4093" => {
+            return Some(Audience::Vault);
+        }
+        "https://management.azure.com" | "https://management.core.windows.net" => {
+            return Some(Audience::Arm);
+        }
+        _ => {}
+    }
+    if r == ctx.main_url.to_ascii_lowercase() {
+        return Some(Audience::Main);
+    }
+    if ctx
+        .vault_urls
+        .iter()
+        .any(|v| v.trim_end_matches('/').eq_ignore_ascii_case(&r))
+    {
+        return Some(Audience::Vault);
+    }
+    None
+}
+
+fn decode_jwt(jwt: &str) -> Option<(Value, Value)> {
+    let mut parts = jwt.split('.');
+    let h = parts.next()?;
+    let p = parts.next()?;
+    let _sig = parts.next()?;
+    let header = serde_json::from_slice(&util::b64_decode_any(h)?).ok()?;
+    let payload = serde_json::from_slice(&util::b64_decode_any(p)?).ok()?;
+    Some((header, payload))
+}
+
+fn subject_matches(pattern: &str, subject: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => subject.starts_with(prefix),
+        None => pattern == subject,
+    }
+}
+
+/// Build an access token: JWT-shaped (unsigned, `alg: none`) so tools that peek at claims work;
+/// the emulator itself only looks the string up in its token table.
+fn mint(ctx: &Ctx, caller: Caller, audience: Audience, aud_text: &str) -> String {
+    let store = ctx.store.read();
+    let (appid, oid, roles) = match caller {
+        Caller::Principal(i) => {
+            let p = &store.principals[i];
+            (
+                p.client_id.clone(),
+                p.object_id.clone(),
+                p.graph_roles.clone(),
+            )
+        }
+        Caller::App(i) => {
+            let a = &store.apps[i];
+            (a.app_id.clone(), a.sp_object_id.clone(), Vec::new())
+        }
+    };
+    let now = util::now().unix_timestamp();
+    let header = json!({"typ": "JWT", "alg": "none", "kid": "rotor-emulator"});
+    let claims = json!({
+        "aud": aud_text,
+        "iss": format!("https://sts.windows.net/{}/", store.tenant_id),
+        "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME_SECS as i64,
+        "appid": appid, "azp": appid, "oid": oid, "sub": oid, "tid": store.tenant_id,
+        "roles": if audience == Audience::Graph || audience == Audience::Main { roles } else { Vec::new() },
+        "jti": util::random_alnum(22),
+        "ver": "1.0",
+    });
+    drop(store);
+    format!(
+        "{}.{}.{}",
+        util::b64url(header.to_string().as_bytes()),
+        util::b64url(claims.to_string().as_bytes()),
+        util::random_alnum(43)
+    )
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`.
+pub fn token(ctx: &Ctx, tenant: &str, req: &Req) -> Response {
+    let form: std::collections::HashMap<String, String> = form_urlencoded::parse(&req.body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let tenant_id = ctx.store.read().tenant_id.clone();
+    if !tenant.eq_ignore_ascii_case(&tenant_id) {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        );
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return entra_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                70003,
+                &format!(
+                    "The app requested an unsupported grant type '{other}'. The emulator supports client_credentials only."
+                ),
+            );
+        }
+        None => {
+            return entra_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'grant_type'.",
+            );
+        }
+    }
+    let Some(client_id) = form.get("client_id").filter(|s| !s.is_empty()) else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
+    };
+    let Some(scope) = form.get("scope").filter(|s| !s.is_empty()) else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        );
+    };
+    let first = scope.split_whitespace().next().unwrap_or_default();
+    let Some(resource) = first.strip_suffix("/.default") else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            &format!(
+                "The provided value for scope {first} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        );
+    };
+    let Some(audience) = audience_of(ctx, resource) else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            500011,
+            &format!(
+                "The resource principal named {resource} was not found in the tenant named {tenant_id}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+            ),
+        );
+    };
+
+    let caller = if let Some(secret) = form.get("client_secret") {
+        match login_with_secret(ctx, client_id, secret, &tenant_id) {
+            Ok(c) => c,
+            Err(r) => return r,
+        }
+    } else if let Some(assertion) = form.get("client_assertion") {
+        if form.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER) {
+            return entra_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                &format!("client_assertion_type must be '{JWT_BEARER}'."),
+            );
+        }
+        match login_with_assertion(ctx, client_id, assertion, &tenant_id) {
+            Ok(c) => c,
+            Err(r) => return r,
+        }
+    } else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        );
+    };
+
+    let token = mint(ctx, caller, audience, resource);
+    ctx.issue_token(caller, audience, token.clone());
+    util::json(
+        StatusCode::OK,
+        &json!({
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME_SECS,
+            "ext_expires_in": TOKEN_LIFETIME_SECS,
+            "access_token": token,
+        }),
+    )
+}
+
+fn invalid_secret(app_id: &str) -> Response {
+    entra_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        7000215,
+        &format!(
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{app_id}'."
+        ),
+    )
+}
+
+fn login_with_secret(
+    ctx: &Ctx,
+    client_id: &str,
+    secret: &str,
+    tenant_id: &str,
+) -> Result<Caller, Response> {
+    let store = ctx.store.read();
+    if let Some(i) = store
+        .principals
+        .iter()
+        .position(|p| p.client_id.eq_ignore_ascii_case(client_id))
+    {
+        return if store.principals[i].client_secret == secret {
+            Ok(Caller::Principal(i))
+        } else {
+            Err(invalid_secret(client_id))
+        };
+    }
+    let Some(ai) = store.app_index_by_app_id(client_id) else {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant_id}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
+        ));
+    };
+    let app = &store.apps[ai];
+    if !app.service_principal {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            7000229,
+            &format!(
+                "The client application {} is missing service principal in the tenant {tenant_id}.",
+                app.app_id
+            ),
+        ));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let Some(p) = app.passwords.iter().find(|p| p.secret_text == secret) else {
+        return Err(invalid_secret(&app.app_id));
+    };
+    if now < p.usable_after || now < p.start {
+        // Entra answers a not-yet-replicated (or not-yet-valid) secret as an invalid one.
+        return Err(invalid_secret(&app.app_id));
+    }
+    if now >= p.end {
+        return Err(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000222,
+            &format!(
+                "The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
+                app.app_id
+            ),
+        ));
+    }
+    Ok(Caller::App(ai))
+}
+
+fn login_with_assertion(
+    ctx: &Ctx,
+    client_id: &str,
+    assertion: &str,
+    tenant_id: &str,
+) -> Result<Caller, Response> {
+    let Some((header, claims)) = decode_jwt(assertion) else {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed.",
+        ));
+    };
+    let now = util::now().unix_timestamp();
+    if let Some(exp) = claims.get("exp").and_then(Value::as_i64)
+        && exp < now
+    {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            700024,
+            "Client assertion is not within its valid time range.",
+        ));
+    }
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let auds: Vec<String> = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let store = ctx.store.read();
+    if let Some(i) = store
+        .principals
+        .iter()
+        .position(|p| p.client_id.eq_ignore_ascii_case(client_id))
+    {
+        let p = &store.principals[i];
+        let ok = p.federated_credentials.iter().any(|f| {
+            f.issuer == iss
+                && subject_matches(&f.subject, sub)
+                && auds.iter().any(|a| a == &f.audience)
+        });
+        return if ok {
+            Ok(Caller::Principal(i))
+        } else {
+            Err(entra_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                70021,
+                &format!(
+                    "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'.",
+                    auds.join(",")
+                ),
+            ))
+        };
+    }
+    let Some(ai) = store.app_index_by_app_id(client_id) else {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant_id}'."
+            ),
+        ));
+    };
+    let app = &store.apps[ai];
+    if !app.service_principal {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            7000229,
+            &format!(
+                "The client application {} is missing service principal in the tenant {tenant_id}.",
+                app.app_id
+            ),
+        ));
+    }
+    // Certificate credential: iss = sub = client id, header x5t = a registered thumbprint.
+    let x5t = header
+        .get("x5t")
+        .and_then(Value::as_str)
+        .and_then(util::b64_decode_any);
+    let x5t256 = header
+        .get("x5t#S256")
+        .and_then(Value::as_str)
+        .and_then(util::b64_decode_any);
+    if !iss.eq_ignore_ascii_case(client_id) || !sub.eq_ignore_ascii_case(client_id) {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            700023,
+            "Client assertion audience claim does not match Realm issuer, or iss/sub do not name the client.",
+        ));
+    }
+    let nowt = time::OffsetDateTime::now_utc();
+    let key = app.keys.iter().find(|k| {
+        x5t.as_deref() == Some(&k.thumbprint[..])
+            || (x5t256.is_some()
+                && k.key_der
+                    .as_deref()
+                    .map(|d| {
+                        use sha2::Digest;
+                        sha2::Sha256::digest(d).to_vec()
+                    })
+                    .as_deref()
+                    == x5t256.as_deref())
+    });
+    match key {
+        None => Err(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            &format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}']",
+                x5t.as_deref().map(util::hex_upper).unwrap_or_default()
+            ),
+        )),
+        Some(k) if nowt < k.start || nowt >= k.end => Err(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation: the certificate is not within its validity period.",
+        )),
+        Some(_) => Ok(Caller::App(ai)),
+    }
+}

@@ -1,0 +1,1139 @@
+//! Key Vault data plane (api-version 2025-07-01): secrets and enough of certificates.
+
+use std::collections::BTreeMap;
+
+use axum::response::Response;
+use http::{HeaderValue, Method, StatusCode};
+use serde_json::{Map, Value, json};
+
+use crate::server::{Audience, AuthError, Caller, Ctx, Req};
+use crate::state::{CertEntry, CertVersion, Deleted, SecretEntry, SecretVersion, Vault};
+use crate::util;
+
+/// Largest secret value Key Vault accepts (25 KiB).
+pub const MAX_VALUE_BYTES: usize = 25 * 1024;
+/// Most tags on one secret.
+pub const MAX_TAGS: usize = 15;
+/// Days a deleted secret stays recoverable.
+pub const RECOVERABLE_DAYS: i64 = 90;
+const RECOVERY_LEVEL: &str = "Recoverable+Purgeable";
+
+/// Key Vault object names: 1-127 letters, digits and dashes.
+pub fn valid_object_name(name: &str) -> bool {
+    (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[derive(Debug, Clone)]
+pub enum Route {
+    SetSecret(String),
+    GetSecret(String, Option<String>),
+    UpdateSecret(String, Option<String>),
+    DeleteSecret(String),
+    ListSecrets,
+    ListVersions(String),
+    ListDeleted,
+    GetDeleted(String),
+    PurgeDeleted(String),
+    RecoverDeleted(String),
+    CreateCertificate(String),
+    CertificateOperation(String),
+    GetCertificate(String, Option<String>),
+    ListCertificates,
+    ListCertificateVersions(String),
+}
+
+impl Route {
+    pub fn template(&self) -> &'static str {
+        match self {
+            Route::SetSecret(_) => "/secrets/{name}",
+            Route::GetSecret(_, None) => "/secrets/{name}",
+            Route::GetSecret(_, Some(_)) => "/secrets/{name}/{version}",
+            Route::UpdateSecret(..) => "/secrets/{name}/{version}",
+            Route::DeleteSecret(_) => "/secrets/{name}",
+            Route::ListSecrets => "/secrets",
+            Route::ListVersions(_) => "/secrets/{name}/versions",
+            Route::ListDeleted => "/deletedsecrets",
+            Route::GetDeleted(_) => "/deletedsecrets/{name}",
+            Route::PurgeDeleted(_) => "/deletedsecrets/{name}",
+            Route::RecoverDeleted(_) => "/deletedsecrets/{name}/recover",
+            Route::CreateCertificate(_) => "/certificates/{name}/create",
+            Route::CertificateOperation(_) => "/certificates/{name}/pending",
+            Route::GetCertificate(_, None) => "/certificates/{name}",
+            Route::GetCertificate(_, Some(_)) => "/certificates/{name}/{version}",
+            Route::ListCertificates => "/certificates",
+            Route::ListCertificateVersions(_) => "/certificates/{name}/versions",
+        }
+    }
+}
+
+pub fn route(method: &Method, segs: &[String]) -> Option<Route> {
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let n = |x: &str| x.to_string();
+    let v = |x: &str| (!x.is_empty()).then(|| x.to_string());
+    Some(match (method, s.as_slice()) {
+        (&Method::GET, ["secrets"] | ["secrets", ""]) => Route::ListSecrets,
+        (&Method::PUT, ["secrets", name]) => Route::SetSecret(n(name)),
+        (&Method::GET, ["secrets", name, "versions"]) => Route::ListVersions(n(name)),
+        (&Method::GET, ["secrets", name]) => Route::GetSecret(n(name), None),
+        (&Method::GET, ["secrets", name, ver]) => Route::GetSecret(n(name), v(ver)),
+        (&Method::PATCH, ["secrets", name]) => Route::UpdateSecret(n(name), None),
+        (&Method::PATCH, ["secrets", name, ver]) => Route::UpdateSecret(n(name), v(ver)),
+        (&Method::DELETE, ["secrets", name]) => Route::DeleteSecret(n(name)),
+        (&Method::GET, ["deletedsecrets"]) => Route::ListDeleted,
+        (&Method::GET, ["deletedsecrets", name]) => Route::GetDeleted(n(name)),
+        (&Method::DELETE, ["deletedsecrets", name]) => Route::PurgeDeleted(n(name)),
+        (&Method::POST, ["deletedsecrets", name, "recover"]) => Route::RecoverDeleted(n(name)),
+        (&Method::POST, ["certificates", name, "create"]) => Route::CreateCertificate(n(name)),
+        (&Method::GET, ["certificates", name, "pending"]) => Route::CertificateOperation(n(name)),
+        (&Method::GET, ["certificates"]) => Route::ListCertificates,
+        (&Method::GET, ["certificates", name, "versions"]) => {
+            Route::ListCertificateVersions(n(name))
+        }
+        (&Method::GET, ["certificates", name]) => Route::GetCertificate(n(name), None),
+        (&Method::GET, ["certificates", name, ver]) => Route::GetCertificate(n(name), v(ver)),
+        _ => return None,
+    })
+}
+
+/// Data-plane operations, each needing one of the RBAC roles below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    GetSecret,
+    ReadSecretMetadata,
+    SetSecret,
+    DeleteSecret,
+    RecoverSecret,
+    PurgeSecret,
+    ReadCertificate,
+    CreateCertificate,
+}
+
+impl Op {
+    fn action(self) -> &'static str {
+        match self {
+            Op::GetSecret => "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+            Op::ReadSecretMetadata => "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+            Op::SetSecret => "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+            Op::DeleteSecret => "Microsoft.KeyVault/vaults/secrets/delete",
+            Op::RecoverSecret => "Microsoft.KeyVault/vaults/deletedSecrets/recover/action",
+            Op::PurgeSecret => "Microsoft.KeyVault/vaults/deletedSecrets/delete",
+            Op::ReadCertificate => "Microsoft.KeyVault/vaults/certificates/read",
+            Op::CreateCertificate => "Microsoft.KeyVault/vaults/certificates/create/action",
+        }
+    }
+
+    /// Whether a built-in role grants this operation.
+    fn granted_by(self, role: &str) -> bool {
+        let r = role.to_ascii_lowercase();
+        match r.as_str() {
+            "key vault administrator" => true,
+            "key vault secrets officer" => matches!(
+                self,
+                Op::GetSecret
+                    | Op::ReadSecretMetadata
+                    | Op::SetSecret
+                    | Op::DeleteSecret
+                    | Op::RecoverSecret
+                    | Op::PurgeSecret
+            ),
+            "key vault secrets user" => matches!(self, Op::GetSecret | Op::ReadSecretMetadata),
+            "key vault reader" => matches!(self, Op::ReadSecretMetadata | Op::ReadCertificate),
+            "key vault certificates officer" => {
+                matches!(self, Op::ReadCertificate | Op::CreateCertificate)
+            }
+            "key vault certificate user" => matches!(self, Op::ReadCertificate),
+            _ => false,
+        }
+    }
+}
+
+fn kv_error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) -> Response {
+    let mut err = json!({"code": code, "message": message});
+    if let Some(i) = inner {
+        err["innererror"] = json!({"code": i});
+    }
+    util::json(status, &json!({"error": err}))
+}
+
+fn challenge(ctx: &Ctx, message: &str) -> Response {
+    let tenant = ctx.store.read().tenant_id.clone();
+    let mut r = kv_error(StatusCode::UNAUTHORIZED, "Unauthorized", message, None);
+    let value = format!(
+        "Bearer authorization=\"{}/{tenant}\", resource=\"https://vault.azure.net\"",
+        ctx.main_url
+    );
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+fn secret_not_found(name: &str, version: Option<&str>) -> Response {
+    let what = match version {
+        Some(v) => format!("{name}/{v}"),
+        None => name.to_string(),
+    };
+    kv_error(
+        StatusCode::NOT_FOUND,
+        "SecretNotFound",
+        &format!(
+            "A secret with (name/id) {what} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+        ),
+        None,
+    )
+}
+
+fn deleted_not_found(name: &str) -> Response {
+    kv_error(
+        StatusCode::NOT_FOUND,
+        "SecretNotFound",
+        &format!("Deleted Secret not found: {name}"),
+        None,
+    )
+}
+
+fn bad(message: &str) -> Response {
+    kv_error(StatusCode::BAD_REQUEST, "BadParameter", message, None)
+}
+
+pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
+    let caller = match ctx.authenticate(&req.headers) {
+        Ok((c, Audience::Vault)) => c,
+        Ok(_) => {
+            return challenge(
+                ctx,
+                "AKV10022: Invalid audience. The token was issued for another resource.",
+            );
+        }
+        Err(AuthError::Missing) => {
+            return challenge(ctx, "AKV10000: Request is missing a Bearer or PoP token.");
+        }
+        Err(AuthError::Expired) => return challenge(ctx, "AKV10013: Token has expired."),
+        Err(AuthError::Unknown) => {
+            return challenge(ctx, "AKV10032: Invalid issuer or unknown token.");
+        }
+    };
+    let Some(api_version) = req.query.get("api-version").cloned() else {
+        return bad("The 'api-version' query parameter is required.");
+    };
+    let op = match &route {
+        Route::GetSecret(..) => Op::GetSecret,
+        Route::ListSecrets | Route::ListVersions(_) | Route::ListDeleted | Route::GetDeleted(_) => {
+            Op::ReadSecretMetadata
+        }
+        Route::SetSecret(_) | Route::UpdateSecret(..) => Op::SetSecret,
+        Route::DeleteSecret(_) => Op::DeleteSecret,
+        Route::RecoverDeleted(_) => Op::RecoverSecret,
+        Route::PurgeDeleted(_) => Op::PurgeSecret,
+        Route::CreateCertificate(_) => Op::CreateCertificate,
+        Route::CertificateOperation(_)
+        | Route::GetCertificate(..)
+        | Route::ListCertificates
+        | Route::ListCertificateVersions(_) => Op::ReadCertificate,
+    };
+    if let Some(r) = authorize(ctx, vault, caller, op, &route) {
+        return r;
+    }
+    let ctx_api = ApiCtx {
+        api_version: &api_version,
+    };
+    let writes = matches!(
+        route,
+        Route::SetSecret(_)
+            | Route::UpdateSecret(..)
+            | Route::DeleteSecret(_)
+            | Route::PurgeDeleted(_)
+            | Route::RecoverDeleted(_)
+            | Route::CreateCertificate(_)
+    );
+    if writes {
+        let mut store = ctx.store.write();
+        let Some(v) = store.vaults.get_mut(vault) else {
+            return util::empty(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        return match route {
+            Route::SetSecret(name) => set_secret(v, &name, req),
+            Route::UpdateSecret(name, ver) => update_secret(v, &name, ver.as_deref(), req),
+            Route::DeleteSecret(name) => delete_secret(v, &name),
+            Route::PurgeDeleted(name) => purge_deleted(v, &name),
+            Route::RecoverDeleted(name) => recover_deleted(v, &name),
+            Route::CreateCertificate(name) => create_certificate(v, &name, req),
+            _ => util::empty(StatusCode::INTERNAL_SERVER_ERROR),
+        };
+    }
+    let store = ctx.store.read();
+    let Some(v) = store.vaults.get(vault) else {
+        return util::empty(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    match route {
+        Route::GetSecret(name, ver) => get_secret(v, &name, ver.as_deref()),
+        Route::ListSecrets => list_secrets(v, req, &ctx_api),
+        Route::ListVersions(name) => list_versions(v, &name, req, &ctx_api),
+        Route::ListDeleted => list_deleted(v, req, &ctx_api),
+        Route::GetDeleted(name) => get_deleted(v, &name),
+        Route::CertificateOperation(name) => certificate_operation(v, &name),
+        Route::GetCertificate(name, ver) => get_certificate(v, &name, ver.as_deref()),
+        Route::ListCertificates => list_certificates(v, req, &ctx_api),
+        Route::ListCertificateVersions(name) => list_certificate_versions(v, &name, req, &ctx_api),
+        _ => util::empty(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+struct ApiCtx<'a> {
+    api_version: &'a str,
+}
+
+fn authorize(ctx: &Ctx, vault: usize, caller: Caller, op: Op, route: &Route) -> Option<Response> {
+    let store = ctx.store.read();
+    let v = store.vaults.get(vault)?;
+    let (appid, oid, roles) = match caller {
+        Caller::Principal(i) => {
+            let p = &store.principals[i];
+            let mut roles = Vec::new();
+            for (k, rs) in &p.vault_roles {
+                if k == "*" || k.eq_ignore_ascii_case(&v.name) {
+                    roles.extend(rs.iter().cloned());
+                }
+            }
+            (p.client_id.clone(), p.object_id.clone(), roles)
+        }
+        Caller::App(i) => (
+            store.apps[i].app_id.clone(),
+            store.apps[i].sp_object_id.clone(),
+            Vec::new(),
+        ),
+    };
+    if roles.iter().any(|r| op.granted_by(r)) {
+        return None;
+    }
+    let object = match route {
+        Route::SetSecret(n)
+        | Route::GetSecret(n, _)
+        | Route::UpdateSecret(n, _)
+        | Route::DeleteSecret(n)
+        | Route::ListVersions(n)
+        | Route::GetDeleted(n)
+        | Route::PurgeDeleted(n)
+        | Route::RecoverDeleted(n) => format!("/secrets/{n}"),
+        Route::CreateCertificate(n)
+        | Route::CertificateOperation(n)
+        | Route::GetCertificate(n, _)
+        | Route::ListCertificateVersions(n) => format!("/certificates/{n}"),
+        _ => String::new(),
+    };
+    let message = format!(
+        "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid={appid};oid={oid};iss=https://sts.windows.net/{tenant}/\r\nAction: '{action}'\r\nResource: '/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.keyvault/vaults/{name}{object}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: {name};location={loc}\r\n",
+        tenant = store.tenant_id,
+        action = op.action(),
+        sub = v.subscription_id,
+        rg = v.resource_group.to_ascii_lowercase(),
+        name = v.name.to_ascii_lowercase(),
+        loc = v.location,
+    );
+    Some(kv_error(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        &message,
+        Some("ForbiddenByRbac"),
+    ))
+}
+
+fn attributes(x: &SecretVersion) -> Value {
+    let mut a = Map::new();
+    a.insert("enabled".into(), json!(x.enabled));
+    if let Some(nbf) = x.nbf {
+        a.insert("nbf".into(), json!(nbf));
+    }
+    if let Some(exp) = x.exp {
+        a.insert("exp".into(), json!(exp));
+    }
+    a.insert("created".into(), json!(x.created));
+    a.insert("updated".into(), json!(x.updated));
+    a.insert("recoverableDays".into(), json!(RECOVERABLE_DAYS));
+    a.insert("recoveryLevel".into(), json!(RECOVERY_LEVEL));
+    Value::Object(a)
+}
+
+/// SecretBundle (with the value when `with_value`).
+fn bundle(v: &Vault, e: &SecretEntry, x: &SecretVersion, with_value: bool) -> Map<String, Value> {
+    let mut m = Map::new();
+    if with_value {
+        m.insert("value".into(), json!(x.value));
+    }
+    if let Some(ct) = &x.content_type {
+        m.insert("contentType".into(), json!(ct));
+    }
+    m.insert(
+        "id".into(),
+        json!(format!("{}secrets/{}/{}", v.url, e.name, x.version)),
+    );
+    m.insert("attributes".into(), attributes(x));
+    if !x.tags.is_empty() {
+        m.insert("tags".into(), json!(x.tags));
+    }
+    if let Some(kid) = &x.kid {
+        m.insert("kid".into(), json!(kid));
+        m.insert("managed".into(), json!(true));
+    }
+    m
+}
+
+fn item(v: &Vault, e: &SecretEntry, x: &SecretVersion, with_version: bool) -> Map<String, Value> {
+    let mut m = Map::new();
+    let id = if with_version {
+        format!("{}secrets/{}/{}", v.url, e.name, x.version)
+    } else {
+        format!("{}secrets/{}", v.url, e.name)
+    };
+    m.insert("id".into(), json!(id));
+    m.insert("attributes".into(), attributes(x));
+    if !x.tags.is_empty() {
+        m.insert("tags".into(), json!(x.tags));
+    }
+    if let Some(ct) = &x.content_type {
+        m.insert("contentType".into(), json!(ct));
+    }
+    if x.kid.is_some() {
+        m.insert("managed".into(), json!(true));
+    }
+    m
+}
+
+fn add_deleted(m: &mut Map<String, Value>, v: &Vault, e: &SecretEntry, d: &Deleted) {
+    m.insert(
+        "recoveryId".into(),
+        json!(format!("{}deletedsecrets/{}", v.url, e.name)),
+    );
+    m.insert("deletedDate".into(), json!(d.deleted_date));
+    m.insert("scheduledPurgeDate".into(), json!(d.scheduled_purge_date));
+}
+
+fn check_name(name: &str) -> Option<Response> {
+    (!valid_object_name(name))
+        .then(|| bad(&format!("The request URI contains an invalid name: {name}")))
+}
+
+fn parse_json(req: &Req) -> Result<Value, Response> {
+    serde_json::from_slice(&req.body)
+        .map_err(|e| bad(&format!("The request body is not valid JSON: {e}")))
+}
+
+/// Attributes, tags and content type from a set/update body.
+struct Changes {
+    content_type: Option<Option<String>>,
+    tags: Option<BTreeMap<String, String>>,
+    enabled: Option<bool>,
+    nbf: Option<Option<i64>>,
+    exp: Option<Option<i64>>,
+}
+
+fn parse_changes(body: &Value) -> Result<Changes, Response> {
+    let content_type = match body.get("contentType") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) if s.len() <= 255 => Some(Some(s.clone())),
+        Some(Value::String(_)) => return Err(bad("contentType must be at most 255 characters.")),
+        Some(_) => return Err(bad("contentType must be a string.")),
+    };
+    let tags = match body.get("tags") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => {
+            if m.len() > MAX_TAGS {
+                return Err(bad(&format!(
+                    "The number of tags ({}) exceeds the maximum of {MAX_TAGS}.",
+                    m.len()
+                )));
+            }
+            let mut t = BTreeMap::new();
+            for (k, v) in m {
+                let Some(s) = v.as_str() else {
+                    return Err(bad(&format!("Tag '{k}' must have a string value.")));
+                };
+                if k.is_empty() || k.chars().count() > 512 {
+                    return Err(bad("Tag names must be 1-512 characters."));
+                }
+                if s.chars().count() > 256 {
+                    return Err(bad(&format!(
+                        "The value of tag '{k}' exceeds 256 characters."
+                    )));
+                }
+                t.insert(k.clone(), s.to_string());
+            }
+            Some(t)
+        }
+        Some(_) => return Err(bad("tags must be an object of strings.")),
+    };
+    let attrs = body.get("attributes").cloned().unwrap_or(Value::Null);
+    let enabled = match attrs.get("enabled") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(bad("attributes.enabled must be a boolean.")),
+    };
+    let time = |k: &str| -> Result<Option<Option<i64>>, Response> {
+        match attrs.get(k) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(v) => v
+                .as_i64()
+                .map(|n| Some(Some(n)))
+                .ok_or_else(|| bad(&format!("attributes.{k} must be a Unix time in seconds."))),
+        }
+    };
+    Ok(Changes {
+        content_type,
+        tags,
+        enabled,
+        nbf: time("nbf")?,
+        exp: time("exp")?,
+    })
+}
+
+fn conflict_deleted(name: &str) -> Response {
+    kv_error(
+        StatusCode::CONFLICT,
+        "Conflict",
+        &format!(
+            "Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."
+        ),
+        Some("ObjectIsDeletedButRecoverable"),
+    )
+}
+
+fn set_secret(v: &mut Vault, name: &str, req: &Req) -> Response {
+    if let Some(r) = check_name(name) {
+        return r;
+    }
+    let body = match parse_json(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(value) = body.get("value").and_then(Value::as_str) else {
+        return bad("The request body must contain a string property 'value'.");
+    };
+    if value.len() > MAX_VALUE_BYTES {
+        return bad(&format!(
+            "The secret value is {} bytes; Key Vault accepts at most {MAX_VALUE_BYTES} bytes (25 KB).",
+            value.len()
+        ));
+    }
+    let ch = match parse_changes(&body) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let key = name.to_ascii_lowercase();
+    if let Some(e) = v.secrets.get(&key) {
+        if e.deleted.is_some() {
+            return conflict_deleted(&e.name);
+        }
+        if e.latest().is_some_and(|x| x.kid.is_some()) {
+            return kv_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!("Secret {name} is managed by a certificate and cannot be set directly."),
+                None,
+            );
+        }
+    }
+    let now = util::now().unix_timestamp();
+    let stub = vault_stub(v);
+    let x = SecretVersion {
+        version: util::hex32(),
+        value: value.to_string(),
+        content_type: ch.content_type.flatten(),
+        tags: ch.tags.unwrap_or_default(),
+        enabled: ch.enabled.unwrap_or(true),
+        nbf: ch.nbf.flatten(),
+        exp: ch.exp.flatten(),
+        created: now,
+        updated: now,
+        kid: None,
+    };
+    let e = v.secrets.entry(key).or_insert_with(|| SecretEntry {
+        name: name.to_string(),
+        versions: Vec::new(),
+        deleted: None,
+    });
+    e.versions.push(x);
+    match e.latest() {
+        Some(x) => util::json(StatusCode::OK, &Value::Object(bundle(&stub, e, x, true))),
+        None => util::empty(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+fn active<'a>(v: &'a Vault, name: &str) -> Option<&'a SecretEntry> {
+    v.secrets
+        .get(&name.to_ascii_lowercase())
+        .filter(|e| e.deleted.is_none())
+}
+
+fn get_secret(v: &Vault, name: &str, version: Option<&str>) -> Response {
+    let Some(e) = active(v, name) else {
+        return secret_not_found(name, version);
+    };
+    let x = match version {
+        None => e.latest(),
+        Some(ver) => e
+            .versions
+            .iter()
+            .find(|x| x.version.eq_ignore_ascii_case(ver)),
+    };
+    let Some(x) = x else {
+        return secret_not_found(name, version);
+    };
+    if !x.enabled {
+        return kv_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Operation get is not allowed on a disabled secret.",
+            Some("SecretDisabled"),
+        );
+    }
+    util::json(StatusCode::OK, &Value::Object(bundle(v, e, x, true)))
+}
+
+fn update_secret(v: &mut Vault, name: &str, version: Option<&str>, req: &Req) -> Response {
+    let body = match parse_json(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ch = match parse_changes(&body) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let stub = vault_stub(v);
+    let Some(e) = v
+        .secrets
+        .get_mut(&name.to_ascii_lowercase())
+        .filter(|e| e.deleted.is_none())
+    else {
+        return secret_not_found(name, version);
+    };
+    let idx = match version {
+        None => e.versions.len().checked_sub(1),
+        Some(ver) => e
+            .versions
+            .iter()
+            .position(|x| x.version.eq_ignore_ascii_case(ver)),
+    };
+    let Some(idx) = idx else {
+        return secret_not_found(name, version);
+    };
+    let x = &mut e.versions[idx];
+    if let Some(ct) = ch.content_type {
+        x.content_type = ct;
+    }
+    if let Some(t) = ch.tags {
+        x.tags = t;
+    }
+    if let Some(en) = ch.enabled {
+        x.enabled = en;
+    }
+    if let Some(n) = ch.nbf {
+        x.nbf = n;
+    }
+    if let Some(n) = ch.exp {
+        x.exp = n;
+    }
+    x.updated = util::now().unix_timestamp();
+    let e = &*e;
+    util::json(
+        StatusCode::OK,
+        &Value::Object(bundle(&stub, e, &e.versions[idx], false)),
+    )
+}
+
+/// A Vault with only the fields `bundle` reads (avoids cloning every secret).
+fn vault_stub(v: &Vault) -> Vault {
+    Vault {
+        name: v.name.clone(),
+        url: v.url.clone(),
+        subscription_id: String::new(),
+        resource_group: String::new(),
+        location: String::new(),
+        secrets: BTreeMap::new(),
+        certificates: BTreeMap::new(),
+    }
+}
+
+fn delete_secret(v: &mut Vault, name: &str) -> Response {
+    let stub = vault_stub(v);
+    let Some(e) = v
+        .secrets
+        .get_mut(&name.to_ascii_lowercase())
+        .filter(|e| e.deleted.is_none())
+    else {
+        return secret_not_found(name, None);
+    };
+    let now = util::now().unix_timestamp();
+    let d = Deleted {
+        deleted_date: now,
+        scheduled_purge_date: now + RECOVERABLE_DAYS * 86_400,
+    };
+    e.deleted = Some(d.clone());
+    let Some(x) = e.latest() else {
+        return util::empty(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let mut m = bundle(&stub, e, x, false);
+    add_deleted(&mut m, &stub, e, &d);
+    util::json(StatusCode::OK, &Value::Object(m))
+}
+
+fn get_deleted(v: &Vault, name: &str) -> Response {
+    let Some(e) = v.secrets.get(&name.to_ascii_lowercase()) else {
+        return deleted_not_found(name);
+    };
+    let (Some(d), Some(x)) = (&e.deleted, e.latest()) else {
+        return deleted_not_found(name);
+    };
+    let mut m = bundle(v, e, x, false);
+    add_deleted(&mut m, v, e, d);
+    util::json(StatusCode::OK, &Value::Object(m))
+}
+
+fn purge_deleted(v: &mut Vault, name: &str) -> Response {
+    let key = name.to_ascii_lowercase();
+    match v.secrets.get(&key) {
+        Some(e) if e.deleted.is_some() => {
+            v.secrets.remove(&key);
+            util::empty(StatusCode::NO_CONTENT)
+        }
+        _ => deleted_not_found(name),
+    }
+}
+
+fn recover_deleted(v: &mut Vault, name: &str) -> Response {
+    let stub = vault_stub(v);
+    let Some(e) = v.secrets.get_mut(&name.to_ascii_lowercase()) else {
+        return deleted_not_found(name);
+    };
+    if e.deleted.is_none() {
+        return deleted_not_found(name);
+    }
+    e.deleted = None;
+    let Some(x) = e.latest() else {
+        return util::empty(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    util::json(StatusCode::OK, &Value::Object(bundle(&stub, e, x, false)))
+}
+
+fn skiptoken_encode(offset: usize) -> String {
+    util::b64url(format!("kv:{offset}").as_bytes())
+}
+
+fn skiptoken_decode(t: &str) -> Option<usize> {
+    String::from_utf8(util::b64_decode_any(t)?)
+        .ok()?
+        .strip_prefix("kv:")?
+        .parse()
+        .ok()
+}
+
+/// `(offset, page size)` from `maxresults` and `$skiptoken`.
+fn paging(req: &Req) -> Result<(usize, usize), Response> {
+    let size = match req.query.get("maxresults") {
+        None => 25,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=25).contains(&n) => n,
+            _ => {
+                return Err(bad(&format!(
+                    "Invalid maxresults value '{s}': it must be between 1 and 25."
+                )));
+            }
+        },
+    };
+    let offset = match req.query.get("$skiptoken") {
+        None => 0,
+        Some(t) => skiptoken_decode(t).ok_or_else(|| bad("Invalid $skiptoken."))?,
+    };
+    Ok((offset, size))
+}
+
+fn page<I: Iterator<Item = Value>>(
+    items: I,
+    offset: usize,
+    size: usize,
+    base: String,
+    api: &ApiCtx<'_>,
+    req: &Req,
+) -> Response {
+    let mut it = items.skip(offset);
+    let value: Vec<Value> = it.by_ref().take(size).collect();
+    let more = it.next().is_some();
+    let next = more.then(|| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("api-version", api.api_version);
+        q.append_pair("$skiptoken", &skiptoken_encode(offset + size));
+        if let Some(m) = req.query.get("maxresults") {
+            q.append_pair("maxresults", m);
+        }
+        format!("{base}?{}", q.finish())
+    });
+    util::json(StatusCode::OK, &json!({"value": value, "nextLink": next}))
+}
+
+fn list_secrets(v: &Vault, req: &Req, api: &ApiCtx<'_>) -> Response {
+    let (offset, size) = match paging(req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let items = v
+        .secrets
+        .values()
+        .filter(|e| e.deleted.is_none())
+        .filter_map(|e| e.latest().map(|x| Value::Object(item(v, e, x, false))));
+    page(items, offset, size, format!("{}secrets", v.url), api, req)
+}
+
+fn list_versions(v: &Vault, name: &str, req: &Req, api: &ApiCtx<'_>) -> Response {
+    let (offset, size) = match paging(req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(e) = active(v, name) else {
+        return secret_not_found(name, None);
+    };
+    let items = e
+        .versions
+        .iter()
+        .map(|x| Value::Object(item(v, e, x, true)));
+    page(
+        items,
+        offset,
+        size,
+        format!("{}secrets/{}/versions", v.url, e.name),
+        api,
+        req,
+    )
+}
+
+fn list_deleted(v: &Vault, req: &Req, api: &ApiCtx<'_>) -> Response {
+    let (offset, size) = match paging(req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let items = v.secrets.values().filter_map(|e| {
+        let d = e.deleted.as_ref()?;
+        let x = e.latest()?;
+        let mut m = item(v, e, x, false);
+        add_deleted(&mut m, v, e, d);
+        Some(Value::Object(m))
+    });
+    page(
+        items,
+        offset,
+        size,
+        format!("{}deletedsecrets", v.url),
+        api,
+        req,
+    )
+}
+
+// ---- certificates ---------------------------------------------------------------------------
+
+fn cert_not_found(name: &str) -> Response {
+    kv_error(
+        StatusCode::NOT_FOUND,
+        "CertificateNotFound",
+        &format!(
+            "A certificate with (name/id) {name} was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+        ),
+        None,
+    )
+}
+
+fn cert_attributes(c: &CertVersion) -> Value {
+    json!({
+        "enabled": c.enabled,
+        "nbf": c.nbf,
+        "exp": c.exp,
+        "created": c.created,
+        "updated": c.updated,
+        "recoverableDays": RECOVERABLE_DAYS,
+        "recoveryLevel": RECOVERY_LEVEL,
+    })
+}
+
+fn cert_bundle(v: &Vault, e: &CertEntry, c: &CertVersion) -> Value {
+    let mut policy = c.policy.clone();
+    if let Value::Object(m) = &mut policy {
+        m.insert(
+            "id".into(),
+            json!(format!("{}certificates/{}/policy", v.url, e.name)),
+        );
+    }
+    let mut m = Map::new();
+    m.insert(
+        "id".into(),
+        json!(format!("{}certificates/{}/{}", v.url, e.name, c.version)),
+    );
+    m.insert(
+        "kid".into(),
+        json!(format!("{}keys/{}/{}", v.url, e.name, c.version)),
+    );
+    m.insert(
+        "sid".into(),
+        json!(format!("{}secrets/{}/{}", v.url, e.name, c.version)),
+    );
+    m.insert("x5t".into(), json!(util::b64url(&util::sha1(&c.der))));
+    m.insert("cer".into(), json!(util::b64(&c.der)));
+    m.insert("attributes".into(), cert_attributes(c));
+    m.insert("policy".into(), policy);
+    if !c.tags.is_empty() {
+        m.insert("tags".into(), json!(c.tags));
+    }
+    Value::Object(m)
+}
+
+fn operation_json(v: &Vault, e: &CertEntry) -> Value {
+    json!({
+        "id": format!("{}certificates/{}/pending", v.url, e.name),
+        "issuer": {"name": "Self"},
+        "cancellation_requested": false,
+        "status": "completed",
+        "status_details": "",
+        "target": format!("{}certificates/{}", v.url, e.name),
+        "request_id": e.pending_request_id,
+    })
+}
+
+fn subject_cn(subject: &str) -> String {
+    subject
+        .split(',')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("CN"))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| subject.to_string())
+}
+
+fn create_certificate(v: &mut Vault, name: &str, req: &Req) -> Response {
+    if let Some(r) = check_name(name) {
+        return r;
+    }
+    let body = match parse_json(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut policy = body.get("policy").cloned().unwrap_or_else(|| json!({}));
+    let x509 = policy.get("x509_props").cloned().unwrap_or(json!({}));
+    let subject = x509
+        .get("subject")
+        .and_then(Value::as_str)
+        .unwrap_or("CN=DefaultPolicy")
+        .to_string();
+    let months = x509
+        .get("validity_months")
+        .and_then(Value::as_i64)
+        .unwrap_or(12)
+        .clamp(1, 1200);
+    let issuer = policy
+        .pointer("/issuer/name")
+        .and_then(Value::as_str)
+        .unwrap_or("Self");
+    if !issuer.eq_ignore_ascii_case("Self") && !issuer.eq_ignore_ascii_case("Unknown") {
+        return bad(&format!(
+            "rotor-emulator issues self-signed certificates only (issuer '{issuer}')."
+        ));
+    }
+    let tags: BTreeMap<String, String> = body
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    if tags.len() > MAX_TAGS {
+        return bad("The number of tags exceeds the maximum of 15.");
+    }
+    let enabled = body
+        .pointer("/attributes/enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let key = name.to_ascii_lowercase();
+    if v.secrets.get(&key).is_some_and(|e| e.deleted.is_some()) {
+        return conflict_deleted(name);
+    }
+    let now = util::now();
+    let nbf = now - time::Duration::minutes(5);
+    let exp = now + time::Duration::days(30 * months);
+    let (der, pem) = match generate_cert(&subject, nbf, exp) {
+        Ok(x) => x,
+        Err(e) => {
+            return kv_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                &format!("generating the certificate: {e}"),
+                None,
+            );
+        }
+    };
+    // Fill the policy defaults Key Vault reports back.
+    if let Value::Object(m) = &mut policy {
+        m.entry("key_props").or_insert(
+            json!({"exportable": true, "kty": "EC", "crv": "P-256", "reuse_key": false}),
+        );
+        m.entry("secret_props")
+            .or_insert(json!({"contentType": "application/x-pem-file"}));
+        m.entry("issuer").or_insert(json!({"name": "Self"}));
+        m.insert("attributes".into(), json!({"enabled": true, "created": now.unix_timestamp(), "updated": now.unix_timestamp()}));
+        let xp = m.entry("x509_props").or_insert(json!({}));
+        if let Value::Object(x) = xp {
+            x.entry("subject").or_insert(json!(subject));
+            x.entry("validity_months").or_insert(json!(months));
+        }
+    }
+    let version = util::hex32();
+    let ts = now.unix_timestamp();
+    let cv = CertVersion {
+        version: version.clone(),
+        der,
+        policy,
+        enabled,
+        nbf: nbf.unix_timestamp(),
+        exp: exp.unix_timestamp(),
+        created: ts,
+        updated: ts,
+        tags: tags.clone(),
+        subject,
+    };
+    let url = v.url.clone();
+    let entry = v
+        .certificates
+        .entry(key.clone())
+        .or_insert_with(|| CertEntry {
+            name: name.to_string(),
+            versions: Vec::new(),
+            pending_request_id: String::new(),
+        });
+    entry.versions.push(cv);
+    entry.pending_request_id = util::hex32();
+    // The backing secret (managed): PEM of key and certificate.
+    let s = v.secrets.entry(key.clone()).or_insert_with(|| SecretEntry {
+        name: name.to_string(),
+        versions: Vec::new(),
+        deleted: None,
+    });
+    s.versions.push(SecretVersion {
+        version: version.clone(),
+        value: pem,
+        content_type: Some("application/x-pem-file".into()),
+        tags,
+        enabled,
+        nbf: Some(nbf.unix_timestamp()),
+        exp: Some(exp.unix_timestamp()),
+        created: ts,
+        updated: ts,
+        kid: Some(format!("{url}keys/{name}/{version}")),
+    });
+    let Some(e) = v.certificates.get(&key) else {
+        return util::empty(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let mut r = util::json(StatusCode::ACCEPTED, &operation_json(v, e));
+    if let Ok(h) = HeaderValue::from_str(&format!("{url}certificates/{name}/pending")) {
+        r.headers_mut().insert(http::header::LOCATION, h);
+    }
+    r
+}
+
+/// A self-signed certificate: (DER, PEM of private key + certificate).
+fn generate_cert(
+    subject: &str,
+    nbf: time::OffsetDateTime,
+    exp: time::OffsetDateTime,
+) -> anyhow::Result<(Vec<u8>, String)> {
+    let cn = subject_cn(subject);
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params.not_before = nbf;
+    params.not_after = exp;
+    let cert = params.self_signed(&key)?;
+    let pem = format!("{}{}", key.serialize_pem(), cert.pem());
+    Ok((cert.der().to_vec(), pem))
+}
+
+fn certificate_operation(v: &Vault, name: &str) -> Response {
+    match v.certificates.get(&name.to_ascii_lowercase()) {
+        Some(e) => util::json(StatusCode::OK, &operation_json(v, e)),
+        None => kv_error(
+            StatusCode::NOT_FOUND,
+            "PendingCertificateNotFound",
+            &format!("Pending certificate not found: {name}"),
+            None,
+        ),
+    }
+}
+
+fn get_certificate(v: &Vault, name: &str, version: Option<&str>) -> Response {
+    let Some(e) = v.certificates.get(&name.to_ascii_lowercase()) else {
+        return cert_not_found(name);
+    };
+    let c = match version {
+        None => e.versions.last(),
+        Some(ver) => e
+            .versions
+            .iter()
+            .find(|c| c.version.eq_ignore_ascii_case(ver)),
+    };
+    match c {
+        Some(c) => util::json(StatusCode::OK, &cert_bundle(v, e, c)),
+        None => cert_not_found(name),
+    }
+}
+
+fn cert_item(v: &Vault, e: &CertEntry, c: &CertVersion, with_version: bool) -> Value {
+    let id = if with_version {
+        format!("{}certificates/{}/{}", v.url, e.name, c.version)
+    } else {
+        format!("{}certificates/{}", v.url, e.name)
+    };
+    let mut m = Map::new();
+    m.insert("id".into(), json!(id));
+    m.insert("x5t".into(), json!(util::b64url(&util::sha1(&c.der))));
+    m.insert("attributes".into(), cert_attributes(c));
+    if !c.tags.is_empty() {
+        m.insert("tags".into(), json!(c.tags));
+    }
+    Value::Object(m)
+}
+
+fn list_certificates(v: &Vault, req: &Req, api: &ApiCtx<'_>) -> Response {
+    let (offset, size) = match paging(req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let items = v
+        .certificates
+        .values()
+        .filter_map(|e| e.versions.last().map(|c| cert_item(v, e, c, false)));
+    page(
+        items,
+        offset,
+        size,
+        format!("{}certificates", v.url),
+        api,
+        req,
+    )
+}
+
+fn list_certificate_versions(v: &Vault, name: &str, req: &Req, api: &ApiCtx<'_>) -> Response {
+    let (offset, size) = match paging(req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(e) = v.certificates.get(&name.to_ascii_lowercase()) else {
+        return cert_not_found(name);
+    };
+    let items = e.versions.iter().map(|c| cert_item(v, e, c, true));
+    page(
+        items,
+        offset,
+        size,
+        format!("{}certificates/{}/versions", v.url, e.name),
+        api,
+        req,
+    )
+}

@@ -1,0 +1,411 @@
+//! Listeners, the per-request pipeline (counting, faults, latency) and routing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use parking_lot::{Mutex, RwLock};
+use rand::Rng;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::state::Store;
+use crate::{admin, arm, entra, graph, keyvault, util};
+
+/// Which listener a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Token endpoint, Graph, ARM, admin.
+    Main,
+    /// One vault (index into `Store::vaults`).
+    Vault(usize),
+}
+
+/// Who a token was issued to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Index into `Store::principals`.
+    Principal(usize),
+    /// Index into `Store::apps` (logged in with the app's own password or certificate).
+    App(usize),
+}
+
+/// Which API a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Graph,
+    Vault,
+    Arm,
+    /// The emulator's main origin: accepted by Graph and ARM.
+    Main,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub caller: Caller,
+    pub audience: Audience,
+    pub expires: Instant,
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    Missing,
+    Unknown,
+    Expired,
+}
+
+/// An injected fault (admin `POST faults`).
+#[derive(Debug)]
+pub struct FaultRule {
+    pub method: Option<Method>,
+    pub path: regex::Regex,
+    pub vault: Option<String>,
+    pub status: Option<u16>,
+    pub retry_after: Option<u64>,
+    pub latency_ms: u64,
+    pub drop: bool,
+    /// Remaining firings; `None`: unlimited.
+    pub remaining: Option<u64>,
+    pub probability: Option<f64>,
+    pub fired: u64,
+    pub source: serde_json::Value,
+}
+
+/// What a matching fault does to one request.
+#[derive(Debug, Clone, Copy)]
+struct FaultAction {
+    status: Option<u16>,
+    retry_after: Option<u64>,
+    latency_ms: u64,
+    drop: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub total: u64,
+    pub by_route: BTreeMap<String, u64>,
+    pub by_vault: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// Shared state of one running emulator.
+pub struct Ctx {
+    pub store: RwLock<Store>,
+    pub tokens: RwLock<HashMap<String, TokenInfo>>,
+    pub counts: Mutex<Counts>,
+    pub faults: Mutex<Vec<FaultRule>>,
+    pub latency_ms: AtomicU64,
+    /// `https://127.0.0.1:PORT` (no trailing slash).
+    pub main_url: String,
+    /// Vault URLs, `https://127.0.0.1:PORT/`, by vault index.
+    pub vault_urls: Vec<String>,
+    /// Vault names by index (immutable).
+    pub vault_names: Vec<String>,
+}
+
+/// A request with its body read.
+pub struct Req {
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Ctx {
+    /// Resolve the bearer token of a request.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<(Caller, Audience), AuthError> {
+        let h = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(AuthError::Missing)?;
+        let token = h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or(AuthError::Missing)?;
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let tokens = self.tokens.read();
+        let info = tokens.get(token).ok_or(AuthError::Unknown)?;
+        if info.expires <= Instant::now() {
+            return Err(AuthError::Expired);
+        }
+        Ok((info.caller, info.audience))
+    }
+
+    pub fn issue_token(&self, caller: Caller, audience: Audience, token: String) {
+        let mut tokens = self.tokens.write();
+        if tokens.len() > 50_000 {
+            let now = Instant::now();
+            tokens.retain(|_, t| t.expires > now);
+        }
+        tokens.insert(
+            token,
+            TokenInfo {
+                caller,
+                audience,
+                expires: Instant::now() + Duration::from_secs(entra::TOKEN_LIFETIME_SECS),
+            },
+        );
+    }
+
+    fn count(&self, kind: Kind, label: &str) {
+        let mut c = self.counts.lock();
+        c.total += 1;
+        *c.by_route.entry(label.to_string()).or_default() += 1;
+        if let Kind::Vault(i) = kind
+            && let Some(name) = self.vault_names.get(i)
+        {
+            *c.by_vault
+                .entry(name.clone())
+                .or_default()
+                .entry(label.to_string())
+                .or_default() += 1;
+        }
+    }
+
+    fn match_fault(&self, kind: Kind, method: &Method, path: &str) -> Option<FaultAction> {
+        let mut faults = self.faults.lock();
+        if faults.is_empty() {
+            return None;
+        }
+        let vault = match kind {
+            Kind::Vault(i) => self.vault_names.get(i).map(String::as_str),
+            Kind::Main => None,
+        };
+        let mut hit = None;
+        for (i, f) in faults.iter_mut().enumerate() {
+            if f.method.as_ref().is_some_and(|m| m != method) {
+                continue;
+            }
+            if let Some(v) = &f.vault
+                && vault.is_none_or(|name| !name.eq_ignore_ascii_case(v))
+            {
+                continue;
+            }
+            if !f.path.is_match(path) {
+                continue;
+            }
+            if let Some(p) = f.probability
+                && rand::rng().random::<f64>() >= p
+            {
+                continue;
+            }
+            f.fired += 1;
+            if let Some(r) = f.remaining.as_mut() {
+                *r = r.saturating_sub(1);
+            }
+            hit = Some((
+                i,
+                FaultAction {
+                    status: f.status,
+                    retry_after: f.retry_after,
+                    latency_ms: f.latency_ms,
+                    drop: f.drop,
+                },
+            ));
+            break;
+        }
+        if let Some((i, _)) = hit
+            && faults[i].remaining == Some(0)
+        {
+            faults.remove(i);
+        }
+        hit.map(|(_, a)| a)
+    }
+}
+
+/// Routes of the main listener.
+pub enum MainRoute {
+    Token { tenant: String },
+    Graph(graph::Route),
+    Arm(arm::Route),
+    Unknown,
+}
+
+fn main_route(method: &Method, segs: &[String]) -> MainRoute {
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match (method, s.as_slice()) {
+        (&Method::POST, [tenant, "oauth2", "v2.0", "token"]) => MainRoute::Token {
+            tenant: (*tenant).to_string(),
+        },
+        (_, ["v1.0", ..]) => graph::route(method, &s[1..])
+            .map(MainRoute::Graph)
+            .unwrap_or(MainRoute::Unknown),
+        (_, ["subscriptions", ..]) => arm::route(method, &s[1..])
+            .map(MainRoute::Arm)
+            .unwrap_or(MainRoute::Unknown),
+        _ => MainRoute::Unknown,
+    }
+}
+
+/// 501 for anything the emulator does not model.
+pub fn not_implemented(method: &Method, path: &str) -> Response {
+    util::json(
+        StatusCode::NOT_IMPLEMENTED,
+        &json!({"error": {
+            "code": "NotImplemented",
+            "message": format!("rotor-emulator does not implement {method} {path} (see the route table in the rotor-emulator crate documentation)"),
+        }}),
+    )
+}
+
+/// Maximum request body the emulator reads.
+const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Handle one request. `Err` closes the connection without an answer (the `drop` fault).
+pub async fn handle(
+    ctx: Arc<Ctx>,
+    kind: Kind,
+    req: http::Request<Incoming>,
+) -> Result<Response, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().map(str::to_string);
+
+    if kind == Kind::Main && (path == "/_emulator" || path.starts_with("/_emulator/")) {
+        let body = match axum::body::to_bytes(Body::new(body), BODY_LIMIT).await {
+            Ok(b) => b,
+            Err(_) => return Ok(util::empty(StatusCode::PAYLOAD_TOO_LARGE)),
+        };
+        return Ok(admin::handle(&ctx, &method, &path, body));
+    }
+
+    let segs = util::segments(&path);
+    enum Routed {
+        Main(MainRoute),
+        Vault(usize, keyvault::Route),
+        Unknown,
+    }
+    let (routed, label) = match kind {
+        Kind::Main => {
+            let r = main_route(&method, &segs);
+            let label = match &r {
+                MainRoute::Token { .. } => "POST /{tenant}/oauth2/v2.0/token".to_string(),
+                MainRoute::Graph(g) => format!("{method} {}", g.template()),
+                MainRoute::Arm(a) => format!("{method} {}", a.template()),
+                MainRoute::Unknown => format!("{method} (unmatched)"),
+            };
+            match r {
+                MainRoute::Unknown => (Routed::Unknown, label),
+                r => (Routed::Main(r), label),
+            }
+        }
+        Kind::Vault(i) => match keyvault::route(&method, &segs) {
+            Some(r) => {
+                let label = format!("{method} {}", r.template());
+                (Routed::Vault(i, r), label)
+            }
+            None => (Routed::Unknown, format!("{method} (unmatched)")),
+        },
+    };
+    ctx.count(kind, &label);
+    tracing::debug!(%method, %path, route = %label, "request");
+
+    if let Some(fault) = ctx.match_fault(kind, &method, &path) {
+        tracing::debug!(%method, %path, ?fault, "injecting fault");
+        if fault.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
+        }
+        if fault.drop {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "rotor-emulator: connection dropped by an injected fault",
+            ));
+        }
+        if let Some(status) = fault.status {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let mut resp = util::json(
+                status,
+                &json!({"error": {
+                    "code": if status == StatusCode::TOO_MANY_REQUESTS { "TooManyRequests" } else { "InjectedFault" },
+                    "message": format!("rotor-emulator: injected fault answering {method} {path} with {status}"),
+                }}),
+            );
+            if let Some(ra) = fault.retry_after
+                && let Ok(v) = http::HeaderValue::from_str(&ra.to_string())
+            {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+            return Ok(resp);
+        }
+    }
+    let latency = ctx.latency_ms.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+
+    let body = match axum::body::to_bytes(Body::new(body), BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Ok(util::json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": {"code": "RequestBodyTooLarge", "message": "request body exceeds 4 MiB"}}),
+            ));
+        }
+    };
+    let req = Req {
+        query: util::query_map(raw_query.as_deref()),
+        headers: parts.headers,
+        body,
+    };
+    let resp = match routed {
+        Routed::Unknown => not_implemented(&method, &path),
+        Routed::Main(MainRoute::Token { tenant }) => entra::token(&ctx, &tenant, &req),
+        Routed::Main(MainRoute::Graph(r)) => graph::handle(&ctx, r, &req),
+        Routed::Main(MainRoute::Arm(r)) => arm::handle(&ctx, r, &req),
+        Routed::Main(MainRoute::Unknown) => not_implemented(&method, &path),
+        Routed::Vault(i, r) => keyvault::handle(&ctx, i, r, &req),
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "response");
+    Ok(resp)
+}
+
+/// Accept TLS connections on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, ctx: Arc<Ctx>, kind: Kind) {
+    let mut conns = JoinSet::new();
+    loop {
+        let (tcp, _peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let ctx = ctx.clone();
+        conns.spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!("TLS handshake failed: {e}");
+                    return;
+                }
+            };
+            let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), kind, req));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+}

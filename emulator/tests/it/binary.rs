@@ -1,0 +1,86 @@
+//! The `rotor-emulator` binary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[test]
+fn prints_the_endpoints_line_within_a_second_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let ep_file = dir.path().join("e.json");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/fixtures/sample-tenant.json"
+    );
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor-emulator"))
+        .args(["--fixture", fixture, "--endpoints-file"])
+        .arg(&ep_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    for k in [
+        "tenant_id",
+        "authority_host",
+        "graph_endpoint",
+        "arm_endpoint",
+        "vaults",
+        "ca_file",
+        "admin",
+        "env",
+    ] {
+        assert!(v.get(k).is_some(), "{k} in {line}");
+    }
+    assert_eq!(v["tenant_id"], "6f1a2b3c-0000-4000-8000-000000000001");
+    assert_eq!(v["vaults"].as_object().unwrap().len(), 3);
+    assert_eq!(v["env"]["SSL_CERT_FILE"], v["ca_file"]);
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&ep_file).unwrap()).unwrap();
+    assert_eq!(file, v);
+    let ca = std::fs::read_to_string(v["ca_file"].as_str().unwrap()).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+
+    // Serves until stopped: SIGTERM ends it cleanly.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            assert!(s.success(), "{s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn malformed_fixture_fails_with_the_json_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.json");
+    std::fs::write(
+        &f,
+        r#"{"vaults":[{"name":"kv-a","secrets":[{"name":"x","expires":"someday"}]}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rotor-emulator"))
+        .arg("--fixture")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("vaults[0].secrets[0].expires"), "{err}");
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the emulator in-process, driven over HTTPS by reqwest and the official SDK.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod arm;
+mod binary;
+mod common;
+mod faults;
+mod fixture;
+mod graph;
+mod keyvault;
+mod sdk;
+mod token;

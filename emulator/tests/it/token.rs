@@ -1,0 +1,314 @@
+//! The Entra token endpoint.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn principal_secret_logs_in_and_wrong_secret_is_refused() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let (id, secret) = principal(&emu, "rotor-ci");
+    assert!(token(&emu, &http, &id, &secret, GRAPH_SCOPE).await.is_ok());
+    let (status, body) = token(&emu, &http, &id, "wrong", GRAPH_SCOPE)
+        .await
+        .unwrap_err();
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(aadsts(&body), 7000215);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS7000215: ")
+    );
+    // The value never appears in the error.
+    assert!(!body.to_string().contains(&secret));
+}
+
+#[tokio::test]
+async fn request_errors_are_entra_shaped() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let (id, secret) = principal(&emu, "rotor-ci");
+    let (s, b) = token(
+        &emu,
+        &http,
+        "00000000-0000-4000-8000-00000000dead",
+        "x",
+        GRAPH_SCOPE,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (400, 700016));
+    let (s, b) = token(
+        &emu,
+        &http,
+        &id,
+        &secret,
+        "https://graph.microsoft.com/User.Read",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (s, aadsts(&b), b["error"].as_str().unwrap()),
+        (400, 1002012, "invalid_scope")
+    );
+    let (s, b) = token(
+        &emu,
+        &http,
+        &id,
+        &secret,
+        "https://unknown.example/.default",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (400, 500011));
+    // wrong tenant
+    let r = http
+        .post(format!(
+            "{}/not-my-tenant/oauth2/v2.0/token",
+            emu.endpoints().authority_host
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+            ("scope", GRAPH_SCOPE),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(aadsts(&b), 90002);
+}
+
+#[tokio::test]
+async fn app_password_logs_in_until_removed() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let state = emu.state();
+    let myapp = app(&state, "MyApp");
+    let app_id = myapp["app_id"].as_str().unwrap();
+    let object_id = myapp["object_id"].as_str().unwrap();
+    let s1 = &myapp["password_credentials"][0];
+    let s1_text = s1["secret_text"].as_str().unwrap();
+    let app_token = token(&emu, &http, app_id, s1_text, VAULT_SCOPE)
+        .await
+        .unwrap();
+
+    // An app's own token carries no roles.
+    let r = http
+        .get(format!(
+            "{}secrets/myapp-secret?api-version=2025-07-01",
+            vault(&emu, "kv-prod")
+        ))
+        .bearer_auth(&app_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Remove Secret 1 through Graph; it can no longer log in.
+    let admin = token_as(&emu, &http, "rotor-ci", GRAPH_SCOPE).await;
+    let r = http
+        .post(format!(
+            "{}/v1.0/applications/{object_id}/removePassword",
+            emu.endpoints().graph_endpoint
+        ))
+        .bearer_auth(&admin)
+        .json(&json!({"keyId": s1["key_id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (s, b) = token(&emu, &http, app_id, s1_text, VAULT_SCOPE)
+        .await
+        .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (401, 7000215));
+    // Secret 2 still works.
+    let s2 = myapp["password_credentials"][1]["secret_text"]
+        .as_str()
+        .unwrap();
+    assert!(token(&emu, &http, app_id, s2, GRAPH_SCOPE).await.is_ok());
+}
+
+#[tokio::test]
+async fn expired_password_is_refused() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let state = emu.state();
+    let consumer = app(&state, "consumer-app");
+    let old = consumer["password_credentials"][0]["secret_text"]
+        .as_str()
+        .unwrap();
+    let (s, b) = token(
+        &emu,
+        &http,
+        consumer["app_id"].as_str().unwrap(),
+        old,
+        GRAPH_SCOPE,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (401, 7000222));
+}
+
+#[tokio::test]
+async fn new_password_works_only_after_the_propagation_delay() {
+    let emu = sample().await;
+    emu.set_propagation_delay(std::time::Duration::from_millis(1500));
+    let http = http(&emu);
+    let admin = token_as(&emu, &http, "rotor-ci", GRAPH_SCOPE).await;
+    let state = emu.state();
+    let billing = app(&state, "billing-api");
+    let r = http
+        .post(format!(
+            "{}/v1.0/applications/{}/addPassword",
+            emu.endpoints().graph_endpoint,
+            billing["object_id"].as_str().unwrap()
+        ))
+        .bearer_auth(&admin)
+        .json(&json!({"passwordCredential": {"displayName": "rotated rotor:1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let created: Value = r.json().await.unwrap();
+    let secret = created["secretText"].as_str().unwrap().to_string();
+    let app_id = billing["app_id"].as_str().unwrap();
+    let started = std::time::Instant::now();
+    let (s, b) = token(&emu, &http, app_id, &secret, GRAPH_SCOPE)
+        .await
+        .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (401, 7000215));
+    let mut ok = false;
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        if token(&emu, &http, app_id, &secret, GRAPH_SCOPE)
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the new password never started working");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1300));
+}
+
+#[tokio::test]
+async fn app_without_service_principal_cannot_log_in() {
+    let f = rotor_emulator::Fixture::from_json(
+        r#"{"applications":[{"display_name":"no-sp","app_id":"d0000000-0000-4000-8000-000000000001","service_principal":false,
+             "password_credentials":[{"secret_text":"abc8Q~0123456789012345678901234567890123"}]}]}"#,
+    )
+    .unwrap();
+    let emu = start(f).await;
+    let http = http(&emu);
+    let (s, b) = token(
+        &emu,
+        &http,
+        "d0000000-0000-4000-8000-000000000001",
+        "abc8Q~0123456789012345678901234567890123",
+        GRAPH_SCOPE,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (400, 7000229));
+}
+
+fn jwt(header: Value, claims: Value) -> String {
+    use base64::Engine;
+    let e = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.c2ln", e(&header), e(&claims))
+}
+
+#[tokio::test]
+async fn federated_client_assertion() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let (id, _) = principal(&emu, "rotor-ci");
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 300;
+    let good = jwt(
+        json!({"alg": "RS256", "typ": "JWT"}),
+        json!({"iss": "https://token.actions.githubusercontent.com", "sub": "repo:certifyclouds/rotor:ref:refs/heads/main",
+               "aud": "api://AzureADTokenExchange", "exp": exp}),
+    );
+    let form = |a: &str| {
+        vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", id.clone()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
+            ),
+            ("client_assertion", a.to_string()),
+            ("scope", GRAPH_SCOPE.to_string()),
+        ]
+    };
+    let f = form(&good);
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let t = token_raw(&emu, &http, &f).await.unwrap();
+    // The token works in Graph with rotor-ci's permissions.
+    let r = http
+        .get(format!(
+            "{}/v1.0/applications?$top=1",
+            emu.endpoints().graph_endpoint
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let wrong_sub = jwt(
+        json!({"alg": "RS256"}),
+        json!({"iss": "https://token.actions.githubusercontent.com", "sub": "repo:evil/fork:ref:refs/heads/main",
+               "aud": "api://AzureADTokenExchange", "exp": exp}),
+    );
+    let f = form(&wrong_sub);
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, b) = token_raw(&emu, &http, &f).await.unwrap_err();
+    assert_eq!((s, aadsts(&b)), (400, 70021));
+
+    let expired = jwt(
+        json!({"alg": "RS256"}),
+        json!({"iss": "https://token.actions.githubusercontent.com", "sub": "repo:certifyclouds/rotor:x",
+               "aud": "api://AzureADTokenExchange", "exp": exp - 3600}),
+    );
+    let f = form(&expired);
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, b) = token_raw(&emu, &http, &f).await.unwrap_err();
+    assert_eq!((s, aadsts(&b)), (400, 700024));
+}
+
+#[tokio::test]
+async fn tokens_are_bound_to_their_audience() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let vault_token = token_as(&emu, &http, "rotor-ci", VAULT_SCOPE).await;
+    let r = http
+        .get(format!(
+            "{}/v1.0/applications",
+            emu.endpoints().graph_endpoint
+        ))
+        .bearer_auth(&vault_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "InvalidAuthenticationToken");
+    let r = http
+        .get(format!(
+            "{}/v1.0/applications",
+            emu.endpoints().graph_endpoint
+        ))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
