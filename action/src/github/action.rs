@@ -181,9 +181,10 @@ pub async fn post_comment<W: Write>(
 /// The default report file: `$RUNNER_TEMP/rotor-report.md`, else `rotor-report.md`.
 fn report_path(env: &RunnerEnv, args: &ActionArgs) -> PathBuf {
     args.report_path.clone().unwrap_or_else(|| {
-        env.runner_temp
-            .as_ref()
-            .map_or_else(|| PathBuf::from("rotor-report.md"), |t| t.join("rotor-report.md"))
+        env.runner_temp.as_ref().map_or_else(
+            || PathBuf::from("rotor-report.md"),
+            |t| t.join("rotor-report.md"),
+        )
     })
 }
 
@@ -243,13 +244,21 @@ pub async fn run_action_with<W: Write>(
         print!("{full}");
     }
 
-    let failed: Vec<&Record> = outcome.records.iter().filter(|r| r.status == "failed").collect();
+    let failed: Vec<&Record> = outcome
+        .records
+        .iter()
+        .filter(|r| r.status == "failed")
+        .collect();
     for r in &failed {
         let mut msg = r.to_failure().map(|f| f.error).unwrap_or_default();
         for h in &r.hints {
             msg.push_str(&format!("\nhint: {h}"));
         }
-        let name = if r.app_name.is_empty() { &r.app_id } else { &r.app_name };
+        let name = if r.app_name.is_empty() {
+            &r.app_id
+        } else {
+            &r.app_name
+        };
         commands.error(&format!("rotor: rotating {name} failed"), &msg);
     }
     if commands.suppressed_errors > 0 {
@@ -314,7 +323,11 @@ pub async fn run_action_with<W: Write>(
     }
 
     if let Some(out) = &env.output {
-        let rotated = outcome.records.iter().filter(|r| r.status == "success").count();
+        let rotated = outcome
+            .records
+            .iter()
+            .filter(|r| r.status == "success")
+            .count();
         let rotated = if args.dry_run || matches!(event, Event::PullRequest { .. }) {
             0
         } else {
@@ -323,8 +336,16 @@ pub async fn run_action_with<W: Write>(
         runner::write_output(out, "rotated", &rotated.to_string())?;
         runner::write_output(out, "failed", &failed.len().to_string())?;
         runner::write_output(out, "due", &outcome.due.to_string())?;
-        runner::write_output(out, "report-path", &absolute(&report_file).display().to_string())?;
-        runner::write_output(out, "history-path", &absolute(&history_path).display().to_string())?;
+        runner::write_output(
+            out,
+            "report-path",
+            &absolute(&report_file).display().to_string(),
+        )?;
+        runner::write_output(
+            out,
+            "history-path",
+            &absolute(&history_path).display().to_string(),
+        )?;
         if let Some(id) = comment_id {
             runner::write_output(out, "comment-id", &id.to_string())?;
         }
@@ -356,8 +377,10 @@ fn repo_relative(env: &RunnerEnv, path: &Path) -> String {
             .trim_start_matches("./")
             .to_string();
     }
-    path.file_name()
-        .map_or_else(|| "rotor-history.jsonl".to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || "rotor-history.jsonl".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 async fn open_audit_pr(
@@ -375,7 +398,10 @@ async fn open_audit_pr(
     )?;
     let gh = GitHub::new(&env.api_url, token, &owner, &repo)?;
     let mut lines = String::new();
-    for r in records.iter().filter(|r| r.status == "success" || r.status == "failed") {
+    for r in records
+        .iter()
+        .filter(|r| r.status == "success" || r.status == "failed")
+    {
         lines.push_str(&serde_json::to_string(r)?);
         lines.push('\n');
     }
@@ -407,15 +433,11 @@ async fn open_audit_pr(
 async fn engine_and_config(
     ctx: &Context,
 ) -> anyhow::Result<(rotor_engine::Engine, rotor_engine::Config)> {
-    let _ = ctx;
-    anyhow::bail!("rotor action: the engine is not wired into the CLI context yet")
+    Ok((ctx.engine()?, ctx.config().clone()))
 }
 
 fn record_of(r: &rotor_engine::AuditRecord) -> Record {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default()
+    Record::from_engine(r)
 }
 
 /// Writes one line per progress event, between `::stop-commands::` markers.
@@ -425,7 +447,11 @@ impl rotor_engine::Progress for LogProgress {
     fn event(&self, e: &rotor_engine::ProgressEvent) {
         let line = format!(
             "rotor: {} ({}): {}",
-            if e.app_name.is_empty() { &e.app_id } else { &e.app_name },
+            if e.app_name.is_empty() {
+                &e.app_id
+            } else {
+                &e.app_name
+            },
             records::short(&e.rotation_id),
             e.message
         )
@@ -460,7 +486,11 @@ async fn dry_run<W: Write>(
     let mut records_out = Vec::new();
     let mut rows = Vec::new();
     for (link, status) in &due {
-        let rec = record_of(&engine.rotate(link, &config.policy, &opts, &LogProgress).await);
+        let rec = record_of(
+            &engine
+                .rotate(link, &config.policy, &opts, &LogProgress)
+                .await,
+        );
         let mut row = rec.to_row(true);
         if row.status == Status::Skipped && status.rotation_due && rec.error.is_none() {
             row.status = Status::WouldRotate;
@@ -490,7 +520,10 @@ async fn dry_run<W: Write>(
     commands.endgroup();
     let _ = env;
     let report = Report {
-        title: format!("rotor: dry run ({}) — nothing was changed", markdown::escape(why)),
+        title: format!(
+            "rotor: dry run ({}) — nothing was changed",
+            markdown::escape(why)
+        ),
         rows,
         failures: records_out.iter().filter_map(Record::to_failure).collect(),
         ..Report::default()
@@ -525,7 +558,11 @@ async fn rotate_due<W: Write>(
     let policy = &config.policy;
     let opts_ref = &opts;
     let results: Vec<rotor_engine::AuditRecord> = futures::stream::iter(due.iter())
-        .map(|(link, _)| async move { engine_ref.rotate(link, policy, opts_ref, &LogProgress).await })
+        .map(|(link, _)| async move {
+            engine_ref
+                .rotate(link, policy, opts_ref, &LogProgress)
+                .await
+        })
         .buffered(concurrency)
         .collect()
         .await;
@@ -566,26 +603,43 @@ mod tests {
             "head": {"repo": {"full_name": "o/r"}}, "base": {"repo": {"full_name": "o/r"}}}});
         assert_eq!(
             parse_event("pull_request", &pr, Some("o/r")),
-            Event::PullRequest { number: Some(7), fork: false }
+            Event::PullRequest {
+                number: Some(7),
+                fork: false
+            }
         );
         let fork = json!({"number": 8, "pull_request": {
             "head": {"repo": {"full_name": "someone/r", "fork": true}}, "base": {"repo": {"full_name": "o/r"}}}});
         assert_eq!(
             parse_event("pull_request", &fork, Some("o/r")),
-            Event::PullRequest { number: Some(8), fork: true }
+            Event::PullRequest {
+                number: Some(8),
+                fork: true
+            }
         );
         assert_eq!(
             parse_event("schedule", &json!({"schedule": "0 3 * * *"}), Some("o/r")),
-            Event::Rotate { name: "schedule".into() }
+            Event::Rotate {
+                name: "schedule".into()
+            }
         );
     }
 
     #[test]
     fn repo_relative_paths() {
         let env = RunnerEnv::from_vars([("GITHUB_WORKSPACE", "/ws")]);
-        assert_eq!(repo_relative(&env, Path::new("/ws/audit/h.jsonl")), "audit/h.jsonl");
-        assert_eq!(repo_relative(&env, Path::new("/elsewhere/h.jsonl")), "h.jsonl");
+        assert_eq!(
+            repo_relative(&env, Path::new("/ws/audit/h.jsonl")),
+            "audit/h.jsonl"
+        );
+        assert_eq!(
+            repo_relative(&env, Path::new("/elsewhere/h.jsonl")),
+            "h.jsonl"
+        );
         let none = RunnerEnv::default();
-        assert_eq!(repo_relative(&none, Path::new("./audit/h.jsonl")), "audit/h.jsonl");
+        assert_eq!(
+            repo_relative(&none, Path::new("./audit/h.jsonl")),
+            "audit/h.jsonl"
+        );
     }
 }

@@ -95,7 +95,9 @@ impl CommentOutcome {
     /// The comment id.
     pub fn id(self) -> u64 {
         match self {
-            CommentOutcome::Created(id) | CommentOutcome::Updated(id) | CommentOutcome::Unchanged(id) => id,
+            CommentOutcome::Created(id)
+            | CommentOutcome::Updated(id)
+            | CommentOutcome::Unchanged(id) => id,
         }
     }
 }
@@ -177,10 +179,14 @@ impl GitHub {
                 action: action.to_string(),
                 cause: e.to_string(),
             })?;
-        let response = self.crab.execute(request).await.map_err(|e| ApiError::Transport {
-            action: action.to_string(),
-            cause: e.to_string(),
-        })?;
+        let response = self
+            .crab
+            .execute(request)
+            .await
+            .map_err(|e| ApiError::Transport {
+                action: action.to_string(),
+                cause: e.to_string(),
+            })?;
         let status = response.status();
         let headers = response.headers().clone();
         let text = self
@@ -259,7 +265,8 @@ impl GitHub {
                     message: format!(
                         "{}{}",
                         status.canonical_reason().unwrap_or(""),
-                        if message.is_empty() || Some(message.as_str()) == status.canonical_reason() {
+                        if message.is_empty() || Some(message.as_str()) == status.canonical_reason()
+                        {
                             String::new()
                         } else {
                             format!(" ({message})")
@@ -296,7 +303,11 @@ impl GitHub {
 
     /// Comments on issue/pull request `number` that carry the marker for `key`, oldest first,
     /// as `(id, body, author_is_bot)`.
-    async fn marked_comments(&self, number: u64, key: &str) -> Result<Vec<(u64, String, bool)>, ApiError> {
+    async fn marked_comments(
+        &self,
+        number: u64,
+        key: &str,
+    ) -> Result<Vec<(u64, String, bool)>, ApiError> {
         let marker = markdown::marker(key);
         let comments = self
             .get_all(
@@ -375,12 +386,15 @@ impl GitHub {
                 Ok(CommentOutcome::Created(id))
             }
             // The outcome is unknown: the comment may exist now. Look before anyone retries.
-            Err(e @ (ApiError::Transport { .. } | ApiError::Status { status: 500..=599, .. })) => {
-                match self.find_sticky(number, key).await {
-                    Ok(Some((id, _))) => Ok(CommentOutcome::Created(id)),
-                    _ => Err(e),
-                }
-            }
+            Err(
+                e @ (ApiError::Transport { .. }
+                | ApiError::Status {
+                    status: 500..=599, ..
+                }),
+            ) => match self.find_sticky(number, key).await {
+                Ok(Some((id, _))) => Ok(CommentOutcome::Created(id)),
+                _ => Err(e),
+            },
             Err(e) => Err(e),
         }
     }
@@ -400,7 +414,12 @@ impl GitHub {
         let b64 = base64::engine::general_purpose::STANDARD;
 
         let repo = self
-            .request(Method::GET, &self.repo_path(""), None, "reading the repository")
+            .request(
+                Method::GET,
+                &self.repo_path(""),
+                None,
+                "reading the repository",
+            )
             .await?;
         let default_branch = repo
             .body
@@ -483,7 +502,11 @@ impl GitHub {
                         status: 200,
                         message: format!("undecodable content: {e}"),
                     })?;
-                    let sha = resp.body.get("sha").and_then(Value::as_str).map(str::to_string);
+                    let sha = resp
+                        .body
+                        .get("sha")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     (String::from_utf8_lossy(&bytes).into_owned(), sha)
                 }
                 Err(ApiError::Status { status: 404, .. }) => (String::new(), None),
@@ -512,7 +535,9 @@ impl GitHub {
                 .await
             {
                 Ok(_) => break,
-                Err(ApiError::Status { status: 409 | 422, .. }) if attempts < 2 => continue,
+                Err(ApiError::Status {
+                    status: 409 | 422, ..
+                }) if attempts < 2 => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -530,9 +555,8 @@ impl GitHub {
             )
             .await?;
         let existing = open.body.as_array().and_then(|prs| {
-            prs.iter().find(|p| {
-                p.pointer("/head/ref").and_then(Value::as_str) == Some(branch)
-            })
+            prs.iter()
+                .find(|p| p.pointer("/head/ref").and_then(Value::as_str) == Some(branch))
         });
         if let Some(pr) = existing {
             let number = pr.get("number").and_then(Value::as_u64).unwrap_or(0);
@@ -617,7 +641,11 @@ pub fn next_link(headers: &http::HeaderMap) -> Option<String> {
     let link = headers.get(http::header::LINK)?.to_str().ok()?;
     link.split(',').find_map(|part| {
         let mut pieces = part.split(';');
-        let url = pieces.next()?.trim().trim_start_matches('<').trim_end_matches('>');
+        let url = pieces
+            .next()?
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
         pieces
             .any(|p| p.trim() == "rel=\"next\"")
             .then(|| url.to_string())
@@ -639,7 +667,11 @@ mod tests {
     #[test]
     fn rate_limits_by_their_headers() {
         let s403 = StatusCode::FORBIDDEN;
-        assert_eq!(rate_limit_wait(s403, &headers(&[])), None, "plain 403 is a permission error");
+        assert_eq!(
+            rate_limit_wait(s403, &headers(&[])),
+            None,
+            "plain 403 is a permission error"
+        );
         assert_eq!(
             rate_limit_wait(s403, &headers(&[("retry-after", "3")])),
             Some(Duration::from_secs(3))
@@ -647,7 +679,10 @@ mod tests {
         let reset = (time::OffsetDateTime::now_utc().unix_timestamp() + 30).to_string();
         let w = rate_limit_wait(
             s403,
-            &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", &reset)]),
+            &headers(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &reset),
+            ]),
         )
         .expect("primary limit");
         assert!(w.as_secs() >= 28 && w.as_secs() <= 30, "{w:?}");
@@ -656,7 +691,10 @@ mod tests {
             None
         );
         assert!(rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &headers(&[])).is_some());
-        assert_eq!(rate_limit_wait(StatusCode::OK, &headers(&[("retry-after", "3")])), None);
+        assert_eq!(
+            rate_limit_wait(StatusCode::OK, &headers(&[("retry-after", "3")])),
+            None
+        );
     }
 
     #[test]
@@ -674,6 +712,9 @@ mod tests {
 
     #[test]
     fn percent_encoding_of_paths() {
-        assert_eq!(percent_encode_segment("rotor history.jsonl"), "rotor%20history.jsonl");
+        assert_eq!(
+            percent_encode_segment("rotor history.jsonl"),
+            "rotor%20history.jsonl"
+        );
     }
 }

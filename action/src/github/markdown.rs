@@ -56,7 +56,10 @@ pub fn escape(text: &str) -> String {
             }
             '@' => {
                 out.push('@');
-                if chars.peek().is_some_and(|n| n.is_alphanumeric() || *n == '-') {
+                if chars
+                    .peek()
+                    .is_some_and(|n| n.is_alphanumeric() || *n == '-')
+                {
                     out.push(ZWSP);
                 }
             }
@@ -289,7 +292,11 @@ impl Report {
         let full_len = head.len()
             + if rows.is_empty() { 0 } else { table_head.len() }
             + rows.iter().map(String::len).sum::<usize>()
-            + if failures.is_empty() { 0 } else { failures_head.len() }
+            + if failures.is_empty() {
+                0
+            } else {
+                failures_head.len()
+            }
             + failures.iter().map(String::len).sum::<usize>()
             + footer.len();
 
@@ -359,9 +366,7 @@ fn render_row(r: &Row) -> String {
     } else {
         r.targets
             .iter()
-            .map(|(vault, secret)| {
-                format!("{} in {}", escape(secret), escape(&vault_name(vault)))
-            })
+            .map(|(vault, secret)| format!("{} in {}", escape(secret), escape(&vault_name(vault))))
             .collect::<Vec<_>>()
             .join("<br>")
     };
@@ -401,6 +406,76 @@ fn render_failure(f: &Failure) -> String {
     out
 }
 
+/// Markdown of audit records (`rotor rotate`/`cleanup`/`history --output markdown`): one row per
+/// record, failures with error and hints, untrimmed.
+pub fn audit_records(title: &str, records: &[rotor_engine::AuditRecord]) -> String {
+    let recs: Vec<super::records::Record> = records
+        .iter()
+        .map(super::records::Record::from_engine)
+        .collect();
+    super::records::report_of_records(title, &recs, false).render(SUMMARY_LIMIT)
+}
+
+/// Markdown of due rotations (`rotor rotate --due --dry-run --output markdown`, and the pull
+/// request report): one row per link with why it is due.
+pub fn due_links(title: &str, links: &[(rotor_engine::Link, rotor_engine::LinkStatus)]) -> String {
+    due_report(title, links).render(SUMMARY_LIMIT)
+}
+
+/// The report model of due rotations.
+pub fn due_report(title: &str, links: &[(rotor_engine::Link, rotor_engine::LinkStatus)]) -> Report {
+    let rows = links
+        .iter()
+        .map(|(link, status)| Row {
+            app: String::new(),
+            app_id: link.application_id.clone(),
+            credential: link.credential_display_name.clone(),
+            targets: link
+                .targets
+                .iter()
+                .map(|t| (t.vault_url.to_string(), t.secret_name.clone()))
+                .collect(),
+            confidence: status.confidence.to_string(),
+            status: if status.excluded.is_some() {
+                Status::Excluded
+            } else if status.in_progress {
+                Status::Skipped
+            } else if status.rotation_due {
+                Status::WouldRotate
+            } else {
+                Status::UpToDate
+            },
+            detail: status
+                .excluded
+                .clone()
+                .map(|e| format!("excluded: {e}"))
+                .or_else(|| {
+                    status
+                        .in_progress
+                        .then(|| "rotation in progress".to_string())
+                })
+                .or_else(|| status.due_reason.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    Report {
+        title: title.to_string(),
+        rows,
+        ..Report::default()
+    }
+}
+
+/// Markdown of a match report (`rotor match --output markdown`).
+pub fn match_report(report: &rotor_engine::MatchReport) -> String {
+    match serde_json::to_value(report) {
+        Ok(v) => super::report::match_report(&v).render(SUMMARY_LIMIT),
+        Err(e) => format!(
+            "rotor: could not render the match report: {}\n",
+            escape(&e.to_string())
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,7 +487,10 @@ mod tests {
             app: app.to_string(),
             app_id: "11111111-2222-3333-4444-555555555555".into(),
             credential: "Secret 1".into(),
-            targets: vec![("https://kv-prod.vault.azure.net/".into(), format!("{app}-client-secret"))],
+            targets: vec![(
+                "https://kv-prod.vault.azure.net/".into(),
+                format!("{app}-client-secret"),
+            )],
             confidence: "HIGH".into(),
             status,
             detail: "expires in 12 days (policy: rotate 30 days before expiry)".into(),
@@ -506,7 +584,12 @@ mod tests {
     #[test]
     fn report_for_2000_apps_stays_under_the_comment_limit() {
         let rows: Vec<Row> = (0..2000)
-            .map(|i| row(&format!("application-number-{i:04}-with-a-long-name"), Status::WouldRotate))
+            .map(|i| {
+                row(
+                    &format!("application-number-{i:04}-with-a-long-name"),
+                    Status::WouldRotate,
+                )
+            })
             .collect();
         let failures: Vec<Failure> = (0..100)
             .map(|i| Failure {
@@ -514,7 +597,10 @@ mod tests {
                 app_id: format!("{i:08}-0000-0000-0000-000000000000"),
                 credential: "Secret 1".into(),
                 error: "rotating Key Vault secret `x` (vault `kv-prod`): 403 Forbidden".into(),
-                hints: vec!["grant the principal the `Key Vault Secrets Officer` role on vault `kv-prod`".into()],
+                hints: vec![
+                    "grant the principal the `Key Vault Secrets Officer` role on vault `kv-prod`"
+                        .into(),
+                ],
             })
             .collect();
         let report = Report {
@@ -527,9 +613,18 @@ mod tests {
         };
         let md = report.render(COMMENT_LIMIT);
         assert!(md.chars().count() < COMMENT_LIMIT, "{}", md.len());
-        assert!(md.len() > COMMENT_LIMIT - 2_000, "uses the room it has: {}", md.len());
-        assert!(md.contains("**2000** would rotate"), "counts cover every row");
-        assert!(md.contains("more rows — see the job summary: https://github.com/o/r/actions/runs/42"));
+        assert!(
+            md.len() > COMMENT_LIMIT - 2_000,
+            "uses the room it has: {}",
+            md.len()
+        );
+        assert!(
+            md.contains("**2000** would rotate"),
+            "counts cover every row"
+        );
+        assert!(
+            md.contains("more rows — see the job summary: https://github.com/o/r/actions/runs/42")
+        );
         // Failures are kept before table rows.
         assert_eq!(md.matches("\n- **failing-app-").count(), 100);
         // Whole rows only: every table line is complete.
@@ -538,7 +633,12 @@ mod tests {
         }
         // The untrimmed rendering (job summary) holds everything.
         let full = report.render(SUMMARY_LIMIT);
-        assert_eq!(full.lines().filter(|l| l.starts_with("| application-number-")).count(), 2000);
+        assert_eq!(
+            full.lines()
+                .filter(|l| l.starts_with("| application-number-"))
+                .count(),
+            2000
+        );
         assert!(!full.contains("more rows"));
     }
 

@@ -86,6 +86,14 @@ fn records_from_value(value: serde_json::Value) -> anyhow::Result<Vec<Record>> {
 }
 
 impl Record {
+    /// The JSON view of an engine record (same fields, as the history file has them).
+    pub fn from_engine(r: &rotor_engine::AuditRecord) -> Record {
+        serde_json::to_value(r)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    }
+
     /// The table row for this record.
     pub fn to_row(&self, dry_run: bool) -> Row {
         let status = Status::from_record(&self.status, dry_run || self.dry_run == Some(true));
@@ -180,12 +188,17 @@ mod tests {
     fn parses_every_shape() {
         let one = parse_records(REC).expect("single");
         assert_eq!(one.len(), 1);
-        let wrapped = parse_records(&format!("{{\"rotations\":[{REC},{REC}]}}")).expect("rotations");
+        let wrapped =
+            parse_records(&format!("{{\"rotations\":[{REC},{REC}]}}")).expect("rotations");
         assert_eq!(wrapped.len(), 2);
         let history = parse_records(&format!("{{\"records\":[{REC}]}}")).expect("records");
         assert_eq!(history[0].app_name, "MyApp");
-        let lines = parse_records(&format!("{}\n{}\n", REC.replace('\n', ""), REC.replace('\n', "")))
-            .expect("lines");
+        let lines = parse_records(&format!(
+            "{}\n{}\n",
+            REC.replace('\n', ""),
+            REC.replace('\n', "")
+        ))
+        .expect("lines");
         assert_eq!(lines.len(), 2);
         assert!(parse_records("{\"rotations\": 3}").is_err());
     }

@@ -121,7 +121,11 @@ pub fn report_of_json(text: &str) -> anyhow::Result<Report> {
     let recs = records::parse_records(text)?;
     let dry = recs.iter().all(|r| r.dry_run == Some(true)) && !recs.is_empty();
     Ok(records::report_of_records(
-        if dry { "rotor: dry run" } else { "rotor: rotations" },
+        if dry {
+            "rotor: dry run"
+        } else {
+            "rotor: rotations"
+        },
         &recs,
         false,
     ))
@@ -129,9 +133,19 @@ pub fn report_of_json(text: &str) -> anyhow::Result<Report> {
 
 /// A report of `rotor match --output json`.
 pub fn match_report(v: &Value) -> Report {
-    let s = |m: &Value, k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |m: &Value, k: &str| {
+        m.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let mut rows = Vec::new();
-    for m in v.get("matches").and_then(Value::as_array).into_iter().flatten() {
+    for m in v
+        .get("matches")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let signals: Vec<String> = m
             .get("signals")
             .and_then(Value::as_array)
@@ -168,7 +182,9 @@ pub fn match_report(v: &Value) -> Report {
     Report {
         title: "rotor: matches".into(),
         intro: if unmatched > 0 {
-            vec![format!("{unmatched} credentials matched no Key Vault secret.")]
+            vec![format!(
+                "{unmatched} credentials matched no Key Vault secret."
+            )]
         } else {
             vec![]
         },
@@ -196,8 +212,16 @@ fn parse_date(s: &str, end_of_day: bool) -> anyhow::Result<time::OffsetDateTime>
 
 fn filter_records(all: Vec<Record>, args: &ReportArgs) -> anyhow::Result<Vec<Record>> {
     use time::format_description::well_known::Rfc3339;
-    let since = args.since.as_deref().map(|s| parse_date(s, false)).transpose()?;
-    let until = args.until.as_deref().map(|s| parse_date(s, true)).transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_date(s, false))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|s| parse_date(s, true))
+        .transpose()?;
     let app = args
         .app
         .as_deref()
@@ -269,7 +293,10 @@ pub fn terraform_plan_report(plan: &Value) -> anyhow::Result<Report> {
 }
 
 fn plan_row(rc: &Value) -> Row {
-    let address = rc.get("address").and_then(Value::as_str).unwrap_or("rotor_secret_link");
+    let address = rc
+        .get("address")
+        .and_then(Value::as_str)
+        .unwrap_or("rotor_secret_link");
     let change = rc.get("change").cloned().unwrap_or(Value::Null);
     let actions: Vec<&str> = change
         .get("actions")
@@ -282,7 +309,12 @@ fn plan_row(rc: &Value) -> Row {
     let after = change.get("after").filter(|v| !v.is_null());
     let after_unknown = change.get("after_unknown").cloned().unwrap_or(Value::Null);
     let current = after.or(before).cloned().unwrap_or(Value::Null);
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
 
     let targets_of = |v: Option<&Value>| -> BTreeSet<(String, String)> {
         v.and_then(|v| v.get("targets"))
@@ -304,7 +336,10 @@ fn plan_row(rc: &Value) -> Row {
     let status;
     if is(&["no-op"]) || is(&["read"]) {
         status = Status::UpToDate;
-        if let Some(n) = before.and_then(|b| b.get("next_rotation_at")).and_then(Value::as_str) {
+        if let Some(n) = before
+            .and_then(|b| b.get("next_rotation_at"))
+            .and_then(Value::as_str)
+        {
             reasons.push(format!("next rotation {n}"));
         }
     } else if is(&["create"]) {
@@ -335,8 +370,15 @@ fn plan_row(rc: &Value) -> Row {
         } else {
             Status::Changed
         };
-        if key_unknown && before.and_then(|b| b.get("rotation_due")).and_then(Value::as_bool) == Some(true) {
-            let expires = before.map(|b| s(b, "current_expires_at")).unwrap_or_default();
+        if key_unknown
+            && before
+                .and_then(|b| b.get("rotation_due"))
+                .and_then(Value::as_bool)
+                == Some(true)
+        {
+            let expires = before
+                .map(|b| s(b, "current_expires_at"))
+                .unwrap_or_default();
             reasons.push(if expires.is_empty() {
                 "rotation due".to_string()
             } else {
@@ -374,7 +416,9 @@ fn plan_row(rc: &Value) -> Row {
             reasons.push(format!("targets removed: {}", removed.join(", ")));
         }
         if before.and_then(|b| b.get("policy")) != after.and_then(|a| a.get("policy"))
-            && !after_unknown.get("policy").is_some_and(|v| v == &Value::Bool(true))
+            && !after_unknown
+                .get("policy")
+                .is_some_and(|v| v == &Value::Bool(true))
         {
             reasons.push("policy changed".into());
         }
@@ -451,11 +495,23 @@ mod tests {
         let r = terraform_plan_report(&plan).expect("report");
         assert_eq!(r.rows.len(), 5);
         assert_eq!(r.rows[0].status, Status::WouldRotate);
-        assert!(r.rows[0].detail.contains("rotation due"), "{}", r.rows[0].detail);
+        assert!(
+            r.rows[0].detail.contains("rotation due"),
+            "{}",
+            r.rows[0].detail
+        );
         assert_eq!(r.rows[1].status, Status::WouldRotate);
-        assert!(r.rows[1].detail.contains("rotate_when_changed changed (epoch)"));
+        assert!(
+            r.rows[1]
+                .detail
+                .contains("rotate_when_changed changed (epoch)")
+        );
         assert_eq!(r.rows[2].status, Status::Changed);
-        assert!(r.rows[2].detail.contains("targets added: myapp-secret in kv-dr"));
+        assert!(
+            r.rows[2]
+                .detail
+                .contains("targets added: myapp-secret in kv-dr")
+        );
         assert_eq!(r.rows[3].status, Status::UpToDate);
         assert_eq!(r.rows[4].status, Status::Changed);
         assert!(r.intro[0].contains("1 other resource changes"));

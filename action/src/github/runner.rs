@@ -132,7 +132,9 @@ impl RunnerEnv {
 /// does not contain. Refuses names that could break the file format.
 pub fn write_output(path: &Path, name: &str, value: &str) -> anyhow::Result<()> {
     if name.is_empty() || name.contains(['\n', '\r', '=', '<']) {
-        anyhow::bail!("writing output `{name}`: the name must not be empty or contain newlines, `=` or `<`");
+        anyhow::bail!(
+            "writing output `{name}`: the name must not be empty or contain newlines, `=` or `<`"
+        );
     }
     let delimiter = format!("ghadelimiter_{}", uuid::Uuid::new_v4());
     if value.contains(&delimiter) || name.contains(&delimiter) {
@@ -168,7 +170,9 @@ pub fn append_summary(path: &Path, markdown: &str) -> anyhow::Result<()> {
 
 /// Escapes the message part of a workflow command.
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escapes a property value of a workflow command.
@@ -309,7 +313,10 @@ mod tests {
         assert_eq!(lines[1], "3");
         assert_eq!(lines[2], lines[0].trim_start_matches("rotated<<"));
         assert_eq!(&lines[4..6], &["a", "b"]);
-        assert_ne!(lines[0].trim_start_matches("rotated<<"), lines[3].trim_start_matches("multi<<"));
+        assert_ne!(
+            lines[0].trim_start_matches("rotated<<"),
+            lines[3].trim_start_matches("multi<<")
+        );
         assert!(write_output(&path, "bad\nname", "x").is_err());
         assert!(write_output(&path, "a=b", "x").is_err());
     }

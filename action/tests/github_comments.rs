@@ -1,0 +1,329 @@
+//! Sticky pull request comments, job summaries and GitHub's limits, through the real `rotor`
+//! binary (`rotor report --input … --summary --comment`) against a fake GitHub Enterprise Server
+//! REST API on loopback, with the runner simulated by temporary files.
+
+#[path = "github_support.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+
+use axum::http::Method;
+use serde_json::Value;
+use support::{FakeGitHub, Runner};
+
+const EVIL: &str = "<img src=x onerror=alert(1)> @org/team #1 | <!--";
+
+async fn report_run(
+    gh: &FakeGitHub,
+    input: &Value,
+    extra_args: &[&str],
+) -> (Runner, support::Output) {
+    let runner = Runner::new(
+        gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    let input_path = runner.path("rotate.json");
+    std::fs::write(&input_path, serde_json::to_vec(input).expect("json")).expect("write input");
+    let input_arg = input_path.display().to_string();
+    let mut args = vec![
+        "report",
+        "--input",
+        input_arg.as_str(),
+        "--summary",
+        "--comment",
+    ];
+    args.extend_from_slice(extra_args);
+    let out = runner.rotor(&args, &BTreeMap::new()).await;
+    (runner, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pull_request_reports_leave_exactly_one_comment() {
+    let gh = FakeGitHub::start().await;
+    let humans_before = gh.comments_on(2);
+
+    let first = support::rotate_json(&[("billing-api", "app-1"), ("web", "app-2")], "success");
+    let (_r1, out1) = report_run(&gh, &first, &[]).await;
+    assert_eq!(out1.code, Some(0), "{out1:?}");
+    assert_eq!(gh.bot_comments_on(2).len(), 1);
+    assert!(
+        out1.stdout.contains("comment created") || out1.stderr.contains("comment created"),
+        "{out1:?}"
+    );
+
+    // Same report again: the comment is found (through pagination: 2 per page) and left alone.
+    let (_r2, out2) = report_run(&gh, &first, &[]).await;
+    assert_eq!(out2.code, Some(0), "{out2:?}");
+    assert_eq!(
+        gh.count(
+            "PATCH",
+            "/api/v3/repos/Codertocat/Hello-World/issues/comments/"
+        ),
+        0
+    );
+    assert_eq!(
+        gh.count(
+            "POST",
+            "/api/v3/repos/Codertocat/Hello-World/issues/2/comments"
+        ),
+        1
+    );
+
+    // A different report: updated in place.
+    let second = support::rotate_json(&[("billing-api", "app-1")], "failed");
+    let (_r3, out3) = report_run(&gh, &second, &[]).await;
+    assert_eq!(out3.code, Some(0), "{out3:?}");
+    let bots = gh.bot_comments_on(2);
+    assert_eq!(bots.len(), 1, "exactly one rotor comment: {bots:?}");
+    assert!(bots[0].body.starts_with("<!-- rotor-report: report -->"));
+    assert!(bots[0].body.contains("**1** failed"), "{}", bots[0].body);
+    assert_eq!(
+        gh.count(
+            "PATCH",
+            "/api/v3/repos/Codertocat/Hello-World/issues/comments/"
+        ),
+        1
+    );
+
+    // People's comments — including one quoting rotor's marker — are untouched.
+    let humans_after: Vec<_> = gh
+        .comments_on(2)
+        .into_iter()
+        .filter(|c| c.user_type == "User")
+        .collect();
+    assert_eq!(humans_after.len(), humans_before.len());
+    for (a, b) in humans_after.iter().zip(&humans_before) {
+        assert_eq!(a.body, b.body);
+    }
+    // Installation tokens cannot read /user; rotor never asks.
+    assert_eq!(gh.count("GET", "/api/v3/user"), 0);
+    // Everything went through the GHES-style base path.
+    assert!(gh.log().iter().all(|l| l.path.starts_with("/api/v3/")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_for_2000_apps_stays_under_the_comment_limit() {
+    let gh = FakeGitHub::start().await;
+    let names: Vec<(String, String)> = (0..2000)
+        .map(|i| {
+            (
+                format!("application-{i:04}-with-a-rather-long-display-name"),
+                format!("{i:08}-0000-4000-8000-000000000000"),
+            )
+        })
+        .collect();
+    let apps: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let input = support::rotate_json(&apps, "success");
+    let (runner, out) = report_run(&gh, &input, &[]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let bots = gh.bot_comments_on(2);
+    assert_eq!(
+        bots.len(),
+        1,
+        "the fake rejects bodies over 65,536 characters: {out:?}"
+    );
+    let body = &bots[0].body;
+    assert!(body.chars().count() <= 65_536, "{}", body.chars().count());
+    assert!(body.contains("**2000** rotated"), "counts cover all rows");
+    let run_url = format!(
+        "http://{}/Codertocat/Hello-World/actions/runs/4242",
+        gh.addr
+    );
+    assert!(
+        body.contains(&format!("more rows — see the job summary: {run_url}")),
+        "trim line links the run"
+    );
+    // The job summary has every row.
+    let summary = runner.summary();
+    assert_eq!(
+        summary
+            .lines()
+            .filter(|l| l.starts_with("| application-"))
+            .count(),
+        2000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malicious_app_name_is_rendered_inert() {
+    let gh = FakeGitHub::start().await;
+    let input = support::rotate_json(&[(EVIL, EVIL)], "failed");
+    let (runner, out) = report_run(&gh, &input, &[]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let bots = gh.bot_comments_on(2);
+    assert_eq!(bots.len(), 1);
+    for (what, text) in [
+        ("comment", bots[0].body.clone()),
+        ("summary", runner.summary()),
+    ] {
+        assert!(!text.contains("<img"), "{what}: {text}");
+        assert!(
+            !text.contains("@org/team"),
+            "{what}: mention not broken: {text}"
+        );
+        assert!(
+            !text.contains("#1 "),
+            "{what}: reference not broken: {text}"
+        );
+        let comment_openers = text.matches("<!--").count();
+        let expected = usize::from(what == "comment");
+        assert_eq!(
+            comment_openers, expected,
+            "{what}: only rotor's own marker may open a comment: {text}"
+        );
+        assert!(
+            text.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{what}: name still readable"
+        );
+        // The table row keeps its 6 cells.
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| &lt;img"))
+            .expect("row");
+        let cells = row
+            .char_indices()
+            .filter(|(i, c)| *c == '|' && (*i == 0 || row.as_bytes()[i - 1] != b'\\'))
+            .count();
+        assert_eq!(cells, 7, "{what}: {row}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_comment_falls_back_to_the_job_summary() {
+    let gh = FakeGitHub::start().await;
+    gh.inject(
+        Method::POST,
+        "/repos/Codertocat/Hello-World/issues/2/comments",
+        403,
+        &[],
+        "Resource not accessible by integration",
+        10,
+    );
+    let input = support::rotate_json(&[("billing-api", "app-1")], "success");
+    let (runner, out) = report_run(&gh, &input, &[]).await;
+    assert_eq!(
+        out.code,
+        Some(0),
+        "a missing permission is not a failed rotation: {out:?}"
+    );
+    assert!(gh.bot_comments_on(2).is_empty());
+    // A plain 403 is a permission error, not a rate limit: tried once.
+    assert_eq!(
+        gh.count(
+            "POST",
+            "/api/v3/repos/Codertocat/Hello-World/issues/2/comments"
+        ),
+        1
+    );
+    let logs = format!("{}\n{}", out.stdout, out.stderr);
+    assert!(
+        logs.contains("::warning title=rotor%3A could not comment on the pull request::"),
+        "{logs}"
+    );
+    assert!(logs.contains("403"), "{logs}");
+    assert!(
+        logs.contains("pull-requests: write"),
+        "the warning carries the fix: {logs}"
+    );
+    assert!(
+        runner.summary().contains("billing-api"),
+        "the report is in the job summary"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_rate_limit_is_retried_once_and_not_double_posted() {
+    let gh = FakeGitHub::start().await;
+    gh.inject(
+        Method::POST,
+        "/repos/Codertocat/Hello-World/issues/2/comments",
+        403,
+        &[("retry-after", "1")],
+        "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        1,
+    );
+    let input = support::rotate_json(&[("billing-api", "app-1")], "success");
+    let started = std::time::Instant::now();
+    let (_runner, out) = report_run(&gh, &input, &[]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "waited as retry-after said"
+    );
+    assert_eq!(
+        gh.count(
+            "POST",
+            "/api/v3/repos/Codertocat/Hello-World/issues/2/comments"
+        ),
+        2
+    );
+    assert_eq!(gh.bot_comments_on(2).len(), 1, "posted exactly once");
+
+    // Rate limited twice in a row: retried once only, then a warning; still no duplicate.
+    let gh = FakeGitHub::start().await;
+    let reset = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1)
+    .to_string();
+    gh.inject(
+        Method::POST,
+        "/repos/Codertocat/Hello-World/issues/2/comments",
+        429,
+        &[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", reset.as_str()),
+        ],
+        "API rate limit exceeded",
+        5,
+    );
+    let (runner, out) = report_run(&gh, &input, &[]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        gh.count(
+            "POST",
+            "/api/v3/repos/Codertocat/Hello-World/issues/2/comments"
+        ),
+        2
+    );
+    assert!(gh.bot_comments_on(2).is_empty());
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("rate limit"),
+        "{out:?}"
+    );
+    assert!(runner.summary().contains("billing-api"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comment_off_and_no_token_never_call_github() {
+    let gh = FakeGitHub::start().await;
+    let runner = Runner::new(
+        &gh,
+        "pull_request",
+        &support::fixture("pull_request.synchronize.json"),
+    );
+    let input_path = runner.path("rotate.json");
+    std::fs::write(
+        &input_path,
+        serde_json::to_vec(&support::rotate_json(&[("a", "b")], "success")).expect("json"),
+    )
+    .expect("write");
+    let p = input_path.display().to_string();
+    let mut no_token = BTreeMap::new();
+    no_token.insert("GITHUB_TOKEN".to_string(), String::new());
+    let out = runner
+        .rotor(
+            &["report", "--input", &p, "--summary", "--comment"],
+            &no_token,
+        )
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(format!("{}{}", out.stdout, out.stderr).contains("GITHUB_TOKEN is not set"));
+    assert!(gh.log().is_empty(), "{:?}", gh.log());
+    assert!(runner.summary().contains("rotor"));
+}

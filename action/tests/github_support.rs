@@ -1,0 +1,746 @@
+//! Shared by the `github_*` tests (included with `#[path]`): a fake GitHub REST API on loopback
+//! with a GitHub Enterprise Server style `/api/v3` base, and a simulated runner (temporary
+//! `GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`, `GITHUB_EVENT_PATH`) for running the real `rotor`
+//! binary as a child process. Nothing here touches the test process's environment.
+//!
+//! The fake is stateful — issue comments, git refs, file contents, pull requests — and can inject
+//! faults (a status with headers, e.g. 403 or a secondary rate limit with `retry-after`) for the
+//! next N requests matching a method and path prefix. Every request is logged.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// The token the fake accepts.
+pub const TOKEN: &str = "ghs_faketoken0123456789";
+/// The repository the fake serves.
+pub const REPO: &str = "Codertocat/Hello-World";
+/// The comment length GitHub accepts.
+pub const MAX_BODY: usize = 65_536;
+
+#[derive(Debug, Clone)]
+pub struct Comment {
+    pub id: u64,
+    pub issue: u64,
+    pub body: String,
+    pub login: String,
+    pub user_type: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pull {
+    pub number: u64,
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub method: Method,
+    pub path_prefix: String,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub message: String,
+    pub remaining: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub comments: Vec<Comment>,
+    pub next_id: u64,
+    /// branch -> commit sha
+    pub refs: BTreeMap<String, String>,
+    /// (branch, path) -> (content, blob sha)
+    pub files: BTreeMap<(String, String), (String, String)>,
+    pub commits: Vec<(String, String, String)>, // (branch, path, message)
+    pub pulls: Vec<Pull>,
+    pub faults: Vec<Fault>,
+    pub log: Vec<Logged>,
+    /// Page size for comment listings (small, so pagination is exercised).
+    pub page_size: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeGitHub {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<State>>,
+}
+
+impl FakeGitHub {
+    /// Starts the fake on 127.0.0.1 (a random port) with branch `main` and a few comments
+    /// by people on pull request 2 (one of them quoting rotor's marker).
+    pub async fn start() -> FakeGitHub {
+        let mut st = State {
+            next_id: 1000,
+            page_size: 2,
+            ..State::default()
+        };
+        st.refs.insert(
+            "main".into(),
+            "0000000000000000000000000000000000000001".into(),
+        );
+        for (i, body) in [
+            "Looks good to me",
+            "> <!-- rotor-report: action -->\n> quoting the bot",
+            "Another human comment",
+        ]
+        .iter()
+        .enumerate()
+        {
+            st.comments.push(Comment {
+                id: 10 + i as u64,
+                issue: 2,
+                body: (*body).to_string(),
+                login: "Codertocat".into(),
+                user_type: "User".into(),
+            });
+        }
+        let state = Arc::new(Mutex::new(st));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let s2 = state.clone();
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = s2.clone();
+                async move { handle(state, addr, method, uri, headers, body) }
+            },
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeGitHub { addr, state }
+    }
+
+    /// `http://127.0.0.1:PORT/api/v3` (what `GITHUB_API_URL` is on GitHub Enterprise Server).
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api/v3", self.addr)
+    }
+
+    pub fn inject(
+        &self,
+        method: Method,
+        path_prefix: &str,
+        status: u16,
+        headers: &[(&str, &str)],
+        message: &str,
+        count: usize,
+    ) {
+        self.state.lock().expect("lock").faults.push(Fault {
+            method,
+            path_prefix: path_prefix.to_string(),
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            message: message.to_string(),
+            remaining: count,
+        });
+    }
+
+    pub fn comments_on(&self, issue: u64) -> Vec<Comment> {
+        self.state
+            .lock()
+            .expect("lock")
+            .comments
+            .iter()
+            .filter(|c| c.issue == issue)
+            .cloned()
+            .collect()
+    }
+
+    pub fn bot_comments_on(&self, issue: u64) -> Vec<Comment> {
+        self.comments_on(issue)
+            .into_iter()
+            .filter(|c| c.user_type == "Bot")
+            .collect()
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.state.lock().expect("lock").log.clone()
+    }
+
+    pub fn count(&self, method: &str, path_prefix: &str) -> usize {
+        self.log()
+            .iter()
+            .filter(|l| l.method == method && l.path.starts_with(path_prefix))
+            .count()
+    }
+
+    pub fn pulls(&self) -> Vec<Pull> {
+        self.state.lock().expect("lock").pulls.clone()
+    }
+
+    pub fn file(&self, branch: &str, path: &str) -> Option<String> {
+        self.state
+            .lock()
+            .expect("lock")
+            .files
+            .get(&(branch.to_string(), path.to_string()))
+            .map(|(c, _)| c.clone())
+    }
+
+    /// Everything the fake received or stored that rotor wrote: comment bodies, pull request
+    /// bodies and titles, file contents, commit messages, request bodies.
+    pub fn everything_written(&self) -> String {
+        let st = self.state.lock().expect("lock");
+        let mut out = String::new();
+        for c in &st.comments {
+            out.push_str(&c.body);
+            out.push('\n');
+        }
+        for p in &st.pulls {
+            out.push_str(&p.title);
+            out.push_str(&p.body);
+            out.push('\n');
+        }
+        for ((_, _), (content, _)) in &st.files {
+            out.push_str(content);
+        }
+        for (_, _, m) in &st.commits {
+            out.push_str(m);
+        }
+        for l in &st.log {
+            out.push_str(&l.body);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn json_response(status: u16, headers: &[(String, String)], body: Value) -> Response {
+    let mut resp = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response();
+    for (k, v) in headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    resp
+}
+
+fn err(status: u16, message: &str) -> Response {
+    json_response(
+        status,
+        &[],
+        json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
+    )
+}
+
+fn query(uri: &Uri) -> BTreeMap<String, String> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((k.to_string(), v.replace("%3A", ":").replace("%2F", "/")))
+        })
+        .collect()
+}
+
+fn comment_json(c: &Comment, addr: SocketAddr) -> Value {
+    json!({
+        "id": c.id,
+        "body": c.body,
+        "user": {"login": c.login, "type": c.user_type},
+        "html_url": format!("http://{addr}/{REPO}/pull/{}#issuecomment-{}", c.issue, c.id),
+    })
+}
+
+fn pull_json(p: &Pull, addr: SocketAddr) -> Value {
+    json!({
+        "number": p.number,
+        "title": p.title,
+        "body": p.body,
+        "state": p.state,
+        "head": {"ref": p.head, "label": format!("Codertocat:{}", p.head)},
+        "base": {"ref": p.base},
+        "html_url": format!("http://{addr}/{REPO}/pull/{}", p.number),
+    })
+}
+
+fn blob_sha(content: &str) -> String {
+    format!(
+        "{:040x}",
+        content.len() as u128 * 7919 + content.bytes().map(u128::from).sum::<u128>()
+    )
+}
+
+fn handle(
+    state: Arc<Mutex<State>>,
+    addr: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let body_text = String::from_utf8_lossy(&body).into_owned();
+    let mut st = state.lock().expect("lock");
+    let resp = route(&mut st, addr, &method, &uri, &headers, &body_text);
+    st.log.push(Logged {
+        method: method.to_string(),
+        path: format!(
+            "{path}{}",
+            uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+        ),
+        status: resp.status().as_u16(),
+        body: body_text,
+    });
+    resp
+}
+
+fn route(
+    st: &mut State,
+    addr: SocketAddr,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &str,
+) -> Response {
+    let Some(path) = uri.path().strip_prefix("/api/v3") else {
+        return err(404, "Not Found (the fake serves only /api/v3)");
+    };
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
+        return err(401, "Bad credentials");
+    }
+    if let Some(i) = st
+        .faults
+        .iter()
+        .position(|f| f.method == *method && path.starts_with(&f.path_prefix) && f.remaining > 0)
+    {
+        let f = &mut st.faults[i];
+        f.remaining -= 1;
+        let (status, hdrs, msg) = (f.status, f.headers.clone(), f.message.clone());
+        return json_response(status, &hdrs, json!({"message": msg}));
+    }
+    if path == "/user" {
+        return err(403, "Resource not accessible by integration");
+    }
+    let repo_prefix = format!("/repos/{REPO}");
+    let Some(rest) = path.strip_prefix(&repo_prefix) else {
+        return err(404, "Not Found");
+    };
+    let seg: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let q = query(uri);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match (method.as_str(), seg.as_slice()) {
+        ("GET", [""]) => json_response(
+            200,
+            &[],
+            json!({"full_name": REPO, "default_branch": "main", "private": false}),
+        ),
+        ("GET", ["issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let per_page = q
+                .get("per_page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(30usize)
+                .min(st.page_size);
+            let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let all: Vec<&Comment> = st.comments.iter().filter(|c| c.issue == n).collect();
+            let items: Vec<Value> = all
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|c| comment_json(c, addr))
+                .collect();
+            let mut hdrs = Vec::new();
+            if page * per_page < all.len() {
+                hdrs.push((
+                    "link".to_string(),
+                    format!(
+                        "<http://{addr}/api/v3{repo_prefix}/issues/{n}/comments?per_page={per_page}&page={}>; rel=\"next\"",
+                        page + 1
+                    ),
+                ));
+            }
+            json_response(200, &hdrs, Value::Array(items))
+        }
+        ("POST", ["issues", n, "comments"]) => {
+            let Some(text) = input.get("body").and_then(Value::as_str) else {
+                return err(422, "body is missing");
+            };
+            if text.chars().count() > MAX_BODY {
+                return err(
+                    422,
+                    "Validation Failed: Body is too long (maximum is 65536 characters)",
+                );
+            }
+            st.next_id += 1;
+            let c = Comment {
+                id: st.next_id,
+                issue: n.parse().unwrap_or(0),
+                body: text.to_string(),
+                login: "github-actions[bot]".into(),
+                user_type: "Bot".into(),
+            };
+            let v = comment_json(&c, addr);
+            st.comments.push(c);
+            json_response(201, &[], v)
+        }
+        ("PATCH" | "POST", ["issues", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let Some(text) = input.get("body").and_then(Value::as_str) else {
+                return err(422, "body is missing");
+            };
+            if text.chars().count() > MAX_BODY {
+                return err(
+                    422,
+                    "Validation Failed: Body is too long (maximum is 65536 characters)",
+                );
+            }
+            match st.comments.iter_mut().find(|c| c.id == id) {
+                Some(c) if c.user_type == "Bot" => {
+                    c.body = text.to_string();
+                    let v = comment_json(c, addr);
+                    json_response(200, &[], v)
+                }
+                Some(_) => err(403, "Resource not accessible by integration"),
+                None => err(404, "Not Found"),
+            }
+        }
+        ("GET", ["git", "ref", "heads", branch @ ..]) => {
+            let branch = branch.join("/");
+            match st.refs.get(&branch) {
+                Some(sha) => json_response(
+                    200,
+                    &[],
+                    json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha, "type": "commit"}}),
+                ),
+                None => err(404, "Not Found"),
+            }
+        }
+        ("POST", ["git", "refs"]) => {
+            let r = input.get("ref").and_then(Value::as_str).unwrap_or("");
+            let sha = input.get("sha").and_then(Value::as_str).unwrap_or("");
+            let Some(branch) = r.strip_prefix("refs/heads/") else {
+                return err(422, "Reference name is invalid");
+            };
+            if st.refs.contains_key(branch) {
+                return err(422, "Reference already exists");
+            }
+            if !st.refs.values().any(|s| s == sha) {
+                return err(422, "Object does not exist");
+            }
+            st.refs.insert(branch.to_string(), sha.to_string());
+            json_response(201, &[], json!({"ref": r, "object": {"sha": sha}}))
+        }
+        ("GET", ["contents", p @ ..]) => {
+            let p = p.join("/").replace("%20", " ");
+            let branch = q.get("ref").cloned().unwrap_or_else(|| "main".into());
+            match st.files.get(&(branch, p.clone())) {
+                Some((content, sha)) => {
+                    // GitHub wraps base64 at 60 characters.
+                    let enc = b64.encode(content.as_bytes());
+                    let wrapped: Vec<String> = enc
+                        .as_bytes()
+                        .chunks(60)
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect();
+                    json_response(
+                        200,
+                        &[],
+                        json!({"type": "file", "path": p, "sha": sha, "encoding": "base64", "content": wrapped.join("\n")}),
+                    )
+                }
+                None => err(404, "Not Found"),
+            }
+        }
+        ("PUT", ["contents", p @ ..]) => {
+            let p = p.join("/").replace("%20", " ");
+            let branch = input
+                .get("branch")
+                .and_then(Value::as_str)
+                .unwrap_or("main")
+                .to_string();
+            if !st.refs.contains_key(&branch) {
+                return err(404, "Branch not found");
+            }
+            let given_sha = input.get("sha").and_then(Value::as_str);
+            let existing = st
+                .files
+                .get(&(branch.clone(), p.clone()))
+                .map(|(_, s)| s.clone());
+            if existing.as_deref() != given_sha {
+                return err(409, "sha does not match");
+            }
+            let content = input.get("content").and_then(Value::as_str).unwrap_or("");
+            let Ok(bytes) = b64.decode(content) else {
+                return err(422, "content is not valid Base64");
+            };
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let sha = blob_sha(&text);
+            let message = input
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            st.files
+                .insert((branch.clone(), p.clone()), (text, sha.clone()));
+            st.commits.push((branch.clone(), p.clone(), message));
+            let commit = format!("{:040x}", st.commits.len() + 100);
+            st.refs.insert(branch, commit.clone());
+            json_response(
+                if existing.is_some() { 200 } else { 201 },
+                &[],
+                json!({"content": {"path": p, "sha": sha}, "commit": {"sha": commit}}),
+            )
+        }
+        ("GET", ["pulls"]) => {
+            let state_filter = q.get("state").cloned().unwrap_or_else(|| "open".into());
+            let head = q.get("head").cloned();
+            let items: Vec<Value> = st
+                .pulls
+                .iter()
+                .filter(|p| state_filter == "all" || p.state == state_filter)
+                .filter(|p| {
+                    head.as_ref()
+                        .is_none_or(|h| h.rsplit_once(':').map_or(h.as_str(), |(_, b)| b) == p.head)
+                })
+                .map(|p| pull_json(p, addr))
+                .collect();
+            json_response(200, &[], Value::Array(items))
+        }
+        ("POST", ["pulls"]) => {
+            let s = |k: &str| {
+                input
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (head, base) = (s("head"), s("base"));
+            if !st.refs.contains_key(&head) || !st.refs.contains_key(&base) {
+                return err(422, "Validation Failed: head or base does not exist");
+            }
+            if st.pulls.iter().any(|p| p.head == head && p.state == "open") {
+                return err(422, "Validation Failed: A pull request already exists");
+            }
+            let body = s("body");
+            if body.chars().count() > MAX_BODY {
+                return err(422, "Validation Failed: body is too long");
+            }
+            let p = Pull {
+                number: 100 + st.pulls.len() as u64,
+                head,
+                base,
+                title: s("title"),
+                body,
+                state: "open".into(),
+            };
+            let v = pull_json(&p, addr);
+            st.pulls.push(p);
+            json_response(201, &[], v)
+        }
+        ("PATCH", ["pulls", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            match st.pulls.iter_mut().find(|p| p.number == n) {
+                Some(p) => {
+                    if let Some(b) = input.get("body").and_then(Value::as_str) {
+                        p.body = b.to_string();
+                    }
+                    if let Some(t) = input.get("title").and_then(Value::as_str) {
+                        p.title = t.to_string();
+                    }
+                    let v = pull_json(p, addr);
+                    json_response(200, &[], v)
+                }
+                None => err(404, "Not Found"),
+            }
+        }
+        _ => err(
+            501,
+            &format!("fake GitHub: {method} {path} is not modelled"),
+        ),
+    }
+}
+
+/// A simulated runner: temporary files for outputs, summary and the event payload, and the
+/// environment a `rotor` child process gets.
+pub struct Runner {
+    pub dir: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Runner {
+    /// A runner for `event` with `payload` (written to `GITHUB_EVENT_PATH`), talking to `gh`.
+    pub fn new(gh: &FakeGitHub, event: &str, payload: &Value) -> Runner {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let event_path = dir.path().join("event.json");
+        std::fs::write(
+            &event_path,
+            serde_json::to_vec_pretty(payload).expect("json"),
+        )
+        .expect("write event");
+        let out = dir.path().join("github_output");
+        let summary = dir.path().join("step_summary");
+        std::fs::write(&out, "").expect("output file");
+        std::fs::write(&summary, "").expect("summary file");
+        let temp = dir.path().join("runner_temp");
+        std::fs::create_dir_all(&temp).expect("runner temp");
+        let mut env = BTreeMap::new();
+        for (k, v) in [
+            ("GITHUB_ACTIONS", "true".to_string()),
+            ("CI", "true".to_string()),
+            ("GITHUB_EVENT_NAME", event.to_string()),
+            ("GITHUB_EVENT_PATH", event_path.display().to_string()),
+            ("GITHUB_REPOSITORY", REPO.to_string()),
+            ("GITHUB_API_URL", gh.api_url()),
+            ("GITHUB_SERVER_URL", format!("http://{}", gh.addr)),
+            ("GITHUB_RUN_ID", "4242".to_string()),
+            ("GITHUB_RUN_ATTEMPT", "1".to_string()),
+            ("GITHUB_OUTPUT", out.display().to_string()),
+            ("GITHUB_STEP_SUMMARY", summary.display().to_string()),
+            ("GITHUB_WORKSPACE", dir.path().display().to_string()),
+            ("RUNNER_TEMP", temp.display().to_string()),
+            ("GITHUB_TOKEN", TOKEN.to_string()),
+            ("ROTOR_GITHUB_MAX_WAIT_SECS", "10".to_string()),
+        ] {
+            env.insert(k.to_string(), v);
+        }
+        Runner { dir, env }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn summary(&self) -> String {
+        std::fs::read_to_string(self.path("step_summary")).expect("summary")
+    }
+
+    pub fn outputs_raw(&self) -> String {
+        std::fs::read_to_string(self.path("github_output")).expect("outputs")
+    }
+
+    /// Parses `name<<DELIM\nvalue\nDELIM` entries.
+    pub fn outputs(&self) -> BTreeMap<String, String> {
+        let text = self.outputs_raw();
+        let mut out = BTreeMap::new();
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            let Some((name, delim)) = line.split_once("<<") else {
+                panic!("output line without heredoc: {line:?}");
+            };
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(name.to_string(), value.join("\n"));
+        }
+        out
+    }
+
+    /// Runs `rotor <args>` with this runner's environment (plus `extra`), in its directory.
+    pub async fn rotor(&self, args: &[&str], extra: &BTreeMap<String, String>) -> Output {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rotor"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("RUST_LOG", "trace")
+            .envs(&self.env)
+            .envs(extra)
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(std::time::Duration::from_secs(240), cmd.output())
+            .await
+            .expect("rotor finished within 240 s")
+            .expect("rotor ran");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout and stderr without the `::add-mask::` lines.
+    pub fn logs_without_masks(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+            .lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Audit records as `rotor rotate --output json` writes them, for `rotor report --input`.
+pub fn rotate_json(apps: &[(&str, &str)], status: &str) -> Value {
+    let recs: Vec<Value> = apps
+        .iter()
+        .enumerate()
+        .map(|(i, (name, app_id))| {
+            json!({
+                "rotation_id": format!("rot-{i}"),
+                "started_at": "2026-01-01T00:00:00Z",
+                "finished_at": "2026-01-01T00:00:05Z",
+                "actor": "github:Codertocat/Hello-World/1",
+                "app_id": app_id,
+                "app_name": name,
+                "old_key_id": format!("{i:08}-aaaa-aaaa-aaaa-aaaaaaaaaaaa"),
+                "new_key_id": format!("{i:08}-bbbb-bbbb-bbbb-bbbbbbbbbbbb"),
+                "new_expires_at": "2027-01-01T00:00:00Z",
+                "confidence": "HIGH",
+                "targets": [{"vault_url": "https://kv-prod.vault.azure.net/", "secret_name": format!("{name}-client-secret"),
+                             "version": "v2", "status": "updated", "error": null}],
+                "status": status,
+                "error": if status == "failed" { Value::String(format!("rotating Key Vault secret `{name}-client-secret` (vault `kv-prod`): 403 Forbidden")) } else { Value::Null },
+                "hints": if status == "failed" { json!(["grant `Key Vault Secrets Officer` on vault `kv-prod`"]) } else { json!([]) },
+            })
+        })
+        .collect();
+    json!({ "rotations": recs })
+}
+
+pub fn fixture(name: &str) -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/webhooks")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&p).expect("fixture")).expect("fixture json")
+}
