@@ -1,0 +1,459 @@
+//! The provider block: its schema, how each setting defaults from the environment (`ARM_*` as in
+//! azurerm, then `AZURE_*`), and the per-process state every resource shares — above all one
+//! lazily built [`Engine`], so Graph reads are shared across resources and a configuration that
+//! only uses `rotor_policy` never authenticates or calls Azure.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use rotor_engine::{AuthConfig, Endpoints, Engine, EngineOptions, SecretValue};
+use tokio::sync::OnceCell;
+
+use crate::framework::{AttrPath, Diagnostics};
+use crate::schema::{Attribute, Schema};
+use crate::value::{Type, Value};
+
+/// Environment lookup (the process environment in production; a map in tests).
+pub type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// A provider setting: its attribute name and the variables it defaults from, first wins.
+pub struct Setting {
+    /// Attribute name in the provider block.
+    pub name: &'static str,
+    /// Environment variables, in order of precedence.
+    pub env: &'static [&'static str],
+}
+
+/// Every provider setting and its environment defaults (also used by the docs).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "tenant_id",
+        env: &["ARM_TENANT_ID", "AZURE_TENANT_ID"],
+    },
+    Setting {
+        name: "client_id",
+        env: &["ARM_CLIENT_ID", "AZURE_CLIENT_ID"],
+    },
+    Setting {
+        name: "client_secret",
+        env: &["ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET"],
+    },
+    Setting {
+        name: "use_oidc",
+        env: &["ARM_USE_OIDC", "AZURE_USE_OIDC"],
+    },
+    Setting {
+        name: "oidc_request_url",
+        env: &[
+            "ARM_OIDC_REQUEST_URL",
+            "AZURE_OIDC_REQUEST_URL",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+        ],
+    },
+    Setting {
+        name: "oidc_request_token",
+        env: &[
+            "ARM_OIDC_REQUEST_TOKEN",
+            "AZURE_OIDC_REQUEST_TOKEN",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        ],
+    },
+    Setting {
+        name: "oidc_token",
+        env: &["ARM_OIDC_TOKEN", "AZURE_OIDC_TOKEN"],
+    },
+    Setting {
+        name: "oidc_token_file_path",
+        env: &[
+            "ARM_OIDC_TOKEN_FILE_PATH",
+            "AZURE_OIDC_TOKEN_FILE_PATH",
+            "AZURE_FEDERATED_TOKEN_FILE",
+        ],
+    },
+    Setting {
+        name: "use_cli",
+        env: &["ARM_USE_CLI", "AZURE_USE_CLI"],
+    },
+    Setting {
+        name: "use_msi",
+        env: &["ARM_USE_MSI", "AZURE_USE_MSI"],
+    },
+    Setting {
+        name: "authority_host",
+        env: &["ARM_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"],
+    },
+    Setting {
+        name: "graph_endpoint",
+        env: &[
+            "ARM_GRAPH_ENDPOINT",
+            "AZURE_GRAPH_ENDPOINT",
+            "ROTOR_GRAPH_ENDPOINT",
+        ],
+    },
+    Setting {
+        name: "arm_endpoint",
+        env: &[
+            "ARM_RESOURCE_MANAGER_ENDPOINT",
+            "AZURE_RESOURCE_MANAGER_ENDPOINT",
+            "ROTOR_ARM_ENDPOINT",
+        ],
+    },
+    Setting {
+        name: "key_vault_verify_challenge",
+        env: &[
+            "ARM_KEYVAULT_VERIFY_CHALLENGE",
+            "AZURE_KEYVAULT_VERIFY_CHALLENGE",
+            "ROTOR_KEYVAULT_VERIFY_CHALLENGE",
+        ],
+    },
+];
+
+/// The provider block's schema.
+pub fn schema() -> Schema {
+    Schema {
+        version: 0,
+        description: "The rotor provider rotates Microsoft Entra ID application client secrets and keeps every \
+            Azure Key Vault secret that holds them up to date. Every setting is optional and defaults from the \
+            environment variable azurerm uses (`ARM_*`), then the Azure SDK's (`AZURE_*`). Authentication is \
+            lazy: a configuration that only uses `rotor_policy` needs no Azure access at all.",
+        attributes: vec![
+            Attribute::optional("tenant_id", Type::String, "Tenant (directory) id of rotor's identity. Defaults to `ARM_TENANT_ID`, then `AZURE_TENANT_ID`."),
+            Attribute::optional("client_id", Type::String, "Client (application) id of rotor's identity. Defaults to `ARM_CLIENT_ID`, then `AZURE_CLIENT_ID`."),
+            Attribute::optional("client_secret", Type::String, "Client secret of rotor's identity. Defaults to `ARM_CLIENT_SECRET`, then `AZURE_CLIENT_SECRET`. Prefer the environment variable to writing it in configuration.").sensitive(),
+            Attribute::optional("use_oidc", Type::Bool, "Authenticate with an OIDC token (GitHub Actions workload identity federation). Defaults to `ARM_USE_OIDC`, then `AZURE_USE_OIDC`."),
+            Attribute::optional("oidc_request_url", Type::String, "URL to request a GitHub Actions OIDC token from. Defaults to `ARM_OIDC_REQUEST_URL`, `AZURE_OIDC_REQUEST_URL`, then `ACTIONS_ID_TOKEN_REQUEST_URL`."),
+            Attribute::optional("oidc_request_token", Type::String, "Bearer token for `oidc_request_url`. Defaults to `ARM_OIDC_REQUEST_TOKEN`, `AZURE_OIDC_REQUEST_TOKEN`, then `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.").sensitive(),
+            Attribute::optional("oidc_token", Type::String, "A ready OIDC token used as client assertion. Defaults to `ARM_OIDC_TOKEN`, then `AZURE_OIDC_TOKEN`.").sensitive(),
+            Attribute::optional("oidc_token_file_path", Type::String, "Path of a file holding the OIDC token (read at each token request; workload identity). Defaults to `ARM_OIDC_TOKEN_FILE_PATH`, `AZURE_OIDC_TOKEN_FILE_PATH`, then `AZURE_FEDERATED_TOKEN_FILE`."),
+            Attribute::optional("use_cli", Type::Bool, "Allow authenticating with the Azure CLI (`az login`). Defaults to `ARM_USE_CLI`, then `AZURE_USE_CLI`."),
+            Attribute::optional("use_msi", Type::Bool, "Allow authenticating with a managed identity. Defaults to `ARM_USE_MSI`, then `AZURE_USE_MSI`."),
+            Attribute::optional("authority_host", Type::String, "Microsoft Entra authority, e.g. `https://login.microsoftonline.com` (the default). Defaults to `ARM_AUTHORITY_HOST`, then `AZURE_AUTHORITY_HOST`."),
+            Attribute::optional("graph_endpoint", Type::String, "Microsoft Graph base URL, e.g. `https://graph.microsoft.com` (the default). Defaults to `ARM_GRAPH_ENDPOINT`, `AZURE_GRAPH_ENDPOINT`, then `ROTOR_GRAPH_ENDPOINT`."),
+            Attribute::optional("arm_endpoint", Type::String, "Azure Resource Manager base URL, e.g. `https://management.azure.com` (the default). Defaults to `ARM_RESOURCE_MANAGER_ENDPOINT`, `AZURE_RESOURCE_MANAGER_ENDPOINT`, then `ROTOR_ARM_ENDPOINT`."),
+            Attribute::optional("key_vault_verify_challenge", Type::Bool, "Whether the Key Vault client checks that the authentication challenge names the vault's own host (true, as in Azure; set false only for emulators). Defaults to `ARM_KEYVAULT_VERIFY_CHALLENGE`, `AZURE_KEYVAULT_VERIFY_CHALLENGE`, then `ROTOR_KEYVAULT_VERIFY_CHALLENGE`."),
+        ],
+    }
+}
+
+/// The resolved provider configuration: config values, else environment defaults.
+#[derive(Default)]
+pub struct ProviderConfig {
+    settings: BTreeMap<&'static str, String>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted: BTreeMap<_, _> = self
+            .settings
+            .iter()
+            .map(|(k, v)| {
+                let secret = matches!(*k, "client_secret" | "oidc_request_token" | "oidc_token");
+                (*k, if secret { "[redacted]" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("ProviderConfig")
+            .field("settings", &redacted)
+            .finish()
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl ProviderConfig {
+    /// Resolves every setting: the block's value when set, else the first environment variable
+    /// that is set. Reports malformed values on their attribute.
+    pub fn resolve(config: &Value, lookup: &Lookup, diags: &mut Diagnostics) -> ProviderConfig {
+        let mut settings = BTreeMap::new();
+        for s in SETTINGS {
+            let v = config.attr(s.name);
+            let from_config = match v {
+                Value::String(x) => Some(x.clone()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            };
+            let value = from_config.or_else(|| {
+                s.env
+                    .iter()
+                    .find_map(|k| lookup(k).filter(|x| !x.trim().is_empty()))
+            });
+            if let Some(value) = value {
+                settings.insert(s.name, value);
+            }
+        }
+        let cfg = ProviderConfig { settings };
+        for name in [
+            "use_oidc",
+            "use_cli",
+            "use_msi",
+            "key_vault_verify_challenge",
+        ] {
+            if let Some(v) = cfg.get(name)
+                && parse_bool(v).is_none()
+            {
+                diags.error(
+                    format!("reading provider setting `{name}`: `{v}` is not true or false"),
+                    "hint: set it to true or false (in the provider block or its environment variable)",
+                    Some(AttrPath::attr(name)),
+                );
+            }
+        }
+        for name in ["authority_host", "graph_endpoint", "arm_endpoint"] {
+            if let Some(v) = cfg.get(name)
+                && url::Url::parse(v)
+                    .map(|u| u.scheme() != "https" && u.scheme() != "http")
+                    .unwrap_or(true)
+            {
+                diags.error(
+                    format!("reading provider setting `{name}`: `{v}` is not an absolute URL"),
+                    "hint: use an absolute https:// URL, e.g. https://graph.microsoft.com",
+                    Some(AttrPath::attr(name)),
+                );
+            }
+        }
+        cfg
+    }
+
+    /// A setting's resolved value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.settings.get(name).map(String::as_str)
+    }
+
+    fn flag(&self, name: &str) -> Option<bool> {
+        self.get(name).and_then(parse_bool)
+    }
+
+    /// The engine's endpoints: provider settings over the engine's own environment defaults.
+    pub fn endpoints(&self, lookup: &Lookup) -> rotor_engine::Result<Endpoints> {
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for k in [
+            "AZURE_AUTHORITY_HOST",
+            "ROTOR_GRAPH_ENDPOINT",
+            "ROTOR_ARM_ENDPOINT",
+            "ROTOR_KEYVAULT_VERIFY_CHALLENGE",
+            "SSL_CERT_FILE",
+        ] {
+            if let Some(v) = lookup(k) {
+                env.insert(k.to_string(), v);
+            }
+        }
+        if let Some(v) = self.get("authority_host") {
+            env.insert("AZURE_AUTHORITY_HOST".into(), v.to_string());
+        }
+        if let Some(v) = self.get("graph_endpoint") {
+            env.insert("ROTOR_GRAPH_ENDPOINT".into(), v.to_string());
+        }
+        if let Some(v) = self.get("arm_endpoint") {
+            env.insert("ROTOR_ARM_ENDPOINT".into(), v.to_string());
+        }
+        if let Some(v) = self.flag("key_vault_verify_challenge") {
+            env.insert("ROTOR_KEYVAULT_VERIFY_CHALLENGE".into(), v.to_string());
+        }
+        Endpoints::from_map(&env)
+    }
+
+    /// The engine's authentication settings.
+    pub fn auth(&self, lookup: &Lookup) -> AuthConfig {
+        let mut auth = AuthConfig::from_lookup(|k| lookup(k));
+        let s = |n: &str| self.get(n).map(str::to_string);
+        auth.tenant_id = s("tenant_id").or(auth.tenant_id);
+        auth.client_id = s("client_id").or(auth.client_id);
+        if let Some(v) = self.get("client_secret") {
+            auth.client_secret = Some(SecretValue::from(v.to_string()));
+        }
+        if let Some(v) = self.flag("use_oidc") {
+            auth.use_oidc = v;
+        }
+        auth.oidc_request_url = s("oidc_request_url").or(auth.oidc_request_url);
+        if let Some(v) = self.get("oidc_request_token") {
+            auth.oidc_request_token = Some(SecretValue::from(v.to_string()));
+        }
+        if let Some(v) = self.get("oidc_token") {
+            auth.oidc_token = Some(SecretValue::from(v.to_string()));
+        }
+        if let Some(v) = self.get("oidc_token_file_path") {
+            auth.oidc_token_file_path = Some(v.into());
+        }
+        if let Some(v) = self.flag("use_cli") {
+            auth.use_cli = v;
+        }
+        if let Some(v) = self.flag("use_msi") {
+            auth.use_msi = v;
+        }
+        auth
+    }
+}
+
+/// What one provider process shares between resources: the configuration and one [`Engine`].
+pub struct ProviderState {
+    lookup: Lookup,
+    config: OnceLock<ProviderConfig>,
+    engine: OnceCell<Result<Engine, EngineFailure>>,
+}
+
+/// Why the engine could not be built (kept so every resource reports the same thing).
+#[derive(Clone, Debug)]
+pub struct EngineFailure {
+    /// `<verb>ing <object>: <cause>`.
+    pub summary: String,
+    /// Hint lines.
+    pub detail: String,
+}
+
+impl ProviderState {
+    /// State reading the process environment.
+    pub fn from_env() -> Self {
+        Self::with_lookup(Arc::new(|k: &str| std::env::var(k).ok()))
+    }
+
+    /// State reading the environment through `lookup`.
+    pub fn with_lookup(lookup: Lookup) -> Self {
+        ProviderState {
+            lookup,
+            config: OnceLock::new(),
+            engine: OnceCell::new(),
+        }
+    }
+
+    /// `ConfigureProvider`: resolves settings; nothing is contacted.
+    pub fn configure(&self, config: &Value, diags: &mut Diagnostics) {
+        let resolved = ProviderConfig::resolve(config, &self.lookup, diags);
+        tracing::debug!(config = ?resolved, "provider configured");
+        let _ = self.config.set(resolved);
+    }
+
+    /// The environment lookup.
+    pub fn lookup(&self) -> &Lookup {
+        &self.lookup
+    }
+
+    /// The engine, built on first use (authentication happens on its first Azure call).
+    pub async fn engine(&self) -> Result<Engine, EngineFailure> {
+        self.engine
+            .get_or_init(|| async {
+                let empty = ProviderConfig::default();
+                let cfg = self.config.get().unwrap_or(&empty);
+                let endpoints = cfg.endpoints(&self.lookup).map_err(engine_failure)?;
+                let credential = cfg
+                    .auth(&self.lookup)
+                    .build(&endpoints)
+                    .map_err(engine_failure)?;
+                let mut opts = EngineOptions::new(endpoints, credential);
+                opts.actor = "terraform".to_string();
+                if let Some(path) = (self.lookup)("ROTOR_HISTORY_FILE").filter(|p| !p.is_empty()) {
+                    opts.history_file = Some(path.into());
+                }
+                if let Some(path) = (self.lookup)("ROTOR_HINT_CACHE_FILE").filter(|p| !p.is_empty())
+                {
+                    opts.hint_cache_file = Some(path.into());
+                }
+                Engine::new(opts).map_err(engine_failure)
+            })
+            .await
+            .clone()
+    }
+}
+
+fn engine_failure(e: rotor_engine::Error) -> EngineFailure {
+    EngineFailure {
+        summary: format!("configuring the rotor provider: {e}"),
+        detail: hint_lines(&e.hints()),
+    }
+}
+
+/// Renders hints as `hint:` lines.
+pub fn hint_lines(hints: &[String]) -> String {
+    hints
+        .iter()
+        .map(|h| format!("hint: {h}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&'static str, &'static str)]) -> Lookup {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Arc::new(move |k: &str| map.get(k).cloned())
+    }
+
+    fn block(pairs: &[(&str, Value)]) -> Value {
+        let mut obj: BTreeMap<String, Value> = schema()
+            .attributes
+            .iter()
+            .map(|a| (a.name.to_string(), Value::Null))
+            .collect();
+        for (k, v) in pairs {
+            obj.insert(k.to_string(), v.clone());
+        }
+        Value::Object(obj)
+    }
+
+    #[test]
+    fn config_wins_then_arm_then_azure() {
+        let l = lookup(&[
+            ("ARM_TENANT_ID", "arm"),
+            ("AZURE_TENANT_ID", "azure"),
+            ("AZURE_CLIENT_ID", "c"),
+        ]);
+        let mut d = Diagnostics::default();
+        let c = ProviderConfig::resolve(&block(&[]), &l, &mut d);
+        assert_eq!(c.get("tenant_id"), Some("arm"));
+        assert_eq!(c.get("client_id"), Some("c"));
+        let c = ProviderConfig::resolve(&block(&[("tenant_id", Value::string("cfg"))]), &l, &mut d);
+        assert_eq!(c.get("tenant_id"), Some("cfg"));
+        assert!(!d.has_errors());
+    }
+
+    #[test]
+    fn bad_settings_are_reported_on_their_attribute() {
+        let l = lookup(&[("ARM_USE_MSI", "maybe")]);
+        let mut d = Diagnostics::default();
+        ProviderConfig::resolve(
+            &block(&[("graph_endpoint", Value::string("not a url"))]),
+            &l,
+            &mut d,
+        );
+        let paths: Vec<String> =
+            d.0.iter()
+                .filter_map(|x| x.path.as_ref().map(|p| p.to_string()))
+                .collect();
+        assert_eq!(paths, vec!["use_msi", "graph_endpoint"]);
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let l = lookup(&[("ARM_CLIENT_SECRET", "s3cr3t-value")]);
+        let mut d = Diagnostics::default();
+        let c = ProviderConfig::resolve(&block(&[]), &l, &mut d);
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn endpoints_follow_settings() {
+        let l = lookup(&[
+            ("ROTOR_GRAPH_ENDPOINT", "https://127.0.0.1:1"),
+            ("ROTOR_KEYVAULT_VERIFY_CHALLENGE", "false"),
+        ]);
+        let mut d = Diagnostics::default();
+        let c = ProviderConfig::resolve(
+            &block(&[("arm_endpoint", Value::string("https://127.0.0.1:2"))]),
+            &l,
+            &mut d,
+        );
+        let e = c.endpoints(&l).expect("endpoints");
+        assert_eq!(e.graph.as_str(), "https://127.0.0.1:1/");
+        assert_eq!(e.arm.as_str(), "https://127.0.0.1:2/");
+        assert!(!e.verify_challenge);
+    }
+}

@@ -1,0 +1,25 @@
+//! The registry: every resource and data source the provider serves. To add one, write its
+//! module (schema, plan, apply, read, import and unit tests side by side) and list it here.
+
+pub mod policy;
+
+use std::sync::Arc;
+
+use crate::framework::{DataSource, Resource};
+
+/// Every managed resource type.
+pub fn resources() -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(policy::PolicyResource)]
+}
+
+/// Every data source type.
+pub fn data_sources() -> Vec<Arc<dyn DataSource>> {
+    vec![]
+}
+
+/// Example configurations shown in the generated docs: `(kind, type name, HCL)`. Kind is
+/// `provider`, `resource` or `data source`. Each is a file under `examples/terraform/`, exercised
+/// by the acceptance tests.
+pub fn doc_examples() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![]
+}
