@@ -2,8 +2,13 @@
 
 use std::process::ExitCode;
 
-use super::Context;
-use super::confirm::ChangeArgs;
+use rotor_engine::{AuditRecord, Confidence, History, KeptCredential, Link, RotationStatus};
+use serde::Serialize;
+
+use super::confirm::{self, ChangeArgs};
+use super::output;
+use super::{Context, report_error_line};
+use crate::cli::OutputFormat;
 
 /// `rotor cleanup [--app APP_ID]`
 #[derive(Debug, Clone, clap::Args)]
@@ -16,7 +21,228 @@ pub struct CleanupArgs {
     pub change: ChangeArgs,
 }
 
+/// `--output json` shape of `rotor cleanup` (docs/cli.md).
+#[derive(Debug, Serialize)]
+pub struct CleanupJson {
+    /// One audit record per link where something was removed (or would be, or failed).
+    pub rotations: Vec<AuditRecord>,
+    /// Every credential removed (or, on a dry run, that would be removed).
+    pub removed_key_ids: Vec<String>,
+    /// Per link: what was removed and what was kept, and why.
+    pub links: Vec<CleanupLinkJson>,
+}
+
+/// One link's cleanup.
+#[derive(Debug, Serialize)]
+pub struct CleanupLinkJson {
+    pub app_id: String,
+    pub app_name: String,
+    pub credential_display_name: String,
+    pub removed_key_ids: Vec<String>,
+    pub kept: Vec<KeptCredential>,
+    pub dry_run: bool,
+    pub error: Option<String>,
+}
+
 /// Runs `rotor cleanup`.
-pub async fn run(_ctx: &Context, _args: &CleanupArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("cleanup: not implemented yet")
+pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> {
+    confirm::check_can_change(&args.change, "cleanup")?;
+    let engine = ctx.engine()?;
+    let vaults = engine.resolve_vaults(ctx.config()).await?;
+    if vaults.is_empty() {
+        return Err(super::matching::no_vaults(ctx).into());
+    }
+    let policy = ctx.config().policy.clone();
+    let links: Vec<Link> = engine
+        .links(ctx.config())
+        .await?
+        .into_iter()
+        .filter(|l| {
+            args.apps.is_empty()
+                || args
+                    .apps
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&l.application_id))
+        })
+        .collect();
+
+    // Always look first (dry run), then ask, then remove.
+    let mut preview = Vec::new();
+    for link in &links {
+        let outcome = engine.cleanup(link, &policy, true).await;
+        preview.push((link, outcome));
+    }
+    let to_remove: usize = preview
+        .iter()
+        .filter_map(|(_, o)| o.as_ref().ok())
+        .map(|o| o.removed_key_ids.len())
+        .sum();
+    let dry_run = args.change.dry_run;
+    let apply = !dry_run && to_remove > 0;
+    if apply && !args.change.yes {
+        for (link, o) in &preview {
+            if let Ok(o) = o
+                && !o.removed_key_ids.is_empty()
+            {
+                let ids: Vec<&str> = o.removed_key_ids.iter().map(|k| output::short(k)).collect();
+                eprintln!(
+                    "{} · {}: remove {}",
+                    link.application_id,
+                    link.credential_display_name,
+                    ids.join(", ")
+                );
+            }
+        }
+        if !confirm::ask(
+            &args.change,
+            &format!("Remove {to_remove} old credential(s) whose grace period has passed?"),
+        ) {
+            eprintln!("Aborted; nothing changed.");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+
+    let history = History::open(ctx.history_path())?;
+    let mut view = CleanupJson {
+        rotations: Vec::new(),
+        removed_key_ids: Vec::new(),
+        links: Vec::new(),
+    };
+    let mut failed = false;
+    for (link, first) in preview {
+        let started = engine.now();
+        let outcome = if !apply {
+            first
+        } else {
+            engine.cleanup(link, &policy, false).await
+        };
+        let app = engine.get_application(&link.application_id).await.ok();
+        let app_name = app
+            .as_ref()
+            .map(|a| a.display_name.clone())
+            .unwrap_or_default();
+        let (removed, kept, error, hints) = match outcome {
+            Ok(o) => (o.removed_key_ids, o.kept, None, Vec::new()),
+            Err(e) => {
+                failed = true;
+                report_error_line(&e);
+                (Vec::new(), Vec::new(), Some(e.to_string()), e.hints())
+            }
+        };
+        if !removed.is_empty() || error.is_some() {
+            let record = AuditRecord {
+                rotation_id: uuid::Uuid::new_v4().to_string(),
+                started_at: started,
+                finished_at: engine.now(),
+                actor: ctx.actor().to_owned(),
+                app_id: link.application_id.clone(),
+                app_name: app_name.clone(),
+                old_key_id: None,
+                new_key_id: None,
+                new_expires_at: None,
+                confidence: Confidence::None,
+                targets: Vec::new(),
+                status: if error.is_some() {
+                    RotationStatus::Failed
+                } else if dry_run {
+                    RotationStatus::Skipped
+                } else {
+                    RotationStatus::Success
+                },
+                error: error.clone(),
+                notes: vec![format!(
+                    "cleanup of credential `{}`: {} old credential(s) {}",
+                    link.credential_display_name,
+                    removed.len(),
+                    if dry_run {
+                        "would be removed"
+                    } else {
+                        "removed"
+                    }
+                )],
+                hints,
+                dry_run,
+                removed_key_ids: removed.clone(),
+            };
+            if !dry_run {
+                history.append(&record)?;
+            }
+            view.rotations.push(record);
+        }
+        view.removed_key_ids.extend(removed.iter().cloned());
+        view.links.push(CleanupLinkJson {
+            app_id: link.application_id.clone(),
+            app_name,
+            credential_display_name: link.credential_display_name.clone(),
+            removed_key_ids: removed,
+            kept,
+            dry_run,
+            error,
+        });
+    }
+
+    match ctx.output() {
+        OutputFormat::Json => output::print_json(&view)?,
+        OutputFormat::Markdown => {
+            let rows = rows(&view);
+            output::print(&output::markdown_table("rotor cleanup", &HEADERS, &rows));
+        }
+        OutputFormat::Table => {
+            if !view.links.is_empty() {
+                let mut t = output::table(&HEADERS);
+                for r in rows(&view) {
+                    t.add_row(r);
+                }
+                output::print(&t.to_string());
+            }
+            let verb = if args.change.dry_run {
+                "would be removed"
+            } else {
+                "removed"
+            };
+            output::print(&format!(
+                "{} old credential(s) {verb} across {} link(s).",
+                view.removed_key_ids.len(),
+                view.links.len()
+            ));
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(super::EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+const HEADERS: [&str; 4] = ["App", "Credential", "Removed", "Kept (why)"];
+
+fn rows(view: &CleanupJson) -> Vec<Vec<String>> {
+    view.links
+        .iter()
+        .map(|l| {
+            let removed: Vec<&str> = l.removed_key_ids.iter().map(|k| output::short(k)).collect();
+            let kept: Vec<String> = l
+                .kept
+                .iter()
+                .map(|k| format!("{}: {}", output::short(&k.key_id), k.reason))
+                .collect();
+            let mut removed = removed.join(", ");
+            if l.dry_run && !removed.is_empty() {
+                removed = format!("would remove {removed}");
+            }
+            if let Some(e) = &l.error {
+                removed = format!("FAILED: {e}");
+            }
+            vec![
+                if l.app_name.is_empty() {
+                    l.app_id.clone()
+                } else {
+                    l.app_name.clone()
+                },
+                l.credential_display_name.clone(),
+                removed,
+                kept.join("\n"),
+            ]
+        })
+        .collect()
 }

@@ -1,8 +1,16 @@
 //! `rotor history`: the audit trail from the history file.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::cli::GlobalArgs;
+use rotor_engine::{AuditRecord, History, HistoryFilter, RotationStatus};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::context::DEFAULT_HISTORY_FILE;
+use super::{UsageError, output};
+use crate::cli::{GlobalArgs, OutputFormat};
 
 /// `rotor history [--since DATE] [--until DATE] [--app NAME] [--status STATUS]`
 #[derive(Debug, Clone, clap::Args)]
@@ -22,7 +30,160 @@ pub struct HistoryArgs {
     pub status: Option<String>,
 }
 
+/// `--output json` shape of `rotor history` (docs/cli.md).
+#[derive(Debug, Serialize)]
+pub struct HistoryJson {
+    pub records: Vec<AuditRecord>,
+}
+
+/// Parses `--since`/`--until`: RFC 3339, `YYYY-MM-DD` (midnight UTC; for `until`, the end of that
+/// day), or relative to now: `-7d`, `-12h`, `-30m` (also `7d` meaning 7 days ago).
+pub fn parse_when(
+    flag: &str,
+    s: &str,
+    now: OffsetDateTime,
+    end_of_day: bool,
+) -> Result<OffsetDateTime, UsageError> {
+    let t = s.trim();
+    if let Ok(v) = OffsetDateTime::parse(t, &Rfc3339) {
+        return Ok(v);
+    }
+    let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(t, date_fmt) {
+        let start = d.midnight().assume_utc();
+        return Ok(if end_of_day {
+            start + time::Duration::days(1) - time::Duration::nanoseconds(1)
+        } else {
+            start
+        });
+    }
+    let rel = t.strip_prefix('-').unwrap_or(t);
+    if let Some(unit) = rel.chars().last()
+        && let Ok(n) = rel[..rel.len() - unit.len_utf8()].parse::<i64>()
+    {
+        let d = match unit {
+            'd' => Some(time::Duration::days(n)),
+            'h' => Some(time::Duration::hours(n)),
+            'm' => Some(time::Duration::minutes(n)),
+            'w' => Some(time::Duration::weeks(n)),
+            _ => None,
+        };
+        if let Some(d) = d {
+            return Ok(now - d);
+        }
+    }
+    Err(UsageError::new(format!("reading --{flag} `{s}`: not a date or time"))
+        .hint("use RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01) or a relative time (-7d, -12h)"))
+}
+
+/// The history file for these flags.
+pub fn history_path(global: &GlobalArgs) -> PathBuf {
+    global
+        .history_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_HISTORY_FILE))
+}
+
 /// Runs `rotor history`.
-pub fn run(_global: &GlobalArgs, _args: &HistoryArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("history: not implemented yet")
+pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
+    let now = OffsetDateTime::now_utc();
+    let filter = HistoryFilter {
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_when("since", s, now, false))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| parse_when("until", s, now, true))
+            .transpose()?,
+        app: args.app.clone(),
+        status: args
+            .status
+            .as_deref()
+            .map(str::parse::<RotationStatus>)
+            .transpose()?,
+    };
+    let path = history_path(global);
+    let records = History::open(&path)?.query(&filter)?;
+    print(global.output, &path, &records)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints history records in `format`.
+pub fn print(
+    format: OutputFormat,
+    path: &std::path::Path,
+    records: &[AuditRecord],
+) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Json => output::print_json(&HistoryJson {
+            records: records.to_vec(),
+        })?,
+        OutputFormat::Markdown => {
+            output::print(&output::records_markdown("Rotation history", records));
+        }
+        OutputFormat::Table => {
+            if records.is_empty() {
+                output::print(&format!("No audit records in `{}` match.", path.display()));
+                return Ok(());
+            }
+            let mut t = output::table(&[
+                "Started",
+                "App",
+                "Old → new key",
+                "New expiry",
+                "Key Vault secrets",
+                "Actor",
+                "Status",
+            ]);
+            for r in records {
+                let targets: Vec<String> = r
+                    .targets
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{}/{}: {}",
+                            t.vault_url
+                                .host_str()
+                                .map(|h| h.split('.').next().unwrap_or(h))
+                                .unwrap_or(""),
+                            t.secret_name,
+                            output::target_status_word(t.status)
+                        )
+                    })
+                    .collect();
+                let mut status = output::status_word(r).to_owned();
+                if !r.removed_key_ids.is_empty() {
+                    let ids: Vec<&str> =
+                        r.removed_key_ids.iter().map(|k| output::short(k)).collect();
+                    status.push_str(&format!(" (removed {})", ids.join(", ")));
+                }
+                if let Some(e) = &r.error {
+                    status.push_str(&format!(": {e}"));
+                }
+                t.add_row(vec![
+                    output::fmt_time(r.started_at),
+                    r.app_name.clone(),
+                    format!(
+                        "{} → {}",
+                        r.old_key_id.as_deref().map(output::short).unwrap_or("-"),
+                        r.new_key_id.as_deref().map(output::short).unwrap_or("-")
+                    ),
+                    r.new_expires_at.map(output::fmt_time).unwrap_or_default(),
+                    targets.join("\n"),
+                    r.actor.clone(),
+                    status,
+                ]);
+            }
+            output::print(&t.to_string());
+            output::print(&format!(
+                "{} record(s) from `{}`.",
+                records.len(),
+                path.display()
+            ));
+        }
+    }
+    Ok(())
 }

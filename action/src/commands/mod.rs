@@ -24,8 +24,6 @@ use std::process::ExitCode;
 
 pub use context::Context;
 
-/// Exit code: all good.
-pub const EXIT_OK: u8 = 0;
 /// Exit code: some work failed (a rotation, a target, a removal).
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: bad usage or configuration; nothing was changed.
@@ -96,7 +94,12 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<UsageError>().is_some() {
             return EXIT_USAGE;
         }
-        // ENGINE-ERROR-KIND
+        if let Some(e) = cause.downcast_ref::<rotor_engine::Error>() {
+            return match e.kind() {
+                rotor_engine::ErrorKind::Usage | rotor_engine::ErrorKind::Config => EXIT_USAGE,
+                _ => EXIT_FAILED,
+            };
+        }
         if cause.downcast_ref::<clap::Error>().is_some() {
             return EXIT_USAGE;
         }
@@ -110,7 +113,9 @@ pub fn hints_for(err: &anyhow::Error) -> Vec<String> {
     for cause in err.chain() {
         if let Some(u) = cause.downcast_ref::<UsageError>() {
             hints.extend(u.hints.iter().cloned());
-        } // ENGINE-ERROR-HINTS
+        } else if let Some(e) = cause.downcast_ref::<rotor_engine::Error>() {
+            hints.extend(e.hints());
+        }
     }
     hints.dedup();
     hints
@@ -139,4 +144,12 @@ pub fn render_chain(err: &anyhow::Error) -> String {
         out.push_str(&s);
     }
     out
+}
+
+/// Prints one engine error (`error:` + `hint:` lines) without stopping the command.
+pub fn report_error_line(err: &rotor_engine::Error) {
+    eprintln!("error: {err}");
+    for h in err.hints() {
+        eprintln!("hint: {h}");
+    }
 }

@@ -2,8 +2,14 @@
 
 use std::process::ExitCode;
 
-use super::Context;
-use super::confirm::ChangeArgs;
+use futures::StreamExt;
+use rotor_engine::{AuditRecord, Engine, Link, LinkStatus, RotateOptions, RotationStatus};
+use serde::Serialize;
+
+use super::confirm::{self, ChangeArgs};
+use super::output;
+use super::{Context, UsageError};
+use crate::cli::OutputFormat;
 
 /// `rotor rotate --app APP_ID --key-id KEY_ID [--expiry-days N]`, `--app A --app B`, `--due`
 #[derive(Debug, Clone, clap::Args)]
@@ -26,7 +32,378 @@ pub struct RotateArgs {
     pub change: ChangeArgs,
 }
 
+/// `--output json` shape of `rotor rotate` (docs/cli.md): one audit record per rotation attempt.
+#[derive(Debug, Serialize)]
+pub struct RotateJson {
+    pub rotations: Vec<AuditRecord>,
+}
+
+/// One link selected for rotation, with what refresh knows about it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub link: Link,
+    pub app_name: String,
+    pub status: Option<LinkStatus>,
+}
+
+/// Checks flag combinations clap cannot express.
+fn validate(args: &RotateArgs) -> Result<(), UsageError> {
+    if args.key_id.is_some() && args.apps.len() != 1 {
+        return Err(UsageError::new(format!(
+            "reading arguments: --key-id needs exactly one --app (got {})",
+            args.apps.len()
+        ))
+        .hint("rotate one credential: rotor rotate --app <APP_ID> --key-id <KEY_ID>")
+        .hint("rotate every matched credential of several apps: rotor rotate --app A --app B"));
+    }
+    if args.expiry_days == Some(0) {
+        return Err(UsageError::new(
+            "reading arguments: --expiry-days must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// The links `args` selects: `--due` (what policy says is due), `--app --key-id` (one link,
+/// adopted from tags and matching), or `--app A --app B` (every matched lineage of those apps).
+/// The second value is whether rotation is forced (explicit requests rotate even when not due).
+pub async fn select(
+    ctx: &Context,
+    engine: &Engine,
+    args: &RotateArgs,
+) -> anyhow::Result<(Vec<Planned>, bool)> {
+    let policy = &ctx.config().policy;
+    let mut planned = Vec::new();
+    if args.due {
+        ensure_vaults(ctx, engine).await?;
+        for (link, status) in engine.due_links(ctx.config()).await? {
+            let app_name = app_name(engine, &link.application_id).await;
+            planned.push(Planned {
+                link,
+                app_name,
+                status: Some(status),
+            });
+        }
+        return Ok((planned, false));
+    }
+    if let Some(key_id) = &args.key_id {
+        let app_id = &args.apps[0];
+        let vaults = ensure_vaults(ctx, engine).await?;
+        let link = engine.adopt(app_id, key_id, &vaults, policy).await?;
+        let status = engine.inspect_link(&link, policy).await?;
+        let app_name = app_name(engine, app_id).await;
+        planned.push(Planned {
+            link,
+            app_name,
+            status: Some(status),
+        });
+        return Ok((planned, true));
+    }
+    ensure_vaults(ctx, engine).await?;
+    let links = engine.links(ctx.config()).await?;
+    for app in &args.apps {
+        // Fail early with rotor's message when the app does not exist.
+        let application = engine.get_application(app).await?;
+        let mine: Vec<Link> = links
+            .iter()
+            .filter(|l| l.application_id.eq_ignore_ascii_case(&application.app_id))
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            return Err(anyhow::anyhow!(
+                "selecting links of application `{}` ({}): no credential of it is linked to a Key Vault secret at confidence {} or above",
+                application.display_name,
+                application.app_id,
+                policy.min_confidence
+            )
+            .context(UsageError::new(format!(
+                "rotating application `{}` ({}): nothing to rotate",
+                application.display_name, application.app_id
+            ))
+            .hint(format!(
+                "see what matching found: rotor match --app {}",
+                application.app_id
+            ))
+            .hint("raise the confidence (tags `app-id`/`app-name`, secret names `{app-name}-client-secret`) or lower `min_confidence` in rotor.toml")));
+        }
+        for link in mine {
+            let status = engine.inspect_link(&link, policy).await?;
+            planned.push(Planned {
+                link,
+                app_name: application.display_name.clone(),
+                status: Some(status),
+            });
+        }
+    }
+    Ok((planned, true))
+}
+
+async fn ensure_vaults(ctx: &Context, engine: &Engine) -> anyhow::Result<Vec<url::Url>> {
+    let vaults = engine.resolve_vaults(ctx.config()).await?;
+    if vaults.is_empty() {
+        return Err(super::matching::no_vaults(ctx).into());
+    }
+    Ok(vaults)
+}
+
+async fn app_name(engine: &Engine, app_id: &str) -> String {
+    engine
+        .get_application(app_id)
+        .await
+        .map(|a| a.display_name)
+        .unwrap_or_else(|_| app_id.to_owned())
+}
+
+/// Runs the rotations (at most `policy.max_concurrent` at once) with live progress; records come
+/// back in plan order.
+pub async fn execute(
+    ctx: &Context,
+    engine: &Engine,
+    planned: &[Planned],
+    opts: &RotateOptions,
+) -> Vec<AuditRecord> {
+    let policy = &ctx.config().policy;
+    let reporter = ctx.progress();
+    let concurrency = policy.max_concurrent.max(1);
+    let mut results: Vec<(usize, AuditRecord)> = futures::stream::iter(planned.iter().enumerate())
+        .map(|(i, p)| {
+            let reporter = &reporter;
+            async move { (i, engine.rotate(&p.link, policy, opts, reporter).await) }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    reporter.finish();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Prints what is about to be rotated (stderr; used before asking).
+pub fn print_plan(ctx: &Context, planned: &[Planned], validity_days: u32) {
+    let mut t = output::table(&[
+        "App",
+        "Credential",
+        "Key Vault secrets",
+        "Confidence",
+        "Why",
+    ]);
+    for p in planned {
+        let targets: Vec<String> = p
+            .link
+            .targets
+            .iter()
+            .map(|t| format!("{}/{}", ctx.vault_name(&t.vault_url), t.secret_name))
+            .collect();
+        let (conf, why) = match &p.status {
+            Some(s) => (
+                s.confidence.to_string(),
+                s.due_reason
+                    .clone()
+                    .unwrap_or_else(|| "requested".to_owned()),
+            ),
+            None => (String::new(), String::new()),
+        };
+        t.add_row(vec![
+            p.app_name.clone(),
+            p.link.credential_display_name.clone(),
+            targets.join("\n"),
+            conf,
+            why,
+        ]);
+    }
+    eprintln!("{t}");
+    eprintln!(
+        "New credentials will be valid for {validity_days} days; old ones stay valid through the grace period."
+    );
+}
+
 /// Runs `rotor rotate`.
-pub async fn run(_ctx: &Context, _args: &RotateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("rotate: not implemented yet")
+pub async fn run(ctx: &Context, args: &RotateArgs) -> anyhow::Result<ExitCode> {
+    Ok(run_collect(ctx, args).await?.0)
+}
+
+/// Runs `rotor rotate` and also returns the audit records (for `rotor demo`).
+pub async fn run_collect(
+    ctx: &Context,
+    args: &RotateArgs,
+) -> anyhow::Result<(ExitCode, Vec<AuditRecord>)> {
+    validate(args)?;
+    confirm::check_can_change(&args.change, "rotate")?;
+    let engine = ctx.engine()?;
+    let (planned, force) = select(ctx, &engine, args).await?;
+    let validity = args
+        .expiry_days
+        .unwrap_or(ctx.config().policy.new_secret_validity_days);
+    if planned.is_empty() {
+        match ctx.output() {
+            OutputFormat::Json => output::print_json(&RotateJson { rotations: vec![] })?,
+            _ => output::print(if args.due {
+                "Nothing is due for rotation."
+            } else {
+                "Nothing to rotate."
+            }),
+        }
+        return Ok((ExitCode::SUCCESS, Vec::new()));
+    }
+    if !args.change.dry_run && !args.change.yes {
+        print_plan(ctx, &planned, validity);
+        let targets: usize = planned.iter().map(|p| p.link.targets.len()).sum();
+        let question = format!(
+            "Rotate {} credential(s) and update {} Key Vault secret(s)?",
+            planned.len(),
+            targets
+        );
+        if !confirm::ask(&args.change, &question) {
+            eprintln!("Aborted; nothing changed.");
+            return Ok((ExitCode::SUCCESS, Vec::new()));
+        }
+    }
+    let opts = RotateOptions {
+        dry_run: args.change.dry_run,
+        force,
+        validity_days: args.expiry_days,
+    };
+    let records = execute(ctx, &engine, &planned, &opts).await;
+    print_records(ctx, &planned, &records, args.change.dry_run)?;
+    Ok((exit_code(&records), records))
+}
+
+/// 1 when any record failed, else 0.
+pub fn exit_code(records: &[AuditRecord]) -> ExitCode {
+    if records.iter().any(|r| r.status == RotationStatus::Failed) {
+        ExitCode::from(super::EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Prints rotation records in the chosen format; failures' errors and hints go to stderr.
+pub fn print_records(
+    ctx: &Context,
+    planned: &[Planned],
+    records: &[AuditRecord],
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    match ctx.output() {
+        OutputFormat::Json => output::print_json(&RotateJson {
+            rotations: records.to_vec(),
+        })?,
+        OutputFormat::Markdown => output::print(&output::records_markdown(
+            if dry_run {
+                "rotor rotate (dry run)"
+            } else {
+                "rotor rotate"
+            },
+            records,
+        )),
+        OutputFormat::Table => {
+            output::print(&records_table(ctx, planned, records).to_string());
+            let ok = records
+                .iter()
+                .filter(|r| r.status == RotationStatus::Success)
+                .count();
+            let failed = records
+                .iter()
+                .filter(|r| r.status == RotationStatus::Failed)
+                .count();
+            let other = records.len() - ok - failed;
+            if dry_run {
+                output::print(&format!(
+                    "Dry run: {} rotation(s) previewed; nothing changed.",
+                    records.len()
+                ));
+            } else {
+                output::print(&format!(
+                    "{ok} rotated, {failed} failed, {other} skipped/excluded."
+                ));
+            }
+        }
+    }
+    for r in records
+        .iter()
+        .filter(|r| r.status == RotationStatus::Failed)
+    {
+        eprintln!(
+            "error: {}",
+            r.error.clone().unwrap_or_else(|| format!(
+                "rotating credential of application `{}`: failed",
+                r.app_name
+            ))
+        );
+        for h in &r.hints {
+            eprintln!("hint: {h}");
+        }
+        if r.new_key_id.is_none()
+            || r.targets
+                .iter()
+                .all(|t| t.status != rotor_engine::TargetStatus::Updated)
+        {
+            if let Some(old) = &r.old_key_id {
+                eprintln!(
+                    "hint: the old credential {} is still valid; nothing was lost",
+                    output::short(old)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The result table of rotation records.
+pub fn records_table(
+    ctx: &Context,
+    planned: &[Planned],
+    records: &[AuditRecord],
+) -> comfy_table::Table {
+    let mut t = output::table(&[
+        "App",
+        "Credential",
+        "Old → new key",
+        "New expiry",
+        "Key Vault secrets",
+        "Status",
+    ]);
+    for (i, r) in records.iter().enumerate() {
+        let cred = planned
+            .get(i)
+            .map(|p| p.link.credential_display_name.clone())
+            .unwrap_or_default();
+        let keys = format!(
+            "{} → {}",
+            r.old_key_id.as_deref().map(output::short).unwrap_or("-"),
+            r.new_key_id.as_deref().map(output::short).unwrap_or("-")
+        );
+        let targets: Vec<String> = r
+            .targets
+            .iter()
+            .map(|t| {
+                let version = t
+                    .version
+                    .as_deref()
+                    .map(|v| format!(" v{}", output::short(v)))
+                    .unwrap_or_default();
+                format!(
+                    "{}/{}: {}{version}",
+                    ctx.vault_name(&t.vault_url),
+                    t.secret_name,
+                    output::target_status_word(t.status)
+                )
+            })
+            .collect();
+        let mut status = output::status_word(r).to_owned();
+        if r.status != RotationStatus::Failed
+            && let Some(e) = &r.error
+        {
+            status.push_str(&format!(": {e}"));
+        }
+        t.add_row(vec![
+            r.app_name.clone(),
+            cred,
+            keys,
+            r.new_expires_at.map(output::fmt_time).unwrap_or_default(),
+            targets.join("\n"),
+            status,
+        ]);
+    }
+    t
 }
