@@ -35,7 +35,7 @@ pub struct Fixture {
 }
 
 /// A service principal rotor (or a test) signs in as.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixturePrincipal {
     #[serde(default)]
@@ -130,7 +130,7 @@ pub struct FixtureApplication {
     pub key_credentials: Vec<FixtureKeyCredential>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixturePassword {
     #[serde(default)]
@@ -192,7 +192,7 @@ pub struct FixtureVault {
 
 /// A Key Vault secret. Either the top-level fields describe its only version, or `versions` lists
 /// its whole history, oldest first.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixtureSecret {
     pub name: String,
@@ -217,7 +217,7 @@ pub struct FixtureSecret {
     pub versions: Vec<FixtureSecretVersion>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixtureSecretVersion {
     #[serde(default)]
@@ -498,6 +498,59 @@ impl fmt::Display for TimeSpec {
     }
 }
 
+// Debug never prints secret values (client secrets, secret texts, vault values).
+impl fmt::Debug for FixturePrincipal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixturePrincipal")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("display_name", &self.display_name)
+            .field("graph_roles", &self.graph_roles)
+            .field("vault_roles", &self.vault_roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for FixturePassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixturePassword")
+            .field("key_id", &self.key_id)
+            .field("display_name", &self.display_name)
+            .field(
+                "secret_text",
+                &self.secret_text.as_ref().map(|_| "[redacted]"),
+            )
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .finish()
+    }
+}
+
+impl fmt::Debug for FixtureSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixtureSecret")
+            .field("name", &self.name)
+            .field("value", &self.value.as_ref().map(|_| "[redacted]"))
+            .field("tags", &self.tags)
+            .field("deleted", &self.deleted)
+            .field("versions", &self.versions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for FixtureSecretVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixtureSecretVersion")
+            .field("version", &self.version)
+            .field("value", &self.value.as_ref().map(|_| "[redacted]"))
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,6 +602,17 @@ mod tests {
         let err = Fixture::from_json(r#"{"vaults":[{"name":"kv-a","subscription_id":"nope"}]}"#)
             .expect_err("bad sub");
         assert_eq!(err.path, "vaults[0].subscription_id");
+    }
+
+    #[test]
+    fn debug_redacts_values() {
+        let f = Fixture::sample();
+        let text = format!("{f:?}");
+        assert!(text.contains("MyApp"));
+        assert!(
+            !text.contains("8Q~"),
+            "a secret value leaked into Debug output"
+        );
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub struct EmulatorOptions {
 }
 
 /// Where everything is; serialises to exactly the endpoints JSON line of PRODUCT.md.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Endpoints {
     pub tenant_id: String,
     /// `https://127.0.0.1:PORT` (clients append `/{tenant}/oauth2/v2.0/token`).
@@ -145,6 +145,33 @@ pub struct Endpoints {
     pub admin: String,
     /// What the CLI and the provider need to work against the emulator as the first principal.
     pub env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: BTreeMap<&str, &str> = self
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let v = if k.ends_with("_SECRET") {
+                    "[redacted]"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("Endpoints")
+            .field("tenant_id", &self.tenant_id)
+            .field("authority_host", &self.authority_host)
+            .field("graph_endpoint", &self.graph_endpoint)
+            .field("arm_endpoint", &self.arm_endpoint)
+            .field("vaults", &self.vaults)
+            .field("ca_file", &self.ca_file)
+            .field("admin", &self.admin)
+            .field("env", &env)
+            .finish()
+    }
 }
 
 /// A running emulator. Dropping it stops the listeners; [`Emulator::shutdown`] does so explicitly.

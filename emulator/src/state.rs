@@ -11,7 +11,7 @@ use crate::util;
 /// Years of Graph's default password lifetime.
 pub const DEFAULT_PASSWORD_YEARS: i64 = 2;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Principal {
     pub client_id: String,
     pub client_secret: String,
@@ -30,7 +30,7 @@ pub struct Subscription {
     pub name: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Password {
     pub key_id: String,
     pub display_name: Option<String>,
@@ -85,7 +85,7 @@ impl App {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SecretVersion {
     pub version: String,
     pub value: String,
@@ -152,6 +152,37 @@ pub struct Vault {
     pub secrets: BTreeMap<String, SecretEntry>,
     /// lowercase name → entry
     pub certificates: BTreeMap<String, CertEntry>,
+}
+
+// Debug never prints secret values.
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("client_id", &self.client_id)
+            .field("display_name", &self.display_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Password")
+            .field("key_id", &self.key_id)
+            .field("display_name", &self.display_name)
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SecretVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretVersion")
+            .field("version", &self.version)
+            .field("tags", &self.tags)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything that changes.

@@ -349,3 +349,26 @@ async fn unknown_routes_answer_501_naming_method_and_path() {
             .contains("DELETE /v1.0/applications")
     );
 }
+
+#[tokio::test]
+async fn serves_http2_and_http1_keep_alive() {
+    let emu = sample().await;
+    let url = format!("{}/state", emu.endpoints().admin);
+    let h2 = http(&emu);
+    assert_eq!(
+        h2.get(&url).send().await.unwrap().version(),
+        reqwest::Version::HTTP_2
+    );
+    let ca = reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap();
+    let h1 = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .http1_only()
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            h1.get(&url).send().await.unwrap().version(),
+            reqwest::Version::HTTP_11
+        );
+    }
+}

@@ -189,6 +189,26 @@ async fn official_sdk_set_get_list_versions_delete_recover() {
 }
 
 #[tokio::test]
+async fn official_sdk_follows_next_links() {
+    use azure_security_keyvault_secrets::models::SecretClientListSecretPropertiesOptions;
+    let emu = sample().await;
+    let client = secret_client(&emu, "kv-prod", "rotor-readonly");
+    let mut pager = client
+        .list_secret_properties(Some(SecretClientListSecretPropertiesOptions {
+            maxresults: Some(2),
+            ..Default::default()
+        }))
+        .unwrap();
+    let mut n = 0;
+    while let Some(_p) = pager.try_next().await.unwrap() {
+        n += 1;
+    }
+    assert_eq!(n, 7);
+    // 4 pages of <= 2, plus the unauthenticated challenge request.
+    assert_eq!(emu.request_counts()["by_route"]["GET /secrets"], 5);
+}
+
+#[tokio::test]
 async fn official_sdk_sees_403_for_a_read_only_principal() {
     let emu = sample().await;
     let client = secret_client(&emu, "kv-prod", "rotor-readonly");
