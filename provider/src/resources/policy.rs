@@ -162,7 +162,7 @@ pub fn parse_policy(
                         detail = "hint: write `app-id:GLOB`, `name:GLOB` or `secret:GLOB`, e.g. `name:legacy-*`".into();
                     }
                     diags.error(
-                        format!("validating policy exclusion `{s}`: {e}"),
+                        format!("validating policy exclusion `{s}`: {}", e.failure().cause),
                         detail,
                         Some(path("exclusions").then_index(i as i64)),
                     )

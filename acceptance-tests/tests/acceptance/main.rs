@@ -1,0 +1,5 @@
+//! Acceptance tests: real Terraform driving terraform-provider-rotor against rotor-emulator.
+//! See `support.rs` for the harness and how Terraform and the provider binary are located.
+
+mod policy;
+mod support;
