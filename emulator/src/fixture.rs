@@ -23,6 +23,10 @@ pub struct Fixture {
     /// delay). [`crate::EmulatorOptions::propagation_delay`] wins when it is non-zero.
     #[serde(default)]
     pub propagation_delay_ms: Option<u64>,
+    /// App management policy: `addPassword` refuses longer lifetimes with 400
+    /// `CredentialInvalidLifetimeAsPerAppPolicy`. Absent: no limit.
+    #[serde(default)]
+    pub max_password_lifetime_days: Option<u32>,
     /// Identities that call Graph, Key Vault and ARM (the first one is the one in `env`).
     #[serde(default)]
     pub principals: Vec<FixturePrincipal>,

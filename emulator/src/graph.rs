@@ -18,6 +18,8 @@ pub enum AppKey {
 
 #[derive(Debug, Clone)]
 pub enum Route {
+    ListServicePrincipals,
+    GetServicePrincipal(AppKey),
     List,
     Get(AppKey),
     Patch(AppKey),
@@ -28,6 +30,11 @@ pub enum Route {
 impl Route {
     pub fn template(&self) -> &'static str {
         match self {
+            Route::ListServicePrincipals => "/v1.0/servicePrincipals",
+            Route::GetServicePrincipal(AppKey::ObjectId(_)) => "/v1.0/servicePrincipals/{id}",
+            Route::GetServicePrincipal(AppKey::AppId(_)) => {
+                "/v1.0/servicePrincipals(appId='{appId}')"
+            }
             Route::List => "/v1.0/applications",
             Route::Get(AppKey::ObjectId(_)) | Route::Patch(AppKey::ObjectId(_)) => {
                 "/v1.0/applications/{id}"
@@ -48,7 +55,14 @@ impl Route {
 }
 
 fn alt_key(seg: &str) -> Option<AppKey> {
-    let inner = seg.strip_prefix("applications(")?.strip_suffix(')')?;
+    alt_key_of("applications", seg)
+}
+
+fn alt_key_of(collection: &str, seg: &str) -> Option<AppKey> {
+    let inner = seg
+        .strip_prefix(collection)?
+        .strip_prefix('(')?
+        .strip_suffix(')')?;
     let (k, v) = inner.split_once('=')?;
     if !k.trim().eq_ignore_ascii_case("appId") {
         return None;
@@ -59,6 +73,20 @@ fn alt_key(seg: &str) -> Option<AppKey> {
 
 /// Route the segments after `/v1.0`.
 pub fn route(method: &Method, s: &[&str]) -> Option<Route> {
+    if method == Method::GET {
+        match s {
+            ["servicePrincipals"] => return Some(Route::ListServicePrincipals),
+            ["servicePrincipals", id] => {
+                return Some(Route::GetServicePrincipal(AppKey::ObjectId(
+                    (*id).to_string(),
+                )));
+            }
+            [seg] if seg.starts_with("servicePrincipals(") => {
+                return alt_key_of("servicePrincipals", seg).map(Route::GetServicePrincipal);
+            }
+            _ => {}
+        }
+    }
     let (key, rest): (AppKey, &[&str]) = match s {
         ["applications"] => {
             return (method == Method::GET).then_some(Route::List);
@@ -191,6 +219,8 @@ pub fn handle(ctx: &Ctx, route: Route, req: &Req) -> Response {
         Err(r) => return r,
     };
     match route {
+        Route::ListServicePrincipals => list_service_principals(ctx, caller, req),
+        Route::GetServicePrincipal(k) => get_service_principal(ctx, caller, &k, req),
         Route::List => list(ctx, caller, req),
         Route::Get(k) => get(ctx, caller, &k, req),
         Route::Patch(k) => patch(ctx, caller, &k, req),
@@ -358,15 +388,17 @@ enum Filter {
 
 impl Filter {
     fn matches(&self, a: &App) -> bool {
-        let field = |f: &str| -> Option<&str> {
-            match f.to_ascii_lowercase().as_str() {
-                "appid" => Some(&a.app_id),
-                "id" => Some(&a.object_id),
-                "displayname" => Some(&a.display_name),
-                "signinaudience" => Some(&a.sign_in_audience),
-                _ => None,
-            }
-        };
+        self.matches_with(&|f: &str| match f {
+            "appId" => Some(a.app_id.as_str()),
+            "id" => Some(a.object_id.as_str()),
+            "displayName" => Some(a.display_name.as_str()),
+            "signInAudience" => Some(a.sign_in_audience.as_str()),
+            _ => None,
+        })
+    }
+
+    /// `field` maps a canonical property name to its value.
+    fn matches_with<'a>(&self, field: &dyn Fn(&str) -> Option<&'a str>) -> bool {
         match self {
             Filter::Eq(f, v) => field(f).is_some_and(|x| x.eq_ignore_ascii_case(v)),
             Filter::In(f, vs) => {
@@ -374,8 +406,8 @@ impl Filter {
             }
             Filter::StartsWith(f, v) => field(f)
                 .is_some_and(|x| x.to_ascii_lowercase().starts_with(&v.to_ascii_lowercase())),
-            Filter::And(l, r) => l.matches(a) && r.matches(a),
-            Filter::Or(l, r) => l.matches(a) || r.matches(a),
+            Filter::And(l, r) => l.matches_with(field) && r.matches_with(field),
+            Filter::Or(l, r) => l.matches_with(field) || r.matches_with(field),
         }
     }
 }
@@ -726,6 +758,7 @@ fn add_password(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response 
     let mut store = ctx.store.write();
     let access = Access::of(&store, caller);
     let delay = store.propagation_delay;
+    let max_lifetime_days = store.max_password_lifetime_days;
     let Some(i) = find(&store, key) else {
         return not_found(req, key);
     };
@@ -749,6 +782,18 @@ fn add_password(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response 
             &format!(
                 "The number of password credentials on application '{}' would exceed the limit of {cap} for applications that accept personal Microsoft accounts (signInAudience '{}'). Remove a password first.",
                 app.app_id, app.sign_in_audience
+            ),
+        );
+    }
+    if let Some(max_days) = max_lifetime_days
+        && end - start > time::Duration::days(i64::from(max_days))
+    {
+        return graph_error(
+            req,
+            StatusCode::BAD_REQUEST,
+            "CredentialInvalidLifetimeAsPerAppPolicy",
+            &format!(
+                "Credential lifetime exceeds the max value allowed as per assigned policy (at most {max_days} days)."
             ),
         );
     }
@@ -815,6 +860,106 @@ fn remove_password(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Respon
         );
     }
     util::empty(StatusCode::NO_CONTENT)
+}
+
+/// A service principal row: (id, appId, displayName).
+fn service_principals(store: &Store) -> impl Iterator<Item = (&str, &str, &str)> {
+    store
+        .principals
+        .iter()
+        .map(|p| {
+            (
+                p.object_id.as_str(),
+                p.client_id.as_str(),
+                p.display_name.as_str(),
+            )
+        })
+        .chain(store.apps.iter().filter(|a| a.service_principal).map(|a| {
+            (
+                a.sp_object_id.as_str(),
+                a.app_id.as_str(),
+                a.display_name.as_str(),
+            )
+        }))
+}
+
+fn sp_json(tenant: &str, (id, app_id, name): (&str, &str, &str)) -> Value {
+    json!({
+        "id": id,
+        "appId": app_id,
+        "displayName": name,
+        "accountEnabled": true,
+        "appOwnerOrganizationId": tenant,
+        "servicePrincipalType": "Application",
+    })
+}
+
+/// `GET /v1.0/servicePrincipals` (`$filter` as for applications, `$top`; no paging beyond it).
+fn list_service_principals(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
+    let top = match req.query.get("$top").map(|t| t.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if (1..=999).contains(&n) => n,
+        Some(_) => {
+            return graph_error(
+                req,
+                StatusCode::BAD_REQUEST,
+                "Request_UnsupportedQuery",
+                "Invalid page size specified. Must be between 1 and 999 inclusive.",
+            );
+        }
+    };
+    let filter = match req.query.get("$filter").map(|f| parse_filter(f)) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            return graph_error(
+                req,
+                StatusCode::BAD_REQUEST,
+                "Request_UnsupportedQuery",
+                &format!("Unsupported or invalid query filter clause specified: {e}."),
+            );
+        }
+    };
+    let store = ctx.store.read();
+    if !Access::of(&store, caller).read_all {
+        return denied(req);
+    }
+    let value: Vec<Value> = service_principals(&store)
+        .filter(|row| {
+            filter.as_ref().is_none_or(|f| {
+                f.matches_with(&|name: &str| match name {
+                    "id" => Some(row.0),
+                    "appId" => Some(row.1),
+                    "displayName" => Some(row.2),
+                    _ => None,
+                })
+            })
+        })
+        .take(top)
+        .map(|row| sp_json(&store.tenant_id, row))
+        .collect();
+    util::json(
+        StatusCode::OK,
+        &json!({
+            "@odata.context": format!("{}/v1.0/$metadata#servicePrincipals", ctx.main_url),
+            "value": value,
+        }),
+    )
+}
+
+fn get_service_principal(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response {
+    let store = ctx.store.read();
+    if !Access::of(&store, caller).read_all {
+        return denied(req);
+    }
+    let found = service_principals(&store).find(|row| match key {
+        AppKey::ObjectId(id) => row.0.eq_ignore_ascii_case(id),
+        AppKey::AppId(id) => row.1.eq_ignore_ascii_case(id),
+    });
+    match found {
+        Some(row) => util::json(StatusCode::OK, &sp_json(&store.tenant_id, row)),
+        None => not_found(req, key),
+    }
 }
 
 /// Validity (notBefore, notAfter) of a DER certificate.

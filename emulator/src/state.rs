@@ -190,6 +190,8 @@ impl std::fmt::Debug for SecretVersion {
 pub struct Store {
     pub tenant_id: String,
     pub propagation_delay: std::time::Duration,
+    /// App management policy: longest password lifetime `addPassword` accepts.
+    pub max_password_lifetime_days: Option<u32>,
     pub principals: Vec<Principal>,
     pub subscriptions: Vec<Subscription>,
     pub apps: Vec<App>,
@@ -400,6 +402,7 @@ impl Store {
         let mut store = Store {
             tenant_id: fixture.tenant_id.clone().unwrap_or_else(util::guid),
             propagation_delay,
+            max_password_lifetime_days: fixture.max_password_lifetime_days,
             principals,
             subscriptions,
             apps,
@@ -440,6 +443,7 @@ impl Store {
         json!({
             "tenant_id": self.tenant_id,
             "propagation_delay_ms": self.propagation_delay.as_millis() as u64,
+            "max_password_lifetime_days": self.max_password_lifetime_days,
             "principals": self.principals.iter().map(|p| json!({
                 "client_id": p.client_id,
                 "client_secret": p.client_secret,

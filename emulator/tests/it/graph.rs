@@ -356,3 +356,75 @@ async fn patch_key_credentials_replaces_the_collection() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn service_principals_and_lifetime_policy() {
+    let f = rotor_emulator::Fixture::from_json(
+        r#"{"max_password_lifetime_days": 180,
+            "principals":[{"display_name":"admin","graph_roles":["Application.ReadWrite.All"]}],
+            "applications":[{"display_name":"with-sp","app_id":"f0000000-0000-4000-8000-000000000001","object_id":"f1000000-0000-4000-8000-000000000001"},
+                            {"display_name":"no-sp","app_id":"f0000000-0000-4000-8000-000000000002","service_principal":false}]}"#,
+    )
+    .unwrap();
+    let emu = start(f).await;
+    let http = http(&emu);
+    let g = &emu.endpoints().graph_endpoint;
+    let t = token_as(&emu, &http, "admin", GRAPH_SCOPE).await;
+    let (s, b) = get(
+        &http,
+        &format!(
+            "{g}/v1.0/servicePrincipals?$filter=appId eq 'f0000000-0000-4000-8000-000000000001'"
+        ),
+        &t,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["value"].as_array().unwrap().len(), 1);
+    assert_eq!(b["value"][0]["displayName"], "with-sp");
+    let (_, b) = get(
+        &http,
+        &format!(
+            "{g}/v1.0/servicePrincipals?$filter=appId eq 'f0000000-0000-4000-8000-000000000002'"
+        ),
+        &t,
+    )
+    .await;
+    assert_eq!(b["value"].as_array().unwrap().len(), 0);
+    let (s, _) = get(
+        &http,
+        &format!("{g}/v1.0/servicePrincipals(appId='f0000000-0000-4000-8000-000000000002')"),
+        &t,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = get(
+        &http,
+        &format!("{g}/v1.0/servicePrincipals(appId='f0000000-0000-4000-8000-000000000001')"),
+        &t,
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    let add = |end: &str| {
+        http.post(format!(
+            "{g}/v1.0/applications/f1000000-0000-4000-8000-000000000001/addPassword"
+        ))
+        .bearer_auth(&t)
+        .json(&json!({"passwordCredential": {"endDateTime": end}}))
+        .send()
+    };
+    let too_long = (time::OffsetDateTime::now_utc() + time::Duration::days(365))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let r = add(&too_long).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(
+        b["error"]["code"],
+        "CredentialInvalidLifetimeAsPerAppPolicy"
+    );
+    let ok = (time::OffsetDateTime::now_utc() + time::Duration::days(90))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(add(&ok).await.unwrap().status(), 200);
+}
