@@ -101,6 +101,9 @@ pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
             {
                 return bad("fault: probability must be between 0 and 1");
             }
+            if spec.count == Some(0) {
+                return bad("fault: `count` must be at least 1 (omit it for a permanent fault)");
+            }
             let drop = spec.drop.unwrap_or(false);
             let latency_ms = spec.latency_ms.unwrap_or(0);
             if spec.status.is_none() && !drop && latency_ms == 0 {
