@@ -76,6 +76,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let ca = dir.join(format!("{stem}-ca.pem"));
         opts.ca_file = Some(std::path::absolute(&ca).unwrap_or(ca));
     }
+    // Install the handlers before announcing readiness: a supervisor may signal right away.
+    let signals = Signals::install()?;
     let emulator = Emulator::start(fixture, opts).await?;
     let line = emulator.endpoints_line();
     if let Some(ep) = &args.endpoints_file {
@@ -87,18 +89,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
         writeln!(out, "{line}").context("writing the endpoints line to stdout")?;
         out.flush().context("flushing stdout")?;
     }
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down");
     emulator.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -48,6 +48,48 @@ fn prints_the_endpoints_line_within_a_second_and_stops_on_sigterm() {
     let ca = std::fs::read_to_string(v["ca_file"].as_str().unwrap()).unwrap();
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
 
+    // It serves: the sample principal gets a token and reads a vault.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        let ca = reqwest::Certificate::from_pem(ca.as_bytes()).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .build()
+            .unwrap();
+        let env = &v["env"];
+        let tok: Value = http
+            .post(format!(
+                "{}/{}/oauth2/v2.0/token",
+                v["authority_host"].as_str().unwrap(),
+                v["tenant_id"].as_str().unwrap()
+            ))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", env["AZURE_CLIENT_ID"].as_str().unwrap()),
+                (
+                    "client_secret",
+                    env["AZURE_CLIENT_SECRET"].as_str().unwrap(),
+                ),
+                ("scope", "https://vault.azure.net/.default"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        http.get(format!(
+            "{}secrets/myapp-secret?api-version=2025-07-01",
+            v["vaults"]["kv-prod"].as_str().unwrap()
+        ))
+        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status()
+    });
+    assert_eq!(status, 200);
+
     // Serves until stopped: SIGTERM ends it cleanly.
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
