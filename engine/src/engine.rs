@@ -40,6 +40,9 @@ pub struct EngineOptions {
     pub per_vault_concurrency: usize,
     /// Retries on 429/503/network errors per request (default 6), honouring `Retry-After`.
     pub max_retries: u32,
+    /// Tenant of the applications (for verifying new credentials by logging in). `None`: taken
+    /// from the `tid` claim of rotor's own Graph token.
+    pub tenant_id: Option<String>,
 }
 
 impl fmt::Debug for EngineOptions {
@@ -52,6 +55,7 @@ impl fmt::Debug for EngineOptions {
             .field("verify_timeout", &self.verify_timeout)
             .field("per_vault_concurrency", &self.per_vault_concurrency)
             .field("max_retries", &self.max_retries)
+            .field("tenant_id", &self.tenant_id)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +77,7 @@ impl EngineOptions {
             clock: None,
             per_vault_concurrency: 8,
             max_retries: 6,
+            tenant_id: None,
         }
     }
 }
@@ -194,6 +199,32 @@ impl Engine {
     /// Every link found by matching (same grouping as [`Engine::due_links`]), due or not.
     pub async fn links(&self, config: &Config) -> Result<Vec<Link>> {
         crate::rotation::links(self, config).await
+    }
+
+    /// Rotates many links, at most `policy.max_concurrent` at a time; records in input order.
+    pub async fn rotate_many(
+        &self,
+        links: &[Link],
+        policy: &Policy,
+        opts: &RotateOptions,
+        progress: &dyn Progress,
+    ) -> Vec<AuditRecord> {
+        crate::rotation::rotate_many(self, links, policy, opts, progress).await
+    }
+
+    /// Cleans up many links, at most `policy.max_concurrent` at a time; results in input order.
+    pub async fn cleanup_many(
+        &self,
+        links: &[Link],
+        policy: &Policy,
+        dry_run: bool,
+    ) -> Vec<Result<CleanupOutcome>> {
+        crate::cleanup::cleanup_many(self, links, policy, dry_run).await
+    }
+
+    /// The hint cache in use (saved after matching; call [`HintCache::save`] to force).
+    pub fn hint_cache(&self) -> &crate::hints::HintCache {
+        &self.inner.hints
     }
 
     /// The engine's "now" (the injected clock, else the system clock).

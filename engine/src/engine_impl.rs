@@ -1,13 +1,39 @@
 //! Engine internals (shared state behind the `Arc`).
 
+use crate::arm::ArmClient;
 use crate::endpoints::Endpoints;
 use crate::engine::{Clock, Engine, EngineOptions};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::graph::GraphClient;
+use crate::hints::HintCache;
+use crate::history::History;
+use crate::keyvault::KeyVaults;
+use crate::model::Application;
+use azure_core::credentials::TokenCredential;
+use base64::Engine as _;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 pub(crate) struct Inner {
     pub(crate) endpoints: Endpoints,
     pub(crate) clock: Option<Clock>,
+    pub(crate) credential: Arc<dyn TokenCredential>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) graph: GraphClient,
+    pub(crate) arm: ArmClient,
+    pub(crate) vaults: KeyVaults,
+    pub(crate) hints: HintCache,
+    pub(crate) history: Option<History>,
+    pub(crate) actor: String,
+    pub(crate) verify_timeout: Duration,
+    pub(crate) tenant_id: Mutex<Option<String>>,
+    /// appId → application, memoised; invalidated by the engine's own writes.
+    pub(crate) apps: Mutex<HashMap<String, Application>>,
+    /// One in-process lock per (appId, lineage) so two rotations of a lineage in one process queue.
+    pub(crate) link_locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Inner {
@@ -17,13 +43,118 @@ impl Inner {
             None => OffsetDateTime::now_utc(),
         }
     }
+
+    pub(crate) fn invalidate(&self, app_id: &str) {
+        self.apps.lock().remove(&app_id.to_ascii_lowercase());
+    }
+
+    pub(crate) fn remember(&self, app: &Application) {
+        self.apps
+            .lock()
+            .insert(app.app_id.to_ascii_lowercase(), app.clone());
+    }
+
+    pub(crate) fn link_lock(&self, app_id: &str, lineage: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.link_locks
+            .lock()
+            .entry((app_id.to_ascii_lowercase(), lineage.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// Reads the application from Graph (bypassing the memo) and memoises it.
+    pub(crate) async fn fetch_app(&self, app_id: &str) -> Result<Application> {
+        match self.graph.get_application_by_app_id(app_id).await? {
+            Some(a) => {
+                self.remember(&a);
+                Ok(a)
+            }
+            None => Err(Error::new(
+                crate::ErrorKind::NotFound,
+                format!("reading application {app_id}"),
+                "no application has this appId",
+            )
+            .with_hint("check the application (client) id; `rotor discover` lists the applications rotor can see")),
+        }
+    }
+
+    /// The tenant to log in to when verifying: configured, else the `tid` claim of a Graph token.
+    pub(crate) async fn tenant(&self) -> Result<String> {
+        if let Some(t) = self.tenant_id.lock().clone() {
+            return Ok(t);
+        }
+        let action = "finding the tenant id";
+        let tok = self
+            .credential
+            .get_token(&[self.endpoints.graph_scope().as_str()], None)
+            .await
+            .map_err(|e| crate::graph::token_error(action, &e))?;
+        let tid = tok
+            .token
+            .secret()
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p.trim_end_matches('='))
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["tid"].as_str().map(str::to_owned))
+            .ok_or_else(|| {
+                Error::config(action, "rotor's access token carries no `tid` claim")
+                    .with_hint("set AZURE_TENANT_ID")
+            })?;
+        *self.tenant_id.lock() = Some(tid.clone());
+        Ok(tid)
+    }
 }
 
 pub(crate) fn new(opts: EngineOptions) -> Result<Engine> {
+    let http = crate::http::http_client(&opts.endpoints)?;
+    let graph = GraphClient::new(
+        http.clone(),
+        &opts.endpoints,
+        opts.credential.clone(),
+        opts.max_retries,
+    );
+    let arm = ArmClient::new(
+        http.clone(),
+        &opts.endpoints,
+        opts.credential.clone(),
+        opts.max_retries,
+    );
+    let vaults = KeyVaults::new(
+        &opts.endpoints,
+        http.clone(),
+        opts.credential.clone(),
+        opts.per_vault_concurrency,
+        opts.max_retries,
+    );
+    let hints = match &opts.hint_cache_file {
+        Some(p) => HintCache::open(p)?,
+        None => HintCache::in_memory(),
+    };
+    let history = match &opts.history_file {
+        Some(p) => Some(History::open(p)?),
+        None => None,
+    };
     Ok(Engine {
-        inner: std::sync::Arc::new(Inner {
+        inner: Arc::new(Inner {
             endpoints: opts.endpoints,
             clock: opts.clock,
+            credential: opts.credential,
+            http,
+            graph,
+            arm,
+            vaults,
+            hints,
+            history,
+            actor: opts.actor,
+            verify_timeout: opts.verify_timeout,
+            tenant_id: Mutex::new(opts.tenant_id),
+            apps: Mutex::new(HashMap::new()),
+            link_locks: Mutex::new(HashMap::new()),
         }),
     })
 }

@@ -216,6 +216,13 @@ impl Error {
         self
     }
 
+    /// Adds several hint lines.
+    #[must_use]
+    pub fn with_hint_all(mut self, hints: Vec<String>) -> Error {
+        self.failure_mut().hints.extend(hints);
+        self
+    }
+
     /// Records the HTTP status and service error code.
     #[must_use]
     pub fn with_status(mut self, status: Option<u16>, code: Option<String>) -> Error {

@@ -7,12 +7,34 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Thread-safe hint cache, optionally persisted as JSON (`{"<vault_url>|<secret>|<version>": "abc"}`).
+/// Thread-safe hint cache, optionally persisted as JSON:
+/// `{"hints": {"<vault_url>|<secret>|<version>": "abc"}, "current": {"<vault_url>|<secret>":
+/// {"version": "…", "fingerprint": "…"}}}`. `current` remembers which version a listed secret's
+/// metadata fingerprint (updated time, expiry, content type, tags) belonged to, so a second run
+/// needs neither the value nor a per-secret request for an unchanged secret.
 #[derive(Debug, Clone, Default)]
 pub struct HintCache {
     path: Option<PathBuf>,
     entries: Arc<Mutex<BTreeMap<String, String>>>,
+    current: Arc<Mutex<BTreeMap<String, CurrentVersion>>>,
     dirty: Arc<Mutex<bool>>,
+}
+
+/// The version a secret's listing fingerprint belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CurrentVersion {
+    /// Version id.
+    pub version: String,
+    /// Metadata fingerprint (no value involved).
+    pub fingerprint: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct FileFormat {
+    #[serde(default)]
+    hints: BTreeMap<String, String>,
+    #[serde(default)]
+    current: BTreeMap<String, CurrentVersion>,
 }
 
 fn key(vault_url: &str, secret: &str, version: &str) -> String {
@@ -29,16 +51,16 @@ impl HintCache {
     /// `Err` when the file exists but is not a hint cache.
     pub fn open(path: impl AsRef<Path>) -> Result<HintCache> {
         let path = path.as_ref().to_path_buf();
-        let entries = match std::fs::read_to_string(&path) {
-            Ok(t) if t.trim().is_empty() => BTreeMap::new(),
-            Ok(t) => serde_json::from_str::<BTreeMap<String, String>>(&t).map_err(|e| {
+        let file = match std::fs::read_to_string(&path) {
+            Ok(t) if t.trim().is_empty() => FileFormat::default(),
+            Ok(t) => serde_json::from_str::<FileFormat>(&t).map_err(|e| {
                 Error::config(
                     format!("reading hint cache `{}`", path.display()),
                     e.to_string(),
                 )
                 .with_hint("delete the file; it is only a cache")
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileFormat::default(),
             Err(e) => {
                 return Err(Error::other(
                     format!("reading hint cache `{}`", path.display()),
@@ -46,9 +68,15 @@ impl HintCache {
                 ));
             }
         };
+        let hints = file
+            .hints
+            .into_iter()
+            .map(|(k, v)| (k, v.chars().take(3).collect()))
+            .collect();
         Ok(HintCache {
             path: Some(path),
-            entries: Arc::new(Mutex::new(entries)),
+            entries: Arc::new(Mutex::new(hints)),
+            current: Arc::new(Mutex::new(file.current)),
             dirty: Arc::new(Mutex::new(false)),
         })
     }
@@ -73,6 +101,33 @@ impl HintCache {
         }
     }
 
+    /// The version last seen for a secret whose listing had `fingerprint`, if it is unchanged.
+    pub fn current_version(
+        &self,
+        vault_url: &str,
+        secret: &str,
+        fingerprint: &str,
+    ) -> Option<String> {
+        let k = format!("{}|{}", vault_url.trim_end_matches('/'), secret);
+        self.current
+            .lock()
+            .get(&k)
+            .filter(|c| c.fingerprint == fingerprint)
+            .map(|c| c.version.clone())
+    }
+
+    /// Records which version a secret's listing fingerprint belongs to.
+    pub fn set_current(&self, vault_url: &str, secret: &str, fingerprint: &str, version: &str) {
+        let k = format!("{}|{}", vault_url.trim_end_matches('/'), secret);
+        let v = CurrentVersion {
+            version: version.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+        };
+        if self.current.lock().insert(k, v.clone()).as_ref() != Some(&v) {
+            *self.dirty.lock() = true;
+        }
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.lock().len()
@@ -92,7 +147,11 @@ impl HintCache {
         if !*dirty {
             return Ok(());
         }
-        let text = serde_json::to_string_pretty(&*self.entries.lock())
+        let file = FileFormat {
+            hints: self.entries.lock().clone(),
+            current: self.current.lock().clone(),
+        };
+        let text = serde_json::to_string_pretty(&file)
             .map_err(|e| Error::other("serialising hint cache", e.to_string()))?;
         let tmp = path.with_extension("tmp");
         let err = |e: std::io::Error| {

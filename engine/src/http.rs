@@ -1,1 +1,249 @@
-//! http (in progress)
+//! The one HTTP client (reqwest 0.13, system roots + `Endpoints::ca_file`), shared by Graph, ARM,
+//! token requests and — as the `azure_core` transport — the Key Vault SDK; plus bounded retries
+//! honouring `Retry-After`.
+
+use crate::endpoints::Endpoints;
+use crate::error::{Error, ErrorKind, Result};
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Builds the HTTP client: system roots plus every certificate in `endpoints.ca_file`.
+/// `Err` (Config) when the CA file cannot be read or holds no certificate.
+pub fn http_client(endpoints: &Endpoints) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(20))
+        .timeout(Duration::from_secs(120))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("rotor/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &endpoints.ca_file {
+        let action = format!("reading CA file `{}`", path.display());
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::config(action.clone(), e.to_string())
+                .with_hint("point SSL_CERT_FILE (or the endpoints' ca_file) at a PEM bundle")
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::config(action.clone(), e.to_string()))?;
+        if certs.is_empty() {
+            return Err(Error::config(action, "no PEM certificate in the file"));
+        }
+        b = b.tls_certs_merge(certs);
+    }
+    b.build()
+        .map_err(|e| Error::config("building the HTTP client", e.to_string()))
+}
+
+/// The same client as an `azure_core` transport (for the Key Vault SDK and `azure_identity`).
+pub fn transport(client: &reqwest::Client) -> azure_core::http::Transport {
+    azure_core::http::Transport::new(Arc::new(client.clone()))
+}
+
+/// `azure_core` client options using `client` as transport and `authority_host` as the cloud's
+/// authority.
+pub fn client_options(
+    client: &reqwest::Client,
+    endpoints: &Endpoints,
+) -> azure_core::http::ClientOptions {
+    let mut custom = azure_core::cloud::CustomConfiguration::default();
+    custom.authority_host = endpoints
+        .authority_host
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    azure_core::http::ClientOptions {
+        transport: Some(transport(client)),
+        cloud: Some(Arc::new(custom.into())),
+        ..Default::default()
+    }
+}
+
+/// A response read fully.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    #[allow(dead_code)]
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// Parses `Retry-After` (seconds or HTTP date) / `retry-after-ms` / `x-ms-retry-after-ms`.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    for h in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    let v = headers.get("retry-after")?.to_str().ok()?.trim().to_owned();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Some(Duration::from_secs_f64(secs.max(0.0)));
+    }
+    let t = time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc2822).ok()?;
+    let d = t - time::OffsetDateTime::now_utc();
+    Some(d.try_into().unwrap_or(Duration::ZERO))
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = 250u64.saturating_mul(1u64 << attempt.min(6));
+    let jitter = rand::random::<u64>() % 250;
+    Duration::from_millis(base.min(8_000) + jitter)
+}
+
+fn retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// Sends the request built by `build` (called again for each attempt), retrying up to
+/// `max_retries` times on 408/429/5xx and connection errors, waiting `Retry-After` when given
+/// (capped at 60 s) and exponential backoff otherwise. Returns the final reply whatever its status;
+/// `Err` only for transport failures after the retries (Network) — `action` names what was done.
+pub(crate) async fn send(
+    build: impl Fn() -> RequestBuilder,
+    max_retries: u32,
+    action: &str,
+) -> Result<Reply> {
+    let mut attempt = 0u32;
+    loop {
+        let res = build().send().await;
+        match res {
+            Ok(rsp) => {
+                let status = rsp.status();
+                let headers = rsp.headers().clone();
+                if retryable(status) && attempt < max_retries {
+                    let wait = retry_after(&headers)
+                        .map(|d| d.min(Duration::from_secs(60)))
+                        .unwrap_or_else(|| backoff(attempt));
+                    tracing::debug!(
+                        status = status.as_u16(),
+                        ?wait,
+                        attempt,
+                        "{action}: retrying"
+                    );
+                    // drain the body so the connection can be reused
+                    let _ = rsp.bytes().await;
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
+                let body = rsp.bytes().await.map_err(|e| {
+                    Error::new(
+                        ErrorKind::Network,
+                        action.to_owned(),
+                        format!("reading the response: {e}"),
+                    )
+                })?;
+                return Ok(Reply {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+            Err(e) => {
+                if attempt < max_retries && (e.is_connect() || e.is_timeout() || e.is_request()) {
+                    let wait = backoff(attempt);
+                    tracing::debug!(?wait, attempt, "{action}: network error, retrying: {e}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
+                return Err(network_error(action, &e));
+            }
+        }
+    }
+}
+
+pub(crate) fn network_error(action: &str, e: &reqwest::Error) -> Error {
+    let mut cause = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        cause.push_str(": ");
+        cause.push_str(&s.to_string());
+        src = s.source();
+    }
+    Error::new(ErrorKind::Network, action.to_owned(), cause)
+        .with_hint("check network access to the endpoint; for a private CA set SSL_CERT_FILE")
+}
+
+/// Error `code`/`message` from an Azure/Graph JSON error body (`{"error":{"code","message",
+/// "innererror":{"code"}}}` or the OAuth `{"error","error_description","error_codes"}` shape).
+/// Returns (code, inner code, message).
+pub(crate) fn error_details(body: &[u8]) -> (Option<String>, Option<String>, Option<String>) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None, None);
+    };
+    let err = &v["error"];
+    if let Some(code) = err.as_str() {
+        let desc = v["error_description"].as_str().map(|s| first_line(s));
+        return (Some(code.to_owned()), None, desc);
+    }
+    let code = err["code"].as_str().map(str::to_owned);
+    let inner = err["innererror"]["code"]
+        .as_str()
+        .or_else(|| err["innerError"]["code"].as_str())
+        .map(str::to_owned);
+    let msg = err["message"].as_str().map(|s| first_line(s));
+    (code, inner, msg)
+}
+
+fn first_line(s: &str) -> String {
+    let s = s.lines().next().unwrap_or("").trim();
+    if s.chars().count() > 300 {
+        s.chars().take(300).collect::<String>() + "…"
+    } else {
+        s.to_owned()
+    }
+}
+
+/// "403 Forbidden (Authorization_RequestDenied): message".
+pub(crate) fn describe(status: StatusCode, code: Option<&str>, msg: Option<&str>) -> String {
+    let mut s = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+    .trim()
+    .to_owned();
+    if let Some(c) = code {
+        s.push_str(&format!(" ({c})"));
+    }
+    if let Some(m) = msg
+        && !m.is_empty()
+    {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_retry_after() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "2".parse().expect("header"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", "150".parse().expect("header"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+    }
+
+    #[test]
+    fn parses_error_bodies() {
+        let (c, i, m) = error_details(
+            br#"{"error":{"code":"Conflict","message":"deleted","innererror":{"code":"ObjectIsDeletedButRecoverable"}}}"#,
+        );
+        assert_eq!(c.as_deref(), Some("Conflict"));
+        assert_eq!(i.as_deref(), Some("ObjectIsDeletedButRecoverable"));
+        assert_eq!(m.as_deref(), Some("deleted"));
+        let (c, _, m) = error_details(
+            br#"{"error":"invalid_client","error_description":"AADSTS7000215: bad\nmore"}"#,
+        );
+        assert_eq!(c.as_deref(), Some("invalid_client"));
+        assert_eq!(m.as_deref(), Some("AADSTS7000215: bad"));
+    }
+}

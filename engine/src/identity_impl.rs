@@ -1,9 +1,232 @@
+//! The credential chain behind [`AuthConfig::build`].
+
 use crate::endpoints::Endpoints;
-use crate::error::Result;
-use crate::identity::AuthConfig;
-use azure_core::credentials::TokenCredential;
+use crate::error::{Error, Result};
+use crate::identity::{AuthConfig, AuthMethod};
+use crate::secret::SecretValue;
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use azure_core::http::ClientMethodOptions;
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertion, ClientAssertionCredential,
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+};
+use parking_lot::Mutex;
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-pub(crate) fn build(_cfg: &AuthConfig, _endpoints: &Endpoints) -> Result<Arc<dyn TokenCredential>> {
-    todo!("credential chain")
+const GITHUB_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+fn cred_error(msg: impl Into<String>) -> azure_core::Error {
+    azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, msg.into())
+}
+
+/// Reads the assertion from a file at each token request (Kubernetes rotates it).
+#[derive(Debug)]
+struct FileAssertion(PathBuf);
+
+#[async_trait::async_trait]
+impl ClientAssertion for FileAssertion {
+    async fn secret(&self, _o: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+        let t = tokio::fs::read_to_string(&self.0)
+            .await
+            .map_err(|e| cred_error(format!("reading token file `{}`: {e}", self.0.display())))?;
+        Ok(t.trim().to_owned())
+    }
+}
+
+/// A fixed assertion.
+#[derive(Debug)]
+struct FixedAssertion(SecretValue);
+
+#[async_trait::async_trait]
+impl ClientAssertion for FixedAssertion {
+    async fn secret(&self, _o: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+        Ok(self.0.expose().to_owned())
+    }
+}
+
+/// GitHub Actions OIDC: fetches a fresh ID token for each token request.
+struct GithubOidc {
+    client: reqwest::Client,
+    url: String,
+    token: SecretValue,
+}
+
+impl fmt::Debug for GithubOidc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GithubOidc")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientAssertion for GithubOidc {
+    async fn secret(&self, _o: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+        let mut url = url::Url::parse(&self.url)
+            .map_err(|e| cred_error(format!("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: {e}")))?;
+        if !url.query_pairs().any(|(k, _)| k == "audience") {
+            url.query_pairs_mut()
+                .append_pair("audience", GITHUB_AUDIENCE);
+        }
+        let rsp = self
+            .client
+            .get(url)
+            .bearer_auth(self.token.expose())
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| cred_error(format!("requesting a GitHub OIDC token: {e}")))?;
+        let status = rsp.status();
+        if !status.is_success() {
+            return Err(cred_error(format!(
+                "requesting a GitHub OIDC token: {status} (does the workflow have `permissions: id-token: write`?)"
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Reply {
+            value: SecretValue,
+        }
+        let r: Reply = rsp
+            .json()
+            .await
+            .map_err(|e| cred_error(format!("reading the GitHub OIDC token: {e}")))?;
+        Ok(r.value.expose().to_owned())
+    }
+}
+
+/// Tries each credential in order; remembers the first that works.
+struct Chain {
+    entries: Vec<(AuthMethod, Arc<dyn TokenCredential>)>,
+    chosen: Mutex<Option<usize>>,
+}
+
+impl fmt::Debug for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.entries.iter().map(|(m, _)| m.to_string()).collect();
+        f.debug_struct("Chain").field("methods", &names).finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for Chain {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let chosen = *self.chosen.lock();
+        if let Some(i) = chosen {
+            return self.entries[i].1.get_token(scopes, options).await;
+        }
+        let mut tried = Vec::new();
+        for (i, (method, cred)) in self.entries.iter().enumerate() {
+            match cred.get_token(scopes, options.clone()).await {
+                Ok(t) => {
+                    tracing::debug!("authenticated with {method}");
+                    *self.chosen.lock() = Some(i);
+                    return Ok(t);
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    let msg = msg.lines().next().unwrap_or("").to_owned();
+                    tracing::debug!("{method} failed: {msg}");
+                    tried.push(format!("{method}: {msg}"));
+                }
+            }
+        }
+        Err(cred_error(format!(
+            "no credential worked; tried: {}",
+            tried.join("; ")
+        )))
+    }
+}
+
+pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn TokenCredential>> {
+    let client = crate::http::http_client(endpoints)?;
+    let opts = crate::http::client_options(&client, endpoints);
+    let methods = cfg.methods();
+    if methods.is_empty() {
+        return Err(Error::config("authenticating to Entra ID", "no credential is configured")
+            .with_hint("set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_FEDERATED_TOKEN_FILE, or run in GitHub Actions with `permissions: id-token: write`, or log in with `az login`"));
+    }
+    let tenant = cfg.tenant_id.clone().unwrap_or_default();
+    let client_id = cfg.client_id.clone().unwrap_or_default();
+    let action = "building the Entra ID credential";
+    let sdk_err = |m: &AuthMethod, e: azure_core::Error| {
+        Error::config(action, format!("{m}: {e}"))
+            .with_hint("check AZURE_TENANT_ID and AZURE_CLIENT_ID")
+    };
+    let mut entries: Vec<(AuthMethod, Arc<dyn TokenCredential>)> = Vec::new();
+    for m in methods {
+        let cred: Arc<dyn TokenCredential> = match &m {
+            AuthMethod::ClientSecret => {
+                let secret = cfg
+                    .client_secret
+                    .as_ref()
+                    .map(|s| s.expose().to_owned())
+                    .unwrap_or_default();
+                ClientSecretCredential::new(
+                    &tenant,
+                    client_id.clone(),
+                    Secret::new(secret),
+                    Some(ClientSecretCredentialOptions {
+                        client_options: opts.clone(),
+                    }),
+                )
+                .map_err(|e| sdk_err(&m, e))?
+            }
+            AuthMethod::TokenFile(p) => ClientAssertionCredential::new(
+                tenant.clone(),
+                client_id.clone(),
+                FileAssertion(p.clone()),
+                Some(ClientAssertionCredentialOptions {
+                    client_options: opts.clone(),
+                }),
+            )
+            .map_err(|e| sdk_err(&m, e))?,
+            AuthMethod::OidcToken => ClientAssertionCredential::new(
+                tenant.clone(),
+                client_id.clone(),
+                FixedAssertion(cfg.oidc_token.clone().unwrap_or_default()),
+                Some(ClientAssertionCredentialOptions {
+                    client_options: opts.clone(),
+                }),
+            )
+            .map_err(|e| sdk_err(&m, e))?,
+            AuthMethod::GithubOidc => ClientAssertionCredential::new(
+                tenant.clone(),
+                client_id.clone(),
+                GithubOidc {
+                    client: client.clone(),
+                    url: cfg.oidc_request_url.clone().unwrap_or_default(),
+                    token: cfg.oidc_request_token.clone().unwrap_or_default(),
+                },
+                Some(ClientAssertionCredentialOptions {
+                    client_options: opts.clone(),
+                }),
+            )
+            .map_err(|e| sdk_err(&m, e))?,
+            AuthMethod::AzureCli => AzureCliCredential::new(Some(AzureCliCredentialOptions {
+                tenant_id: cfg.tenant_id.clone(),
+                ..Default::default()
+            }))
+            .map_err(|e| sdk_err(&m, e))?,
+            AuthMethod::ManagedIdentity => {
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: cfg.client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: opts.clone(),
+                    ..Default::default()
+                }))
+                .map_err(|e| sdk_err(&m, e))?
+            }
+        };
+        entries.push((m, cred));
+    }
+    Ok(Arc::new(Chain {
+        entries,
+        chosen: Mutex::new(None),
+    }))
 }

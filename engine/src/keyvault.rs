@@ -1,1 +1,453 @@
-//! keyvault (in progress)
+//! Key Vault secrets through the official SDK (`azure_security_keyvault_secrets`), one cached
+//! `SecretClient` per vault, sharing rotor's HTTP client as transport; per-vault concurrency limit.
+
+use crate::endpoints::{Endpoints, normalize_vault_url};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::Target;
+use crate::secret::SecretValue;
+use azure_core::credentials::TokenCredential;
+use azure_security_keyvault_secrets::models::{
+    SecretAttributes, SecretClientGetSecretOptions, SecretClientListSecretPropertiesOptions,
+    SetSecretParameters,
+};
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use futures::TryStreamExt;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use url::Url;
+
+/// A secret as listed (no value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretItem {
+    /// Secret name.
+    pub name: String,
+    /// Enabled.
+    pub enabled: bool,
+    /// `exp`.
+    pub expires: Option<OffsetDateTime>,
+    /// `created` of the current version.
+    pub created: Option<OffsetDateTime>,
+    /// `updated` of the current version.
+    pub updated: Option<OffsetDateTime>,
+    /// Content type.
+    pub content_type: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// True for secrets backing a certificate.
+    pub managed: bool,
+}
+
+/// One secret version, with its value (redacted in Debug).
+#[derive(Clone)]
+pub struct SecretVersion {
+    /// Secret name.
+    pub name: String,
+    /// Version id.
+    pub version: String,
+    /// The value.
+    pub value: SecretValue,
+    /// Content type.
+    pub content_type: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// `exp`.
+    pub expires: Option<OffsetDateTime>,
+    /// Enabled.
+    pub enabled: bool,
+    /// Created.
+    pub created: Option<OffsetDateTime>,
+    /// Updated.
+    pub updated: Option<OffsetDateTime>,
+}
+
+impl fmt::Debug for SecretVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretVersion")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("value", &self.value)
+            .field("content_type", &self.content_type)
+            .field("tags", &self.tags)
+            .field("expires", &self.expires)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// Access to many vaults.
+pub struct KeyVaults {
+    endpoints: Endpoints,
+    http: reqwest::Client,
+    credential: Arc<dyn TokenCredential>,
+    clients: Mutex<HashMap<String, (Arc<SecretClient>, Arc<Semaphore>)>>,
+    names: Mutex<BTreeMap<String, String>>,
+    per_vault: usize,
+    max_retries: u32,
+}
+
+impl fmt::Debug for KeyVaults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyVaults").finish_non_exhaustive()
+    }
+}
+
+/// Version id from a secret id `https://host/secrets/{name}/{version}`.
+pub fn version_from_id(id: &str) -> Option<String> {
+    let u = Url::parse(id).ok()?;
+    let segs: Vec<&str> = u.path_segments()?.filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        [.., "secrets", _name, version] => Some((*version).to_owned()),
+        _ => None,
+    }
+}
+
+/// Secret name from an id `https://host/secrets/{name}[/{version}]`.
+pub fn name_from_id(id: &str) -> Option<String> {
+    let u = Url::parse(id).ok()?;
+    let segs: Vec<&str> = u.path_segments()?.filter(|s| !s.is_empty()).collect();
+    let i = segs.iter().position(|s| *s == "secrets")?;
+    segs.get(i + 1).map(|s| (*s).to_owned())
+}
+
+fn tags(t: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    t.map(|m| m.into_iter().collect()).unwrap_or_default()
+}
+
+impl KeyVaults {
+    /// Vault access with `per_vault` requests in flight per vault.
+    pub fn new(
+        endpoints: &Endpoints,
+        http: reqwest::Client,
+        credential: Arc<dyn TokenCredential>,
+        per_vault: usize,
+        max_retries: u32,
+    ) -> KeyVaults {
+        KeyVaults {
+            endpoints: endpoints.clone(),
+            http,
+            credential,
+            clients: Mutex::new(HashMap::new()),
+            names: Mutex::new(endpoints.vault_names.clone()),
+            per_vault: per_vault.max(1),
+            max_retries,
+        }
+    }
+
+    /// The vault's display name (friendly name if known).
+    pub fn vault_name(&self, vault_url: &Url) -> String {
+        if let Some(n) = self
+            .names
+            .lock()
+            .get(normalize_vault_url(vault_url).as_str())
+        {
+            return n.clone();
+        }
+        self.endpoints.vault_name(vault_url)
+    }
+
+    /// Remembers a friendly name for a vault URL (learned from ARM).
+    pub fn learn_name(&self, vault_url: &Url, name: &str) {
+        self.names
+            .lock()
+            .insert(normalize_vault_url(vault_url).to_string(), name.to_owned());
+    }
+
+    /// "Key Vault secret `x` (vault `kv-prod`)" with the friendly vault name.
+    pub fn label(&self, t: &Target) -> String {
+        format!(
+            "Key Vault secret `{}` (vault `{}`)",
+            t.secret_name,
+            self.vault_name(&t.vault_url)
+        )
+    }
+
+    fn client(&self, vault_url: &Url) -> Result<(Arc<SecretClient>, Arc<Semaphore>)> {
+        let key = normalize_vault_url(vault_url).to_string();
+        let mut m = self.clients.lock();
+        if let Some(c) = m.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut client_options = crate::http::client_options(&self.http, &self.endpoints);
+        client_options.retry = azure_core::http::RetryOptions::exponential(
+            azure_core::http::ExponentialRetryOptions {
+                max_retries: self.max_retries,
+                ..Default::default()
+            },
+        );
+        let opts = SecretClientOptions {
+            client_options,
+            verify_challenge_resource: Some(self.endpoints.verify_challenge),
+            ..Default::default()
+        };
+        let c = SecretClient::new(&key, self.credential.clone(), Some(opts)).map_err(|e| {
+            Error::config(
+                format!("opening vault `{}`", self.vault_name(vault_url)),
+                e.to_string(),
+            )
+        })?;
+        let entry = (Arc::new(c), Arc::new(Semaphore::new(self.per_vault)));
+        m.insert(key, entry.clone());
+        Ok(entry)
+    }
+
+    /// Every secret in the vault (all pages, 25 per page), without values.
+    pub async fn list_secrets(&self, vault_url: &Url) -> Result<Vec<SecretItem>> {
+        let (client, sem) = self.client(vault_url)?;
+        let _permit = sem
+            .acquire()
+            .await
+            .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))?;
+        let vault = self.vault_name(vault_url);
+        let action = format!("listing secrets in vault `{vault}`");
+        let mut pager = client
+            .list_secret_properties(Some(SecretClientListSecretPropertiesOptions {
+                maxresults: Some(25),
+                ..Default::default()
+            }))
+            .map_err(|e| kv_error(&action, &e, &vault, None))?;
+        let mut out = Vec::new();
+        while let Some(p) = pager
+            .try_next()
+            .await
+            .map_err(|e| kv_error(&action, &e, &vault, None))?
+        {
+            let Some(name) = p.id.as_deref().and_then(name_from_id) else {
+                continue;
+            };
+            let a = p.attributes.unwrap_or_default();
+            out.push(SecretItem {
+                name,
+                enabled: a.enabled.unwrap_or(true),
+                expires: a.expires,
+                created: a.created,
+                updated: a.updated,
+                content_type: p.content_type,
+                tags: tags(p.tags),
+                managed: p.managed.unwrap_or(false),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A secret's version (latest when `version` is `None`), with its value. `Ok(None)` when the
+    /// secret does not exist. `Err(SoftDeleted)` when it exists only as a deleted secret (checked
+    /// only when `check_deleted`).
+    pub async fn get_secret(
+        &self,
+        target: &Target,
+        version: Option<&str>,
+        check_deleted: bool,
+    ) -> Result<Option<SecretVersion>> {
+        let (client, sem) = self.client(&target.vault_url)?;
+        let _permit = sem
+            .acquire()
+            .await
+            .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))?;
+        let vault = self.vault_name(&target.vault_url);
+        let action = format!("reading {}", self.label(target));
+        let r = client
+            .get_secret(
+                &target.secret_name,
+                Some(SecretClientGetSecretOptions {
+                    secret_version: version.map(str::to_owned),
+                    ..Default::default()
+                }),
+            )
+            .await;
+        let s = match r {
+            Ok(rsp) => rsp
+                .into_model()
+                .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?,
+            Err(e) => {
+                let err = kv_error(&action, &e, &vault, Some(&target.secret_name));
+                if err.kind() == ErrorKind::NotFound {
+                    if check_deleted && self.is_deleted(&client, target).await {
+                        return Err(soft_deleted(&action, &vault, &target.secret_name));
+                    }
+                    return Ok(None);
+                }
+                return Err(err);
+            }
+        };
+        let a: SecretAttributes = s.attributes.clone().unwrap_or_default();
+        let version =
+            s.id.as_deref().and_then(version_from_id).ok_or_else(|| {
+                Error::other(action.clone(), "the response carried no version id")
+            })?;
+        Ok(Some(SecretVersion {
+            name: target.secret_name.clone(),
+            version,
+            value: SecretValue::new(s.value.clone().unwrap_or_default()),
+            content_type: s.content_type.clone(),
+            tags: tags(s.tags.clone()),
+            expires: a.expires,
+            enabled: a.enabled.unwrap_or(true),
+            created: a.created,
+            updated: a.updated,
+        }))
+    }
+
+    async fn is_deleted(&self, client: &SecretClient, target: &Target) -> bool {
+        client
+            .get_deleted_secret(&target.secret_name, None)
+            .await
+            .is_ok()
+    }
+
+    /// Writes a new version; returns its version id.
+    pub async fn set_secret(
+        &self,
+        target: &Target,
+        value: &SecretValue,
+        content_type: Option<String>,
+        tags: BTreeMap<String, String>,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<String> {
+        let (client, sem) = self.client(&target.vault_url)?;
+        let _permit = sem
+            .acquire()
+            .await
+            .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))?;
+        let vault = self.vault_name(&target.vault_url);
+        let action = format!("writing {}", self.label(target));
+        let params = SetSecretParameters {
+            content_type,
+            secret_attributes: Some(SecretAttributes {
+                enabled: Some(true),
+                expires,
+                ..Default::default()
+            }),
+            tags: Some(tags.into_iter().collect()),
+            value: Some(value.expose().to_owned()),
+        };
+        let content = params
+            .try_into()
+            .map_err(|e: azure_core::Error| Error::other(action.clone(), e.to_string()))?;
+        let s = client
+            .set_secret(&target.secret_name, content, None)
+            .await
+            .map_err(|e| kv_error(&action, &e, &vault, Some(&target.secret_name)))?
+            .into_model()
+            .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?;
+        s.id.as_deref()
+            .and_then(version_from_id)
+            .ok_or_else(|| Error::other(action, "the response carried no version id"))
+    }
+}
+
+fn soft_deleted(action: &str, vault: &str, secret: &str) -> Error {
+    Error::new(
+        ErrorKind::SoftDeleted,
+        action,
+        "the secret is deleted but recoverable (soft-deleted); Key Vault refuses new versions",
+    )
+    .with_hint(format!(
+        "recover it: az keyvault secret recover --vault-name {vault} --name {secret}"
+    ))
+    .with_hint(format!(
+        "or, if it is no longer wanted, purge it (az keyvault secret purge --vault-name {vault} --name {secret}) and let rotor create it"
+    ))
+    .with_status(Some(409), Some("ObjectIsDeletedButRecoverable".to_owned()))
+}
+
+/// Maps an SDK error to an engine error naming the vault/secret and the fix.
+pub(crate) fn kv_error(
+    action: &str,
+    e: &azure_core::Error,
+    vault: &str,
+    secret: Option<&str>,
+) -> Error {
+    use azure_core::error::ErrorKind as K;
+    match e.kind() {
+        K::HttpResponse {
+            status,
+            error_code,
+            raw_response,
+        } => {
+            let status_u: u16 = (*status).into();
+            let (code, inner, msg) = raw_response
+                .as_ref()
+                .map(|r| crate::http::error_details(r.body().as_ref()))
+                .unwrap_or((error_code.clone(), None, None));
+            let code = code.or_else(|| error_code.clone());
+            let sc = reqwest::StatusCode::from_u16(status_u)
+                .unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+            let cause = crate::http::describe(sc, code.as_deref(), msg.as_deref());
+            let all = format!(
+                "{} {} {}",
+                code.clone().unwrap_or_default(),
+                inner.clone().unwrap_or_default(),
+                msg.clone().unwrap_or_default()
+            );
+            let err = match status_u {
+                401 | 403 => {
+                    let object = match secret {
+                        Some(s) => format!("secret `{s}` in vault `{vault}`"),
+                        None => format!("vault `{vault}`"),
+                    };
+                    Error::new(ErrorKind::Permission, action, cause)
+                        .with_hint(format!("grant rotor's identity the role `Key Vault Secrets Officer` on vault `{vault}` (or on the {object})"))
+                        .with_hint("vaults using access policies instead of RBAC need secret permissions get, list and set")
+                }
+                409 if all.contains("ObjectIsDeletedButRecoverable")
+                    || all.to_ascii_lowercase().contains("deleted but recoverable") =>
+                {
+                    soft_deleted(action, vault, secret.unwrap_or("<name>"))
+                }
+                404 => Error::new(ErrorKind::NotFound, action, cause),
+                429 | 503 => Error::new(ErrorKind::Throttled, action, cause).with_hint(
+                    "Key Vault is throttling; retry later or lower policy.max_concurrent",
+                ),
+                409 => Error::new(ErrorKind::Conflict, action, cause),
+                _ => Error::new(ErrorKind::Other, action, cause),
+            };
+            err.with_status(Some(status_u), inner.or(code))
+        }
+        K::Connection | K::Io => Error::new(ErrorKind::Network, action, first_line(e)).with_hint(
+            format!("check network access to vault `{vault}`; for a private CA set SSL_CERT_FILE"),
+        ),
+        K::Credential => Error::new(
+            ErrorKind::Permission,
+            action,
+            format!("getting an access token: {}", first_line(e)),
+        )
+        .with_hint("check AZURE_TENANT_ID, AZURE_CLIENT_ID and the credential of rotor's identity"),
+        _ => Error::new(ErrorKind::Other, action, first_line(e)),
+    }
+}
+
+fn first_line(e: &azure_core::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s.lines().next().unwrap_or("").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(
+            version_from_id("https://127.0.0.1:1/secrets/a-b/0123abc").as_deref(),
+            Some("0123abc")
+        );
+        assert_eq!(
+            name_from_id("https://kv.vault.azure.net/secrets/a-b").as_deref(),
+            Some("a-b")
+        );
+        assert_eq!(
+            version_from_id("https://kv.vault.azure.net/secrets/a-b"),
+            None
+        );
+    }
+}

@@ -76,3 +76,9 @@ mod tests {
         assert_eq!(s.expose(), "abcSuperSecret");
     }
 }
+
+impl<'de> serde::Deserialize<'de> for SecretValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretValue)
+    }
+}
