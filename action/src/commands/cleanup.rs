@@ -67,11 +67,10 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
         .collect();
 
     // Always look first (dry run), then ask, then remove.
-    let mut preview = Vec::new();
-    for link in &links {
-        let outcome = engine.cleanup(link, &policy, true).await;
-        preview.push((link, outcome));
-    }
+    let preview: Vec<_> = links
+        .iter()
+        .zip(engine.cleanup_many(&links, &policy, true).await)
+        .collect();
     let to_remove: usize = preview
         .iter()
         .filter_map(|(_, o)| o.as_ref().ok())
@@ -109,13 +108,13 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
         links: Vec::new(),
     };
     let mut failed = false;
-    for (link, first) in preview {
-        let started = engine.now();
-        let outcome = if !apply {
-            first
-        } else {
-            engine.cleanup(link, &policy, false).await
-        };
+    let started = engine.now();
+    let outcomes = if apply {
+        engine.cleanup_many(&links, &policy, false).await
+    } else {
+        preview.into_iter().map(|(_, o)| o).collect()
+    };
+    for (link, outcome) in links.iter().zip(outcomes) {
         let app = engine.get_application(&link.application_id).await.ok();
         let app_name = app
             .as_ref()

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use futures::StreamExt;
 use rotor_engine::{AuditRecord, Engine, Link, LinkStatus, RotateOptions, RotationStatus};
 use serde::Serialize;
 
@@ -15,7 +14,7 @@ use crate::cli::OutputFormat;
 #[derive(Debug, Clone, clap::Args)]
 pub struct RotateArgs {
     /// Application (appId) to rotate; repeat for bulk rotation of every matched credential of
-    /// each app.
+    /// each app. With --due: only the due links of these apps.
     #[arg(long = "app", value_name = "APP_ID", required_unless_present = "due")]
     pub apps: Vec<String>,
     /// The credential (keyId) to rotate; needs exactly one --app.
@@ -23,7 +22,7 @@ pub struct RotateArgs {
     pub key_id: Option<String>,
     /// Rotate everything due per policy (expiring within `rotate_before_expiry_days`, confidence
     /// at or above `min_confidence`, not excluded).
-    #[arg(long, conflicts_with_all = ["apps", "key_id"])]
+    #[arg(long, conflicts_with = "key_id")]
     pub due: bool,
     /// Validity of the new credential in days (default: policy `new_secret_validity_days`).
     #[arg(long, value_name = "N")]
@@ -77,6 +76,14 @@ pub async fn select(
     if args.due {
         ensure_vaults(ctx, engine).await?;
         for (link, status) in engine.due_links(ctx.config()).await? {
+            if !args.apps.is_empty()
+                && !args
+                    .apps
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&link.application_id))
+            {
+                continue;
+            }
             let app_name = app_name(engine, &link.application_id).await;
             planned.push(Planned {
                 link,
@@ -162,20 +169,13 @@ pub async fn execute(
     planned: &[Planned],
     opts: &RotateOptions,
 ) -> Vec<AuditRecord> {
-    let policy = &ctx.config().policy;
     let reporter = ctx.progress();
-    let concurrency = policy.max_concurrent.max(1);
-    let mut results: Vec<(usize, AuditRecord)> = futures::stream::iter(planned.iter().enumerate())
-        .map(|(i, p)| {
-            let reporter = &reporter;
-            async move { (i, engine.rotate(&p.link, policy, opts, reporter).await) }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
+    let links: Vec<Link> = planned.iter().map(|p| p.link.clone()).collect();
+    let records = engine
+        .rotate_many(&links, &ctx.config().policy, opts, &reporter)
         .await;
     reporter.finish();
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    records
 }
 
 /// Prints what is about to be rotated (stderr; used before asking).
