@@ -43,6 +43,7 @@ pub struct Cli {
 
 /// Flags every command accepts, before or after the subcommand name.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Configuration file (vaults, subscriptions, [policy]). Default: `rotor.toml` in the current
     /// directory if it exists, otherwise built-in defaults.

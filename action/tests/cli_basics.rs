@@ -73,7 +73,14 @@ fn every_command_help_documents_every_flag() {
         ("match", &["--app", "--min-confidence"]),
         (
             "rotate",
-            &["--app", "--key-id", "--expiry-days", "--due", "--dry-run", "--yes"],
+            &[
+                "--app",
+                "--key-id",
+                "--expiry-days",
+                "--due",
+                "--dry-run",
+                "--yes",
+            ],
         ),
         ("cleanup", &["--app", "--dry-run", "--yes"]),
         ("history", &["--since", "--until", "--app", "--status"]),
@@ -115,10 +122,16 @@ fn global_flags_work_before_and_after_the_subcommand() {
     let hist = dir.path().join("h.jsonl");
     std::fs::write(&hist, "").expect("write");
     let h = hist.to_str().expect("utf8");
-    let after = rotor(dir.path(), &["history", "--output", "json", "--history-file", h]);
+    let after = rotor(
+        dir.path(),
+        &["history", "--output", "json", "--history-file", h],
+    );
     after.assert_code(0);
     assert_eq!(after.json(), json!({"records": []}));
-    let before = rotor(dir.path(), &["--output", "json", "--history-file", h, "history"]);
+    let before = rotor(
+        dir.path(),
+        &["--output", "json", "--history-file", h, "history"],
+    );
     before.assert_code(0);
     assert_eq!(before.json(), json!({"records": []}));
 }
@@ -136,7 +149,16 @@ fn usage_errors_exit_2() {
     // --key-id needs exactly one --app: refused before anything is read.
     let r = rotor(
         dir.path(),
-        &["rotate", "--app", "a", "--app", "b", "--key-id", "k", "--dry-run"],
+        &[
+            "rotate",
+            "--app",
+            "a",
+            "--app",
+            "b",
+            "--key-id",
+            "k",
+            "--dry-run",
+        ],
     );
     r.assert_code(2);
     assert!(r.stderr.contains("--key-id needs exactly one --app"), "{r}");
@@ -172,9 +194,15 @@ fn bad_config_exits_2_naming_the_key() {
     assert!(r.stderr.contains("policy.exclusions[0]"), "{r}");
     assert!(r.stderr.contains("bad.toml"), "{r}");
 
-    std::fs::write(dir.path().join("typ.toml"), "[policy]\nmin_confidence = \"sure\"\n")
-        .expect("write");
-    let r = rotor(dir.path(), &["--config", "typ.toml", "rotate", "--due", "--dry-run"]);
+    std::fs::write(
+        dir.path().join("typ.toml"),
+        "[policy]\nmin_confidence = \"sure\"\n",
+    )
+    .expect("write");
+    let r = rotor(
+        dir.path(),
+        &["--config", "typ.toml", "rotate", "--due", "--dry-run"],
+    );
     r.assert_code(2);
     assert!(r.stderr.contains("policy.min_confidence"), "{r}");
 
@@ -238,15 +266,35 @@ fn history_filters_by_date_app_and_status() {
     assert_eq!(ids(&["--app", "MyApp"]), ["r1", "r3"]);
     assert_eq!(ids(&["--app", "billing-*"]), ["r2"]);
     assert_eq!(ids(&["--status", "failed"]), ["r2", "r3"]);
-    assert_eq!(ids(&["--since", "2026-10-15", "--until", "2026-11-01"]), ["r2", "r3"]);
-    assert_eq!(ids(&["--since", "2026-11-01T00:00:00Z", "--status", "failed"]), ["r3"]);
+    assert_eq!(
+        ids(&["--since", "2026-10-15", "--until", "2026-11-01"]),
+        ["r2", "r3"]
+    );
+    assert_eq!(
+        ids(&["--since", "2026-11-01T00:00:00Z", "--status", "failed"]),
+        ["r3"]
+    );
 
     // The JSON records carry the audit record fields.
-    let r = rotor(dir.path(), &["history", "--output", "json", "--app", "orders"]);
+    let r = rotor(
+        dir.path(),
+        &["history", "--output", "json", "--app", "orders"],
+    );
     let rec = &r.json()["records"][0];
     for k in [
-        "rotation_id", "started_at", "finished_at", "actor", "app_id", "app_name", "old_key_id",
-        "new_key_id", "new_expires_at", "confidence", "targets", "status", "error",
+        "rotation_id",
+        "started_at",
+        "finished_at",
+        "actor",
+        "app_id",
+        "app_name",
+        "old_key_id",
+        "new_key_id",
+        "new_expires_at",
+        "confidence",
+        "targets",
+        "status",
+        "error",
     ] {
         assert!(rec.get(k).is_some(), "history record has `{k}`: {rec}");
     }
@@ -254,7 +302,10 @@ fn history_filters_by_date_app_and_status() {
     // The table for people names the apps and statuses.
     let r = rotor(dir.path(), &["history"]);
     r.assert_code(0);
-    assert!(r.stdout.contains("billing-api") && r.stdout.contains("FAILED"), "{r}");
+    assert!(
+        r.stdout.contains("billing-api") && r.stdout.contains("FAILED"),
+        "{r}"
+    );
     assert!(r.stdout.contains("4 record(s)"), "{r}");
 
     // Markdown for reports.
@@ -265,7 +316,10 @@ fn history_filters_by_date_app_and_status() {
     // Bad filters are usage errors.
     let r = rotor(dir.path(), &["history", "--since", "last tuesday"]);
     r.assert_code(2);
-    assert!(r.stderr.contains("--since") && r.stderr.contains("hint: "), "{r}");
+    assert!(
+        r.stderr.contains("--since") && r.stderr.contains("hint: "),
+        "{r}"
+    );
     let r = rotor(dir.path(), &["history", "--status", "great"]);
     r.assert_code(2);
     assert!(r.stderr.contains("great"), "{r}");

@@ -58,7 +58,9 @@ impl World {
 
     /// Like [`World::start`] with a fixture and options.
     pub async fn start_with(fixture: Fixture, opts: EmulatorOptions, extra_policy: &str) -> World {
-        let emu = Emulator::start(fixture, opts).await.expect("emulator starts");
+        let emu = Emulator::start(fixture, opts)
+            .await
+            .expect("emulator starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let vaults: Vec<String> = emu
             .endpoints()

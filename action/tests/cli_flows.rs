@@ -1,0 +1,525 @@
+//! The `rotor` binary against the in-process emulator: JSON shapes of discover / match / rotate /
+//! cleanup / history, dry runs that change nothing, exit codes, the demo, and no secret value in
+//! any output.
+
+mod cli_support;
+
+use cli_support::*;
+use serde_json::{Value, json};
+
+/// The parts of the emulator state a rotation changes (credentials and vault versions).
+fn changeable(state: &Value) -> Value {
+    let apps: Vec<Value> = state["applications"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| json!({"app_id": a["app_id"], "passwords": a["password_credentials"]}))
+        .collect();
+    json!({"apps": apps, "vaults": state["vaults"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_json_shape_and_expiring_filter() {
+    let w = World::start("").await;
+    let r = w.run(&["discover", "--output", "json"]).await;
+    r.assert_code(0);
+    let v = r.json();
+    let apps = v["applications"].as_array().expect("applications");
+    assert_eq!(apps.len(), 9, "{r}");
+    let myapp = apps
+        .iter()
+        .find(|a| a["app_id"] == MYAPP)
+        .expect("MyApp discovered");
+    for k in [
+        "object_id",
+        "app_id",
+        "display_name",
+        "secret_count",
+        "certificate_count",
+        "credentials",
+    ] {
+        assert!(myapp.get(k).is_some(), "application has `{k}`: {myapp}");
+    }
+    assert_eq!(myapp["display_name"], "MyApp");
+    assert_eq!(myapp["secret_count"], 2);
+    assert_eq!(myapp["certificate_count"], 0);
+    let cred = myapp["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .find(|c| c["key_id"] == MYAPP_SECRET1)
+        .expect("Secret 1");
+    assert_eq!(cred["kind"], "secret");
+    assert_eq!(cred["display_name"], "Secret 1");
+    assert_eq!(cred["hint"].as_str().map(str::len), Some(3), "{cred}");
+    for k in ["start", "end"] {
+        let t = cred[k].as_str().expect("time");
+        assert!(
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{k} is RFC 3339: {t}"
+        );
+    }
+
+    // --expiring-within keeps apps with a credential ending within N days, and only those
+    // credentials: MyApp's Secret 1 (+25d) stays, Secret 2 (+335d) goes; billing-api (+200d) goes.
+    let r = w
+        .run(&["discover", "--expiring-within", "30", "--output", "json"])
+        .await;
+    r.assert_code(0);
+    let v = r.json();
+    let names: Vec<&str> = v["applications"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| a["display_name"].as_str().expect("name"))
+        .collect();
+    assert!(names.contains(&"MyApp"), "{names:?}");
+    assert!(names.contains(&"orders-service"), "{names:?}");
+    assert!(!names.contains(&"billing-api"), "{names:?}");
+    let myapp = v["applications"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .find(|a| a["app_id"] == MYAPP)
+        .expect("MyApp");
+    assert_eq!(myapp["credentials"].as_array().map(Vec::len), Some(1));
+    assert_eq!(myapp["secret_count"], 2, "counts stay the app's totals");
+
+    // --filter is a glob on the display name.
+    let r = w
+        .run(&["discover", "--filter", "legacy-*", "--output", "json"])
+        .await;
+    r.assert_code(0);
+    let v = r.json();
+    assert_eq!(v["applications"].as_array().map(Vec::len), Some(1), "{r}");
+
+    // The table for people.
+    let r = w.run(&["discover"]).await;
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("MyApp") && r.stdout.contains("Secret 1"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("9 application(s)"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_json_shape() {
+    let w = World::start("").await;
+    let r = w.run(&["match", "--output", "json"]).await;
+    r.assert_code(0);
+    let v = r.json();
+    let matches = v["matches"].as_array().expect("matches");
+    for m in matches {
+        for k in [
+            "app_id",
+            "app_name",
+            "key_id",
+            "vault",
+            "vault_url",
+            "secret_name",
+            "confidence",
+            "signals",
+        ] {
+            assert!(m.get(k).is_some(), "match has `{k}`: {m}");
+        }
+        assert!(
+            ["HIGH", "MEDIUM", "LOW"].contains(&m["confidence"].as_str().expect("conf")),
+            "{m}"
+        );
+    }
+    for (vault, secret) in MYAPP_TARGETS {
+        let m = matches
+            .iter()
+            .find(|m| m["key_id"] == MYAPP_SECRET1 && m["secret_name"] == secret)
+            .unwrap_or_else(|| panic!("Secret 1 matched in {vault}/{secret}:\n{r}"));
+        assert_eq!(
+            m["vault_url"].as_str(),
+            w.emu.endpoints().vaults.get(vault).map(String::as_str),
+            "{m}"
+        );
+        assert!(m["vault"].as_str().is_some_and(|v| !v.is_empty()), "{m}");
+        assert_eq!(m["confidence"], "HIGH", "{m}");
+        assert!(
+            m["signals"]
+                .as_array()
+                .expect("signals")
+                .contains(&json!("hint")),
+            "{m}"
+        );
+    }
+    // orphan-app's credential is in no vault.
+    let unmatched = v["unmatched"].as_array().expect("unmatched");
+    assert!(
+        unmatched
+            .iter()
+            .any(|u| u["app_id"] == "b0000007-0000-4000-8000-000000000007"
+                && u.get("key_id").is_some()),
+        "{r}"
+    );
+    // --min-confidence filters.
+    let r = w
+        .run(&["match", "--min-confidence", "high", "--output", "json"])
+        .await;
+    r.assert_code(0);
+    assert!(
+        r.json()["matches"]
+            .as_array()
+            .expect("matches")
+            .iter()
+            .all(|m| m["confidence"] == "HIGH")
+    );
+    let r = w.run(&["match", "--min-confidence", "sure"]).await;
+    r.assert_code(2);
+    // --app limits to one application.
+    let r = w.run(&["match", "--app", MYAPP, "--output", "json"]).await;
+    r.assert_code(0);
+    assert!(
+        r.json()["matches"]
+            .as_array()
+            .expect("matches")
+            .iter()
+            .all(|m| m["app_id"] == MYAPP)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing() {
+    let w = World::start("").await;
+    let before = changeable(&w.state());
+    let r = w
+        .run(&[
+            "rotate",
+            "--app",
+            MYAPP,
+            "--key-id",
+            MYAPP_SECRET1,
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .await;
+    r.assert_code(0);
+    let v = r.json();
+    let recs = v["rotations"].as_array().expect("rotations");
+    assert_eq!(recs.len(), 1, "{r}");
+    assert_eq!(recs[0]["dry_run"], true, "{r}");
+    assert_eq!(recs[0]["targets"].as_array().map(Vec::len), Some(3), "{r}");
+    for t in recs[0]["targets"].as_array().expect("targets") {
+        assert_eq!(t["status"], "would-update", "{t}");
+    }
+    let r2 = w.run(&["rotate", "--due", "--dry-run"]).await;
+    r2.assert_code(0);
+    assert!(r2.stdout.contains("MyApp"), "{r2}");
+    let r3 = w.run(&["cleanup", "--dry-run", "--output", "json"]).await;
+    r3.assert_code(0);
+    let c = r3.json();
+    assert!(
+        c["rotations"].is_array() && c["removed_key_ids"].is_array(),
+        "{r3}"
+    );
+    assert_eq!(changeable(&w.state()), before, "a dry run changed Azure");
+    assert!(
+        read(&w.history()).trim().is_empty(),
+        "a dry run wrote history:\n{}",
+        read(&w.history())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_to_change_without_yes_and_changes_nothing() {
+    let w = World::start("").await;
+    let before = changeable(&w.state());
+    let r = w
+        .run(&["rotate", "--app", MYAPP, "--key-id", MYAPP_SECRET1])
+        .await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("--yes"), "{r}");
+    assert_eq!(changeable(&w.state()), before);
+    let counts = w.emu.request_counts();
+    assert_eq!(counts["total"], 0, "refused before any request: {counts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_updates_every_vault_and_records_history() {
+    let w = World::start("").await;
+    let before = w.state();
+    let r = w
+        .run(&[
+            "rotate",
+            "--app",
+            MYAPP,
+            "--key-id",
+            MYAPP_SECRET1,
+            "--yes",
+            "--output",
+            "json",
+        ])
+        .await;
+    r.assert_code(0);
+    let v = r.json();
+    let rec = &v["rotations"][0];
+    for k in [
+        "rotation_id",
+        "started_at",
+        "finished_at",
+        "actor",
+        "app_id",
+        "app_name",
+        "old_key_id",
+        "new_key_id",
+        "new_expires_at",
+        "confidence",
+        "targets",
+        "status",
+        "error",
+    ] {
+        assert!(rec.get(k).is_some(), "audit record has `{k}`: {rec}");
+    }
+    assert_eq!(rec["status"], "success", "{r}");
+    assert_eq!(rec["actor"], "user:cli-test");
+    assert_eq!(rec["old_key_id"], MYAPP_SECRET1);
+    let new_key = rec["new_key_id"].as_str().expect("new key").to_owned();
+    let targets = rec["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 3);
+    assert!(targets.iter().all(|t| t["status"] == "updated"), "{rec}");
+
+    let after = w.state();
+    let new_cred = passwords(&after, MYAPP)
+        .into_iter()
+        .find(|c| c["key_id"] == new_key.as_str())
+        .expect("new credential in Entra");
+    let new_value = new_cred["secret_text"].as_str().expect("value").to_owned();
+    for (vault, secret) in MYAPP_TARGETS {
+        assert_eq!(
+            current_value(&after, vault, secret).as_deref(),
+            Some(new_value.as_str()),
+            "{vault}/{secret} holds the new credential"
+        );
+        let latest = versions(&after, vault, secret)
+            .last()
+            .cloned()
+            .expect("version");
+        assert_eq!(latest["tags"]["rotor-key-id"], new_key.as_str());
+    }
+    assert!(
+        logs_in(&w, MYAPP, &new_value).await,
+        "new credential logs in"
+    );
+    let old_value = passwords(&before, MYAPP)
+        .into_iter()
+        .find(|c| c["key_id"] == MYAPP_SECRET1)
+        .and_then(|c| c["secret_text"].as_str().map(str::to_owned))
+        .expect("old value");
+    assert!(
+        logs_in(&w, MYAPP, &old_value).await,
+        "old credential still valid"
+    );
+
+    // One history line, and `rotor history` shows it.
+    let hist = read(&w.history());
+    assert_eq!(hist.lines().count(), 1, "{hist}");
+    let r = w
+        .run(&["history", "--output", "json", "--app", "MyApp"])
+        .await;
+    r.assert_code(0);
+    let recs = r.json()["records"].as_array().cloned().expect("records");
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["new_key_id"], new_key.as_str());
+    let r = w.run(&["history", "--status", "success"]).await;
+    r.assert_code(0);
+    assert!(r.stdout.contains("MyApp"), "{r}");
+
+    // A second explicit run is a second rotation; --due now finds MyApp not due.
+    let r = w
+        .run(&[
+            "rotate",
+            "--due",
+            "--app",
+            MYAPP,
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .await;
+    r.assert_code(0);
+    assert_eq!(r.json()["rotations"], json!([]), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_target_exits_1_with_hints_and_keeps_the_old_credential() {
+    let w = World::start("").await;
+    let before = w.state();
+    w.emu
+        .add_fault(json!({"method": "PUT", "path": "/secrets/myapp-dev-secret", "status": 403}))
+        .expect("fault");
+    let r = w
+        .run(&[
+            "rotate",
+            "--app",
+            MYAPP,
+            "--key-id",
+            MYAPP_SECRET1,
+            "--yes",
+            "--output",
+            "json",
+        ])
+        .await;
+    r.assert_code(1);
+    let v = r.json();
+    assert_eq!(v["rotations"][0]["status"], "failed", "{r}");
+    assert!(r.stderr.contains("error: "), "{r}");
+    assert!(r.stderr.contains("hint: "), "{r}");
+    assert!(r.stderr.contains("myapp-dev-secret"), "{r}");
+    let old_value = passwords(&before, MYAPP)
+        .into_iter()
+        .find(|c| c["key_id"] == MYAPP_SECRET1)
+        .and_then(|c| c["secret_text"].as_str().map(str::to_owned))
+        .expect("old value");
+    assert!(
+        logs_in(&w, MYAPP, &old_value).await,
+        "old credential still valid"
+    );
+    assert!(
+        passwords(&w.state(), MYAPP)
+            .iter()
+            .any(|c| c["key_id"] == MYAPP_SECRET1),
+        "old credential kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_value_in_any_output() {
+    let w = World::start("").await;
+    let hint_cache = w.path("hints.json");
+    let hc = hint_cache.to_str().expect("utf8").to_owned();
+    let mut outputs = Vec::new();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["discover", "--output", "json"],
+        vec!["discover"],
+        vec!["match", "--output", "json", "--hint-cache", &hc],
+        vec!["match", "--hint-cache", &hc],
+        vec![
+            "rotate",
+            "--app",
+            MYAPP,
+            "--key-id",
+            MYAPP_SECRET1,
+            "--yes",
+            "--progress",
+            "json",
+            "--output",
+            "json",
+            "--hint-cache",
+            &hc,
+        ],
+        vec![
+            "rotate",
+            "--due",
+            "--yes",
+            "--progress",
+            "plain",
+            "--hint-cache",
+            &hc,
+        ],
+        vec!["cleanup", "--dry-run", "--output", "json"],
+        vec!["history", "--output", "json"],
+        vec!["history", "--output", "markdown"],
+        vec!["rotate", "--due", "--dry-run", "--output", "markdown"],
+    ];
+    for args in &runs {
+        let mut cmd = w.command(args);
+        cmd.env("RUST_LOG", "trace");
+        let r = w.run_cmd(cmd).await;
+        assert!(r.code == 0 || r.code == 1, "{args:?}: {r}");
+        outputs.push((format!("{args:?}"), r));
+    }
+    // Every value the emulator ever held (before and after the rotations).
+    let secrets = secret_values(&w.state());
+    assert!(secrets.len() > 10, "the state lists values");
+    for (name, r) in &outputs {
+        assert_no_secret(&format!("stdout of {name}"), &r.stdout, &secrets);
+        assert_no_secret(&format!("stderr of {name}"), &r.stderr, &secrets);
+    }
+    assert_no_secret("the history file", &read(&w.history()), &secrets);
+    let cache = read(&hint_cache);
+    assert!(cache.len() > 10, "the hint cache was written: {cache}");
+    assert_no_secret("the hint cache", &cache, &secrets);
+    assert!(
+        outputs
+            .iter()
+            .any(|(_, r)| r.stderr.contains("TRACE") || r.stderr.contains("DEBUG")),
+        "RUST_LOG=trace produced logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_vaults_configured_is_a_usage_error() {
+    let w = World::start("").await;
+    std::fs::write(w.path("empty.toml"), "[policy]\n").expect("write");
+    let r = w.run(&["match", "--config", "empty.toml"]).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("no vaults configured"), "{r}");
+    assert!(r.stderr.contains("hint: "), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_graph_permission_names_it() {
+    // Log in as the read-only principal: rotating needs Application.ReadWrite.All.
+    let w = World::start("").await;
+    let state = w.state();
+    let ro = state["principals"]
+        .as_array()
+        .expect("principals")
+        .iter()
+        .find(|p| p["display_name"] == "rotor-readonly")
+        .cloned()
+        .expect("read-only principal");
+    let mut cmd = w.command(&["rotate", "--app", MYAPP, "--key-id", MYAPP_SECRET1, "--yes"]);
+    cmd.env("AZURE_CLIENT_ID", ro["client_id"].as_str().expect("id"))
+        .env(
+            "AZURE_CLIENT_SECRET",
+            ro["client_secret"].as_str().expect("secret"),
+        );
+    let r = w.run_cmd(cmd).await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("Application.ReadWrite.All"), "{r}");
+    assert!(r.stderr.contains("hint: "), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_end_to_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rotor"));
+    cmd.args(["demo", "--propagation-delay", "1", "--progress", "plain"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("ROTOR_HISTORY_FILE")
+        .env_remove("ROTOR_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .expect("demo finishes")
+        .expect("demo runs");
+    let r = Run::from(out);
+    r.assert_code(0);
+    for step in 1..=6 {
+        assert!(r.stdout.contains(&format!("step {step}/6")), "{r}");
+    }
+    assert!(r.stdout.contains("holds the new credential"), "{r}");
+    assert!(r.stdout.contains("logs in"), "{r}");
+    assert!(!r.stdout.contains('✗'), "{r}");
+    assert!(
+        r.stdout.contains("kv-prod") && r.stdout.contains("kv-staging"),
+        "{r}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "demo took {:?}",
+        started.elapsed()
+    );
+    // The demo wrote nothing into the working directory.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}
