@@ -1,0 +1,259 @@
+//! Discovery and matching against the emulator's sample tenant.
+
+mod common;
+
+use common::*;
+use rotor_engine::{Confidence, Exclusion, Policy, Signal};
+
+fn conf_of(
+    r: &rotor_engine::MatchReport,
+    app: &str,
+    secret: &str,
+) -> Option<(Confidence, Vec<Signal>, Option<String>)> {
+    r.matches
+        .iter()
+        .find(|m| m.app_name == app && m.secret_name == secret)
+        .map(|m| (m.confidence, m.signals.clone(), m.excluded.clone()))
+}
+
+#[tokio::test]
+async fn sample_tenant_matches_exactly_as_intended() {
+    let env = sample().await;
+    let engine = env.engine();
+    let apps = engine.discover(None).await.expect("discover");
+    assert_eq!(apps.len(), 9);
+    let policy = Policy {
+        exclusions: vec![Exclusion::parse("name:legacy-*").expect("valid")],
+        ..Policy::default()
+    };
+    let r = engine
+        .match_secrets(&apps, &env.vaults(), &policy)
+        .await
+        .expect("match");
+    let pairs: Vec<(String, String, Confidence)> = r
+        .matches
+        .iter()
+        .map(|m| (m.app_name.clone(), m.secret_name.clone(), m.confidence))
+        .collect();
+    assert_eq!(r.matches.len(), 10, "{pairs:#?}");
+
+    use Confidence::{High, Low, Medium};
+    use Signal::*;
+    // MyApp Secret 1 in three vaults, HIGH
+    let (c, s, _) = conf_of(&r, "MyApp", "myapp-secret").expect("myapp-secret");
+    assert_eq!((c, s), (High, vec![Hint, TagApp, Name, Expiry]));
+    let (c, s, _) = conf_of(&r, "MyApp", "myapp-dev-secret").expect("dev");
+    assert_eq!((c, s), (High, vec![Hint, Name, Expiry]));
+    let (c, _, _) = conf_of(&r, "MyApp", "myapp-secret-v2").expect("staging");
+    assert_eq!(c, High);
+    assert!(
+        r.matches
+            .iter()
+            .filter(|m| m.app_name == "MyApp")
+            .all(|m| m.key_id == MYAPP_SECRET1)
+    );
+    // billing-api by tag-key-id
+    let (c, s, _) = conf_of(&r, "billing-api", "billing-api-client-secret").expect("billing");
+    assert_eq!(c, High);
+    assert!(s.contains(&TagKeyId));
+    // orders-service: hint + name
+    let (c, s, _) = conf_of(&r, "orders-service", "orders-service-client-secret").expect("orders");
+    assert_eq!((c, s), (High, vec![Hint, Name]));
+    // data-pipeline: hint alone
+    let (c, s, _) = conf_of(&r, "data-pipeline", "blob-sync-credential").expect("pipeline");
+    assert_eq!((c, s), (Medium, vec![Hint]));
+    // reporting: name only
+    let (c, s, _) = conf_of(&r, "reporting", "reporting-client-secret").expect("reporting");
+    assert_eq!((c, s), (Low, vec![Name]));
+    // inventory: tag-app + name lowered by the hint mismatch
+    let m = r
+        .matches
+        .iter()
+        .find(|m| m.app_name == "inventory")
+        .expect("inventory");
+    assert_eq!(
+        (m.confidence, m.signals.clone(), m.hint_mismatch),
+        (Low, vec![TagApp, Name], true)
+    );
+    // legacy-crm: HIGH but excluded
+    let (c, _, x) = conf_of(&r, "legacy-crm", "legacy-crm-client-secret").expect("legacy");
+    assert_eq!((c, x.as_deref()), (High, Some("name:legacy-*")));
+    // consumer-app current
+    let (c, _, _) = conf_of(&r, "consumer-app", "consumer-app-client-secret").expect("consumer");
+    assert_eq!(c, High);
+    // orphan-app, MyApp Secret 2 and consumer-app old are unmatched
+    let mut un: Vec<(String, String)> = r
+        .unmatched
+        .iter()
+        .map(|u| {
+            (
+                u.app_name.clone(),
+                u.credential_display_name.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    un.sort();
+    assert_eq!(
+        un,
+        vec![
+            ("MyApp".to_owned(), "Secret 2".to_owned()),
+            ("consumer-app".to_owned(), "old".to_owned()),
+            ("orphan-app".to_owned(), "unused".to_owned()),
+        ]
+    );
+    assert!(r.values_read > 0);
+}
+
+#[tokio::test]
+async fn hint_cache_means_no_value_is_read_twice() {
+    let env = sample().await;
+    let engine = env.engine();
+    let apps = engine.discover(None).await.expect("discover");
+    let policy = Policy::default();
+    let first = engine
+        .match_secrets(&apps, &env.vaults(), &policy)
+        .await
+        .expect("match");
+    assert_eq!(first.values_read, 11, "every enabled secret is read once");
+    let reads_before = env.count("GET /secrets/{name}/")
+        + env.count("GET /secrets/{name}")
+        + env.count("GET /secrets/{name}/{version}");
+    // a new engine (new process) with the same hint cache file
+    let engine2 = env.engine();
+    let second = engine2
+        .match_secrets(&apps, &env.vaults(), &policy)
+        .await
+        .expect("match");
+    assert_eq!(second.values_read, 0);
+    let reads_after = env.count("GET /secrets/{name}/")
+        + env.count("GET /secrets/{name}")
+        + env.count("GET /secrets/{name}/{version}");
+    assert_eq!(reads_before, reads_after, "{}", env.emu.request_counts());
+    assert_eq!(first.matches, second.matches);
+    // the cache holds hints only
+    let cache = std::fs::read_to_string(env.dir.path().join("hints.json")).expect("cache");
+    for v in env.all_values() {
+        if v.len() > 3 {
+            assert!(!cache.contains(&v), "hint cache contains a value");
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_exclusion_kind() {
+    let env = sample().await;
+    let engine = env.engine();
+    let apps = engine.discover(None).await.expect("discover");
+    for (pattern, app) in [
+        ("app-id:b0000003-*", "orders-service"),
+        ("name:ORDERS-*", "orders-service"),
+        ("secret:orders-service-client-*", "orders-service"),
+        ("secret:client secret", "orders-service"),
+    ] {
+        let policy = Policy {
+            exclusions: vec![Exclusion::parse(pattern).expect("valid")],
+            ..Policy::default()
+        };
+        let r = engine
+            .match_secrets(&apps, &env.vaults(), &policy)
+            .await
+            .expect("match");
+        let m = r.matches.iter().find(|m| m.app_name == app).expect("match");
+        assert_eq!(m.excluded.as_deref(), Some(pattern), "{pattern}");
+        assert!(
+            r.matches
+                .iter()
+                .filter(|m| m.app_name == "MyApp")
+                .all(|m| m.excluded.is_none())
+        );
+    }
+}
+
+#[tokio::test]
+async fn discovery_pages_beyond_999_apps() {
+    let apps: Vec<serde_json::Value> = (0..1234)
+        .map(|i| {
+            serde_json::json!({
+                "display_name": format!("app-{i:04}"),
+                "password_credentials": [{"display_name": "s", "end": "+100d"}]
+            })
+        })
+        .collect();
+    let env = start(fixture(serde_json::json!({
+        "principals": [{"client_id": "11111111-0000-4000-8000-000000000001", "client_secret": "p-secret-value-1234",
+            "display_name": "rotor", "graph_roles": ["Application.ReadWrite.All"], "vault_roles": {"*": "Key Vault Secrets Officer"}}],
+        "applications": apps,
+        "vaults": [],
+    })))
+    .await;
+    let engine = env.engine();
+    let found = engine.discover(None).await.expect("discover");
+    assert_eq!(found.len(), 1234);
+    assert_eq!(
+        env.count("GET /v1.0/applications"),
+        2,
+        "{}",
+        env.emu.request_counts()
+    );
+    let filtered = engine.discover(Some("app-12*")).await.expect("discover");
+    assert_eq!(filtered.len(), 34);
+    // memoised: no Graph call for a discovered app
+    let before = env.emu.request_counts()["total"].as_u64().expect("total");
+    let one = engine.get_application(&found[5].app_id).await.expect("get");
+    assert_eq!(one.display_name, found[5].display_name);
+    assert_eq!(
+        env.emu.request_counts()["total"].as_u64().expect("total"),
+        before
+    );
+}
+
+#[tokio::test]
+async fn vaults_from_arm_subscriptions() {
+    let env = sample().await;
+    let engine = env.engine();
+    let cfg = rotor_engine::Config::parse(
+        r#"subscriptions = ["11111111-1111-4111-8111-111111111111"]"#,
+        "rotor.toml",
+    )
+    .expect("config");
+    let vaults = engine.resolve_vaults(&cfg).await.expect("vaults");
+    assert_eq!(vaults.len(), 2);
+    assert!(vaults.contains(&env.vault("kv-prod")));
+    assert!(vaults.contains(&env.vault("kv-staging")));
+}
+
+#[tokio::test]
+async fn graph_403_names_the_permission() {
+    let env = sample().await;
+    // rotor-readonly can read but not write applications
+    let st = env.state();
+    let ro = &st["principals"][1];
+    let opts = env.options_as(Some((
+        ro["client_id"].as_str().expect("id"),
+        ro["client_secret"].as_str().expect("secret"),
+    )));
+    let engine = rotor_engine::Engine::new(opts).expect("engine");
+    let link = env.myapp_link();
+    let rec = engine
+        .rotate(
+            &link,
+            &Policy::default(),
+            &Default::default(),
+            &rotor_engine::NoProgress,
+        )
+        .await;
+    assert_eq!(rec.status, rotor_engine::RotationStatus::Failed);
+    let err = rec.error.clone().expect("error");
+    // readonly has only Secrets User on vaults: either the vault write or Graph write is refused
+    // before anything changes; Graph is asked first for the password
+    assert!(
+        rec.hints
+            .iter()
+            .any(|h| h.contains("Application.ReadWrite.All")
+                && h.contains("Application.ReadWrite.OwnedBy")),
+        "{err} {:?}",
+        rec.hints
+    );
+    assert!(err.contains("403"), "{err}");
+    assert_eq!(env.passwords(MYAPP).len(), 2, "nothing was added");
+}
