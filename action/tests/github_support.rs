@@ -259,9 +259,9 @@ fn query(uri: &Uri) -> BTreeMap<String, String> {
         .unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
-        .filter_map(|p| {
+        .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((k.to_string(), v.replace("%3A", ":").replace("%2F", "/")))
+            (k.to_string(), v.replace("%3A", ":").replace("%2F", "/"))
         })
         .collect()
 }

@@ -35,17 +35,20 @@ pub const ACTION_COMMENT_KEY: &str = "action";
 pub async fn run_action(ctx: &Context, args: &ActionArgs) -> anyhow::Result<ExitCode> {
     let env = RunnerEnv::from_env();
     let mut commands = Commands::new(std::io::stdout());
-    for name in [
-        "AZURE_CLIENT_SECRET",
-        "ARM_CLIENT_SECRET",
-        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-        "GITHUB_TOKEN",
-    ] {
-        if let Ok(v) = std::env::var(name)
-            && !v.is_empty()
-            && env.actions
-        {
-            commands.mask(&v);
+    if env.actions {
+        let mut masked = std::collections::BTreeSet::new();
+        for name in [
+            "AZURE_CLIENT_SECRET",
+            "ARM_CLIENT_SECRET",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "GITHUB_TOKEN",
+        ] {
+            if let Ok(v) = std::env::var(name)
+                && !v.is_empty()
+                && masked.insert(v.clone())
+            {
+                commands.mask(&v);
+            }
         }
     }
     run_action_with(ctx, args, &env, &mut commands).await
@@ -429,15 +432,22 @@ async fn open_audit_pr(
         })
 }
 
-/// The engine and configuration for this run.
+/// The engine and configuration for this run. Audit records of a workflow run name it
+/// (`github:<repo>/<run id>`): when the caller's context has another actor, an equivalent context
+/// (same flags, configuration and history file) with that actor builds the engine.
 async fn engine_and_config(
     ctx: &Context,
+    env: &RunnerEnv,
 ) -> anyhow::Result<(rotor_engine::Engine, rotor_engine::Config)> {
-    Ok((ctx.engine()?, ctx.config().clone()))
-}
-
-fn record_of(r: &rotor_engine::AuditRecord) -> Record {
-    Record::from_engine(r)
+    let actor = env.actor();
+    if ctx.actor() == actor {
+        return Ok((ctx.engine()?, ctx.config().clone()));
+    }
+    let own = Context::from_env(ctx.global())?
+        .with_config(ctx.config().clone())
+        .with_history_path(ctx.history_path())
+        .with_actor(actor);
+    Ok((own.engine()?, own.config().clone()))
 }
 
 /// Writes one line per progress event, between `::stop-commands::` markers.
@@ -460,51 +470,67 @@ impl rotor_engine::Progress for LogProgress {
     }
 }
 
+/// Lists what is due, then runs the rotation protocol on each due link (`dry_run`: read-only
+/// preflight), at most `policy.max_concurrent` at a time. Names from Azure are printed only
+/// between `::stop-commands::` markers.
+async fn rotate_links<W: Write>(
+    ctx: &Context,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    dry_run: bool,
+) -> anyhow::Result<(
+    Vec<(rotor_engine::Link, rotor_engine::LinkStatus)>,
+    Vec<rotor_engine::AuditRecord>,
+)> {
+    use futures::StreamExt as _;
+    let (engine, config) = engine_and_config(ctx, env).await?;
+    commands.group(if dry_run {
+        "rotor: what is due (dry run)"
+    } else {
+        "rotor: rotating what is due"
+    });
+    let token = commands.stop_commands();
+    let due = engine.due_links(&config).await;
+    let result = match due {
+        Ok(due) => {
+            let opts = rotor_engine::RotateOptions {
+                dry_run,
+                ..rotor_engine::RotateOptions::default()
+            };
+            let (engine, policy, opts) = (&engine, &config.policy, &opts);
+            let records: Vec<rotor_engine::AuditRecord> =
+                futures::stream::iter(due.iter())
+                    .map(|(link, _)| async move {
+                        engine.rotate(link, policy, opts, &LogProgress).await
+                    })
+                    .buffered(config.policy.max_concurrent.max(1))
+                    .collect()
+                    .await;
+            Ok((due, records))
+        }
+        Err(e) => Err(anyhow::Error::new(e)),
+    };
+    commands.resume(&token);
+    commands.endgroup();
+    result
+}
+
 async fn dry_run<W: Write>(
     ctx: &Context,
     env: &RunnerEnv,
     commands: &mut Commands<W>,
     why: &str,
 ) -> anyhow::Result<Outcome> {
-    let (engine, config) = engine_and_config(ctx).await?;
-    commands.group("rotor: what is due");
-    let token = commands.stop_commands();
-    let due = engine.due_links(&config).await;
-    let due = match due {
-        Ok(d) => d,
-        Err(e) => {
-            commands.resume(&token);
-            commands.endgroup();
-            return Err(e.into());
-        }
-    };
-    let opts = rotor_engine::RotateOptions {
-        dry_run: true,
-        force: false,
-        validity_days: None,
-    };
+    let (due, engine_records) = rotate_links(ctx, env, commands, true).await?;
     let mut records_out = Vec::new();
     let mut rows = Vec::new();
-    for (link, status) in &due {
-        let rec = record_of(
-            &engine
-                .rotate(link, &config.policy, &opts, &LogProgress)
-                .await,
-        );
+    for ((link, status), rec) in due.iter().zip(&engine_records) {
+        let rec = Record::from_engine(rec);
         let mut row = rec.to_row(true);
         if row.status == Status::Skipped && status.rotation_due && rec.error.is_none() {
             row.status = Status::WouldRotate;
         }
-        if row.credential.is_empty() || row.credential.starts_with("key ") {
-            row.credential = link.credential_display_name.clone();
-        }
-        if row.targets.is_empty() {
-            row.targets = link
-                .targets
-                .iter()
-                .map(|t| (t.vault_url.to_string(), t.secret_name.clone()))
-                .collect();
-        }
+        complete_row(&mut row, link);
         if row.status != Status::Failed
             && let Some(reason) = &status.due_reason
         {
@@ -516,9 +542,6 @@ async fn dry_run<W: Write>(
         rows.push(row);
         records_out.push(rec);
     }
-    commands.resume(&token);
-    commands.endgroup();
-    let _ = env;
     let report = Report {
         title: format!(
             "rotor: dry run ({}) — nothing was changed",
@@ -535,40 +558,30 @@ async fn dry_run<W: Write>(
     })
 }
 
+/// Fills what a record may lack from the link: the lineage name and the targets.
+fn complete_row(row: &mut markdown::Row, link: &rotor_engine::Link) {
+    if row.credential.is_empty() || row.credential.starts_with("key ") {
+        row.credential = link.credential_display_name.clone();
+    }
+    if row.targets.is_empty() {
+        row.targets = link
+            .targets
+            .iter()
+            .map(|t| (t.vault_url.to_string(), t.secret_name.clone()))
+            .collect();
+    }
+    if row.app_id.is_empty() {
+        row.app_id = link.application_id.clone();
+    }
+}
+
 async fn rotate_due<W: Write>(
     ctx: &Context,
     env: &RunnerEnv,
     commands: &mut Commands<W>,
 ) -> anyhow::Result<Outcome> {
-    use futures::StreamExt as _;
-    let (engine, config) = engine_and_config(ctx).await?;
-    commands.group("rotor: rotating what is due");
-    let token = commands.stop_commands();
-    let due = match engine.due_links(&config).await {
-        Ok(d) => d,
-        Err(e) => {
-            commands.resume(&token);
-            commands.endgroup();
-            return Err(e.into());
-        }
-    };
-    let opts = rotor_engine::RotateOptions::default();
-    let concurrency = config.policy.max_concurrent.max(1);
-    let engine_ref = &engine;
-    let policy = &config.policy;
-    let opts_ref = &opts;
-    let results: Vec<rotor_engine::AuditRecord> = futures::stream::iter(due.iter())
-        .map(|(link, _)| async move {
-            engine_ref
-                .rotate(link, policy, opts_ref, &LogProgress)
-                .await
-        })
-        .buffered(concurrency)
-        .collect()
-        .await;
-    commands.resume(&token);
-    commands.endgroup();
-    let records_out: Vec<Record> = results.iter().map(record_of).collect();
+    let (due, engine_records) = rotate_links(ctx, env, commands, false).await?;
+    let records_out: Vec<Record> = engine_records.iter().map(Record::from_engine).collect();
     let rotated = records_out.iter().filter(|r| r.status == "success").count();
     let failed = records_out.iter().filter(|r| r.status == "failed").count();
     let mut report = records::report_of_records(
@@ -577,14 +590,11 @@ async fn rotate_due<W: Write>(
         false,
     );
     for (row, (link, _)) in report.rows.iter_mut().zip(&due) {
-        if row.credential.is_empty() || row.credential.starts_with("key ") {
-            row.credential = link.credential_display_name.clone();
-        }
+        complete_row(row, link);
     }
-    report.intro.push(format!(
-        "Rotation run by `{}`.",
-        markdown::escape(&env.actor())
-    ));
+    report
+        .intro
+        .push(format!("Rotation run by {}.", markdown::code(&env.actor())));
     Ok(Outcome {
         due: due.len(),
         report,

@@ -46,12 +46,6 @@ impl ApiError {
         }
     }
 
-    /// 401/403/404 on a write: the token may not do this (fork pull request, missing
-    /// `permissions:` in the workflow, or an organisation policy).
-    pub fn is_permission(&self) -> bool {
-        matches!(self.status(), Some(401 | 403 | 404))
-    }
-
     /// Hints that carry the fix.
     pub fn hints(&self) -> Vec<String> {
         match self.status() {
@@ -72,8 +66,6 @@ impl ApiError {
 /// A successful response.
 #[derive(Debug)]
 pub struct Response {
-    /// HTTP status.
-    pub status: StatusCode,
     /// Response headers.
     pub headers: http::HeaderMap,
     /// Parsed JSON body (`Null` when empty).
@@ -274,11 +266,7 @@ impl GitHub {
                     ),
                 });
             }
-            return Ok(Response {
-                status,
-                headers,
-                body,
-            });
+            return Ok(Response { headers, body });
         }
     }
 

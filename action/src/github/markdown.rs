@@ -241,6 +241,7 @@ impl Report {
     }
 
     /// Number of rows with `status`.
+    #[cfg(test)]
     pub fn count(&self, status: Status) -> usize {
         self.rows.iter().filter(|r| r.status == status).count()
     }
@@ -287,7 +288,6 @@ impl Report {
         let rows: Vec<String> = self.rows.iter().map(render_row).collect();
         let failures: Vec<String> = self.failures.iter().map(render_failure).collect();
         let failures_head = "\n#### Failures\n\n";
-        let footer = String::new();
 
         let full_len = head.len()
             + if rows.is_empty() { 0 } else { table_head.len() }
@@ -297,8 +297,7 @@ impl Report {
             } else {
                 failures_head.len()
             }
-            + failures.iter().map(String::len).sum::<usize>()
-            + footer.len();
+            + failures.iter().map(String::len).sum::<usize>();
 
         let (keep_rows, keep_failures) = if full_len <= limit {
             (rows.len(), failures.len())
@@ -307,7 +306,7 @@ impl Report {
             let reserve = 2 * (120 + self.run_url.as_ref().map_or(0, String::len));
             let mut budget = limit
                 .saturating_sub(head.len() + table_head.len() + failures_head.len())
-                .saturating_sub(footer.len() + reserve);
+                .saturating_sub(reserve);
             let mut keep_failures = 0;
             for f in &failures {
                 if f.len() > budget {
@@ -348,7 +347,6 @@ impl Report {
                 let _ = writeln!(out, "\n_{dropped} more rows — {}_", self.run_link());
             }
         }
-        out.push_str(&footer);
         out
     }
 }
@@ -414,55 +412,6 @@ pub fn audit_records(title: &str, records: &[rotor_engine::AuditRecord]) -> Stri
         .map(super::records::Record::from_engine)
         .collect();
     super::records::report_of_records(title, &recs, false).render(SUMMARY_LIMIT)
-}
-
-/// Markdown of due rotations (`rotor rotate --due --dry-run --output markdown`, and the pull
-/// request report): one row per link with why it is due.
-pub fn due_links(title: &str, links: &[(rotor_engine::Link, rotor_engine::LinkStatus)]) -> String {
-    due_report(title, links).render(SUMMARY_LIMIT)
-}
-
-/// The report model of due rotations.
-pub fn due_report(title: &str, links: &[(rotor_engine::Link, rotor_engine::LinkStatus)]) -> Report {
-    let rows = links
-        .iter()
-        .map(|(link, status)| Row {
-            app: String::new(),
-            app_id: link.application_id.clone(),
-            credential: link.credential_display_name.clone(),
-            targets: link
-                .targets
-                .iter()
-                .map(|t| (t.vault_url.to_string(), t.secret_name.clone()))
-                .collect(),
-            confidence: status.confidence.to_string(),
-            status: if status.excluded.is_some() {
-                Status::Excluded
-            } else if status.in_progress {
-                Status::Skipped
-            } else if status.rotation_due {
-                Status::WouldRotate
-            } else {
-                Status::UpToDate
-            },
-            detail: status
-                .excluded
-                .clone()
-                .map(|e| format!("excluded: {e}"))
-                .or_else(|| {
-                    status
-                        .in_progress
-                        .then(|| "rotation in progress".to_string())
-                })
-                .or_else(|| status.due_reason.clone())
-                .unwrap_or_default(),
-        })
-        .collect();
-    Report {
-        title: title.to_string(),
-        rows,
-        ..Report::default()
-    }
 }
 
 /// Markdown of a match report (`rotor match --output markdown`).

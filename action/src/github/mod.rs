@@ -123,11 +123,4 @@ pub struct ReportArgs {
 }
 
 pub use action::run_action;
-
-/// The audit actor of a run inside GitHub Actions: `github:<GITHUB_REPOSITORY>/<GITHUB_RUN_ID>`.
-/// The CLI builds the [`crate::commands::Context`] of `rotor action` with
-/// `.with_actor(github::action_actor())` so audit records name the workflow run.
-pub fn action_actor() -> String {
-    runner::RunnerEnv::from_env().actor()
-}
 pub use report::run_report;

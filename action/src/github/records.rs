@@ -34,6 +34,10 @@ pub struct Record {
     /// Not in every record: whether this was a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+    /// Fields this version does not know (`notes`, `removed_key_ids`, …), kept so a record
+    /// read and written again (audit pull requests) loses nothing.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// One target of an audit record.
@@ -127,13 +131,13 @@ impl Record {
         }
         let mut error = self.error.clone().unwrap_or_default();
         for t in &self.targets {
-            if let Some(e) = &t.error {
-                if !error.contains(e.as_str()) {
-                    if !error.is_empty() {
-                        error.push_str("; ");
-                    }
-                    error.push_str(e);
+            if let Some(e) = &t.error
+                && !error.contains(e.as_str())
+            {
+                if !error.is_empty() {
+                    error.push_str("; ");
                 }
+                error.push_str(e);
             }
         }
         if error.is_empty() {
@@ -216,5 +220,18 @@ mod tests {
         let f = r.to_failure().expect("failed");
         assert_eq!(f.error, "rotating X: 403; writing Y: 403");
         assert_eq!(r.to_row(true).status, Status::Failed);
+    }
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let text = REC.replace(
+            "\"status\":\"success\"",
+            "\"status\":\"success\",\"notes\":[\"n\"],\"removed_key_ids\":[\"k\"]",
+        );
+        let r = parse_records(&text).expect("ok").remove(0);
+        let again = serde_json::to_value(&r).expect("json");
+        assert_eq!(again["notes"][0], "n");
+        assert_eq!(again["removed_key_ids"][0], "k");
+        assert_eq!(again["app_name"], "MyApp");
     }
 }

@@ -28,8 +28,6 @@ pub struct RunnerEnv {
     pub server_url: String,
     /// `GITHUB_RUN_ID`.
     pub run_id: Option<String>,
-    /// `GITHUB_RUN_ATTEMPT`.
-    pub run_attempt: Option<String>,
     /// `GITHUB_OUTPUT`: the step's output file.
     pub output: Option<PathBuf>,
     /// `GITHUB_STEP_SUMMARY`: the step's job summary file.
@@ -93,7 +91,6 @@ impl RunnerEnv {
                 .trim_end_matches('/')
                 .to_string(),
             run_id: s("GITHUB_RUN_ID"),
-            run_attempt: s("GITHUB_RUN_ATTEMPT"),
             output: p("GITHUB_OUTPUT"),
             step_summary: p("GITHUB_STEP_SUMMARY"),
             workspace: p("GITHUB_WORKSPACE"),
@@ -236,11 +233,6 @@ impl<W: Write> Commands<W> {
             escape_property(title),
             escape_data(message)
         ));
-    }
-
-    /// `::notice::message`.
-    pub fn notice(&mut self, message: &str) {
-        self.line(&format!("::notice::{}", escape_data(message)));
     }
 
     /// `::group::name`.

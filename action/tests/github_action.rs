@@ -1,0 +1,433 @@
+//! `rotor action` end to end: the real binary, the in-process emulator (Azure) and the fake GitHub
+//! Enterprise Server API, with the runner simulated by temporary files. Real webhook payloads
+//! from `@octokit/webhooks-examples` (tests/fixtures/webhooks).
+
+#[path = "github_support.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::http::Method;
+use rotor_emulator::{Emulator, EmulatorOptions, Fixture};
+use serde_json::{Value, json};
+use support::{FakeGitHub, Runner};
+
+struct World {
+    emu: Emulator,
+    gh: FakeGitHub,
+}
+
+async fn world() -> World {
+    let emu = Emulator::start(Fixture::sample(), EmulatorOptions::default())
+        .await
+        .expect("emulator starts");
+    let gh = FakeGitHub::start().await;
+    World { emu, gh }
+}
+
+impl World {
+    fn env(&self) -> BTreeMap<String, String> {
+        self.emu.endpoints().env.clone()
+    }
+
+    /// rotor.toml with the emulator's vaults, the sample's exclusion and `extra_policy` lines.
+    fn write_config(&self, runner: &Runner, extra_policy: &str) {
+        let vaults: Vec<String> = self
+            .emu
+            .endpoints()
+            .vaults
+            .values()
+            .map(|u| format!("{u:?}"))
+            .collect();
+        let text = format!(
+            "vaults = [{}]\n\n[policy]\nexclusions = [\"name:legacy-*\"]\n{extra_policy}\n",
+            vaults.join(", ")
+        );
+        std::fs::write(runner.path("rotor.toml"), text).expect("write rotor.toml");
+    }
+
+    /// Every secret value the emulator knows (credentials, vault versions, principals' secrets).
+    fn secret_values(&self) -> BTreeSet<String> {
+        let state = self.emu.state();
+        let mut out = BTreeSet::new();
+        for a in state["applications"].as_array().into_iter().flatten() {
+            for p in a["password_credentials"].as_array().into_iter().flatten() {
+                if let Some(s) = p["secret_text"].as_str() {
+                    out.insert(s.to_string());
+                }
+            }
+        }
+        for v in state["vaults"].as_array().into_iter().flatten() {
+            for s in v["secrets"].as_array().into_iter().flatten() {
+                for x in s["versions"].as_array().into_iter().flatten() {
+                    if let Some(val) = x["value"].as_str() {
+                        out.insert(val.to_string());
+                    }
+                }
+            }
+        }
+        for p in state["principals"].as_array().into_iter().flatten() {
+            if let Some(s) = p["client_secret"].as_str() {
+                out.insert(s.to_string());
+            }
+        }
+        out.retain(|s| s.len() >= 8);
+        out
+    }
+
+    /// No secret value in comments, pull requests, commits, summaries, outputs, the report, the
+    /// history file or the logs (`::add-mask::` lines aside).
+    fn assert_no_secret_leaked(&self, runner: &Runner, outs: &[&support::Output]) {
+        let values = self.secret_values();
+        assert!(
+            values.len() > 10,
+            "the emulator holds values: {}",
+            values.len()
+        );
+        let mut places: Vec<(String, String)> = vec![
+            (
+                "GitHub (comments, pull requests, commits, requests)".into(),
+                self.gh.everything_written(),
+            ),
+            ("job summary".into(), runner.summary()),
+            ("outputs".into(), runner.outputs_raw()),
+        ];
+        for f in [
+            "runner_temp/rotor-report.md",
+            "rotor-history.jsonl",
+            "audit/rotor-history.jsonl",
+        ] {
+            if let Ok(t) = std::fs::read_to_string(runner.path(f)) {
+                places.push((f.to_string(), t));
+            }
+        }
+        for (i, o) in outs.iter().enumerate() {
+            places.push((format!("logs of run {i}"), o.logs_without_masks()));
+        }
+        for (place, text) in &places {
+            for v in &values {
+                assert!(
+                    !text.contains(v.as_str()),
+                    "a secret value appears in {place}"
+                );
+            }
+        }
+    }
+
+    fn applications(&self) -> Value {
+        let s = self.emu.state();
+        json!({"applications": s["applications"], "vaults": s["vaults"]})
+    }
+}
+
+fn schedule_payload() -> Value {
+    // `schedule` payloads are only this (not in @octokit/webhooks-examples).
+    json!({"schedule": "17 3 * * *"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pull_request_runs_leave_one_comment_and_change_nothing_in_azure() {
+    let w = world().await;
+    let before = w.applications();
+
+    let r1 = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    w.write_config(&r1, "");
+    let out1 = r1.rotor(&["action"], &w.env()).await;
+    assert_eq!(out1.code, Some(0), "{out1:#?}");
+    let bots = w.gh.bot_comments_on(2);
+    assert_eq!(bots.len(), 1, "{out1:#?}");
+    let body = bots[0].body.clone();
+    if std::env::var_os("ROTOR_TEST_DUMP").is_some() {
+        eprintln!(
+            "--- comment ---\n{body}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out1.stdout, out1.stderr
+        );
+    }
+    assert!(body.starts_with("<!-- rotor-report: action -->"), "{body}");
+    assert!(body.contains("dry run"), "{body}");
+    assert!(body.contains("would rotate"), "{body}");
+    for app in ["MyApp", "orders-service", "consumer-app"] {
+        assert!(body.contains(app), "{app} is due: {body}");
+    }
+    assert!(!body.contains("billing-api"), "not due: {body}");
+    let outputs = r1.outputs();
+    assert_eq!(
+        outputs.get("rotated").map(String::as_str),
+        Some("0"),
+        "{outputs:?}"
+    );
+    assert_eq!(
+        outputs.get("due").map(String::as_str),
+        Some("3"),
+        "{outputs:?}"
+    );
+    assert_eq!(
+        outputs.get("failed").map(String::as_str),
+        Some("0"),
+        "{outputs:?}"
+    );
+    assert!(outputs.contains_key("comment-id"));
+    assert!(r1.summary().contains("would rotate"));
+
+    // The next push (synchronize): the same comment, nothing new.
+    let r2 = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.synchronize.json"),
+    );
+    w.write_config(&r2, "");
+    let out2 = r2.rotor(&["action"], &w.env()).await;
+    assert_eq!(out2.code, Some(0), "{out2:#?}");
+    assert_eq!(
+        w.gh.bot_comments_on(2).len(),
+        1,
+        "exactly one comment after two runs"
+    );
+    assert_eq!(
+        w.gh.count(
+            "POST",
+            "/api/v3/repos/Codertocat/Hello-World/issues/2/comments"
+        ),
+        1
+    );
+    assert_eq!(w.gh.count("GET", "/api/v3/user"), 0);
+
+    // Nothing changed in Azure.
+    assert_eq!(
+        w.applications(),
+        before,
+        "a pull request run must not change Azure"
+    );
+    w.assert_no_secret_leaked(&r2, &[&out1, &out2]);
+    w.assert_no_secret_leaked(&r1, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fork_pull_request_reports_in_the_summary_only() {
+    let w = world().await;
+    let mut payload = support::fixture("pull_request.opened.json");
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!("someone-else/Hello-World");
+    payload["pull_request"]["head"]["repo"]["fork"] = json!(true);
+    let r = Runner::new(&w.gh, "pull_request", &payload);
+    w.write_config(&r, "");
+    let out = r.rotor(&["action"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(
+        out.stdout
+            .contains("::warning title=rotor%3A no pull request comment::pull requests from forks"),
+        "{out:#?}"
+    );
+    assert!(w.gh.log().is_empty(), "no GitHub call for forks");
+    assert!(r.summary().contains("orders-service"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forbidden_pull_request_comment_falls_back_to_the_summary() {
+    let w = world().await;
+    w.gh.inject(
+        Method::POST,
+        "/repos/Codertocat/Hello-World/issues/2/comments",
+        403,
+        &[],
+        "Resource not accessible by integration",
+        5,
+    );
+    let r = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    w.write_config(&r, "");
+    let out = r.rotor(&["action"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(w.gh.bot_comments_on(2).is_empty());
+    assert!(
+        out.stdout
+            .contains("::warning title=rotor%3A could not comment on the pull request::"),
+        "{out:#?}"
+    );
+    assert!(
+        r.summary().contains("orders-service"),
+        "report in the job summary"
+    );
+    assert!(!r.outputs().contains_key("comment-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_schedule_run_rotates_what_is_due_and_a_second_run_updates_the_audit_pr() {
+    let w = world().await;
+    let r1 = Runner::new(&w.gh, "schedule", &schedule_payload());
+    std::fs::create_dir_all(r1.path("audit")).expect("audit dir");
+    w.write_config(&r1, "");
+    let out1 = r1
+        .rotor(
+            &[
+                "action",
+                "--audit-pr",
+                "--history-file",
+                "audit/rotor-history.jsonl",
+            ],
+            &w.env(),
+        )
+        .await;
+    assert_eq!(out1.code, Some(0), "{out1:#?}");
+
+    // Outputs and summary.
+    let outputs = r1.outputs();
+    assert_eq!(
+        outputs.get("rotated").map(String::as_str),
+        Some("3"),
+        "{outputs:?}"
+    );
+    assert_eq!(outputs.get("failed").map(String::as_str), Some("0"));
+    assert_eq!(outputs.get("due").map(String::as_str), Some("3"));
+    let history_path = outputs.get("history-path").expect("history-path");
+    assert!(
+        history_path.ends_with("audit/rotor-history.jsonl"),
+        "{history_path}"
+    );
+    let report_path = outputs.get("report-path").expect("report-path");
+    assert!(std::path::Path::new(report_path).exists());
+    let summary = r1.summary();
+    if std::env::var_os("ROTOR_TEST_DUMP").is_some() {
+        eprintln!(
+            "--- summary ---\n{summary}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out1.stdout, out1.stderr
+        );
+    }
+    assert!(summary.contains("**3** rotated"), "{summary}");
+    assert!(outputs.contains_key("audit-pr-url"));
+
+    // Azure changed: MyApp has a rotor credential and kv-prod/myapp-secret a new version.
+    let state = w.emu.state();
+    let myapp = state["applications"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .find(|a| a["display_name"] == "MyApp")
+        .expect("MyApp");
+    assert!(
+        myapp["password_credentials"]
+            .as_array()
+            .expect("passwords")
+            .iter()
+            .any(|p| p["display_name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Secret 1 rotor:"))),
+        "{myapp}"
+    );
+
+    // History: one record per rotation, by this workflow run.
+    let history = std::fs::read_to_string(r1.path("audit/rotor-history.jsonl")).expect("history");
+    let recs: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
+    assert_eq!(
+        recs.iter().filter(|r| r["status"] == "success").count(),
+        3,
+        "{history}"
+    );
+    for r in &recs {
+        assert_eq!(r["actor"], "github:Codertocat/Hello-World/4242", "{r}");
+    }
+
+    // The audit pull request: branch, file, body.
+    let pulls = w.gh.pulls();
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    assert_eq!(pulls[0].head, "rotor/audit");
+    assert_eq!(pulls[0].base, "main");
+    assert!(pulls[0].body.contains("**3** rotated"), "{}", pulls[0].body);
+    let file =
+        w.gh.file("rotor/audit", "audit/rotor-history.jsonl")
+            .expect("committed file");
+    assert_eq!(file.lines().count(), 3);
+
+    // A second run (workflow_dispatch, a wider policy so more is due): the same pull request,
+    // its body updated, the file appended.
+    let r2 = Runner::new(
+        &w.gh,
+        "workflow_dispatch",
+        &support::fixture("workflow_dispatch.json"),
+    );
+    std::fs::create_dir_all(r2.path("audit")).expect("audit dir");
+    w.write_config(&r2, "rotate_before_expiry_days = 300");
+    let out2 = r2
+        .rotor(
+            &[
+                "action",
+                "--audit-pr",
+                "--history-file",
+                "audit/rotor-history.jsonl",
+            ],
+            &w.env(),
+        )
+        .await;
+    assert_eq!(out2.code, Some(0), "{out2:#?}");
+    let rotated2: usize = r2.outputs()["rotated"].parse().expect("number");
+    assert!(rotated2 >= 1, "{:?}", r2.outputs());
+    let pulls = w.gh.pulls();
+    assert_eq!(
+        pulls.len(),
+        1,
+        "updated, not a second pull request: {pulls:?}"
+    );
+    assert!(
+        pulls[0].body.contains(&format!("**{rotated2}** rotated")),
+        "{}",
+        pulls[0].body
+    );
+    let file =
+        w.gh.file("rotor/audit", "audit/rotor-history.jsonl")
+            .expect("file");
+    assert_eq!(file.lines().count(), 3 + rotated2, "{file}");
+    assert_eq!(
+        w.gh.count("PATCH", "/api/v3/repos/Codertocat/Hello-World/pulls/"),
+        1
+    );
+    assert_eq!(
+        w.gh.count("POST", "/api/v3/repos/Codertocat/Hello-World/pulls"),
+        1
+    );
+
+    w.assert_no_secret_leaked(&r1, &[&out1]);
+    w.assert_no_secret_leaked(&r2, &[&out2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_rotation_is_annotated_and_exits_1() {
+    let w = world().await;
+    // Every Key Vault write fails.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(w.emu.ca_pem().as_bytes()).expect("ca"),
+        )
+        .build()
+        .expect("client");
+    let resp = client
+        .post(format!("{}/faults", w.emu.endpoints().admin))
+        .json(&json!({"method": "PUT", "path": "/secrets/.*", "status": 403, "count": 1000}))
+        .send()
+        .await
+        .expect("admin faults");
+    assert!(resp.status().is_success(), "{resp:?}");
+
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    w.write_config(&r, "");
+    let out = r.rotor(&["action"], &w.env()).await;
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert_eq!(r.outputs().get("failed").map(String::as_str), Some("3"));
+    assert_eq!(r.outputs().get("rotated").map(String::as_str), Some("0"));
+    let errors = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .count();
+    assert_eq!(errors, 3, "{}", out.stdout);
+    assert!(r.summary().contains("#### Failures"));
+    w.assert_no_secret_leaked(&r, &[&out]);
+}
