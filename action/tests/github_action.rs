@@ -431,3 +431,47 @@ async fn a_failed_rotation_is_annotated_and_exits_1() {
     assert!(r.summary().contains("#### Failures"));
     w.assert_no_secret_leaked(&r, &[&out]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn azure_login_through_github_oidc_needs_no_stored_secret() {
+    let w = world().await;
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    w.write_config(&r, "");
+    let mut env = w.env();
+    env.remove("AZURE_CLIENT_SECRET");
+    env.remove("ARM_CLIENT_SECRET");
+    env.insert(
+        "ACTIONS_ID_TOKEN_REQUEST_URL".into(),
+        format!("http://{}/_oidc/token?api-version=2.0", w.gh.addr),
+    );
+    env.insert(
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN".into(),
+        support::OIDC_REQUEST_TOKEN.into(),
+    );
+    let out = r.rotor(&["action"], &env).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert_eq!(r.outputs().get("rotated").map(String::as_str), Some("3"));
+    // The runner's OIDC service was asked for an Azure token exchange audience.
+    let oidc: Vec<_> =
+        w.gh.log()
+            .into_iter()
+            .filter(|l| l.path.starts_with("/_oidc/token"))
+            .collect();
+    assert!(!oidc.is_empty(), "OIDC was used");
+    assert!(
+        oidc.iter()
+            .all(|l| l.status == 200 && l.path.contains("audience=api")),
+        "{oidc:?}"
+    );
+    // The request token is masked first and appears nowhere else.
+    assert!(out.stdout.starts_with("::add-mask::"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("::add-mask::{}", support::OIDC_REQUEST_TOKEN))
+    );
+    assert!(
+        !out.logs_without_masks()
+            .contains(support::OIDC_REQUEST_TOKEN)
+    );
+    w.assert_no_secret_leaked(&r, &[&out]);
+}

@@ -327,3 +327,31 @@ async fn comment_off_and_no_token_never_call_github() {
     assert!(gh.log().is_empty(), "{:?}", gh.log());
     assert!(runner.summary().contains("rotor"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_created_despite_a_502_is_found_not_posted_again() {
+    let gh = FakeGitHub::start().await;
+    // GitHub creates the comment but the answer is lost: the outcome looks unknown.
+    gh.inject_after_apply(
+        Method::POST,
+        "/repos/Codertocat/Hello-World/issues/2/comments",
+        502,
+        1,
+    );
+    let input = support::rotate_json(&[("billing-api", "app-1")], "success");
+    let (_runner, out) = report_run(&gh, &input, &[]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        gh.count(
+            "POST",
+            "/api/v3/repos/Codertocat/Hello-World/issues/2/comments"
+        ),
+        1,
+        "a POST with an unknown outcome is never resent blindly"
+    );
+    assert_eq!(gh.bot_comments_on(2).len(), 1);
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("comment created"),
+        "found by its marker: {out:?}"
+    );
+}

@@ -23,6 +23,10 @@ use serde_json::{Value, json};
 pub const TOKEN: &str = "ghs_faketoken0123456789";
 /// The repository the fake serves.
 pub const REPO: &str = "Codertocat/Hello-World";
+/// The runner's OIDC request token (`ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
+pub const OIDC_REQUEST_TOKEN: &str = "oidc-request-token-5f0e9c1d7a";
+/// The subject GitHub puts in the OIDC token (matches the sample tenant's federated credential).
+pub const OIDC_SUBJECT: &str = "repo:certifyclouds/rotor:ref:refs/heads/main";
 /// The comment length GitHub accepts.
 pub const MAX_BODY: usize = 65_536;
 
@@ -53,6 +57,8 @@ pub struct Fault {
     pub headers: Vec<(String, String)>,
     pub message: String,
     pub remaining: usize,
+    /// Process the request, then answer with the fault anyway (the outcome looks unknown).
+    pub after_apply: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +162,21 @@ impl FakeGitHub {
                 .collect(),
             message: message.to_string(),
             remaining: count,
+            after_apply: false,
+        });
+    }
+
+    /// Like [`FakeGitHub::inject`], but the request is processed before the fault is answered
+    /// (a comment is created, then the client sees a 502).
+    pub fn inject_after_apply(&self, method: Method, path_prefix: &str, status: u16, count: usize) {
+        self.state.lock().expect("lock").faults.push(Fault {
+            method,
+            path_prefix: path_prefix.to_string(),
+            status,
+            headers: Vec::new(),
+            message: "Server Error".to_string(),
+            remaining: count,
+            after_apply: true,
         });
     }
 
@@ -326,6 +347,9 @@ fn route(
     headers: &HeaderMap,
     body: &str,
 ) -> Response {
+    if uri.path() == "/_oidc/token" {
+        return oidc_token(uri, headers);
+    }
     let Some(path) = uri.path().strip_prefix("/api/v3") else {
         return err(404, "Not Found (the fake serves only /api/v3)");
     };
@@ -344,8 +368,22 @@ fn route(
         let f = &mut st.faults[i];
         f.remaining -= 1;
         let (status, hdrs, msg) = (f.status, f.headers.clone(), f.message.clone());
+        if f.after_apply {
+            let _ = route_repo(st, addr, method, uri, path, body);
+        }
         return json_response(status, &hdrs, json!({"message": msg}));
     }
+    route_repo(st, addr, method, uri, path, body)
+}
+
+fn route_repo(
+    st: &mut State,
+    addr: SocketAddr,
+    method: &Method,
+    uri: &Uri,
+    path: &str,
+    body: &str,
+) -> Response {
     if path == "/user" {
         return err(403, "Resource not accessible by integration");
     }
@@ -587,6 +625,42 @@ fn route(
             &format!("fake GitHub: {method} {path} is not modelled"),
         ),
     }
+}
+
+/// The runner's OIDC token service (`ACTIONS_ID_TOKEN_REQUEST_URL`): a JWT for `audience`,
+/// issued by GitHub's issuer for [`OIDC_SUBJECT`]. Unsigned, as the emulator does not verify it.
+fn oidc_token(uri: &Uri, headers: &HeaderMap) -> Response {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {OIDC_REQUEST_TOKEN}") {
+        return err(401, "bad OIDC request token");
+    }
+    let q = query(uri);
+    let Some(audience) = q.get("audience") else {
+        return err(400, "audience is required");
+    };
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let header = b64.encode(br#"{"alg":"RS256","typ":"JWT","kid":"fake"}"#);
+    let claims = b64.encode(
+        json!({
+            "iss": "https://token.actions.githubusercontent.com",
+            "sub": OIDC_SUBJECT,
+            "aud": audience.replace("%3A", ":").replace("%2F", "/"),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            "repository": "certifyclouds/rotor",
+        })
+        .to_string(),
+    );
+    let jwt = format!("{header}.{claims}.{}", b64.encode(b"not-a-real-signature"));
+    json_response(200, &[], json!({"count": 1, "value": jwt}))
 }
 
 /// A simulated runner: temporary files for outputs, summary and the event payload, and the
