@@ -202,7 +202,7 @@ async fn run_on(
     all_ok &= code == ExitCode::SUCCESS;
 
     step(6, "history: the audit trail", started);
-    let code = history::run(
+    let code = history::run_with_names(
         &demo_global,
         &history::HistoryArgs {
             since: None,
@@ -210,6 +210,7 @@ async fn run_on(
             app: None,
             status: None,
         },
+        &|u| ctx.vault_name(u),
     )?;
     all_ok &= code == ExitCode::SUCCESS;
 

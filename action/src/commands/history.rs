@@ -86,6 +86,15 @@ pub fn history_path(global: &GlobalArgs) -> PathBuf {
 
 /// Runs `rotor history`.
 pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
+    run_with_names(global, args, &rotor_engine::endpoints::vault_name_from_url)
+}
+
+/// Runs `rotor history`, naming vaults with `vault_name` (the demo knows the emulator's names).
+pub fn run_with_names(
+    global: &GlobalArgs,
+    args: &HistoryArgs,
+    vault_name: &dyn Fn(&url::Url) -> String,
+) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let filter = HistoryFilter {
         since: args
@@ -107,7 +116,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<ExitCode> 
     };
     let path = history_path(global);
     let records = History::open(&path)?.query(&filter)?;
-    print(global.output, &path, &records)?;
+    print(global.output, &path, &records, vault_name)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -116,6 +125,7 @@ pub fn print(
     format: OutputFormat,
     path: &std::path::Path,
     records: &[AuditRecord],
+    vault_name: &dyn Fn(&url::Url) -> String,
 ) -> anyhow::Result<()> {
     match format {
         OutputFormat::Json => output::print_json(&HistoryJson {
@@ -145,10 +155,7 @@ pub fn print(
                     .map(|t| {
                         format!(
                             "{}/{}: {}",
-                            t.vault_url
-                                .host_str()
-                                .map(|h| h.split('.').next().unwrap_or(h))
-                                .unwrap_or(""),
+                            vault_name(&t.vault_url),
                             t.secret_name,
                             output::target_status_word(t.status)
                         )

@@ -90,6 +90,10 @@ pub fn init_tracing(verbose: u8) {
 
 /// The exit code an error maps to: 2 for usage/configuration problems, 1 otherwise.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    // `downcast_ref` on the anyhow error also sees context values; `chain` sees sources.
+    if err.downcast_ref::<UsageError>().is_some() {
+        return EXIT_USAGE;
+    }
     for cause in err.chain() {
         if cause.downcast_ref::<UsageError>().is_some() {
             return EXIT_USAGE;
@@ -110,6 +114,11 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
 /// The `hint:` lines for an error: from every [`rotor_engine::Error`] and [`UsageError`] in the chain.
 pub fn hints_for(err: &anyhow::Error) -> Vec<String> {
     let mut hints = Vec::new();
+    if let Some(u) = err.downcast_ref::<UsageError>()
+        && !err.chain().any(|c| c.downcast_ref::<UsageError>().is_some())
+    {
+        hints.extend(u.hints.iter().cloned());
+    }
     for cause in err.chain() {
         if let Some(u) = cause.downcast_ref::<UsageError>() {
             hints.extend(u.hints.iter().cloned());

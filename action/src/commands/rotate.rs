@@ -96,7 +96,23 @@ pub async fn select(
     if let Some(key_id) = &args.key_id {
         let app_id = &args.apps[0];
         let vaults = ensure_vaults(ctx, engine).await?;
-        let link = engine.adopt(app_id, key_id, &vaults, policy).await?;
+        let link = engine
+            .adopt(app_id, key_id, &vaults, policy)
+            .await
+            .map_err(|e| {
+                if e.kind() == rotor_engine::ErrorKind::NotFound {
+                    e.with_hint(format!(
+                        "see every candidate and its signals: rotor match --app {app_id}"
+                    ))
+                    .with_hint("raise the confidence: tags `app-id`/`app-name` on the Key Vault secret, a name like `{app-name}-client-secret`, its expiry set to the credential's end")
+                    .with_hint(format!(
+                        "or lower `min_confidence` (now {}) in the [policy] of rotor.toml after checking the match by hand",
+                        policy.min_confidence
+                    ))
+                } else {
+                    e
+                }
+            })?;
         let status = engine.inspect_link(&link, policy).await?;
         let app_name = app_name(engine, app_id).await;
         planned.push(Planned {
@@ -117,21 +133,24 @@ pub async fn select(
             .cloned()
             .collect();
         if mine.is_empty() {
-            return Err(anyhow::anyhow!(
-                "selecting links of application `{}` ({}): no credential of it is linked to a Key Vault secret at confidence {} or above",
-                application.display_name,
-                application.app_id,
-                policy.min_confidence
+            return Err(rotor_engine::Error::new(
+                rotor_engine::ErrorKind::NotFound,
+                format!(
+                    "selecting what to rotate for application `{}` ({})",
+                    application.display_name, application.app_id
+                ),
+                format!(
+                    "no credential of it is linked to a Key Vault secret with confidence {} or above",
+                    policy.min_confidence
+                ),
             )
-            .context(UsageError::new(format!(
-                "rotating application `{}` ({}): nothing to rotate",
-                application.display_name, application.app_id
-            ))
-            .hint(format!(
-                "see what matching found: rotor match --app {}",
+            .with_hint(format!(
+                "see what matching found and why: rotor match --app {}",
                 application.app_id
             ))
-            .hint("raise the confidence (tags `app-id`/`app-name`, secret names `{app-name}-client-secret`) or lower `min_confidence` in rotor.toml")));
+            .with_hint("raise the confidence: tag the Key Vault secret with `app-id`/`app-name`, or name it `{app-name}-client-secret`")
+            .with_hint("or lower `min_confidence` in the [policy] of rotor.toml (MEDIUM, LOW) after checking the matches by hand")
+            .into());
         }
         for link in mine {
             let status = engine.inspect_link(&link, policy).await?;
@@ -333,17 +352,14 @@ pub fn print_records(
         for h in &r.hints {
             eprintln!("hint: {h}");
         }
-        if r.new_key_id.is_none()
-            || r.targets
-                .iter()
-                .all(|t| t.status != rotor_engine::TargetStatus::Updated)
+        // Rotation never removes the credential the targets held: say so unless the engine did.
+        if let Some(old) = &r.old_key_id
+            && !r.hints.iter().any(|h| h.contains("old credential"))
         {
-            if let Some(old) = &r.old_key_id {
-                eprintln!(
-                    "hint: the old credential {} is still valid; nothing was lost",
-                    output::short(old)
-                );
-            }
+            eprintln!(
+                "hint: the old credential {} is still valid; nothing was lost",
+                output::short(old)
+            );
         }
     }
     Ok(())
