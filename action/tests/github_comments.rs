@@ -355,3 +355,110 @@ async fn a_comment_created_despite_a_502_is_found_not_posted_again() {
         "found by its marker: {out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terraform_plan_report_says_which_links_rotate_and_why() {
+    let gh = FakeGitHub::start().await;
+    let plan =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/plan.json");
+    let plan_arg = plan.display().to_string();
+    let runner = Runner::new(
+        &gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    let args = [
+        "report",
+        "--terraform-plan",
+        plan_arg.as_str(),
+        "--summary",
+        "--comment",
+        "--key",
+        "terraform-plan",
+    ];
+    let out = runner.rotor(&args, &BTreeMap::new()).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // A second report with another key gets its own comment; the plan's is updated in place.
+    let input = support::rotate_json(&[("billing-api", "app-1")], "success");
+    let (_r, out2) = report_run(&gh, &input, &[]).await;
+    assert_eq!(out2.code, Some(0), "{out2:?}");
+    let out3 = runner.rotor(&args, &BTreeMap::new()).await;
+    assert_eq!(out3.code, Some(0), "{out3:?}");
+    let bots = gh.bot_comments_on(2);
+    assert_eq!(bots.len(), 2, "one comment per key: {bots:?}");
+    let body = bots
+        .iter()
+        .find(|c| c.body.starts_with("<!-- rotor-report: terraform-plan -->"))
+        .expect("the plan's comment")
+        .body
+        .clone();
+    assert!(body.contains("**2** would rotate"), "{body}");
+    let line = |addr: &str| {
+        body.lines()
+            .find(|l| l.starts_with(&format!("| rotor\\_secret\\_link.{addr}")))
+            .unwrap_or_else(|| panic!("row {addr}: {body}"))
+            .to_string()
+    };
+    assert!(
+        line("myapp").contains("would rotate") && line("myapp").contains("rotation due"),
+        "{}",
+        line("myapp")
+    );
+    assert!(
+        line("orders").contains("rotate\\_when\\_changed changed (epoch)"),
+        "{}",
+        line("orders")
+    );
+    assert!(
+        line("billing").contains("changed")
+            && line("billing").contains("targets added: billing-api-client-secret in kv-dr"),
+        "{}",
+        line("billing")
+    );
+    assert!(line("inventory").contains("up to date"));
+    assert!(body.contains("1 other resource changes not shown"));
+    assert!(
+        !body.contains("<img") && body.matches("<!--").count() == 1,
+        "{body}"
+    );
+    assert!(!body.contains("random\\_password"), "{body}");
+    assert!(runner.summary().contains("rotor\\_secret\\_link.myapp"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_of_the_history_file_filters_by_status() {
+    let gh = FakeGitHub::start().await;
+    let runner = Runner::new(
+        &gh,
+        "workflow_dispatch",
+        &support::fixture("workflow_dispatch.json"),
+    );
+    let mut lines = String::new();
+    for (status, name) in [
+        ("success", "ok-app"),
+        ("failed", "broken-app"),
+        ("success", "other-app"),
+    ] {
+        let v = support::rotate_json(&[(name, "app")], status);
+        lines.push_str(&v["rotations"][0].to_string());
+        lines.push('\n');
+    }
+    std::fs::write(runner.path("rotor-history.jsonl"), lines).expect("history");
+    let out = runner
+        .rotor(
+            &["report", "--status", "failed", "--summary"],
+            &BTreeMap::new(),
+        )
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("broken-app"), "{}", out.stdout);
+    assert!(!out.stdout.contains("ok-app"), "{}", out.stdout);
+    assert!(out.stdout.contains("#### Failures"));
+    assert!(
+        out.stdout.contains("hint: grant"),
+        "hints are shown: {}",
+        out.stdout
+    );
+    assert!(runner.summary().contains("broken-app"));
+    assert!(gh.log().is_empty(), "no comment without --comment");
+}
