@@ -434,6 +434,38 @@ async fn no_secret_value_in_any_output() {
         assert!(r.code == 0 || r.code == 1, "{args:?}: {r}");
         outputs.push((format!("{args:?}"), r));
     }
+    // `--progress json` printed one parseable event per line with the documented fields.
+    let (_, rotate_run) = &outputs[4];
+    let events: Vec<Value> = rotate_run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("progress event is JSON"))
+        .collect();
+    assert!(events.len() >= 5, "{rotate_run}");
+    for e in &events {
+        for k in [
+            "rotation_id",
+            "app_id",
+            "app_name",
+            "step",
+            "state",
+            "target",
+            "message",
+            "status",
+        ] {
+            assert!(e.get(k).is_some(), "event has `{k}`: {e}");
+        }
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e["step"] == "update-target" && e["target"]["secret_name"] == "myapp-secret")
+    );
+    assert!(
+        events.iter().any(|e| e["status"] == "success"),
+        "{rotate_run}"
+    );
     // Every value the emulator ever held (before and after the rotations).
     let secrets = secret_values(&w.state());
     assert!(secrets.len() > 10, "the state lists values");
@@ -522,4 +554,72 @@ async fn demo_runs_end_to_end() {
     );
     // The demo wrote nothing into the working directory.
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}
+
+/// In a terminal, rotate shows the plan and asks; "n" changes nothing, "y" rotates. The terminal
+/// is a pseudo-terminal from util-linux `script` (skipped when it is not installed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_terminal_rotate_asks_first() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: util-linux `script` is not installed");
+        return;
+    }
+    let w = World::start("").await;
+    let before = changeable(&w.state());
+    let line = format!(
+        "{} rotate --app {MYAPP} --key-id {MYAPP_SECRET1} --progress plain",
+        env!("CARGO_BIN_EXE_rotor")
+    );
+    let ask = |answer: &'static str| {
+        let mut c = tokio::process::Command::new("script");
+        c.args(["-qec", &line, "/dev/null"])
+            .envs(&w.emu.endpoints().env)
+            .env("AZURE_USE_CLI", "false")
+            .env("AZURE_USE_MSI", "false")
+            .env_remove("RUST_LOG")
+            .current_dir(w.dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        (c, answer)
+    };
+    for (answer, changes) in [("n\n", false), ("y\n", true)] {
+        let (mut c, answer) = ask(answer);
+        let mut child = c.spawn().expect("script runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // Answer once the prompt can have been shown; the pty buffers the line until read.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        use tokio::io::AsyncWriteExt;
+        stdin.write_all(answer.as_bytes()).await.expect("answer");
+        stdin.flush().await.expect("flush");
+        let out =
+            tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+                .await
+                .expect("finishes")
+                .expect("output");
+        let r = Run::from(out);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(all.contains("[y/N]"), "the question was asked:\n{r}");
+        assert!(
+            all.contains("myapp-secret"),
+            "the plan lists the targets:\n{r}"
+        );
+        if changes {
+            assert_eq!(r.code, 0, "{r}");
+            assert!(all.contains("rotated"), "{r}");
+            assert_ne!(changeable(&w.state()), before, "answering y rotated");
+        } else {
+            assert!(all.contains("Aborted; nothing changed."), "{r}");
+            assert_eq!(
+                changeable(&w.state()),
+                before,
+                "answering n changed nothing"
+            );
+        }
+    }
 }

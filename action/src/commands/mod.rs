@@ -115,7 +115,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
 pub fn hints_for(err: &anyhow::Error) -> Vec<String> {
     let mut hints = Vec::new();
     if let Some(u) = err.downcast_ref::<UsageError>()
-        && !err.chain().any(|c| c.downcast_ref::<UsageError>().is_some())
+        && !err
+            .chain()
+            .any(|c| c.downcast_ref::<UsageError>().is_some())
     {
         hints.extend(u.hints.iter().cloned());
     }

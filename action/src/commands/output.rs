@@ -35,7 +35,12 @@ pub fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     if std::io::stdout().is_terminal() {
         t.load_preset(presets::UTF8_FULL_CONDENSED);
-        t.set_content_arrangement(ContentArrangement::Dynamic);
+        // Wrap to the terminal's width, unless it is unknown or too narrow to be useful
+        // (pseudo-terminals without a size report 0).
+        match t.width() {
+            Some(w) if w >= 60 => t.set_content_arrangement(ContentArrangement::Dynamic),
+            _ => t.set_content_arrangement(ContentArrangement::Disabled),
+        };
     } else {
         t.load_preset(presets::ASCII_FULL_CONDENSED);
         t.set_content_arrangement(ContentArrangement::Disabled);

@@ -120,6 +120,9 @@ impl Reporter {
             })
             .clone();
         drop(bars);
+        if e.target.is_none() && !e.app_name.is_empty() {
+            bar.set_prefix(e.app_name.clone());
+        }
         let msg = if e.message.is_empty() {
             format!("{} {}", step_name(e.step), state_name(e.state))
         } else {
