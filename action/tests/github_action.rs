@@ -394,8 +394,57 @@ async fn a_schedule_run_rotates_what_is_due_and_a_second_run_updates_the_audit_p
         1
     );
 
+    // The audit pull request is merged; the next run starts a new one from the default branch,
+    // whose history now has the merged records.
+    w.gh.merge_pull(pulls[0].number);
+    let merged =
+        w.gh.file("main", "audit/rotor-history.jsonl")
+            .expect("merged file");
+    let r3 = Runner::new(&w.gh, "schedule", &schedule_payload());
+    std::fs::create_dir_all(r3.path("audit")).expect("audit dir");
+    std::fs::write(
+        r3.path("rotor.toml"),
+        std::fs::read_to_string(r2.path("rotor.toml"))
+            .expect("config")
+            .replace(
+                "rotate_before_expiry_days = 300",
+                "rotate_before_expiry_days = 399\nnew_secret_validity_days = 400",
+            )
+            .replace(
+                "[\"name:legacy-*\"]",
+                "[\"name:legacy-*\", \"name:consumer-*\"]",
+            ),
+    )
+    .expect("config");
+    let out3 = r3
+        .rotor(
+            &[
+                "action",
+                "--audit-pr",
+                "--history-file",
+                "audit/rotor-history.jsonl",
+            ],
+            &w.env(),
+        )
+        .await;
+    assert_eq!(out3.code, Some(0), "{out3:#?}");
+    let rotated3: usize = r3.outputs()["rotated"].parse().expect("number");
+    assert!(rotated3 >= 1, "{:?}", r3.outputs());
+    let pulls = w.gh.pulls();
+    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    assert_eq!(pulls.iter().filter(|p| p.state == "open").count(), 1);
+    let file =
+        w.gh.file("rotor/audit", "audit/rotor-history.jsonl")
+            .expect("file");
+    assert!(
+        file.starts_with(&merged),
+        "the new branch starts from the merged history"
+    );
+    assert_eq!(file.lines().count(), merged.lines().count() + rotated3);
+
     w.assert_no_secret_leaked(&r1, &[&out1]);
     w.assert_no_secret_leaked(&r2, &[&out2]);
+    w.assert_no_secret_leaked(&r3, &[&out3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -474,4 +523,52 @@ async fn azure_login_through_github_oidc_needs_no_stored_secret() {
             .contains(support::OIDC_REQUEST_TOKEN)
     );
     w.assert_no_secret_leaked(&r, &[&out]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_that_cannot_log_in_says_why_in_the_summary() {
+    let w = world().await;
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    w.write_config(&r, "");
+    let mut env = w.env();
+    env.insert(
+        "AZURE_CLIENT_SECRET".into(),
+        "not-the-secret-0123456789".into(),
+    );
+    env.insert(
+        "ARM_CLIENT_SECRET".into(),
+        "not-the-secret-0123456789".into(),
+    );
+    let out = r.rotor(&["action"], &env).await;
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    let summary = r.summary();
+    if std::env::var_os("ROTOR_TEST_DUMP").is_some() {
+        eprintln!(
+            "--- summary ---\n{summary}\n--- stdout ---\n{}\n--- stderr (tail) ---\n{}",
+            out.stdout,
+            out.stderr
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    assert!(summary.contains("### rotor: the run failed"), "{summary}");
+    assert!(
+        summary.contains("AADSTS7000215")
+            || summary.contains("401")
+            || summary.contains("credential"),
+        "{summary}"
+    );
+    assert!(
+        out.stdout.contains("::error title=rotor::"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.logs_without_masks()
+            .contains("not-the-secret-0123456789")
+    );
+    assert!(w.gh.log().is_empty());
 }

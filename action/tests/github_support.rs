@@ -213,6 +213,26 @@ impl FakeGitHub {
         self.state.lock().expect("lock").pulls.clone()
     }
 
+    /// Merges pull request `number` the way a squash merge looks to rotor: the default branch
+    /// gets the head branch's files and a new head commit; the pull request is closed.
+    pub fn merge_pull(&self, number: u64) {
+        let mut st = self.state.lock().expect("lock");
+        let Some(i) = st.pulls.iter().position(|p| p.number == number) else {
+            panic!("no pull request #{number}");
+        };
+        let (head, base) = (st.pulls[i].head.clone(), st.pulls[i].base.clone());
+        st.pulls[i].state = "closed".into();
+        let files: Vec<((String, String), (String, String))> = st
+            .files
+            .iter()
+            .filter(|((b, _), _)| *b == head)
+            .map(|((_, p), v)| ((base.clone(), p.clone()), v.clone()))
+            .collect();
+        st.files.extend(files);
+        let merge_sha = format!("{:040x}", 9_000_000 + number);
+        st.refs.insert(base, merge_sha);
+    }
+
     pub fn file(&self, branch: &str, path: &str) -> Option<String> {
         self.state
             .lock()
@@ -481,6 +501,43 @@ fn route_repo(
                 ),
                 None => err(404, "Not Found"),
             }
+        }
+        ("PATCH", ["git", "refs", "heads", branch @ ..]) => {
+            let branch = branch.join("/");
+            let sha = input
+                .get("sha")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if !st.refs.contains_key(&branch) {
+                return err(422, "Reference does not exist");
+            }
+            if input.get("force").and_then(Value::as_bool) != Some(true) {
+                return err(422, "Update is not a fast forward");
+            }
+            // The branch now has the tree of the branch whose head is `sha`.
+            let Some(source) = st
+                .refs
+                .iter()
+                .find(|(_, s)| **s == sha)
+                .map(|(b, _)| b.clone())
+            else {
+                return err(422, "Object does not exist");
+            };
+            let files: Vec<((String, String), (String, String))> = st
+                .files
+                .iter()
+                .filter(|((b, _), _)| *b == source)
+                .map(|((_, p), v)| ((branch.clone(), p.clone()), v.clone()))
+                .collect();
+            st.files.retain(|(b, _), _| *b != branch);
+            st.files.extend(files);
+            st.refs.insert(branch.clone(), sha.clone());
+            json_response(
+                200,
+                &[],
+                json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha}}),
+            )
         }
         ("POST", ["git", "refs"]) => {
             let r = input.get("ref").and_then(Value::as_str).unwrap_or("");

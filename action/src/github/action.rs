@@ -221,20 +221,28 @@ pub async fn run_action_with<W: Write>(
     let history_path = ctx.history_path();
     let report_file = report_path(env, args);
 
-    let (outcome, comment) = match &event {
-        Event::PullRequest { number, fork } => {
-            let outcome = dry_run(ctx, env, commands, "pull request").await?;
-            (outcome, Some((*number, *fork)))
+    let result = match &event {
+        Event::PullRequest { number, fork } => dry_run(ctx, env, commands, "pull request")
+            .await
+            .map(|o| (o, Some((*number, *fork)))),
+        Event::Rotate { name } if args.dry_run => {
+            dry_run(ctx, env, commands, name).await.map(|o| (o, None))
         }
-        Event::Rotate { name } => {
-            let outcome = if args.dry_run {
-                dry_run(ctx, env, commands, name).await?
-            } else {
-                rotate_due(ctx, env, commands).await?
-            };
-            (outcome, None)
+        Event::Rotate { .. } => rotate_due(ctx, env, commands).await.map(|o| (o, None)),
+    };
+    let (mut outcome, comment) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            report_run_error(env, commands, &e);
+            return Err(e);
         }
     };
+    if outcome.report.rows.is_empty() {
+        outcome.report.empty_note = Some(
+            "Nothing is due: every linked credential is outside its rotation window (or below the minimum confidence, or excluded)."
+                .to_string(),
+        );
+    }
 
     let mut report = outcome.report;
     report.run_url = env.run_url();
@@ -358,6 +366,37 @@ pub async fn run_action_with<W: Write>(
         }
     }
     Ok(ExitCode::from(exit))
+}
+
+/// A run that could not start (configuration, credentials, permissions): the job summary and an
+/// error annotation say why and how to fix it; the caller prints the error and picks the exit code.
+fn report_run_error<W: Write>(env: &RunnerEnv, commands: &mut Commands<W>, e: &anyhow::Error) {
+    let hints: Vec<String> = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<rotor_engine::Error>())
+        .map(rotor_engine::Error::hints)
+        .or_else(|| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<crate::commands::UsageError>())
+                .map(|u| u.hints.clone())
+        })
+        .unwrap_or_default();
+    let message = format!("{e:#}");
+    let mut annotation = message.clone();
+    let mut md = format!(
+        "### rotor: the run failed\n\n{}\n",
+        markdown::escape(&message)
+    );
+    for h in &hints {
+        annotation.push_str(&format!("\nhint: {h}"));
+        md.push_str(&format!("\n- hint: {}", markdown::escape(h)));
+    }
+    commands.error("rotor", &annotation);
+    if let Some(summary) = &env.step_summary
+        && let Err(err) = runner::append_summary(summary, &md)
+    {
+        tracing::warn!("{err:#}");
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {

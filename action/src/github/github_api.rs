@@ -387,9 +387,12 @@ impl GitHub {
         }
     }
 
-    /// Commits `append` (JSON Lines) to the end of `file_path` on `branch` (created from the
-    /// default branch when missing) and opens — or updates the body of — the pull request from
-    /// `branch` into the default branch.
+    /// Commits `append` (JSON Lines) to the end of `file_path` on `branch` and opens — or
+    /// updates the body of — the pull request from `branch` into the default branch.
+    ///
+    /// The branch is created from the default branch when missing, and reset to it when no pull
+    /// request from it is open (the previous audit pull request was merged or closed), so each
+    /// audit pull request starts from the history the default branch has.
     pub async fn publish_audit(
         &self,
         branch: &str,
@@ -398,9 +401,6 @@ impl GitHub {
         title: &str,
         body: &str,
     ) -> Result<AuditPr, ApiError> {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::STANDARD;
-
         let repo = self
             .request(
                 Method::GET,
@@ -416,121 +416,7 @@ impl GitHub {
             .unwrap_or("main")
             .to_string();
 
-        // 1. The audit branch.
-        let branch_action = format!("reading branch `{branch}`");
-        match self
-            .request(
-                Method::GET,
-                &self.repo_path(&format!("/git/ref/heads/{branch}")),
-                None,
-                &branch_action,
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(ApiError::Status { status: 404, .. }) => {
-                let base = self
-                    .request(
-                        Method::GET,
-                        &self.repo_path(&format!("/git/ref/heads/{default_branch}")),
-                        None,
-                        &format!("reading branch `{default_branch}`"),
-                    )
-                    .await?;
-                let sha = base
-                    .body
-                    .pointer("/object/sha")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                match self
-                    .request(
-                        Method::POST,
-                        &self.repo_path("/git/refs"),
-                        Some(&json!({ "ref": format!("refs/heads/{branch}"), "sha": sha })),
-                        &format!("creating branch `{branch}`"),
-                    )
-                    .await
-                {
-                    Ok(_) | Err(ApiError::Status { status: 422, .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        }
-
-        // 2. Append to the history file on that branch (retry once on a concurrent change).
-        let encoded_path = file_path
-            .split('/')
-            .map(percent_encode_segment)
-            .collect::<Vec<_>>()
-            .join("/");
-        let contents_uri = self.repo_path(&format!("/contents/{encoded_path}"));
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let (existing, sha) = match self
-                .request(
-                    Method::GET,
-                    &format!("{contents_uri}?ref={branch}"),
-                    None,
-                    &format!("reading `{file_path}` on branch `{branch}`"),
-                )
-                .await
-            {
-                Ok(resp) => {
-                    let content = resp
-                        .body
-                        .get("content")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .replace(['\n', '\r'], "");
-                    let bytes = b64.decode(content).map_err(|e| ApiError::Status {
-                        action: format!("reading `{file_path}` on branch `{branch}`"),
-                        status: 200,
-                        message: format!("undecodable content: {e}"),
-                    })?;
-                    let sha = resp
-                        .body
-                        .get("sha")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    (String::from_utf8_lossy(&bytes).into_owned(), sha)
-                }
-                Err(ApiError::Status { status: 404, .. }) => (String::new(), None),
-                Err(e) => return Err(e),
-            };
-            let mut content = existing;
-            if !content.is_empty() && !content.ends_with('\n') {
-                content.push('\n');
-            }
-            content.push_str(append);
-            let mut put = json!({
-                "message": title,
-                "content": b64.encode(content.as_bytes()),
-                "branch": branch,
-            });
-            if let Some(sha) = sha {
-                put["sha"] = Value::String(sha);
-            }
-            match self
-                .request(
-                    Method::PUT,
-                    &contents_uri,
-                    Some(&put),
-                    &format!("committing `{file_path}` to branch `{branch}`"),
-                )
-                .await
-            {
-                Ok(_) => break,
-                Err(ApiError::Status {
-                    status: 409 | 422, ..
-                }) if attempts < 2 => continue,
-                Err(e) => return Err(e),
-            }
-        }
-
-        // 3. Open or update the pull request.
+        // 1. An open audit pull request, if any.
         let open = self
             .request(
                 Method::GET,
@@ -545,7 +431,67 @@ impl GitHub {
         let existing = open.body.as_array().and_then(|prs| {
             prs.iter()
                 .find(|p| p.pointer("/head/ref").and_then(Value::as_str) == Some(branch))
+                .cloned()
         });
+
+        // 2. The branch: kept while its pull request is open, else (re)started from the default branch.
+        let branch_exists = match self
+            .request(
+                Method::GET,
+                &self.repo_path(&format!("/git/ref/heads/{branch}")),
+                None,
+                &format!("reading branch `{branch}`"),
+            )
+            .await
+        {
+            Ok(_) => true,
+            Err(ApiError::Status { status: 404, .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !branch_exists || existing.is_none() {
+            let base = self
+                .request(
+                    Method::GET,
+                    &self.repo_path(&format!("/git/ref/heads/{default_branch}")),
+                    None,
+                    &format!("reading branch `{default_branch}`"),
+                )
+                .await?;
+            let sha = base
+                .body
+                .pointer("/object/sha")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if branch_exists {
+                self.request(
+                    Method::PATCH,
+                    &self.repo_path(&format!("/git/refs/heads/{branch}")),
+                    Some(&json!({ "sha": sha, "force": true })),
+                    &format!("resetting branch `{branch}` to `{default_branch}`"),
+                )
+                .await?;
+            } else {
+                match self
+                    .request(
+                        Method::POST,
+                        &self.repo_path("/git/refs"),
+                        Some(&json!({ "ref": format!("refs/heads/{branch}"), "sha": sha })),
+                        &format!("creating branch `{branch}`"),
+                    )
+                    .await
+                {
+                    // 422: created meanwhile by a concurrent run; use it.
+                    Ok(_) | Err(ApiError::Status { status: 422, .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+
+        // 3. Append to the history file on that branch (retry once on a concurrent change).
+        self.append_file(branch, file_path, append, title).await?;
+
+        // 4. Open or update the pull request.
         if let Some(pr) = existing {
             let number = pr.get("number").and_then(Value::as_u64).unwrap_or(0);
             let resp = self
@@ -580,6 +526,88 @@ impl GitHub {
             url: html_url(&resp.body),
             created: true,
         })
+    }
+
+    /// Appends `append` to `file_path` on `branch` through the contents API (one commit).
+    async fn append_file(
+        &self,
+        branch: &str,
+        file_path: &str,
+        append: &str,
+        message: &str,
+    ) -> Result<(), ApiError> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let encoded_path = file_path
+            .split('/')
+            .map(percent_encode_segment)
+            .collect::<Vec<_>>()
+            .join("/");
+        let contents_uri = self.repo_path(&format!("/contents/{encoded_path}"));
+        let read_action = format!("reading `{file_path}` on branch `{branch}`");
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (existing, sha) = match self
+                .request(
+                    Method::GET,
+                    &format!("{contents_uri}?ref={branch}"),
+                    None,
+                    &read_action,
+                )
+                .await
+            {
+                Ok(resp) => {
+                    let content = resp
+                        .body
+                        .get("content")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .replace(['\n', '\r'], "");
+                    let bytes = b64.decode(content).map_err(|e| ApiError::Status {
+                        action: read_action.clone(),
+                        status: 200,
+                        message: format!("undecodable content: {e}"),
+                    })?;
+                    let sha = resp
+                        .body
+                        .get("sha")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    (String::from_utf8_lossy(&bytes).into_owned(), sha)
+                }
+                Err(ApiError::Status { status: 404, .. }) => (String::new(), None),
+                Err(e) => return Err(e),
+            };
+            let mut content = existing;
+            if !content.is_empty() && !content.ends_with('\n') {
+                content.push('\n');
+            }
+            content.push_str(append);
+            let mut put = json!({
+                "message": message,
+                "content": b64.encode(content.as_bytes()),
+                "branch": branch,
+            });
+            if let Some(sha) = sha {
+                put["sha"] = Value::String(sha);
+            }
+            match self
+                .request(
+                    Method::PUT,
+                    &contents_uri,
+                    Some(&put),
+                    &format!("committing `{file_path}` to branch `{branch}`"),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(ApiError::Status {
+                    status: 409 | 422, ..
+                }) if attempts < 2 => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

@@ -228,6 +228,8 @@ pub struct Report {
     pub run_url: Option<String>,
     /// Hidden marker key; when set, the marker is the first line (sticky comments).
     pub marker_key: Option<String>,
+    /// What to say when there are no rows (trusted text); default "Nothing to report".
+    pub empty_note: Option<String>,
 }
 
 impl Report {
@@ -261,7 +263,11 @@ impl Report {
         }
         let counts = self.counts();
         if counts.is_empty() {
-            out.push_str("Nothing to report: no links matched.\n\n");
+            let note = self
+                .empty_note
+                .as_deref()
+                .unwrap_or("Nothing to report: no links matched.");
+            let _ = writeln!(out, "{note}\n");
         } else {
             let parts: Vec<String> = counts
                 .iter()
