@@ -572,3 +572,213 @@ async fn a_run_that_cannot_log_in_says_why_in_the_summary() {
     );
     assert!(w.gh.log().is_empty());
 }
+
+/// Runs action.yml's composite steps the way the runner does — each `run:` script with
+/// `bash --noprofile --norc -eo pipefail`, its `env:` expressions resolved from `with`, the
+/// inputs' defaults and earlier steps' outputs — and returns the action's outputs.
+async fn run_action_yml(
+    w: &World,
+    runner: &Runner,
+    with: &[(&str, &str)],
+) -> (BTreeMap<String, String>, Vec<support::Output>) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root")
+        .to_path_buf();
+    let action: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("action.yml")).expect("action.yml"),
+    )
+    .expect("yaml");
+    let with: BTreeMap<&str, &str> = with.iter().copied().collect();
+    let mut step_outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let resolve =
+        |expr: &str, step_outputs: &BTreeMap<String, BTreeMap<String, String>>| -> String {
+            let Some(inner) = expr
+                .trim()
+                .strip_prefix("${{")
+                .and_then(|e| e.strip_suffix("}}"))
+            else {
+                return expr.to_string();
+            };
+            let inner = inner.trim();
+            if let Some(name) = inner.strip_prefix("inputs.") {
+                if let Some(v) = with.get(name) {
+                    return (*v).to_string();
+                }
+                let default = action["inputs"][name]["default"].as_str().unwrap_or("");
+                return match default.trim() {
+                    "${{ github.token }}" => support::TOKEN.to_string(),
+                    d => d.to_string(),
+                };
+            }
+            if let Some(rest) = inner.strip_prefix("steps.") {
+                let (step, out) = rest.split_once(".outputs.").expect("steps.X.outputs.Y");
+                return step_outputs
+                    .get(step)
+                    .and_then(|o| o.get(out))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+            match inner {
+                "github.action_repository" => String::new(),
+                other => panic!("unmodelled expression {other}"),
+            }
+        };
+    // The job's environment: the runner's, and the emulator's endpoints (not its credentials:
+    // those come from the action's inputs).
+    let mut job_env = runner.env.clone();
+    for (k, v) in w.env() {
+        if !k.starts_with("AZURE_TENANT")
+            && !k.starts_with("AZURE_CLIENT")
+            && !k.starts_with("ARM_")
+        {
+            job_env.insert(k, v);
+        }
+    }
+    job_env.insert("RUNNER_OS".into(), "Linux".into());
+    job_env.insert("RUNNER_ARCH".into(), "X64".into());
+    job_env.insert("GITHUB_ACTION_PATH".into(), root.display().to_string());
+    job_env.remove("GITHUB_TOKEN"); // composite actions do not get it: the input maps it
+    let mut logs = Vec::new();
+    for step in action["runs"]["steps"].as_sequence().expect("steps") {
+        let id = step["id"].as_str().expect("step id").to_string();
+        let out_file = runner.path(&format!("step-{id}-output"));
+        std::fs::write(&out_file, "").expect("output file");
+        let script = runner.path(&format!("step-{id}.sh"));
+        std::fs::write(&script, step["run"].as_str().expect("run")).expect("script");
+        let mut cmd = tokio::process::Command::new("bash");
+        cmd.args(["--noprofile", "--norc", "-eo", "pipefail"])
+            .arg(&script)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", runner.dir.path())
+            .envs(&job_env)
+            .env("GITHUB_OUTPUT", &out_file)
+            .current_dir(runner.dir.path().join(resolve(
+                step["working-directory"].as_str().unwrap_or("."),
+                &step_outputs,
+            )));
+        for (k, v) in step["env"].as_mapping().into_iter().flatten() {
+            cmd.env(
+                k.as_str().expect("env name"),
+                resolve(v.as_str().unwrap_or(""), &step_outputs),
+            );
+        }
+        let out = cmd.output().await.expect("bash");
+        let out = support::Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        let text = std::fs::read_to_string(&out_file).expect("outputs");
+        let mut parsed = BTreeMap::new();
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            if let Some((name, delim)) = line.split_once("<<") {
+                let mut value = Vec::new();
+                for l in lines.by_ref() {
+                    if l == delim {
+                        break;
+                    }
+                    value.push(l);
+                }
+                parsed.insert(name.to_string(), value.join("\n"));
+            } else if let Some((k, v)) = line.split_once('=') {
+                parsed.insert(k.to_string(), v.to_string());
+            }
+        }
+        step_outputs.insert(id, parsed);
+        let failed = out.code != Some(0);
+        logs.push(out);
+        if failed {
+            break;
+        }
+    }
+    let mut outputs = BTreeMap::new();
+    for (name, def) in action["outputs"].as_mapping().expect("outputs") {
+        outputs.insert(
+            name.as_str().expect("name").to_string(),
+            resolve(def["value"].as_str().expect("value"), &step_outputs),
+        );
+    }
+    (outputs, logs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn action_yml_runs_rotor_with_its_inputs_mapped() {
+    let w = world().await;
+    let env = w.env();
+    let (tenant, client, secret) = (
+        env["AZURE_TENANT_ID"].clone(),
+        env["AZURE_CLIENT_ID"].clone(),
+        env["AZURE_CLIENT_SECRET"].clone(),
+    );
+
+    // Pull request: one sticky comment, nothing rotated.
+    let r = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    w.write_config(&r, "");
+    let bin = env!("CARGO_BIN_EXE_rotor");
+    let (outputs, logs) = run_action_yml(
+        &w,
+        &r,
+        &[
+            ("binary-path", bin),
+            ("tenant-id", &tenant),
+            ("client-id", &client),
+            ("client-secret", &secret),
+        ],
+    )
+    .await;
+    assert!(logs.iter().all(|l| l.code == Some(0)), "{logs:#?}");
+    assert_eq!(outputs["due"], "3", "{outputs:?}");
+    assert_eq!(outputs["rotated"], "0");
+    assert!(!outputs["comment-id"].is_empty());
+    assert_eq!(w.gh.bot_comments_on(2).len(), 1);
+
+    // Schedule with an audit pull request, history in a subdirectory.
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    std::fs::create_dir_all(r.path("ops/audit")).expect("dir");
+    w.write_config(&r, "");
+    std::fs::rename(r.path("rotor.toml"), r.path("ops/rotor.toml")).expect("move config");
+    let (outputs, logs) = run_action_yml(
+        &w,
+        &r,
+        &[
+            ("binary-path", bin),
+            ("tenant-id", &tenant),
+            ("client-id", &client),
+            ("client-secret", &secret),
+            ("working-directory", "ops"),
+            ("config", "rotor.toml"),
+            ("history-file", "audit/history.jsonl"),
+            ("audit-pr", "true"),
+        ],
+    )
+    .await;
+    assert!(logs.iter().all(|l| l.code == Some(0)), "{logs:#?}");
+    assert_eq!(outputs["rotated"], "3", "{outputs:?}");
+    assert_eq!(outputs["failed"], "0");
+    assert!(
+        outputs["history-path"].ends_with("ops/audit/history.jsonl"),
+        "{outputs:?}"
+    );
+    assert!(outputs["audit-pr-url"].contains("/pull/"), "{outputs:?}");
+    assert_eq!(
+        w.gh.file("rotor/audit", "ops/audit/history.jsonl")
+            .map(|f| f.lines().count()),
+        Some(3),
+        "the history file's path in the repository is relative to the workspace"
+    );
+    // The client secret input is masked before anything else is printed.
+    assert!(
+        logs[1].stdout.starts_with(&format!("::add-mask::{secret}")),
+        "{}",
+        logs[1].stdout
+    );
+    let refs: Vec<&support::Output> = logs.iter().collect();
+    w.assert_no_secret_leaked(&r, &refs);
+}
