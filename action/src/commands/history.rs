@@ -149,9 +149,12 @@ pub fn print(
                 "Status",
             ]);
             for r in records {
-                let targets: Vec<String> = r
-                    .targets
-                    .iter()
+                let mut sorted: Vec<&rotor_engine::TargetRecord> = r.targets.iter().collect();
+                sorted.sort_by(|a, b| {
+                    (&a.secret_name, &a.vault_url).cmp(&(&b.secret_name, &b.vault_url))
+                });
+                let targets: Vec<String> = sorted
+                    .into_iter()
                     .map(|t| {
                         format!(
                             "{}/{}: {}",

@@ -240,8 +240,18 @@ const HEADERS: [&str; 7] = [
 ];
 
 fn table_rows(view: &MatchJson, policy_min: Confidence) -> Vec<Vec<String>> {
-    view.matches
-        .iter()
+    let mut matches: Vec<&MatchItem> = view.matches.iter().collect();
+    matches.sort_by_key(|m| {
+        (
+            m.app_name.to_lowercase(),
+            m.credential_display_name.clone(),
+            m.key_id.clone(),
+            m.secret_name.clone(),
+            m.vault.clone(),
+        )
+    });
+    matches
+        .into_iter()
         .map(|m| {
             let mut note = Vec::new();
             if let Some(e) = &m.excluded {

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use rotor_engine::{AuditRecord, Engine, Link, LinkStatus, RotateOptions, RotationStatus};
+use rotor_engine::{
+    AuditRecord, Engine, Link, LinkStatus, RotateOptions, RotationStatus, TargetStatus,
+};
 use serde::Serialize;
 
 use super::confirm::{self, ChangeArgs};
@@ -91,6 +93,10 @@ pub async fn select(
                 status: Some(status),
             });
         }
+        planned.sort_by(|a, b| {
+            (a.app_name.to_lowercase(), &a.link.credential_display_name)
+                .cmp(&(b.app_name.to_lowercase(), &b.link.credential_display_name))
+        });
         return Ok((planned, false));
     }
     if let Some(key_id) = &args.key_id {
@@ -161,6 +167,10 @@ pub async fn select(
             });
         }
     }
+    planned.sort_by(|a, b| {
+        (a.app_name.to_lowercase(), &a.link.credential_display_name)
+            .cmp(&(b.app_name.to_lowercase(), &b.link.credential_display_name))
+    });
     Ok((planned, true))
 }
 
@@ -207,11 +217,16 @@ pub fn print_plan(ctx: &Context, planned: &[Planned], validity_days: u32) {
         "Why",
     ]);
     for p in planned {
-        let targets: Vec<String> = p
+        let mut targets: Vec<(String, String)> = p
             .link
             .targets
             .iter()
-            .map(|t| format!("{}/{}", ctx.vault_name(&t.vault_url), t.secret_name))
+            .map(|t| (t.secret_name.clone(), ctx.vault_name(&t.vault_url)))
+            .collect();
+        targets.sort();
+        let targets: Vec<String> = targets
+            .into_iter()
+            .map(|(secret, vault)| format!("{vault}/{secret}"))
             .collect();
         let (conf, why) = match &p.status {
             Some(s) => (
@@ -389,15 +404,19 @@ pub fn records_table(
             r.old_key_id.as_deref().map(output::short).unwrap_or("-"),
             r.new_key_id.as_deref().map(output::short).unwrap_or("-")
         );
-        let targets: Vec<String> = r
-            .targets
-            .iter()
+        let mut sorted: Vec<&rotor_engine::TargetRecord> = r.targets.iter().collect();
+        sorted.sort_by(|a, b| (&a.secret_name, &a.vault_url).cmp(&(&b.secret_name, &b.vault_url)));
+        let targets: Vec<String> = sorted
+            .into_iter()
             .map(|t| {
-                let version = t
-                    .version
-                    .as_deref()
-                    .map(|v| format!(" v{}", output::short(v)))
-                    .unwrap_or_default();
+                // The version written (or already holding the credential); a dry run's version
+                // is the current one, not worth showing.
+                let version = match (t.status, t.version.as_deref()) {
+                    (TargetStatus::Updated | TargetStatus::Unchanged, Some(v)) => {
+                        format!(" v{}", output::short(v))
+                    }
+                    _ => String::new(),
+                };
                 format!(
                     "{}/{}: {}{version}",
                     ctx.vault_name(&t.vault_url),
