@@ -338,3 +338,40 @@ fn a_corrupt_history_file_is_an_error_naming_the_line() {
     assert_ne!(r.code, 0, "{r}");
     assert!(r.stderr.contains("line 2"), "{r}");
 }
+
+/// docs/cli.md documents every flag of every engine-backed command (and the global flags): a flag
+/// added to the CLI without documentation fails here.
+#[test]
+fn docs_cli_md_documents_every_flag() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cli.md"))
+        .expect("docs/cli.md");
+    let mut missing = Vec::new();
+    for cmd in ["discover", "match", "rotate", "cleanup", "history", "demo"] {
+        let help = rotor(dir.path(), &[cmd, "--help"]).stdout;
+        for word in help.split_whitespace() {
+            let flag = word.trim_end_matches(',').trim_end_matches("...");
+            if flag.starts_with("--")
+                && flag.len() > 2
+                && flag
+                    .chars()
+                    .skip(2)
+                    .all(|c| c.is_ascii_lowercase() || c == '-')
+                && !["--help", "--version"].contains(&flag)
+                && !docs.contains(&format!("`{flag}"))
+            {
+                missing.push(format!("{cmd} {flag}"));
+            }
+        }
+        assert!(
+            docs.contains(&format!("### `rotor {cmd}`")),
+            "docs/cli.md has a section for `rotor {cmd}`"
+        );
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "flags missing from docs/cli.md (document them there): {missing:?}"
+    );
+}
