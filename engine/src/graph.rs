@@ -323,11 +323,11 @@ impl GraphClient {
     }
 
     /// `addPassword`: a new password credential and its value (returned once).
+    /// The start is left to Entra (its "now"), so the credential works as soon as it propagates.
     pub async fn add_password(
         &self,
         app: &Application,
         display_name: &str,
-        start: OffsetDateTime,
         end: OffsetDateTime,
     ) -> Result<(PasswordCredential, SecretValue)> {
         let action = format!("adding a password to {app}");
@@ -335,7 +335,6 @@ impl GraphClient {
         let fmt = &time::format_description::well_known::Rfc3339;
         let body = serde_json::json!({"passwordCredential": {
             "displayName": display_name,
-            "startDateTime": start.format(fmt).map_err(|e| Error::other(action.clone(), e.to_string()))?,
             "endDateTime": end.format(fmt).map_err(|e| Error::other(action.clone(), e.to_string()))?,
         }});
         let token = self.token(&action).await?;

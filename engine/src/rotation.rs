@@ -113,19 +113,34 @@ pub(crate) async fn read_state(
 ) -> Result<LinkState> {
     let inner = &e.inner;
     let now = inner.now();
-    let lineage: Vec<PasswordCredential> = app
-        .lineage(&link.credential_display_name)
-        .into_iter()
-        .cloned()
-        .collect();
+    let mut app = app;
     let reads = futures::future::join_all(link.targets.iter().map(|t| async move {
         let r = inner.vaults.get_secret(t, None, check_deleted).await;
         (t.clone(), r)
     }))
     .await;
-    let mut targets = Vec::new();
+    let mut versions = Vec::new();
     for (t, r) in reads {
-        let current = r?;
+        versions.push((t, r?));
+    }
+    let lineage_of = |app: &Application| -> Vec<PasswordCredential> {
+        app.lineage(&link.credential_display_name)
+            .into_iter()
+            .cloned()
+            .collect()
+    };
+    let mut lineage = lineage_of(&app);
+    // A target written by a concurrent run after the application was read holds a credential
+    // this view does not know yet: read the application again (credentials precede writes).
+    if versions.iter().any(|(_, v)| {
+        v.as_ref()
+            .is_some_and(|v| resolve_held(&lineage, v).is_none())
+    }) {
+        app = inner.fetch_app(&link.application_id).await?;
+        lineage = lineage_of(&app);
+    }
+    let mut targets = Vec::new();
+    for (t, current) in versions {
         if let Some(v) = &current {
             inner.hints.put(
                 t.vault_url.as_str(),
@@ -1121,7 +1136,7 @@ async fn rotate_inner(
     );
     let (newc, value) = inner
         .graph
-        .add_password(&st.app, &display, now, end)
+        .add_password(&st.app, &display, end)
         .await
         .inspect_err(|_| inner.invalidate(&st.app.app_id))?;
     inner.invalidate(&st.app.app_id);
