@@ -35,23 +35,30 @@ pub const ACTION_COMMENT_KEY: &str = "action";
 pub async fn run_action(ctx: &Context, args: &ActionArgs) -> anyhow::Result<ExitCode> {
     let env = RunnerEnv::from_env();
     let mut commands = Commands::new(std::io::stdout());
-    if env.actions {
-        let mut masked = std::collections::BTreeSet::new();
-        for name in [
-            "AZURE_CLIENT_SECRET",
-            "ARM_CLIENT_SECRET",
-            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-            "GITHUB_TOKEN",
-        ] {
-            if let Ok(v) = std::env::var(name)
-                && !v.is_empty()
-                && masked.insert(v.clone())
-            {
-                commands.mask(&v);
-            }
+    mask_received_secrets(&env, &mut commands);
+    run_action_with(ctx, args, &env, &mut commands).await
+}
+
+/// On a runner, masks the secret-like values this process receives (the Azure client secret, the
+/// OIDC request token, the GitHub token) before anything is printed.
+pub fn mask_received_secrets<W: Write>(env: &RunnerEnv, commands: &mut Commands<W>) {
+    if !env.actions {
+        return;
+    }
+    let mut masked = std::collections::BTreeSet::new();
+    for name in [
+        "AZURE_CLIENT_SECRET",
+        "ARM_CLIENT_SECRET",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "GITHUB_TOKEN",
+    ] {
+        if let Ok(v) = std::env::var(name)
+            && !v.is_empty()
+            && masked.insert(v.clone())
+        {
+            commands.mask(&v);
         }
     }
-    run_action_with(ctx, args, &env, &mut commands).await
 }
 
 /// The event that triggered the workflow.

@@ -242,12 +242,6 @@ impl Report {
         counts.into_iter().collect()
     }
 
-    /// Number of rows with `status`.
-    #[cfg(test)]
-    pub fn count(&self, status: Status) -> usize {
-        self.rows.iter().filter(|r| r.status == status).count()
-    }
-
     fn head(&self) -> String {
         let mut out = String::new();
         if let Some(key) = &self.marker_key {

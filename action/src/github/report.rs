@@ -19,6 +19,7 @@ use crate::commands::Context;
 pub async fn run_report(ctx: &Context, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let env = RunnerEnv::from_env();
     let mut commands = Commands::new(std::io::stderr());
+    super::action::mask_received_secrets(&env, &mut commands);
     run_report_with(ctx, args, &env, &mut commands).await
 }
 
