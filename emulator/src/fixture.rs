@@ -347,7 +347,7 @@ impl Fixture {
             let inner = e.into_inner();
             FixtureError {
                 path,
-                message: strip_serde_position(&inner.to_string()),
+                message: inner.to_string(),
             }
         })?;
         fixture.validate()?;
@@ -486,11 +486,6 @@ impl Fixture {
 
 fn valid_vault_name(name: &str) -> bool {
     (3..=24).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// serde_json appends " at line X column Y"; the path is more useful, keep both but tidy.
-fn strip_serde_position(msg: &str) -> String {
-    msg.to_string()
 }
 
 impl fmt::Display for TimeSpec {

@@ -76,6 +76,32 @@
 //!   The resource is Azure's, so SDK clients need `verify_challenge_resource: false`
 //!   (`ROTOR_KEYVAULT_VERIFY_CHALLENGE=false`) because the vault host is `127.0.0.1`.
 //!
+//! ## Fixture
+//!
+//! The format of PRODUCT.md ("The emulator"), parsed by [`Fixture::from_json`] (errors name the
+//! JSON path of the bad field; unknown fields are refused). Every field but names is optional:
+//! ids, secrets (Entra's 40-character `xxx8Q~…` form) and dates are generated when absent, and
+//! any time may be relative to the start (`"+25d"`, `"-340d"`, `"+2h"`, `"-30m"`, `"now"`).
+//! Extras beyond PRODUCT.md:
+//!
+//! | where | field | meaning |
+//! |---|---|---|
+//! | top level | `propagation_delay_ms` | delay before a new password can log in (default 0) |
+//! | top level | `max_password_lifetime_days` | app management policy for `addPassword` |
+//! | principal | `object_id` | service principal object id |
+//! | principal | `vault_roles` values | a role name or a list of role names |
+//! | principal | `subscription_roles` | subscription id/name (or `*`) → role; absent: every subscription readable |
+//! | principal | `federated_credentials` | `[{issuer, subject, audience}]` accepted as client assertions |
+//! | application | `service_principal` | default `true`; `false`: its passwords cannot log in (AADSTS7000229) |
+//! | application | `owners` | principal client ids (or object ids) for `Application.ReadWrite.OwnedBy` |
+//! | application | `created` | `createdDateTime`; default start of its credentials |
+//! | application | `key_credentials` | `[{key_id, display_name, type, usage, thumbprint (hex), key (base64 DER), start, end}]` |
+//! | vault | `location` | default `westeurope`; `resource_group` defaults to `rg-{name}` |
+//! | vault secret | `versions` | the whole history, oldest first (`version`, `value`, `content_type`, `tags`, `expires`, `not_before`, `enabled`, `created`) instead of the single-version fields |
+//! | vault secret | `not_before`, `created`, `deleted` | `nbf`; creation time; soft-deleted (recoverable) |
+//!
+//! [`Fixture::sample`] is `examples/fixtures/sample-tenant.json` (see the README next to it).
+//!
 //! ## TLS
 //!
 //! A CA is generated at every start and signs one server certificate for `localhost`,
