@@ -154,6 +154,17 @@ async fn pull_request_runs_leave_one_comment_and_change_nothing_in_azure() {
         assert!(body.contains(app), "{app} is due: {body}");
     }
     assert!(!body.contains("billing-api"), "not due: {body}");
+    insta::with_settings!({
+        snapshot_path => "fixtures/snapshots",
+        prepend_module_to_snapshot => false,
+        filters => vec![
+            (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+            (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
+            (r"in \d+ days", "in [N] days"),
+        ],
+    }, {
+        insta::assert_snapshot!("pull_request_comment", body);
+    });
     let outputs = r1.outputs();
     assert_eq!(
         outputs.get("rotated").map(String::as_str),

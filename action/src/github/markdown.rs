@@ -362,8 +362,10 @@ fn render_row(r: &Row) -> String {
     let vaults = if r.targets.is_empty() {
         "—".to_string()
     } else {
-        r.targets
-            .iter()
+        let mut targets: Vec<&(String, String)> = r.targets.iter().collect();
+        targets.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        targets
+            .into_iter()
             .map(|(vault, secret)| format!("{} in {}", escape(secret), escape(&vault_name(vault))))
             .collect::<Vec<_>>()
             .join("<br>")
@@ -589,6 +591,33 @@ mod tests {
             2000
         );
         assert!(!full.contains("more rows"));
+    }
+
+    #[test]
+    fn pull_request_comment_snapshot() {
+        let report = Report {
+            title: "rotor: dry run (pull request) — nothing was changed".into(),
+            rows: vec![
+                row("billing-api", Status::WouldRotate),
+                row(EVIL, Status::Failed),
+                Row {
+                    confidence: String::new(),
+                    targets: vec![],
+                    detail: String::new(),
+                    ..row("reporting", Status::UpToDate)
+                },
+            ],
+            failures: vec![Failure {
+                app: EVIL.into(),
+                app_id: "11111111-2222-3333-4444-555555555555".into(),
+                credential: "Secret 1".into(),
+                error: "writing Key Vault secret `x` (vault `kv-prod`): 403 Forbidden".into(),
+                hints: vec!["grant `Key Vault Secrets Officer` on vault `kv-prod`".into()],
+            }],
+            marker_key: Some("action".into()),
+            ..Report::default()
+        };
+        insta::assert_snapshot!(report.render(COMMENT_LIMIT));
     }
 
     #[test]
