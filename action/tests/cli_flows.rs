@@ -623,3 +623,47 @@ async fn in_a_terminal_rotate_asks_first() {
         }
     }
 }
+
+/// `rotate --app A --app B` rotates every linked lineage of those apps, reading only those apps
+/// (no tenant-wide listing), and refuses an app with nothing linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_rotation_of_named_apps() {
+    let w = World::start("").await;
+    let orders = "b0000003-0000-4000-8000-000000000003";
+    let r = w
+        .run(&[
+            "rotate", "--app", MYAPP, "--app", orders, "--yes", "--output", "json",
+        ])
+        .await;
+    r.assert_code(0);
+    let recs = r.json()["rotations"]
+        .as_array()
+        .cloned()
+        .expect("rotations");
+    let mut apps: Vec<&str> = recs
+        .iter()
+        .map(|x| x["app_name"].as_str().expect("name"))
+        .collect();
+    apps.sort();
+    assert_eq!(apps, ["MyApp", "orders-service"], "{r}");
+    assert!(recs.iter().all(|x| x["status"] == "success"), "{r}");
+    let counts = w.emu.request_counts();
+    assert_eq!(
+        counts["by_route"]["GET /v1.0/applications"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "bulk rotation of named apps must not list the whole tenant: {counts}"
+    );
+    // An app with nothing linked at the policy minimum is refused, naming the fix.
+    let r = w
+        .run(&[
+            "rotate",
+            "--app",
+            "b0000005-0000-4000-8000-000000000005",
+            "--yes",
+        ])
+        .await;
+    r.assert_code(1);
+    assert!(r.stderr.contains("rotor match --app"), "{r}");
+}

@@ -48,23 +48,18 @@ pub struct CleanupLinkJson {
 pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> {
     confirm::check_can_change(&args.change, "cleanup")?;
     let engine = ctx.engine()?;
-    let vaults = engine.resolve_vaults(ctx.config()).await?;
-    if vaults.is_empty() {
-        return Err(super::matching::no_vaults(ctx).into());
-    }
+    let links: Vec<Link> = if args.apps.is_empty() {
+        let vaults = engine.resolve_vaults(ctx.config()).await?;
+        if vaults.is_empty() {
+            return Err(super::matching::no_vaults(ctx).into());
+        }
+        engine.links(ctx.config()).await?
+    } else {
+        super::rotate::links_for_apps(ctx, &engine, &args.apps)
+            .await?
+            .0
+    };
     let policy = ctx.config().policy.clone();
-    let links: Vec<Link> = engine
-        .links(ctx.config())
-        .await?
-        .into_iter()
-        .filter(|l| {
-            args.apps.is_empty()
-                || args
-                    .apps
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(&l.application_id))
-        })
-        .collect();
 
     // Always look first (dry run), then ask, then remove.
     let preview: Vec<_> = links

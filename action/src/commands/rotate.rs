@@ -65,9 +65,42 @@ fn validate(args: &RotateArgs) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// The links `args` selects: `--due` (what policy says is due), `--app --key-id` (one link,
-/// adopted from tags and matching), or `--app A --app B` (every matched lineage of those apps).
-/// The second value is whether rotation is forced (explicit requests rotate even when not due).
+/// The links of some applications only: matching runs over those apps (not the whole tenant) and
+/// groups matches at or above the policy minimum, not excluded, per credential lineage — the
+/// same grouping as [`Engine::links`].
+pub async fn links_for_apps(
+    ctx: &Context,
+    engine: &Engine,
+    app_ids: &[String],
+) -> anyhow::Result<(Vec<Link>, Vec<rotor_engine::Application>)> {
+    let mut apps = Vec::new();
+    for id in app_ids {
+        let app = engine.get_application(id).await?;
+        if !apps
+            .iter()
+            .any(|a: &rotor_engine::Application| a.app_id == app.app_id)
+        {
+            apps.push(app);
+        }
+    }
+    let vaults = ensure_vaults(ctx, engine).await?;
+    let policy = &ctx.config().policy;
+    let report = engine.match_secrets(&apps, &vaults, policy).await?;
+    let links = rotor_engine::rotation::links_from_matches(&report, &apps, policy);
+    Ok((links, apps))
+}
+
+fn sort_plan(planned: &mut [Planned]) {
+    planned.sort_by(|a, b| {
+        (a.app_name.to_lowercase(), &a.link.credential_display_name)
+            .cmp(&(b.app_name.to_lowercase(), &b.link.credential_display_name))
+    });
+}
+
+/// The links `args` selects: `--due` (what policy says is due, optionally of `--app`s only),
+/// `--app --key-id` (one link, adopted from tags and matching), or `--app A --app B` (every
+/// matched lineage of those apps). The second value is whether rotation is forced (explicit
+/// requests rotate even when not due).
 pub async fn select(
     ctx: &Context,
     engine: &Engine,
@@ -75,17 +108,9 @@ pub async fn select(
 ) -> anyhow::Result<(Vec<Planned>, bool)> {
     let policy = &ctx.config().policy;
     let mut planned = Vec::new();
-    if args.due {
+    if args.due && args.apps.is_empty() {
         ensure_vaults(ctx, engine).await?;
         for (link, status) in engine.due_links(ctx.config()).await? {
-            if !args.apps.is_empty()
-                && !args
-                    .apps
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(&link.application_id))
-            {
-                continue;
-            }
             let app_name = app_name(engine, &link.application_id).await;
             planned.push(Planned {
                 link,
@@ -93,10 +118,7 @@ pub async fn select(
                 status: Some(status),
             });
         }
-        planned.sort_by(|a, b| {
-            (a.app_name.to_lowercase(), &a.link.credential_display_name)
-                .cmp(&(b.app_name.to_lowercase(), &b.link.credential_display_name))
-        });
+        sort_plan(&mut planned);
         return Ok((planned, false));
     }
     if let Some(key_id) = &args.key_id {
@@ -128,22 +150,18 @@ pub async fn select(
         });
         return Ok((planned, true));
     }
-    ensure_vaults(ctx, engine).await?;
-    let links = engine.links(ctx.config()).await?;
-    for app in &args.apps {
-        // Fail early with rotor's message when the app does not exist.
-        let application = engine.get_application(app).await?;
-        let mine: Vec<Link> = links
+    let (links, apps) = links_for_apps(ctx, engine, &args.apps).await?;
+    for app in &apps {
+        let mine: Vec<&Link> = links
             .iter()
-            .filter(|l| l.application_id.eq_ignore_ascii_case(&application.app_id))
-            .cloned()
+            .filter(|l| l.application_id.eq_ignore_ascii_case(&app.app_id))
             .collect();
-        if mine.is_empty() {
+        if mine.is_empty() && !args.due {
             return Err(rotor_engine::Error::new(
                 rotor_engine::ErrorKind::NotFound,
                 format!(
                     "selecting what to rotate for application `{}` ({})",
-                    application.display_name, application.app_id
+                    app.display_name, app.app_id
                 ),
                 format!(
                     "no credential of it is linked to a Key Vault secret with confidence {} or above",
@@ -152,26 +170,26 @@ pub async fn select(
             )
             .with_hint(format!(
                 "see what matching found and why: rotor match --app {}",
-                application.app_id
+                app.app_id
             ))
             .with_hint("raise the confidence: tag the Key Vault secret with `app-id`/`app-name`, or name it `{app-name}-client-secret`")
             .with_hint("or lower `min_confidence` in the [policy] of rotor.toml (MEDIUM, LOW) after checking the matches by hand")
             .into());
         }
         for link in mine {
-            let status = engine.inspect_link(&link, policy).await?;
+            let status = engine.inspect_link(link, policy).await?;
+            if args.due && !status.rotation_due {
+                continue;
+            }
             planned.push(Planned {
-                link,
-                app_name: application.display_name.clone(),
+                link: link.clone(),
+                app_name: app.display_name.clone(),
                 status: Some(status),
             });
         }
     }
-    planned.sort_by(|a, b| {
-        (a.app_name.to_lowercase(), &a.link.credential_display_name)
-            .cmp(&(b.app_name.to_lowercase(), &b.link.credential_display_name))
-    });
-    Ok((planned, true))
+    sort_plan(&mut planned);
+    Ok((planned, !args.due))
 }
 
 async fn ensure_vaults(ctx: &Context, engine: &Engine) -> anyhow::Result<Vec<url::Url>> {
