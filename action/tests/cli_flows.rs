@@ -667,3 +667,95 @@ async fn bulk_rotation_of_named_apps() {
     r.assert_code(1);
     assert!(r.stderr.contains("rotor match --app"), "{r}");
 }
+
+/// `cleanup` removes the previous credential once the grace period has passed (0 days here) —
+/// never while a vault still holds it — and records what it removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_after_grace_never_removes_what_a_vault_holds() {
+    let w = World::start("grace_period_days = 0").await;
+    // kv-dev refuses the write: it keeps holding the old credential.
+    w.emu
+        .add_fault(json!({"method": "PUT", "path": "/secrets/myapp-dev-secret", "status": 403}))
+        .expect("fault");
+    let r = w
+        .run(&["rotate", "--app", MYAPP, "--key-id", MYAPP_SECRET1, "--yes"])
+        .await;
+    r.assert_code(1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = w
+        .run(&["cleanup", "--app", MYAPP, "--yes", "--output", "json"])
+        .await;
+    r.assert_code(0);
+    let v = r.json();
+    assert!(
+        !v["removed_key_ids"]
+            .as_array()
+            .expect("removed")
+            .contains(&json!(MYAPP_SECRET1)),
+        "removed a credential kv-dev holds: {r}"
+    );
+    let kept = v["links"][0]["kept"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        kept.iter().any(|k| k["key_id"] == MYAPP_SECRET1
+            && k["reason"]
+                .as_str()
+                .is_some_and(|s| s.contains("myapp-dev-secret"))),
+        "kept with the reason naming the vault secret: {r}"
+    );
+    assert!(
+        passwords(&w.state(), MYAPP)
+            .iter()
+            .any(|c| c["key_id"] == MYAPP_SECRET1)
+    );
+
+    // Fixed: the re-run finishes the rotation, then cleanup removes the old credential.
+    w.emu.clear_faults();
+    let r = w
+        .run(&[
+            "rotate", "--due", "--app", MYAPP, "--yes", "--output", "json",
+        ])
+        .await;
+    r.assert_code(0);
+    let current = current_value(&w.state(), "kv-dev", "myapp-dev-secret");
+    assert_eq!(
+        current,
+        current_value(&w.state(), "kv-prod", "myapp-secret"),
+        "{r}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = w
+        .run(&["cleanup", "--app", MYAPP, "--yes", "--output", "json"])
+        .await;
+    r.assert_code(0);
+    let v = r.json();
+    assert!(
+        v["removed_key_ids"]
+            .as_array()
+            .expect("removed")
+            .contains(&json!(MYAPP_SECRET1)),
+        "{r}"
+    );
+    assert!(
+        !passwords(&w.state(), MYAPP)
+            .iter()
+            .any(|c| c["key_id"] == MYAPP_SECRET1),
+        "old credential removed from Entra"
+    );
+    // The credential the vaults hold still logs in; Secret 2 (another lineage) is untouched.
+    let held = current.expect("value");
+    assert!(logs_in(&w, MYAPP, &held).await);
+    assert!(
+        passwords(&w.state(), MYAPP)
+            .iter()
+            .any(|c| c["display_name"] == "Secret 2")
+    );
+    // The removal is in the history.
+    let hist = read(&w.history());
+    assert!(
+        hist.contains(MYAPP_SECRET1) && hist.contains("removed_key_ids"),
+        "{hist}"
+    );
+}
