@@ -793,3 +793,46 @@ async fn action_yml_runs_rotor_with_its_inputs_mapped() {
     let refs: Vec<&support::Output> = logs.iter().collect();
     w.assert_no_secret_leaked(&r, &refs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cleanup_removes_replaced_credentials_once_their_grace_period_has_passed() {
+    let w = world().await;
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    w.write_config(&r, "grace_period_days = 0");
+    let out = r.rotor(&["action", "--cleanup"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let outputs = r.outputs();
+    assert_eq!(
+        outputs.get("rotated").map(String::as_str),
+        Some("3"),
+        "{outputs:?}"
+    );
+    let removed: usize = outputs["removed"].parse().expect("number");
+    assert!(removed >= 3, "{outputs:?}");
+    let state = w.emu.state();
+    let keys: Vec<&str> = state["applications"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .flat_map(|a| a["password_credentials"].as_array().expect("passwords"))
+        .filter_map(|p| p["key_id"].as_str())
+        .collect();
+    for replaced in [
+        "c0000001-0000-4000-8000-000000000101",
+        "c0000003-0000-4000-8000-000000000301",
+        "c0000009-0000-4000-8000-000000000902",
+    ] {
+        assert!(
+            !keys.contains(&replaced),
+            "{replaced} was replaced and its grace period is 0"
+        );
+    }
+    // Credentials outside the rotated lineages stay.
+    assert!(keys.contains(&"c0000002-0000-4000-8000-000000000201"));
+    assert!(keys.contains(&"c0000001-0000-4000-8000-000000000102"));
+    assert!(
+        r.summary()
+            .contains(&format!("Cleanup: {removed} old credentials removed."))
+    );
+    w.assert_no_secret_leaked(&r, &[&out]);
+}

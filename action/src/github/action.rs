@@ -204,6 +204,10 @@ struct Outcome {
     report: Report,
     records: Vec<Record>,
     due: usize,
+    /// Old credentials removed by `--cleanup`.
+    removed: usize,
+    /// Links whose cleanup failed.
+    cleanup_failed: usize,
 }
 
 /// The flow for the event, with the runner environment and workflow command sink passed in.
@@ -235,7 +239,15 @@ pub async fn run_action_with<W: Write>(
         Event::Rotate { name } if args.dry_run => {
             dry_run(ctx, env, commands, name).await.map(|o| (o, None))
         }
-        Event::Rotate { .. } => rotate_due(ctx, env, commands).await.map(|o| (o, None)),
+        Event::Rotate { .. } => match rotate_due(ctx, env, commands).await {
+            Ok(mut o) => {
+                if args.cleanup {
+                    cleanup(ctx, env, commands, &mut o).await;
+                }
+                Ok((o, None))
+            }
+            Err(e) => Err(e),
+        },
     };
     let (mut outcome, comment) = match result {
         Ok(r) => r,
@@ -289,7 +301,11 @@ pub async fn run_action_with<W: Write>(
         );
     }
 
-    let mut exit = if failed.is_empty() { 0u8 } else { 1u8 };
+    let mut exit = if failed.is_empty() && outcome.cleanup_failed == 0 {
+        0u8
+    } else {
+        1u8
+    };
     let mut comment_id = None;
     let mut audit_pr = None;
 
@@ -354,6 +370,7 @@ pub async fn run_action_with<W: Write>(
         runner::write_output(out, "rotated", &rotated.to_string())?;
         runner::write_output(out, "failed", &failed.len().to_string())?;
         runner::write_output(out, "due", &outcome.due.to_string())?;
+        runner::write_output(out, "removed", &outcome.removed.to_string())?;
         runner::write_output(
             out,
             "report-path",
@@ -601,7 +618,83 @@ async fn dry_run<W: Write>(
         due: due.len(),
         report,
         records: records_out,
+        ..Outcome::default()
     })
+}
+
+/// `--cleanup`: removes every link's old credentials whose grace period has passed. Failures
+/// are annotated and listed with the report's failures; they make the run exit 1.
+async fn cleanup<W: Write>(
+    ctx: &Context,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    outcome: &mut Outcome,
+) {
+    let (engine, config) = match engine_and_config(ctx, env).await {
+        Ok(x) => x,
+        Err(e) => {
+            commands.error("rotor: cleanup", &format!("{e:#}"));
+            outcome.cleanup_failed += 1;
+            return;
+        }
+    };
+    commands.group("rotor: removing old credentials whose grace period has passed");
+    let token = commands.stop_commands();
+    let links = engine.links(&config).await;
+    let results = match &links {
+        Ok(links) => engine.cleanup_many(links, &config.policy, false).await,
+        Err(_) => Vec::new(),
+    };
+    commands.resume(&token);
+    commands.endgroup();
+    let links = match links {
+        Ok(l) => l,
+        Err(e) => {
+            let mut msg = e.to_string();
+            for h in e.hints() {
+                msg.push_str(&format!("\nhint: {h}"));
+            }
+            commands.error("rotor: cleanup", &msg);
+            outcome.report.failures.push(markdown::Failure {
+                app: String::new(),
+                app_id: String::new(),
+                credential: String::new(),
+                error: e.to_string(),
+                hints: e.hints(),
+            });
+            outcome.cleanup_failed += 1;
+            return;
+        }
+    };
+    for (link, result) in links.iter().zip(results) {
+        match result {
+            Ok(o) => outcome.removed += o.removed_key_ids.len(),
+            Err(e) => {
+                let mut msg = e.to_string();
+                for h in e.hints() {
+                    msg.push_str(&format!("\nhint: {h}"));
+                }
+                commands.error("rotor: cleanup failed", &msg);
+                outcome.report.failures.push(markdown::Failure {
+                    app: String::new(),
+                    app_id: link.application_id.clone(),
+                    credential: link.credential_display_name.clone(),
+                    error: e.to_string(),
+                    hints: e.hints(),
+                });
+                outcome.cleanup_failed += 1;
+            }
+        }
+    }
+    outcome.report.intro.push(format!(
+        "Cleanup: {} old credentials removed{}.",
+        outcome.removed,
+        if outcome.cleanup_failed > 0 {
+            format!(", {} links failed", outcome.cleanup_failed)
+        } else {
+            String::new()
+        }
+    ));
 }
 
 /// Fills what a record may lack from the link: the lineage name and the targets.
@@ -645,6 +738,7 @@ async fn rotate_due<W: Write>(
         due: due.len(),
         report,
         records: records_out,
+        ..Outcome::default()
     })
 }
 

@@ -49,6 +49,11 @@ pub struct ActionArgs {
     #[arg(long)]
     pub audit_pr: bool,
 
+    /// After rotating (not on pull requests or dry runs), remove old credentials whose grace
+    /// period has passed — never one a vault still holds, never one outside rotor's lineages.
+    #[arg(long)]
+    pub cleanup: bool,
+
     /// Branch the audit pull request is made from.
     #[arg(long, default_value = "rotor/audit", value_name = "BRANCH")]
     pub audit_branch: String,
