@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+type LinkLock = Arc<tokio::sync::Mutex<()>>;
+
 pub(crate) struct Inner {
     pub(crate) endpoints: Endpoints,
     pub(crate) clock: Option<Clock>,
@@ -33,7 +35,7 @@ pub(crate) struct Inner {
     /// appId → application, memoised; invalidated by the engine's own writes.
     pub(crate) apps: Mutex<HashMap<String, Application>>,
     /// One in-process lock per (appId, lineage) so two rotations of a lineage in one process queue.
-    pub(crate) link_locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) link_locks: Mutex<HashMap<(String, String), LinkLock>>,
 }
 
 impl Inner {

@@ -177,7 +177,7 @@ pub(crate) fn error_details(body: &[u8]) -> (Option<String>, Option<String>, Opt
     };
     let err = &v["error"];
     if let Some(code) = err.as_str() {
-        let desc = v["error_description"].as_str().map(|s| first_line(s));
+        let desc = v["error_description"].as_str().map(first_line);
         return (Some(code.to_owned()), None, desc);
     }
     let code = err["code"].as_str().map(str::to_owned);
@@ -185,7 +185,7 @@ pub(crate) fn error_details(body: &[u8]) -> (Option<String>, Option<String>, Opt
         .as_str()
         .or_else(|| err["innerError"]["code"].as_str())
         .map(str::to_owned);
-    let msg = err["message"].as_str().map(|s| first_line(s));
+    let msg = err["message"].as_str().map(first_line);
     (code, inner, msg)
 }
 

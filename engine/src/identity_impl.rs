@@ -218,7 +218,6 @@ pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn T
                 ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                     user_assigned_id: cfg.client_id.clone().map(UserAssignedId::ClientId),
                     client_options: opts.clone(),
-                    ..Default::default()
                 }))
                 .map_err(|e| sdk_err(&m, e))?
             }

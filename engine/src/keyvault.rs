@@ -78,12 +78,14 @@ impl fmt::Debug for SecretVersion {
     }
 }
 
+type VaultClient = (Arc<SecretClient>, Arc<Semaphore>);
+
 /// Access to many vaults.
 pub struct KeyVaults {
     endpoints: Endpoints,
     http: reqwest::Client,
     credential: Arc<dyn TokenCredential>,
-    clients: Mutex<HashMap<String, (Arc<SecretClient>, Arc<Semaphore>)>>,
+    clients: Mutex<HashMap<String, VaultClient>>,
     names: Mutex<BTreeMap<String, String>>,
     per_vault: usize,
     max_retries: u32,
@@ -165,7 +167,7 @@ impl KeyVaults {
         )
     }
 
-    fn client(&self, vault_url: &Url) -> Result<(Arc<SecretClient>, Arc<Semaphore>)> {
+    fn client(&self, vault_url: &Url) -> Result<VaultClient> {
         let key = normalize_vault_url(vault_url).to_string();
         let mut m = self.clients.lock();
         if let Some(c) = m.get(&key) {

@@ -127,9 +127,7 @@ pub struct Score {
 pub fn confidence_of(signals: &[Signal]) -> Confidence {
     let has = |s: Signal| signals.contains(&s);
     let weak = has(Signal::TagApp) || has(Signal::Name) || has(Signal::Expiry);
-    if has(Signal::TagKeyId) || has(Signal::Thumbprint) {
-        Confidence::High
-    } else if has(Signal::Hint) && weak {
+    if has(Signal::TagKeyId) || has(Signal::Thumbprint) || (has(Signal::Hint) && weak) {
         Confidence::High
     } else if has(Signal::Hint)
         || (has(Signal::TagApp) && (has(Signal::Name) || has(Signal::Expiry)))

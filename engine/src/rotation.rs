@@ -628,6 +628,7 @@ async fn write_target(
 
 /// Writes `cred` to every target in `todo` concurrently; updates the record. Returns the number
 /// updated and the first error.
+#[allow(clippy::too_many_arguments)]
 async fn write_targets(
     e: &Engine,
     st: &LinkState,
@@ -827,7 +828,7 @@ async fn verify(
         if tokio::time::Instant::now() + wait > deadline {
             break;
         }
-        if attempts == 1 || attempts % 5 == 0 {
+        if attempts == 1 || attempts.is_multiple_of(5) {
             rep.emit(Step::Verify, StepState::Waiting, None, format!("the new credential does not work yet ({last}); retrying while Entra propagates it"));
         }
         tokio::time::sleep(wait).await;
@@ -1415,7 +1416,7 @@ pub(crate) async fn links(e: &Engine, config: &Config) -> Result<Vec<Link>> {
 pub(crate) async fn due_links(e: &Engine, config: &Config) -> Result<Vec<(Link, LinkStatus)>> {
     let links = links(e, config).await?;
     let conc = config.policy.max_concurrent.max(1);
-    let statuses = futures::stream::iter(links.into_iter())
+    let statuses = futures::stream::iter(links)
         .map(|l| async move {
             let s = inspect_link(e, &l, &config.policy).await;
             (l, s)

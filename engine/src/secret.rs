@@ -62,6 +62,12 @@ impl Drop for SecretValue {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for SecretValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretValue)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,11 +80,5 @@ mod tests {
         assert_eq!(format!("{:?}", Some(s.clone())), "Some([redacted])");
         assert_eq!(s.hint(), "abc");
         assert_eq!(s.expose(), "abcSuperSecret");
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for SecretValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(SecretValue)
     }
 }
