@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             }
         }
         Some("--debug") => serve(plugin::Launch::Debug),
-        Some(other) if other != "" => {
+        Some(other) if !other.is_empty() => {
             eprintln!(
                 "error: unknown argument `{other}`\n\nusage: terraform-provider-rotor [--debug | docs DIR | --version]\n\n{}",
                 plugin::RUN_BY_HAND

@@ -99,6 +99,14 @@ pub const SETTINGS: &[Setting] = &[
         ],
     },
     Setting {
+        name: "subscription_id",
+        env: &["ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"],
+    },
+    Setting {
+        name: "vault_urls",
+        env: &["ROTOR_VAULTS"],
+    },
+    Setting {
         name: "key_vault_verify_challenge",
         env: &[
             "ARM_KEYVAULT_VERIFY_CHALLENGE",
@@ -130,6 +138,8 @@ pub fn schema() -> Schema {
             Attribute::optional("authority_host", Type::String, "Microsoft Entra authority, e.g. `https://login.microsoftonline.com` (the default). Defaults to `ARM_AUTHORITY_HOST`, then `AZURE_AUTHORITY_HOST`."),
             Attribute::optional("graph_endpoint", Type::String, "Microsoft Graph base URL, e.g. `https://graph.microsoft.com` (the default). Defaults to `ARM_GRAPH_ENDPOINT`, `AZURE_GRAPH_ENDPOINT`, then `ROTOR_GRAPH_ENDPOINT`."),
             Attribute::optional("arm_endpoint", Type::String, "Azure Resource Manager base URL, e.g. `https://management.azure.com` (the default). Defaults to `ARM_RESOURCE_MANAGER_ENDPOINT`, `AZURE_RESOURCE_MANAGER_ENDPOINT`, then `ROTOR_ARM_ENDPOINT`."),
+            Attribute::optional("subscription_id", Type::String, "Subscription whose Key Vaults (listed through Azure Resource Manager) are searched when importing links and in the `rotor_matches` data source. Defaults to `ARM_SUBSCRIPTION_ID`, then `AZURE_SUBSCRIPTION_ID`."),
+            Attribute::optional("vault_urls", Type::list(Type::String), "Key Vault URLs searched when importing links and in the `rotor_matches` data source, in addition to the vaults of `subscription_id`. Defaults to `ROTOR_VAULTS` (comma-separated)."),
             Attribute::optional("key_vault_verify_challenge", Type::Bool, "Whether the Key Vault client checks that the authentication challenge names the vault's own host (true, as in Azure; set false only for emulators). Defaults to `ARM_KEYVAULT_VERIFY_CHALLENGE`, `AZURE_KEYVAULT_VERIFY_CHALLENGE`, then `ROTOR_KEYVAULT_VERIFY_CHALLENGE`."),
         ],
     }
@@ -175,6 +185,13 @@ impl ProviderConfig {
             let from_config = match v {
                 Value::String(x) => Some(x.clone()),
                 Value::Bool(b) => Some(b.to_string()),
+                Value::List(items) => Some(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
                 _ => None,
             };
             let value = from_config.or_else(|| {
@@ -216,7 +233,32 @@ impl ProviderConfig {
                 );
             }
         }
+        for url in cfg.vault_urls() {
+            if url::Url::parse(&url)
+                .map(|u| u.scheme() != "https")
+                .unwrap_or(true)
+            {
+                diags.error(
+                    format!("reading provider setting `vault_urls`: `{url}` is not an https URL"),
+                    "hint: use vault URIs such as https://kv-prod.vault.azure.net/",
+                    Some(AttrPath::attr("vault_urls")),
+                );
+            }
+        }
         cfg
+    }
+
+    /// The configured vault URLs (`vault_urls`, else `ROTOR_VAULTS`).
+    pub fn vault_urls(&self) -> Vec<String> {
+        self.get("vault_urls")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A setting's resolved value.
@@ -327,6 +369,45 @@ impl ProviderState {
         let _ = self.config.set(resolved);
     }
 
+    /// The vaults to search for import and matching: `vault_urls` plus the vaults ARM lists in
+    /// `subscription_id`. `Err` names the subscription or URL.
+    pub async fn vaults(&self, engine: &Engine) -> rotor_engine::Result<Vec<url::Url>> {
+        let empty = ProviderConfig::default();
+        let cfg = self.config.get().unwrap_or(&empty);
+        let mut config = rotor_engine::Config {
+            vaults: Vec::new(),
+            subscriptions: cfg
+                .get("subscription_id")
+                .map(|s| vec![s.to_string()])
+                .unwrap_or_default(),
+            policy: rotor_engine::Policy::default(),
+        };
+        for u in cfg.vault_urls() {
+            match url::Url::parse(&u) {
+                Ok(url) => config.vaults.push(url),
+                Err(e) => {
+                    return Err(rotor_engine::Error::config(
+                        format!("reading provider setting `vault_urls` entry `{u}`"),
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+        if config.vaults.is_empty() && config.subscriptions.is_empty() {
+            return Err(rotor_engine::Error::config(
+                "finding Key Vaults to search",
+                "no vaults are configured",
+            )
+            .with_hint("set `vault_urls` (or ROTOR_VAULTS) and/or `subscription_id` (or ARM_SUBSCRIPTION_ID) in the provider"));
+        }
+        engine.resolve_vaults(&config).await
+    }
+
+    /// The resolved configuration (defaults from the environment if not configured yet).
+    pub fn config(&self) -> Option<&ProviderConfig> {
+        self.config.get()
+    }
+
     /// The environment lookup.
     pub fn lookup(&self) -> &Lookup {
         &self.lookup
@@ -356,6 +437,22 @@ impl ProviderState {
             })
             .await
             .clone()
+    }
+}
+
+/// Runs an engine call whose future the compiler cannot prove `Send` (a higher-ranked lifetime
+/// limitation in some engine internals) on a blocking thread of the current runtime. The future
+/// is created and driven on that one thread, so it never needs to be `Send`.
+pub async fn on_blocking_thread<F, Fut, T>(f: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    match tokio::task::spawn_blocking(move || handle.block_on(f())).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

@@ -1,7 +1,10 @@
 //! The registry: every resource and data source the provider serves. To add one, write its
 //! module (schema, plan, apply, read, import and unit tests side by side) and list it here.
 
+pub mod applications;
+pub mod matches;
 pub mod policy;
+pub mod secret_link;
 
 use std::sync::Arc;
 
@@ -9,12 +12,18 @@ use crate::framework::{DataSource, Resource};
 
 /// Every managed resource type.
 pub fn resources() -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(policy::PolicyResource)]
+    vec![
+        Arc::new(policy::PolicyResource),
+        Arc::new(secret_link::SecretLinkResource),
+    ]
 }
 
 /// Every data source type.
 pub fn data_sources() -> Vec<Arc<dyn DataSource>> {
-    vec![]
+    vec![
+        Arc::new(applications::ApplicationsDataSource),
+        Arc::new(matches::MatchesDataSource),
+    ]
 }
 
 /// Example configurations shown in the generated docs: `(kind, type name, HCL)`. Kind is

@@ -138,8 +138,8 @@ pub fn parse_policy(
     if let Some(n) = days("max_concurrent", 1, diags) {
         policy.max_concurrent = n as usize;
     }
-    match obj.attr("min_confidence") {
-        Value::String(s) => match s.as_str() {
+    if let Value::String(s) = obj.attr("min_confidence") {
+        match s.as_str() {
             "HIGH" => policy.min_confidence = Confidence::High,
             "MEDIUM" => policy.min_confidence = Confidence::Medium,
             "LOW" => policy.min_confidence = Confidence::Low,
@@ -148,8 +148,7 @@ pub fn parse_policy(
                 "hint: use one of HIGH, MEDIUM or LOW (upper case)",
                 Some(path("min_confidence")),
             ),
-        },
-        _ => {}
+        }
     }
     if let Some(items) = obj.attr("exclusions").as_elements() {
         for (i, item) in items.iter().enumerate() {

@@ -1,0 +1,973 @@
+//! `rotor_secret_link`: one credential lineage of one application and the Key Vault secrets that
+//! must hold its current value. `terraform apply` rotates.
+//!
+//! - Refresh: `engine.inspect_link` (read-only) fills the computed attributes.
+//! - Plan: a due, forced (`rotate_when_changed`) or diverged rotation is an in-place update with
+//!   the new key id etc. unknown and a WARNING saying why; excluded or low-confidence links are
+//!   never rotated and the plan says so.
+//! - Create adopts the credential the targets hold when that is safe (no new credential), unless
+//!   it is already due — then the first apply rotates it.
+//! - Apply: `engine.rotate` then `engine.cleanup`; an added target gets the current value via
+//!   `engine.sync_targets` (no rotation); a removed target is left alone.
+//! - Import `<application_id>/<key_id>` via `engine.adopt` (targets from tags and matching).
+//! - Destroy forgets the link (optionally cleans up old credentials); it never deletes a Key Vault
+//!   secret. State holds ids, dates and versions, never a value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use rotor_engine::{
+    Confidence, Engine, Error as EngineError, ErrorKind, Link, LinkStatus, NoProgress, Policy,
+    RotateOptions, RotationStatus, Target,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
+use crate::provider::{ProviderState, hint_lines};
+use crate::resources::policy::{link_policy_type, parse_policy};
+use crate::schema::{Attribute, Schema};
+use crate::value::{Type, Value};
+
+/// The resource.
+pub struct SecretLinkResource;
+
+/// The type of one target.
+pub fn target_type() -> Type {
+    Type::object([("vault_url", Type::String), ("secret_name", Type::String)])
+}
+
+/// Computed attributes that describe Azure's state (everything a rotation can change).
+const STATUS_ATTRS: &[&str] = &[
+    "current_key_id",
+    "current_expires_at",
+    "rotated_at",
+    "next_rotation_at",
+    "rotation_due",
+    "rotation_reason",
+    "previous_key_ids",
+    "target_versions",
+    "confidence",
+    "excluded",
+];
+
+/// Status attributes a rotation leaves alone when only configuration changes.
+const CREDENTIAL_ATTRS: &[&str] = &["current_key_id", "current_expires_at", "rotated_at"];
+
+fn schema() -> Schema {
+    Schema {
+        version: 0,
+        description: "Links one client-secret lineage of an Entra ID application (`application_id` + \
+            `credential_display_name`) to the Key Vault secrets that must hold its current value. Refresh reads Azure; \
+            when a rotation is due (or forced with `rotate_when_changed`, or the targets disagree) the plan shows an \
+            in-place update with a warning saying why, and `terraform apply` runs rotor's rotation protocol: new \
+            secret, verified, written to every target, old secret kept for the grace period. Creating a link adopts \
+            the secret the targets already hold. Destroying a link never deletes a Key Vault secret. No secret value \
+            is ever stored in state or plan.",
+        attributes: vec![
+            Attribute::computed("id", Type::String, "`<application_id>/<credential_display_name>`."),
+            Attribute::required("application_id", Type::String, "Application (client) id of the App Registration whose secret is rotated. Changing it replaces the link.").force_new(),
+            Attribute::required("credential_display_name", Type::String, "Display name of the client-secret lineage (e.g. `Secret 1`). rotor names the secrets it creates `<credential_display_name> rotor:<rotation id>`, so the lineage survives rotations. Changing it replaces the link.").force_new(),
+            Attribute::required("targets", Type::set(target_type()), "Key Vault secrets that must hold the current value: a set of objects with `vault_url` (e.g. `https://kv-prod.vault.azure.net/`) and `secret_name`. Adding a target writes the current value into it (read from a target that holds it) without rotating; removing one leaves that secret as it is."),
+            Attribute::optional("policy", link_policy_type(), "Rotation policy: pass a whole `rotor_policy` (`policy = rotor_policy.standard`) or an object with `rotate_before_expiry_days`, `new_secret_validity_days`, `min_confidence`, `grace_period_days` and `exclusions`. Defaults to rotor's default policy (30, 365, `HIGH`, 7, none)."),
+            Attribute::optional("rotate_when_changed", Type::map(Type::String), "Arbitrary map of values; any change to it forces a rotation on the next apply (like `time_rotating` triggers, without deleting the old secret first)."),
+            Attribute::optional("cleanup_on_destroy", Type::Bool, "When true, destroying the link also removes the lineage's old client secrets that no target holds and whose grace period has passed (as `rotor cleanup` does). The current secret and every Key Vault secret are always kept. Default `false`."),
+            Attribute::computed("current_key_id", Type::String, "Key id of the client secret the targets hold now."),
+            Attribute::computed("current_expires_at", Type::String, "When the current client secret expires (RFC 3339)."),
+            Attribute::computed("rotated_at", Type::String, "When the current client secret was created, i.e. last rotated (RFC 3339)."),
+            Attribute::computed("next_rotation_at", Type::String, "When policy wants the next rotation: expiry minus `rotate_before_expiry_days` (RFC 3339)."),
+            Attribute::computed("rotation_due", Type::Bool, "Whether a rotation (or repair of diverged targets) is due now; the next apply performs it."),
+            Attribute::computed("rotation_reason", Type::String, "Why a rotation is due, or why the link is never rotated (excluded, low confidence); null when nothing is due."),
+            Attribute::computed("previous_key_ids", Type::list(Type::String), "Key ids of the lineage's older client secrets still present in Entra ID (kept for the grace period), oldest first."),
+            Attribute::computed("target_versions", Type::map(Type::String), "Current Key Vault secret version per target, keyed by `<vault_url><secret_name>`."),
+            Attribute::computed("confidence", Type::String, "How sure rotor is that the targets hold the current secret: `HIGH` (tagged by rotor or hint plus another signal), `MEDIUM`, `LOW` or `NONE`."),
+            Attribute::computed("excluded", Type::String, "The policy exclusion that matches this link (e.g. `name:legacy-*`); null when not excluded. Excluded links are never rotated."),
+        ],
+    }
+}
+
+fn rfc3339(t: Option<OffsetDateTime>) -> Value {
+    t.and_then(|t| t.format(&Rfc3339).ok())
+        .map(Value::String)
+        .unwrap_or(Value::Null)
+}
+
+fn strings(items: impl IntoIterator<Item = String>) -> Value {
+    Value::List(items.into_iter().map(Value::String).collect())
+}
+
+/// The link described by a resource value. `Err` carries diagnostics.
+fn link_from(v: &Value, diags: &mut Diagnostics) -> Option<Link> {
+    let application_id = v.attr("application_id").as_str()?.to_string();
+    let credential_display_name = v.attr("credential_display_name").as_str()?.to_string();
+    let mut targets = BTreeSet::new();
+    for t in v.attr("targets").as_elements().unwrap_or_default() {
+        let (Some(url), Some(name)) =
+            (t.attr("vault_url").as_str(), t.attr("secret_name").as_str())
+        else {
+            return None;
+        };
+        match parse_vault_url(url) {
+            Ok(u) => {
+                targets.insert(Target::new(u, name));
+            }
+            Err(why) => {
+                diags.error(
+                    format!("validating target vault URL `{url}`: {why}"),
+                    "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
+                    Some(AttrPath::attr("targets")),
+                );
+                return None;
+            }
+        }
+    }
+    Some(Link {
+        application_id,
+        credential_display_name,
+        targets,
+    })
+}
+
+fn parse_vault_url(url: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(url).map_err(|e| format!("not an absolute URL ({e})"))?;
+    if u.scheme() != "https" {
+        return Err(format!(
+            "the scheme is `{}`; Key Vault is served over https",
+            u.scheme()
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    if u.path() != "/" && !u.path().is_empty() {
+        return Err(format!(
+            "it has a path (`{}`); give the vault URL only, and the name in `secret_name`",
+            u.path()
+        ));
+    }
+    Ok(u)
+}
+
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Which attribute an engine error is about.
+fn error_path(e: &EngineError) -> Option<AttrPath> {
+    let text = e.to_string();
+    if text.contains("Key Vault") || text.contains("vault") {
+        Some(AttrPath::attr("targets"))
+    } else if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Permission)
+        || text.contains("application")
+    {
+        Some(AttrPath::attr("application_id"))
+    } else {
+        None
+    }
+}
+
+fn engine_error(diags: &mut Diagnostics, e: &EngineError) {
+    diags.error(e.to_string(), hint_lines(&e.hints()), error_path(e));
+}
+
+async fn engine(ctx: &ProviderState, diags: &mut Diagnostics) -> Option<Engine> {
+    match ctx.engine().await {
+        Ok(e) => Some(e),
+        Err(f) => {
+            diags.error(f.summary, f.detail, None);
+            None
+        }
+    }
+}
+
+/// Why a link is never rotated, if it is not: excluded, or confidence below the policy minimum.
+fn never_rotated(confidence: &Value, excluded: &Value, policy: &Policy) -> Option<String> {
+    if let Some(pattern) = excluded.as_str() {
+        return Some(format!("it is excluded by policy exclusion `{pattern}`"));
+    }
+    let c = confidence.as_str()?.parse::<Confidence>().ok()?;
+    (c < policy.min_confidence).then(|| {
+        format!(
+            "rotor's confidence that the targets hold this credential is {c}, below the policy minimum {}",
+            policy.min_confidence
+        )
+    })
+}
+
+/// Writes a status into the computed attributes of `obj`.
+fn apply_status(obj: &mut BTreeMap<String, Value>, s: &LinkStatus, policy: &Policy) {
+    obj.insert(
+        "current_key_id".into(),
+        s.current_key_id
+            .clone()
+            .map(Value::String)
+            .unwrap_or(Value::Null),
+    );
+    obj.insert("current_expires_at".into(), rfc3339(s.current_expires_at));
+    obj.insert("rotated_at".into(), rfc3339(s.rotated_at));
+    obj.insert("next_rotation_at".into(), rfc3339(s.next_rotation_at));
+    obj.insert(
+        "previous_key_ids".into(),
+        strings(s.previous_key_ids.clone()),
+    );
+    obj.insert(
+        "target_versions".into(),
+        Value::Map(
+            s.target_versions
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::string(v.clone())))
+                .collect(),
+        ),
+    );
+    let confidence = Value::string(s.confidence.to_string());
+    let excluded = s.excluded.clone().map(Value::String).unwrap_or(Value::Null);
+    let blocked = never_rotated(&confidence, &excluded, policy);
+    let reason = match (&blocked, s.rotation_due, &s.due_reason) {
+        (Some(b), _, _) => Some(format!("never rotated: {b}")),
+        (None, true, Some(r)) => Some(r.clone()),
+        (None, true, None) => Some("a rotation is due".to_string()),
+        _ => None,
+    };
+    obj.insert(
+        "rotation_due".into(),
+        Value::Bool(s.rotation_due && blocked.is_none() && !s.in_progress),
+    );
+    obj.insert(
+        "rotation_reason".into(),
+        reason.map(Value::String).unwrap_or(Value::Null),
+    );
+    obj.insert("confidence".into(), confidence);
+    obj.insert("excluded".into(), excluded);
+}
+
+fn policy_of(v: &Value) -> Policy {
+    parse_policy(
+        v.attr("policy"),
+        Some(&AttrPath::attr("policy")),
+        &mut Diagnostics::default(),
+    )
+    .unwrap_or_default()
+}
+
+fn with_id(mut obj: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    let id = match (
+        obj.get("application_id"),
+        obj.get("credential_display_name"),
+    ) {
+        (Some(Value::String(a)), Some(Value::String(c))) => Value::string(format!("{a}/{c}")),
+        _ => Value::Unknown,
+    };
+    obj.insert("id".into(), id);
+    obj
+}
+
+fn targets_of(v: &Value) -> Vec<Value> {
+    let mut t: Vec<Value> = v
+        .attr("targets")
+        .as_elements()
+        .unwrap_or_default()
+        .iter()
+        .map(Value::normalized)
+        .collect();
+    t.sort_by_key(|x| format!("{x:?}"));
+    t
+}
+
+fn added_targets(prior: &Value, planned: &Value) -> bool {
+    let before = targets_of(prior);
+    targets_of(planned).iter().any(|t| !before.contains(t))
+}
+
+fn triggers_changed(prior: &Value, config: &Value) -> bool {
+    let a = prior.attr("rotate_when_changed");
+    let b = config.attr("rotate_when_changed");
+    let empty = |v: &Value| v.is_null() || v.as_map().is_some_and(BTreeMap::is_empty);
+    if empty(a) && empty(b) {
+        return false;
+    }
+    !a.same_as(b)
+}
+
+impl SecretLinkResource {
+    async fn refreshed(
+        &self,
+        engine: &Engine,
+        base: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let link = link_from(base, diags)?;
+        let policy = policy_of(base);
+        match engine.inspect_link(&link, &policy).await {
+            Ok(status) => {
+                let mut obj = base.as_object().cloned().unwrap_or_default();
+                apply_status(&mut obj, &status, &policy);
+                Some(Value::Object(with_id(obj)))
+            }
+            Err(e) => {
+                engine_error(diags, &e);
+                None
+            }
+        }
+    }
+
+    /// Plan-time look at Azure for a create (or a policy change): errors such as an unknown
+    /// application surface at plan time, on the right attribute, with a warning when the apply
+    /// will rotate or never will.
+    async fn preview(
+        &self,
+        ctx: &ProviderState,
+        config: &Value,
+        creating: bool,
+        diags: &mut Diagnostics,
+    ) -> Option<LinkStatus> {
+        if config.contains_unknown() {
+            return None;
+        }
+        let link = link_from(config, diags)?;
+        let policy = parse_policy(
+            config.attr("policy"),
+            Some(&AttrPath::attr("policy")),
+            diags,
+        )?;
+        let engine = engine(ctx, diags).await?;
+        match engine.inspect_link(&link, &policy).await {
+            Ok(status) => {
+                let mut obj = BTreeMap::new();
+                apply_status(&mut obj, &status, &policy);
+                let reason = obj
+                    .get("rotation_reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if let Some(r) = reason.as_deref().filter(|r| r.starts_with("never rotated")) {
+                    diags.warning(
+                        format!("{link} is {r}"),
+                        "rotor keeps reporting this link but will not change it.\nhint: raise the confidence by tagging \
+                         the Key Vault secrets with `app-id`/`rotor-key-id`, or lower `min_confidence`; remove the exclusion \
+                         to allow rotation",
+                        None,
+                    );
+                } else if creating && obj.get("rotation_due") == Some(&Value::Bool(true)) {
+                    diags.warning(
+                        format!("creating this link rotates {link} at once: {}", reason.unwrap_or_default()),
+                        "apply creates a new client secret, writes it to every target and keeps the old one for the grace period",
+                        None,
+                    );
+                } else if creating && status.current_key_id.is_some() {
+                    tracing::debug!("{link}: create adopts the current credential");
+                }
+                Some(status)
+            }
+            Err(e) => {
+                engine_error(diags, &e);
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for SecretLinkResource {
+    fn type_name(&self) -> &'static str {
+        "rotor_secret_link"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        if let Some(id) = config.attr("application_id").as_str()
+            && !is_guid(id)
+        {
+            diags.error(
+                format!("validating application_id `{id}`: not an application (client) id"),
+                "hint: use the App Registration's Application (client) ID, a GUID like 00000000-0000-0000-0000-000000000000",
+                Some(AttrPath::attr("application_id")),
+            );
+        }
+        if let Some(name) = config.attr("credential_display_name").as_str()
+            && name.contains(" rotor:")
+        {
+            diags.error(
+                format!(
+                    "validating credential_display_name `{name}`: ` rotor:` is rotor's own suffix"
+                ),
+                format!(
+                    "hint: use the lineage name without the suffix: `{}`",
+                    &name[..name.find(" rotor:").unwrap_or(0)]
+                ),
+                Some(AttrPath::attr("credential_display_name")),
+            );
+        }
+        if let Some(targets) = config.attr("targets").as_elements() {
+            if targets.is_empty() {
+                diags.error(
+                    "validating targets: a link needs at least one Key Vault secret",
+                    "hint: add { vault_url = \"https://<vault>.vault.azure.net/\", secret_name = \"<name>\" }",
+                    Some(AttrPath::attr("targets")),
+                );
+            }
+            for t in targets {
+                if let Some(url) = t.attr("vault_url").as_str()
+                    && let Err(why) = parse_vault_url(url)
+                {
+                    diags.error(
+                        format!("validating target vault URL `{url}`: {why}"),
+                        "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
+                        Some(AttrPath::attr("targets")),
+                    );
+                }
+                if let Some(name) = t.attr("secret_name").as_str()
+                    && (name.is_empty()
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                {
+                    diags.error(
+                        format!("validating target secret name `{name}`: Key Vault secret names use only 0-9, a-z, A-Z and -"),
+                        "",
+                        Some(AttrPath::attr("targets")),
+                    );
+                }
+            }
+        }
+        let _ = parse_policy(
+            config.attr("policy"),
+            Some(&AttrPath::attr("policy")),
+            diags,
+        );
+    }
+
+    async fn read(
+        &self,
+        ctx: &ProviderState,
+        state: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let engine = engine(ctx, diags).await?;
+        let mut d = Diagnostics::default();
+        let refreshed = self.refreshed(&engine, state, &mut d).await;
+        if refreshed.is_none()
+            && let Some(link) = link_from(state, &mut Diagnostics::default())
+            && d.0
+                .iter()
+                .any(|x| x.summary.contains("not found") || x.summary.contains("Not Found"))
+            && engine
+                .get_application(&link.application_id)
+                .await
+                .is_err_and(|e| e.kind() == ErrorKind::NotFound)
+        {
+            // The application is gone: the link no longer exists.
+            diags.warning(
+                format!(
+                    "application {} no longer exists; removing {link} from state",
+                    link.application_id
+                ),
+                "",
+                None,
+            );
+            return None;
+        }
+        diags.0.extend(d.0);
+        refreshed.or_else(|| Some(state.clone()))
+    }
+
+    async fn plan(
+        &self,
+        ctx: &ProviderState,
+        req: PlanRequest<'_>,
+        diags: &mut Diagnostics,
+    ) -> PlanResponse {
+        let none = PlanResponse {
+            planned: Value::Null,
+            requires_replace: Vec::new(),
+        };
+        if req.proposed.is_null() {
+            return none; // destroy
+        }
+        let schema = schema();
+        let mut planned = req.proposed.as_object().cloned().unwrap_or_default();
+
+        if req.prior.is_null() {
+            // Create: every computed attribute is decided by apply.
+            for a in STATUS_ATTRS {
+                planned.insert((*a).to_string(), Value::Unknown);
+            }
+            let _ = self.preview(ctx, req.config, true, diags).await;
+            return PlanResponse {
+                planned: Value::Object(with_id(planned)),
+                requires_replace: Vec::new(),
+            };
+        }
+
+        let mut requires_replace = Vec::new();
+        for a in &schema.attributes {
+            if a.force_new && !req.prior.attr(a.name).same_as(req.proposed.attr(a.name)) {
+                requires_replace.push(AttrPath::attr(a.name));
+            }
+        }
+        if !requires_replace.is_empty() {
+            for a in STATUS_ATTRS {
+                planned.insert((*a).to_string(), Value::Unknown);
+            }
+            return PlanResponse {
+                planned: Value::Object(with_id(planned)),
+                requires_replace,
+            };
+        }
+
+        let Some(policy) = parse_policy(
+            req.config.attr("policy"),
+            Some(&AttrPath::attr("policy")),
+            diags,
+        ) else {
+            // unknown or invalid policy: decide at apply
+            for a in STATUS_ATTRS {
+                planned.insert((*a).to_string(), Value::Unknown);
+            }
+            return PlanResponse {
+                planned: Value::Object(with_id(planned)),
+                requires_replace,
+            };
+        };
+        let policy_changed = !req.prior.attr("policy").same_as(req.config.attr("policy"));
+        let link = link_from(req.prior, &mut Diagnostics::default());
+        let name = link
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "this link".into());
+
+        // What Azure says, under the policy that will apply.
+        let (due, reason, blocked) = if policy_changed {
+            match self
+                .preview(ctx, &Value::Object(with_id(planned.clone())), false, diags)
+                .await
+            {
+                Some(status) => {
+                    let mut obj = BTreeMap::new();
+                    apply_status(&mut obj, &status, &policy);
+                    (
+                        obj.get("rotation_due") == Some(&Value::Bool(true)),
+                        obj.get("rotation_reason")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        never_rotated(&obj["confidence"], &obj["excluded"], &policy),
+                    )
+                }
+                None => (false, None, None),
+            }
+        } else {
+            let blocked = never_rotated(
+                req.prior.attr("confidence"),
+                req.prior.attr("excluded"),
+                &policy,
+            );
+            (
+                req.prior.attr("rotation_due").as_bool() == Some(true) && blocked.is_none(),
+                req.prior
+                    .attr("rotation_reason")
+                    .as_str()
+                    .map(str::to_string),
+                blocked,
+            )
+        };
+        let forced = triggers_changed(req.prior, req.config);
+
+        if let Some(b) = &blocked {
+            if forced || req.prior.attr("rotation_due").as_bool() == Some(true) {
+                diags.warning(
+                    format!("{name} is not rotated: {b}"),
+                    "rotor never rotates excluded or low-confidence links.\nhint: tag the Key Vault secrets with \
+                     `rotor-key-id` or `app-id`, lower `min_confidence`, or remove the exclusion",
+                    None,
+                );
+            }
+        } else if due || forced {
+            let why = if forced && !due {
+                "`rotate_when_changed` changed".to_string()
+            } else {
+                reason.unwrap_or_else(|| "a rotation is due".into())
+            };
+            diags.warning(
+                format!("{name} will be rotated: {why}"),
+                "apply creates a new client secret, verifies it, writes it to every target and keeps the old one \
+                 for the grace period; the new key id is known after apply",
+                None,
+            );
+            for a in STATUS_ATTRS {
+                planned.insert((*a).to_string(), Value::Unknown);
+            }
+            return PlanResponse {
+                planned: Value::Object(with_id(planned)),
+                requires_replace,
+            };
+        }
+
+        let config_changed = policy_changed
+            || !req
+                .prior
+                .attr("targets")
+                .same_as(req.proposed.attr("targets"))
+            || !req
+                .prior
+                .attr("rotate_when_changed")
+                .same_as(req.proposed.attr("rotate_when_changed"))
+            || !req
+                .prior
+                .attr("cleanup_on_destroy")
+                .same_as(req.proposed.attr("cleanup_on_destroy"));
+        if config_changed {
+            // An apply will run (targets synced, cleanup): the status may move.
+            for a in STATUS_ATTRS {
+                if !CREDENTIAL_ATTRS.contains(a) {
+                    planned.insert((*a).to_string(), Value::Unknown);
+                }
+            }
+        }
+        PlanResponse {
+            planned: Value::Object(with_id(planned)),
+            requires_replace,
+        }
+    }
+
+    async fn apply(
+        &self,
+        ctx: &ProviderState,
+        req: ApplyRequest<'_>,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let Some(engine) = engine(ctx, diags).await else {
+            return req.prior.clone();
+        };
+        if req.planned.is_null() {
+            // Destroy: forget. Key Vault secrets are never deleted.
+            if req.prior.attr("cleanup_on_destroy").as_bool() == Some(true)
+                && let Some(link) = link_from(req.prior, diags)
+            {
+                let policy = policy_of(req.prior);
+                if let Err(e) = engine.cleanup(&link, &policy, false).await {
+                    engine_error(diags, &e);
+                    return req.prior.clone();
+                }
+            }
+            return Value::Null;
+        }
+        let creating = req.prior.is_null();
+        let Some(link) = link_from(req.planned, diags) else {
+            return if creating {
+                Value::Null
+            } else {
+                req.prior.clone()
+            };
+        };
+        let Some(policy) = parse_policy(
+            req.planned.attr("policy"),
+            Some(&AttrPath::attr("policy")),
+            diags,
+        ) else {
+            return if creating {
+                Value::Null
+            } else {
+                req.prior.clone()
+            };
+        };
+        let status = match engine.inspect_link(&link, &policy).await {
+            Ok(s) => s,
+            Err(e) => {
+                engine_error(diags, &e);
+                return if creating {
+                    Value::Null
+                } else {
+                    req.prior.clone()
+                };
+            }
+        };
+        let mut obj = BTreeMap::new();
+        apply_status(&mut obj, &status, &policy);
+        let blocked = never_rotated(&obj["confidence"], &obj["excluded"], &policy);
+        let forced = !creating && triggers_changed(req.prior, req.planned);
+        let rotate =
+            blocked.is_none() && (obj.get("rotation_due") == Some(&Value::Bool(true)) || forced);
+        let planned_rotation = req.planned.attr("current_key_id").is_unknown();
+
+        if rotate && (planned_rotation || creating) {
+            let opts = RotateOptions {
+                dry_run: false,
+                force: forced,
+                validity_days: None,
+            };
+            let record = engine.rotate(&link, &policy, &opts, &NoProgress).await;
+            match record.status {
+                RotationStatus::Success => {
+                    tracing::info!(
+                        "rotated {link}: {} -> {}",
+                        record.old_key_id.as_deref().unwrap_or("none"),
+                        record.new_key_id.as_deref().unwrap_or("none")
+                    );
+                }
+                RotationStatus::Skipped => {
+                    diags.warning(
+                        format!("rotating {link}: skipped"),
+                        record
+                            .error
+                            .clone()
+                            .or_else(|| record.notes.first().cloned())
+                            .unwrap_or_default(),
+                        None,
+                    );
+                }
+                RotationStatus::Excluded => {
+                    diags.warning(
+                        format!("rotating {link}: excluded by policy"),
+                        record.error.clone().unwrap_or_default(),
+                        None,
+                    );
+                }
+                RotationStatus::Failed => {
+                    let mut detail = Vec::new();
+                    for t in &record.targets {
+                        if let Some(e) = &t.error {
+                            detail.push(format!(
+                                "{}: {e}",
+                                Target::new(t.vault_url.clone(), t.secret_name.clone())
+                            ));
+                        }
+                    }
+                    if !record.hints.is_empty() {
+                        detail.push(hint_lines(&record.hints));
+                    }
+                    detail.push(
+                        "The previous client secret stays valid; run apply again to resume.".into(),
+                    );
+                    diags.error(
+                        format!(
+                            "rotating {link}: {}",
+                            record.error.as_deref().unwrap_or("failed")
+                        ),
+                        detail.join("\n"),
+                        None,
+                    );
+                }
+            }
+            if record.status == RotationStatus::Success
+                && let Err(e) = engine.cleanup(&link, &policy, false).await
+            {
+                diags.warning(
+                    format!("cleaning up old client secrets of {link}: {e}"),
+                    hint_lines(&e.hints()),
+                    None,
+                );
+            }
+        } else if !creating
+            && added_targets(req.prior, req.planned)
+            && status.current_key_id.is_some()
+        {
+            if let Err(e) = engine.sync_targets(&link, &policy, &NoProgress).await {
+                engine_error(diags, &e);
+            }
+        } else if rotate && !planned_rotation {
+            // Became due between plan and apply: do not change what the plan promised.
+            diags.warning(
+                format!("{link} became due after the plan"),
+                "the next plan will show the rotation",
+                None,
+            );
+        }
+
+        // The new state: configuration as planned, status read back from Azure.
+        let mut out = req.planned.as_object().cloned().unwrap_or_default();
+        match engine.inspect_link(&link, &policy).await {
+            Ok(s) => apply_status(&mut out, &s, &policy),
+            Err(e) => {
+                engine_error(diags, &e);
+                apply_status(&mut out, &status, &policy);
+            }
+        }
+        // Keep every value the plan promised (Terraform rejects changes to known planned values).
+        if let Some(planned) = req.planned.as_object() {
+            for (k, v) in planned {
+                if !v.is_unknown() && STATUS_ATTRS.contains(&k.as_str()) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        if creating && diags.has_errors() {
+            return Value::Null;
+        }
+        Value::Object(with_id(out))
+    }
+
+    async fn import(
+        &self,
+        ctx: &ProviderState,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let Some((app_id, key_id)) = id.split_once('/').filter(|(a, k)| is_guid(a) && is_guid(k))
+        else {
+            diags.error(
+                format!("importing rotor_secret_link `{id}`: the id must be `<application_id>/<key_id>`"),
+                "hint: terraform import rotor_secret_link.example <application (client) id>/<key id of the client secret>",
+                None,
+            );
+            return None;
+        };
+        let engine = engine(ctx, diags).await?;
+        let vaults = match ctx.vaults(&engine).await {
+            Ok(v) => v,
+            Err(e) => {
+                engine_error(diags, &e);
+                return None;
+            }
+        };
+        let policy = Policy::default();
+        let policy_for_adopt = policy.clone();
+        let adopted = {
+            let (engine, app_id, key_id) = (engine.clone(), app_id.to_string(), key_id.to_string());
+            crate::provider::on_blocking_thread(move || async move {
+                engine
+                    .adopt(&app_id, &key_id, &vaults, &policy_for_adopt)
+                    .await
+            })
+            .await
+        };
+        let link = match adopted {
+            Ok(l) => l,
+            Err(e) => {
+                diags.error(
+                    format!("importing rotor_secret_link `{id}`: {e}"),
+                    hint_lines(&e.hints()),
+                    None,
+                );
+                return None;
+            }
+        };
+        let mut obj: BTreeMap<String, Value> = schema()
+            .attributes
+            .iter()
+            .map(|a| (a.name.to_string(), Value::Null))
+            .collect();
+        obj.insert(
+            "application_id".into(),
+            Value::string(link.application_id.clone()),
+        );
+        obj.insert(
+            "credential_display_name".into(),
+            Value::string(link.credential_display_name.clone()),
+        );
+        obj.insert(
+            "targets".into(),
+            Value::Set(
+                link.targets
+                    .iter()
+                    .map(|t| {
+                        Value::Object(BTreeMap::from([
+                            (
+                                "vault_url".to_string(),
+                                Value::string(t.vault_url.to_string()),
+                            ),
+                            (
+                                "secret_name".to_string(),
+                                Value::string(t.secret_name.clone()),
+                            ),
+                        ]))
+                    })
+                    .collect(),
+            ),
+        );
+        self.refreshed(&engine, &Value::Object(obj), diags).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link_value(targets: &[(&str, &str)]) -> Value {
+        let mut obj: BTreeMap<String, Value> = schema()
+            .attributes
+            .iter()
+            .map(|a| (a.name.to_string(), Value::Null))
+            .collect();
+        obj.insert(
+            "application_id".into(),
+            Value::string("b0000001-0000-4000-8000-000000000001"),
+        );
+        obj.insert("credential_display_name".into(), Value::string("Secret 1"));
+        obj.insert(
+            "targets".into(),
+            Value::Set(
+                targets
+                    .iter()
+                    .map(|(u, n)| {
+                        Value::Object(BTreeMap::from([
+                            ("vault_url".to_string(), Value::string(*u)),
+                            ("secret_name".to_string(), Value::string(*n)),
+                        ]))
+                    })
+                    .collect(),
+            ),
+        );
+        Value::Object(obj)
+    }
+
+    #[test]
+    fn links_parse_and_bad_urls_point_at_targets() {
+        let mut d = Diagnostics::default();
+        let l =
+            link_from(&link_value(&[("https://kv.vault.azure.net/", "a")]), &mut d).expect("link");
+        assert_eq!(l.targets.len(), 1);
+        let mut d = Diagnostics::default();
+        assert!(link_from(&link_value(&[("kv-prod", "a")]), &mut d).is_none());
+        assert_eq!(d.0[0].path, Some(AttrPath::attr("targets")));
+        assert!(parse_vault_url("http://kv/").is_err());
+        assert!(parse_vault_url("https://kv.vault.azure.net/secrets/x").is_err());
+    }
+
+    #[test]
+    fn target_changes_are_detected() {
+        let a = link_value(&[("https://a/", "x")]);
+        let b = link_value(&[("https://a/", "x"), ("https://b/", "y")]);
+        assert!(added_targets(&a, &b));
+        assert!(!added_targets(&b, &a));
+    }
+
+    #[test]
+    fn trigger_changes_force_rotation() {
+        let mut a = link_value(&[]);
+        let b = a.clone();
+        assert!(!triggers_changed(&a, &b));
+        if let Value::Object(o) = &mut a {
+            o.insert(
+                "rotate_when_changed".into(),
+                Value::Map(BTreeMap::from([("v".to_string(), Value::string("1"))])),
+            );
+        }
+        assert!(triggers_changed(&b, &a));
+    }
+
+    #[test]
+    fn low_confidence_and_exclusions_block_rotation() {
+        let p = Policy::default();
+        assert!(never_rotated(&Value::string("HIGH"), &Value::Null, &p).is_none());
+        assert!(
+            never_rotated(&Value::string("LOW"), &Value::Null, &p)
+                .expect("blocked")
+                .contains("LOW")
+        );
+        assert!(
+            never_rotated(&Value::string("HIGH"), &Value::string("name:x*"), &p)
+                .expect("blocked")
+                .contains("name:x*")
+        );
+    }
+
+    #[test]
+    fn guids() {
+        assert!(is_guid("b0000001-0000-4000-8000-000000000001"));
+        assert!(!is_guid("myapp"));
+    }
+}
