@@ -759,3 +759,44 @@ async fn cleanup_after_grace_never_removes_what_a_vault_holds() {
         "{hist}"
     );
 }
+
+/// An excluded app (`name:legacy-*`) is reported as excluded and never touched, whether asked by
+/// key id or by app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excluded_apps_are_reported_never_rotated() {
+    let w = World::start("").await;
+    let legacy = "b0000008-0000-4000-8000-000000000008";
+    let before = changeable(&w.state());
+    for args in [
+        vec![
+            "rotate",
+            "--app",
+            legacy,
+            "--key-id",
+            "c0000008-0000-4000-8000-000000000801",
+            "--yes",
+            "--output",
+            "json",
+        ],
+        vec!["rotate", "--app", legacy, "--yes", "--output", "json"],
+    ] {
+        let r = w.run(&args).await;
+        r.assert_code(0);
+        let rec = &r.json()["rotations"][0];
+        assert_eq!(rec["status"], "excluded", "{r}");
+        assert!(
+            rec["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("name:legacy-*")),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        changeable(&w.state()),
+        before,
+        "an excluded app was changed"
+    );
+    let hist = read(&w.history());
+    assert_eq!(hist.lines().count(), 2, "{hist}");
+    assert!(hist.contains("\"excluded\""), "{hist}");
+}

@@ -45,6 +45,8 @@ pub struct Planned {
     pub link: Link,
     pub app_name: String,
     pub status: Option<LinkStatus>,
+    /// The exclusion pattern that applies (`name:legacy-*`): reported as excluded, never rotated.
+    pub excluded: Option<String>,
 }
 
 /// Checks flag combinations clap cannot express.
@@ -65,14 +67,30 @@ fn validate(args: &RotateArgs) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// The links of some applications only: matching runs over those apps (not the whole tenant) and
-/// groups matches at or above the policy minimum, not excluded, per credential lineage — the
-/// same grouping as [`Engine::links`].
+/// The links of some applications, as [`links_for_apps_with_exclusions`] without the excluded
+/// lineages.
 pub async fn links_for_apps(
     ctx: &Context,
     engine: &Engine,
     app_ids: &[String],
 ) -> anyhow::Result<(Vec<Link>, Vec<rotor_engine::Application>)> {
+    let (links, apps, _) = links_for_apps_with_exclusions(ctx, engine, app_ids).await?;
+    Ok((links, apps))
+}
+
+/// The links of some applications only: matching runs over those apps (not the whole tenant) and
+/// groups matches at or above the policy minimum, not excluded, per credential lineage — the
+/// same grouping as [`Engine::links`]. Also returns the lineages that matched but are excluded by
+/// policy entirely, with the pattern (so they can be reported as excluded).
+pub async fn links_for_apps_with_exclusions(
+    ctx: &Context,
+    engine: &Engine,
+    app_ids: &[String],
+) -> anyhow::Result<(
+    Vec<Link>,
+    Vec<rotor_engine::Application>,
+    Vec<(Link, String)>,
+)> {
     let mut apps = Vec::new();
     for id in app_ids {
         let app = engine.get_application(id).await?;
@@ -87,7 +105,39 @@ pub async fn links_for_apps(
     let policy = &ctx.config().policy;
     let report = engine.match_secrets(&apps, &vaults, policy).await?;
     let links = rotor_engine::rotation::links_from_matches(&report, &apps, policy);
-    Ok((links, apps))
+    let mut excluded: Vec<(Link, String)> = Vec::new();
+    for m in &report.matches {
+        let Some(pattern) = &m.excluded else { continue };
+        let lineage = apps
+            .iter()
+            .find(|a| a.app_id == m.app_id)
+            .and_then(|a| a.password(&m.key_id))
+            .map(|c| c.lineage_name().to_owned())
+            .unwrap_or_else(|| m.credential_display_name.clone().unwrap_or_default());
+        if links
+            .iter()
+            .any(|l| l.application_id == m.app_id && l.credential_display_name == lineage)
+        {
+            continue; // only some targets are excluded: the link goes on without them
+        }
+        match excluded
+            .iter_mut()
+            .find(|(l, _)| l.application_id == m.app_id && l.credential_display_name == lineage)
+        {
+            Some((l, _)) => {
+                l.targets.insert(m.target());
+            }
+            None => excluded.push((
+                Link {
+                    application_id: m.app_id.clone(),
+                    credential_display_name: lineage,
+                    targets: [m.target()].into_iter().collect(),
+                },
+                pattern.clone(),
+            )),
+        }
+    }
+    Ok((links, apps, excluded))
 }
 
 fn sort_plan(planned: &mut [Planned]) {
@@ -116,6 +166,7 @@ pub async fn select(
                 link,
                 app_name,
                 status: Some(status),
+                excluded: None,
             });
         }
         sort_plan(&mut planned);
@@ -124,6 +175,27 @@ pub async fn select(
     if let Some(key_id) = &args.key_id {
         let app_id = &args.apps[0];
         let vaults = ensure_vaults(ctx, engine).await?;
+        let app = engine.get_application(app_id).await?;
+        if let Some(cred) = app.password(key_id)
+            && let Some(pattern) = policy.excluded(
+                &app.app_id,
+                &app.display_name,
+                Some(cred.lineage_name()),
+                None,
+            )
+        {
+            planned.push(Planned {
+                link: Link {
+                    application_id: app.app_id.clone(),
+                    credential_display_name: cred.lineage_name().to_owned(),
+                    targets: Default::default(),
+                },
+                app_name: app.display_name.clone(),
+                status: None,
+                excluded: Some(pattern),
+            });
+            return Ok((planned, true));
+        }
         let link = engine
             .adopt(app_id, key_id, &vaults, policy)
             .await
@@ -142,21 +214,37 @@ pub async fn select(
                 }
             })?;
         let status = engine.inspect_link(&link, policy).await?;
-        let app_name = app_name(engine, app_id).await;
         planned.push(Planned {
             link,
-            app_name,
+            app_name: app.display_name.clone(),
             status: Some(status),
+            excluded: None,
         });
         return Ok((planned, true));
     }
-    let (links, apps) = links_for_apps(ctx, engine, &args.apps).await?;
+    let (links, apps, excluded) = links_for_apps_with_exclusions(ctx, engine, &args.apps).await?;
+    for (link, pattern) in excluded {
+        let app_name = apps
+            .iter()
+            .find(|a| a.app_id == link.application_id)
+            .map(|a| a.display_name.clone())
+            .unwrap_or_default();
+        planned.push(Planned {
+            link,
+            app_name,
+            status: None,
+            excluded: Some(pattern),
+        });
+    }
     for app in &apps {
         let mine: Vec<&Link> = links
             .iter()
             .filter(|l| l.application_id.eq_ignore_ascii_case(&app.app_id))
             .collect();
-        if mine.is_empty() && !args.due {
+        let has_excluded = planned
+            .iter()
+            .any(|p| p.excluded.is_some() && p.link.application_id == app.app_id);
+        if mine.is_empty() && !args.due && !has_excluded {
             return Err(rotor_engine::Error::new(
                 rotor_engine::ErrorKind::NotFound,
                 format!(
@@ -185,6 +273,7 @@ pub async fn select(
                 link: link.clone(),
                 app_name: app.display_name.clone(),
                 status: Some(status),
+                excluded: None,
             });
         }
     }
@@ -217,12 +306,79 @@ pub async fn execute(
     opts: &RotateOptions,
 ) -> Vec<AuditRecord> {
     let reporter = ctx.progress();
-    let links: Vec<Link> = planned.iter().map(|p| p.link.clone()).collect();
-    let records = engine
+    let links: Vec<Link> = planned
+        .iter()
+        .filter(|p| p.excluded.is_none())
+        .map(|p| p.link.clone())
+        .collect();
+    let mut rotated = engine
         .rotate_many(&links, &ctx.config().policy, opts, &reporter)
-        .await;
+        .await
+        .into_iter();
     reporter.finish();
+    let mut records = Vec::with_capacity(planned.len());
+    for p in planned {
+        match &p.excluded {
+            None => records.extend(rotated.next()),
+            Some(pattern) => {
+                let record = excluded_record(ctx, engine, p, pattern, opts.dry_run);
+                if !opts.dry_run
+                    && let Err(e) = rotor_engine::History::open(ctx.history_path())
+                        .and_then(|h| h.append(&record))
+                {
+                    super::report_error_line(&e);
+                }
+                records.push(record);
+            }
+        }
+    }
     records
+}
+
+/// The audit record of a link that policy excludes: nothing is read or changed.
+fn excluded_record(
+    ctx: &Context,
+    engine: &Engine,
+    p: &Planned,
+    pattern: &str,
+    dry_run: bool,
+) -> AuditRecord {
+    let now = engine.now();
+    AuditRecord {
+        rotation_id: uuid::Uuid::new_v4().to_string(),
+        started_at: now,
+        finished_at: now,
+        actor: ctx.actor().to_owned(),
+        app_id: p.link.application_id.clone(),
+        app_name: p.app_name.clone(),
+        old_key_id: None,
+        new_key_id: None,
+        new_expires_at: None,
+        confidence: rotor_engine::Confidence::None,
+        targets: p
+            .link
+            .targets
+            .iter()
+            .map(|t| rotor_engine::TargetRecord {
+                vault_url: t.vault_url.clone(),
+                secret_name: t.secret_name.clone(),
+                version: None,
+                status: TargetStatus::Skipped,
+                error: None,
+            })
+            .collect(),
+        status: RotationStatus::Excluded,
+        error: Some(format!(
+            "credential `{}` of application `{}` is excluded by policy (`{pattern}`)",
+            p.link.credential_display_name, p.app_name
+        )),
+        notes: Vec::new(),
+        hints: vec![format!(
+            "remove `{pattern}` from `exclusions` in the [policy] of rotor.toml to rotate it"
+        )],
+        dry_run,
+        removed_key_ids: Vec::new(),
+    }
 }
 
 /// Prints what is about to be rotated (stderr; used before asking).
@@ -246,14 +402,18 @@ pub fn print_plan(ctx: &Context, planned: &[Planned], validity_days: u32) {
             .into_iter()
             .map(|(secret, vault)| format!("{vault}/{secret}"))
             .collect();
-        let (conf, why) = match &p.status {
-            Some(s) => (
+        let (conf, why) = match (&p.excluded, &p.status) {
+            (Some(pattern), _) => (
+                String::new(),
+                format!("excluded by `{pattern}`: not rotated"),
+            ),
+            (None, Some(s)) => (
                 s.confidence.to_string(),
                 s.due_reason
                     .clone()
                     .unwrap_or_else(|| "requested".to_owned()),
             ),
-            None => (String::new(), String::new()),
+            (None, None) => (String::new(), String::new()),
         };
         t.add_row(vec![
             p.app_name.clone(),
@@ -297,12 +457,13 @@ pub async fn run_collect(
         }
         return Ok((ExitCode::SUCCESS, Vec::new()));
     }
-    if !args.change.dry_run && !args.change.yes {
+    let to_rotate: Vec<&Planned> = planned.iter().filter(|p| p.excluded.is_none()).collect();
+    if !args.change.dry_run && !args.change.yes && !to_rotate.is_empty() {
         print_plan(ctx, &planned, validity);
-        let targets: usize = planned.iter().map(|p| p.link.targets.len()).sum();
+        let targets: usize = to_rotate.iter().map(|p| p.link.targets.len()).sum();
         let question = format!(
             "Rotate {} credential(s) and update {} Key Vault secret(s)?",
-            planned.len(),
+            to_rotate.len(),
             targets
         );
         if !confirm::ask(&args.change, &question) {
