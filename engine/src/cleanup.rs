@@ -64,7 +64,8 @@ pub(crate) async fn cleanup(
             });
             continue;
         };
-        if (c.start, &c.key_id) >= (cur.start, &cur.key_id) {
+        let rank = |k: &str| st.lineage.iter().position(|x| x.key_id == k);
+        if rank(&c.key_id) >= rank(&cur.key_id) {
             out.kept.push(KeptCredential {
                 key_id: c.key_id.clone(),
                 reason: "newer than the current credential".to_owned(),

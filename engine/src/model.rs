@@ -144,14 +144,15 @@ impl Application {
     }
 
     /// The lineage of `credential_display_name`: passwords whose display name equals it or starts
-    /// with `"{credential_display_name} rotor:"`, oldest start first.
+    /// with `"{credential_display_name} rotor:"`, oldest start first; credentials with the same
+    /// start keep Graph's order (creation order), so the position is the age rank.
     pub fn lineage(&self, credential_display_name: &str) -> Vec<&PasswordCredential> {
         let mut v: Vec<&PasswordCredential> = self
             .password_credentials
             .iter()
             .filter(|c| c.in_lineage(credential_display_name))
             .collect();
-        v.sort_by_key(|c| (c.start, c.key_id.clone()));
+        v.sort_by_key(|c| c.start);
         v
     }
 }

@@ -181,10 +181,11 @@ pub(crate) async fn read_state(
         });
     }
     let held: BTreeSet<String> = targets.iter().filter_map(|t| t.held.clone()).collect();
+    let rank = |k: &str| lineage.iter().position(|c| c.key_id == k);
     let current = lineage
         .iter()
-        .filter(|c| held.contains(&c.key_id))
-        .max_by_key(|c| (c.start, c.key_id.clone()))
+        .rev()
+        .find(|c| held.contains(&c.key_id))
         .cloned();
     let pending = time::Duration::try_from(policy.pending_window).unwrap_or(time::Duration::HOUR);
     let mut in_progress = Vec::new();
@@ -195,7 +196,7 @@ pub(crate) async fn read_state(
         }
         let newer = current
             .as_ref()
-            .is_none_or(|cur| (c.start, &c.key_id) > (cur.start, &cur.key_id));
+            .is_none_or(|cur| rank(&c.key_id) > rank(&cur.key_id));
         if !newer {
             continue;
         }
@@ -321,7 +322,7 @@ fn status_of(e: &Engine, link: &Link, st: &LinkState, policy: &Policy) -> LinkSt
         Some(cur) => st
             .lineage
             .iter()
-            .filter(|c| c.start < cur.start || (c.start == cur.start && c.key_id < cur.key_id))
+            .take_while(|c| c.key_id != cur.key_id)
             .map(|c| c.key_id.clone())
             .collect(),
         None => Vec::new(),
@@ -1154,18 +1155,22 @@ async fn rotate_inner(
         ),
     );
 
-    // Concurrent rotations of the lineage: the older new credential wins.
+    // Concurrent rotations of the lineage: the credential created first wins (same order for
+    // every observer: start time, then Graph's creation order); later ones back off.
     let fresh = inner.fetch_app(&link.application_id).await?;
-    let rival = fresh
-        .lineage(&link.credential_display_name)
-        .into_iter()
-        .filter(|c| {
-            c.rotation_id().is_some() && c.key_id != newc.key_id && !st.held.contains(&c.key_id)
+    let fresh_lineage = fresh.lineage(&link.credential_display_name);
+    let seen: BTreeSet<&str> = st.lineage.iter().map(|c| c.key_id.as_str()).collect();
+    let ours = fresh_lineage.iter().position(|c| c.key_id == newc.key_id);
+    let rival = fresh_lineage
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            c.rotation_id().is_some()
+                && c.key_id != newc.key_id
+                && !seen.contains(c.key_id.as_str())
         })
-        .filter(|c| st.current.as_ref().is_none_or(|cur| c.start > cur.start))
-        .filter(|c| (c.start, &c.key_id) < (newc.start, &newc.key_id))
-        .min_by_key(|c| (c.start, c.key_id.clone()))
-        .cloned();
+        .find(|(i, _)| ours.is_none_or(|o| *i < o))
+        .map(|(_, c)| (*c).clone());
     if let Some(r) = rival {
         let removed = remove_quietly(e, &fresh, &newc.key_id).await;
         rec.status = RotationStatus::Skipped;
