@@ -2,4 +2,5 @@
 //! See `support.rs` for the harness and how Terraform and the provider binary are located.
 
 mod policy;
+mod secret_link;
 mod support;

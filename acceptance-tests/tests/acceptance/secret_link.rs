@@ -1,0 +1,354 @@
+//! `rotor_secret_link`: basic / complete / update / import against the emulator, checking the
+//! emulator's state (Entra credentials, Key Vault versions), not only Terraform's.
+
+use serde_json::{Value, json};
+
+use crate::support::{
+    PROVIDER, Tf, assert_no_secrets, emulator, passwords, principal, requests, vault_versions,
+};
+
+pub const APP_ID: &str = "b0000001-0000-4000-8000-000000000001";
+pub const DUE_KEY: &str = "c0000001-0000-4000-8000-000000000101";
+pub const CALM_APP_ID: &str = "b0000002-0000-4000-8000-000000000002";
+pub const CALM_KEY: &str = "c0000002-0000-4000-8000-000000000201";
+const DUE_VALUE: &str = "Myk8Q~due-secret-value-0001-abcdefghij";
+const CALM_VALUE: &str = "Clm8Q~calm-secret-value-0002-abcdefghij";
+
+/// A tenant with a due application (secret expires in 25 days, held by three vaults) and a calm
+/// one (expires in 200 days, held by one vault), plus an empty vault for adding targets.
+pub fn fixture() -> Value {
+    let due_secret = |name: &str| {
+        json!({"name": name, "value": DUE_VALUE, "content_type": "text/plain",
+               "tags": {"app-id": APP_ID, "app-name": "MyApp"}, "expires": "+25d"})
+    };
+    json!({
+        "tenant_id": "6f1a2b3c-0000-4000-8000-000000000001",
+        "principals": [principal()],
+        "subscriptions": [{"id": "11111111-1111-4111-8111-111111111111", "name": "prod"}],
+        "applications": [
+            {"object_id": "a0000001-0000-4000-8000-000000000001", "app_id": APP_ID,
+             "display_name": "MyApp", "sign_in_audience": "AzureADMyOrg",
+             "password_credentials": [{"key_id": DUE_KEY, "display_name": "Secret 1",
+                "secret_text": DUE_VALUE, "start": "-340d", "end": "+25d"}]},
+            {"object_id": "a0000002-0000-4000-8000-000000000002", "app_id": CALM_APP_ID,
+             "display_name": "billing-api", "sign_in_audience": "AzureADMyOrg",
+             "password_credentials": [{"key_id": CALM_KEY, "display_name": "prod",
+                "secret_text": CALM_VALUE, "start": "-100d", "end": "+200d"}]}
+        ],
+        "vaults": [
+            {"name": "kv-prod", "subscription_id": "11111111-1111-4111-8111-111111111111", "resource_group": "rg",
+             "secrets": [due_secret("myapp-client-secret"),
+                         {"name": "billing-api-client-secret", "value": CALM_VALUE, "content_type": "text/plain",
+                          "tags": {"app-id": CALM_APP_ID}, "expires": "+200d"}]},
+            {"name": "kv-dev", "subscription_id": "11111111-1111-4111-8111-111111111111", "resource_group": "rg",
+             "secrets": [due_secret("myapp-client-secret")]},
+            {"name": "kv-dr", "subscription_id": "11111111-1111-4111-8111-111111111111", "resource_group": "rg",
+             "secrets": [due_secret("myapp-client-secret")]},
+            {"name": "kv-new", "subscription_id": "11111111-1111-4111-8111-111111111111", "resource_group": "rg",
+             "secrets": []}
+        ]
+    })
+}
+
+pub fn vault(em: &rotor_emulator::Emulator, name: &str) -> String {
+    em.endpoints().vaults[name].clone()
+}
+
+fn link_hcl(
+    em: &rotor_emulator::Emulator,
+    name: &str,
+    app: &str,
+    lineage: &str,
+    targets: &[(&str, &str)],
+    extra: &str,
+) -> String {
+    let targets: Vec<String> = targets
+        .iter()
+        .map(|(v, s)| {
+            format!(
+                "    {{ vault_url = \"{}\", secret_name = \"{s}\" }},",
+                vault(em, v)
+            )
+        })
+        .collect();
+    format!(
+        "resource \"rotor_secret_link\" \"{name}\" {{\n  application_id          = \"{app}\"\n  credential_display_name = \"{lineage}\"\n  targets = [\n{}\n  ]\n{extra}}}\n",
+        targets.join("\n")
+    )
+}
+
+const THREE: &[(&str, &str)] = &[
+    ("kv-prod", "myapp-client-secret"),
+    ("kv-dev", "myapp-client-secret"),
+    ("kv-dr", "myapp-client-secret"),
+];
+
+fn latest_tag(
+    em: &rotor_emulator::Emulator,
+    vault: &str,
+    secret: &str,
+    tag: &str,
+) -> Option<String> {
+    vault_versions(em, vault, secret)
+        .last()
+        .and_then(|v| v["tags"][tag].as_str().map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_basic_due_link_rotates_every_target() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    tf.config(&format!(
+        "{PROVIDER}{}",
+        link_hcl(&em, "myapp", APP_ID, "Secret 1", THREE, "")
+    ));
+
+    // Plan of a create on a due credential: warns that the first apply rotates.
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "{}", plan.output());
+    assert!(plan.stdout.contains("1 to add"), "{}", plan.output());
+    let all = plan.output();
+    assert!(all.contains("Warning:") && all.contains("rotates"), "{all}");
+
+    let apply = tf.apply().await.ok();
+    let state = tf.resource("rotor_secret_link.myapp");
+    let new_key = state["current_key_id"]
+        .as_str()
+        .expect("current_key_id")
+        .to_string();
+    assert_ne!(
+        new_key,
+        DUE_KEY,
+        "the due credential was rotated:\n{}",
+        apply.output()
+    );
+    assert_eq!(state["rotation_due"], false);
+    assert_eq!(state["previous_key_ids"], json!([DUE_KEY]));
+    assert_eq!(
+        state["target_versions"].as_object().map(|m| m.len()),
+        Some(3)
+    );
+
+    // Azure: a new credential exists, the old one is kept (grace period), every target holds the new one.
+    let creds = passwords(&em, APP_ID);
+    assert_eq!(creds.len(), 2, "{creds:?}");
+    assert!(creds.iter().any(|c| c["key_id"] == new_key.as_str()));
+    for (v, s) in THREE {
+        let versions = vault_versions(&em, v, s);
+        assert_eq!(versions.len(), 2, "{v}/{s}: {versions:?}");
+        assert_eq!(
+            latest_tag(&em, v, s, "rotor-key-id").as_deref(),
+            Some(new_key.as_str()),
+            "{v}"
+        );
+        assert_eq!(
+            latest_tag(&em, v, s, "rotor-previous-key-id").as_deref(),
+            Some(DUE_KEY),
+            "{v}"
+        );
+    }
+
+    // The next plan is empty.
+    let plan = tf.plan().await;
+    assert_eq!(
+        plan.code,
+        0,
+        "plan after rotation must be empty:\n{}",
+        plan.output()
+    );
+
+    // Nothing secret in state.
+    assert_no_secrets(&em, "terraform.tfstate", &tf.state_text());
+
+    // Destroy forgets the link and keeps every vault secret.
+    tf.destroy().await.ok();
+    for (v, s) in THREE {
+        assert_eq!(vault_versions(&em, v, s).len(), 2, "{v}/{s} kept");
+    }
+    assert_eq!(passwords(&em, APP_ID).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_calm_link_is_adopted_without_a_new_credential() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    tf.config(&format!(
+        "{PROVIDER}{}",
+        link_hcl(
+            &em,
+            "billing",
+            CALM_APP_ID,
+            "prod",
+            &[("kv-prod", "billing-api-client-secret")],
+            ""
+        )
+    ));
+    let before = requests(&em, |r| r.starts_with("POST") && r.contains("addPassword"));
+    tf.apply().await.ok();
+    let state = tf.resource("rotor_secret_link.billing");
+    assert_eq!(state["current_key_id"], CALM_KEY);
+    assert_eq!(state["rotation_due"], false);
+    assert_eq!(state["confidence"], "HIGH");
+    assert_eq!(passwords(&em, CALM_APP_ID).len(), 1, "no new credential");
+    assert_eq!(
+        requests(&em, |r| r.starts_with("POST") && r.contains("addPassword")),
+        before
+    );
+    assert_eq!(
+        vault_versions(&em, "kv-prod", "billing-api-client-secret").len(),
+        1,
+        "no new version"
+    );
+    assert_eq!(tf.plan().await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_update_rotate_when_changed_and_targets() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    let hcl = |targets: &[(&str, &str)], trigger: &str| {
+        format!(
+            "{PROVIDER}{}",
+            link_hcl(
+                &em,
+                "billing",
+                CALM_APP_ID,
+                "prod",
+                targets,
+                &format!("  rotate_when_changed = {{ epoch = \"{trigger}\" }}\n")
+            )
+        )
+    };
+    let one = [("kv-prod", "billing-api-client-secret")];
+    tf.config(&hcl(&one, "1"));
+    tf.apply().await.ok();
+    assert_eq!(
+        tf.resource("rotor_secret_link.billing")["current_key_id"],
+        CALM_KEY
+    );
+
+    // Add a target: the current value is copied, no rotation.
+    let two = [
+        ("kv-prod", "billing-api-client-secret"),
+        ("kv-new", "billing-api"),
+    ];
+    tf.config(&hcl(&two, "1"));
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "{}", plan.output());
+    assert!(plan.stdout.contains("1 to change"), "{}", plan.output());
+    tf.apply().await.ok();
+    assert_eq!(
+        passwords(&em, CALM_APP_ID).len(),
+        1,
+        "adding a target does not rotate"
+    );
+    let copied = vault_versions(&em, "kv-new", "billing-api");
+    assert_eq!(copied.len(), 1, "{copied:?}");
+    assert_eq!(
+        copied[0]["value"], CALM_VALUE,
+        "the new target holds the current value"
+    );
+    assert_eq!(
+        tf.resource("rotor_secret_link.billing")["current_key_id"],
+        CALM_KEY
+    );
+    assert_eq!(tf.plan().await.code, 0);
+
+    // Change the trigger: forced rotation of both targets.
+    tf.config(&hcl(&two, "2"));
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "{}", plan.output());
+    assert!(
+        plan.output().contains("rotate_when_changed"),
+        "{}",
+        plan.output()
+    );
+    tf.apply().await.ok();
+    let key = tf.resource("rotor_secret_link.billing")["current_key_id"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    assert_ne!(key, CALM_KEY);
+    assert_eq!(
+        latest_tag(&em, "kv-prod", "billing-api-client-secret", "rotor-key-id").as_deref(),
+        Some(key.as_str())
+    );
+    assert_eq!(
+        latest_tag(&em, "kv-new", "billing-api", "rotor-key-id").as_deref(),
+        Some(key.as_str())
+    );
+    assert_eq!(tf.plan().await.code, 0);
+
+    // Remove a target: that secret is left alone.
+    let versions_before = vault_versions(&em, "kv-new", "billing-api").len();
+    tf.config(&hcl(&one, "2"));
+    tf.apply().await.ok();
+    assert_eq!(
+        vault_versions(&em, "kv-new", "billing-api").len(),
+        versions_before
+    );
+    assert_eq!(
+        tf.resource("rotor_secret_link.billing")["target_versions"]
+            .as_object()
+            .map(|m| m.len()),
+        Some(1)
+    );
+    assert_eq!(tf.plan().await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_import_then_plan_is_empty() {
+    let em = emulator(fixture()).await;
+    let mut tf = Tf::new(Some(&em));
+    let urls: Vec<String> = ["kv-prod", "kv-dev", "kv-dr", "kv-new"]
+        .iter()
+        .map(|v| vault(&em, v))
+        .collect();
+    tf.set_env("ROTOR_VAULTS", &urls.join(","));
+    tf.config(&format!(
+        "{PROVIDER}{}",
+        link_hcl(
+            &em,
+            "billing",
+            CALM_APP_ID,
+            "prod",
+            &[("kv-prod", "billing-api-client-secret")],
+            ""
+        )
+    ));
+    // A malformed id is refused with the expected shape.
+    let bad = tf
+        .run(&["import", "rotor_secret_link.billing", "not-an-id"])
+        .await
+        .failed();
+    assert!(
+        bad.stderr.contains("<application_id>/<key_id>"),
+        "{}",
+        bad.output()
+    );
+
+    let import = tf
+        .run(&[
+            "import",
+            "rotor_secret_link.billing",
+            &format!("{CALM_APP_ID}/{CALM_KEY}"),
+        ])
+        .await
+        .ok();
+    let state = tf.resource("rotor_secret_link.billing");
+    assert_eq!(
+        state["credential_display_name"],
+        "prod",
+        "{}",
+        import.output()
+    );
+    assert_eq!(state["current_key_id"], CALM_KEY);
+    let plan = tf.plan().await;
+    assert_eq!(
+        plan.code,
+        0,
+        "plan after import must be empty:\n{}",
+        plan.output()
+    );
+    assert_eq!(passwords(&em, CALM_APP_ID).len(), 1);
+}
