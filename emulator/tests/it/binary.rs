@@ -126,3 +126,151 @@ fn malformed_fixture_fails_with_the_json_path() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("vaults[0].secrets[0].expires"), "{err}");
 }
+
+#[test]
+fn trace_logs_never_contain_secret_values() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor-emulator"))
+        .args(["--fixture", "sample"])
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain stderr concurrently: trace logging fills a pipe quickly.
+    let mut stderr = child.stderr.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let ca = std::fs::read_to_string(v["ca_file"].as_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let values: Vec<String> = rt.block_on(async {
+        let ca = reqwest::Certificate::from_pem(ca.as_bytes()).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .build()
+            .unwrap();
+        let h1 = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(
+                std::fs::read(v["ca_file"].as_str().unwrap())
+                    .unwrap()
+                    .as_slice(),
+            )
+            .unwrap()])
+            .http1_only()
+            .build()
+            .unwrap();
+        let env = &v["env"];
+        let token = |scope: &'static str| {
+            let http = http.clone();
+            let url = format!(
+                "{}/{}/oauth2/v2.0/token",
+                v["authority_host"].as_str().unwrap(),
+                v["tenant_id"].as_str().unwrap()
+            );
+            let id = env["AZURE_CLIENT_ID"].as_str().unwrap().to_string();
+            let secret = env["AZURE_CLIENT_SECRET"].as_str().unwrap().to_string();
+            async move {
+                let t: Value = http
+                    .post(url)
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", &id),
+                        ("client_secret", &secret),
+                        ("scope", scope),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                t["access_token"].as_str().unwrap().to_string()
+            }
+        };
+        let kv = token("https://vault.azure.net/.default").await;
+        let graph = token("https://graph.microsoft.com/.default").await;
+        let vault = v["vaults"]["kv-prod"].as_str().unwrap();
+        for client in [&http, &h1] {
+            let r = client
+                .get(format!(
+                    "{vault}secrets/myapp-secret?api-version=2025-07-01"
+                ))
+                .bearer_auth(&kv)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let r = client
+                .put(format!(
+                    "{vault}secrets/written-in-test?api-version=2025-07-01"
+                ))
+                .bearer_auth(&kv)
+                .json(&serde_json::json!({"value": "Wr18Q~a-value-written-by-the-trace-test-x"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let r = client
+                .post(format!(
+                    "{}/v1.0/applications/a0000004-0000-4000-8000-000000000004/addPassword",
+                    v["graph_endpoint"].as_str().unwrap()
+                ))
+                .bearer_auth(&graph)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        let state: Value = http
+            .get(format!("{}/state", v["admin"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut values = Vec::new();
+        for p in state["principals"].as_array().unwrap() {
+            values.push(p["client_secret"].as_str().unwrap().to_string());
+        }
+        for a in state["applications"].as_array().unwrap() {
+            for p in a["password_credentials"].as_array().unwrap() {
+                values.push(p["secret_text"].as_str().unwrap().to_string());
+            }
+        }
+        for vault in state["vaults"].as_array().unwrap() {
+            for s in vault["secrets"].as_array().unwrap() {
+                for x in s["versions"].as_array().unwrap() {
+                    values.push(x["value"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        values
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let logs = drain.join().unwrap();
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace logging is on"
+    );
+    assert!(values.len() > 20);
+    for value in values {
+        // Every value is checked whole and by its distinctive tail (logs could split a value).
+        let tail = &value[value.len().saturating_sub(16)..];
+        assert!(
+            !logs.contains(&value) && !logs.contains(tail),
+            "a secret value appears in the logs"
+        );
+    }
+}
