@@ -197,3 +197,35 @@ pub fn print(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_when_forms() {
+        let now = OffsetDateTime::parse("2026-11-25T12:00:00Z", &Rfc3339).expect("now");
+        let p = |s: &str, end: bool| {
+            parse_when("since", s, now, end).map(|t| t.format(&Rfc3339).expect("fmt"))
+        };
+        assert_eq!(
+            p("2026-11-01T08:00:00Z", false).expect("rfc"),
+            "2026-11-01T08:00:00Z"
+        );
+        assert_eq!(
+            p("2026-11-01", false).expect("date"),
+            "2026-11-01T00:00:00Z"
+        );
+        assert!(
+            p("2026-11-01", true)
+                .expect("date")
+                .starts_with("2026-11-01T23:59:59")
+        );
+        assert_eq!(p("-7d", false).expect("rel"), "2026-11-18T12:00:00Z");
+        assert_eq!(p("12h", false).expect("rel"), "2026-11-25T00:00:00Z");
+        assert_eq!(p("-2w", false).expect("rel"), "2026-11-11T12:00:00Z");
+        let e = p("yesterday", false).expect_err("bad");
+        assert!(e.message.contains("--since `yesterday`"), "{}", e.message);
+        assert!(!e.hints.is_empty());
+    }
+}

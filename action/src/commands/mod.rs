@@ -164,3 +164,44 @@ pub fn report_error_line(err: &rotor_engine::Error) {
         eprintln!("hint: {h}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_and_hints_follow_the_error_kind() {
+        let usage: anyhow::Error = UsageError::new("reading arguments: bad")
+            .hint("do this")
+            .into();
+        assert_eq!(exit_code_for(&usage), EXIT_USAGE);
+        assert_eq!(hints_for(&usage), ["do this"]);
+
+        let config: anyhow::Error =
+            rotor_engine::Error::config("reading configuration `x`", "bad key")
+                .with_hint("fix the key")
+                .into();
+        assert_eq!(exit_code_for(&config), EXIT_USAGE);
+        let wrapped = config.context("setting up");
+        assert_eq!(exit_code_for(&wrapped), EXIT_USAGE);
+        assert_eq!(hints_for(&wrapped), ["fix the key"]);
+        assert_eq!(
+            render_chain(&wrapped),
+            "setting up: reading configuration `x`: bad key"
+        );
+
+        let perm: anyhow::Error = rotor_engine::Error::new(
+            rotor_engine::ErrorKind::Permission,
+            "writing Key Vault secret `s` (vault `kv`)",
+            "403 Forbidden",
+        )
+        .into();
+        assert_eq!(exit_code_for(&perm), EXIT_FAILED);
+        assert_eq!(exit_code_for(&anyhow::anyhow!("io")), EXIT_FAILED);
+
+        // A usage error attached as context still counts.
+        let ctx_usage = anyhow::anyhow!("inner").context(UsageError::new("outer").hint("h"));
+        assert_eq!(exit_code_for(&ctx_usage), EXIT_USAGE);
+        assert_eq!(hints_for(&ctx_usage), ["h"]);
+    }
+}
