@@ -836,3 +836,28 @@ async fn cleanup_removes_replaced_credentials_once_their_grace_period_has_passed
     );
     w.assert_no_secret_leaked(&r, &[&out]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_history_over_1_mb_is_appended_to_not_replaced() {
+    let w = world().await;
+    // The default branch already has a 1.5 MB history (the contents API's JSON omits it).
+    let line = support::rotate_json(&[("old-app", "old")], "success")["rotations"][0].to_string();
+    let big: String =
+        std::iter::repeat_n(format!("{line}\n"), 1 + 1_500_000 / line.len()).collect();
+    w.gh.seed_file("main", "rotor-history.jsonl", &big);
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    w.write_config(&r, "");
+    let out = r.rotor(&["action", "--audit-pr"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let file =
+        w.gh.file("rotor/audit", "rotor-history.jsonl")
+            .expect("file");
+    if !file.starts_with(&big) {
+        for l in w.gh.log() {
+            eprintln!("{} {} {} {}", l.method, l.path, l.status, l.body.len());
+        }
+        eprintln!("file: {} bytes, big: {} bytes", file.len(), big.len());
+    }
+    assert!(file.starts_with(&big), "the earlier history is kept");
+    assert_eq!(file.lines().count(), big.lines().count() + 3);
+}

@@ -213,6 +213,16 @@ impl FakeGitHub {
         self.state.lock().expect("lock").pulls.clone()
     }
 
+    /// Puts `content` at `path` on `branch` (as if committed earlier).
+    pub fn seed_file(&self, branch: &str, path: &str, content: &str) {
+        let mut st = self.state.lock().expect("lock");
+        let sha = blob_sha(content);
+        st.files.insert(
+            (branch.to_string(), path.to_string()),
+            (content.to_string(), sha),
+        );
+    }
+
     /// Merges pull request `number` the way a squash merge looks to rotor: the default branch
     /// gets the head branch's files and a new head commit; the pull request is closed.
     pub fn merge_pull(&self, number: u64) {
@@ -389,11 +399,11 @@ fn route(
         f.remaining -= 1;
         let (status, hdrs, msg) = (f.status, f.headers.clone(), f.message.clone());
         if f.after_apply {
-            let _ = route_repo(st, addr, method, uri, path, body);
+            let _ = route_repo(st, addr, method, uri, headers, path, body);
         }
         return json_response(status, &hdrs, json!({"message": msg}));
     }
-    route_repo(st, addr, method, uri, path, body)
+    route_repo(st, addr, method, uri, headers, path, body)
 }
 
 fn route_repo(
@@ -401,6 +411,7 @@ fn route_repo(
     addr: SocketAddr,
     method: &Method,
     uri: &Uri,
+    headers: &HeaderMap,
     path: &str,
     body: &str,
 ) -> Response {
@@ -548,16 +559,40 @@ fn route_repo(
             if st.refs.contains_key(branch) {
                 return err(422, "Reference already exists");
             }
-            if !st.refs.values().any(|s| s == sha) {
+            let Some(source) = st
+                .refs
+                .iter()
+                .find(|(_, s)| *s == sha)
+                .map(|(b, _)| b.clone())
+            else {
                 return err(422, "Object does not exist");
-            }
+            };
+            // The new branch has the tree of the commit it points at.
+            let files: Vec<((String, String), (String, String))> = st
+                .files
+                .iter()
+                .filter(|((b, _), _)| *b == source)
+                .map(|((_, p), v)| ((branch.to_string(), p.clone()), v.clone()))
+                .collect();
+            st.files.extend(files);
             st.refs.insert(branch.to_string(), sha.to_string());
             json_response(201, &[], json!({"ref": r, "object": {"sha": sha}}))
         }
         ("GET", ["contents", p @ ..]) => {
             let p = p.join("/").replace("%20", " ");
             let branch = q.get("ref").cloned().unwrap_or_else(|| "main".into());
+            let raw = headers
+                .get("accept")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("vnd.github.raw"));
             match st.files.get(&(branch, p.clone())) {
+                Some((content, _)) if raw => (StatusCode::OK, content.clone()).into_response(),
+                // Like GitHub: over 1 MB the JSON carries no content.
+                Some((content, sha)) if content.len() > 1024 * 1024 => json_response(
+                    200,
+                    &[],
+                    json!({"type": "file", "path": p, "sha": sha, "size": content.len(), "encoding": "none", "content": ""}),
+                ),
                 Some((content, sha)) => {
                     // GitHub wraps base64 at 60 characters.
                     let enc = b64.encode(content.as_bytes());

@@ -68,8 +68,10 @@ impl ApiError {
 pub struct Response {
     /// Response headers.
     pub headers: http::HeaderMap,
-    /// Parsed JSON body (`Null` when empty).
+    /// Parsed JSON body (`Null` when empty, a string when not JSON).
     pub body: Value,
+    /// The body as received.
+    pub text: String,
 }
 
 /// What happened to the sticky comment.
@@ -158,12 +160,13 @@ impl GitHub {
         uri: &str,
         body: Option<&Value>,
         action: &str,
+        accept: &str,
     ) -> Result<(StatusCode, http::HeaderMap, String), ApiError> {
+        // octocrab adds `X-GitHub-Api-Version` itself.
         let builder = http::Request::builder()
             .method(method.clone())
             .uri(uri)
-            .header(http::header::ACCEPT, "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28");
+            .header(http::header::ACCEPT, accept);
         let request = self
             .crab
             .build_request(builder, body)
@@ -201,9 +204,23 @@ impl GitHub {
         body: Option<&Value>,
         action: &str,
     ) -> Result<Response, ApiError> {
+        self.request_accepting(method, uri, body, action, "application/vnd.github+json")
+            .await
+    }
+
+    /// [`GitHub::request`] with another media type (`application/vnd.github.raw` for file
+    /// contents over the contents API's 1 MB JSON limit).
+    pub async fn request_accepting(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+        action: &str,
+        accept: &str,
+    ) -> Result<Response, ApiError> {
         let mut retried = false;
         loop {
-            let result = self.send_once(&method, uri, body, action).await;
+            let result = self.send_once(&method, uri, body, action, accept).await;
             let (status, headers, text) = match result {
                 Ok(r) => r,
                 Err(e) if method == Method::GET && !retried => {
@@ -243,7 +260,7 @@ impl GitHub {
             let body: Value = if text.trim().is_empty() {
                 Value::Null
             } else {
-                serde_json::from_str(&text).unwrap_or(Value::String(text))
+                serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
             };
             if !status.is_success() {
                 let message = body
@@ -266,7 +283,11 @@ impl GitHub {
                     ),
                 });
             }
-            return Ok(Response { headers, body });
+            return Ok(Response {
+                headers,
+                body,
+                text,
+            });
         }
     }
 
@@ -558,23 +579,39 @@ impl GitHub {
                 .await
             {
                 Ok(resp) => {
-                    let content = resp
-                        .body
-                        .get("content")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .replace(['\n', '\r'], "");
-                    let bytes = b64.decode(content).map_err(|e| ApiError::Status {
-                        action: read_action.clone(),
-                        status: 200,
-                        message: format!("undecodable content: {e}"),
-                    })?;
                     let sha = resp
                         .body
                         .get("sha")
                         .and_then(Value::as_str)
                         .map(str::to_string);
-                    (String::from_utf8_lossy(&bytes).into_owned(), sha)
+                    let encoding = resp.body.get("encoding").and_then(Value::as_str);
+                    let text = if encoding == Some("base64") {
+                        let content = resp
+                            .body
+                            .get("content")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .replace(['\n', '\r'], "");
+                        let bytes = b64.decode(content).map_err(|e| ApiError::Status {
+                            action: read_action.clone(),
+                            status: 200,
+                            message: format!("undecodable content: {e}"),
+                        })?;
+                        String::from_utf8_lossy(&bytes).into_owned()
+                    } else {
+                        // Over 1 MB the JSON carries no content (`encoding: none`): fetch it raw,
+                        // never overwrite the history with only this run's records.
+                        self.request_accepting(
+                            Method::GET,
+                            &format!("{contents_uri}?ref={branch}"),
+                            None,
+                            &read_action,
+                            "application/vnd.github.raw",
+                        )
+                        .await?
+                        .text
+                    };
+                    (text, sha)
                 }
                 Err(ApiError::Status { status: 404, .. }) => (String::new(), None),
                 Err(e) => return Err(e),
