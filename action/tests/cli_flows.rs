@@ -522,6 +522,8 @@ async fn missing_graph_permission_names_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_end_to_end() {
     let dir = tempfile::tempdir().expect("tmp");
+    // The demo is a sandbox: it ignores the user's rotor.toml (even a broken one).
+    std::fs::write(dir.path().join("rotor.toml"), "[policy]\nnot_a_key = 1\n").expect("write");
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rotor"));
     cmd.args(["demo", "--propagation-delay", "1", "--progress", "plain"])
         .current_dir(dir.path())
@@ -552,8 +554,8 @@ async fn demo_runs_end_to_end() {
         "demo took {:?}",
         started.elapsed()
     );
-    // The demo wrote nothing into the working directory.
-    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    // The demo wrote nothing into the working directory (rotor.toml is the test's own).
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
 }
 
 /// In a terminal, rotate shows the plan and asks; "n" changes nothing, "y" rotates. The terminal

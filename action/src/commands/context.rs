@@ -63,11 +63,25 @@ impl Context {
         auth: AuthConfig,
     ) -> anyhow::Result<Context> {
         let (config, config_path) = load_config(global.config.as_deref())?;
+        let mut ctx = Context::with_config_value(global, endpoints, auth, config);
+        ctx.config_path = config_path;
+        Ok(ctx)
+    }
+
+    /// A context with explicit endpoints, credentials and configuration: no file and no
+    /// environment variable is read (`rotor demo` runs on its own sandbox configuration).
+    pub fn with_config_value(
+        global: &GlobalArgs,
+        endpoints: Endpoints,
+        auth: AuthConfig,
+        config: Config,
+    ) -> Context {
+        let config_path = None;
         let history_path = global
             .history_file
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_HISTORY_FILE));
-        Ok(Context {
+        Context {
             global: global.clone(),
             config,
             config_path,
@@ -77,7 +91,7 @@ impl Context {
             history_path,
             verify_timeout: None,
             engine: OnceLock::new(),
-        })
+        }
     }
 
     /// Replaces the configuration (the demo uses its own).

@@ -105,8 +105,7 @@ async fn run_on(
         .push(Exclusion::parse("name:legacy-*")?);
     let mut demo_global = global.clone();
     demo_global.history_file = Some(history_path.clone());
-    let ctx = Context::new(&demo_global, endpoints, auth)?
-        .with_config(config)
+    let ctx = Context::with_config_value(&demo_global, endpoints, auth, config)
         .with_history_path(&history_path)
         .with_verify_timeout(Duration::from_secs(60))
         .with_actor(format!("{} (demo)", super::context::default_actor()));
