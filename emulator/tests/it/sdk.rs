@@ -289,3 +289,39 @@ async fn official_sdk_creates_a_certificate() {
     assert_eq!(certs["name"], "rotor-cert");
     assert_eq!(certs["versions"][0]["subject"], "CN=rotor-test");
 }
+
+/// The SDK with its *default* transport, configured only through the environment of a child
+/// process (`SSL_CERT_FILE`, `AZURE_AUTHORITY_HOST`, …): the emulator works "unchanged".
+/// Needs the `sdk_env_probe` example, which `cargo test` builds; skipped when it is absent.
+#[tokio::test]
+async fn official_sdk_configured_only_by_environment() {
+    let exe = std::env::current_exe().unwrap();
+    let probe = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("examples").join("sdk_env_probe"))
+        .unwrap();
+    if !probe.exists() {
+        eprintln!(
+            "skipping: {} not built (run the whole `cargo test -p rotor-emulator`)",
+            probe.display()
+        );
+        return;
+    }
+    let emu = sample().await;
+    let mut cmd = tokio::process::Command::new(&probe);
+    cmd.env_clear()
+        .envs(&emu.endpoints().env)
+        .arg(vault(&emu, "kv-staging"))
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "probe failed: {stdout} {stderr}");
+    assert_eq!(stdout.trim(), "ok");
+    let state = emu.state();
+    assert!(state.to_string().contains("written-by-the-env-probe"));
+}
