@@ -41,6 +41,19 @@ pub struct SecretItem {
     pub managed: bool,
 }
 
+/// A certificate as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateItem {
+    /// Certificate name.
+    pub name: String,
+    /// SHA-1 thumbprint (`x5t`), upper-case hex.
+    pub thumbprint: Option<String>,
+    /// Expiry.
+    pub expires: Option<OffsetDateTime>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
 /// One secret version, with its value (redacted in Debug).
 #[derive(Clone)]
 pub struct SecretVersion {
@@ -230,6 +243,69 @@ impl KeyVaults {
                 content_type: p.content_type,
                 tags: tags(p.tags),
                 managed: p.managed.unwrap_or(false),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every certificate in the vault (all pages), with thumbprints.
+    pub async fn list_certificates(&self, vault_url: &Url) -> Result<Vec<CertificateItem>> {
+        use azure_security_keyvault_certificates::{
+            CertificateClient, CertificateClientOptions,
+            models::CertificateClientListCertificatePropertiesOptions,
+        };
+        let (_, sem) = self.client(vault_url)?;
+        let _permit = sem
+            .acquire()
+            .await
+            .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))?;
+        let vault = self.vault_name(vault_url);
+        let action = format!("listing certificates in vault `{vault}`");
+        let mut client_options = crate::http::client_options(&self.http, &self.endpoints);
+        client_options.retry = azure_core::http::RetryOptions::exponential(
+            azure_core::http::ExponentialRetryOptions {
+                max_retries: self.max_retries,
+                ..Default::default()
+            },
+        );
+        let client = CertificateClient::new(
+            normalize_vault_url(vault_url).as_str(),
+            self.credential.clone(),
+            Some(CertificateClientOptions {
+                client_options,
+                verify_challenge_resource: Some(self.endpoints.verify_challenge),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| Error::config(action.clone(), e.to_string()))?;
+        let mut pager = client
+            .list_certificate_properties(Some(CertificateClientListCertificatePropertiesOptions {
+                maxresults: Some(25),
+                ..Default::default()
+            }))
+            .map_err(|e| kv_error(&action, &e, &vault, None))?;
+        let mut out = Vec::new();
+        while let Some(p) = pager
+            .try_next()
+            .await
+            .map_err(|e| kv_error(&action, &e, &vault, None))?
+        {
+            let Some(name) = p.id.as_deref().and_then(|id| {
+                let u = Url::parse(id).ok()?;
+                let segs: Vec<String> = u.path_segments()?.map(str::to_owned).collect();
+                let i = segs.iter().position(|s| s == "certificates")?;
+                segs.get(i + 1).cloned()
+            }) else {
+                continue;
+            };
+            out.push(CertificateItem {
+                name,
+                thumbprint: p
+                    .x509_thumbprint
+                    .as_ref()
+                    .map(|b| b.iter().map(|x| format!("{x:02X}")).collect()),
+                expires: p.attributes.as_ref().and_then(|a| a.expires),
+                tags: tags(p.tags),
             });
         }
         Ok(out)

@@ -35,9 +35,9 @@ pub use hints::HintCache;
 pub use history::{History, HistoryFilter};
 pub use identity::{AuthConfig, AuthMethod, AuthSettings};
 pub use model::{
-    Application, AuditRecord, CleanupOutcome, Confidence, KeptCredential, KeyCredential, Link,
-    LinkStatus, Match, MatchReport, PasswordCredential, RotateOptions, RotationStatus, Signal,
-    Target, TargetRecord, TargetStatus, Unmatched,
+    Application, AuditRecord, CleanupOutcome, Confidence, CredentialKind, KeptCredential,
+    KeyCredential, Link, LinkStatus, Match, MatchReport, PasswordCredential, RotateOptions,
+    RotationStatus, Signal, Target, TargetRecord, TargetStatus, Unmatched,
 };
 pub use policy::{Exclusion, ExclusionKind, Policy};
 pub use progress::{CollectProgress, NoProgress, Progress, ProgressEvent, Step, StepState};

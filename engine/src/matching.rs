@@ -6,7 +6,8 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::keyvault::SecretItem;
 use crate::model::{
-    Application, Confidence, Match, MatchReport, PasswordCredential, Signal, Target, Unmatched,
+    Application, Confidence, CredentialKind, Match, MatchReport, PasswordCredential, Signal,
+    Target, Unmatched,
 };
 use crate::policy::Policy;
 use futures::StreamExt;
@@ -412,8 +413,13 @@ pub fn match_facts(apps: &[Application], secrets: &[SecretFacts], policy: &Polic
                 cand.extend(idx_exp.get(&d).into_iter().flatten());
             }
             if app_slug.len() >= 3 {
-                if let Some(first) = app_slug.split('-').next() {
-                    cand.extend(lookup_token(first));
+                // the rarest word of the app's name bounds the candidates
+                if let Some(rare) = app_slug
+                    .split('-')
+                    .filter(|t| !t.is_empty())
+                    .min_by_key(|t| idx_tok.get(*t).map_or(0, Vec::len))
+                {
+                    cand.extend(lookup_token(rare));
                 }
                 let compact = app_slug.replace('-', "");
                 if compact.len() >= 4 {
@@ -454,6 +460,7 @@ pub fn match_facts(apps: &[Application], secrets: &[SecretFacts], policy: &Polic
                     continue;
                 }
                 found.push(Match {
+                    kind: CredentialKind::Secret,
                     app_id: a.app_id.clone(),
                     app_name: a.display_name.clone(),
                     key_id: c.key_id.clone(),
@@ -475,6 +482,7 @@ pub fn match_facts(apps: &[Application], secrets: &[SecretFacts], policy: &Polic
             }
             if found.is_empty() {
                 report.unmatched.push(Unmatched {
+                    kind: CredentialKind::Secret,
                     app_id: a.app_id.clone(),
                     app_name: a.display_name.clone(),
                     key_id: c.key_id.clone(),
@@ -497,6 +505,103 @@ pub fn match_facts(apps: &[Application], secrets: &[SecretFacts], policy: &Polic
         }
     }
     report
+}
+
+/// A Key Vault certificate as matching sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// Vault URL.
+    pub vault_url: Url,
+    /// Vault short name.
+    pub vault: String,
+    /// The certificate.
+    pub item: crate::keyvault::CertificateItem,
+}
+
+/// Matches key credentials (certificates) to Key Vault certificates by thumbprint (`x5t`).
+pub fn match_certificates(
+    apps: &[Application],
+    certs: &[CertificateFacts],
+    policy: &Policy,
+) -> (Vec<Match>, Vec<Unmatched>) {
+    let mut by_thumb: HashMap<String, Vec<&CertificateFacts>> = HashMap::new();
+    for c in certs {
+        if let Some(t) = &c.item.thumbprint {
+            by_thumb.entry(t.to_ascii_uppercase()).or_default().push(c);
+        }
+    }
+    let mut matches = Vec::new();
+    let mut unmatched = Vec::new();
+    for a in apps {
+        for k in &a.key_credentials {
+            let found: Vec<&&CertificateFacts> = k
+                .thumbprint
+                .as_ref()
+                .and_then(|t| by_thumb.get(&t.to_ascii_uppercase()))
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
+            if found.is_empty() {
+                unmatched.push(Unmatched {
+                    kind: CredentialKind::Certificate,
+                    app_id: a.app_id.clone(),
+                    app_name: a.display_name.clone(),
+                    key_id: k.key_id.clone(),
+                    credential_display_name: k.display_name.clone(),
+                    excluded: policy.excluded(
+                        &a.app_id,
+                        &a.display_name,
+                        k.display_name.as_deref(),
+                        None,
+                    ),
+                });
+            }
+            for c in found {
+                let mut signals = vec![Signal::Thumbprint];
+                let tag = |n: &str| {
+                    c.item
+                        .tags
+                        .iter()
+                        .find(|(t, _)| t.eq_ignore_ascii_case(n))
+                        .map(|(_, v)| v.clone())
+                };
+                if tag(TAG_APP_ID).is_some_and(|v| v.eq_ignore_ascii_case(&a.app_id))
+                    || tag(TAG_APP_NAME).is_some_and(|v| v.eq_ignore_ascii_case(&a.display_name))
+                {
+                    signals.push(Signal::TagApp);
+                }
+                if name_matches(a, &c.item.name) {
+                    signals.push(Signal::Name);
+                }
+                if c.item
+                    .expires
+                    .is_some_and(|e| (e - k.end).abs() <= time::Duration::days(1))
+                {
+                    signals.push(Signal::Expiry);
+                }
+                matches.push(Match {
+                    kind: CredentialKind::Certificate,
+                    app_id: a.app_id.clone(),
+                    app_name: a.display_name.clone(),
+                    key_id: k.key_id.clone(),
+                    credential_display_name: k.display_name.clone(),
+                    vault: c.vault.clone(),
+                    vault_url: c.vault_url.clone(),
+                    secret_name: c.item.name.clone(),
+                    secret_version: None,
+                    confidence: confidence_of(&signals),
+                    signals,
+                    hint_mismatch: false,
+                    excluded: policy.excluded(
+                        &a.app_id,
+                        &a.display_name,
+                        k.display_name.as_deref(),
+                        Some(&c.item.name),
+                    ),
+                });
+            }
+        }
+    }
+    (matches, unmatched)
 }
 
 pub(crate) async fn match_secrets(
@@ -523,6 +628,26 @@ pub(crate) async fn match_secrets(
     }
     let mut report = match_facts(apps, &facts, policy);
     report.values_read = read;
+    if apps.iter().any(|a| !a.key_credentials.is_empty()) {
+        let mut certs = Vec::new();
+        for v in vaults {
+            match e.inner.vaults.list_certificates(v).await {
+                Ok(items) => {
+                    let vault = e.inner.vaults.vault_name(v);
+                    certs.extend(items.into_iter().map(|item| CertificateFacts {
+                        vault_url: v.clone(),
+                        vault: vault.clone(),
+                        item,
+                    }));
+                }
+                Err(err) => tracing::warn!("{err}; certificates in this vault are not matched"),
+            }
+        }
+        let (m, u) = match_certificates(apps, &certs, policy);
+        report.matches.extend(m);
+        report.unmatched.extend(u);
+        report.signals_tried.insert(1, Signal::Thumbprint);
+    }
     Ok(report)
 }
 

@@ -292,9 +292,24 @@ impl fmt::Display for Link {
     }
 }
 
+/// Which kind of credential a match or unmatched entry is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialKind {
+    /// A password credential (client secret) matched to a Key Vault secret.
+    #[default]
+    Secret,
+    /// A key credential (certificate) matched to a Key Vault certificate by thumbprint.
+    Certificate,
+}
+
 /// A (credential, Key Vault secret) pair found by matching.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Match {
+    /// Secret (password ↔ Key Vault secret) or certificate (key credential ↔ Key Vault
+    /// certificate, `secret_name` is then the certificate name).
+    #[serde(default)]
+    pub kind: CredentialKind,
     /// appId.
     pub app_id: String,
     /// Application display name.
@@ -332,6 +347,9 @@ impl Match {
 /// A credential for which no vault secret matched (at any confidence above NONE).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unmatched {
+    /// Secret or certificate.
+    #[serde(default)]
+    pub kind: CredentialKind,
     /// appId.
     pub app_id: String,
     /// Application display name.

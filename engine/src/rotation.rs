@@ -1387,7 +1387,10 @@ pub fn links_from_matches(
 ) -> Vec<Link> {
     let mut groups: BTreeMap<(String, String), BTreeSet<Target>> = BTreeMap::new();
     for m in &report.matches {
-        if m.confidence < policy.min_confidence || m.excluded.is_some() {
+        if m.confidence < policy.min_confidence
+            || m.excluded.is_some()
+            || m.kind != crate::model::CredentialKind::Secret
+        {
             continue;
         }
         let lineage = apps

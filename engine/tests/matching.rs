@@ -257,3 +257,94 @@ async fn graph_403_names_the_permission() {
     assert!(err.contains("403"), "{err}");
     assert_eq!(env.passwords(MYAPP).len(), 2, "nothing was added");
 }
+
+#[tokio::test]
+async fn certificate_matches_by_thumbprint() {
+    use azure_security_keyvault_certificates::models::{
+        CertificatePolicy, CreateCertificateParameters, IssuerParameters, X509CertificateProperties,
+    };
+    use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
+    use base64::Engine as _;
+    let env = start(fixture(serde_json::json!({
+        "principals": [{"client_id": "11111111-0000-4000-8000-000000000001", "client_secret": "p-secret-value-1234",
+            "display_name": "rotor", "graph_roles": ["Application.ReadWrite.All"], "vault_roles": {"*": "Key Vault Administrator"}}],
+        "applications": [{"object_id": "a0000001-0000-4000-8000-000000000001", "app_id": "b0000001-0000-4000-8000-000000000001", "display_name": "signer"}],
+        "vaults": [{"name": "kv-certs", "secrets": []}]
+    })))
+    .await;
+    let endpoints = env.endpoints();
+    let mut auth = rotor_engine::AuthConfig::from_map(&env.emu.endpoints().env);
+    auth.use_cli = false;
+    auth.use_msi = false;
+    let cred = auth.build(&endpoints).expect("cred");
+    let http = rotor_engine::http::http_client(&endpoints).expect("http");
+    let client = CertificateClient::new(
+        env.vault("kv-certs").as_str(),
+        cred.clone(),
+        Some(CertificateClientOptions {
+            client_options: rotor_engine::http::client_options(&http, &endpoints),
+            verify_challenge_resource: Some(false),
+            ..Default::default()
+        }),
+    )
+    .expect("client");
+    let body = CreateCertificateParameters {
+        certificate_policy: Some(CertificatePolicy {
+            x509_certificate_properties: Some(X509CertificateProperties {
+                subject: Some("CN=signer".into()),
+                validity_in_months: Some(6),
+                ..Default::default()
+            }),
+            issuer_parameters: Some(IssuerParameters {
+                name: Some("Self".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let cert = client
+        .begin_create_certificate("signer-cert", body.try_into().expect("body"), None)
+        .expect("begin")
+        .await
+        .expect("created")
+        .into_model()
+        .expect("model");
+    let der = cert.cer.expect("cer");
+    let token = cred
+        .get_token(&[endpoints.graph_scope().as_str()], None)
+        .await
+        .expect("token");
+    let r = http
+        .patch(format!("{}v1.0/applications/a0000001-0000-4000-8000-000000000001", endpoints.graph))
+        .bearer_auth(token.token.secret())
+        .json(&serde_json::json!({"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify",
+            "key": base64::engine::general_purpose::STANDARD.encode(&der), "displayName": "CN=signer"}]}))
+        .send()
+        .await
+        .expect("patch");
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let engine = env.engine();
+    let apps = engine.discover(None).await.expect("discover");
+    assert_eq!(apps[0].key_credentials.len(), 1);
+    let r = engine
+        .match_secrets(&apps, &env.vaults(), &Policy::default())
+        .await
+        .expect("match");
+    let m = r
+        .matches
+        .iter()
+        .find(|m| m.kind == rotor_engine::CredentialKind::Certificate)
+        .expect("certificate match");
+    assert_eq!(m.secret_name, "signer-cert");
+    assert_eq!(m.confidence, Confidence::High);
+    assert!(
+        m.signals.contains(&Signal::Thumbprint) && m.signals.contains(&Signal::Name),
+        "{:?}",
+        m.signals
+    );
+    // certificate matches never become rotation links
+    let links = rotor_engine::rotation::links_from_matches(&r, &apps, &Policy::default());
+    assert!(links.is_empty());
+}
