@@ -36,19 +36,8 @@ enum KillAt {
 
 /// Starts `rotor rotate` for MyApp's Secret 1 and kills it (SIGKILL) at `at`. Returns whether
 /// the kill happened before the process exited by itself, and the events seen.
-async fn rotate_and_kill(w: &World, at: KillAt) -> (bool, Vec<Value>) {
-    let mut cmd = w.command(&[
-        "rotate",
-        "--app",
-        MYAPP,
-        "--key-id",
-        MYAPP_SECRET1,
-        "--yes",
-        "--progress",
-        "json",
-        "--output",
-        "json",
-    ]);
+async fn rotate_and_kill(w: &World, args: &[&str], at: KillAt) -> (bool, Vec<Value>) {
+    let mut cmd = w.command(args);
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("spawn rotor");
@@ -104,14 +93,37 @@ async fn rotate_and_kill(w: &World, at: KillAt) -> (bool, Vec<Value>) {
     (killed, events)
 }
 
-fn lineage(state: &Value) -> Vec<Value> {
-    passwords(state, MYAPP)
+/// One credential lineage whose convergence is checked.
+struct Lineage {
+    app_id: &'static str,
+    name: &'static str,
+    original_key: &'static str,
+    targets: &'static [(&'static str, &'static str)],
+}
+
+const MYAPP_SECRET1_LINEAGE: Lineage = Lineage {
+    app_id: MYAPP,
+    name: "Secret 1",
+    original_key: MYAPP_SECRET1,
+    targets: &MYAPP_TARGETS,
+};
+
+fn lineage(state: &Value, l: &Lineage) -> Vec<Value> {
+    passwords(state, l.app_id)
         .into_iter()
         .filter(|c| {
             let n = c["display_name"].as_str().unwrap_or("");
-            n == "Secret 1" || n.starts_with("Secret 1 rotor:")
+            n == l.name || n.starts_with(&format!("{} rotor:", l.name))
         })
         .collect()
+}
+
+fn original_value(w: &World, l: &Lineage) -> String {
+    passwords(&w.state(), l.app_id)
+        .into_iter()
+        .find(|c| c["key_id"] == l.original_key)
+        .and_then(|c| c["secret_text"].as_str().map(str::to_owned))
+        .expect("original value")
 }
 
 fn parse_time(v: &Value) -> time::OffsetDateTime {
@@ -122,67 +134,76 @@ fn parse_time(v: &Value) -> time::OffsetDateTime {
     .expect("RFC 3339")
 }
 
-/// The re-run a scheduled job does, then the convergence checks.
-async fn rerun_and_check_converged(w: &World, original_value: &str, label: &str) {
+/// The re-run a scheduled job does: `rotate --due` then `cleanup` (of `apps`, or everything).
+async fn rerun(w: &World, apps: &[&str], label: &str) -> String {
     tokio::time::sleep(PENDING + Duration::from_millis(500)).await;
-    let r = w
-        .run(&[
-            "rotate", "--due", "--app", MYAPP, "--yes", "--output", "json",
-        ])
-        .await;
+    let mut rotate = vec!["rotate", "--due", "--yes", "--output", "json"];
+    let mut cleanup = vec!["cleanup", "--yes", "--output", "json"];
+    for a in apps {
+        rotate.extend(["--app", a]);
+        cleanup.extend(["--app", a]);
+    }
+    let r = w.run(&rotate).await;
     assert!(r.code == 0, "{label}: re-run rotate failed:\n{r}");
-    let r2 = w
-        .run(&["cleanup", "--app", MYAPP, "--yes", "--output", "json"])
-        .await;
+    let r2 = w.run(&cleanup).await;
     assert!(r2.code == 0, "{label}: re-run cleanup failed:\n{r2}");
+    format!("{r}\n{r2}")
+}
 
+/// Converged: every target holds the same credential of the lineage, tagged with its key id; it
+/// logs in; the original credential is kept and still logs in; no orphan older than the pending
+/// window remains.
+async fn check_converged(w: &World, l: &Lineage, original_value: &str, label: &str, runs: &str) {
     let state = w.state();
-    let creds = lineage(&state);
-    // Every target holds the same value ...
-    let values: Vec<Option<String>> = MYAPP_TARGETS
+    let creds = lineage(&state, l);
+    let values: Vec<Option<String>> = l
+        .targets
         .iter()
         .map(|(v, s)| current_value(&state, v, s))
         .collect();
-    let first = values[0].clone().expect("kv-prod has a value");
+    let first = values[0].clone().expect("the first target has a value");
     assert!(
         values.iter().all(|v| v.as_deref() == Some(first.as_str())),
-        "{label}: targets diverge after the re-run\n{r}\n{r2}"
+        "{label}: {} targets diverge after the re-run\n{runs}",
+        l.name
     );
-    // ... which is a credential of the lineage, tagged as such, that logs in.
     let current = creds
         .iter()
         .find(|c| c["secret_text"] == first.as_str())
-        .unwrap_or_else(|| panic!("{label}: targets hold no credential of the lineage"));
+        .unwrap_or_else(|| panic!("{label}: targets hold no credential of lineage {}", l.name));
     let current_key = current["key_id"].as_str().expect("key").to_owned();
-    for (vault, secret) in MYAPP_TARGETS {
-        let latest = versions(&state, vault, secret)
-            .last()
-            .cloned()
-            .expect("version");
-        assert_eq!(
-            latest["tags"]["rotor-key-id"],
-            current_key.as_str(),
-            "{label}: {vault}/{secret} tagged with the current key"
-        );
+    if current_key != l.original_key {
+        for (vault, secret) in l.targets {
+            let latest = versions(&state, vault, secret)
+                .last()
+                .cloned()
+                .expect("version");
+            assert_eq!(
+                latest["tags"]["rotor-key-id"],
+                current_key.as_str(),
+                "{label}: {vault}/{secret} tagged with the current key"
+            );
+        }
     }
     assert!(
-        logs_in(w, MYAPP, &first).await,
-        "{label}: the credential the targets hold logs in"
-    );
-    // The old credential is not lost.
-    assert!(
-        creds.iter().any(|c| c["key_id"] == MYAPP_SECRET1),
-        "{label}: the original credential was removed before its grace period"
+        logs_in(w, l.app_id, &first).await,
+        "{label}: the credential the targets of {} hold logs in",
+        l.name
     );
     assert!(
-        logs_in(w, MYAPP, original_value).await,
-        "{label}: the original credential still logs in"
+        creds.iter().any(|c| c["key_id"] == l.original_key),
+        "{label}: the original credential of {} was removed before its grace period",
+        l.name
     );
-    // No orphan older than the pending window: every other rotor credential is held or young.
+    assert!(
+        logs_in(w, l.app_id, original_value).await,
+        "{label}: the original credential of {} still logs in",
+        l.name
+    );
     let now = time::OffsetDateTime::now_utc();
     for c in &creds {
         let key = c["key_id"].as_str().expect("key");
-        if key == current_key || key == MYAPP_SECRET1 {
+        if key == current_key || key == l.original_key {
             continue;
         }
         let age = now - parse_time(&c["start"]);
@@ -196,12 +217,21 @@ async fn rerun_and_check_converged(w: &World, original_value: &str, label: &str)
 
 async fn scenario(at: KillAt, label: &str) {
     let w = world().await;
-    let original = passwords(&w.state(), MYAPP)
-        .into_iter()
-        .find(|c| c["key_id"] == MYAPP_SECRET1)
-        .and_then(|c| c["secret_text"].as_str().map(str::to_owned))
-        .expect("original value");
-    let (killed, events) = rotate_and_kill(&w, at).await;
+    let l = MYAPP_SECRET1_LINEAGE;
+    let original = original_value(&w, &l);
+    let args = [
+        "rotate",
+        "--app",
+        MYAPP,
+        "--key-id",
+        MYAPP_SECRET1,
+        "--yes",
+        "--progress",
+        "json",
+        "--output",
+        "json",
+    ];
+    let (killed, events) = rotate_and_kill(&w, &args, at).await;
     eprintln!(
         "{label}: killed={killed}, {} events before the kill, last: {}",
         events.len(),
@@ -210,7 +240,8 @@ async fn scenario(at: KillAt, label: &str) {
     if let KillAt::Event(..) = at {
         assert!(killed, "{label}: the kill point was reached");
     }
-    rerun_and_check_converged(&w, &original, label).await;
+    let runs = rerun(&w, &[MYAPP], label).await;
+    check_converged(&w, &l, &original, label, &runs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,5 +278,50 @@ async fn killed_after_random_delays_then_rerun_converges() {
             &format!("after {ms} ms"),
         )
         .await;
+    }
+}
+
+/// A scheduled run (`rotate --due`: MyApp, orders-service and consumer-app — capped at 2
+/// passwords — rotating concurrently) killed mid-way, then the next scheduled run converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_scheduled_run_then_next_run_converges() {
+    let lineages = [
+        MYAPP_SECRET1_LINEAGE,
+        Lineage {
+            app_id: "b0000003-0000-4000-8000-000000000003",
+            name: "client secret",
+            original_key: "c0000003-0000-4000-8000-000000000301",
+            targets: &[("kv-prod", "orders-service-client-secret")],
+        },
+        Lineage {
+            app_id: "b0000009-0000-4000-8000-000000000009",
+            name: "current",
+            original_key: "c0000009-0000-4000-8000-000000000902",
+            targets: &[("kv-prod", "consumer-app-client-secret")],
+        },
+    ];
+    for at in [
+        KillAt::Event("update-target", "done", 2),
+        KillAt::Event("create", "done", 2),
+    ] {
+        let w = world().await;
+        let originals: Vec<String> = lineages.iter().map(|l| original_value(&w, l)).collect();
+        let args = [
+            "rotate",
+            "--due",
+            "--yes",
+            "--progress",
+            "json",
+            "--output",
+            "json",
+        ];
+        let (killed, events) = rotate_and_kill(&w, &args, at).await;
+        let label = format!("scheduled run killed at {at:?}");
+        eprintln!("{label}: killed={killed}, {} events", events.len());
+        assert!(killed, "{label}: the kill point was reached");
+        let runs = rerun(&w, &[], &label).await;
+        for (l, original) in lineages.iter().zip(&originals) {
+            check_converged(&w, l, original, &label, &runs).await;
+        }
     }
 }
