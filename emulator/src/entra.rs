@@ -118,9 +118,14 @@ fn mint(ctx: &Ctx, caller: Caller, audience: Audience, aud_text: &str) -> String
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
 pub fn token(ctx: &Ctx, tenant: &str, req: &Req) -> Response {
-    let form: std::collections::HashMap<String, String> = form_urlencoded::parse(&req.body)
+    let mut form: std::collections::HashMap<String, String> = form_urlencoded::parse(&req.body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
+    // client_secret_basic: `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
+    if let Some((id, secret)) = basic_credentials(req) {
+        form.entry("client_id".into()).or_insert(id);
+        form.entry("client_secret".into()).or_insert(secret);
+    }
     let tenant_id = ctx.store.read().tenant_id.clone();
     if !tenant.eq_ignore_ascii_case(&tenant_id) {
         return entra_error(
@@ -227,6 +232,51 @@ pub fn token(ctx: &Ctx, tenant: &str, req: &Req) -> Response {
             "expires_in": TOKEN_LIFETIME_SECS,
             "ext_expires_in": TOKEN_LIFETIME_SECS,
             "access_token": token,
+        }),
+    )
+}
+
+fn basic_credentials(req: &Req) -> Option<(String, String)> {
+    let h = req.header("authorization")?;
+    let b64 = h
+        .strip_prefix("Basic ")
+        .or_else(|| h.strip_prefix("basic "))?;
+    let raw = String::from_utf8(util::b64_decode_any(b64)?).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    let dec = |s: &str| {
+        form_urlencoded::parse(format!("v={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((dec(id)?, dec(secret)?))
+}
+
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration` (for MSAL-style clients).
+pub fn openid_configuration(ctx: &Ctx, tenant: &str) -> Response {
+    let tenant_id = ctx.store.read().tenant_id.clone();
+    if !tenant.eq_ignore_ascii_case(&tenant_id) {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_tenant",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        );
+    }
+    let base = format!("{}/{tenant_id}", ctx.main_url);
+    util::json(
+        StatusCode::OK,
+        &json!({
+            "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+            "issuer": format!("{}/{tenant_id}/v2.0", ctx.main_url),
+            "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "tenant_region_scope": "EU",
+            "cloud_instance_name": "rotor-emulator",
         }),
     )
 }

@@ -13,7 +13,8 @@
 //!
 //! | route | auth | behaviour |
 //! |---|---|---|
-//! | `POST /{tenant}/oauth2/v2.0/token` | form: `client_id` + `client_secret` or `client_assertion` | client-credentials grant; `scope` must be `<resource>/.default` (Graph, Key Vault, ARM, or the emulator's own URLs). Returns `{token_type, expires_in: 3600, ext_expires_in, access_token}`; Entra errors `{error, error_description: "AADSTSnnn: …", error_codes}` (see below) |
+//! | `POST /{tenant}/oauth2/v2.0/token` | form: `client_id` + `client_secret` (or HTTP Basic) or `client_assertion` | client-credentials grant; `scope` must be `<resource>/.default` (Graph, Key Vault, ARM, or the emulator's own URLs). Returns `{token_type, expires_in: 3600, ext_expires_in, access_token}`; Entra errors `{error, error_description: "AADSTSnnn: …", error_codes}` (see below) |
+//! | `GET /{tenant}/v2.0/.well-known/openid-configuration` | none | OIDC metadata naming the token endpoint (for MSAL-style clients) |
 //! | `GET /v1.0/applications` | Graph token; `Application.Read.All`, `Application.ReadWrite.All` (or `…OwnedBy`: owned apps only) | list; `$top` 1–999 (default 100), absolute `@odata.nextLink` with `$skiptoken`, `$select`, `$filter` (`appId`/`id`/`displayName`/`signInAudience` with `eq`, `in`, `startswith()`, `and`, `or`) |
 //! | `GET /v1.0/applications/{id}`, `GET /v1.0/applications(appId='{appId}')` | Graph read | one application (404 `Request_ResourceNotFound`); `$select` |
 //! | `POST …/addPassword` | Graph write (`ReadWrite.All`, or `ReadWrite.OwnedBy` + owner) | new password: random 40-char `secretText` (returned once), `hint` = first 3 chars, `keyId`, default lifetime 2 years. Apps whose `signInAudience` accepts personal accounts are capped at 2 passwords → 400 `TooManyAppPasswords`. The new secret logs in only after the propagation delay. With the fixture's `max_password_lifetime_days`, longer lifetimes → 400 `CredentialInvalidLifetimeAsPerAppPolicy` |

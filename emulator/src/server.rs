@@ -233,6 +233,7 @@ impl Ctx {
 /// Routes of the main listener.
 pub enum MainRoute {
     Token { tenant: String },
+    OpenIdConfiguration { tenant: String },
     Graph(graph::Route),
     Arm(arm::Route),
     Unknown,
@@ -244,6 +245,11 @@ fn main_route(method: &Method, segs: &[String]) -> MainRoute {
         (&Method::POST, [tenant, "oauth2", "v2.0", "token"]) => MainRoute::Token {
             tenant: (*tenant).to_string(),
         },
+        (&Method::GET, [tenant, "v2.0", ".well-known", "openid-configuration"]) => {
+            MainRoute::OpenIdConfiguration {
+                tenant: (*tenant).to_string(),
+            }
+        }
         (_, ["v1.0", ..]) => graph::route(method, &s[1..])
             .map(MainRoute::Graph)
             .unwrap_or(MainRoute::Unknown),
@@ -298,6 +304,9 @@ pub async fn handle(
             let r = main_route(&method, &segs);
             let label = match &r {
                 MainRoute::Token { .. } => "POST /{tenant}/oauth2/v2.0/token".to_string(),
+                MainRoute::OpenIdConfiguration { .. } => {
+                    "GET /{tenant}/v2.0/.well-known/openid-configuration".to_string()
+                }
                 MainRoute::Graph(g) => format!("{method} {}", g.template()),
                 MainRoute::Arm(a) => format!("{method} {}", a.template()),
                 MainRoute::Unknown => format!("{method} (unmatched)"),
@@ -368,6 +377,9 @@ pub async fn handle(
     let resp = match routed {
         Routed::Unknown => not_implemented(&method, &path),
         Routed::Main(MainRoute::Token { tenant }) => entra::token(&ctx, &tenant, &req),
+        Routed::Main(MainRoute::OpenIdConfiguration { tenant }) => {
+            entra::openid_configuration(&ctx, &tenant)
+        }
         Routed::Main(MainRoute::Graph(r)) => graph::handle(&ctx, r, &req),
         Routed::Main(MainRoute::Arm(r)) => arm::handle(&ctx, r, &req),
         Routed::Main(MainRoute::Unknown) => not_implemented(&method, &path),

@@ -312,3 +312,36 @@ async fn tokens_are_bound_to_their_audience() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn basic_auth_and_openid_configuration() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let (id, secret) = principal(&emu, "rotor-ci");
+    let ep = emu.endpoints();
+    let r = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            ep.authority_host, ep.tenant_id
+        ))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", GRAPH_SCOPE)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            ep.authority_host, ep.tenant_id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(
+        b["token_endpoint"],
+        format!("{}/{}/oauth2/v2.0/token", ep.authority_host, ep.tenant_id)
+    );
+}
