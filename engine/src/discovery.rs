@@ -69,6 +69,9 @@ pub(crate) async fn resolve_vaults(e: &Engine, config: &Config) -> Result<Vec<Ur
     for sub in &config.subscriptions {
         for v in e.inner.arm.list_vaults(sub).await? {
             e.inner.vaults.learn_name(&v.url, &v.name);
+            e.inner
+                .vaults
+                .learn_subscription(&v.url, &v.subscription_id);
             push(v.url);
         }
     }

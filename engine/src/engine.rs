@@ -43,6 +43,10 @@ pub struct EngineOptions {
     /// Tenant of the applications (for verifying new credentials by logging in). `None`: taken
     /// from the `tid` claim of rotor's own Graph token.
     pub tenant_id: Option<String>,
+    /// Subscriptions configured per application, for the `subscription` matching signal: key =
+    /// appId or a case-insensitive glob on the display name, value = subscription ids. A secret in
+    /// a vault that ARM lists in one of them (see [`Engine::resolve_vaults`]) gets the signal.
+    pub app_subscriptions: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl fmt::Debug for EngineOptions {
@@ -78,6 +82,7 @@ impl EngineOptions {
             per_vault_concurrency: 8,
             max_retries: 6,
             tenant_id: None,
+            app_subscriptions: Default::default(),
         }
     }
 }

@@ -32,6 +32,7 @@ pub(crate) struct Inner {
     pub(crate) actor: String,
     pub(crate) verify_timeout: Duration,
     pub(crate) tenant_id: Mutex<Option<String>>,
+    pub(crate) app_subscriptions: std::collections::BTreeMap<String, Vec<String>>,
     /// appId → application, memoised; invalidated by the engine's own writes.
     pub(crate) apps: Mutex<HashMap<String, Application>>,
     /// One in-process lock per (appId, lineage) so two rotations of a lineage in one process queue.
@@ -155,6 +156,7 @@ pub(crate) fn new(opts: EngineOptions) -> Result<Engine> {
             actor: opts.actor,
             verify_timeout: opts.verify_timeout,
             tenant_id: Mutex::new(opts.tenant_id),
+            app_subscriptions: opts.app_subscriptions,
             apps: Mutex::new(HashMap::new()),
             link_locks: Mutex::new(HashMap::new()),
         }),

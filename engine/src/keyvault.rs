@@ -100,6 +100,7 @@ pub struct KeyVaults {
     credential: Arc<dyn TokenCredential>,
     clients: Mutex<HashMap<String, VaultClient>>,
     names: Mutex<BTreeMap<String, String>>,
+    subscriptions: Mutex<BTreeMap<String, String>>,
     per_vault: usize,
     max_retries: u32,
 }
@@ -147,6 +148,7 @@ impl KeyVaults {
             credential,
             clients: Mutex::new(HashMap::new()),
             names: Mutex::new(endpoints.vault_names.clone()),
+            subscriptions: Mutex::new(BTreeMap::new()),
             per_vault: per_vault.max(1),
             max_retries,
         }
@@ -162,6 +164,22 @@ impl KeyVaults {
             return n.clone();
         }
         self.endpoints.vault_name(vault_url)
+    }
+
+    /// Remembers the subscription of a vault (learned from ARM).
+    pub fn learn_subscription(&self, vault_url: &Url, subscription: &str) {
+        self.subscriptions.lock().insert(
+            normalize_vault_url(vault_url).to_string(),
+            subscription.to_owned(),
+        );
+    }
+
+    /// The vault's subscription, when ARM listed it.
+    pub fn subscription_of(&self, vault_url: &Url) -> Option<String> {
+        self.subscriptions
+            .lock()
+            .get(normalize_vault_url(vault_url).as_str())
+            .cloned()
     }
 
     /// Remembers a friendly name for a vault URL (learned from ARM).

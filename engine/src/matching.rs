@@ -274,7 +274,7 @@ pub(crate) async fn vault_facts(
                     hint: None,
                     tags: item.tags.clone(),
                     expires: item.expires,
-                    subscription: None,
+                    subscription: inner.vaults.subscription_of(vault),
                 };
                 if !item.enabled {
                     return (f, 0usize);
@@ -320,6 +320,34 @@ pub(crate) async fn vault_facts(
 
 /// Scores every credential of `apps` against `secrets`.
 pub fn match_facts(apps: &[Application], secrets: &[SecretFacts], policy: &Policy) -> MatchReport {
+    match_facts_with(apps, secrets, policy, &BTreeMap::new())
+}
+
+/// The subscriptions configured for `app` (keys: appId or display-name glob).
+pub fn subscriptions_for(app: &Application, config: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, subs) in config {
+        let hit = k.eq_ignore_ascii_case(&app.app_id)
+            || globset::GlobBuilder::new(k)
+                .case_insensitive(true)
+                .build()
+                .map(|g| g.compile_matcher().is_match(&app.display_name))
+                .unwrap_or(false);
+        if hit {
+            out.extend(subs.iter().cloned());
+        }
+    }
+    out
+}
+
+/// Like [`match_facts`], with subscriptions configured per application (the `subscription`
+/// signal is added to candidates found by another signal).
+pub fn match_facts_with(
+    apps: &[Application],
+    secrets: &[SecretFacts],
+    policy: &Policy,
+    app_subscriptions: &BTreeMap<String, Vec<String>>,
+) -> MatchReport {
     // hint → credentials having it; keyId → exists
     let mut by_hint: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut key_ids: HashSet<String> = HashSet::new();
@@ -384,6 +412,7 @@ pub fn match_facts(apps: &[Application], secrets: &[SecretFacts], policy: &Polic
     }
     let lookup_token = |t: &str| idx_tok.get(t).cloned().unwrap_or_default();
     for a in apps {
+        let subs = subscriptions_for(a, app_subscriptions);
         let app_slug = slug(&a.display_name);
         for c in &a.password_credentials {
             let mut cand: Vec<usize> = Vec::new();
@@ -455,7 +484,7 @@ pub fn match_facts(apps: &[Application], secrets: &[SecretFacts], policy: &Polic
                                 !v.eq_ignore_ascii_case(&c.key_id)
                                     && key_ids.contains(&v.to_ascii_lowercase())
                             });
-                let sc = score(a, c, s, claimed_by_other, &[]);
+                let sc = score(a, c, s, claimed_by_other, &subs);
                 if sc.confidence == Confidence::None {
                     continue;
                 }
@@ -626,7 +655,10 @@ pub(crate) async fn match_secrets(
     if let Err(err) = e.inner.hints.save() {
         tracing::warn!("{err}");
     }
-    let mut report = match_facts(apps, &facts, policy);
+    let mut report = match_facts_with(apps, &facts, policy, &e.inner.app_subscriptions);
+    if !e.inner.app_subscriptions.is_empty() {
+        report.signals_tried.push(Signal::Subscription);
+    }
     report.values_read = read;
     if apps.iter().any(|a| !a.key_credentials.is_empty()) {
         let mut certs = Vec::new();

@@ -348,3 +348,42 @@ async fn certificate_matches_by_thumbprint() {
     let links = rotor_engine::rotation::links_from_matches(&r, &apps, &Policy::default());
     assert!(links.is_empty());
 }
+
+#[tokio::test]
+async fn subscription_signal_for_vaults_found_through_arm() {
+    let env = sample().await;
+    let mut opts = env.options();
+    opts.app_subscriptions.insert(
+        "report*".into(),
+        vec!["11111111-1111-4111-8111-111111111111".into()],
+    );
+    let engine = rotor_engine::Engine::new(opts).expect("engine");
+    let cfg = rotor_engine::Config::parse(
+        r#"subscriptions = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]"#,
+        "rotor.toml",
+    )
+    .expect("config");
+    let vaults = engine.resolve_vaults(&cfg).await.expect("vaults");
+    assert_eq!(vaults.len(), 3);
+    let apps = engine.discover(None).await.expect("discover");
+    let r = engine
+        .match_secrets(&apps, &vaults, &Policy::default())
+        .await
+        .expect("match");
+    let m = r
+        .matches
+        .iter()
+        .find(|m| m.app_name == "reporting")
+        .expect("reporting");
+    assert_eq!(m.signals, vec![Signal::Name, Signal::Subscription]);
+    assert_eq!(m.confidence, Confidence::Low);
+    assert_eq!(m.vault, "kv-staging");
+    assert!(r.signals_tried.contains(&Signal::Subscription));
+    // other apps are not configured: no subscription signal
+    assert!(
+        r.matches
+            .iter()
+            .filter(|m| m.app_name != "reporting")
+            .all(|m| !m.signals.contains(&Signal::Subscription))
+    );
+}
