@@ -1137,3 +1137,65 @@ fn list_certificate_versions(v: &Vault, name: &str, req: &Req, api: &ApiCtx<'_>)
         req,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(m: Method, path: &str) -> Option<Route> {
+        route(&m, &util::segments(path))
+    }
+
+    #[test]
+    fn routes_and_templates() {
+        let t = |m: Method, p: &str| r(m, p).map(|x| x.template());
+        assert_eq!(t(Method::GET, "/secrets/a/"), Some("/secrets/{name}"));
+        assert_eq!(t(Method::GET, "/secrets/a"), Some("/secrets/{name}"));
+        assert_eq!(
+            t(Method::GET, "/secrets/a/0123"),
+            Some("/secrets/{name}/{version}")
+        );
+        assert_eq!(
+            t(Method::GET, "/secrets/a/versions"),
+            Some("/secrets/{name}/versions")
+        );
+        assert_eq!(t(Method::GET, "/secrets"), Some("/secrets"));
+        assert_eq!(
+            t(Method::PATCH, "/secrets/a/"),
+            Some("/secrets/{name}/{version}")
+        );
+        assert_eq!(
+            t(Method::POST, "/deletedsecrets/a/recover"),
+            Some("/deletedsecrets/{name}/recover")
+        );
+        assert_eq!(
+            t(Method::GET, "/certificates/c/pending"),
+            Some("/certificates/{name}/pending")
+        );
+        assert!(r(Method::GET, "/keys/k").is_none());
+        assert!(r(Method::POST, "/secrets/a").is_none());
+        assert!(
+            matches!(r(Method::GET, "/secrets/a/"), Some(Route::GetSecret(n, None)) if n == "a")
+        );
+    }
+
+    #[test]
+    fn names_and_roles() {
+        assert!(valid_object_name("abc-123"));
+        assert!(!valid_object_name("a_b"));
+        assert!(!valid_object_name(""));
+        assert!(!valid_object_name(&"a".repeat(128)));
+        assert!(Op::GetSecret.granted_by("key vault secrets user"));
+        assert!(!Op::SetSecret.granted_by("Key Vault Secrets User"));
+        assert!(Op::ReadSecretMetadata.granted_by("Key Vault Reader"));
+        assert!(!Op::GetSecret.granted_by("Key Vault Reader"));
+        assert!(Op::PurgeSecret.granted_by("Key Vault Administrator"));
+        assert!(!Op::CreateCertificate.granted_by("Key Vault Secrets Officer"));
+    }
+
+    #[test]
+    fn skiptokens_roundtrip() {
+        assert_eq!(skiptoken_decode(&skiptoken_encode(50)), Some(50));
+        assert_eq!(skiptoken_decode("!!"), None);
+    }
+}
