@@ -63,6 +63,12 @@ impl Context {
         auth: AuthConfig,
     ) -> anyhow::Result<Context> {
         let (config, config_path) = load_config(global.config.as_deref())?;
+        tracing::debug!(
+            config = ?config_path,
+            vaults = config.vaults.len(),
+            subscriptions = config.subscriptions.len(),
+            "configuration loaded"
+        );
         let mut ctx = Context::with_config_value(global, endpoints, auth, config);
         ctx.config_path = config_path;
         Ok(ctx)
@@ -140,6 +146,13 @@ impl Context {
         if let Some(t) = self.verify_timeout {
             opts.verify_timeout = t;
         }
+        tracing::debug!(
+            methods = ?self.auth.methods(),
+            graph = %self.endpoints.graph,
+            authority = %self.endpoints.authority_host,
+            history = %self.history_path.display(),
+            "building the engine"
+        );
         let engine = Engine::new(opts).context("setting up the Azure clients")?;
         Ok(self.engine.get_or_init(|| engine).clone())
     }

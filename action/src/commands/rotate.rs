@@ -443,6 +443,12 @@ pub async fn run_collect(
     confirm::check_can_change(&args.change, "rotate")?;
     let engine = ctx.engine()?;
     let (planned, force) = select(ctx, &engine, args).await?;
+    tracing::info!(
+        links = planned.len(),
+        force,
+        dry_run = args.change.dry_run,
+        "selected links to rotate"
+    );
     let validity = args
         .expiry_days
         .unwrap_or(ctx.config().policy.new_secret_validity_days);
