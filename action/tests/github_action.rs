@@ -784,6 +784,43 @@ async fn action_yml_runs_rotor_with_its_inputs_mapped() {
         Some(3),
         "the history file's path in the repository is relative to the workspace"
     );
+    // `command: report` with a Terraform plan on a pull request: its own sticky comment.
+    let r2 = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.synchronize.json"),
+    );
+    let plan =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/plan.json");
+    let plan = plan.display().to_string();
+    let (report_outputs, report_logs) = run_action_yml(
+        &w,
+        &r2,
+        &[
+            ("binary-path", bin),
+            ("command", "report"),
+            ("terraform-plan", &plan),
+        ],
+    )
+    .await;
+    assert!(
+        report_logs.iter().all(|l| l.code == Some(0)),
+        "{report_logs:#?}"
+    );
+    assert!(
+        report_outputs["report-path"].ends_with("rotor-report.md"),
+        "{report_outputs:?}"
+    );
+    assert!(
+        w.gh.bot_comments_on(2).iter().any(|c| c
+            .body
+            .starts_with("<!-- rotor-report: terraform-plan -->")
+            && c.body.contains("**2** would rotate")),
+        "{:?}",
+        w.gh.bot_comments_on(2)
+    );
+    assert!(r2.summary().contains("rotor\\_secret\\_link.orders"));
+
     // The client secret input is masked before anything else is printed.
     assert!(
         logs[1].stdout.starts_with(&format!("::add-mask::{secret}")),
