@@ -553,6 +553,19 @@ pub async fn serve<P: Provider>(
                 tracing::debug!("interrupt received; waiting for Terraform to stop the provider");
             }
         });
+        // If Terraform dies without shutting us down (killed), do not linger as an orphan.
+        let parent = std::os::unix::process::parent_id();
+        let tx = shutdown_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if std::os::unix::process::parent_id() != parent {
+                    tracing::warn!("Terraform (process {parent}) went away; exiting");
+                    let _ = tx.send(true);
+                    return;
+                }
+            }
+        });
     }
     tracing::debug!(%addr, tls = cert_der.is_some(), "plugin server listening");
 

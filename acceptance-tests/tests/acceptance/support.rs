@@ -243,13 +243,43 @@ impl Tf {
         }
     }
 
-    /// Starts `terraform <args>` without waiting (for the kill-mid-apply test).
+    /// Starts `terraform <args>` without waiting, in its own process group (whose id is the
+    /// child's pid) so a test can kill terraform and the providers it started at once.
     pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
         let mut all: Vec<&str> = args.to_vec();
         all.push("-no-color");
-        self.command(&all).spawn().expect("spawn terraform")
+        let mut cmd = self.command(&all);
+        cmd.process_group(0);
+        cmd.spawn().expect("spawn terraform")
     }
+}
 
+/// Kills (SIGKILL) the process group led by `pid` — a terraform started with [`Tf::spawn`] and
+/// the providers it started — like a crash. Refuses unless `pid` really leads its own group.
+pub fn kill_group(pid: u32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process stat");
+    // pid (comm) state ppid pgrp ...
+    let after = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let pgrp: u32 = after
+        .split_whitespace()
+        .nth(2)
+        .and_then(|p| p.parse().ok())
+        .expect("pgrp");
+    assert_eq!(
+        pgrp, pid,
+        "process {pid} is not a process group leader; refusing to kill its group"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{pid}")])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -s KILL -- -{pid} failed");
+}
+
+impl Tf {
     /// `terraform apply -auto-approve`.
     pub async fn apply(&self) -> Run {
         self.run(&["apply", "-auto-approve", "-input=false"]).await

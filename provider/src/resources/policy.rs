@@ -89,8 +89,10 @@ pub fn parse_policy(
     base: Option<&AttrPath>,
     diags: &mut Diagnostics,
 ) -> Option<Policy> {
+    // Inside an object-typed attribute (a link's `policy`), Terraform can only point at the
+    // attribute itself, so the field is named in the summary and the path stops there.
     let path = |field: &str| match base {
-        Some(b) => b.clone().then_attr(field),
+        Some(b) => b.clone(),
         None => AttrPath::attr(field),
     };
     if obj.is_null() {
@@ -163,7 +165,11 @@ pub fn parse_policy(
                     diags.error(
                         format!("validating policy exclusion `{s}`: {}", e.failure().cause),
                         detail,
-                        Some(path("exclusions").then_index(i as i64)),
+                        Some(if base.is_some() {
+                            path("exclusions")
+                        } else {
+                            path("exclusions").then_index(i as i64)
+                        }),
                     )
                 }
             }
