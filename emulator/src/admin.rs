@@ -140,6 +140,21 @@ pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
             ctx.latency_ms.store(ms, Ordering::Relaxed);
             util::empty(StatusCode::NO_CONTENT)
         }
+        (&Method::POST, "age") => {
+            let v: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return bad(&format!("age: {e}")),
+            };
+            let secs = v
+                .get("seconds")
+                .and_then(Value::as_i64)
+                .or_else(|| v.get("days").and_then(Value::as_i64).map(|d| d * 86_400));
+            let Some(secs) = secs else {
+                return bad("age: body must be {\"days\": N} or {\"seconds\": N}");
+            };
+            ctx.store.write().age(secs);
+            util::empty(StatusCode::NO_CONTENT)
+        }
         (&Method::POST, "propagation") => {
             let v: Value = match serde_json::from_slice(&body) {
                 Ok(v) => v,

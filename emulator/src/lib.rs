@@ -39,6 +39,7 @@
 //! | `POST /_emulator/faults`, `GET /_emulator/faults`, `DELETE /_emulator/faults` | none | `{method, path (regex), vault, status, retry_after, latency_ms, drop, count, probability}`: answer `status` (+`Retry-After`), wait `latency_ms`, or close the connection without an answer (`drop`); `count` firings or forever, each with `probability` |
 //! | `POST /_emulator/latency` | none | `{"ms": N}` added to every non-admin request |
 //! | `POST /_emulator/propagation` | none | `{"ms": N}`: delay before a new password can log in |
+//! | `POST /_emulator/age` | none | `{"days": N}` or `{"seconds": N}`: every stored time moves N into the past, as if that much time had passed (certificates excepted) |
 //!
 //! Faults and latency never apply to the admin API; requests answered by a fault are still
 //! counted.
@@ -372,6 +373,13 @@ impl Emulator {
             latency.as_millis() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+    }
+
+    /// Age the tenant as if `by` had passed: every stored time (credential start/end, secret
+    /// created/updated/`nbf`/`exp`, deletion dates) moves into the past. Same as
+    /// `POST {admin}/age`. Lets tests reach "rotation due" or "grace period over" without a clock.
+    pub fn age(&self, by: Duration) {
+        self.ctx.store.write().age(by.as_secs() as i64);
     }
 
     /// Change the delay before new passwords can log in.

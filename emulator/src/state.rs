@@ -432,6 +432,42 @@ impl Store {
         self.app_by_app_id.get(&id.to_ascii_lowercase()).copied()
     }
 
+    /// Age the tenant by `secs` seconds: every stored time (application creation, credential
+    /// start/end and propagation, secret created/updated/nbf/exp, deletion dates) moves into the
+    /// past, as if that much time had passed. Certificates are left alone (their DER carries its
+    /// own validity). Tokens are unaffected.
+    pub fn age(&mut self, secs: i64) {
+        let d = time::Duration::seconds(secs);
+        for a in &mut self.apps {
+            a.created -= d;
+            for p in &mut a.passwords {
+                p.start -= d;
+                p.end -= d;
+                if p.usable_after > OffsetDateTime::UNIX_EPOCH {
+                    p.usable_after -= d;
+                }
+            }
+            for k in &mut a.keys {
+                k.start -= d;
+                k.end -= d;
+            }
+        }
+        for v in &mut self.vaults {
+            for e in v.secrets.values_mut() {
+                for x in &mut e.versions {
+                    x.created -= secs;
+                    x.updated -= secs;
+                    x.nbf = x.nbf.map(|t| t - secs);
+                    x.exp = x.exp.map(|t| t - secs);
+                }
+                if let Some(del) = &mut e.deleted {
+                    del.deleted_date -= secs;
+                    del.scheduled_purge_date -= secs;
+                }
+            }
+        }
+    }
+
     /// `GET {admin}/state`: the fixture's shape with absolute times and every value.
     pub fn to_json(&self) -> Value {
         let t = util::rfc3339;

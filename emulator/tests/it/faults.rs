@@ -247,3 +247,55 @@ async fn state_has_absolute_times_and_versions_oldest_first() {
         "Secret 1 ends in ~25 days: {days}"
     );
 }
+
+#[tokio::test]
+async fn aging_the_tenant_moves_every_time_into_the_past() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let before = emu.state();
+    let r = http
+        .post(format!("{}/age", emu.endpoints().admin))
+        .json(&json!({"days": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let after = emu.state();
+    let parse = |s: &Value| {
+        time::OffsetDateTime::parse(
+            s.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let end_before = parse(&app(&before, "MyApp")["password_credentials"][0]["end"]);
+    let end_after = parse(&app(&after, "MyApp")["password_credentials"][0]["end"]);
+    assert_eq!(end_before - end_after, time::Duration::days(30));
+    // MyApp's Secret 1 (+25d) has now expired: it can no longer log in.
+    let myapp = app(&after, "MyApp");
+    let (s, b) = token(
+        &emu,
+        &http,
+        myapp["app_id"].as_str().unwrap(),
+        myapp["password_credentials"][0]["secret_text"]
+            .as_str()
+            .unwrap(),
+        GRAPH_SCOPE,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (401, 7000222));
+    let kv = |st: &Value| {
+        st["vaults"][0]["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "myapp-secret")
+            .unwrap()["versions"][0]["expires"]
+            .clone()
+    };
+    assert_eq!(
+        parse(&kv(&before)) - parse(&kv(&after)),
+        time::Duration::days(30)
+    );
+}
