@@ -4,6 +4,41 @@
 //! The engine knows nothing of Terraform or GitHub. Front ends build an [`Engine`] from
 //! [`EngineOptions`] (endpoints + a credential from [`AuthConfig::build`]) and call its methods.
 //! Secret values live only in [`SecretValue`], which redacts itself and zeroizes on drop.
+//!
+//! ```no_run
+//! # async fn demo() -> rotor_engine::Result<()> {
+//! use rotor_engine::*;
+//! let endpoints = Endpoints::from_env()?;
+//! let credential = AuthConfig::from_env().build(&endpoints)?;
+//! let engine = Engine::new(EngineOptions::new(endpoints, credential))?;
+//! let config = Config::load(std::path::Path::new("rotor.toml"))?;
+//! for (link, status) in engine.due_links(&config).await? {
+//!     println!("{link}: {}", status.due_reason.unwrap_or_default());
+//!     let record = engine.rotate(&link, &config.policy, &RotateOptions::default(), &NoProgress).await;
+//!     println!("{}", record.status);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Where things are
+//! | module | what |
+//! |---|---|
+//! | [`secret`], [`error`] | the redacting value type; errors as "<verb>ing <object>: <cause>" + hints |
+//! | [`endpoints`], [`http`], [`identity`] | base URLs, the one HTTP client (system roots + `ca_file`), the credential chain |
+//! | [`graph`], [`keyvault`], [`arm`] | Microsoft Graph applications, Key Vault secrets/certificates (official SDK), vault listing |
+//! | [`discovery`], [`matching`], [`hints`] | applications and vaults; signals and confidence; the hint cache |
+//! | [`policy`], [`config`] | policy, exclusions, `rotor.toml` |
+//! | [`rotation`], [`cleanup`] | the protocol (preflight, make room, create, verify, update, audit) and grace-period cleanup |
+//! | [`history`], [`progress`] | the JSON Lines audit trail; live progress events |
+//!
+//! ## Resumability
+//! Azure is the database: rotor's credentials are named `<name> rotor:<rotation-id>`, and every
+//! Key Vault version it writes is tagged `rotor-key-id`. From those alone any run can tell the
+//! current credential (the newest one a target holds), a rotation in progress (a newer rotor
+//! credential no target holds, younger than `policy.pending_window`), an orphan (the same, older:
+//! removed), and diverging targets (finished by copying the newest credential from a target that
+//! holds it). Two runs that create credentials at once resolve by creation order: the later one
+//! removes its own credential and steps back.
 
 pub mod arm;
 pub mod cleanup;

@@ -843,7 +843,7 @@ async fn verify(
             inner.verify_timeout.as_secs()
         ),
     )
-    .with_hint("the new credential was removed and nothing else changed; the old credential stays valid")
+    .with_hint("nothing was written to the targets; the old credential stays valid")
     .with_hint("Entra can take a minute to propagate new secrets: re-run, or raise the verification timeout"))
 }
 
@@ -1202,6 +1202,15 @@ async fn rotate_inner(
             let removed = remove_quietly(e, &st.app, &newc.key_id).await;
             if removed {
                 rec.removed_key_ids.push(newc.key_id.clone());
+                rec.new_key_id = None;
+                rec.new_expires_at = None;
+                rec.notes
+                    .push(format!("removed the unverified credential {}", newc.key_id));
+            } else {
+                rec.notes.push(format!(
+                    "could not remove the unverified credential {}; a later run removes it as an orphan after the pending window",
+                    newc.key_id
+                ));
             }
             rep.emit(Step::Verify, StepState::Failed, None, err.to_string());
             return Err(err);

@@ -1,0 +1,160 @@
+//! The credential chain against the emulator's token endpoint: client secret, workload identity
+//! file, GitHub OIDC (fresh token per request), and the error listing what was tried.
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use rotor_engine::{AuthConfig, AuthMethod, SecretValue};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CI_CLIENT: &str = "7c1e0d5a-0000-4000-8000-0000000000c1";
+
+fn github_jwt() -> String {
+    let b = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+    format!(
+        "{}.{}.sig",
+        b(serde_json::json!({"alg": "RS256", "typ": "JWT"})),
+        b(
+            serde_json::json!({"iss": "https://token.actions.githubusercontent.com",
+            "sub": "repo:certifyclouds/rotor:ref:refs/heads/main", "aud": "api://AzureADTokenExchange", "exp": exp})
+        )
+    )
+}
+
+fn auth(env: &Env) -> AuthConfig {
+    AuthConfig {
+        tenant_id: Some(env.emu.endpoints().tenant_id.clone()),
+        client_id: Some(CI_CLIENT.into()),
+        ..AuthConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn client_secret_from_the_environment_map() {
+    let env = sample().await;
+    let mut a = AuthConfig::from_map(&env.emu.endpoints().env);
+    assert_eq!(a.methods()[0], AuthMethod::ClientSecret);
+    a.use_cli = false;
+    a.use_msi = false;
+    let cred = a.build(&env.endpoints()).expect("build");
+    cred.get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect("token");
+    assert!(
+        !format!("{a:?} {cred:?}")
+            .contains(env.emu.endpoints().env["AZURE_CLIENT_SECRET"].as_str())
+    );
+}
+
+#[tokio::test]
+async fn workload_identity_token_file() {
+    let env = sample().await;
+    let file = env.dir.path().join("token");
+    std::fs::write(&file, github_jwt()).expect("write");
+    let a = AuthConfig {
+        federated_token_file: Some(file.clone()),
+        ..auth(&env)
+    };
+    assert_eq!(a.methods(), vec![AuthMethod::TokenFile(file)]);
+    let cred = a.build(&env.endpoints()).expect("build");
+    cred.get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect("token");
+}
+
+#[tokio::test]
+async fn github_oidc_fetches_a_fresh_token() {
+    let env = sample().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    {
+        let hits = hits.clone();
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                seen.lock()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                hits.fetch_add(1, Ordering::SeqCst);
+                let body = serde_json::json!({"value": github_jwt()}).to_string();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            }
+        });
+    }
+    let a = AuthConfig {
+        use_oidc: true,
+        oidc_request_url: Some(format!("http://127.0.0.1:{port}/idtoken?api-version=2.0")),
+        oidc_request_token: Some(SecretValue::from("gh-request-token")),
+        ..auth(&env)
+    };
+    assert_eq!(a.methods(), vec![AuthMethod::GithubOidc]);
+    let cred = a.build(&env.endpoints()).expect("build");
+    cred.get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect("graph token");
+    cred.get_token(&["https://vault.azure.net/.default"], None)
+        .await
+        .expect("vault token");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "a fresh GitHub token per Entra token request"
+    );
+    let req = seen.lock()[0].to_ascii_lowercase();
+    assert!(
+        req.contains("audience=api%3a%2f%2fazureadtokenexchange"),
+        "{req}"
+    );
+    assert!(
+        req.contains("authorization: bearer gh-request-token"),
+        "{req}"
+    );
+}
+
+#[tokio::test]
+async fn failed_chain_lists_what_was_tried() {
+    let env = sample().await;
+    let a = AuthConfig {
+        client_secret: Some(SecretValue::from("wrong-secret-value")),
+        federated_token_file: Some(env.dir.path().join("missing-token")),
+        ..auth(&env)
+    };
+    let cred = a.build(&env.endpoints()).expect("build");
+    let err = cred
+        .get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect_err("nothing works");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("client secret") && msg.contains("workload identity token file"),
+        "{msg}"
+    );
+    assert!(!msg.contains("wrong-secret-value"));
+    let none = AuthConfig::default()
+        .build(&env.endpoints())
+        .expect_err("nothing configured");
+    assert_eq!(none.kind(), rotor_engine::ErrorKind::Config);
+    assert!(
+        none.hints()
+            .iter()
+            .any(|h| h.contains("AZURE_CLIENT_SECRET"))
+    );
+}
