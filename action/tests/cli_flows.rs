@@ -802,3 +802,48 @@ async fn excluded_apps_are_reported_never_rotated() {
     assert_eq!(hist.lines().count(), 2, "{hist}");
     assert!(hist.contains("\"excluded\""), "{hist}");
 }
+
+/// With `--hint-cache`, a second `match` reads no secret value at all (only listings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hint_cache_means_no_value_is_read_twice() {
+    let w = World::start("").await;
+    let value_reads = |counts: &Value| -> u64 {
+        counts["by_route"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(route, _)| {
+                        route.starts_with("GET /secrets/{name}") && !route.ends_with("/versions")
+                    })
+                    .map(|(_, n)| n.as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let r = w
+        .run(&["match", "--hint-cache", "hints.json", "--output", "json"])
+        .await;
+    r.assert_code(0);
+    let first = value_reads(&w.emu.request_counts());
+    assert!(
+        first > 0,
+        "the first run reads values for hints: {}",
+        w.emu.request_counts()
+    );
+    let r2 = w
+        .run(&["match", "--hint-cache", "hints.json", "--output", "json"])
+        .await;
+    r2.assert_code(0);
+    let second = value_reads(&w.emu.request_counts()) - first;
+    assert_eq!(
+        second,
+        0,
+        "values read on the second run: {}",
+        w.emu.request_counts()
+    );
+    assert_eq!(
+        r.json()["matches"],
+        r2.json()["matches"],
+        "same matches from the cache"
+    );
+}
