@@ -559,7 +559,8 @@ async fn demo_runs_end_to_end() {
 }
 
 /// In a terminal, rotate shows the plan and asks; "n" changes nothing, "y" rotates. The terminal
-/// is a pseudo-terminal from util-linux `script` (skipped when it is not installed).
+/// is a pseudo-terminal from util-linux `script` (skipped when it is not installed), so the live
+/// progress display (indicatif) runs too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_terminal_rotate_asks_first() {
     if std::process::Command::new("script")
@@ -573,7 +574,7 @@ async fn in_a_terminal_rotate_asks_first() {
     let w = World::start("").await;
     let before = changeable(&w.state());
     let line = format!(
-        "{} rotate --app {MYAPP} --key-id {MYAPP_SECRET1} --progress plain",
+        "{} rotate --app {MYAPP} --key-id {MYAPP_SECRET1}",
         env!("CARGO_BIN_EXE_rotor")
     );
     let ask = |answer: &'static str| {
