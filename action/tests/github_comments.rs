@@ -462,3 +462,31 @@ async fn a_report_of_the_history_file_filters_by_status() {
     assert!(runner.summary().contains("broken-app"));
     assert!(gh.log().is_empty(), "no comment without --comment");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_left_by_racing_runs_are_reduced_to_one() {
+    let gh = FakeGitHub::start().await;
+    // Two earlier runs raced: both created the comment.
+    let oldest = gh.seed_bot_comment(2, "<!-- rotor-report: report -->\nold report A");
+    let newer = gh.seed_bot_comment(2, "<!-- rotor-report: report -->\nold report B");
+    // Another key's comment is not a duplicate.
+    let other = gh.seed_bot_comment(2, "<!-- rotor-report: action -->\nthe action's report");
+    let input = support::rotate_json(&[("billing-api", "app-1")], "success");
+    let (_runner, out) = report_run(&gh, &input, &[]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let bots = gh.bot_comments_on(2);
+    let ids: Vec<u64> = bots.iter().map(|c| c.id).collect();
+    assert_eq!(
+        ids,
+        vec![oldest, other],
+        "newer duplicate {newer} deleted: {bots:?}"
+    );
+    assert!(
+        bots[0].body.contains("billing-api"),
+        "the oldest holds the new report"
+    );
+    assert_eq!(
+        bots[1].body,
+        "<!-- rotor-report: action -->\nthe action's report"
+    );
+}

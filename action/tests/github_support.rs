@@ -180,6 +180,21 @@ impl FakeGitHub {
         });
     }
 
+    /// Adds a comment as the `github-actions[bot]` (a copy left by a concurrent run).
+    pub fn seed_bot_comment(&self, issue: u64, body: &str) -> u64 {
+        let mut st = self.state.lock().expect("lock");
+        st.next_id += 1;
+        let id = st.next_id;
+        st.comments.push(Comment {
+            id,
+            issue,
+            body: body.to_string(),
+            login: "github-actions[bot]".into(),
+            user_type: "Bot".into(),
+        });
+        id
+    }
+
     pub fn comments_on(&self, issue: u64) -> Vec<Comment> {
         self.state
             .lock()
@@ -497,6 +512,17 @@ fn route_repo(
                     c.body = text.to_string();
                     let v = comment_json(c, addr);
                     json_response(200, &[], v)
+                }
+                Some(_) => err(403, "Resource not accessible by integration"),
+                None => err(404, "Not Found"),
+            }
+        }
+        ("DELETE", ["issues", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            match st.comments.iter().position(|c| c.id == id) {
+                Some(i) if st.comments[i].user_type == "Bot" => {
+                    st.comments.remove(i);
+                    (StatusCode::NO_CONTENT, "").into_response()
                 }
                 Some(_) => err(403, "Resource not accessible by integration"),
                 None => err(404, "Not Found"),

@@ -347,11 +347,28 @@ impl GitHub {
     }
 
     /// Finds our comment for `key` on `number`; prefers one written by a bot.
+    /// When two runs raced and both created a comment, the newer bot-written copies are deleted
+    /// so exactly one remains (the oldest).
     async fn find_sticky(&self, number: u64, key: &str) -> Result<Option<(u64, String)>, ApiError> {
         let found = self.marked_comments(number, key).await?;
-        let pick = found
-            .iter()
-            .find(|(_, _, bot)| *bot)
+        let bots: Vec<&(u64, String, bool)> = found.iter().filter(|(_, _, bot)| *bot).collect();
+        for (id, _, _) in bots.iter().skip(1) {
+            match self
+                .request(
+                    Method::DELETE,
+                    &self.repo_path(&format!("/issues/comments/{id}")),
+                    None,
+                    &format!("deleting a duplicate rotor comment on pull request #{number}"),
+                )
+                .await
+            {
+                Ok(_) | Err(ApiError::Status { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let pick = bots
+            .first()
+            .copied()
             .or_else(|| found.first())
             .map(|(id, body, _)| (*id, body.clone()));
         Ok(pick)
@@ -392,7 +409,22 @@ impl GitHub {
         {
             Ok(resp) => {
                 let id = resp.body.get("id").and_then(Value::as_u64).unwrap_or(0);
-                Ok(CommentOutcome::Created(id))
+                // Another run may have commented at the same time: keep the oldest only.
+                match self.find_sticky(number, key).await? {
+                    Some((kept, existing)) if kept != id => {
+                        if existing.trim_end() != body.trim_end() {
+                            self.request(
+                                Method::PATCH,
+                                &self.repo_path(&format!("/issues/comments/{kept}")),
+                                Some(&json!({ "body": body })),
+                                &format!("updating rotor's comment on pull request #{number}"),
+                            )
+                            .await?;
+                        }
+                        Ok(CommentOutcome::Updated(kept))
+                    }
+                    _ => Ok(CommentOutcome::Created(id)),
+                }
             }
             // The outcome is unknown: the comment may exist now. Look before anyone retries.
             Err(
