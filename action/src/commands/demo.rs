@@ -62,14 +62,13 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<ExitCod
     let emulator = Emulator::start(fixture, opts)
         .await
         .context("starting the embedded emulator")?;
-    let result = run_on(global, args, &emulator, started).await;
+    let result = run_on(global, &emulator, started).await;
     emulator.shutdown().await;
     result
 }
 
 async fn run_on(
     global: &GlobalArgs,
-    _args: &DemoArgs,
     emulator: &Emulator,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
