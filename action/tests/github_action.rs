@@ -898,3 +898,40 @@ async fn a_history_over_1_mb_is_appended_to_not_replaced() {
     assert!(file.starts_with(&big), "the earlier history is kept");
     assert_eq!(file.lines().count(), big.lines().count() + 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pull_request_report_needs_only_a_read_only_identity() {
+    let w = world().await;
+    let r = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    w.write_config(&r, "");
+    // `rotor-readonly`: Application.Read.All and Key Vault Secrets User.
+    let state = w.emu.state();
+    let ro = &state["principals"][1];
+    assert_eq!(ro["display_name"], "rotor-readonly");
+    let mut env = w.env();
+    for k in ["AZURE_CLIENT_ID", "ARM_CLIENT_ID"] {
+        env.insert(k.into(), ro["client_id"].as_str().expect("id").into());
+    }
+    for k in ["AZURE_CLIENT_SECRET", "ARM_CLIENT_SECRET"] {
+        env.insert(
+            k.into(),
+            ro["client_secret"].as_str().expect("secret").into(),
+        );
+    }
+    let before = w.applications();
+    let out = r.rotor(&["action"], &env).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let bots = w.gh.bot_comments_on(2);
+    assert_eq!(bots.len(), 1);
+    assert!(
+        bots[0].body.contains("**3** would rotate"),
+        "{}",
+        bots[0].body
+    );
+    assert_eq!(w.applications(), before);
+    w.assert_no_secret_leaked(&r, &[&out]);
+}
