@@ -157,7 +157,16 @@ pub(crate) async fn read_state(
                     .as_deref()
                     .and_then(|k| lineage.iter().find(|c| c.key_id == k))
                     .or_else(|| lineage.iter().max_by_key(|c| c.start));
+                let rotor_managed = held.is_none()
+                    && v.tags.keys().any(|k| k.eq_ignore_ascii_case(TAG_KEY_ID))
+                    && v.tags.iter().any(|(k, val)| {
+                        k.eq_ignore_ascii_case(TAG_APP_ID) && val.eq_ignore_ascii_case(&app.app_id)
+                    });
                 match cred {
+                    // written by rotor for this app before, holding a credential since removed
+                    Some(_) if rotor_managed => {
+                        (Some(Confidence::High), vec![crate::model::Signal::TagApp])
+                    }
                     Some(c) => {
                         let sc = score(
                             &app,

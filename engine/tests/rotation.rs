@@ -731,3 +731,42 @@ async fn sync_targets_copies_the_current_value() {
     assert_eq!(env.passwords(MYAPP).len(), 2, "no new credential");
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn target_rotor_wrote_before_is_rotated_even_if_its_credential_is_gone() {
+    let env = start(fixture(json!({
+        "principals": [{"client_id": "11111111-0000-4000-8000-000000000001", "client_secret": "p-secret-value-1234",
+            "display_name": "rotor", "graph_roles": ["Application.ReadWrite.All"], "vault_roles": {"*": "Key Vault Secrets Officer"}}],
+        "applications": [{"app_id": "b0000001-0000-4000-8000-000000000001", "display_name": "svc",
+            "password_credentials": [{"key_id": "c0000001-0000-4000-8000-00000000000a", "display_name": "s", "secret_text": "AAA-old-value-xxxxxxxxxxxx", "start": "-300d", "end": "+10d"}]}],
+        "vaults": [
+            {"name": "kv-a", "secrets": [{"name": "svc-secret", "value": "AAA-old-value-xxxxxxxxxxxx"}]},
+            {"name": "kv-b", "secrets": [{"name": "other-name", "value": "ZZZ-removed-credential-xxxx",
+                "tags": {"rotor-key-id": "c0000001-0000-4000-8000-0000000000ff", "app-id": "b0000001-0000-4000-8000-000000000001"}}]}]
+    })))
+    .await;
+    let engine = env.engine();
+    let link = Link {
+        application_id: "b0000001-0000-4000-8000-000000000001".into(),
+        credential_display_name: "s".into(),
+        targets: BTreeSet::from([
+            env.target("kv-a", "svc-secret"),
+            env.target("kv-b", "other-name"),
+        ]),
+    };
+    let st = engine
+        .inspect_link(&link, &Policy::default())
+        .await
+        .expect("inspect");
+    assert!(st.diverged && st.rotation_due, "{st:?}");
+    let rec = engine
+        .rotate(
+            &link,
+            &Policy::default(),
+            &RotateOptions::default(),
+            &NoProgress,
+        )
+        .await;
+    assert_eq!(rec.status, RotationStatus::Success, "{rec:#?}");
+    assert_converged(&env, &link);
+}
