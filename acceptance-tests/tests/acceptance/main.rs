@@ -2,6 +2,7 @@
 //! See `support.rs` for the harness and how Terraform and the provider binary are located.
 
 mod complete;
+mod examples;
 mod policy;
 mod secret_link;
 mod support;

@@ -30,5 +30,16 @@ pub fn data_sources() -> Vec<Arc<dyn DataSource>> {
 /// `provider`, `resource` or `data source`. Each is a file under `examples/terraform/`, exercised
 /// by the acceptance tests.
 pub fn doc_examples() -> Vec<(&'static str, &'static str, &'static str)> {
-    vec![]
+    const PROVIDER: &str = include_str!("../../../examples/terraform/provider/main.tf");
+    const ONE_LINK: &str =
+        include_str!("../../../examples/terraform/one-link-three-vaults/main.tf");
+    const POLICY: &str = include_str!("../../../examples/terraform/policy-with-exclusions/main.tf");
+    const DISCOVERY: &str = include_str!("../../../examples/terraform/discovery-for-each/main.tf");
+    vec![
+        ("provider", "rotor", PROVIDER),
+        ("resource", "rotor_policy", POLICY),
+        ("resource", "rotor_secret_link", ONE_LINK),
+        ("data source", "rotor_matches", DISCOVERY),
+        ("data source", "rotor_applications", DISCOVERY),
+    ]
 }

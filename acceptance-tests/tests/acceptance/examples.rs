@@ -1,0 +1,159 @@
+//! Every configuration under `examples/terraform/` is planned and applied against the emulator,
+//! and its effect is checked in the emulator's state.
+
+use serde_json::json;
+
+use crate::secret_link::{APP_ID, CALM_APP_ID, CALM_KEY, DUE_KEY, fixture, vault};
+use crate::support::{Tf, emulator, passwords, vault_versions, workspace_root};
+
+fn example(name: &str) -> std::path::PathBuf {
+    workspace_root().join("examples/terraform").join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_provider_needs_no_azure() {
+    let tf = Tf::new(None);
+    tf.copy_dir(&example("provider"));
+    tf.apply().await.ok();
+    assert_eq!(
+        tf.resource("rotor_policy.standard")["new_secret_validity_days"],
+        180
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_one_link_three_vaults_rotates_all_three() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    tf.copy_dir(&example("one-link-three-vaults"));
+    tf.write(
+        "terraform.tfvars.json",
+        &json!({
+            "application_id": APP_ID,
+            "vaults": {"prod": vault(&em, "kv-prod"), "dev": vault(&em, "kv-dev"), "dr": vault(&em, "kv-dr")}
+        })
+        .to_string(),
+    );
+    tf.apply().await.ok();
+    let key = tf.resource("rotor_secret_link.myapp")["current_key_id"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    assert_ne!(key, DUE_KEY, "the due secret was rotated");
+    for v in ["kv-prod", "kv-dev", "kv-dr"] {
+        let versions = vault_versions(&em, v, "myapp-client-secret");
+        assert_eq!(
+            versions.last().expect("version")["tags"]["rotor-key-id"],
+            key.as_str(),
+            "{v}"
+        );
+    }
+    assert_eq!(tf.plan().await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_policy_with_exclusions_applies_the_shared_policy() {
+    let mut f = fixture();
+    f["applications"].as_array_mut().expect("apps").push(json!({
+        "object_id": "a0000003-0000-4000-8000-000000000003", "app_id": "b0000003-0000-4000-8000-000000000003",
+        "display_name": "legacy-portal", "sign_in_audience": "AzureADMyOrg",
+        "password_credentials": [{"key_id": "c0000003-0000-4000-8000-000000000301", "display_name": "main",
+            "secret_text": "Lgc8Q~legacy-secret-value-0003-abcdefgh", "start": "-360d", "end": "+5d"}]}));
+    f["vaults"][0]["secrets"]
+        .as_array_mut()
+        .expect("secrets")
+        .push(json!({
+        "name": "legacy-portal-client-secret", "value": "Lgc8Q~legacy-secret-value-0003-abcdefgh",
+        "tags": {"app-id": "b0000003-0000-4000-8000-000000000003"}, "expires": "+5d"}));
+    let em = emulator(f).await;
+    let tf = Tf::new(Some(&em));
+    tf.copy_dir(&example("policy-with-exclusions"));
+    tf.write(
+        "terraform.tfvars.json",
+        &json!({
+            "vault_url": vault(&em, "kv-prod"),
+            "apps": {
+                "billing-api-client-secret": {"application_id": CALM_APP_ID, "credential_display_name": "prod"},
+                "legacy-portal-client-secret": {"application_id": "b0000003-0000-4000-8000-000000000003", "credential_display_name": "main"}
+            }
+        })
+        .to_string(),
+    );
+    tf.apply().await.ok();
+    // billing-api: 200 days left, 45-day policy → adopted, not rotated; legacy: excluded.
+    assert_eq!(passwords(&em, CALM_APP_ID).len(), 1);
+    assert_eq!(
+        passwords(&em, "b0000003-0000-4000-8000-000000000003").len(),
+        1
+    );
+    let out = tf.run(&["output", "-json"]).await.ok();
+    let outputs: serde_json::Value = serde_json::from_str(&out.stdout).expect("outputs");
+    assert_eq!(
+        outputs["excluded"]["value"],
+        json!({"legacy-portal-client-secret": "name:legacy-*"}),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(tf.plan().await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_discovery_for_each_links_every_match() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    tf.copy_dir(&example("discovery-for-each"));
+    let urls: Vec<String> = ["kv-prod", "kv-dev", "kv-dr"]
+        .iter()
+        .map(|v| vault(&em, v))
+        .collect();
+    tf.write(
+        "terraform.tfvars.json",
+        &json!({"vault_urls": urls}).to_string(),
+    );
+    let apply = tf.apply().await.ok();
+    let out = tf.run(&["output", "-json"]).await.ok();
+    let outputs: serde_json::Value = serde_json::from_str(&out.stdout).expect("outputs");
+    let links = outputs["links"]["value"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        links.iter().any(|l| l == "MyApp/Secret 1"),
+        "{links:?}\n{}",
+        apply.output()
+    );
+    assert!(links.iter().any(|l| l == "billing-api/prod"), "{links:?}");
+    let expiring = outputs["expiring_applications"]["value"].to_string();
+    assert!(
+        expiring.contains("MyApp") && !expiring.contains("billing-api"),
+        "{expiring}"
+    );
+    // MyApp was due: rotated in all three vaults; billing-api adopted as is.
+    assert_eq!(passwords(&em, APP_ID).len(), 2);
+    assert_eq!(passwords(&em, CALM_APP_ID).len(), 1);
+    assert_eq!(tf.plan().await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_import_adopts_then_plans_nothing() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    tf.copy_dir(&example("import"));
+    tf.write(
+        "terraform.tfvars.json",
+        &json!({"vault_url": vault(&em, "kv-prod"), "application_id": CALM_APP_ID}).to_string(),
+    );
+    tf.run(&[
+        "import",
+        "rotor_secret_link.billing",
+        &format!("{CALM_APP_ID}/{CALM_KEY}"),
+    ])
+    .await
+    .ok();
+    assert_eq!(
+        tf.resource("rotor_secret_link.billing")["current_key_id"],
+        CALM_KEY
+    );
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 0, "{}", plan.output());
+}
