@@ -100,9 +100,12 @@ pub(crate) async fn cleanup_many(
     policy: &Policy,
     dry_run: bool,
 ) -> Vec<Result<CleanupOutcome>> {
-    futures::stream::iter(links.iter())
-        .map(|l| cleanup(e, l, policy, dry_run))
-        .buffered(policy.max_concurrent.max(1))
-        .collect()
-        .await
+    crate::http::with_limit(
+        policy.max_concurrent,
+        futures::stream::iter(links.iter())
+            .map(|l| cleanup(e, l, policy, dry_run))
+            .buffered(policy.max_concurrent.max(1))
+            .collect(),
+    )
+    .await
 }

@@ -58,6 +58,28 @@ pub fn client_options(
     }
 }
 
+tokio::task_local! {
+    static LIMIT: Arc<tokio::sync::Semaphore>;
+}
+
+/// Runs `f` with at most `limit` Azure requests in flight across everything it spawns
+/// concurrently (policy `max_concurrent`). Nested calls share the outermost limit.
+pub(crate) async fn with_limit<F: std::future::Future>(limit: usize, f: F) -> F::Output {
+    if LIMIT.try_with(|_| ()).is_ok() {
+        f.await
+    } else {
+        LIMIT
+            .scope(Arc::new(tokio::sync::Semaphore::new(limit.max(1))), f)
+            .await
+    }
+}
+
+/// A slot for one request under the current limit (`None` outside [`with_limit`]).
+pub(crate) async fn permit() -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let sem = LIMIT.try_with(|s| s.clone()).ok()?;
+    sem.acquire_owned().await.ok()
+}
+
 /// A response read fully.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -108,6 +130,7 @@ pub(crate) async fn send(
 ) -> Result<Reply> {
     let mut attempt = 0u32;
     loop {
+        let slot = permit().await;
         let res = build().send().await;
         match res {
             Ok(rsp) => {
@@ -125,6 +148,7 @@ pub(crate) async fn send(
                     );
                     // drain the body so the connection can be reused
                     let _ = rsp.bytes().await;
+                    drop(slot);
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     continue;
@@ -144,6 +168,7 @@ pub(crate) async fn send(
             }
             Err(e) => {
                 if attempt < max_retries && (e.is_connect() || e.is_timeout() || e.is_request()) {
+                    drop(slot);
                     let wait = backoff(attempt);
                     tracing::debug!(?wait, attempt, "{action}: network error, retrying: {e}");
                     tokio::time::sleep(wait).await;

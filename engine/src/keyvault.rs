@@ -234,6 +234,7 @@ impl KeyVaults {
             .acquire()
             .await
             .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))?;
+        let _slot = crate::http::permit().await;
         let vault = self.vault_name(vault_url);
         let action = format!("listing secrets in vault `{vault}`");
         let mut pager = client
@@ -277,6 +278,7 @@ impl KeyVaults {
             .acquire()
             .await
             .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))?;
+        let _slot = crate::http::permit().await;
         let vault = self.vault_name(vault_url);
         let action = format!("listing certificates in vault `{vault}`");
         let mut client_options = crate::http::client_options(&self.http, &self.endpoints);
@@ -343,6 +345,7 @@ impl KeyVaults {
             .acquire()
             .await
             .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))?;
+        let _slot = crate::http::permit().await;
         let vault = self.vault_name(&target.vault_url);
         let action = format!("reading {}", self.label(target));
         let r = client
@@ -408,6 +411,7 @@ impl KeyVaults {
             .acquire()
             .await
             .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))?;
+        let _slot = crate::http::permit().await;
         let vault = self.vault_name(&target.vault_url);
         let action = format!("writing {}", self.label(target));
         let params = SetSecretParameters {

@@ -640,11 +640,14 @@ pub(crate) async fn match_secrets(
     policy: &Policy,
 ) -> Result<MatchReport> {
     let conc = policy.max_concurrent.max(1);
-    let results = futures::stream::iter(vaults.iter())
-        .map(|v| vault_facts(e, v, conc))
-        .buffered(conc)
-        .collect::<Vec<_>>()
-        .await;
+    let results = crate::http::with_limit(
+        conc,
+        futures::stream::iter(vaults.iter())
+            .map(|v| vault_facts(e, v, conc))
+            .buffered(conc)
+            .collect::<Vec<_>>(),
+    )
+    .await;
     let mut facts = Vec::new();
     let mut read = 0;
     for r in results {

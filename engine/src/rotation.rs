@@ -503,7 +503,11 @@ pub(crate) async fn rotate(
         .inner
         .link_lock(&link.application_id, &link.credential_display_name);
     let _guard = lock.lock().await;
-    let result = rotate_inner(e, link, policy, opts, &rep, &mut rec).await;
+    let result = crate::http::with_limit(
+        policy.max_concurrent,
+        rotate_inner(e, link, policy, opts, &rep, &mut rec),
+    )
+    .await;
     finish(e, &mut rec, &rep, result);
     rec
 }
@@ -1442,14 +1446,17 @@ pub(crate) async fn links(e: &Engine, config: &Config) -> Result<Vec<Link>> {
 pub(crate) async fn due_links(e: &Engine, config: &Config) -> Result<Vec<(Link, LinkStatus)>> {
     let links = links(e, config).await?;
     let conc = config.policy.max_concurrent.max(1);
-    let statuses = futures::stream::iter(links)
-        .map(|l| async move {
-            let s = inspect_link(e, &l, &config.policy).await;
-            (l, s)
-        })
-        .buffered(conc)
-        .collect::<Vec<_>>()
-        .await;
+    let statuses = crate::http::with_limit(
+        conc,
+        futures::stream::iter(links)
+            .map(|l| async move {
+                let s = inspect_link(e, &l, &config.policy).await;
+                (l, s)
+            })
+            .buffered(conc)
+            .collect::<Vec<_>>(),
+    )
+    .await;
     let mut out = Vec::new();
     for (l, s) in statuses {
         let s = s?;
@@ -1467,9 +1474,12 @@ pub(crate) async fn rotate_many(
     opts: &RotateOptions,
     progress: &dyn Progress,
 ) -> Vec<AuditRecord> {
-    futures::stream::iter(links.iter())
-        .map(|l| rotate(e, l, policy, opts, progress))
-        .buffered(policy.max_concurrent.max(1))
-        .collect()
-        .await
+    crate::http::with_limit(
+        policy.max_concurrent,
+        futures::stream::iter(links.iter())
+            .map(|l| rotate(e, l, policy, opts, progress))
+            .buffered(policy.max_concurrent.max(1))
+            .collect(),
+    )
+    .await
 }
