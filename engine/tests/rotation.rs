@@ -770,3 +770,62 @@ async fn target_rotor_wrote_before_is_rotated_even_if_its_credential_is_gone() {
     assert_eq!(rec.status, RotationStatus::Success, "{rec:#?}");
     assert_converged(&env, &link);
 }
+
+#[tokio::test]
+async fn verification_waits_through_propagation_delay() {
+    let env = sample().await;
+    env.emu.set_propagation_delay(Duration::from_millis(1500));
+    let engine = env.engine();
+    let progress = CollectProgress::default();
+    let started = std::time::Instant::now();
+    let rec = engine
+        .rotate(
+            &env.myapp_link(),
+            &Policy::default(),
+            &RotateOptions::default(),
+            &progress,
+        )
+        .await;
+    assert_eq!(rec.status, RotationStatus::Success, "{rec:#?}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert!(
+        progress
+            .events()
+            .iter()
+            .any(|e| e.step == rotor_engine::Step::Verify
+                && e.state == rotor_engine::StepState::Waiting),
+        "the wait is reported"
+    );
+    // a delay longer than the verification timeout: the credential is removed, nothing written
+    let env = sample().await;
+    env.emu.set_propagation_delay(Duration::from_secs(30));
+    let mut o = env.options();
+    o.verify_timeout = Duration::from_secs(2);
+    let engine = Engine::new(o).expect("engine");
+    let rec = engine
+        .rotate(
+            &env.myapp_link(),
+            &Policy::default(),
+            &RotateOptions::default(),
+            &NoProgress,
+        )
+        .await;
+    assert_eq!(rec.status, RotationStatus::Failed);
+    assert!(
+        rec.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("verifying the new credential"),
+        "{rec:#?}"
+    );
+    assert_eq!(
+        env.passwords(MYAPP).len(),
+        2,
+        "the unverified credential was removed"
+    );
+    assert_eq!(
+        env.versions("kv-prod", "myapp-secret").len(),
+        1,
+        "nothing written"
+    );
+}
