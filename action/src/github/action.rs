@@ -265,11 +265,11 @@ pub async fn run_action_with<W: Write>(
 
     let mut report = outcome.report;
     report.run_url = env.run_url();
-    let full = report.render(markdown::SUMMARY_LIMIT);
+    let full = report.render(usize::MAX);
     std::fs::write(&report_file, &full)
         .with_context(|| format!("writing the report to `{}`", report_file.display()))?;
     if let Some(summary) = &env.step_summary {
-        runner::append_summary(summary, &full)?;
+        runner::append_summary(summary, &report.render_summary())?;
     } else {
         print!("{full}");
     }

@@ -283,6 +283,20 @@ impl Report {
     /// whole table rows, then whole failures, from the end. Each trimmed section ends with
     /// "N more rows — see the job summary: <run link>".
     pub fn render(&self, limit: usize) -> String {
+        self.render_with_note(limit, &self.run_link())
+    }
+
+    /// The job summary: trimmed under GitHub's 1 MiB per step; what is left out is in the report
+    /// file.
+    pub fn render_summary(&self) -> String {
+        self.render_with_note(
+            SUMMARY_LIMIT - 1024,
+            "the full report is in the file named by the step's `report-path` output (upload it as an artifact to keep it)",
+        )
+    }
+
+    /// [`Report::render`] with `note` after "N more rows — ".
+    pub fn render_with_note(&self, limit: usize, note: &str) -> String {
         let head = self.head();
         let table_head = "| App | Credential | Vaults | Confidence | Status | Why |\n|---|---|---|---|---|---|\n";
         let rows: Vec<String> = self.rows.iter().map(render_row).collect();
@@ -303,7 +317,7 @@ impl Report {
             (rows.len(), failures.len())
         } else {
             // Reserve room for the two "N more rows" lines (bounded, < 200 bytes each).
-            let reserve = 2 * (120 + self.run_url.as_ref().map_or(0, String::len));
+            let reserve = 2 * (120 + note.len());
             let mut budget = limit
                 .saturating_sub(head.len() + table_head.len() + failures_head.len())
                 .saturating_sub(reserve);
@@ -334,7 +348,7 @@ impl Report {
             }
             let dropped = rows.len() - keep_rows;
             if dropped > 0 {
-                let _ = writeln!(out, "\n_{dropped} more rows — {}_", self.run_link());
+                let _ = writeln!(out, "\n_{dropped} more rows — {note}_");
             }
         }
         if !failures.is_empty() {
@@ -344,7 +358,7 @@ impl Report {
             }
             let dropped = failures.len() - keep_failures;
             if dropped > 0 {
-                let _ = writeln!(out, "\n_{dropped} more rows — {}_", self.run_link());
+                let _ = writeln!(out, "\n_{dropped} more rows — {note}_");
             }
         }
         out
@@ -413,13 +427,13 @@ pub fn audit_records(title: &str, records: &[rotor_engine::AuditRecord]) -> Stri
         .iter()
         .map(super::records::Record::from_engine)
         .collect();
-    super::records::report_of_records(title, &recs, false).render(SUMMARY_LIMIT)
+    super::records::report_of_records(title, &recs, false).render(usize::MAX)
 }
 
 /// Markdown of a match report (`rotor match --output markdown`).
 pub fn match_report(report: &rotor_engine::MatchReport) -> String {
     match serde_json::to_value(report) {
-        Ok(v) => super::report::match_report(&v).render(SUMMARY_LIMIT),
+        Ok(v) => super::report::match_report(&v).render(usize::MAX),
         Err(e) => format!(
             "rotor: could not render the match report: {}\n",
             escape(&e.to_string())
@@ -583,7 +597,7 @@ mod tests {
             assert!(line.ends_with(" |"), "{line}");
         }
         // The untrimmed rendering (job summary) holds everything.
-        let full = report.render(SUMMARY_LIMIT);
+        let full = report.render(usize::MAX);
         assert_eq!(
             full.lines()
                 .filter(|l| l.starts_with("| application-number-"))
@@ -591,6 +605,23 @@ mod tests {
             2000
         );
         assert!(!full.contains("more rows"));
+        // A summary over 1 MiB is trimmed too, pointing at the report file.
+        let many = Report {
+            rows: (0..12_000)
+                .map(|i| {
+                    row(
+                        &format!("application-number-{i:05}-with-a-long-name"),
+                        Status::Rotated,
+                    )
+                })
+                .collect(),
+            ..report.clone()
+        };
+        let summary = many.render_summary();
+        assert!(summary.len() < SUMMARY_LIMIT, "{}", summary.len());
+        assert!(summary.contains(
+            "more rows — the full report is in the file named by the step's `report-path` output"
+        ));
     }
 
     #[test]

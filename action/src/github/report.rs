@@ -64,7 +64,7 @@ async fn run_report_with<W: std::io::Write>(
     }
     report.run_url = env.run_url();
 
-    let full = report.render(markdown::SUMMARY_LIMIT);
+    let full = report.render(usize::MAX);
     print!("{full}");
     if let Some(path) = &args.report_path {
         std::fs::write(path, &full)
@@ -72,7 +72,7 @@ async fn run_report_with<W: std::io::Write>(
     }
     if args.summary {
         match &env.step_summary {
-            Some(path) => runner::append_summary(path, &full)?,
+            Some(path) => runner::append_summary(path, &report.render_summary())?,
             None => commands.warning(
                 "rotor report",
                 "GITHUB_STEP_SUMMARY is not set: --summary only works inside a GitHub Actions step",
