@@ -1,8 +1,10 @@
 //! Acceptance tests: real Terraform driving terraform-provider-rotor against rotor-emulator.
 //! See `support.rs` for the harness and how Terraform and the provider binary are located.
 
+mod bench;
 mod complete;
 mod examples;
 mod policy;
+mod protocol;
 mod secret_link;
 mod support;
