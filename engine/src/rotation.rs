@@ -363,6 +363,9 @@ fn status_of(e: &Engine, link: &Link, st: &LinkState, policy: &Policy) -> LinkSt
 pub(crate) async fn inspect_link(e: &Engine, link: &Link, policy: &Policy) -> Result<LinkStatus> {
     let app = e.get_application(&link.application_id).await?;
     let st = read_state(e, link, policy, app, false).await?;
+    if let Err(err) = e.inner.hints.save() {
+        tracing::warn!("{err}");
+    }
     Ok(status_of(e, link, &st, policy))
 }
 
@@ -455,6 +458,9 @@ fn finish(e: &Engine, rec: &mut AuditRecord, rep: &Reporter<'_>, result: Result<
         rec.hints = err.hints();
     }
     rec.finished_at = e.inner.now();
+    if let Err(err) = e.inner.hints.save() {
+        tracing::warn!("{err}");
+    }
     if !rec.dry_run
         && let Some(h) = &e.inner.history
         && let Err(err) = h.append(rec)
