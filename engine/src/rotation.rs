@@ -1042,6 +1042,10 @@ async fn rotate_inner(
         repaired = true;
     }
 
+    if repaired && opts.dry_run {
+        rec.status = RotationStatus::Skipped;
+        return Ok(());
+    }
     let (is_due, reason, next) = due(e, &st, policy, opts.force);
     let is_due = is_due && !(repaired && st.diverged);
     if repaired && !opts.dry_run {

@@ -276,6 +276,30 @@ async fn cleanup_never_removes_a_credential_a_vault_still_holds() {
         .await
         .expect("inspect");
     assert!(st.diverged && st.rotation_due, "{st:?}");
+    let dry = engine
+        .rotate(
+            &link,
+            &Policy::default(),
+            &RotateOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+            &NoProgress,
+        )
+        .await;
+    assert_eq!(dry.status, RotationStatus::Skipped, "{dry:#?}");
+    assert!(
+        dry.notes
+            .iter()
+            .any(|n| n.starts_with("would copy credential c0000001-0000-4000-8000-00000000000b")),
+        "{:?}",
+        dry.notes
+    );
+    assert_eq!(
+        env.versions("kv-b", "svc-secret").len(),
+        1,
+        "dry run writes nothing"
+    );
     let rec = engine
         .rotate(
             &link,
