@@ -129,12 +129,12 @@ async fn bench_plan_300_links_of_100_applications() {
     for a in 0..apps {
         let app_id = format!("b{a:07}-0000-4000-8000-000000000000");
         let mut creds = Vec::new();
-        for l in 0..lineages {
+        for (l, vault_secrets) in secrets.iter_mut().enumerate() {
             let key_id = format!("c{a:07}-000{l}-4000-8000-000000000000");
             let value = format!("V{a:03}{l}Q~bench-secret-value-{a:04}-{l}-abcdefghij");
             creds.push(json!({"key_id": key_id, "display_name": format!("lineage-{l}"), "secret_text": value,
                               "start": "-10d", "end": "+300d"}));
-            secrets[l].push(json!({"name": format!("app{a}-lineage-{l}"), "value": value,
+            vault_secrets.push(json!({"name": format!("app{a}-lineage-{l}"), "value": value,
                                    "tags": {"rotor-key-id": key_id, "app-id": app_id}, "expires": "+300d"}));
         }
         applications.push(
@@ -155,8 +155,8 @@ async fn bench_plan_300_links_of_100_applications() {
     let mut hcl = String::from(PROVIDER);
     hcl.push_str("locals {\n  links = {\n");
     for a in 0..apps {
-        for l in 0..lineages {
-            let vault = &em.endpoints().vaults[vault_names[l]];
+        for (l, vault_name) in vault_names.iter().enumerate() {
+            let vault = &em.endpoints().vaults[*vault_name];
             hcl.push_str(&format!(
                 "    \"app{a}-{l}\" = {{ app = \"b{a:07}-0000-4000-8000-000000000000\", lineage = \"lineage-{l}\", vault = \"{vault}\", secret = \"app{a}-lineage-{l}\" }}\n"
             ));

@@ -229,6 +229,7 @@ fn apply_status(obj: &mut BTreeMap<String, Value>, s: &LinkStatus, policy: &Poli
     let blocked = never_rotated(&confidence, &excluded, policy);
     let reason = match (&blocked, s.rotation_due, &s.due_reason) {
         (Some(b), _, _) => Some(format!("never rotated: {b}")),
+        (None, _, Some(r)) if s.in_progress => Some(r.clone()),
         (None, true, Some(r)) => Some(r.clone()),
         (None, true, None) => Some("a rotation is due".to_string()),
         _ => None,
@@ -448,31 +449,30 @@ impl Resource for SecretLinkResource {
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         let engine = engine(ctx, diags).await?;
-        let mut d = Diagnostics::default();
-        let refreshed = self.refreshed(&engine, state, &mut d).await;
-        if refreshed.is_none()
-            && let Some(link) = link_from(state, &mut Diagnostics::default())
-            && d.0
-                .iter()
-                .any(|x| x.summary.contains("not found") || x.summary.contains("Not Found"))
-            && engine
-                .get_application(&link.application_id)
-                .await
-                .is_err_and(|e| e.kind() == ErrorKind::NotFound)
-        {
-            // The application is gone: the link no longer exists.
-            diags.warning(
-                format!(
-                    "application {} no longer exists; removing {link} from state",
-                    link.application_id
-                ),
-                "",
-                None,
-            );
-            return None;
+        let link = link_from(state, diags)?;
+        let policy = policy_of(state);
+        match engine.inspect_link(&link, &policy).await {
+            Ok(status) => {
+                let mut obj = state.as_object().cloned().unwrap_or_default();
+                apply_status(&mut obj, &status, &policy);
+                Some(Value::Object(with_id(obj)))
+            }
+            // inspect_link answers NotFound only when the application itself is gone: so is the
+            // link. (Missing Key Vault secrets show as absent target versions instead.)
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                diags.warning(
+                    format!("refreshing {link}: {e}"),
+                    "The application no longer exists, so the link is removed from state; the Key Vault \
+                     secrets are left as they are.",
+                    None,
+                );
+                None
+            }
+            Err(e) => {
+                engine_error(diags, &e);
+                Some(state.clone())
+            }
         }
-        diags.0.extend(d.0);
-        refreshed.or_else(|| Some(state.clone()))
     }
 
     async fn plan(
