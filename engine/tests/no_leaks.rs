@@ -22,18 +22,21 @@ impl Write for Buf {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_values_never_leak() {
     let buf = Buf::default();
     let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
+    // global (all threads) and bridging the `log` crate (reqwest, rustls), as the CLI does
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             "trace,rotor_emulator=off",
         ))
         .with_writer(move || writer.clone())
         .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+        .finish()
+        .try_init()
+        .expect("the only subscriber in this test binary");
 
     let env = sample().await;
     let engine = env.engine();
@@ -94,12 +97,20 @@ async fn secret_values_never_leak() {
         .await
         .expect("cleanup");
     debug.push_str(&format!("{out:?}"));
-    drop(_guard);
 
     let logs = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8");
     assert!(
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "the subscriber captured something"
+    );
+    assert!(logs.contains("rotor_engine"), "engine events captured");
+    assert!(
+        !logs.to_ascii_lowercase().contains("bearer ey"),
+        "no access token in the logs"
+    );
+    assert!(
+        logs.contains("reqwest") || logs.contains("rustls") || logs.contains("hyper"),
+        "HTTP stack events captured"
     );
     let history = std::fs::read_to_string(env.dir.path().join("history.jsonl")).expect("history");
     let cache = std::fs::read_to_string(env.dir.path().join("hints.json")).expect("cache");
