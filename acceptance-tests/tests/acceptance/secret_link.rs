@@ -352,3 +352,55 @@ async fn secret_link_import_then_plan_is_empty() {
     );
     assert_eq!(passwords(&em, CALM_APP_ID).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_update_policy_change_makes_it_due() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    let hcl = |before: u32| {
+        format!(
+            "{PROVIDER}resource \"rotor_policy\" \"p\" {{\n  name = \"p\"\n  rotate_before_expiry_days = {before}\n}}\n{}",
+            link_hcl(
+                &em,
+                "billing",
+                CALM_APP_ID,
+                "prod",
+                &[("kv-prod", "billing-api-client-secret")],
+                "  policy = rotor_policy.p\n"
+            )
+        )
+    };
+    tf.config(&hcl(30));
+    tf.apply().await.ok();
+    assert_eq!(
+        tf.resource("rotor_secret_link.billing")["current_key_id"],
+        CALM_KEY
+    );
+
+    // 200 days left; a policy that rotates 250 days before expiry makes it due now.
+    tf.config(&hcl(250));
+    let plan = tf.plan().await;
+    let out = plan.output();
+    assert_eq!(plan.code, 2, "{out}");
+    assert!(
+        out.contains("will be rotated") && out.contains("rotate_before_expiry_days = 250"),
+        "{out}"
+    );
+    tf.apply().await.ok();
+    let key = tf.resource("rotor_secret_link.billing")["current_key_id"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    assert_ne!(key, CALM_KEY);
+    assert_eq!(
+        latest_tag(&em, "kv-prod", "billing-api-client-secret", "rotor-key-id").as_deref(),
+        Some(key.as_str())
+    );
+    let plan = tf.plan().await;
+    assert_eq!(
+        plan.code,
+        0,
+        "the new secret (365 days) is not due under the new policy:\n{}",
+        plan.output()
+    );
+}
