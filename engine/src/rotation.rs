@@ -43,6 +43,7 @@ pub(crate) struct TargetState {
 /// The link as Azure shows it.
 #[derive(Debug, Clone)]
 pub(crate) struct LinkState {
+    pub name: String,
     pub app: Application,
     pub lineage: Vec<PasswordCredential>,
     pub targets: Vec<TargetState>,
@@ -222,6 +223,7 @@ pub(crate) async fn read_state(
         None => false,
     };
     Ok(LinkState {
+        name: link.credential_display_name.clone(),
         app,
         lineage,
         targets,
@@ -266,10 +268,7 @@ fn due(
                     true,
                     Some(format!(
                         "no target holds a credential of `{}`: a new credential will be created and written to every target",
-                        st.lineage
-                            .first()
-                            .map(|c| c.lineage_name())
-                            .unwrap_or("the lineage")
+                        st.name
                     )),
                     None,
                 )

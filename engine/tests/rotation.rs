@@ -853,3 +853,50 @@ async fn verification_waits_through_propagation_delay() {
         "nothing written"
     );
 }
+
+#[tokio::test]
+async fn new_lineage_into_new_secrets() {
+    let env = sample().await;
+    let engine = env.engine();
+    let link = Link {
+        application_id: "b0000007-0000-4000-8000-000000000007".into(),
+        credential_display_name: "rotor-managed".into(),
+        targets: BTreeSet::from([
+            env.target("kv-dev", "orphan-app-client-secret"),
+            env.target("kv-prod", "orphan-app-client-secret"),
+        ]),
+    };
+    let st = engine
+        .inspect_link(&link, &Policy::default())
+        .await
+        .expect("inspect");
+    assert!(st.rotation_due && st.current_key_id.is_none(), "{st:?}");
+    assert!(
+        st.due_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("`rotor-managed`"),
+        "{st:?}"
+    );
+    let rec = engine
+        .rotate(
+            &link,
+            &Policy::default(),
+            &RotateOptions::default(),
+            &NoProgress,
+        )
+        .await;
+    assert_eq!(rec.status, RotationStatus::Success, "{rec:#?}");
+    let v = env.latest("kv-dev", "orphan-app-client-secret");
+    assert_eq!(
+        v["tags"]["rotor-key-id"],
+        rec.new_key_id.clone().expect("key").as_str()
+    );
+    assert!(v["tags"].get("rotor-previous-key-id").is_none());
+    assert_converged(&env, &link);
+    assert_eq!(
+        env.passwords("b0000007-0000-4000-8000-000000000007").len(),
+        2,
+        "the unrelated `unused` credential stays"
+    );
+}
