@@ -1410,12 +1410,28 @@ pub(crate) async fn adopt(
     })
 }
 
-/// Groups matches at or above the minimum confidence (not excluded) into links.
+/// Groups matches at or above the minimum confidence (not excluded) into links, one per
+/// (application, credential lineage). A lineage with any excluded copy yields no link.
 pub fn links_from_matches(
     report: &crate::model::MatchReport,
     apps: &[Application],
     policy: &Policy,
 ) -> Vec<Link> {
+    let lineage_of = |m: &crate::model::Match| {
+        apps.iter()
+            .find(|a| a.app_id == m.app_id)
+            .and_then(|a| a.password(&m.key_id))
+            .map(|c| c.lineage_name().to_owned())
+            .unwrap_or_else(|| m.credential_display_name.clone().unwrap_or_default())
+    };
+    // A lineage with an excluded copy is left alone entirely: rotating it (and later cleaning
+    // up the old credential) would break the excluded secret.
+    let excluded: BTreeSet<(String, String)> = report
+        .matches
+        .iter()
+        .filter(|m| m.excluded.is_some() && m.confidence >= policy.min_confidence)
+        .map(|m| (m.app_id.clone(), lineage_of(m)))
+        .collect();
     let mut groups: BTreeMap<(String, String), BTreeSet<Target>> = BTreeMap::new();
     for m in &report.matches {
         if m.confidence < policy.min_confidence
@@ -1424,12 +1440,10 @@ pub fn links_from_matches(
         {
             continue;
         }
-        let lineage = apps
-            .iter()
-            .find(|a| a.app_id == m.app_id)
-            .and_then(|a| a.password(&m.key_id))
-            .map(|c| c.lineage_name().to_owned())
-            .unwrap_or_else(|| m.credential_display_name.clone().unwrap_or_default());
+        let lineage = lineage_of(m);
+        if excluded.contains(&(m.app_id.clone(), lineage.clone())) {
+            continue;
+        }
         groups
             .entry((m.app_id.clone(), lineage))
             .or_default()

@@ -900,3 +900,24 @@ async fn new_lineage_into_new_secrets() {
         "the unrelated `unused` credential stays"
     );
 }
+
+#[tokio::test]
+async fn a_lineage_with_an_excluded_copy_is_not_linked() {
+    let env = sample().await;
+    let engine = env.engine();
+    let vaults: Vec<String> = env.vaults().iter().map(|u| format!("\"{u}\"")).collect();
+    let cfg = rotor_engine::Config::parse(
+        &format!(
+            "vaults = [{}]\n[policy]\nexclusions = [\"secret:myapp-dev-*\"]\n",
+            vaults.join(",")
+        ),
+        "rotor.toml",
+    )
+    .expect("config");
+    let links = engine.links(&cfg).await.expect("links");
+    assert!(
+        links.iter().all(|l| l.application_id != MYAPP),
+        "{links:#?}"
+    );
+    assert!(links.iter().any(|l| l.credential_display_name == "current"));
+}
