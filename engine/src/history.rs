@@ -121,3 +121,92 @@ impl History {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Confidence;
+
+    fn rec(app: &str, status: RotationStatus, day: i64) -> AuditRecord {
+        let t = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000 + day);
+        AuditRecord {
+            rotation_id: format!("r{day}"),
+            started_at: t,
+            finished_at: t,
+            actor: "user:test".into(),
+            app_id: format!("id-{app}"),
+            app_name: app.into(),
+            old_key_id: None,
+            new_key_id: None,
+            new_expires_at: None,
+            confidence: Confidence::High,
+            targets: vec![],
+            status,
+            error: None,
+            notes: vec![],
+            hints: vec![],
+            dry_run: false,
+            removed_key_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn append_and_query() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let h = History::open(dir.path().join("h.jsonl")).expect("open");
+        assert!(h.read_all().expect("empty").is_empty());
+        h.append(&rec("MyApp", RotationStatus::Success, 1))
+            .expect("append");
+        h.append(&rec("billing-api", RotationStatus::Failed, 2))
+            .expect("append");
+        h.append(&rec("MyApp", RotationStatus::Failed, 3))
+            .expect("append");
+        let day = |d: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000 + d);
+        let q = |f: HistoryFilter| {
+            h.query(&f)
+                .expect("query")
+                .iter()
+                .map(|r| r.rotation_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(q(HistoryFilter::default()), ["r1", "r2", "r3"]);
+        assert_eq!(
+            q(HistoryFilter {
+                app: Some("myapp".into()),
+                ..Default::default()
+            }),
+            ["r1", "r3"]
+        );
+        assert_eq!(
+            q(HistoryFilter {
+                app: Some("billing-*".into()),
+                ..Default::default()
+            }),
+            ["r2"]
+        );
+        assert_eq!(
+            q(HistoryFilter {
+                status: Some(RotationStatus::Failed),
+                ..Default::default()
+            }),
+            ["r2", "r3"]
+        );
+        assert_eq!(
+            q(HistoryFilter {
+                since: Some(day(2)),
+                until: Some(day(2)),
+                ..Default::default()
+            }),
+            ["r2"]
+        );
+        std::fs::write(dir.path().join("bad.jsonl"), "{}\n").expect("write");
+        let bad = History::open(dir.path().join("bad.jsonl")).expect("open");
+        assert!(
+            bad.read_all()
+                .expect_err("bad line")
+                .to_string()
+                .contains("line 1")
+        );
+        assert!(History::open(dir.path().join("missing/h.jsonl")).is_err());
+    }
+}
