@@ -33,12 +33,35 @@ pub fn level_from_env(get: impl Fn(&str) -> Option<String>) -> LevelFilter {
     }
 }
 
-/// Installs the stderr logger. Safe to call once per process.
+/// Installs the stderr logger. Safe to call once per process. The provider and the engine log at
+/// the chosen level; libraries (TLS, HTTP/2, gRPC) at most at `info`, so `TF_LOG=debug` shows
+/// rotor's own lines rather than frame dumps.
 pub fn init() {
     let level = level_from_env(|k| std::env::var(k).ok());
+    let libraries = std::cmp::min(level, LevelFilter::INFO);
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(libraries)
+        .with_target("terraform_provider_rotor", level)
+        .with_target("rotor_engine", level);
     let _ = tracing_subscriber::registry()
-        .with(HclogLayer.with_filter(level))
+        .with(HclogLayer.with_filter(filter))
         .try_init();
+}
+
+/// hclog's timestamp layout (`2006-01-02T15:04:05.000000Z07:00`): go-plugin parses JSON log lines
+/// only when the timestamp has exactly this shape, otherwise it shows them as raw text.
+fn hclog_timestamp(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
 }
 
 struct HclogLayer;
@@ -97,10 +120,10 @@ pub fn hclog_line(
     obj.insert("@level".into(), hclog_level(level).into());
     obj.insert("@message".into(), message.into());
     obj.insert("@module".into(), "rotor".into());
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    obj.insert("@timestamp".into(), now.into());
+    obj.insert(
+        "@timestamp".into(),
+        hclog_timestamp(time::OffsetDateTime::now_utc()).into(),
+    );
     obj.insert("target".into(), target.into());
     for (k, v) in extra {
         obj.insert(k.clone(), v.clone());
@@ -162,5 +185,11 @@ mod tests {
         assert_eq!(v["@level"], "info");
         assert_eq!(v["@message"], "hello");
         assert!(v["@timestamp"].is_string());
+    }
+
+    #[test]
+    fn timestamps_have_hclogs_exact_shape() {
+        let t = time::macros::datetime!(2026-01-02 03:04:05.123456789 UTC);
+        assert_eq!(hclog_timestamp(t), "2026-01-02T03:04:05.123456Z");
     }
 }

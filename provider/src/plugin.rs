@@ -379,6 +379,12 @@ fn incoming(
                             Ok(s) => {
                                 let _ = tx.send(Ok(Conn::Tls(Box::new(s)))).await;
                             }
+                            // Terraform may open a connection and close it unused at shutdown.
+                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                                tracing::debug!(
+                                    "plugin connection from {peer} closed before the TLS handshake"
+                                )
+                            }
                             Err(e) => {
                                 tracing::warn!("plugin TLS handshake with {peer} failed: {e}")
                             }
