@@ -69,10 +69,17 @@ async fn shutdown_is_prompt_and_graceful() {
         run.stderr
     );
     assert!(run.stderr.contains("plugin exited"), "{}", run.stderr);
-    // Our log lines reach Terraform's log as structured hclog lines.
+    // Our log lines reach Terraform's log parsed (level and message), not as raw JSON text:
+    // go-plugin only parses hclog lines whose timestamp has hclog's exact layout.
     assert!(
-        run.stderr.contains("provider.terraform-provider-rotor"),
+        run.stderr
+            .contains("[DEBUG] provider.terraform-provider-rotor: shutdown requested by Terraform"),
         "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("{\"@level\""),
+        "unparsed provider log lines:\n{}",
         run.stderr
     );
 }
