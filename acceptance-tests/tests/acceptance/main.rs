@@ -3,6 +3,7 @@
 
 mod bench;
 mod complete;
+mod data_sources;
 mod examples;
 mod policy;
 mod protocol;
