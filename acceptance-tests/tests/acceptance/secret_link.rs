@@ -404,3 +404,60 @@ async fn secret_link_update_policy_change_makes_it_due() {
         plan.output()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_plan_shares_graph_reads_across_links() {
+    // 2 applications × 4 credential lineages = 8 links; one provider process refreshes them all.
+    let (apps, lineages) = (2, 4);
+    let mut applications = Vec::new();
+    let mut secrets = Vec::new();
+    for a in 0..apps {
+        let app_id = format!("b100000{a}-0000-4000-8000-000000000000");
+        let mut creds = Vec::new();
+        for l in 0..lineages {
+            let key_id = format!("c100000{a}-000{l}-4000-8000-000000000000");
+            let value = format!("S{a}{l}8Q~shared-read-secret-{a}-{l}-abcdefghijkl");
+            creds.push(
+                json!({"key_id": key_id, "display_name": format!("l{l}"), "secret_text": value,
+                              "start": "-10d", "end": "+300d"}),
+            );
+            secrets.push(json!({"name": format!("a{a}-l{l}"), "value": value,
+                                "tags": {"rotor-key-id": key_id}, "expires": "+300d"}));
+        }
+        applications.push(json!({"app_id": app_id, "display_name": format!("shared-{a}"), "password_credentials": creds}));
+    }
+    let em = emulator(
+        json!({"principals": [crate::support::principal()], "applications": applications,
+                             "vaults": [{"name": "kv-shared", "secrets": secrets}]}),
+    )
+    .await;
+    let mut hcl = String::from(PROVIDER);
+    for a in 0..apps {
+        for l in 0..lineages {
+            hcl.push_str(&link_hcl(
+                &em,
+                &format!("a{a}l{l}"),
+                &format!("b100000{a}-0000-4000-8000-000000000000"),
+                &format!("l{l}"),
+                &[("kv-shared", &format!("a{a}-l{l}"))],
+                "",
+            ));
+        }
+    }
+    let tf = Tf::new(Some(&em));
+    tf.config(&hcl);
+    tf.apply().await.ok();
+    let graph = |em: &rotor_emulator::Emulator| requests(em, |r| r.contains("/v1.0/applications"));
+    let before = graph(&em);
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 0, "{}", plan.output());
+    let reads = graph(&em) - before;
+    assert!(
+        reads >= 1 && reads < (apps * lineages) as u64,
+        "{reads} Graph reads for {apps} applications"
+    );
+    assert!(
+        reads <= apps as u64 + 1,
+        "{reads} Graph reads for {apps} applications: reads are not shared"
+    );
+}
