@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::model::Confidence;
 use crate::policy::{Exclusion, Policy};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use url::Url;
@@ -79,14 +80,53 @@ impl Config {
                     };
                     cfg.policy = parse_policy(&action, t)?;
                 }
+                "app_subscriptions" => {
+                    // validated here; read with `app_subscriptions()` into EngineOptions
+                    parse_app_subscriptions(&action, value)?;
+                }
                 other => {
-                    return Err(key_error(&action, other, "unknown key")
-                        .with_hint("known keys: vaults, subscriptions, [policy]"));
+                    return Err(key_error(&action, other, "unknown key").with_hint(
+                        "known keys: vaults, subscriptions, [policy], [app_subscriptions]",
+                    ));
                 }
             }
         }
         Ok(cfg)
     }
+}
+
+/// The `[app_subscriptions]` table of a configuration (`"<appId or name glob>" = ["<subscription
+/// id>", …]`), for [`crate::EngineOptions::app_subscriptions`] (the `subscription` signal).
+/// Empty when absent; `Err` names the bad key.
+pub fn app_subscriptions(text: &str, origin: &str) -> Result<BTreeMap<String, Vec<String>>> {
+    let action = format!("reading configuration `{origin}`");
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        Error::config(action.clone(), e.to_string().trim().to_owned())
+    })?;
+    match table.get("app_subscriptions") {
+        Some(v) => parse_app_subscriptions(&action, v),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+fn parse_app_subscriptions(action: &str, v: &toml::Value) -> Result<BTreeMap<String, Vec<String>>> {
+    let Some(t) = v.as_table() else {
+        return Err(key_error(
+            action,
+            "app_subscriptions",
+            "must be a table `[app_subscriptions]`",
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (app, subs) in t {
+        let path = format!("app_subscriptions.{app}");
+        let mut list = Vec::new();
+        for (i, s) in as_array(action, &path, subs)?.iter().enumerate() {
+            list.push(as_str(action, &format!("{path}[{i}]"), s)?.to_owned());
+        }
+        out.insert(app.clone(), list);
+    }
+    Ok(out)
 }
 
 /// Parses a `[policy]` table (also used by front ends that hold policy as TOML).
@@ -213,6 +253,16 @@ max_concurrent = 16
         assert_eq!(c.policy.pending_window, Duration::from_secs(1800));
         assert_eq!(c.policy.max_concurrent, 16);
         assert_eq!(c.policy.grace_period_days, 7);
+    }
+
+    #[test]
+    fn app_subscriptions_table() {
+        let text = "[app_subscriptions]\n\"report*\" = [\"sub-1\"]\n";
+        assert!(Config::parse(text, "r").is_ok());
+        let m = app_subscriptions(text, "r").expect("valid");
+        assert_eq!(m["report*"], vec!["sub-1".to_owned()]);
+        let e = Config::parse("[app_subscriptions]\nx = 3\n", "r").expect_err("bad");
+        assert!(e.to_string().contains("app_subscriptions.x"), "{e}");
     }
 
     #[test]
