@@ -227,7 +227,7 @@ impl Engine {
         crate::cleanup::cleanup_many(self, links, policy, dry_run).await
     }
 
-    /// The hint cache in use (saved after matching; call [`HintCache::save`] to force).
+    /// The hint cache in use (saved after matching; call [`crate::HintCache::save`] to force).
     pub fn hint_cache(&self) -> &crate::hints::HintCache {
         &self.inner.hints
     }

@@ -49,7 +49,7 @@ impl fmt::Display for ErrorKind {
 /// What failed, why, and how to fix it. Never contains a secret value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// What was being done, as "<verb>ing <object>", e.g.
+    /// What was being done, as `<verb>ing <object>`, e.g.
     /// "writing Key Vault secret `myapp-secret` (vault `kv-prod`)".
     pub action: String,
     /// Why it failed, e.g. "403 Forbidden (Forbidden): caller lacks secrets/set".
@@ -68,7 +68,7 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Every engine error. `Display` is one sentence "<verb>ing <object>: <cause>"; [`Error::hints`]
+/// Every engine error. `Display` is one sentence `<verb>ing <object>: <cause>`; [`Error::hints`]
 /// holds the fix. The variant is the [`ErrorKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -109,7 +109,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Builds an error of `kind`: `action` is "<verb>ing <object>", `cause` says why.
+    /// Builds an error of `kind`: `action` is `<verb>ing <object>`, `cause` says why.
     pub fn new(kind: ErrorKind, action: impl Into<String>, cause: impl Into<String>) -> Error {
         let failure = Failure {
             action: action.into(),
@@ -232,7 +232,7 @@ impl Error {
         self
     }
 
-    /// Replaces the action ("<verb>ing <object>") keeping cause and hints.
+    /// Replaces the action (`<verb>ing <object>`) keeping cause and hints.
     #[must_use]
     pub fn with_action(mut self, action: impl Into<String>) -> Error {
         self.failure_mut().action = action.into();

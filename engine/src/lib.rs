@@ -23,7 +23,7 @@
 //! ## Where things are
 //! | module | what |
 //! |---|---|
-//! | [`secret`], [`error`] | the redacting value type; errors as "<verb>ing <object>: <cause>" + hints |
+//! | [`secret`], [`error`] | the redacting value type; errors as `<verb>ing <object>: <cause>` + hints |
 //! | [`endpoints`], [`http`], [`identity`] | base URLs, the one HTTP client (system roots + `ca_file`), the credential chain |
 //! | [`graph`], [`keyvault`], [`arm`] | Microsoft Graph applications, Key Vault secrets/certificates (official SDK), vault listing |
 //! | [`discovery`], [`matching`], [`hints`] | applications and vaults; signals and confidence; the hint cache |
