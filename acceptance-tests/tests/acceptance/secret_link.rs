@@ -461,3 +461,62 @@ async fn secret_link_plan_shares_graph_reads_across_links() {
         "{reads} Graph reads for {apps} applications: reads are not shared"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_failed_rotation_keeps_the_old_secret_and_retries() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    let hcl = |trigger: &str| {
+        format!(
+            "{PROVIDER}{}",
+            link_hcl(
+                &em,
+                "billing",
+                CALM_APP_ID,
+                "prod",
+                &[("kv-prod", "billing-api-client-secret")],
+                &format!("  rotate_when_changed = {{ epoch = \"{trigger}\" }}\n")
+            )
+        )
+    };
+    tf.config(&hcl("1"));
+    tf.apply().await.ok();
+
+    // Key Vault refuses the write: the apply fails, naming the secret and the vault.
+    em.add_fault(json!({"method": "PUT", "vault": "kv-prod", "path": "/secrets/", "status": 403}))
+        .expect("fault");
+    tf.config(&hcl("2"));
+    let failed = tf.apply().await.failed();
+    let out = failed.output();
+    assert!(out.contains("billing-api-client-secret"), "{out}");
+    assert!(out.contains("403") || out.contains("Forbidden"), "{out}");
+    // The old credential still works and is still what the target holds.
+    assert!(
+        passwords(&em, CALM_APP_ID)
+            .iter()
+            .any(|c| c["key_id"] == CALM_KEY)
+    );
+    assert_eq!(
+        vault_versions(&em, "kv-prod", "billing-api-client-secret")
+            .last()
+            .expect("v")["value"],
+        CALM_VALUE
+    );
+    assert_no_secrets(&em, "the failed apply's output", &out);
+
+    // The forced rotation is still pending, and succeeds once Key Vault accepts writes again.
+    em.clear_faults();
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "{}", plan.output());
+    tf.apply().await.ok();
+    let key = tf.resource("rotor_secret_link.billing")["current_key_id"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    assert_ne!(key, CALM_KEY);
+    assert_eq!(
+        latest_tag(&em, "kv-prod", "billing-api-client-secret", "rotor-key-id").as_deref(),
+        Some(key.as_str())
+    );
+    assert_eq!(tf.plan().await.code, 0);
+}

@@ -730,9 +730,16 @@ impl Resource for SecretLinkResource {
                     );
                 }
                 RotationStatus::Failed => {
+                    let summary = match record.error.as_deref() {
+                        Some(e) if e.starts_with("rotating ") => e.to_string(),
+                        Some(e) => format!("rotating {link}: {e}"),
+                        None => format!("rotating {link}: failed"),
+                    };
                     let mut detail = Vec::new();
                     for t in &record.targets {
-                        if let Some(e) = &t.error {
+                        if let Some(e) = &t.error
+                            && !summary.contains(e.as_str())
+                        {
                             detail.push(format!(
                                 "{}: {e}",
                                 Target::new(t.vault_url.clone(), t.secret_name.clone())
@@ -745,14 +752,7 @@ impl Resource for SecretLinkResource {
                     detail.push(
                         "The previous client secret stays valid; run apply again to resume.".into(),
                     );
-                    diags.error(
-                        format!(
-                            "rotating {link}: {}",
-                            record.error.as_deref().unwrap_or("failed")
-                        ),
-                        detail.join("\n"),
-                        None,
-                    );
+                    diags.error(summary, detail.join("\n"), None);
                 }
             }
             if record.status == RotationStatus::Success
@@ -799,6 +799,13 @@ impl Resource for SecretLinkResource {
         }
         if creating && diags.has_errors() {
             return Value::Null;
+        }
+        if forced && diags.has_errors() {
+            // Keep the old triggers so the next plan forces the rotation again.
+            out.insert(
+                "rotate_when_changed".into(),
+                req.prior.attr("rotate_when_changed").clone(),
+            );
         }
         Value::Object(with_id(out))
     }
