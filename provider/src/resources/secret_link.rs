@@ -752,7 +752,12 @@ impl Resource for SecretLinkResource {
                     detail.push(
                         "The previous client secret stays valid; run apply again to resume.".into(),
                     );
-                    diags.error(summary, detail.join("\n"), None);
+                    let on_targets = record.targets.iter().any(|t| t.error.is_some());
+                    diags.error(
+                        summary,
+                        detail.join("\n"),
+                        on_targets.then(|| AttrPath::attr("targets")),
+                    );
                 }
             }
             if record.status == RotationStatus::Success
