@@ -520,3 +520,43 @@ async fn secret_link_failed_rotation_keeps_the_old_secret_and_retries() {
     );
     assert_eq!(tf.plan().await.code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_cleanup_on_destroy_respects_the_grace_period() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    let hcl = |trigger: &str| {
+        format!(
+            "{PROVIDER}{}",
+            link_hcl(
+                &em,
+                "billing",
+                CALM_APP_ID,
+                "prod",
+                &[("kv-prod", "billing-api-client-secret")],
+                &format!(
+                    "  cleanup_on_destroy = true\n  rotate_when_changed = {{ epoch = \"{trigger}\" }}\n"
+                )
+            )
+        )
+    };
+    tf.config(&hcl("1"));
+    tf.apply().await.ok();
+    tf.config(&hcl("2"));
+    tf.apply().await.ok();
+    assert_eq!(
+        passwords(&em, CALM_APP_ID).len(),
+        2,
+        "old secret kept for the grace period"
+    );
+    let versions = vault_versions(&em, "kv-prod", "billing-api-client-secret").len();
+
+    tf.destroy().await.ok();
+    // The predecessor is still inside its 7-day grace period and the current one is held by the
+    // target: cleanup removes neither, and no Key Vault secret is touched.
+    assert_eq!(passwords(&em, CALM_APP_ID).len(), 2);
+    assert_eq!(
+        vault_versions(&em, "kv-prod", "billing-api-client-secret").len(),
+        versions
+    );
+}
