@@ -6,12 +6,8 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto");
-    let files = [
-        "tfplugin6.proto",
-        "grpc_controller.proto",
-        "grpc_stdio.proto",
-        "grpc_broker.proto",
-    ];
+    // `scripts/update-protos` refreshes both files from the crates.io packages that ship them.
+    let files = ["tfplugin6.proto", "goplugin.proto"];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_dir.join(file).display());
     }
