@@ -100,10 +100,14 @@ pub(crate) async fn cleanup_many(
     policy: &Policy,
     dry_run: bool,
 ) -> Vec<Result<CleanupOutcome>> {
+    // Futures built eagerly (lazy until polled) so this future stays `Send` (see `match_secrets`).
+    let each: Vec<_> = links
+        .iter()
+        .map(|l| cleanup(e, l, policy, dry_run))
+        .collect();
     crate::http::with_limit(
         policy.max_concurrent,
-        futures::stream::iter(links.iter())
-            .map(|l| cleanup(e, l, policy, dry_run))
+        futures::stream::iter(each)
             .buffered(policy.max_concurrent.max(1))
             .collect(),
     )

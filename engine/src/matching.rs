@@ -640,10 +640,13 @@ pub(crate) async fn match_secrets(
     policy: &Policy,
 ) -> Result<MatchReport> {
     let conc = policy.max_concurrent.max(1);
+    // The futures are built eagerly (they do nothing until polled): a stream that maps borrowed
+    // items through a closure would make this method's future `!Send` (rustc cannot prove the
+    // closure's output `Send` for every lifetime).
+    let per_vault: Vec<_> = vaults.iter().map(|v| vault_facts(e, v, conc)).collect();
     let results = crate::http::with_limit(
         conc,
-        futures::stream::iter(vaults.iter())
-            .map(|v| vault_facts(e, v, conc))
+        futures::stream::iter(per_vault)
             .buffered(conc)
             .collect::<Vec<_>>(),
     )

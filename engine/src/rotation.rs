@@ -1497,10 +1497,14 @@ pub(crate) async fn rotate_many(
     opts: &RotateOptions,
     progress: &dyn Progress,
 ) -> Vec<AuditRecord> {
+    // Futures built eagerly (lazy until polled) so this future stays `Send` (see `match_secrets`).
+    let each: Vec<_> = links
+        .iter()
+        .map(|l| rotate(e, l, policy, opts, progress))
+        .collect();
     crate::http::with_limit(
         policy.max_concurrent,
-        futures::stream::iter(links.iter())
-            .map(|l| rotate(e, l, policy, opts, progress))
+        futures::stream::iter(each)
             .buffered(policy.max_concurrent.max(1))
             .collect(),
     )

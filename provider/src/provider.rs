@@ -458,22 +458,6 @@ impl ProviderState {
     }
 }
 
-/// Runs an engine call whose future the compiler cannot prove `Send` (a higher-ranked lifetime
-/// limitation in some engine internals) on a blocking thread of the current runtime. The future
-/// is created and driven on that one thread, so it never needs to be `Send`.
-pub async fn on_blocking_thread<F, Fut, T>(f: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = T>,
-    T: Send + 'static,
-{
-    let handle = tokio::runtime::Handle::current();
-    match tokio::task::spawn_blocking(move || handle.block_on(f())).await {
-        Ok(v) => v,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
 fn engine_failure(e: rotor_engine::Error) -> EngineFailure {
     EngineFailure {
         summary: format!("configuring the rotor provider: {e}"),

@@ -208,14 +208,7 @@ impl DataSource for MatchesDataSource {
                 }
             },
         };
-        let report = {
-            let (engine, policy) = (engine.clone(), policy.clone());
-            crate::provider::on_blocking_thread(move || async move {
-                engine.match_secrets(&apps, &vaults, &policy).await
-            })
-            .await
-        };
-        let report = match report {
+        let report = match engine.match_secrets(&apps, &vaults, &policy).await {
             Ok(r) => r,
             Err(e) => {
                 diags.error(e.to_string(), hint_lines(&e.hints()), None);

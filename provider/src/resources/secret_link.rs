@@ -839,17 +839,7 @@ impl Resource for SecretLinkResource {
             }
         };
         let policy = Policy::default();
-        let policy_for_adopt = policy.clone();
-        let adopted = {
-            let (engine, app_id, key_id) = (engine.clone(), app_id.to_string(), key_id.to_string());
-            crate::provider::on_blocking_thread(move || async move {
-                engine
-                    .adopt(&app_id, &key_id, &vaults, &policy_for_adopt)
-                    .await
-            })
-            .await
-        };
-        let link = match adopted {
+        let link = match engine.adopt(app_id, key_id, &vaults, &policy).await {
             Ok(l) => l,
             Err(e) => {
                 diags.error(
