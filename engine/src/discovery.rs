@@ -33,11 +33,8 @@ pub(crate) async fn discover(e: &Engine, filter: Option<&str>) -> Result<Vec<App
         }
         apps = kept;
     }
-    {
-        let mut memo = inner.apps.lock();
-        for a in &apps {
-            memo.insert(a.app_id.to_ascii_lowercase(), a.clone());
-        }
+    for a in &apps {
+        inner.remember(a);
     }
     apps.sort_by(|a, b| {
         a.display_name
@@ -49,10 +46,7 @@ pub(crate) async fn discover(e: &Engine, filter: Option<&str>) -> Result<Vec<App
 }
 
 pub(crate) async fn get_application(e: &Engine, app_id: &str) -> Result<Application> {
-    if let Some(a) = e.inner.apps.lock().get(&app_id.to_ascii_lowercase()) {
-        return Ok(a.clone());
-    }
-    e.inner.fetch_app(app_id).await
+    e.inner.memo_app(app_id).await
 }
 
 pub(crate) async fn resolve_vaults(e: &Engine, config: &Config) -> Result<Vec<Url>> {

@@ -114,7 +114,8 @@ impl Engine {
     }
 
     /// One application by appId, memoised for the life of the engine and invalidated by the
-    /// engine's own writes. `Err(NotFound)` when no application has that appId.
+    /// engine's own writes. Single-flight: concurrent first calls for one appId share one Graph
+    /// read. Failures are not memoised. `Err(NotFound)` when no application has that appId.
     pub async fn get_application(&self, app_id: &str) -> Result<Application> {
         crate::discovery::get_application(self, app_id).await
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 type LinkLock = Arc<tokio::sync::Mutex<()>>;
+type AppCell = Arc<tokio::sync::OnceCell<Application>>;
 
 pub(crate) struct Inner {
     pub(crate) endpoints: Endpoints,
@@ -33,8 +34,10 @@ pub(crate) struct Inner {
     pub(crate) verify_timeout: Duration,
     pub(crate) tenant_id: Mutex<Option<String>>,
     pub(crate) app_subscriptions: std::collections::BTreeMap<String, Vec<String>>,
-    /// appId → application, memoised; invalidated by the engine's own writes.
-    pub(crate) apps: Mutex<HashMap<String, Application>>,
+    /// appId (lower case) → application, memoised and single-flight: concurrent first reads of
+    /// one application share one Graph request. Invalidated (the cell replaced, so a read in
+    /// flight during a write never lands in the memo) by the engine's own writes.
+    pub(crate) apps: Mutex<HashMap<String, AppCell>>,
     /// One in-process lock per (appId, lineage) so two rotations of a lineage in one process queue.
     pub(crate) link_locks: Mutex<HashMap<(String, String), LinkLock>>,
 }
@@ -52,9 +55,25 @@ impl Inner {
     }
 
     pub(crate) fn remember(&self, app: &Application) {
-        self.apps
+        self.apps.lock().insert(
+            app.app_id.to_ascii_lowercase(),
+            Arc::new(tokio::sync::OnceCell::new_with(Some(app.clone()))),
+        );
+    }
+
+    /// The memoised application: the first caller reads it from Graph while concurrent callers
+    /// for the same appId wait for that one read. A failed read is not memoised (the next
+    /// waiter, or a later call, tries again).
+    pub(crate) async fn memo_app(&self, app_id: &str) -> Result<Application> {
+        let cell = self
+            .apps
             .lock()
-            .insert(app.app_id.to_ascii_lowercase(), app.clone());
+            .entry(app_id.to_ascii_lowercase())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.read_app(app_id))
+            .await
+            .cloned()
     }
 
     pub(crate) fn link_lock(&self, app_id: &str, lineage: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -67,11 +86,15 @@ impl Inner {
 
     /// Reads the application from Graph (bypassing the memo) and memoises it.
     pub(crate) async fn fetch_app(&self, app_id: &str) -> Result<Application> {
+        let app = self.read_app(app_id).await?;
+        self.remember(&app);
+        Ok(app)
+    }
+
+    /// Reads the application from Graph; touches no memo.
+    async fn read_app(&self, app_id: &str) -> Result<Application> {
         match self.graph.get_application_by_app_id(app_id).await? {
-            Some(a) => {
-                self.remember(&a);
-                Ok(a)
-            }
+            Some(a) => Ok(a),
             None => Err(Error::new(
                 crate::ErrorKind::NotFound,
                 format!("reading application {app_id}"),

@@ -8,18 +8,31 @@ use url::Url;
 
 fn require_send<T: Send>(_: &T) {}
 
+/// Borrowed arguments for the engine calls below.
+struct Args<'a> {
+    engine: &'a Engine,
+    config: &'a Config,
+    policy: &'a Policy,
+    link: &'a Link,
+    links: &'a [Link],
+    apps: &'a [rotor_engine::Application],
+    vaults: &'a [Url],
+    opts: &'a RotateOptions,
+}
+
 /// Never called: it only has to type-check.
 #[allow(dead_code)]
-fn every_engine_future_is_send(
-    engine: &Engine,
-    config: &Config,
-    policy: &Policy,
-    link: &Link,
-    links: &[Link],
-    apps: &[rotor_engine::Application],
-    vaults: &[Url],
-    opts: &RotateOptions,
-) {
+fn every_engine_future_is_send(a: Args<'_>) {
+    let Args {
+        engine,
+        config,
+        policy,
+        link,
+        links,
+        apps,
+        vaults,
+        opts,
+    } = a;
     let progress = NoProgress;
     require_send(&engine.discover(None));
     require_send(&engine.get_application("app"));

@@ -336,9 +336,6 @@ pub struct ProviderState {
     lookup: Lookup,
     config: OnceLock<ProviderConfig>,
     engine: OnceCell<Result<Engine, EngineFailure>>,
-    /// One lock per application id, so concurrent refreshes of links of the same application
-    /// make one Graph read (the engine memoises it) instead of one each.
-    app_locks: parking_lot::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Why the engine could not be built (kept so every resource reports the same thing).
@@ -362,7 +359,6 @@ impl ProviderState {
             lookup,
             config: OnceLock::new(),
             engine: OnceCell::new(),
-            app_locks: parking_lot::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -405,20 +401,6 @@ impl ProviderState {
             .with_hint("set `vault_urls` (or ROTOR_VAULTS) and/or `subscription_id` (or ARM_SUBSCRIPTION_ID) in the provider"));
         }
         engine.resolve_vaults(&config).await
-    }
-
-    /// Reads application `app_id` once for all concurrent callers: the first caller reads it
-    /// (the engine memoises the result), the others wait and then find it cached. Errors are left
-    /// for the caller's own engine call to report.
-    pub async fn warm_application(&self, engine: &Engine, app_id: &str) {
-        let lock = self
-            .app_locks
-            .lock()
-            .entry(app_id.to_string())
-            .or_default()
-            .clone();
-        let _guard = lock.lock().await;
-        let _ = engine.get_application(app_id).await;
     }
 
     /// The resolved configuration (defaults from the environment if not configured yet).

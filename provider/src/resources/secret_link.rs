@@ -336,7 +336,6 @@ impl SecretLinkResource {
             diags,
         )?;
         let engine = engine(ctx, diags).await?;
-        ctx.warm_application(&engine, &link.application_id).await;
         match engine.inspect_link(&link, &policy).await {
             Ok(status) => {
                 let mut obj = BTreeMap::new();
@@ -452,7 +451,6 @@ impl Resource for SecretLinkResource {
         let engine = engine(ctx, diags).await?;
         let link = link_from(state, diags)?;
         let policy = policy_of(state);
-        ctx.warm_application(&engine, &link.application_id).await;
         match engine.inspect_link(&link, &policy).await {
             Ok(status) => {
                 let mut obj = state.as_object().cloned().unwrap_or_default();
@@ -676,7 +674,6 @@ impl Resource for SecretLinkResource {
                 req.prior.clone()
             };
         };
-        ctx.warm_application(&engine, &link.application_id).await;
         let status = match engine.inspect_link(&link, &policy).await {
             Ok(s) => s,
             Err(e) => {
