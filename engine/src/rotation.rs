@@ -1373,7 +1373,10 @@ pub(crate) async fn adopt(
     let mine: Vec<&crate::model::Match> = report
         .matches
         .iter()
-        .filter(|m| m.key_id.eq_ignore_ascii_case(&cred.key_id))
+        .filter(|m| {
+            m.kind == crate::model::CredentialKind::Secret
+                && m.key_id.eq_ignore_ascii_case(&cred.key_id)
+        })
         .collect();
     let targets: BTreeSet<Target> = mine
         .iter()
@@ -1412,6 +1415,8 @@ pub(crate) async fn adopt(
 
 /// Groups matches at or above the minimum confidence (not excluded) into links, one per
 /// (application, credential lineage). A lineage with any excluded copy yields no link.
+/// Certificate matches ([`crate::CredentialKind::Certificate`]) are ignored: certificates are
+/// matched but not rotated yet.
 pub fn links_from_matches(
     report: &crate::model::MatchReport,
     apps: &[Application],
@@ -1424,20 +1429,22 @@ pub fn links_from_matches(
             .map(|c| c.lineage_name().to_owned())
             .unwrap_or_else(|| m.credential_display_name.clone().unwrap_or_default())
     };
-    // A lineage with an excluded copy is left alone entirely: rotating it (and later cleaning
-    // up the old credential) would break the excluded secret.
-    let excluded: BTreeSet<(String, String)> = report
+    // Certificates are matched but not rotated (yet): their matches form no link, and do not
+    // count as an excluded copy of a client-secret lineage that happens to share their name.
+    let secrets = report
         .matches
         .iter()
+        .filter(|m| m.kind == crate::model::CredentialKind::Secret);
+    // A lineage with an excluded copy is left alone entirely: rotating it (and later cleaning
+    // up the old credential) would break the excluded secret.
+    let excluded: BTreeSet<(String, String)> = secrets
+        .clone()
         .filter(|m| m.excluded.is_some() && m.confidence >= policy.min_confidence)
         .map(|m| (m.app_id.clone(), lineage_of(m)))
         .collect();
     let mut groups: BTreeMap<(String, String), BTreeSet<Target>> = BTreeMap::new();
-    for m in &report.matches {
-        if m.confidence < policy.min_confidence
-            || m.excluded.is_some()
-            || m.kind != crate::model::CredentialKind::Secret
-        {
+    for m in secrets {
+        if m.confidence < policy.min_confidence || m.excluded.is_some() {
             continue;
         }
         let lineage = lineage_of(m);
@@ -1509,4 +1516,117 @@ pub(crate) async fn rotate_many(
             .collect(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CredentialKind, Match, MatchReport, PasswordCredential, Signal};
+    use time::macros::datetime;
+
+    const APP: &str = "b0000001-0000-4000-8000-000000000001";
+    const SECRET: &str = "c0000001-0000-4000-8000-000000000101";
+    const CERT: &str = "c0000001-0000-4000-8000-000000000901";
+
+    fn app() -> Application {
+        Application {
+            object_id: "a0000001-0000-4000-8000-000000000001".into(),
+            app_id: APP.into(),
+            display_name: "MyApp".into(),
+            sign_in_audience: None,
+            password_credentials: vec![PasswordCredential {
+                key_id: SECRET.into(),
+                display_name: Some("main rotor:r1".into()),
+                hint: Some("Abc".into()),
+                start: datetime!(2026-01-01 0:00 UTC),
+                end: datetime!(2027-01-01 0:00 UTC),
+            }],
+            key_credentials: Vec::new(),
+        }
+    }
+
+    fn m(kind: CredentialKind, key_id: &str, name: &str, secret: &str) -> Match {
+        Match {
+            kind,
+            app_id: APP.into(),
+            app_name: "MyApp".into(),
+            key_id: key_id.into(),
+            credential_display_name: Some(name.into()),
+            vault: "kv-prod".into(),
+            vault_url: Url::parse("https://kv-prod.vault.azure.net/").expect("url"),
+            secret_name: secret.into(),
+            secret_version: None,
+            confidence: Confidence::High,
+            signals: vec![Signal::TagKeyId],
+            hint_mismatch: false,
+            excluded: None,
+        }
+    }
+
+    #[test]
+    fn certificate_matches_form_no_link() {
+        let report = MatchReport {
+            matches: vec![
+                m(
+                    CredentialKind::Secret,
+                    SECRET,
+                    "main rotor:r1",
+                    "myapp-secret",
+                ),
+                m(CredentialKind::Certificate, CERT, "main", "myapp-cert"),
+                m(CredentialKind::Certificate, CERT, "tls", "myapp-tls"),
+            ],
+            ..MatchReport::default()
+        };
+        let links = links_from_matches(&report, &[app()], &Policy::default());
+        assert_eq!(links.len(), 1, "{links:?}");
+        assert_eq!(links[0].credential_display_name, "main");
+        let names: Vec<&str> = links[0]
+            .targets
+            .iter()
+            .map(|t| t.secret_name.as_str())
+            .collect();
+        assert_eq!(names, ["myapp-secret"], "a certificate is never a target");
+    }
+
+    #[test]
+    fn an_excluded_certificate_does_not_block_a_secret_lineage_of_the_same_name() {
+        let mut cert = m(CredentialKind::Certificate, CERT, "main", "myapp-cert");
+        cert.excluded = Some("secret:myapp-cert".into());
+        let report = MatchReport {
+            matches: vec![
+                m(
+                    CredentialKind::Secret,
+                    SECRET,
+                    "main rotor:r1",
+                    "myapp-secret",
+                ),
+                cert,
+            ],
+            ..MatchReport::default()
+        };
+        let links = links_from_matches(&report, &[app()], &Policy::default());
+        assert_eq!(links.len(), 1, "{links:?}");
+        // ...while an excluded copy of the secret itself still blocks the lineage.
+        let mut copy = m(
+            CredentialKind::Secret,
+            SECRET,
+            "main rotor:r1",
+            "myapp-copy",
+        );
+        copy.excluded = Some("secret:myapp-copy".into());
+        let report = MatchReport {
+            matches: vec![
+                m(
+                    CredentialKind::Secret,
+                    SECRET,
+                    "main rotor:r1",
+                    "myapp-secret",
+                ),
+                copy,
+            ],
+            ..MatchReport::default()
+        };
+        assert!(links_from_matches(&report, &[app()], &Policy::default()).is_empty());
+    }
 }
