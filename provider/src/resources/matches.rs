@@ -1,10 +1,11 @@
 //! Data source `rotor_matches`: matching — which Key Vault secrets hold which client secrets,
 //! with the confidence and signals behind each, and the links they form (ready for `for_each`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use rotor_engine::{Confidence, Policy};
+use rotor_engine::rotation::links_from_matches;
+use rotor_engine::{Application, Confidence, CredentialKind, MatchReport, Policy};
 
 use crate::framework::{AttrPath, DataSource, Diagnostics};
 use crate::provider::{ProviderState, hint_lines};
@@ -40,16 +41,145 @@ fn link_type() -> Type {
     ])
 }
 
-fn lineage(name: Option<&str>) -> String {
-    let n = name.unwrap_or("");
-    match n.rfind(" rotor:") {
-        Some(i) => n[..i].to_string(),
-        None => n.to_string(),
-    }
-}
-
 fn opt(s: Option<&str>) -> Value {
     s.map(Value::string).unwrap_or(Value::Null)
+}
+
+/// The computed `matches`, `unmatched` and `links` of a match report. Only client secrets:
+/// certificate matches (matched by the engine, not rotated yet) are left out of all three.
+/// `links` are the engine's own grouping ([`links_from_matches`]: one per application and
+/// credential lineage, at or above `min_confidence`, none for a lineage with an excluded copy),
+/// keyed by `<application name>/<lineage>` (`<application name> (<appId>)/<lineage>` when two
+/// applications share a name).
+fn report_values(
+    report: &MatchReport,
+    apps: &[Application],
+    policy: &Policy,
+) -> (Value, Value, Value) {
+    let is_secret = |k: CredentialKind| k == CredentialKind::Secret;
+    let matches = report
+        .matches
+        .iter()
+        .filter(|m| is_secret(m.kind))
+        .map(|m| {
+            Value::Object(BTreeMap::from([
+                ("app_id".to_string(), Value::string(m.app_id.clone())),
+                ("app_name".to_string(), Value::string(m.app_name.clone())),
+                ("key_id".to_string(), Value::string(m.key_id.clone())),
+                (
+                    "credential_display_name".to_string(),
+                    opt(m.credential_display_name.as_deref()),
+                ),
+                ("vault".to_string(), Value::string(m.vault.clone())),
+                (
+                    "vault_url".to_string(),
+                    Value::string(m.vault_url.to_string()),
+                ),
+                (
+                    "secret_name".to_string(),
+                    Value::string(m.secret_name.clone()),
+                ),
+                (
+                    "confidence".to_string(),
+                    Value::string(m.confidence.to_string()),
+                ),
+                (
+                    "signals".to_string(),
+                    Value::List(
+                        m.signals
+                            .iter()
+                            .map(|s| Value::string(s.as_str()))
+                            .collect(),
+                    ),
+                ),
+                ("excluded".to_string(), opt(m.excluded.as_deref())),
+            ]))
+        })
+        .collect();
+    let unmatched = report
+        .unmatched
+        .iter()
+        .filter(|u| is_secret(u.kind))
+        .map(|u| {
+            Value::Object(BTreeMap::from([
+                ("app_id".to_string(), Value::string(u.app_id.clone())),
+                ("key_id".to_string(), Value::string(u.key_id.clone())),
+            ]))
+        })
+        .collect();
+    let mut links = BTreeMap::new();
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    for link in links_from_matches(report, apps, policy) {
+        let app = apps.iter().find(|a| a.app_id == link.application_id);
+        let app_name = app
+            .map(|a| a.display_name.clone())
+            .or_else(|| {
+                report
+                    .matches
+                    .iter()
+                    .find(|m| m.app_id == link.application_id)
+                    .map(|m| m.app_name.clone())
+            })
+            .unwrap_or_default();
+        // The credential the targets hold: of the link's matches, the newest credential.
+        let held = report.matches.iter().filter(|m| {
+            is_secret(m.kind)
+                && m.app_id == link.application_id
+                && m.excluded.is_none()
+                && m.confidence >= policy.min_confidence
+                && link.targets.contains(&m.target())
+        });
+        let started = |key_id: &str| app.and_then(|a| a.password(key_id)).map(|c| c.start);
+        let key_id = held
+            .max_by_key(|m| started(&m.key_id))
+            .map(|m| m.key_id.clone())
+            .unwrap_or_default();
+        let mut key = format!("{app_name}/{}", link.credential_display_name);
+        if owner.get(&key).is_some_and(|id| *id != link.application_id) {
+            key = format!(
+                "{app_name} ({})/{}",
+                link.application_id, link.credential_display_name
+            );
+        }
+        owner.insert(key.clone(), link.application_id.clone());
+        let targets = link
+            .targets
+            .iter()
+            .map(|t| {
+                Value::Object(BTreeMap::from([
+                    (
+                        "vault_url".to_string(),
+                        Value::string(t.vault_url.to_string()),
+                    ),
+                    (
+                        "secret_name".to_string(),
+                        Value::string(t.secret_name.clone()),
+                    ),
+                ]))
+            })
+            .collect();
+        links.insert(
+            key,
+            Value::Object(BTreeMap::from([
+                (
+                    "application_id".to_string(),
+                    Value::string(link.application_id.clone()),
+                ),
+                ("application_name".to_string(), Value::string(app_name)),
+                (
+                    "credential_display_name".to_string(),
+                    Value::string(link.credential_display_name.clone()),
+                ),
+                ("key_id".to_string(), Value::string(key_id)),
+                ("targets".to_string(), Value::Set(targets)),
+            ])),
+        );
+    }
+    (
+        Value::List(matches),
+        Value::List(unmatched),
+        Value::Map(links),
+    )
 }
 
 #[async_trait]
@@ -63,7 +193,8 @@ impl DataSource for MatchesDataSource {
             version: 0,
             description: "Matches client secrets to the Key Vault secrets that hold them, using tags, the secret's \
                 hint, names and expiry dates (values are read only to compare hints, and never stored). `links` groups \
-                the matches at or above `min_confidence` into ready-made `rotor_secret_link` arguments for `for_each`.",
+                the matches at or above `min_confidence` into ready-made `rotor_secret_link` arguments for `for_each`. \
+                Client secrets only: certificates are not rotated yet, so certificate matches are left out.",
             attributes: vec![
                 Attribute::computed("id", Type::String, "Identifier of this read."),
                 Attribute::optional(
@@ -89,7 +220,7 @@ impl DataSource for MatchesDataSource {
                 Attribute::computed(
                     "matches",
                     Type::list(match_type()),
-                    "Every match: `app_id`, `app_name`, `key_id`, `credential_display_name`, `vault`, `vault_url`, `secret_name`, `confidence`, `signals` (e.g. `hint`, `tag-app`) and `excluded`.",
+                    "Every client-secret match: `app_id`, `app_name`, `key_id`, `credential_display_name`, `vault`, `vault_url`, `secret_name`, `confidence`, `signals` (e.g. `hint`, `tag-app`) and `excluded`.",
                 ),
                 Attribute::computed(
                     "unmatched",
@@ -102,7 +233,7 @@ impl DataSource for MatchesDataSource {
                 Attribute::computed(
                     "links",
                     Type::map(link_type()),
-                    "Links formed by the matches at or above `min_confidence`, keyed by `<application name>/<credential display name>`: `application_id`, `application_name`, `credential_display_name`, `key_id` (the credential the targets hold) and `targets` (set of `vault_url`, `secret_name`).",
+                    "Links formed by the matches at or above `min_confidence`, one per application and credential lineage, keyed by `<application name>/<credential display name>` (`<application name> (<application id>)/<credential display name>` when two applications share a name): `application_id`, `application_name`, `credential_display_name`, `key_id` (the newest credential the targets hold) and `targets` (set of `vault_url`, `secret_name`). A lineage with an excluded copy forms no link (rotating it would break the excluded secret).",
                 ),
             ],
         }
@@ -216,101 +347,7 @@ impl DataSource for MatchesDataSource {
             }
         };
 
-        let mut matches = Vec::new();
-        // (app name, lineage) -> (app id, key id, targets)
-        let mut links: BTreeMap<
-            String,
-            (String, String, String, String, BTreeSet<(String, String)>),
-        > = BTreeMap::new();
-        for m in &report.matches {
-            matches.push(Value::Object(BTreeMap::from([
-                ("app_id".to_string(), Value::string(m.app_id.clone())),
-                ("app_name".to_string(), Value::string(m.app_name.clone())),
-                ("key_id".to_string(), Value::string(m.key_id.clone())),
-                (
-                    "credential_display_name".to_string(),
-                    opt(m.credential_display_name.as_deref()),
-                ),
-                ("vault".to_string(), Value::string(m.vault.clone())),
-                (
-                    "vault_url".to_string(),
-                    Value::string(m.vault_url.to_string()),
-                ),
-                (
-                    "secret_name".to_string(),
-                    Value::string(m.secret_name.clone()),
-                ),
-                (
-                    "confidence".to_string(),
-                    Value::string(m.confidence.to_string()),
-                ),
-                (
-                    "signals".to_string(),
-                    Value::List(
-                        m.signals
-                            .iter()
-                            .map(|s| Value::string(s.as_str()))
-                            .collect(),
-                    ),
-                ),
-                ("excluded".to_string(), opt(m.excluded.as_deref())),
-            ])));
-            if m.excluded.is_none() && m.confidence >= policy.min_confidence {
-                let name = lineage(m.credential_display_name.as_deref());
-                let entry = links
-                    .entry(format!("{}/{}", m.app_name, name))
-                    .or_insert_with(|| {
-                        (
-                            m.app_id.clone(),
-                            m.app_name.clone(),
-                            name.clone(),
-                            m.key_id.clone(),
-                            BTreeSet::new(),
-                        )
-                    });
-                entry
-                    .4
-                    .insert((m.vault_url.to_string(), m.secret_name.clone()));
-            }
-        }
-        let unmatched = report
-            .unmatched
-            .iter()
-            .map(|u| {
-                Value::Object(BTreeMap::from([
-                    ("app_id".to_string(), Value::string(u.app_id.clone())),
-                    ("key_id".to_string(), Value::string(u.key_id.clone())),
-                ]))
-            })
-            .collect();
-        let links = links
-            .into_iter()
-            .map(|(k, (app_id, app_name, name, key_id, targets))| {
-                (
-                    k,
-                    Value::Object(BTreeMap::from([
-                        ("application_id".to_string(), Value::string(app_id)),
-                        ("application_name".to_string(), Value::string(app_name)),
-                        ("credential_display_name".to_string(), Value::string(name)),
-                        ("key_id".to_string(), Value::string(key_id)),
-                        (
-                            "targets".to_string(),
-                            Value::Set(
-                                targets
-                                    .into_iter()
-                                    .map(|(u, s)| {
-                                        Value::Object(BTreeMap::from([
-                                            ("vault_url".to_string(), Value::string(u)),
-                                            ("secret_name".to_string(), Value::string(s)),
-                                        ]))
-                                    })
-                                    .collect(),
-                            ),
-                        ),
-                    ])),
-                )
-            })
-            .collect();
+        let (matches, unmatched, links) = report_values(&report, &apps, &policy);
         let mut out = config.as_object().cloned().unwrap_or_default();
         out.insert(
             "id".into(),
@@ -319,9 +356,9 @@ impl DataSource for MatchesDataSource {
                 config.attr("application_id").as_str().unwrap_or("*")
             )),
         );
-        out.insert("matches".into(), Value::List(matches));
-        out.insert("unmatched".into(), Value::List(unmatched));
-        out.insert("links".into(), Value::Map(links));
+        out.insert("matches".into(), matches);
+        out.insert("unmatched".into(), unmatched);
+        out.insert("links".into(), links);
         Value::Object(out)
     }
 }
@@ -329,11 +366,178 @@ impl DataSource for MatchesDataSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rotor_engine::{Match, PasswordCredential, Signal, Unmatched};
+    use time::macros::datetime;
+
+    const APP: &str = "b0000001-0000-4000-8000-000000000001";
+    const OLD: &str = "c0000001-0000-4000-8000-000000000101";
+    const NEW: &str = "c0000001-0000-4000-8000-000000000102";
+    const CERT: &str = "c0000001-0000-4000-8000-000000000901";
+
+    fn app(app_id: &str, name: &str) -> Application {
+        let pw = |key_id: &str, display: &str, start| PasswordCredential {
+            key_id: key_id.into(),
+            display_name: Some(display.into()),
+            hint: None,
+            start,
+            end: datetime!(2027-06-01 0:00 UTC),
+        };
+        Application {
+            object_id: format!("obj-{app_id}"),
+            app_id: app_id.into(),
+            display_name: name.into(),
+            sign_in_audience: None,
+            password_credentials: vec![
+                pw(OLD, "main", datetime!(2026-01-01 0:00 UTC)),
+                pw(NEW, "main rotor:r2", datetime!(2026-06-01 0:00 UTC)),
+            ],
+            key_credentials: Vec::new(),
+        }
+    }
+
+    fn m(app_id: &str, kind: CredentialKind, key_id: &str, name: &str, secret: &str) -> Match {
+        Match {
+            kind,
+            app_id: app_id.into(),
+            app_name: "MyApp".into(),
+            key_id: key_id.into(),
+            credential_display_name: Some(name.into()),
+            vault: "kv-prod".into(),
+            vault_url: url::Url::parse("https://kv-prod.vault.azure.net/").expect("url"),
+            secret_name: secret.into(),
+            secret_version: None,
+            confidence: Confidence::High,
+            signals: vec![Signal::TagKeyId],
+            hint_mismatch: false,
+            excluded: None,
+        }
+    }
+
+    fn unmatched(kind: CredentialKind, key_id: &str) -> Unmatched {
+        Unmatched {
+            kind,
+            app_id: APP.into(),
+            app_name: "MyApp".into(),
+            key_id: key_id.into(),
+            credential_display_name: None,
+            excluded: None,
+        }
+    }
+
+    fn names(v: &Value, field: &str) -> Vec<String> {
+        v.as_elements()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.attr(field).as_str().map(str::to_owned))
+            .collect()
+    }
 
     #[test]
-    fn lineage_drops_rotors_suffix() {
-        assert_eq!(lineage(Some("Secret 1 rotor:abc")), "Secret 1");
-        assert_eq!(lineage(Some("Secret 1")), "Secret 1");
-        assert_eq!(lineage(None), "");
+    fn certificate_matches_are_left_out_of_matches_unmatched_and_links() {
+        let report = MatchReport {
+            matches: vec![
+                m(
+                    APP,
+                    CredentialKind::Secret,
+                    NEW,
+                    "main rotor:r2",
+                    "myapp-secret",
+                ),
+                // A certificate whose display name is the secret lineage's: it must not join it.
+                m(APP, CredentialKind::Certificate, CERT, "main", "myapp-cert"),
+                m(APP, CredentialKind::Certificate, CERT, "tls", "myapp-tls"),
+            ],
+            unmatched: vec![
+                unmatched(CredentialKind::Secret, OLD),
+                unmatched(CredentialKind::Certificate, CERT),
+            ],
+            ..MatchReport::default()
+        };
+        let (matches, unmatched, links) =
+            report_values(&report, &[app(APP, "MyApp")], &Policy::default());
+        assert_eq!(names(&matches, "secret_name"), ["myapp-secret"]);
+        assert_eq!(names(&unmatched, "key_id"), [OLD]);
+        let Value::Map(links) = links else {
+            panic!("links is a map: {links:?}")
+        };
+        assert_eq!(links.keys().collect::<Vec<_>>(), ["MyApp/main"]);
+        let link = &links["MyApp/main"];
+        assert_eq!(names(link.attr("targets"), "secret_name"), ["myapp-secret"]);
+        assert_eq!(link.attr("key_id").as_str(), Some(NEW));
+    }
+
+    #[test]
+    fn links_agree_with_the_engine() {
+        // Old and new credential of one lineage in two vaults (a rotation half done), a LOW match,
+        // and a lineage of another app with an excluded copy.
+        const OTHER: &str = "b0000002-0000-4000-8000-000000000002";
+        let mut low = m(APP, CredentialKind::Secret, OLD, "main", "myapp-guess");
+        low.confidence = Confidence::Low;
+        let mut excluded = m(OTHER, CredentialKind::Secret, OLD, "main", "other-legacy");
+        excluded.excluded = Some("secret:*-legacy".into());
+        let report = MatchReport {
+            matches: vec![
+                m(APP, CredentialKind::Secret, OLD, "main", "myapp-old"),
+                m(
+                    APP,
+                    CredentialKind::Secret,
+                    NEW,
+                    "main rotor:r2",
+                    "myapp-new",
+                ),
+                low,
+                m(OTHER, CredentialKind::Secret, OLD, "main", "other-secret"),
+                excluded,
+            ],
+            ..MatchReport::default()
+        };
+        let apps = [app(APP, "MyApp"), app(OTHER, "Other")];
+        let policy = Policy::default();
+        let (_, _, links) = report_values(&report, &apps, &policy);
+        let Value::Map(links) = links else {
+            panic!("links is a map: {links:?}")
+        };
+        let engine = links_from_matches(&report, &apps, &policy);
+        assert_eq!(links.len(), engine.len(), "{links:?} vs {engine:?}");
+        let link = &links["MyApp/main"];
+        assert_eq!(
+            names(link.attr("targets"), "secret_name"),
+            ["myapp-new", "myapp-old"]
+        );
+        assert_eq!(
+            link.attr("key_id").as_str(),
+            Some(NEW),
+            "the newest credential the targets hold"
+        );
+        assert!(!links.keys().any(|k| k.starts_with("Other")), "{links:?}");
+    }
+
+    #[test]
+    fn two_applications_with_one_name_get_distinct_keys() {
+        const TWIN: &str = "b0000003-0000-4000-8000-000000000003";
+        let report = MatchReport {
+            matches: vec![
+                m(APP, CredentialKind::Secret, OLD, "main", "a"),
+                m(TWIN, CredentialKind::Secret, OLD, "main", "b"),
+            ],
+            ..MatchReport::default()
+        };
+        let apps = [app(APP, "MyApp"), app(TWIN, "MyApp")];
+        let (_, _, links) = report_values(&report, &apps, &Policy::default());
+        let Value::Map(links) = links else {
+            panic!("links is a map: {links:?}")
+        };
+        let keys: Vec<&String> = links.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "MyApp (b0000003-0000-4000-8000-000000000003)/main",
+                "MyApp/main"
+            ]
+        );
+        assert_eq!(
+            links["MyApp/main"].attr("application_id").as_str(),
+            Some(APP)
+        );
     }
 }
