@@ -108,12 +108,15 @@ pub async fn links_for_apps_with_exclusions(
     let mut excluded: Vec<(Link, String)> = Vec::new();
     for m in &report.matches {
         let Some(pattern) = &m.excluded else { continue };
-        let lineage = apps
+        // Client secrets only (certificates are not rotated yet).
+        let Some(lineage) = apps
             .iter()
             .find(|a| a.app_id == m.app_id)
             .and_then(|a| a.password(&m.key_id))
             .map(|c| c.lineage_name().to_owned())
-            .unwrap_or_else(|| m.credential_display_name.clone().unwrap_or_default());
+        else {
+            continue;
+        };
         if links
             .iter()
             .any(|l| l.application_id == m.app_id && l.credential_display_name == lineage)
