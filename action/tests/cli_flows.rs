@@ -5,6 +5,7 @@
 mod cli_support;
 
 use cli_support::*;
+use rotor_emulator::{EmulatorOptions, Fixture};
 use serde_json::{Value, json};
 
 /// The parts of the emulator state a rotation changes (credentials and vault versions).
@@ -497,8 +498,17 @@ async fn no_vaults_configured_is_a_usage_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_graph_permission_names_it() {
-    // Log in as the read-only principal: rotating needs Application.ReadWrite.All.
-    let w = World::start("").await;
+    // Log in as the read-only principal: rotating needs Application.ReadWrite.All. It is given
+    // write access to the vaults here, so the preflight's vault write-access check passes and
+    // Graph refuses the new password.
+    let mut sample = serde_json::to_value(Fixture::sample()).expect("fixture json");
+    for p in sample["principals"].as_array_mut().expect("principals") {
+        if p["display_name"] == "rotor-readonly" {
+            p["vault_roles"] = json!({"*": "Key Vault Secrets Officer"});
+        }
+    }
+    let fixture = Fixture::from_json(&sample.to_string()).expect("fixture");
+    let w = World::start_with(fixture, EmulatorOptions::default(), "").await;
     let state = w.state();
     let ro = state["principals"]
         .as_array()

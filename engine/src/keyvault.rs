@@ -8,7 +8,8 @@ use crate::secret::SecretValue;
 use azure_core::credentials::TokenCredential;
 use azure_security_keyvault_secrets::models::{
     SecretAttributes, SecretClientGetSecretOptions, SecretClientListSecretPropertiesOptions,
-    SetSecretParameters,
+    SecretClientUpdateSecretPropertiesOptions, SetSecretParameters,
+    UpdateSecretPropertiesParameters,
 };
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt;
@@ -395,6 +396,51 @@ impl KeyVaults {
             .get_deleted_secret(&target.secret_name, None)
             .await
             .is_ok()
+    }
+
+    /// Proves write access to `target` without changing it: updates the properties of its current
+    /// version `current` with exactly the values just read (`PATCH /secrets/{name}/{version}`,
+    /// which needs the same permission as setting a secret: RBAC `secrets/*` or access-policy
+    /// `set`). Only the version's `updated` time changes; no new version is created.
+    pub async fn probe_write(&self, target: &Target, current: &SecretVersion) -> Result<()> {
+        let (client, sem) = self.client(&target.vault_url)?;
+        let _permit = sem
+            .acquire()
+            .await
+            .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))?;
+        let _slot = crate::http::permit().await;
+        let vault = self.vault_name(&target.vault_url);
+        let action = format!("checking write access to {}", self.label(target));
+        let params = UpdateSecretPropertiesParameters {
+            content_type: current.content_type.clone(),
+            secret_attributes: Some(SecretAttributes {
+                enabled: Some(current.enabled),
+                expires: current.expires,
+                ..Default::default()
+            }),
+            tags: Some(
+                current
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+        };
+        let content = params
+            .try_into()
+            .map_err(|e: azure_core::Error| Error::other(action.clone(), e.to_string()))?;
+        client
+            .update_secret_properties(
+                &target.secret_name,
+                content,
+                Some(SecretClientUpdateSecretPropertiesOptions {
+                    secret_version: Some(current.version.clone()),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| kv_error(&action, &e, &vault, Some(&target.secret_name)))?;
+        Ok(())
     }
 
     /// Writes a new version; returns its version id.

@@ -931,6 +931,91 @@ fn make_room_candidate(
         })
 }
 
+/// The targets a run will write: every target when the link is due (by expiry, force, or
+/// because no target holds a credential), else those lacking the current credential when the
+/// targets diverge (the repair copies it to them), else none.
+fn targets_to_write<'a>(
+    e: &Engine,
+    st: &'a LinkState,
+    policy: &Policy,
+    force: bool,
+) -> Vec<&'a TargetState> {
+    let whole = LinkState {
+        diverged: false,
+        ..st.clone()
+    };
+    if due(e, &whole, policy, force).0 {
+        return st.targets.iter().collect();
+    }
+    match &st.current {
+        Some(cur) if st.diverged => st
+            .targets
+            .iter()
+            .filter(|t| t.held.as_deref() != Some(cur.key_id.as_str()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Preflight permission check: proves write access to every existing target in `todo` with a
+/// no-op property update of its current version (same permission as writing a new version),
+/// concurrently under the per-vault and overall limits. Targets that do not exist yet are noted
+/// (they are created by the write). In a dry run nothing is sent and the record says so.
+async fn probe_write_access(
+    e: &Engine,
+    todo: &[&TargetState],
+    dry_run: bool,
+    rec: &mut AuditRecord,
+) -> Result<()> {
+    let vaults = &e.inner.vaults;
+    let missing: Vec<String> = todo
+        .iter()
+        .filter(|t| t.current.is_none())
+        .map(|t| vaults.label(&t.target))
+        .collect();
+    if !missing.is_empty() {
+        rec.notes.push(format!(
+            "{} not exist yet: rotor creates {} when writing, so write access to {} was not checked in advance",
+            if missing.len() == 1 {
+                format!("{} does", missing[0])
+            } else {
+                format!("{} do", missing.join(", "))
+            },
+            if missing.len() == 1 { "it" } else { "them" },
+            if missing.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    let existing: Vec<(&Target, &SecretVersion)> = todo
+        .iter()
+        .filter_map(|t| t.current.as_ref().map(|v| (&t.target, v)))
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    if dry_run {
+        let names: Vec<String> = existing.iter().map(|(t, _)| vaults.label(t)).collect();
+        rec.notes.push(format!(
+            "dry run: write access was not proven for {} (a real run checks it before creating a credential)",
+            names.join(", ")
+        ));
+        return Ok(());
+    }
+    let results = futures::future::join_all(
+        existing
+            .iter()
+            .map(|(t, v)| async move { vaults.probe_write(t, v).await }),
+    )
+    .await;
+    for r in results {
+        r.map_err(|err| {
+            err.with_hint(
+                "nothing was changed: rotor checks write access to every target before creating a credential",
+            )
+        })?;
+    }
+    Ok(())
+}
+
 async fn rotate_inner(
     e: &Engine,
     link: &Link,
@@ -1004,6 +1089,8 @@ async fn rotate_inner(
     }
     check_confidence(e, &st, policy)?;
     check_tag_room(e, &st)?;
+    let todo = targets_to_write(e, &st, policy, opts.force);
+    probe_write_access(e, &todo, opts.dry_run, rec).await?;
     rep.emit(
         Step::Preflight,
         StepState::Done,
@@ -1332,6 +1419,12 @@ pub(crate) async fn sync_targets(
     };
     check_confidence(e, &st, policy)?;
     check_tag_room(e, &st)?;
+    let lacking: Vec<&TargetState> = st
+        .targets
+        .iter()
+        .filter(|t| t.held.as_deref() != Some(cur.key_id.as_str()))
+        .collect();
+    probe_write_access(e, &lacking, false, &mut rec).await?;
     let r = repair(e, &mut st, false, &rep, &mut rec).await;
     if r.is_ok() {
         rec.status = RotationStatus::Success;

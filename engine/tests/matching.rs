@@ -244,13 +244,12 @@ async fn graph_403_names_the_permission() {
         .await;
     assert_eq!(rec.status, rotor_engine::RotationStatus::Failed);
     let err = rec.error.clone().expect("error");
-    // readonly has only Secrets User on vaults: either the vault write or Graph write is refused
-    // before anything changes; Graph is asked first for the password
+    // readonly has only Secrets User on vaults and cannot write applications: the preflight
+    // write-access probe of the vaults refuses first, before anything changes in Graph
     assert!(
         rec.hints
             .iter()
-            .any(|h| h.contains("Application.ReadWrite.All")
-                && h.contains("Application.ReadWrite.OwnedBy")),
+            .any(|h| h.contains("Key Vault Secrets Officer")),
         "{err} {:?}",
         rec.hints
     );

@@ -429,7 +429,7 @@ async fn key_vault_403_names_the_role() {
         rec.hints
     );
     assert_eq!(env.passwords(app).len(), 1);
-    // kv-a: can read, cannot write → the new credential is rolled back
+    // kv-a: can read, cannot write → refused in preflight (write-access probe), before addPassword
     let link = Link {
         targets: BTreeSet::from([env.target("kv-a", "svc-secret")]),
         ..link
@@ -920,4 +920,189 @@ async fn a_lineage_with_an_excluded_copy_is_not_linked() {
         "{links:#?}"
     );
     assert!(links.iter().any(|l| l.credential_display_name == "current"));
+}
+
+/// Read-only access (Key Vault Secrets User) on one of three vaults is found in preflight: the
+/// rotation is refused before addPassword, so Graph and every vault are unchanged.
+#[tokio::test]
+async fn read_only_vault_is_refused_before_add_password() {
+    let app = "b0000001-0000-4000-8000-000000000001";
+    let env = start(fixture(json!({
+        "principals": [
+            {"client_id": "11111111-0000-4000-8000-000000000001", "client_secret": "p-secret-value-1234",
+             "display_name": "rotor", "graph_roles": ["Application.ReadWrite.All"],
+             "vault_roles": {"kv-a": "Key Vault Secrets Officer", "kv-b": "Key Vault Secrets Officer", "kv-c": "Key Vault Secrets User"}}],
+        "applications": [{"app_id": app, "display_name": "svc",
+            "password_credentials": [{"key_id": "c0000001-0000-4000-8000-00000000000a", "display_name": "s", "secret_text": "AAA-old-value-xxxxxxxxxxxx", "start": "-300d", "end": "+10d"}]}],
+        "vaults": [
+            {"name": "kv-a", "secrets": [{"name": "svc-secret", "value": "AAA-old-value-xxxxxxxxxxxx"}]},
+            {"name": "kv-b", "secrets": [{"name": "svc-secret", "value": "AAA-old-value-xxxxxxxxxxxx"}]},
+            {"name": "kv-c", "secrets": [{"name": "svc-secret", "value": "AAA-old-value-xxxxxxxxxxxx"}]}]
+    })))
+    .await;
+    let engine = env.engine();
+    let link = Link {
+        application_id: app.into(),
+        credential_display_name: "s".into(),
+        targets: BTreeSet::from([
+            env.target("kv-a", "svc-secret"),
+            env.target("kv-b", "svc-secret"),
+            env.target("kv-c", "svc-secret"),
+        ]),
+    };
+    let versions_before: Vec<Vec<serde_json::Value>> = ["kv-a", "kv-b", "kv-c"]
+        .iter()
+        .map(|v| env.versions(v, "svc-secret"))
+        .collect();
+
+    // dry run: nothing is sent, and the record says write access was not proven
+    let rec = engine
+        .rotate(
+            &link,
+            &Policy::default(),
+            &RotateOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+            &NoProgress,
+        )
+        .await;
+    assert_eq!(rec.status, RotationStatus::Skipped, "{rec:#?}");
+    assert!(
+        rec.notes
+            .iter()
+            .any(|n| n.contains("write access was not proven")),
+        "{:?}",
+        rec.notes
+    );
+
+    let rec = engine
+        .rotate(
+            &link,
+            &Policy::default(),
+            &RotateOptions::default(),
+            &NoProgress,
+        )
+        .await;
+    assert_eq!(rec.status, RotationStatus::Failed, "{rec:#?}");
+    let err = rec.error.clone().expect("err");
+    assert!(
+        err.contains("kv-c") && err.contains("svc-secret") && err.contains("403"),
+        "{err}"
+    );
+    assert!(!err.contains("kv-a") && !err.contains("kv-b"), "{err}");
+    assert!(
+        rec.hints
+            .iter()
+            .any(|h| h.contains("Key Vault Secrets Officer") && h.contains("kv-c")),
+        "{:?}",
+        rec.hints
+    );
+    assert!(rec.new_key_id.is_none(), "{rec:#?}");
+    // Graph unchanged: no addPassword was sent, the app still has only its old credential
+    let counts = env.emu.request_counts();
+    let add_password: u64 = counts["by_route"]
+        .as_object()
+        .expect("by_route")
+        .iter()
+        .filter(|(k, _)| k.contains("addPassword"))
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(add_password, 0, "{counts}");
+    let pw = env.passwords(app);
+    assert_eq!(pw.len(), 1, "{pw:?}");
+    assert_eq!(pw[0]["key_id"], "c0000001-0000-4000-8000-00000000000a");
+    // no new secret version anywhere, values and tags untouched
+    for (i, v) in ["kv-a", "kv-b", "kv-c"].iter().enumerate() {
+        let after = env.versions(v, "svc-secret");
+        assert_eq!(after.len(), 1, "{v}: {after:?}");
+        assert_eq!(after[0]["version"], versions_before[i][0]["version"], "{v}");
+        assert_eq!(after[0]["value"], "AAA-old-value-xxxxxxxxxxxx", "{v}");
+        assert_eq!(after[0]["tags"], versions_before[i][0]["tags"], "{v}");
+        assert_eq!(after[0]["enabled"], versions_before[i][0]["enabled"], "{v}");
+        assert_eq!(after[0]["expires"], versions_before[i][0]["expires"], "{v}");
+    }
+    assert!(env.can_login(app, "AAA-old-value-xxxxxxxxxxxx").await);
+
+    // with write access everywhere the same link rotates (the probe changes nothing visible)
+    let officer = start(fixture(json!({
+        "principals": [
+            {"client_id": "11111111-0000-4000-8000-000000000001", "client_secret": "p-secret-value-1234",
+             "display_name": "rotor", "graph_roles": ["Application.ReadWrite.All"],
+             "vault_roles": {"*": "Key Vault Secrets Officer"}}],
+        "applications": [{"app_id": app, "display_name": "svc",
+            "password_credentials": [{"key_id": "c0000001-0000-4000-8000-00000000000a", "display_name": "s", "secret_text": "AAA-old-value-xxxxxxxxxxxx", "start": "-300d", "end": "+10d"}]}],
+        "vaults": [
+            {"name": "kv-a", "secrets": [{"name": "svc-secret", "value": "AAA-old-value-xxxxxxxxxxxx", "content_type": "text/plain", "tags": {"owner": "team-a"}}]}]
+    })))
+    .await;
+    let link = Link {
+        application_id: app.into(),
+        credential_display_name: "s".into(),
+        targets: BTreeSet::from([officer.target("kv-a", "svc-secret")]),
+    };
+    let rec = officer
+        .engine()
+        .rotate(
+            &link,
+            &Policy::default(),
+            &RotateOptions::default(),
+            &NoProgress,
+        )
+        .await;
+    assert_eq!(rec.status, RotationStatus::Success, "{rec:#?}");
+    let vs = officer.versions("kv-a", "svc-secret");
+    assert_eq!(vs.len(), 2, "{vs:?}");
+    assert_eq!(vs[0]["tags"]["owner"], "team-a", "probe kept the old tags");
+    assert_eq!(vs[0]["content_type"], "text/plain");
+    assert_eq!(vs[1]["tags"]["owner"], "team-a");
+    assert_eq!(vs[1]["content_type"], "text/plain");
+}
+
+/// sync_targets checks write access to the targets it would copy to before writing any of them.
+#[tokio::test]
+async fn sync_refuses_a_read_only_target_before_writing() {
+    let app = "b0000001-0000-4000-8000-000000000001";
+    let env = start(fixture(json!({
+        "principals": [
+            {"client_id": "11111111-0000-4000-8000-000000000001", "client_secret": "p-secret-value-1234",
+             "display_name": "rotor", "graph_roles": ["Application.ReadWrite.All"],
+             "vault_roles": {"kv-a": "Key Vault Secrets Officer", "kv-b": "Key Vault Secrets Officer", "kv-c": "Key Vault Secrets User"}}],
+        "applications": [{"app_id": app, "display_name": "svc",
+            "password_credentials": [
+                {"key_id": "c0000001-0000-4000-8000-00000000000a", "display_name": "s", "secret_text": "AAA-old-value-xxxxxxxxxxxx", "start": "-300d", "end": "+10d"},
+                {"key_id": "c0000001-0000-4000-8000-00000000000b", "display_name": "s rotor:9b2f6c1e-0d7a-4c55-9a43-1f2e3d4c5b6a", "secret_text": "BBB-new-value-xxxxxxxxxxxx", "start": "-2d", "end": "+360d"}]}],
+        "vaults": [
+            {"name": "kv-a", "secrets": [{"name": "svc-secret", "value": "BBB-new-value-xxxxxxxxxxxx", "tags": {"rotor-key-id": "c0000001-0000-4000-8000-00000000000b"}}]},
+            {"name": "kv-b", "secrets": [{"name": "svc-secret", "value": "AAA-old-value-xxxxxxxxxxxx"}]},
+            {"name": "kv-c", "secrets": [{"name": "svc-secret", "value": "AAA-old-value-xxxxxxxxxxxx"}]}]
+    })))
+    .await;
+    let link = Link {
+        application_id: app.into(),
+        credential_display_name: "s".into(),
+        targets: BTreeSet::from([
+            env.target("kv-a", "svc-secret"),
+            env.target("kv-b", "svc-secret"),
+            env.target("kv-c", "svc-secret"),
+        ]),
+    };
+    let err = env
+        .engine()
+        .sync_targets(&link, &Policy::default(), &NoProgress)
+        .await
+        .expect_err("kv-c is read-only");
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert!(err.to_string().contains("kv-c"), "{err}");
+    assert!(
+        err.hints()
+            .iter()
+            .any(|h| h.contains("Key Vault Secrets Officer") && h.contains("kv-c")),
+        "{:?}",
+        err.hints()
+    );
+    for v in ["kv-a", "kv-b", "kv-c"] {
+        assert_eq!(env.versions(v, "svc-secret").len(), 1, "{v} unchanged");
+    }
+    assert_eq!(env.passwords(app).len(), 2);
 }
