@@ -3,7 +3,7 @@
 
 use crate::endpoints::Endpoints;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::{describe, error_details, send};
+use crate::http::{Retry, describe, error_details, send, send_with};
 use crate::model::{Application, KeyCredential, PasswordCredential};
 use crate::secret::SecretValue;
 use azure_core::credentials::TokenCredential;
@@ -338,9 +338,10 @@ impl GraphClient {
             "endDateTime": end.format(fmt).map_err(|e| Error::other(action.clone(), e.to_string()))?,
         }});
         let token = self.token(&action).await?;
-        // addPassword is not idempotent: retry only on responses that prove nothing was created
-        // (429 / 503 answered before processing); the protocol finds stray credentials later.
-        let reply = send(
+        // addPassword is not idempotent: retry only on answers that prove nothing was created
+        // (429 / 503 answered before processing, or no connection); the protocol finds stray
+        // credentials later.
+        let reply = send_with(
             || {
                 self.http
                     .post(url.clone())
@@ -349,6 +350,7 @@ impl GraphClient {
             },
             self.max_retries,
             &action,
+            Retry::NotIdempotent,
         )
         .await?;
         if !reply.status.is_success() {

@@ -80,12 +80,9 @@ pub(crate) async fn permit() -> Option<tokio::sync::OwnedSemaphorePermit> {
     sem.acquire_owned().await.ok()
 }
 
-/// A response read fully.
-#[derive(Debug)]
+/// A response read fully. No `Debug`: the body may carry a secret (`addPassword`'s `secretText`).
 pub(crate) struct Reply {
     pub status: StatusCode,
-    #[allow(dead_code)]
-    pub headers: HeaderMap,
     pub body: bytes::Bytes,
 }
 
@@ -115,8 +112,28 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base.min(8_000) + jitter)
 }
 
-fn retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+/// Whether a request may be sent again when its outcome is unknown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Safe to repeat: retried on 408/429/5xx, connection errors and timeouts.
+    Idempotent,
+    /// Creates something each time (`addPassword`): retried only when the answer or the error
+    /// proves the request was not processed — 429/503 and failures to connect.
+    NotIdempotent,
+}
+
+fn retryable(status: StatusCode, mode: Retry) -> bool {
+    match mode {
+        Retry::Idempotent => matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504),
+        Retry::NotIdempotent => matches!(status.as_u16(), 429 | 503),
+    }
+}
+
+fn retryable_error(e: &reqwest::Error, mode: Retry) -> bool {
+    match mode {
+        Retry::Idempotent => e.is_connect() || e.is_timeout() || e.is_request(),
+        Retry::NotIdempotent => e.is_connect(),
+    }
 }
 
 /// Sends the request built by `build` (called again for each attempt), retrying up to
@@ -128,6 +145,16 @@ pub(crate) async fn send(
     max_retries: u32,
     action: &str,
 ) -> Result<Reply> {
+    send_with(build, max_retries, action, Retry::Idempotent).await
+}
+
+/// [`send`] with the retry rules of `mode`.
+pub(crate) async fn send_with(
+    build: impl Fn() -> RequestBuilder,
+    max_retries: u32,
+    action: &str,
+    mode: Retry,
+) -> Result<Reply> {
     let mut attempt = 0u32;
     loop {
         let slot = permit().await;
@@ -135,9 +162,8 @@ pub(crate) async fn send(
         match res {
             Ok(rsp) => {
                 let status = rsp.status();
-                let headers = rsp.headers().clone();
-                if retryable(status) && attempt < max_retries {
-                    let wait = retry_after(&headers)
+                if retryable(status, mode) && attempt < max_retries {
+                    let wait = retry_after(rsp.headers())
                         .map(|d| d.min(Duration::from_secs(60)))
                         .unwrap_or_else(|| backoff(attempt));
                     tracing::debug!(
@@ -160,14 +186,10 @@ pub(crate) async fn send(
                         format!("reading the response: {e}"),
                     )
                 })?;
-                return Ok(Reply {
-                    status,
-                    headers,
-                    body,
-                });
+                return Ok(Reply { status, body });
             }
             Err(e) => {
-                if attempt < max_retries && (e.is_connect() || e.is_timeout() || e.is_request()) {
+                if attempt < max_retries && retryable_error(&e, mode) {
                     drop(slot);
                     let wait = backoff(attempt);
                     tracing::debug!(?wait, attempt, "{action}: network error, retrying: {e}");
@@ -255,6 +277,21 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
         h.insert("retry-after-ms", "150".parse().expect("header"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+    }
+
+    #[test]
+    fn not_idempotent_requests_retry_only_unprocessed_answers() {
+        for code in [408u16, 500, 502, 504] {
+            let st = StatusCode::from_u16(code).expect("status");
+            assert!(retryable(st, Retry::Idempotent), "{code}");
+            assert!(!retryable(st, Retry::NotIdempotent), "{code}");
+        }
+        for code in [429u16, 503] {
+            let st = StatusCode::from_u16(code).expect("status");
+            assert!(retryable(st, Retry::Idempotent), "{code}");
+            assert!(retryable(st, Retry::NotIdempotent), "{code}");
+        }
+        assert!(!retryable(StatusCode::BAD_REQUEST, Retry::Idempotent));
     }
 
     #[test]
