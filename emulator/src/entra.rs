@@ -5,6 +5,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::server::{Audience, Caller, Ctx, Req};
+use crate::state::Store;
 use crate::util;
 
 /// `expires_in` of every token.
@@ -292,24 +293,18 @@ fn invalid_secret(app_id: &str) -> Response {
     )
 }
 
-fn login_with_secret(
-    ctx: &Ctx,
-    client_id: &str,
-    secret: &str,
-    tenant_id: &str,
-) -> Result<Caller, Response> {
-    let store = ctx.store.read();
-    if let Some(i) = store
+/// The fixture principal whose client id is `client_id` (case-insensitive).
+fn principal_index(store: &Store, client_id: &str) -> Option<usize> {
+    store
         .principals
         .iter()
         .position(|p| p.client_id.eq_ignore_ascii_case(client_id))
-    {
-        return if store.principals[i].client_secret == secret {
-            Ok(Caller::Principal(i))
-        } else {
-            Err(invalid_secret(client_id))
-        };
-    }
+}
+
+/// The application `client_id` names, when it may sign in at all: Entra answers an unknown
+/// client with AADSTS700016 and an application without a service principal with AADSTS7000229,
+/// whatever credential was presented.
+fn signable_app(store: &Store, client_id: &str, tenant_id: &str) -> Result<usize, Response> {
     let Some(ai) = store.app_index_by_app_id(client_id) else {
         return Err(entra_error(
             StatusCode::BAD_REQUEST,
@@ -332,6 +327,25 @@ fn login_with_secret(
             ),
         ));
     }
+    Ok(ai)
+}
+
+fn login_with_secret(
+    ctx: &Ctx,
+    client_id: &str,
+    secret: &str,
+    tenant_id: &str,
+) -> Result<Caller, Response> {
+    let store = ctx.store.read();
+    if let Some(i) = principal_index(&store, client_id) {
+        return if store.principals[i].client_secret == secret {
+            Ok(Caller::Principal(i))
+        } else {
+            Err(invalid_secret(client_id))
+        };
+    }
+    let ai = signable_app(&store, client_id, tenant_id)?;
+    let app = &store.apps[ai];
     let now = time::OffsetDateTime::now_utc();
     let Some(p) = app.passwords.iter().find(|p| p.secret_text == secret) else {
         return Err(invalid_secret(&app.app_id));
@@ -396,11 +410,7 @@ fn login_with_assertion(
         _ => Vec::new(),
     };
     let store = ctx.store.read();
-    if let Some(i) = store
-        .principals
-        .iter()
-        .position(|p| p.client_id.eq_ignore_ascii_case(client_id))
-    {
+    if let Some(i) = principal_index(&store, client_id) {
         let p = &store.principals[i];
         let ok = p.federated_credentials.iter().any(|f| {
             f.issuer == iss
@@ -421,28 +431,8 @@ fn login_with_assertion(
             ))
         };
     }
-    let Some(ai) = store.app_index_by_app_id(client_id) else {
-        return Err(entra_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!(
-                "Application with identifier '{client_id}' was not found in the directory '{tenant_id}'."
-            ),
-        ));
-    };
+    let ai = signable_app(&store, client_id, tenant_id)?;
     let app = &store.apps[ai];
-    if !app.service_principal {
-        return Err(entra_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_client",
-            7000229,
-            &format!(
-                "The client application {} is missing service principal in the tenant {tenant_id}.",
-                app.app_id
-            ),
-        ));
-    }
     // Certificate credential: iss = sub = client id, header x5t = a registered thumbprint.
     let x5t = header
         .get("x5t")

@@ -217,6 +217,30 @@ async fn app_without_service_principal_cannot_log_in() {
     .await
     .unwrap_err();
     assert_eq!((s, aadsts(&b)), (400, 7000229));
+    // A client assertion is refused the same way, before any certificate is looked at; an
+    // unknown client is AADSTS700016 whichever credential it presents.
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 300;
+    for (client, want) in [
+        ("d0000000-0000-4000-8000-000000000001", 7000229),
+        ("d0000000-0000-4000-8000-00000000dead", 700016),
+    ] {
+        let assertion = jwt(
+            json!({"alg": "RS256", "x5t": "AAAA"}),
+            json!({"iss": client, "sub": client, "aud": "x", "exp": exp}),
+        );
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+            ("scope", GRAPH_SCOPE),
+        ];
+        let (s, b) = token_raw(&emu, &http, &form).await.unwrap_err();
+        assert_eq!((s, aadsts(&b)), (400, want), "{client}: {b}");
+    }
 }
 
 fn jwt(header: Value, claims: Value) -> String {
