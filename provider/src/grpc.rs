@@ -56,6 +56,30 @@ impl GrpcProvider {
     }
 }
 
+/// The type whose static validation a `Validate*Config` call runs.
+enum Validator<'a> {
+    Resource(&'a dyn Resource),
+    DataSource(&'a dyn DataSource),
+}
+
+/// `ValidateResourceConfig` / `ValidateDataResourceConfig`: decodes the configuration against
+/// `schema` and, only when it decodes, runs the type's own `validate`.
+async fn validate_config(
+    validator: Validator<'_>,
+    schema: &Schema,
+    config: Option<&tf::DynamicValue>,
+) -> Vec<tf::Diagnostic> {
+    let mut diags = Diagnostics::default();
+    let config = decode(config, &schema.ty(), "configuration", &mut diags);
+    if !diags.has_errors() {
+        match validator {
+            Validator::Resource(r) => r.validate(&config, &mut diags).await,
+            Validator::DataSource(d) => d.validate(&config, &mut diags).await,
+        }
+    }
+    diags_to_proto(&diags)
+}
+
 /// `Schema` → protobuf.
 pub fn schema_to_proto(schema: &Schema) -> tf::Schema {
     let attributes = schema
@@ -281,18 +305,14 @@ impl tf::provider_server::Provider for GrpcProvider {
     ) -> Result<Response<tf::validate_resource_config::Response>, Status> {
         let req = request.into_inner();
         let (resource, schema) = self.resource(&req.type_name)?;
-        let mut diags = Diagnostics::default();
-        let config = decode(
+        let diagnostics = validate_config(
+            Validator::Resource(&**resource),
+            schema,
             req.config.as_ref(),
-            &schema.ty(),
-            "configuration",
-            &mut diags,
-        );
-        if !diags.has_errors() {
-            resource.validate(&config, &mut diags).await;
-        }
+        )
+        .await;
         Ok(Response::new(tf::validate_resource_config::Response {
-            diagnostics: diags_to_proto(&diags),
+            diagnostics,
         }))
     }
 
@@ -302,18 +322,10 @@ impl tf::provider_server::Provider for GrpcProvider {
     ) -> Result<Response<tf::validate_data_resource_config::Response>, Status> {
         let req = request.into_inner();
         let (ds, schema) = self.data_source(&req.type_name)?;
-        let mut diags = Diagnostics::default();
-        let config = decode(
-            req.config.as_ref(),
-            &schema.ty(),
-            "configuration",
-            &mut diags,
-        );
-        if !diags.has_errors() {
-            ds.validate(&config, &mut diags).await;
-        }
+        let diagnostics =
+            validate_config(Validator::DataSource(&**ds), schema, req.config.as_ref()).await;
         Ok(Response::new(tf::validate_data_resource_config::Response {
-            diagnostics: diags_to_proto(&diags),
+            diagnostics,
         }))
     }
 
