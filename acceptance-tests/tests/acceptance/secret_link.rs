@@ -77,6 +77,23 @@ fn link_hcl(
     )
 }
 
+/// `rotor_secret_link.billing`: the calm application's `prod` lineage held by `kv-prod`.
+fn billing_hcl(em: &rotor_emulator::Emulator, extra: &str) -> String {
+    link_hcl(
+        em,
+        "billing",
+        CALM_APP_ID,
+        "prod",
+        &[("kv-prod", "billing-api-client-secret")],
+        extra,
+    )
+}
+
+/// A `rotate_when_changed` line whose trigger value is `trigger`.
+fn trigger_line(trigger: &str) -> String {
+    format!("  rotate_when_changed = {{ epoch = \"{trigger}\" }}\n")
+}
+
 const THREE: &[(&str, &str)] = &[
     ("kv-prod", "myapp-client-secret"),
     ("kv-dev", "myapp-client-secret"),
@@ -172,17 +189,7 @@ async fn secret_link_basic_due_link_rotates_every_target() {
 async fn secret_link_calm_link_is_adopted_without_a_new_credential() {
     let em = emulator(fixture()).await;
     let tf = Tf::new(Some(&em));
-    tf.config(&format!(
-        "{PROVIDER}{}",
-        link_hcl(
-            &em,
-            "billing",
-            CALM_APP_ID,
-            "prod",
-            &[("kv-prod", "billing-api-client-secret")],
-            ""
-        )
-    ));
+    tf.config(&format!("{PROVIDER}{}", billing_hcl(&em, "")));
     let before = requests(&em, |r| r.starts_with("POST") && r.contains("addPassword"));
     tf.apply().await.ok();
     let state = tf.resource("rotor_secret_link.billing");
@@ -215,7 +222,7 @@ async fn secret_link_update_rotate_when_changed_and_targets() {
                 CALM_APP_ID,
                 "prod",
                 targets,
-                &format!("  rotate_when_changed = {{ epoch = \"{trigger}\" }}\n")
+                &trigger_line(trigger)
             )
         )
     };
@@ -305,17 +312,7 @@ async fn secret_link_import_then_plan_is_empty() {
         .map(|v| vault(&em, v))
         .collect();
     tf.set_env("ROTOR_VAULTS", &urls.join(","));
-    tf.config(&format!(
-        "{PROVIDER}{}",
-        link_hcl(
-            &em,
-            "billing",
-            CALM_APP_ID,
-            "prod",
-            &[("kv-prod", "billing-api-client-secret")],
-            ""
-        )
-    ));
+    tf.config(&format!("{PROVIDER}{}", billing_hcl(&em, "")));
     // A malformed id is refused with the expected shape.
     let bad = tf
         .run(&["import", "rotor_secret_link.billing", "not-an-id"])
@@ -360,14 +357,7 @@ async fn secret_link_update_policy_change_makes_it_due() {
     let hcl = |before: u32| {
         format!(
             "{PROVIDER}resource \"rotor_policy\" \"p\" {{\n  name = \"p\"\n  rotate_before_expiry_days = {before}\n}}\n{}",
-            link_hcl(
-                &em,
-                "billing",
-                CALM_APP_ID,
-                "prod",
-                &[("kv-prod", "billing-api-client-secret")],
-                "  policy = rotor_policy.p\n"
-            )
+            billing_hcl(&em, "  policy = rotor_policy.p\n")
         )
     };
     tf.config(&hcl(30));
@@ -466,19 +456,7 @@ async fn secret_link_plan_shares_graph_reads_across_links() {
 async fn secret_link_failed_rotation_keeps_the_old_secret_and_retries() {
     let em = emulator(fixture()).await;
     let tf = Tf::new(Some(&em));
-    let hcl = |trigger: &str| {
-        format!(
-            "{PROVIDER}{}",
-            link_hcl(
-                &em,
-                "billing",
-                CALM_APP_ID,
-                "prod",
-                &[("kv-prod", "billing-api-client-secret")],
-                &format!("  rotate_when_changed = {{ epoch = \"{trigger}\" }}\n")
-            )
-        )
-    };
+    let hcl = |trigger: &str| format!("{PROVIDER}{}", billing_hcl(&em, &trigger_line(trigger)));
     tf.config(&hcl("1"));
     tf.apply().await.ok();
 
@@ -528,15 +506,9 @@ async fn secret_link_cleanup_on_destroy_respects_the_grace_period() {
     let hcl = |trigger: &str| {
         format!(
             "{PROVIDER}{}",
-            link_hcl(
+            billing_hcl(
                 &em,
-                "billing",
-                CALM_APP_ID,
-                "prod",
-                &[("kv-prod", "billing-api-client-secret")],
-                &format!(
-                    "  cleanup_on_destroy = true\n  rotate_when_changed = {{ epoch = \"{trigger}\" }}\n"
-                )
+                &format!("  cleanup_on_destroy = true\n{}", trigger_line(trigger))
             )
         )
     };
