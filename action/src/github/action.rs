@@ -10,7 +10,7 @@
 //!
 //! Secret values: the engine never hands a value to its caller (progress events and audit
 //! records hold none), so there is no new value here to print or to mask. What this process does
-//! receive that is secret-like — `AZURE_CLIENT_SECRET`, the OIDC request token, `GITHUB_TOKEN` — is
+//! receive that is secret-like — `AZURE_CLIENT_SECRET`, OIDC tokens, `GITHUB_TOKEN` — is
 //! masked with `::add-mask::` first, and names from Azure are printed only between
 //! `::stop-commands::` markers, so an application name cannot issue workflow commands.
 
@@ -39,20 +39,35 @@ pub async fn run_action(ctx: &Context, args: &ActionArgs) -> anyhow::Result<Exit
     run_action_with(ctx, args, &env, &mut commands).await
 }
 
-/// On a runner, masks the secret-like values this process receives (the Azure client secret, the
-/// OIDC request token, the GitHub token) before anything is printed.
+/// The environment variables whose values are secrets this process may receive: the Azure client
+/// secret (also under its Terraform name), an OIDC token passed directly, the runner's OIDC request
+/// token and the GitHub token.
+pub const RECEIVED_SECRET_VARS: [&str; 5] = [
+    "AZURE_CLIENT_SECRET",
+    "ARM_CLIENT_SECRET",
+    "AZURE_OIDC_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "GITHUB_TOKEN",
+];
+
+/// On a runner, masks the secret-like values this process receives ([`RECEIVED_SECRET_VARS`])
+/// before anything is printed.
 pub fn mask_received_secrets<W: Write>(env: &RunnerEnv, commands: &mut Commands<W>) {
+    mask_secret_vars(env, commands, |name| std::env::var(name).ok());
+}
+
+/// [`mask_received_secrets`] with the variables read through `get` (tests pass a map).
+fn mask_secret_vars<W: Write>(
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    get: impl Fn(&str) -> Option<String>,
+) {
     if !env.actions {
         return;
     }
     let mut masked = std::collections::BTreeSet::new();
-    for name in [
-        "AZURE_CLIENT_SECRET",
-        "ARM_CLIENT_SECRET",
-        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-        "GITHUB_TOKEN",
-    ] {
-        if let Ok(v) = std::env::var(name)
+    for name in RECEIVED_SECRET_VARS {
+        if let Some(v) = get(name)
             && !v.is_empty()
             && masked.insert(v.clone())
         {
@@ -746,6 +761,32 @@ async fn rotate_due<W: Write>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_received_secret_is_masked_once_and_only_on_a_runner() {
+        let vars: std::collections::BTreeMap<&str, &str> = [
+            ("AZURE_CLIENT_SECRET", "client~secret"),
+            ("ARM_CLIENT_SECRET", "client~secret"),
+            ("AZURE_OIDC_TOKEN", "eyJ.oidc.jwt"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token"),
+            ("GITHUB_TOKEN", "ghs_token"),
+            ("AZURE_CLIENT_ID", "not-a-secret"),
+        ]
+        .into();
+        let get = |name: &str| vars.get(name).map(|v| v.to_string());
+        let mut buf = Vec::new();
+        let on_runner = RunnerEnv::from_vars([("GITHUB_ACTIONS", "true")]);
+        mask_secret_vars(&on_runner, &mut Commands::new(&mut buf), get);
+        let text = String::from_utf8(buf).expect("utf8");
+        assert_eq!(
+            text,
+            "::add-mask::client~secret\n::add-mask::eyJ.oidc.jwt\n\
+             ::add-mask::request-token\n::add-mask::ghs_token\n"
+        );
+        let mut buf = Vec::new();
+        mask_secret_vars(&RunnerEnv::default(), &mut Commands::new(&mut buf), get);
+        assert!(buf.is_empty(), "no workflow commands off a runner");
+    }
 
     #[test]
     fn events() {
