@@ -199,12 +199,8 @@ impl KeyVaults {
         )
     }
 
-    fn client(&self, vault_url: &Url) -> Result<VaultClient> {
-        let key = normalize_vault_url(vault_url).to_string();
-        let mut m = self.clients.lock();
-        if let Some(c) = m.get(&key) {
-            return Ok(c.clone());
-        }
+    /// SDK client options: the shared transport and `max_retries` exponential retries.
+    fn sdk_options(&self) -> azure_core::http::ClientOptions {
         let mut client_options = crate::http::client_options(&self.http, &self.endpoints);
         client_options.retry = azure_core::http::RetryOptions::exponential(
             azure_core::http::ExponentialRetryOptions {
@@ -212,6 +208,16 @@ impl KeyVaults {
                 ..Default::default()
             },
         );
+        client_options
+    }
+
+    fn client(&self, vault_url: &Url) -> Result<VaultClient> {
+        let key = normalize_vault_url(vault_url).to_string();
+        let mut m = self.clients.lock();
+        if let Some(c) = m.get(&key) {
+            return Ok(c.clone());
+        }
+        let client_options = self.sdk_options();
         let opts = SecretClientOptions {
             client_options,
             verify_challenge_resource: Some(self.endpoints.verify_challenge),
@@ -282,13 +288,7 @@ impl KeyVaults {
         let _slot = crate::http::permit().await;
         let vault = self.vault_name(vault_url);
         let action = format!("listing certificates in vault `{vault}`");
-        let mut client_options = crate::http::client_options(&self.http, &self.endpoints);
-        client_options.retry = azure_core::http::RetryOptions::exponential(
-            azure_core::http::ExponentialRetryOptions {
-                max_retries: self.max_retries,
-                ..Default::default()
-            },
-        );
+        let client_options = self.sdk_options();
         let client = CertificateClient::new(
             normalize_vault_url(vault_url).as_str(),
             self.credential.clone(),
@@ -358,7 +358,7 @@ impl KeyVaults {
                 }),
             )
             .await;
-        let s = match r {
+        let mut s = match r {
             Ok(rsp) => rsp
                 .into_model()
                 .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?,
@@ -373,7 +373,9 @@ impl KeyVaults {
                 return Err(err);
             }
         };
-        let a: SecretAttributes = s.attributes.clone().unwrap_or_default();
+        // Moved, not cloned: the SDK model's copy of the value is not zeroized.
+        let value = SecretValue::new(s.value.take().unwrap_or_default());
+        let a: SecretAttributes = s.attributes.take().unwrap_or_default();
         let version =
             s.id.as_deref().and_then(version_from_id).ok_or_else(|| {
                 Error::other(action.clone(), "the response carried no version id")
@@ -381,9 +383,9 @@ impl KeyVaults {
         Ok(Some(SecretVersion {
             name: target.secret_name.clone(),
             version,
-            value: SecretValue::new(s.value.clone().unwrap_or_default()),
-            content_type: s.content_type.clone(),
-            tags: tags(s.tags.clone()),
+            value,
+            content_type: s.content_type.take(),
+            tags: tags(s.tags.take()),
             expires: a.expires,
             enabled: a.enabled.unwrap_or(true),
             created: a.created,
