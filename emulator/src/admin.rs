@@ -49,6 +49,53 @@ pub fn request_counts(ctx: &Ctx) -> Value {
     json!({"total": c.total, "by_route": c.by_route, "by_vault": c.by_vault})
 }
 
+/// A `POST faults` body as a rule, or why it is refused (the 400 message).
+pub fn parse_fault(body: &[u8]) -> Result<FaultRule, String> {
+    let source: Value = serde_json::from_slice(body).map_err(|e| format!("fault: {e}"))?;
+    let spec = FaultSpec::deserialize(&source).map_err(|e| format!("fault: {e}"))?;
+    let method = match spec.method.as_deref() {
+        None | Some("") | Some("*") => None,
+        Some(m) => Some(
+            Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| format!("fault: `{m}` is not an HTTP method"))?,
+        ),
+    };
+    let path_re = spec.path.as_deref().unwrap_or(".*");
+    let path = regex::Regex::new(path_re)
+        .map_err(|e| format!("fault: path `{path_re}` is not a regex: {e}"))?;
+    if let Some(s) = spec.status
+        && StatusCode::from_u16(s).is_err()
+    {
+        return Err(format!("fault: status {s} is not an HTTP status"));
+    }
+    if let Some(p) = spec.probability
+        && !(0.0..=1.0).contains(&p)
+    {
+        return Err("fault: probability must be between 0 and 1".into());
+    }
+    if spec.count == Some(0) {
+        return Err("fault: `count` must be at least 1 (omit it for a permanent fault)".into());
+    }
+    let drop = spec.drop.unwrap_or(false);
+    let latency_ms = spec.latency_ms.unwrap_or(0);
+    if spec.status.is_none() && !drop && latency_ms == 0 {
+        return Err("fault: set `status`, `drop: true` or `latency_ms`".into());
+    }
+    Ok(FaultRule {
+        method,
+        path,
+        vault: spec.vault,
+        status: spec.status,
+        retry_after: spec.retry_after,
+        latency_ms,
+        drop,
+        remaining: spec.count,
+        probability: spec.probability,
+        fired: 0,
+        source,
+    })
+}
+
 pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
     let sub = path
         .strip_prefix("/_emulator")
@@ -74,57 +121,13 @@ pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
                 .collect();
             util::json(StatusCode::OK, &json!({"faults": list}))
         }
-        (&Method::POST, "faults") => {
-            let spec: FaultSpec = match serde_json::from_slice(&body) {
-                Ok(s) => s,
-                Err(e) => return bad(&format!("fault: {e}")),
-            };
-            let method = match spec.method.as_deref() {
-                None | Some("") | Some("*") => None,
-                Some(m) => match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                    Ok(m) => Some(m),
-                    Err(_) => return bad(&format!("fault: `{m}` is not an HTTP method")),
-                },
-            };
-            let path_re = spec.path.clone().unwrap_or_else(|| ".*".into());
-            let re = match regex::Regex::new(&path_re) {
-                Ok(r) => r,
-                Err(e) => return bad(&format!("fault: path `{path_re}` is not a regex: {e}")),
-            };
-            if let Some(s) = spec.status
-                && StatusCode::from_u16(s).is_err()
-            {
-                return bad(&format!("fault: status {s} is not an HTTP status"));
+        (&Method::POST, "faults") => match parse_fault(&body) {
+            Ok(rule) => {
+                ctx.faults.lock().push(rule);
+                util::empty(StatusCode::NO_CONTENT)
             }
-            if let Some(p) = spec.probability
-                && !(0.0..=1.0).contains(&p)
-            {
-                return bad("fault: probability must be between 0 and 1");
-            }
-            if spec.count == Some(0) {
-                return bad("fault: `count` must be at least 1 (omit it for a permanent fault)");
-            }
-            let drop = spec.drop.unwrap_or(false);
-            let latency_ms = spec.latency_ms.unwrap_or(0);
-            if spec.status.is_none() && !drop && latency_ms == 0 {
-                return bad("fault: set `status`, `drop: true` or `latency_ms`");
-            }
-            let source = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
-            ctx.faults.lock().push(FaultRule {
-                method,
-                path: re,
-                vault: spec.vault,
-                status: spec.status,
-                retry_after: spec.retry_after,
-                latency_ms,
-                drop,
-                remaining: spec.count,
-                probability: spec.probability,
-                fired: 0,
-                source,
-            });
-            util::empty(StatusCode::NO_CONTENT)
-        }
+            Err(msg) => bad(&msg),
+        },
         (&Method::DELETE, "faults") => {
             ctx.faults.lock().clear();
             util::empty(StatusCode::NO_CONTENT)

@@ -204,6 +204,35 @@ async fn probability_and_vault_scoping() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    let msg = b["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("path `(` is not a regex"), "{msg}");
+    // ... and so does the library call, with the same reason
+    let err = emu.add_fault(json!({"path": "("})).unwrap_err().to_string();
+    assert!(err.contains("path `(` is not a regex"), "{err}");
+    let err = emu
+        .add_fault(json!({"path": ".*", "stauts": 500}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `stauts`"), "{err}");
+    let err = emu
+        .add_fault(json!({"path": ".*"}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("set `status`"), "{err}");
+    let listed: Value = http
+        .get(format!("{}/faults", emu.endpoints().admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["faults"],
+        json!([]),
+        "refused specs are not installed"
+    );
 }
 
 #[tokio::test]
