@@ -153,11 +153,14 @@ pub struct ProviderConfig {
 
 impl std::fmt::Debug for ProviderConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Redacts exactly what the schema marks sensitive, so a new secret setting cannot be
+        // forgotten here.
+        let schema = schema();
         let redacted: BTreeMap<_, _> = self
             .settings
             .iter()
             .map(|(k, v)| {
-                let secret = matches!(*k, "client_secret" | "oidc_request_token" | "oidc_token");
+                let secret = schema.attribute(k).is_none_or(|a| a.sensitive);
                 (*k, if secret { "[redacted]" } else { v.as_str() })
             })
             .collect();
@@ -478,6 +481,36 @@ mod tests {
             obj.insert(k.to_string(), v.clone());
         }
         Value::Object(obj)
+    }
+
+    #[test]
+    fn debug_redacts_every_sensitive_setting() {
+        let schema = schema();
+        let pairs: Vec<(&str, Value)> = schema
+            .attributes
+            .iter()
+            .filter(|a| a.ty == Type::String)
+            .map(|a| (a.name, Value::string(format!("value-of-{}", a.name))))
+            .collect();
+        let mut d = Diagnostics::default();
+        let c = ProviderConfig::resolve(&block(&pairs), &lookup(&[]), &mut d);
+        let debug = format!("{c:?}");
+        let sensitive: Vec<&str> = schema
+            .attributes
+            .iter()
+            .filter(|a| a.sensitive)
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(
+            sensitive,
+            ["client_secret", "oidc_request_token", "oidc_token"]
+        );
+        for (name, _) in &pairs {
+            assert_eq!(c.get(name), Some(format!("value-of-{name}").as_str()));
+            let shown = debug.contains(&format!("\"value-of-{name}\""));
+            assert_eq!(shown, !sensitive.contains(name), "{name}: {debug}");
+        }
+        assert_eq!(debug.matches("[redacted]").count(), sensitive.len());
     }
 
     #[test]
