@@ -7,31 +7,43 @@ use crate::error::{Error, Result};
 use crate::model::Application;
 use url::Url;
 
+/// A compiled application filter: a case-insensitive glob on the display name, or an exact appId.
+struct AppFilter<'a> {
+    raw: &'a str,
+    glob: globset::GlobMatcher,
+}
+
+impl<'a> AppFilter<'a> {
+    fn new(filter: &'a str) -> Result<Self> {
+        let glob = globset::GlobBuilder::new(filter.trim())
+            .case_insensitive(true)
+            .build()
+            .map_err(|e| Error::usage(format!("reading filter `{filter}`"), e.to_string()))?
+            .compile_matcher();
+        Ok(AppFilter {
+            raw: filter.trim(),
+            glob,
+        })
+    }
+
+    fn matches(&self, app: &Application) -> bool {
+        app.app_id.eq_ignore_ascii_case(self.raw) || self.glob.is_match(&app.display_name)
+    }
+}
+
 /// True when `filter` (a case-insensitive glob on the display name, or an exact appId) selects
 /// `app`.
 pub fn app_matches(app: &Application, filter: &str) -> Result<bool> {
-    if app.app_id.eq_ignore_ascii_case(filter.trim()) {
-        return Ok(true);
-    }
-    let m = globset::GlobBuilder::new(filter.trim())
-        .case_insensitive(true)
-        .build()
-        .map_err(|e| Error::usage(format!("reading filter `{filter}`"), e.to_string()))?
-        .compile_matcher();
-    Ok(m.is_match(&app.display_name))
+    Ok(AppFilter::new(filter)?.matches(app))
 }
 
 pub(crate) async fn discover(e: &Engine, filter: Option<&str>) -> Result<Vec<Application>> {
     let inner = &e.inner;
     let mut apps = inner.graph.list_applications(None).await?;
     if let Some(f) = filter {
-        let mut kept = Vec::with_capacity(apps.len());
-        for a in apps {
-            if app_matches(&a, f)? {
-                kept.push(a);
-            }
-        }
-        apps = kept;
+        // compiled once, not per application
+        let f = AppFilter::new(f)?;
+        apps.retain(|a| f.matches(a));
     }
     for a in &apps {
         inner.remember(a);
@@ -70,4 +82,31 @@ pub(crate) async fn resolve_vaults(e: &Engine, config: &Config) -> Result<Vec<Ur
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(app_id: &str, name: &str) -> Application {
+        Application {
+            object_id: "o".into(),
+            app_id: app_id.into(),
+            display_name: name.into(),
+            sign_in_audience: None,
+            password_credentials: Vec::new(),
+            key_credentials: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn filter_is_an_app_id_or_a_case_insensitive_name_glob() {
+        let a = app("b0000001-0000-4000-8000-000000000001", "Payments API");
+        assert!(app_matches(&a, "B0000001-0000-4000-8000-000000000001").expect("filter"));
+        assert!(app_matches(&a, "payments*").expect("filter"));
+        assert!(!app_matches(&a, "orders*").expect("filter"));
+        assert!(!app_matches(&a, "b0000002-0000-4000-8000-000000000002").expect("filter"));
+        let err = app_matches(&a, "pay[").expect_err("invalid glob");
+        assert!(err.to_string().contains("pay["), "{err}");
+    }
 }
