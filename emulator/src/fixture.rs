@@ -295,13 +295,20 @@ fn parse_relative(t: &str) -> Option<Result<i64, String>> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(
-        digits
-            .parse::<i64>()
-            .map_err(|e| format!("`{t}`: {e}"))
-            .map(|n| sign * n * mult),
-    )
+    let secs = digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|secs| *secs <= MAX_RELATIVE_SECS);
+    Some(secs.map(|secs| sign * secs).ok_or_else(|| {
+        format!("`{t}` is too far from now (at most {MAX_RELATIVE_DAYS} days either way)")
+    }))
 }
+
+/// Relative times stay within this many days of now, so that resolving one can never leave the
+/// range of representable dates.
+const MAX_RELATIVE_DAYS: i64 = 1_000_000;
+const MAX_RELATIVE_SECS: i64 = MAX_RELATIVE_DAYS * 86_400;
 
 impl<'de> Deserialize<'de> for TimeSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -570,6 +577,22 @@ mod tests {
         ));
         assert!(TimeSpec::parse("soon").is_err());
         assert!(TimeSpec::parse("+d").is_err());
+    }
+
+    #[test]
+    fn absurd_relative_times_are_errors_not_panics() {
+        for t in ["+9223372036854775807d", "-99999999999w", "+5000000d"] {
+            let err = TimeSpec::parse(t).expect_err(t);
+            assert!(err.contains(t), "{err}");
+        }
+        // the furthest accepted time still resolves
+        let far = TimeSpec::parse("-1000000d").expect("within range");
+        let _ = far.resolve(OffsetDateTime::now_utc());
+        let err = Fixture::from_json(
+            r#"{"applications":[{"display_name":"a","password_credentials":[{"end":"+99999999999d"}]}]}"#,
+        )
+        .expect_err("out of range");
+        assert_eq!(err.path, "applications[0].password_credentials[0].end");
     }
 
     #[test]
