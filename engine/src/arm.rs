@@ -106,6 +106,8 @@ impl ArmClient {
                     )),
                     404 => Error::new(ErrorKind::NotFound, action.clone(), cause)
                         .with_hint("check the subscription id in rotor.toml `subscriptions`"),
+                    429 | 503 => Error::new(ErrorKind::Throttled, action.clone(), cause)
+                        .with_hint("Azure Resource Manager is throttling; retry later or list vaults explicitly with `vaults = [...]` in rotor.toml"),
                     _ => Error::new(ErrorKind::Other, action.clone(), cause),
                 };
                 return Err(e.with_status(Some(reply.status.as_u16()), code));

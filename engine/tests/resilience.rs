@@ -177,6 +177,71 @@ async fn failure_in_create_then_rerun() {
     .await;
 }
 
+/// addPassword is not idempotent: a 500 may have created a credential, so it is not retried
+/// (one 500 fails the run although a retry would have succeeded).
+#[tokio::test]
+async fn add_password_is_not_retried_after_a_500() {
+    fault_then_rerun(
+        vec![json!({"method": "POST", "path": "addPassword", "status": 500, "count": 1})],
+        |env| env.myapp_link(),
+        nothing_changed,
+    )
+    .await;
+}
+
+/// A 429 proves addPassword was not processed: it is retried, and exactly one credential is added.
+#[tokio::test]
+async fn add_password_is_retried_after_a_429() {
+    let env = sample().await;
+    let link = env.myapp_link();
+    let engine = fast_engine(&env);
+    engine
+        .inspect_link(&link, &Policy::default())
+        .await
+        .expect("inspect");
+    env.emu
+        .add_fault(json!({"method": "POST", "path": "addPassword", "status": 429, "retry_after": 0, "count": 1}))
+        .expect("fault");
+    let rec = engine
+        .rotate(
+            &link,
+            &Policy::default(),
+            &RotateOptions::default(),
+            &rotor_engine::NoProgress,
+        )
+        .await;
+    assert_eq!(rec.status, RotationStatus::Success, "{rec:#?}");
+    assert_eq!(
+        env.passwords(MYAPP).len(),
+        3,
+        "exactly one credential added"
+    );
+}
+
+/// ARM throttling is reported as Throttled, not as an unknown failure.
+#[tokio::test]
+async fn arm_throttling_is_throttled() {
+    let env = sample().await;
+    let mut o = env.options();
+    o.max_retries = 0;
+    let engine = Engine::new(o).expect("engine");
+    env.emu
+        .add_fault(json!({"method": "GET", "path": "^/subscriptions/", "status": 429}))
+        .expect("fault");
+    let cfg = rotor_engine::Config::parse(
+        r#"subscriptions = ["11111111-1111-4111-8111-111111111111"]"#,
+        "rotor.toml",
+    )
+    .expect("config");
+    let err = engine.resolve_vaults(&cfg).await.expect_err("throttled");
+    assert_eq!(err.kind(), rotor_engine::ErrorKind::Throttled, "{err}");
+    assert!(
+        err.to_string()
+            .contains("11111111-1111-4111-8111-111111111111"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn failure_in_verify_then_rerun() {
     fault_then_rerun(
