@@ -635,6 +635,38 @@ mod tests {
             !text.contains("8Q~"),
             "a secret value leaked into Debug output"
         );
+        // Every value the sample holds, not only Entra-shaped ones (`database-password`).
+        fn values(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        match (k.as_str(), v) {
+                            (
+                                "client_secret" | "secret_text" | "value",
+                                serde_json::Value::String(s),
+                            ) => out.push(s.clone()),
+                            _ => values(v, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| values(v, out)),
+                _ => {}
+            }
+        }
+        let mut secrets = Vec::new();
+        values(
+            &serde_json::from_str(SAMPLE_TENANT_JSON).expect("sample is JSON"),
+            &mut secrets,
+        );
+        assert!(secrets.len() >= 20, "{}", secrets.len());
+        assert!(
+            secrets
+                .iter()
+                .any(|s| s == "db-password-not-an-entra-secret")
+        );
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "`{s}` leaked into Debug output");
+        }
     }
 
     #[test]
