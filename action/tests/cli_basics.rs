@@ -274,6 +274,9 @@ fn history_filters_by_date_app_and_status() {
         ids(&["--since", "2026-11-01T00:00:00Z", "--status", "failed"]),
         ["r3"]
     );
+    // Relative times (as documented: `--since -7d`) are values, not flags.
+    assert_eq!(ids(&["--since", "-36500d"]), ["r1", "r2", "r3", "r4"]);
+    assert!(ids(&["--until", "-36500d"]).is_empty());
 
     // The JSON records carry the audit record fields.
     let r = rotor(

@@ -461,6 +461,19 @@ async fn a_report_of_the_history_file_filters_by_status() {
     );
     assert!(runner.summary().contains("broken-app"));
     assert!(gh.log().is_empty(), "no comment without --comment");
+
+    // The same filter as `rotor history`: relative times, and an unknown status is refused.
+    let none = &BTreeMap::new();
+    let recent = runner.rotor(&["report", "--since", "-1d"], none).await;
+    assert_eq!(recent.code, Some(0), "{recent:?}");
+    assert!(!recent.stdout.contains("-app"), "{}", recent.stdout);
+    let all = runner.rotor(&["report", "--since", "-36500d"], none).await;
+    assert_eq!(all.code, Some(0), "{all:?}");
+    for app in ["ok-app", "broken-app", "other-app"] {
+        assert!(all.stdout.contains(app), "{app}: {}", all.stdout);
+    }
+    let bogus = runner.rotor(&["report", "--status", "bogus"], none).await;
+    assert_eq!(bogus.code, Some(2), "{bogus:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,10 +17,10 @@ use crate::cli::{GlobalArgs, OutputFormat};
 pub struct HistoryArgs {
     /// Only records started at or after this time: RFC 3339 (`2026-11-01T00:00:00Z`), a date
     /// (`2026-11-01`), or relative (`-7d`, `-12h`).
-    #[arg(long, value_name = "WHEN")]
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Only records started before this time (same forms as --since).
-    #[arg(long, value_name = "WHEN")]
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Only records of this app: display name (glob allowed) or appId.
     #[arg(long, value_name = "NAME")]
@@ -76,6 +76,27 @@ pub fn parse_when(
         .hint("use RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01) or a relative time (-7d, -12h)"))
 }
 
+/// The history filter of `--since`, `--until` (see [`parse_when`]), `--app` and `--status`; shared
+/// by `rotor history` and `rotor report`.
+pub fn filter(
+    since: Option<&str>,
+    until: Option<&str>,
+    app: Option<&str>,
+    status: Option<&str>,
+    now: OffsetDateTime,
+) -> anyhow::Result<HistoryFilter> {
+    Ok(HistoryFilter {
+        since: since
+            .map(|s| parse_when("since", s, now, false))
+            .transpose()?,
+        until: until
+            .map(|s| parse_when("until", s, now, true))
+            .transpose()?,
+        app: app.map(str::to_string),
+        status: status.map(str::parse::<RotationStatus>).transpose()?,
+    })
+}
+
 /// The history file for these flags.
 pub fn history_path(global: &GlobalArgs) -> PathBuf {
     global
@@ -95,25 +116,13 @@ pub fn run_with_names(
     args: &HistoryArgs,
     vault_name: &dyn Fn(&url::Url) -> String,
 ) -> anyhow::Result<ExitCode> {
-    let now = OffsetDateTime::now_utc();
-    let filter = HistoryFilter {
-        since: args
-            .since
-            .as_deref()
-            .map(|s| parse_when("since", s, now, false))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|s| parse_when("until", s, now, true))
-            .transpose()?,
-        app: args.app.clone(),
-        status: args
-            .status
-            .as_deref()
-            .map(str::parse::<RotationStatus>)
-            .transpose()?,
-    };
+    let filter = filter(
+        args.since.as_deref(),
+        args.until.as_deref(),
+        args.app.as_deref(),
+        args.status.as_deref(),
+        OffsetDateTime::now_utc(),
+    )?;
     let path = history_path(global);
     let records = History::open(&path)?.query(&filter)?;
     print(global.output, &path, &records, vault_name)?;

@@ -86,12 +86,12 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub terraform_plan: Option<PathBuf>,
 
-    /// History: only records started at or after this date (RFC 3339 or YYYY-MM-DD).
-    #[arg(long, value_name = "DATE")]
+    /// History: only records started at or after this time (RFC 3339, YYYY-MM-DD or relative: `-7d`).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
     pub since: Option<String>,
 
-    /// History: only records started before this date (RFC 3339 or YYYY-MM-DD).
-    #[arg(long, value_name = "DATE")]
+    /// History: only records started before this time (same forms as --since).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
     pub until: Option<String>,
 
     /// History: only records of this application (display name or appId; `*` globs).

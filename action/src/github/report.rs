@@ -44,19 +44,18 @@ async fn run_report_with<W: std::io::Write>(
         report_of_json(&text).with_context(|| format!("reading `{}`", input.display()))?
     } else {
         let path = ctx.history_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                return Err(anyhow::anyhow!(
-                    "reading history file `{}`: {e}",
-                    path.display()
-                ));
-            }
-        };
-        let all = records::parse_records(&text)
-            .with_context(|| format!("reading history file `{}`", path.display()))?;
-        let filtered = filter_records(all, args)?;
+        let filter = crate::commands::history::filter(
+            args.since.as_deref(),
+            args.until.as_deref(),
+            args.app.as_deref(),
+            args.status.as_deref(),
+            time::OffsetDateTime::now_utc(),
+        )?;
+        let filtered: Vec<Record> = rotor_engine::History::open(&path)?
+            .query(&filter)?
+            .iter()
+            .map(Record::from_engine)
+            .collect();
         records::report_of_records("rotor: rotation history", &filtered, false)
     };
     if let Some(title) = &args.title {
@@ -192,63 +191,6 @@ pub fn match_report(v: &Value) -> Report {
         rows,
         ..Report::default()
     }
-}
-
-fn parse_date(s: &str, end_of_day: bool) -> anyhow::Result<time::OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
-        return Ok(t);
-    }
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let d = time::Date::parse(s, &fmt).map_err(|_| {
-        anyhow::anyhow!("reading date `{s}`: use YYYY-MM-DD or RFC 3339 (2026-01-31T12:00:00Z)")
-    })?;
-    let t = if end_of_day {
-        d.with_hms(23, 59, 59).unwrap_or(d.midnight())
-    } else {
-        d.midnight()
-    };
-    Ok(t.assume_utc())
-}
-
-fn filter_records(all: Vec<Record>, args: &ReportArgs) -> anyhow::Result<Vec<Record>> {
-    use time::format_description::well_known::Rfc3339;
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| parse_date(s, false))
-        .transpose()?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|s| parse_date(s, true))
-        .transpose()?;
-    let app = args
-        .app
-        .as_deref()
-        .map(|a| {
-            let pattern = format!(
-                "(?i)^{}$",
-                regex::escape(a).replace("\\*", ".*").replace("\\?", ".")
-            );
-            regex::Regex::new(&pattern).with_context(|| format!("reading --app `{a}`"))
-        })
-        .transpose()?;
-    Ok(all
-        .into_iter()
-        .filter(|r| {
-            let started = time::OffsetDateTime::parse(&r.started_at, &Rfc3339).ok();
-            since.is_none_or(|s| started.is_some_and(|t| t >= s))
-                && until.is_none_or(|u| started.is_some_and(|t| t <= u))
-                && app
-                    .as_ref()
-                    .is_none_or(|re| re.is_match(&r.app_name) || re.is_match(&r.app_id))
-                && args
-                    .status
-                    .as_deref()
-                    .is_none_or(|s| r.status.eq_ignore_ascii_case(s))
-        })
-        .collect())
 }
 
 /// The `rotor_secret_link` changes of a Terraform plan (`terraform show -json`) as a report:
