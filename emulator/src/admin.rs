@@ -148,15 +148,18 @@ pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
                 Ok(v) => v,
                 Err(e) => return bad(&format!("age: {e}")),
             };
-            let secs = v
-                .get("seconds")
-                .and_then(Value::as_i64)
-                .or_else(|| v.get("days").and_then(Value::as_i64).map(|d| d * 86_400));
+            let secs = v.get("seconds").and_then(Value::as_i64).or_else(|| {
+                v.get("days")
+                    .and_then(Value::as_i64)
+                    .map(|d| d.checked_mul(86_400).unwrap_or(i64::MAX))
+            });
             let Some(secs) = secs else {
                 return bad("age: body must be {\"days\": N} or {\"seconds\": N}");
             };
-            ctx.store.write().age(secs);
-            util::empty(StatusCode::NO_CONTENT)
+            match ctx.store.write().age(secs) {
+                Ok(()) => util::empty(StatusCode::NO_CONTENT),
+                Err(e) => bad(&format!("age: {e}")),
+            }
         }
         (&Method::POST, "propagation") => {
             let v: Value = match serde_json::from_slice(&body) {

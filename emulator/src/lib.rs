@@ -382,8 +382,15 @@ impl Emulator {
     /// Age the tenant as if `by` had passed: every stored time (credential start/end, secret
     /// created/updated/`nbf`/`exp`, deletion dates) moves into the past. Same as
     /// `POST {admin}/age`. Lets tests reach "rotation due" or "grace period over" without a clock.
+    ///
+    /// # Panics
+    ///
+    /// When `by` would move a stored time out of the representable range (thousands of years).
     pub fn age(&self, by: Duration) {
-        self.ctx.store.write().age(by.as_secs() as i64);
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        if let Err(e) = self.ctx.store.write().age(secs) {
+            panic!("Emulator::age({by:?}): {e}");
+        }
     }
 
     /// Change the delay before new passwords can log in.

@@ -436,8 +436,38 @@ impl Store {
     /// start/end and propagation, secret created/updated/nbf/exp, deletion dates) moves into the
     /// past, as if that much time had passed. Certificates are left alone (their DER carries its
     /// own validity). Tokens are unaffected.
-    pub fn age(&mut self, secs: i64) {
+    ///
+    /// Refused, changing nothing, when a stored time would leave the representable range.
+    pub fn age(&mut self, secs: i64) -> Result<(), String> {
         let d = time::Duration::seconds(secs);
+        let dt_ok = |t: OffsetDateTime| t.checked_sub(d).is_some();
+        let ts_ok = |t: i64| t.checked_sub(secs).is_some();
+        let apps_ok = self.apps.iter().all(|a| {
+            dt_ok(a.created)
+                && a.passwords
+                    .iter()
+                    .all(|p| dt_ok(p.start) && dt_ok(p.end) && dt_ok(p.usable_after))
+                && a.keys.iter().all(|k| dt_ok(k.start) && dt_ok(k.end))
+        });
+        let vaults_ok =
+            self.vaults
+                .iter()
+                .flat_map(|v| v.secrets.values())
+                .all(|e| {
+                    e.versions.iter().all(|x| {
+                        ts_ok(x.created)
+                            && ts_ok(x.updated)
+                            && x.nbf.is_none_or(ts_ok)
+                            && x.exp.is_none_or(ts_ok)
+                    }) && e.deleted.as_ref().is_none_or(|del| {
+                        ts_ok(del.deleted_date) && ts_ok(del.scheduled_purge_date)
+                    })
+                });
+        if !(apps_ok && vaults_ok) {
+            return Err(format!(
+                "aging by {secs} s would move a stored time out of the representable range"
+            ));
+        }
         for a in &mut self.apps {
             a.created -= d;
             for p in &mut a.passwords {
@@ -466,6 +496,7 @@ impl Store {
                 }
             }
         }
+        Ok(())
     }
 
     /// `GET {admin}/state`: the fixture's shape with absolute times and every value.

@@ -334,4 +334,27 @@ async fn aging_the_tenant_moves_every_time_into_the_past() {
         parse(&kv(&before)) - parse(&kv(&after)),
         time::Duration::days(30)
     );
+    // An age that would leave the representable range is refused and changes nothing.
+    for body in [
+        json!({"days": 5_000_000}),
+        json!({"days": i64::MAX}),
+        json!({"seconds": i64::MIN}),
+    ] {
+        let r = http
+            .post(format!("{}/age", emu.endpoints().admin))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let b: Value = r.json().await.unwrap();
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("representable range"),
+            "{b}"
+        );
+    }
+    assert_eq!(emu.state(), after, "a refused age changes nothing");
 }
