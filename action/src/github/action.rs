@@ -540,7 +540,7 @@ impl rotor_engine::Progress for LogProgress {
             } else {
                 &e.app_name
             },
-            records::short(&e.rotation_id),
+            crate::commands::output::short(&e.rotation_id),
             e.message
         )
         .replace(['\r', '\n'], " ");

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::markdown::{Failure, Report, Row, Status};
+use crate::commands::output::short;
 
 /// One audit record. Unknown fields are ignored; missing ones default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -161,11 +162,6 @@ impl Record {
             None => String::new(),
         }
     }
-}
-
-/// First 8 characters of a key id (enough to tell credentials apart in a table).
-pub fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
 }
 
 /// A report of audit records: one row each, failures listed with error and hints.

@@ -161,7 +161,9 @@ pub fn match_report(v: &Value) -> Report {
                 .get("credential_display_name")
                 .and_then(Value::as_str)
                 .map(str::to_string)
-                .unwrap_or_else(|| format!("key {}", records::short(&s(m, "key_id")))),
+                .unwrap_or_else(|| {
+                    format!("key {}", crate::commands::output::short(&s(m, "key_id")))
+                }),
             targets: vec![(s(m, "vault_url"), s(m, "secret_name"))],
             confidence: s(m, "confidence"),
             status: if excluded.is_some() {
