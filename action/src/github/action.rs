@@ -560,7 +560,6 @@ async fn rotate_links<W: Write>(
     Vec<(rotor_engine::Link, rotor_engine::LinkStatus)>,
     Vec<rotor_engine::AuditRecord>,
 )> {
-    use futures::StreamExt as _;
     let (engine, config) = engine_and_config(ctx, env).await?;
     commands.group(if dry_run {
         "rotor: what is due (dry run)"
@@ -575,15 +574,10 @@ async fn rotate_links<W: Write>(
                 dry_run,
                 ..rotor_engine::RotateOptions::default()
             };
-            let (engine, policy, opts) = (&engine, &config.policy, &opts);
-            let records: Vec<rotor_engine::AuditRecord> =
-                futures::stream::iter(due.iter())
-                    .map(|(link, _)| async move {
-                        engine.rotate(link, policy, opts, &LogProgress).await
-                    })
-                    .buffered(config.policy.max_concurrent.max(1))
-                    .collect()
-                    .await;
+            let links: Vec<rotor_engine::Link> = due.iter().map(|(l, _)| l.clone()).collect();
+            let records = engine
+                .rotate_many(&links, &config.policy, &opts, &LogProgress)
+                .await;
             Ok((due, records))
         }
         Err(e) => Err(anyhow::Error::new(e)),
