@@ -47,6 +47,11 @@ pub struct EngineOptions {
     /// appId or a case-insensitive glob on the display name, value = subscription ids. A secret in
     /// a vault that ARM lists in one of them (see [`Engine::resolve_vaults`]) gets the signal.
     pub app_subscriptions: std::collections::BTreeMap<String, Vec<String>>,
+    /// Every vault the front end can see (configuration, provider `vault_urls`). Before removing a
+    /// credential the engine proves that no secret in these vaults (nor in the link's own
+    /// targets) holds it, from the `rotor-key-id` tags a secret listing returns; preflight
+    /// refuses a link when a secret outside its targets holds its lineage (docs/protocol.md).
+    pub scope_vaults: Vec<Url>,
 }
 
 impl fmt::Debug for EngineOptions {
@@ -83,6 +88,7 @@ impl EngineOptions {
             max_retries: 6,
             tenant_id: None,
             app_subscriptions: Default::default(),
+            scope_vaults: Vec::new(),
         }
     }
 }

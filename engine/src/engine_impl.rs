@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) verify_timeout: Duration,
     pub(crate) tenant_id: Mutex<Option<String>>,
     pub(crate) app_subscriptions: std::collections::BTreeMap<String, Vec<String>>,
+    /// Vaults scanned for holders before a credential is removed (`EngineOptions::scope_vaults`).
+    pub(crate) scope_vaults: Vec<url::Url>,
     /// appId (lower case) → application, memoised and single-flight: concurrent first reads of
     /// one application share one Graph request. Invalidated (the cell replaced, so a read in
     /// flight during a write never lands in the memo) by the engine's own writes.
@@ -180,6 +182,7 @@ pub(crate) fn new(opts: EngineOptions) -> Result<Engine> {
             verify_timeout: opts.verify_timeout,
             tenant_id: Mutex::new(opts.tenant_id),
             app_subscriptions: opts.app_subscriptions,
+            scope_vaults: opts.scope_vaults,
             apps: Mutex::new(HashMap::new()),
             link_locks: Mutex::new(HashMap::new()),
         }),

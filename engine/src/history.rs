@@ -147,6 +147,7 @@ mod tests {
             hints: vec![],
             dry_run: false,
             removed_key_ids: vec![],
+            skip_reason: None,
         }
     }
 

@@ -72,7 +72,7 @@ pub use identity::{AuthConfig, AuthMethod, AuthSettings};
 pub use model::{
     Application, AuditRecord, CleanupOutcome, Confidence, CredentialKind, KeptCredential,
     KeyCredential, Link, LinkStatus, Match, MatchReport, PasswordCredential, RotateOptions,
-    RotationStatus, Signal, Target, TargetRecord, TargetStatus, Unmatched,
+    RotationStatus, Signal, SkipReason, Target, TargetRecord, TargetStatus, Unmatched,
 };
 pub use policy::{Exclusion, ExclusionKind, Policy};
 pub use progress::{CollectProgress, NoProgress, Progress, ProgressEvent, Step, StepState};

@@ -537,6 +537,36 @@ pub struct AuditRecord {
     /// Credentials removed during this attempt (make room, orphans, cleanup).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_key_ids: Vec<String>,
+    /// Why a `skipped` attempt changed nothing (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<SkipReason>,
+}
+
+/// Why a rotation attempt was `skipped`: front ends decide from this, never from wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipReason {
+    /// Not due per policy (and not forced).
+    NotDue,
+    /// Another run's credential of this lineage is younger than the pending window and no
+    /// target holds it yet: that run is still working (or died recently).
+    InProgress,
+    /// This run created a credential, then found another run's credential of the lineage
+    /// created first: it backed off (and removed its own).
+    LostRace,
+    /// A dry run: nothing was changed; the record says what would be.
+    DryRun,
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SkipReason::NotDue => "not due",
+            SkipReason::InProgress => "rotation in progress",
+            SkipReason::LostRace => "another run came first",
+            SkipReason::DryRun => "dry run",
+        })
+    }
 }
 
 /// Result of [`crate::Engine::cleanup`].

@@ -66,6 +66,13 @@ pub struct ProgressEvent {
 pub trait Progress: Send + Sync {
     /// Called for each event, from any task.
     fn event(&self, e: &ProgressEvent);
+
+    /// Asked at the protocol's safe points (before each step that changes Azure): `true` stops
+    /// the rotation there, leaving Azure in a state any later run resumes from (docs/protocol.md).
+    /// The provider answers `true` once Terraform has gone away.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores events.

@@ -429,6 +429,7 @@ fn new_record(e: &Engine, link: &Link, rotation_id: &str) -> AuditRecord {
         hints: Vec::new(),
         dry_run: false,
         removed_key_ids: Vec::new(),
+        skip_reason: None,
     }
 }
 

@@ -157,6 +157,7 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
                 hints,
                 dry_run,
                 removed_key_ids: removed.clone(),
+                skip_reason: None,
             };
             if !dry_run {
                 history.append(&record)?;
