@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::server::{Ctx, FaultRule};
+use crate::server::{Ctx, FaultRule, Outcome};
 use crate::util;
 
 /// `POST faults` body.
@@ -35,6 +35,15 @@ struct FaultSpec {
     count: Option<u64>,
     #[serde(default)]
     probability: Option<f64>,
+    /// Handle the request (apply its change), then replace the answer.
+    #[serde(default)]
+    after: Option<bool>,
+    /// Let this many matching requests through before firing.
+    #[serde(default)]
+    skip: Option<u64>,
+    /// Never answer.
+    #[serde(default)]
+    hang: Option<bool>,
 }
 
 fn bad(msg: &str) -> Response {
@@ -49,9 +58,60 @@ pub fn request_counts(ctx: &Ctx) -> Value {
     json!({"total": c.total, "by_route": c.by_route, "by_vault": c.by_vault})
 }
 
+/// `GET requests/log`: `{"log": [{index, method, route, vault, status}], "truncated": bool}`;
+/// `status` is the HTTP status answered, `"dropped"`, `"hung"`, or `null` while in flight (or
+/// when the client went away before an answer).
+pub fn request_log(ctx: &Ctx) -> Value {
+    let c = ctx.counts.lock();
+    let log: Vec<Value> = c
+        .log
+        .iter()
+        .map(|e| {
+            let status = match e.outcome {
+                Some(Outcome::Status(s)) => json!(s),
+                Some(Outcome::Dropped) => json!("dropped"),
+                Some(Outcome::Hung) => json!("hung"),
+                None => Value::Null,
+            };
+            json!({"index": e.index, "method": e.method, "route": e.route, "vault": e.vault, "status": status})
+        })
+        .collect();
+    json!({"log": log, "truncated": c.total > c.log.len() as u64})
+}
+
+/// Names the field whose JSON type is wrong (serde's own message does not).
+fn check_field_types(source: &Value) -> Result<(), String> {
+    let Some(obj) = source.as_object() else {
+        return Ok(()); // serde says "expected struct FaultSpec"
+    };
+    for (field, v) in obj {
+        let want = match field.as_str() {
+            "method" | "path" | "vault" => (v.is_string() || v.is_null())
+                .then_some(())
+                .ok_or("a string"),
+            "status" => v
+                .as_u64()
+                .filter(|s| *s <= u64::from(u16::MAX))
+                .map(|_| ())
+                .ok_or("an HTTP status"),
+            "retry_after" | "latency_ms" | "count" | "skip" => {
+                v.as_u64().map(|_| ()).ok_or("a non-negative integer")
+            }
+            "drop" | "after" | "hang" => v.as_bool().map(|_| ()).ok_or("true or false"),
+            "probability" => v.as_f64().map(|_| ()).ok_or("a number"),
+            _ => Ok(()), // unknown fields: serde names them
+        };
+        if let Err(what) = want {
+            return Err(format!("fault: `{field}` must be {what}, not {v}"));
+        }
+    }
+    Ok(())
+}
+
 /// A `POST faults` body as a rule, or why it is refused (the 400 message).
 pub fn parse_fault(body: &[u8]) -> Result<FaultRule, String> {
     let source: Value = serde_json::from_slice(body).map_err(|e| format!("fault: {e}"))?;
+    check_field_types(&source)?;
     let spec = FaultSpec::deserialize(&source).map_err(|e| format!("fault: {e}"))?;
     let method = match spec.method.as_deref() {
         None | Some("") | Some("*") => None,
@@ -77,9 +137,17 @@ pub fn parse_fault(body: &[u8]) -> Result<FaultRule, String> {
         return Err("fault: `count` must be at least 1 (omit it for a permanent fault)".into());
     }
     let drop = spec.drop.unwrap_or(false);
+    let hang = spec.hang.unwrap_or(false);
+    let after = spec.after.unwrap_or(false);
     let latency_ms = spec.latency_ms.unwrap_or(0);
-    if spec.status.is_none() && !drop && latency_ms == 0 {
-        return Err("fault: set `status`, `drop: true` or `latency_ms`".into());
+    if spec.status.is_none() && !drop && !hang && latency_ms == 0 {
+        return Err("fault: set `status`, `drop: true`, `hang: true` or `latency_ms`".into());
+    }
+    if hang && (drop || spec.status.is_some()) {
+        return Err(
+            "fault: `hang: true` never answers; it cannot be combined with `status` or `drop`"
+                .into(),
+        );
     }
     Ok(FaultRule {
         method,
@@ -92,6 +160,10 @@ pub fn parse_fault(body: &[u8]) -> Result<FaultRule, String> {
         remaining: spec.count,
         probability: spec.probability,
         fired: 0,
+        after,
+        hang,
+        skip: spec.skip.unwrap_or(0),
+        passed: 0,
         source,
     })
 }
@@ -104,8 +176,9 @@ pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
     match (method, sub) {
         (&Method::GET, "state") => util::json(StatusCode::OK, &ctx.store.read().to_json()),
         (&Method::GET, "requests") => util::json(StatusCode::OK, &request_counts(ctx)),
+        (&Method::GET, "requests/log") => util::json(StatusCode::OK, &request_log(ctx)),
         (&Method::DELETE, "requests") => {
-            *ctx.counts.lock() = Default::default();
+            ctx.reset_counts();
             util::empty(StatusCode::NO_CONTENT)
         }
         (&Method::GET, "faults") => {
@@ -116,6 +189,11 @@ pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
                     let mut v = r.source.clone();
                     v["fired"] = json!(r.fired);
                     v["remaining"] = json!(r.remaining);
+                    v["after"] = json!(r.after);
+                    v["hang"] = json!(r.hang);
+                    // as configured; then how many skips are still to come
+                    v["skip"] = json!(r.skip + r.passed);
+                    v["skip_remaining"] = json!(r.skip);
                     v
                 })
                 .collect();

@@ -35,14 +35,32 @@
 //! | vault `GET /certificates/{name}/pending` | Certificates Officer / Certificate User / Reader / Administrator | the (completed) operation |
 //! | vault `GET /certificates[/{name}[/{version}\|/versions]]` | same | CertificateBundle (`x5t` base64url SHA-1, `cer` base64 DER, `kid`, `sid`, policy) / lists |
 //! | `GET /_emulator/state` | none | the fixture's shape with absolute RFC 3339 times and every value (a test double: values included) |
-//! | `GET /_emulator/requests`, `DELETE /_emulator/requests` | none | `{total, by_route: {"GET /v1.0/applications": n, "PUT /secrets/{name}": n, …}, by_vault}` / reset |
-//! | `POST /_emulator/faults`, `GET /_emulator/faults`, `DELETE /_emulator/faults` | none | `{method, path (regex), vault, status, retry_after, latency_ms, drop, count, probability}`: answer `status` (+`Retry-After`), wait `latency_ms`, or close the connection without an answer (`drop`); `count` firings or forever, each with `probability` |
+//! | `GET /_emulator/requests`, `DELETE /_emulator/requests` | none | `{total, by_route: {"GET /v1.0/applications": n, "PUT /secrets/{name}": n, …}, by_vault}` / reset (counts and log) |
+//! | `GET /_emulator/requests/log` | none | every non-admin request in arrival order (the first 100,000 since the last reset; `truncated: true` beyond): `{"log": [{"index": 1, "method": "POST", "route": "POST /v1.0/applications(appId='{appId}')/addPassword", "vault": null, "status": 200}, …], "truncated": false}`; `route` is the `by_route` label, `vault` the vault's name for vault listeners, `status` what was answered (also when a fault answered), `"dropped"`, `"hung"`, or `null` while in flight or when the client went away first |
+//! | `POST /_emulator/faults`, `GET /_emulator/faults`, `DELETE /_emulator/faults` | none | a rule (below); the list shows each rule as posted plus `fired`, `remaining`, `after`, `hang`, `skip`, `skip_remaining` / remove all |
 //! | `POST /_emulator/latency` | none | `{"ms": N}` added to every non-admin request |
 //! | `POST /_emulator/propagation` | none | `{"ms": N}`: delay before a new password can log in |
 //! | `POST /_emulator/age` | none | `{"days": N}` or `{"seconds": N}`: every stored time moves N into the past, as if that much time had passed (certificates excepted) |
 //!
 //! Faults and latency never apply to the admin API; requests answered by a fault are still
-//! counted.
+//! counted and logged.
+//!
+//! ### Fault rules
+//!
+//! A rule matches a request by `method` (absent or `*`: any), `path` (regex on the path, not the
+//! query; absent: any) and `vault` (only that vault's listener). Rules are tried in the order
+//! they were added; the first one that fires decides. A refused rule answers 400 naming the field.
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `status`, `retry_after` | answer this status with an error body (`InjectedFault`, `TooManyRequests` for 429) and `Retry-After` |
+//! | `latency_ms` | wait first; alone: a slow request that is then handled normally; with `drop`: held, then dropped — a timeout as the client sees it |
+//! | `drop: true` | close the connection without an answer (HTTP/2: reset the stream) |
+//! | `hang: true` | never answer: hold the request until the client gives up or the emulator stops (not with `status` or `drop`) |
+//! | `after: true` | *applied, then failed*: handle the request normally — its change is applied to the store — and only then replace the answer by `status`, `drop` or `hang` (after `latency_ms`). Without it a fault answers **instead** of the handler: nothing is applied |
+//! | `skip: N` | let the first N matching requests through untouched (other rules may still fire on them) and fire from the (N+1)-th on: "the k-th matching request" is `skip: k-1, count: 1` |
+//! | `count: N` | fire N times, then the rule is removed; absent: forever |
+//! | `probability` | each matching request (after the skips) fires with this probability |
 //!
 //! ## Identity
 //!
@@ -355,6 +373,17 @@ impl Emulator {
     /// Same JSON as `GET {admin}/requests`.
     pub fn request_counts(&self) -> serde_json::Value {
         admin::request_counts(&self.ctx)
+    }
+
+    /// Same JSON as `GET {admin}/requests/log`: every non-admin request since the last reset, in
+    /// arrival order, with what was answered.
+    pub fn request_log(&self) -> serde_json::Value {
+        admin::request_log(&self.ctx)
+    }
+
+    /// Reset the request counts and the log, as `DELETE {admin}/requests` does.
+    pub fn clear_requests(&self) {
+        self.ctx.reset_counts();
     }
 
     /// Install a fault, as `POST {admin}/faults` does (same JSON body); a refused spec's error

@@ -78,6 +78,14 @@ pub struct FaultRule {
     pub remaining: Option<u64>,
     pub probability: Option<f64>,
     pub fired: u64,
+    /// Handle the request normally (its change is applied), then replace the answer.
+    pub after: bool,
+    /// Never answer (hold the connection open until the client goes away).
+    pub hang: bool,
+    /// Matching requests still to let through untouched before the rule fires.
+    pub skip: u64,
+    /// Matching requests let through so far because of `skip`.
+    pub passed: u64,
     pub source: serde_json::Value,
 }
 
@@ -88,6 +96,33 @@ struct FaultAction {
     retry_after: Option<u64>,
     latency_ms: u64,
     drop: bool,
+    after: bool,
+    hang: bool,
+}
+
+/// Most entries the request log keeps (later requests are counted, not logged).
+pub const LOG_LIMIT: usize = 100_000;
+
+/// One non-admin request in arrival order (`GET /_emulator/requests/log`).
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// 1-based, in arrival order (the same order as `Counts::total`).
+    pub index: u64,
+    pub method: String,
+    /// The route template, as in `by_route`.
+    pub route: String,
+    /// The vault's name for requests to a vault listener.
+    pub vault: Option<String>,
+    /// What was answered: `None` while in flight (or when the client went away first).
+    pub outcome: Option<Outcome>,
+}
+
+/// How a request ended, as the log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Status(u16),
+    Dropped,
+    Hung,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +130,18 @@ pub struct Counts {
     pub total: u64,
     pub by_route: BTreeMap<String, u64>,
     pub by_vault: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Arrival-ordered log (at most [`LOG_LIMIT`] entries).
+    pub log: Vec<LogEntry>,
+    /// Incremented by every reset, so a request in flight across a reset does not write its
+    /// outcome into the new log.
+    pub epoch: u64,
+}
+
+/// Where a request's outcome goes in the log.
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    epoch: u64,
+    index: u64,
 }
 
 /// Shared state of one running emulator.
@@ -164,19 +211,63 @@ impl Ctx {
         );
     }
 
-    fn count(&self, kind: Kind, label: &str) {
+    fn count(&self, kind: Kind, method: &Method, label: &str) -> Ticket {
         let mut c = self.counts.lock();
         c.total += 1;
         *c.by_route.entry(label.to_string()).or_default() += 1;
-        if let Kind::Vault(i) = kind
-            && let Some(name) = self.vault_names.get(i)
-        {
+        let vault = match kind {
+            Kind::Vault(i) => self.vault_names.get(i).cloned(),
+            Kind::Main => None,
+        };
+        if let Some(name) = &vault {
             *c.by_vault
                 .entry(name.clone())
                 .or_default()
                 .entry(label.to_string())
                 .or_default() += 1;
         }
+        let index = c.total;
+        if c.log.len() < LOG_LIMIT {
+            c.log.push(LogEntry {
+                index,
+                method: method.to_string(),
+                route: label.to_string(),
+                vault,
+                outcome: None,
+            });
+        }
+        Ticket {
+            epoch: c.epoch,
+            index,
+        }
+    }
+
+    /// Records how the request of `ticket` ended (unless the log was reset meanwhile).
+    fn record(&self, ticket: Ticket, outcome: Outcome) {
+        let mut c = self.counts.lock();
+        if c.epoch != ticket.epoch {
+            return;
+        }
+        let Some(first) = c.log.first().map(|e| e.index) else {
+            return;
+        };
+        if let Some(e) = ticket
+            .index
+            .checked_sub(first)
+            .and_then(|i| c.log.get_mut(i as usize))
+        {
+            e.outcome = Some(outcome);
+        }
+    }
+
+    /// Empties the counts and the log (`DELETE /_emulator/requests`).
+    pub fn reset_counts(&self) {
+        let mut c = self.counts.lock();
+        let epoch = c.epoch + 1;
+        *c = Counts {
+            epoch,
+            ..Default::default()
+        };
     }
 
     fn match_fault(&self, kind: Kind, method: &Method, path: &str) -> Option<FaultAction> {
@@ -201,6 +292,11 @@ impl Ctx {
             if !f.path.is_match(path) {
                 continue;
             }
+            if f.skip > 0 {
+                f.skip -= 1;
+                f.passed += 1;
+                continue;
+            }
             if let Some(p) = f.probability
                 && rand::rng().random::<f64>() >= p
             {
@@ -217,6 +313,8 @@ impl Ctx {
                     retry_after: f.retry_after,
                     latency_ms: f.latency_ms,
                     drop: f.drop,
+                    after: f.after,
+                    hang: f.hang,
                 },
             ));
             break;
@@ -324,35 +422,14 @@ pub async fn handle(
             None => (Routed::Unknown, format!("{method} (unmatched)")),
         },
     };
-    ctx.count(kind, &label);
+    let ticket = ctx.count(kind, &method, &label);
     tracing::debug!(%method, %path, route = %label, "request");
 
-    if let Some(fault) = ctx.match_fault(kind, &method, &path) {
+    let fault = ctx.match_fault(kind, &method, &path);
+    if let Some(fault) = fault.filter(|f| !f.after) {
         tracing::debug!(%method, %path, ?fault, "injecting fault");
-        if fault.latency_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
-        }
-        if fault.drop {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "rotor-emulator: connection dropped by an injected fault",
-            ));
-        }
-        if let Some(status) = fault.status {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let mut resp = util::json(
-                status,
-                &json!({"error": {
-                    "code": if status == StatusCode::TOO_MANY_REQUESTS { "TooManyRequests" } else { "InjectedFault" },
-                    "message": format!("rotor-emulator: injected fault answering {method} {path} with {status}"),
-                }}),
-            );
-            if let Some(ra) = fault.retry_after
-                && let Ok(v) = http::HeaderValue::from_str(&ra.to_string())
-            {
-                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
-            }
-            return Ok(resp);
+        if let Some(answer) = inject(&ctx, ticket, &fault, &method, &path).await {
+            return answer;
         }
     }
     let latency = ctx.latency_ms.load(Ordering::Relaxed);
@@ -363,6 +440,7 @@ pub async fn handle(
     let body = match axum::body::to_bytes(Body::new(body), BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => {
+            ctx.record(ticket, Outcome::Status(413));
             return Ok(util::json(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &json!({"error": {"code": "RequestBodyTooLarge", "message": "request body exceeds 4 MiB"}}),
@@ -386,7 +464,60 @@ pub async fn handle(
         Routed::Vault(i, r) => keyvault::handle(&ctx, i, r, &req),
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "response");
+    if let Some(fault) = fault.filter(|f| f.after) {
+        // "Applied, then failed": the handler above has changed the store; only the answer is
+        // replaced.
+        tracing::debug!(%method, %path, ?fault, applied_status = resp.status().as_u16(), "injecting fault after applying");
+        if let Some(answer) = inject(&ctx, ticket, &fault, &method, &path).await {
+            return answer;
+        }
+        // only `latency_ms`: the real answer, late
+    }
+    ctx.record(ticket, Outcome::Status(resp.status().as_u16()));
     Ok(resp)
+}
+
+/// Applies a fault: waits `latency_ms`, then hangs, drops the connection or answers `status`.
+/// `None`: the fault only delays (the request goes on).
+async fn inject(
+    ctx: &Ctx,
+    ticket: Ticket,
+    fault: &FaultAction,
+    method: &Method,
+    path: &str,
+) -> Option<Result<Response, std::io::Error>> {
+    if fault.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
+    }
+    if fault.hang {
+        ctx.record(ticket, Outcome::Hung);
+        // Held until the client goes away (the connection, and this future, are dropped) or
+        // the emulator stops.
+        return Some(std::future::pending().await);
+    }
+    if fault.drop {
+        ctx.record(ticket, Outcome::Dropped);
+        return Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "rotor-emulator: connection dropped by an injected fault",
+        )));
+    }
+    let status = fault.status?;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut resp = util::json(
+        status,
+        &json!({"error": {
+            "code": if status == StatusCode::TOO_MANY_REQUESTS { "TooManyRequests" } else { "InjectedFault" },
+            "message": format!("rotor-emulator: injected fault answering {method} {path} with {status}"),
+        }}),
+    );
+    if let Some(ra) = fault.retry_after
+        && let Ok(v) = http::HeaderValue::from_str(&ra.to_string())
+    {
+        resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    ctx.record(ticket, Outcome::Status(status.as_u16()));
+    Some(Ok(resp))
 }
 
 /// Accept TLS connections on `listener` until the task is aborted.

@@ -358,3 +358,281 @@ async fn aging_the_tenant_moves_every_time_into_the_past() {
     }
     assert_eq!(emu.state(), after, "a refused age changes nothing");
 }
+
+/// Versions of one secret in the state, oldest first.
+fn versions(emu: &rotor_emulator::Emulator, vault: &str, secret: &str) -> Vec<Value> {
+    let st = emu.state();
+    st["vaults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == vault)
+        .and_then(|v| {
+            v["secrets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == secret)
+                .map(|s| s["versions"].as_array().unwrap().clone())
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn applied_then_500_keeps_the_new_version() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let t = token_as(&emu, &http, "rotor-ci", VAULT_SCOPE).await;
+    emu.add_fault(json!({"method": "PUT", "path": "^/secrets/myapp-secret$", "status": 500, "after": true, "count": 1}))
+        .unwrap();
+    let url = format!("{}secrets/myapp-secret?{API}", vault(&emu, "kv-prod"));
+    let r = http
+        .put(&url)
+        .bearer_auth(&t)
+        .json(&json!({"value": "applied-then-failed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "InjectedFault");
+    let v = versions(&emu, "kv-prod", "myapp-secret");
+    assert_eq!(v.len(), 2, "the write was applied");
+    assert_eq!(v[1]["value"], "applied-then-failed");
+    // without `after` the same fault fails without applying
+    emu.add_fault(
+        json!({"method": "PUT", "path": "^/secrets/myapp-secret$", "status": 500, "count": 1}),
+    )
+    .unwrap();
+    let r = http
+        .put(&url)
+        .bearer_auth(&t)
+        .json(&json!({"value": "not-applied"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(versions(&emu, "kv-prod", "myapp-secret").len(), 2);
+    // applied, then dropped: the client sees no answer, the store has the change
+    emu.add_fault(json!({"method": "PUT", "path": "^/secrets/myapp-secret$", "drop": true, "after": true, "latency_ms": 50, "count": 1}))
+        .unwrap();
+    let err = http
+        .put(&url)
+        .bearer_auth(&t)
+        .json(&json!({"value": "applied-then-dropped"}))
+        .send()
+        .await
+        .expect_err("dropped");
+    assert!(!err.is_status(), "{err:?}");
+    let v = versions(&emu, "kv-prod", "myapp-secret");
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[2]["value"], "applied-then-dropped");
+    let log = emu.request_log();
+    let statuses: Vec<&Value> = log["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["route"] == "PUT /secrets/{name}")
+        .map(|e| &e["status"])
+        .collect();
+    assert_eq!(statuses, [&json!(500), &json!(500), &json!("dropped")]);
+}
+
+#[tokio::test]
+async fn skip_fires_on_the_next_match_only() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let t = token_as(&emu, &http, "rotor-ci", VAULT_SCOPE).await;
+    emu.add_fault(json!({"method": "GET", "path": "^/secrets/myapp-secret$", "status": 503, "skip": 2, "count": 1}))
+        .unwrap();
+    let url = format!("{}secrets/myapp-secret?{API}", vault(&emu, "kv-prod"));
+    let other = format!("{}secrets/database-password?{API}", vault(&emu, "kv-prod"));
+    let mut got = Vec::new();
+    for i in 0..5 {
+        // requests the rule does not match do not count towards `skip`
+        let r = http.get(&other).bearer_auth(&t).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let r = http.get(&url).bearer_auth(&t).send().await.unwrap();
+        got.push(r.status().as_u16());
+        if i == 1 {
+            let listed: Value = http
+                .get(format!("{}/faults", emu.endpoints().admin))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let f = &listed["faults"][0];
+            assert_eq!(f["skip"], 2);
+            assert_eq!(f["skip_remaining"], 0);
+            assert_eq!(f["fired"], 0);
+            assert_eq!(f["after"], false);
+            assert_eq!(f["hang"], false);
+        }
+    }
+    assert_eq!(
+        got,
+        [200, 200, 503, 200, 200],
+        "fires on the 3rd match only"
+    );
+    // the rule was removed after its one firing
+    assert_eq!(
+        http.get(format!("{}/faults", emu.endpoints().admin))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["faults"],
+        json!([])
+    );
+    // validation names the field
+    for (spec, want) in [
+        (json!({"hang": true, "status": 500}), "`hang: true`"),
+        (json!({"hang": true, "drop": true}), "`hang: true`"),
+        (json!({"skip": -1, "status": 500}), "skip"),
+        (json!({"after": "yes", "status": 500}), "after"),
+        (json!({"after": true}), "set `status`"),
+    ] {
+        let err = emu.add_fault(spec.clone()).unwrap_err().to_string();
+        assert!(err.contains(want), "{spec}: {err}");
+        let r = http
+            .post(format!("{}/faults", emu.endpoints().admin))
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{spec}");
+    }
+}
+
+#[tokio::test]
+async fn hang_holds_the_request_until_the_client_gives_up() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let t = token_as(&emu, &http, "rotor-ci", VAULT_SCOPE).await;
+    let url = format!("{}secrets/hung?{API}", vault(&emu, "kv-prod"));
+    // before applying: the client's future is dropped, nothing was written
+    emu.add_fault(json!({"method": "PUT", "path": "^/secrets/hung$", "hang": true, "count": 1}))
+        .unwrap();
+    let put = http
+        .put(&url)
+        .bearer_auth(&t)
+        .json(&json!({"value": "never"}))
+        .send();
+    let r = tokio::time::timeout(Duration::from_millis(300), put).await;
+    assert!(r.is_err(), "no answer: {r:?}");
+    assert!(versions(&emu, "kv-prod", "hung").is_empty(), "not applied");
+    // after applying: the version exists although the client never got an answer
+    emu.add_fault(json!({"method": "PUT", "path": "^/secrets/hung$", "hang": true, "after": true, "count": 1}))
+        .unwrap();
+    let put = http
+        .put(&url)
+        .bearer_auth(&t)
+        .json(&json!({"value": "applied"}))
+        .send();
+    let r = tokio::time::timeout(Duration::from_millis(300), put).await;
+    assert!(r.is_err(), "no answer: {r:?}");
+    let v = versions(&emu, "kv-prod", "hung");
+    assert_eq!(v.len(), 1, "applied");
+    assert_eq!(v[0]["value"], "applied");
+    // the emulator is still serving
+    let r = http.get(&url).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let log = emu.request_log();
+    let tail: Vec<(&Value, &Value)> = log["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (&e["route"], &e["status"]))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            (&json!("POST /{tenant}/oauth2/v2.0/token"), &json!(200)),
+            (&json!("PUT /secrets/{name}"), &json!("hung")),
+            (&json!("PUT /secrets/{name}"), &json!("hung")),
+            (&json!("GET /secrets/{name}"), &json!(200)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn request_log_is_in_arrival_order_and_reset_with_the_counts() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let admin = emu.endpoints().admin.clone();
+    let t = token_as(&emu, &http, "rotor-ci", GRAPH_SCOPE).await;
+    let kv = token_as(&emu, &http, "rotor-ci", VAULT_SCOPE).await;
+    emu.add_fault(
+        json!({"method": "GET", "path": "^/secrets$", "status": 429, "retry_after": 0, "count": 1}),
+    )
+    .unwrap();
+    let myapp = "b0000001-0000-4000-8000-000000000001";
+    let r = http
+        .post(format!(
+            "{}/v1.0/applications(appId='{myapp}')/addPassword",
+            emu.endpoints().graph_endpoint
+        ))
+        .bearer_auth(&t)
+        .json(&json!({"passwordCredential": {"displayName": "logged"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for _ in 0..2 {
+        http.get(format!("{}secrets?{API}", vault(&emu, "kv-dev")))
+            .bearer_auth(&kv)
+            .send()
+            .await
+            .unwrap();
+    }
+    http.get(format!("{}/nope", emu.endpoints().graph_endpoint))
+        .send()
+        .await
+        .unwrap();
+    // admin requests are not logged
+    http.get(format!("{admin}/state")).send().await.unwrap();
+    let log: Value = http
+        .get(format!("{admin}/requests/log"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log, emu.request_log());
+    assert_eq!(log["truncated"], false);
+    assert_eq!(
+        log["log"],
+        json!([
+            {"index": 1, "method": "POST", "route": "POST /{tenant}/oauth2/v2.0/token", "vault": null, "status": 200},
+            {"index": 2, "method": "POST", "route": "POST /{tenant}/oauth2/v2.0/token", "vault": null, "status": 200},
+            {"index": 3, "method": "POST", "route": "POST /v1.0/applications(appId='{appId}')/addPassword", "vault": null, "status": 200},
+            {"index": 4, "method": "GET", "route": "GET /secrets", "vault": "kv-dev", "status": 429},
+            {"index": 5, "method": "GET", "route": "GET /secrets", "vault": "kv-dev", "status": 200},
+            {"index": 6, "method": "GET", "route": "GET (unmatched)", "vault": null, "status": 501},
+        ])
+    );
+    let r = http
+        .delete(format!("{admin}/requests"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(emu.request_log()["log"], json!([]));
+    http.get(format!("{}secrets?{API}", vault(&emu, "kv-dev")))
+        .bearer_auth(&kv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        emu.request_log()["log"][0]["index"],
+        1,
+        "numbering restarts"
+    );
+    emu.clear_requests();
+    assert_eq!(emu.request_counts()["total"], 0);
+    assert_eq!(emu.request_log()["log"], json!([]));
+}
