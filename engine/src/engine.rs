@@ -187,7 +187,7 @@ impl Engine {
         vaults: &[Url],
         policy: &Policy,
     ) -> Result<Link> {
-        crate::rotation::adopt(self, app_id, key_id, vaults, policy).await
+        crate::links::adopt(self, app_id, key_id, vaults, policy).await
     }
 
     /// Removes the lineage's old credentials whose successor started more than
@@ -205,12 +205,12 @@ impl Engine {
     /// Every link (from matching at ≥ `config.policy.min_confidence`, not excluded, targets grouped
     /// per (app, credential lineage)) together with its status, keeping those whose rotation is due.
     pub async fn due_links(&self, config: &Config) -> Result<Vec<(Link, LinkStatus)>> {
-        crate::rotation::due_links(self, config).await
+        crate::links::due_links(self, config).await
     }
 
     /// Every link found by matching (same grouping as [`Engine::due_links`]), due or not.
     pub async fn links(&self, config: &Config) -> Result<Vec<Link>> {
-        crate::rotation::links(self, config).await
+        crate::links::links(self, config).await
     }
 
     /// Rotates many links, at most `policy.max_concurrent` at a time; records in input order.
@@ -221,7 +221,7 @@ impl Engine {
         opts: &RotateOptions,
         progress: &dyn Progress,
     ) -> Vec<AuditRecord> {
-        crate::rotation::rotate_many(self, links, policy, opts, progress).await
+        crate::links::rotate_many(self, links, policy, opts, progress).await
     }
 
     /// Cleans up many links, at most `policy.max_concurrent` at a time; results in input order.

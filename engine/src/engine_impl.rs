@@ -19,6 +19,10 @@ use time::OffsetDateTime;
 
 type LinkLock = Arc<tokio::sync::Mutex<()>>;
 type AppCell = Arc<tokio::sync::OnceCell<Application>>;
+pub(crate) type ScanEntry = (
+    std::time::Instant,
+    Arc<Vec<crate::matching::SecretFacts>>,
+);
 
 pub(crate) struct Inner {
     pub(crate) endpoints: Endpoints,
@@ -36,6 +40,10 @@ pub(crate) struct Inner {
     pub(crate) app_subscriptions: std::collections::BTreeMap<String, Vec<String>>,
     /// Vaults scanned for holders before a credential is removed (`EngineOptions::scope_vaults`).
     pub(crate) scope_vaults: Vec<url::Url>,
+    /// Scope scans by vault URL (lower case): when listed, and every secret's facts (tags, hint).
+    pub(crate) scope_cache: Mutex<HashMap<String, ScanEntry>>,
+    /// Concurrent value reads per vault while scanning.
+    pub(crate) per_vault: usize,
     /// appId (lower case) → application, memoised and single-flight: concurrent first reads of
     /// one application share one Graph request. Invalidated (the cell replaced, so a read in
     /// flight during a write never lands in the memo) by the engine's own writes.
@@ -183,6 +191,8 @@ pub(crate) fn new(opts: EngineOptions) -> Result<Engine> {
             tenant_id: Mutex::new(opts.tenant_id),
             app_subscriptions: opts.app_subscriptions,
             scope_vaults: opts.scope_vaults,
+            scope_cache: Mutex::new(HashMap::new()),
+            per_vault: opts.per_vault_concurrency.max(1),
             apps: Mutex::new(HashMap::new()),
             link_locks: Mutex::new(HashMap::new()),
         }),

@@ -47,6 +47,22 @@ impl History {
         &self.path
     }
 
+    /// Proves the file can be appended to (opens it for append, creating it, writes nothing).
+    /// Rotations call this before changing anything, so an audit record is never lost to a
+    /// read-only or missing location.
+    pub fn ensure_writable(&self) -> Result<()> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map(drop)
+            .map_err(|e| {
+                self.io_error("opening for append", e).with_hint(
+                    "nothing was changed; make the history file writable or pass --history-file PATH",
+                )
+            })
+    }
+
     /// Appends one record as one line (a single `write` on an `O_APPEND` file).
     pub fn append(&self, record: &AuditRecord) -> Result<()> {
         let mut line = serde_json::to_string(record)

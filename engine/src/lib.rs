@@ -28,7 +28,7 @@
 //! | [`graph`], [`keyvault`], [`arm`] | Microsoft Graph applications, Key Vault secrets/certificates (official SDK), vault listing |
 //! | [`discovery`], [`matching`], [`hints`] | applications and vaults; signals and confidence; the hint cache |
 //! | [`policy`], [`config`] | policy, exclusions, `rotor.toml` |
-//! | [`rotation`], [`cleanup`] | the protocol (preflight, make room, create, verify, update, audit) and grace-period cleanup |
+//! | [`rotation`], [`links`], [`cleanup`] | the protocol (preflight, make room, create, verify, update, audit; design note `docs/protocol.md`), finding links, grace-period cleanup |
 //! | [`history`], [`progress`] | the JSON Lines audit trail; live progress events |
 //!
 //! ## Resumability
@@ -55,6 +55,7 @@ pub mod http;
 pub mod identity;
 mod identity_impl;
 pub mod keyvault;
+pub mod links;
 pub mod matching;
 pub mod model;
 pub mod policy;

@@ -122,6 +122,8 @@ pub struct Score {
     pub signals: Vec<Signal>,
     /// The value's hint differs from the credential's.
     pub hint_mismatch: bool,
+    /// Why the secret must never be written for this credential (see [`crate::Match::rejected`]).
+    pub rejected: Option<String>,
 }
 
 /// Confidence from a set of signals (before hint-mismatch lowering).
@@ -195,6 +197,15 @@ pub fn score(
             confidence: Confidence::None,
             signals,
             hint_mismatch: hint_known && !hint_eq,
+            rejected: None,
+        };
+    }
+    if tag(TAG_APP_ID).is_some_and(|v| !v.eq_ignore_ascii_case(&app.app_id)) {
+        return Score {
+            confidence: Confidence::None,
+            rejected: rejection(app, &s.tags, &signals),
+            signals,
+            hint_mismatch: hint_known && !hint_eq,
         };
     }
     let mut confidence = confidence_of(&signals);
@@ -206,11 +217,37 @@ pub fn score(
             _ => Confidence::None,
         };
     }
+    let rejected = rejection(app, &s.tags, &signals);
     Score {
         confidence,
         signals,
         hint_mismatch,
+        rejected,
     }
+}
+
+/// Why a secret must never be written for `app`, whatever the confidence: its `app-id` tag names
+/// another application, or nothing but its expiry date (and vault subscription) matches.
+pub fn rejection(
+    app: &Application,
+    tags: &BTreeMap<String, String>,
+    signals: &[Signal],
+) -> Option<String> {
+    if let Some((_, other)) = tags
+        .iter()
+        .find(|(k, v)| k.eq_ignore_ascii_case(TAG_APP_ID) && !v.eq_ignore_ascii_case(&app.app_id))
+    {
+        return Some(format!(
+            "its `{TAG_APP_ID}` tag names another application ({other}); rotor never writes one application's credential into another's secret"
+        ));
+    }
+    let strong = signals
+        .iter()
+        .any(|s| !matches!(s, Signal::Expiry | Signal::Subscription));
+    (!signals.is_empty() && !strong).then(|| {
+        "only its expiry date matches the credential; expiry alone never qualifies a secret to be written"
+            .to_owned()
+    })
 }
 
 /// What would raise a match's confidence (for LOW/MEDIUM explanations).
@@ -485,7 +522,7 @@ pub fn match_facts_with(
                                     && key_ids.contains(&v.to_ascii_lowercase())
                             });
                 let sc = score(a, c, s, claimed_by_other, &subs);
-                if sc.confidence == Confidence::None {
+                if sc.confidence == Confidence::None && sc.rejected.is_none() {
                     continue;
                 }
                 found.push(Match {
@@ -501,6 +538,7 @@ pub fn match_facts_with(
                     confidence: sc.confidence,
                     signals: sc.signals,
                     hint_mismatch: sc.hint_mismatch,
+                    rejected: sc.rejected,
                     excluded: policy.excluded(
                         &a.app_id,
                         &a.display_name,
@@ -509,7 +547,7 @@ pub fn match_facts_with(
                     ),
                 });
             }
-            if found.is_empty() {
+            if found.iter().all(|m| m.rejected.is_some()) {
                 report.unmatched.push(Unmatched {
                     kind: CredentialKind::Secret,
                     app_id: a.app_id.clone(),
@@ -620,6 +658,7 @@ pub fn match_certificates(
                     confidence: confidence_of(&signals),
                     signals,
                     hint_mismatch: false,
+                    rejected: None,
                     excluded: policy.excluded(
                         &a.app_id,
                         &a.display_name,
@@ -653,8 +692,13 @@ pub(crate) async fn match_secrets(
     .await;
     let mut facts = Vec::new();
     let mut read = 0;
-    for r in results {
+    for (vault, r) in vaults.iter().zip(results) {
         let (f, n) = r?;
+        // the rotations that follow prove ownership from the same listing (rotation::state)
+        e.inner.scope_cache.lock().insert(
+            vault.as_str().to_ascii_lowercase(),
+            (std::time::Instant::now(), std::sync::Arc::new(f.clone())),
+        );
         facts.extend(f);
         read += n;
     }

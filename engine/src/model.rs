@@ -335,6 +335,11 @@ pub struct Match {
     pub hint_mismatch: bool,
     /// Why this pair is excluded by policy (`name:legacy-*`), if it is.
     pub excluded: Option<String>,
+    /// Why rotor will never write this secret for this credential, whatever the policy minimum:
+    /// its `app-id` tag names another application, or only its expiry matches. Such a match
+    /// forms no link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
 }
 
 impl Match {
@@ -418,6 +423,12 @@ pub struct RotateOptions {
     pub force: bool,
     /// Validity of the new credential in days (default: policy `new_secret_validity_days`).
     pub validity_days: Option<u32>,
+    /// With `force`: the credential the caller asked to replace (`rotor rotate --key-id K`, the
+    /// current credential a Terraform trigger change saw). Once the lineage's current credential
+    /// is newer than this one the request is fulfilled, so a re-run after a crash resumes instead
+    /// of rotating a second time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_key_id: Option<String>,
 }
 
 /// Outcome of one rotation attempt.

@@ -81,7 +81,7 @@ async fn sample_tenant_matches_exactly_as_intended() {
     // consumer-app current
     let (c, _, _) = conf_of(&r, "consumer-app", "consumer-app-client-secret").expect("consumer");
     assert_eq!(c, High);
-    // orphan-app, MyApp Secret 2 and consumer-app old are unmatched
+    // orphan-app, MyApp Secret 2 and consumer-app's expired older password are unmatched
     let mut un: Vec<(String, String)> = r
         .unmatched
         .iter()
@@ -97,7 +97,7 @@ async fn sample_tenant_matches_exactly_as_intended() {
         un,
         vec![
             ("MyApp".to_owned(), "Secret 2".to_owned()),
-            ("consumer-app".to_owned(), "old".to_owned()),
+            ("consumer-app".to_owned(), "current".to_owned()),
             ("orphan-app".to_owned(), "unused".to_owned()),
         ]
     );

@@ -273,7 +273,10 @@ async fn failure_in_update_targets_then_rerun() {
             assert_eq!(env.versions("kv-prod", "myapp-secret").len(), 2);
             assert_eq!(env.versions("kv-staging", "myapp-secret-v2").len(), 1);
             assert!(
-                r.error.as_deref().unwrap_or("").contains("updated 2 of 3"),
+                r.error
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("2 of 3 targets hold the new credential"),
                 "{r:#?}"
             );
         },
@@ -298,7 +301,13 @@ async fn failure_in_read_back_then_rerun() {
             &rotor_engine::NoProgress,
         )
         .await;
-    assert_eq!(first.status, RotationStatus::Failed, "{first:#?}");
+    // The read-back of the written version failed, but reading the current version settles it:
+    // the write landed, so the run may even succeed; it never removes the new credential.
+    assert!(
+        matches!(first.status, RotationStatus::Failed | RotationStatus::Success),
+        "{first:#?}"
+    );
+    assert!(first.removed_key_ids.is_empty(), "{first:#?}");
     env.emu.clear_faults();
     let second = engine
         .rotate(

@@ -410,6 +410,7 @@ mod tests {
             signals: vec![Signal::TagKeyId],
             hint_mismatch: false,
             excluded: None,
+            rejected: None,
         }
     }
 

@@ -1,0 +1,110 @@
+//! Step 3: create the new credential (`addPassword`, display name `<name> rotor:<rotation-id>`),
+//! then back off if another run of the lineage created one first.
+
+use super::record::Reporter;
+use super::state::LinkState;
+use crate::engine::Engine;
+use crate::error::{ErrorKind, Result};
+use crate::model::{Link, PasswordCredential};
+use crate::progress::{Step, StepState};
+use crate::secret::SecretValue;
+use std::collections::BTreeSet;
+use time::OffsetDateTime;
+
+/// A created credential and its value (held only in memory), with when it was created.
+pub(crate) struct Pending {
+    pub credential: PasswordCredential,
+    pub value: SecretValue,
+    pub created: tokio::time::Instant,
+}
+
+/// How creation ended.
+pub(crate) enum Created {
+    Ours(Pending),
+    /// Another run's credential of the lineage came first (created before ours, or it holds the
+    /// slot that made the app refuse ours at its password cap): this run backs off.
+    Rival {
+        rival: PasswordCredential,
+        /// Whether this run's own credential was created (and then removed or left as orphan).
+        removed_ours: Option<(String, bool)>,
+    },
+}
+
+/// The first rotor credential of the lineage, created after `st` was read, that precedes `ours`
+/// (start time, then Graph's creation order: the same order for every observer).
+fn rival_of(
+    lineage: &[&PasswordCredential],
+    st: &LinkState,
+    ours: Option<&str>,
+) -> Option<PasswordCredential> {
+    let seen: BTreeSet<String> = st.lineage.iter().map(|c| c.key_id.to_ascii_lowercase()).collect();
+    let pos = ours.and_then(|k| lineage.iter().position(|c| c.key_id.eq_ignore_ascii_case(k)));
+    lineage
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            c.rotation_id().is_some()
+                && ours.is_none_or(|k| !c.key_id.eq_ignore_ascii_case(k))
+                && !seen.contains(&c.key_id.to_ascii_lowercase())
+        })
+        .find(|(i, _)| pos.is_none_or(|o| *i < o))
+        .map(|(_, c)| (*c).clone())
+}
+
+pub(crate) async fn run(
+    e: &Engine,
+    link: &Link,
+    st: &LinkState,
+    display: &str,
+    end: OffsetDateTime,
+    rep: &Reporter<'_>,
+) -> Result<Created> {
+    let inner = &e.inner;
+    rep.emit(Step::Create, StepState::Started, None, format!("adding password `{display}`"));
+    let added = inner.graph.add_password(&st.app, display, end).await;
+    inner.invalidate(&st.app.app_id);
+    let (credential, value) = match added {
+        Ok(x) => x,
+        Err(err)
+            if err.kind() == ErrorKind::Conflict
+                && (err.code() == Some("TooManyAppPasswords")
+                    || err.failure().cause.contains("TooManyAppPasswords")) =>
+        {
+            // At the cap: a concurrent run's credential may hold the slot we planned for.
+            let fresh = inner.fetch_app(&link.application_id).await?;
+            if let Some(rival) = rival_of(&fresh.lineage(&link.credential_display_name), st, None) {
+                return Ok(Created::Rival { rival, removed_ours: None });
+            }
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
+    let created = tokio::time::Instant::now();
+    rep.emit(
+        Step::Create,
+        StepState::Done,
+        None,
+        format!(
+            "created credential {} (hint {}…)",
+            credential.key_id,
+            credential.hint.clone().unwrap_or_default()
+        ),
+    );
+    let fresh = inner.fetch_app(&link.application_id).await?;
+    if let Some(rival) = rival_of(
+        &fresh.lineage(&link.credential_display_name),
+        st,
+        Some(&credential.key_id),
+    ) {
+        let removed = super::remove_quietly(e, &fresh, &credential.key_id).await;
+        return Ok(Created::Rival {
+            rival,
+            removed_ours: Some((credential.key_id, removed)),
+        });
+    }
+    Ok(Created::Ours(Pending {
+        credential,
+        value,
+        created,
+    }))
+}
