@@ -213,6 +213,63 @@ fn bad_config_exits_2_naming_the_key() {
 }
 
 #[test]
+fn out_of_range_days_exit_2_instead_of_panicking() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for n in ["4000000", "0", "3651"] {
+        let r = rotor(
+            dir.path(),
+            &[
+                "rotate",
+                "--app",
+                "a",
+                "--key-id",
+                "k",
+                "--expiry-days",
+                n,
+                "--dry-run",
+            ],
+        );
+        r.assert_code(2);
+        assert!(r.stderr.contains("--expiry-days"), "{r}");
+        assert!(r.stderr.contains("3650"), "{r}");
+        assert!(!r.stderr.contains("panicked"), "{r}");
+    }
+    for (key, value) in [
+        ("grace_period_days", "4000000"),
+        ("rotate_before_expiry_days", "4000000"),
+        ("new_secret_validity_days", "4000000"),
+        ("max_concurrent", "1000000"),
+    ] {
+        std::fs::write(
+            dir.path().join("rotor.toml"),
+            format!("vaults = [\"https://kv-prod.vault.azure.net/\"]\n[policy]\n{key} = {value}\n"),
+        )
+        .expect("write");
+        for cmd in [
+            &["discover"][..],
+            &["rotate", "--due", "--dry-run"],
+            &["cleanup", "--dry-run"],
+        ] {
+            let r = rotor(dir.path(), cmd);
+            r.assert_code(2);
+            assert!(r.stderr.contains(&format!("policy.{key}")), "{r}");
+            assert!(r.stderr.contains("rotor.toml"), "{r}");
+            assert!(r.stderr.contains("out of range"), "{r}");
+            assert!(r.stderr.contains("hint: "), "{r}");
+        }
+    }
+    std::fs::write(
+        dir.path().join("rotor.toml"),
+        "[policy]\npending_window = \"2s\"\n",
+    )
+    .expect("write");
+    let r = rotor(dir.path(), &["discover"]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("policy.pending_window"), "{r}");
+    assert!(r.stderr.contains("300 s"), "{r}");
+}
+
+#[test]
 fn changing_without_yes_outside_a_terminal_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     for args in [

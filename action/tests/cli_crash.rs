@@ -12,15 +12,17 @@ use rotor_emulator::{EmulatorOptions, Fixture};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// The pending window the tests configure (short, so a re-run may treat orphans as orphans).
-const PENDING: Duration = Duration::from_secs(2);
+/// The default pending window (`rotor.toml` sets none). Instead of waiting it out, the re-run
+/// ages the emulated tenant past it, so the killed run's credentials look as old as a real
+/// scheduled re-run would find them.
+const PENDING: Duration = Duration::from_secs(3600);
 
 async fn world() -> World {
     let opts = EmulatorOptions {
         propagation_delay: Duration::from_millis(800),
         ..EmulatorOptions::default()
     };
-    let w = World::start_with(Fixture::sample(), opts, "pending_window = \"2s\"").await;
+    let w = World::start_with(Fixture::sample(), opts, "").await;
     w.emu.set_latency(Duration::from_millis(30));
     w
 }
@@ -136,7 +138,9 @@ fn parse_time(v: &Value) -> time::OffsetDateTime {
 
 /// The re-run a scheduled job does: `rotate --due` then `cleanup` (of `apps`, or everything).
 async fn rerun(w: &World, apps: &[&str], label: &str) -> String {
-    tokio::time::sleep(PENDING + Duration::from_millis(500)).await;
+    // the next scheduled run comes after the pending window: what the killed run created is
+    // now older than the window (an orphan unless a target holds it)
+    w.emu.age(PENDING + Duration::from_secs(60));
     let mut rotate = vec!["rotate", "--due", "--yes", "--output", "json"];
     let mut cleanup = vec!["cleanup", "--yes", "--output", "json"];
     for a in apps {

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::Confidence;
-use crate::policy::{Exclusion, Policy};
+use crate::policy::{self, Exclusion, Policy};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -136,18 +136,18 @@ pub fn parse_policy(action: &str, t: &toml::Table) -> Result<Policy> {
         let path = format!("policy.{key}");
         match key.as_str() {
             "rotate_before_expiry_days" => {
-                p.rotate_before_expiry_days = as_u32(action, &path, value)?
+                p.rotate_before_expiry_days =
+                    bounded(action, &path, value, &policy::ROTATE_BEFORE_EXPIRY_DAYS)?
             }
             "new_secret_validity_days" => {
-                p.new_secret_validity_days = as_u32(action, &path, value)?
+                p.new_secret_validity_days =
+                    bounded(action, &path, value, &policy::NEW_SECRET_VALIDITY_DAYS)?
             }
-            "grace_period_days" => p.grace_period_days = as_u32(action, &path, value)?,
+            "grace_period_days" => {
+                p.grace_period_days = bounded(action, &path, value, &policy::GRACE_PERIOD_DAYS)?
+            }
             "max_concurrent" => {
-                let n = as_u32(action, &path, value)?;
-                if n == 0 {
-                    return Err(key_error(action, &path, "must be at least 1"));
-                }
-                p.max_concurrent = n as usize;
+                p.max_concurrent = bounded(action, &path, value, &policy::MAX_CONCURRENT)? as usize
             }
             "min_confidence" => {
                 let s = as_str(action, &path, value)?;
@@ -185,8 +185,24 @@ pub fn parse_policy(action: &str, t: &toml::Table) -> Result<Policy> {
             }
         }
     }
-    p.validate()?;
+    if let Some(v) = p.violation() {
+        return Err(key_error(action, &format!("policy.{}", v.key), &v.cause).with_hint(v.hint));
+    }
     Ok(p)
+}
+
+/// An integer key within `bound` (out of range and wrong type both name the key).
+fn bounded(action: &str, key: &str, v: &toml::Value, bound: &policy::Bound) -> Result<u32> {
+    let n = v.as_integer().ok_or_else(|| {
+        key_error(
+            action,
+            key,
+            &format!("must be a whole number from {} to {}", bound.min, bound.max),
+        )
+    })?;
+    bound
+        .check(n)
+        .map_err(|viol| key_error(action, key, &viol.cause).with_hint(viol.hint))
 }
 
 /// Parses `90s`, `30m`, `1h`, `2d` or plain seconds.
@@ -203,7 +219,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     num.trim()
         .parse::<u64>()
         .ok()
-        .map(|n| Duration::from_secs(n * mult))
+        .and_then(|n| n.checked_mul(mult))
+        .map(Duration::from_secs)
 }
 
 fn key_error(action: &str, key: &str, cause: &str) -> Error {
@@ -218,12 +235,6 @@ fn as_array<'a>(action: &str, key: &str, v: &'a toml::Value) -> Result<&'a Vec<t
 fn as_str<'a>(action: &str, key: &str, v: &'a toml::Value) -> Result<&'a str> {
     v.as_str()
         .ok_or_else(|| key_error(action, key, "must be a string"))
-}
-
-fn as_u32(action: &str, key: &str, v: &toml::Value) -> Result<u32> {
-    v.as_integer()
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| key_error(action, key, "must be a non-negative integer"))
 }
 
 #[cfg(test)]
@@ -279,5 +290,55 @@ max_concurrent = 16
         assert!(e.to_string().contains("policy.exclusions[0]"), "{e}");
         let e = Config::parse("[policy]\nmin_confidence = \"big\"\n", "r").expect_err("conf");
         assert!(e.to_string().contains("policy.min_confidence"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_days_are_config_errors_naming_key_and_file() {
+        for (key, value) in [
+            ("rotate_before_expiry_days", "4000000"),
+            ("new_secret_validity_days", "4000000"),
+            ("new_secret_validity_days", "0"),
+            ("grace_period_days", "4000000"),
+            ("grace_period_days", "5000000000"),
+            ("grace_period_days", "-1"),
+            ("max_concurrent", "0"),
+            ("max_concurrent", "100000000000"),
+        ] {
+            let e = Config::parse(&format!("[policy]\n{key} = {value}\n"), "rotor.toml")
+                .expect_err(key);
+            assert_eq!(e.kind(), crate::ErrorKind::Config, "{e}");
+            let text = e.render();
+            assert!(text.contains(&format!("policy.{key}")), "{text}");
+            assert!(text.contains("rotor.toml"), "{text}");
+            assert!(text.contains("out of range"), "{text}");
+        }
+        // the upper bounds themselves are accepted
+        let c = Config::parse(
+            "[policy]\nrotate_before_expiry_days = 3649\nnew_secret_validity_days = 3650\ngrace_period_days = 3650\nmax_concurrent = 64\n",
+            "rotor.toml",
+        )
+        .expect("bounds are inclusive");
+        assert_eq!(c.policy.grace_period_days, 3650);
+        let e = Config::parse("[policy]\ngrace_period_days = \"x\"\n", "r").expect_err("type");
+        assert!(e.to_string().contains("policy.grace_period_days"), "{e}");
+    }
+
+    #[test]
+    fn pending_window_below_minimum_is_a_config_error() {
+        for w in ["\"0s\"", "\"2s\"", "299", "\"4m\""] {
+            let e = Config::parse(&format!("[policy]\npending_window = {w}\n"), "rotor.toml")
+                .expect_err(w);
+            let text = e.render();
+            assert!(text.contains("policy.pending_window"), "{text}");
+            assert!(text.contains("rotor.toml"), "{text}");
+            assert!(text.contains("300 s"), "{text}");
+            assert!(text.contains("verification timeout"), "{text}");
+        }
+        let c = Config::parse("[policy]\npending_window = \"5m\"\n", "r").expect("the minimum");
+        assert_eq!(c.policy.pending_window, crate::policy::MIN_PENDING_WINDOW);
+        // absurd durations are refused, not overflowed
+        let e = Config::parse("[policy]\npending_window = \"99999999999999999d\"\n", "r")
+            .expect_err("overflow");
+        assert!(e.to_string().contains("policy.pending_window"), "{e}");
     }
 }

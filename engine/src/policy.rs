@@ -207,28 +207,149 @@ impl Policy {
             .map(|e| e.to_string())
     }
 
-    /// Checks value ranges; `Err` (Config) names the field.
+    /// Checks every value against its documented range ([`ROTATE_BEFORE_EXPIRY_DAYS`],
+    /// [`NEW_SECRET_VALIDITY_DAYS`], [`GRACE_PERIOD_DAYS`], [`MAX_CONCURRENT`],
+    /// [`MIN_PENDING_WINDOW`]) and against each other. `Err` (Config) names the key:
+    /// `validating policy `grace_period_days`: 4000000 is out of range …` with a hint.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, why: &str| {
-            Err(Error::config(
-                format!("reading policy `{field}`"),
-                why.to_owned(),
-            ))
-        };
-        if self.new_secret_validity_days == 0 {
-            return bad("new_secret_validity_days", "must be at least 1");
+        match self.violation() {
+            None => Ok(()),
+            Some(v) => Err(
+                Error::config(format!("validating policy `{}`", v.key), v.cause).with_hint(v.hint),
+            ),
         }
-        if self.max_concurrent == 0 {
-            return bad("max_concurrent", "must be at least 1");
+    }
+
+    /// The first value out of its range (see [`Policy::validate`]), with the key it belongs to,
+    /// so front ends can report it on their own key (`policy.grace_period_days` in rotor.toml,
+    /// the attribute in Terraform).
+    pub fn violation(&self) -> Option<Violation> {
+        let checks = [
+            ROTATE_BEFORE_EXPIRY_DAYS.check(i64::from(self.rotate_before_expiry_days)),
+            NEW_SECRET_VALIDITY_DAYS.check(i64::from(self.new_secret_validity_days)),
+            GRACE_PERIOD_DAYS.check(i64::from(self.grace_period_days)),
+            MAX_CONCURRENT.check(i64::try_from(self.max_concurrent).unwrap_or(i64::MAX)),
+            check_pending_window(self.pending_window).map(|()| 0),
+        ];
+        if let Some(v) = checks.into_iter().find_map(|c| c.err()) {
+            return Some(v);
         }
         if self.rotate_before_expiry_days >= self.new_secret_validity_days {
-            return bad(
-                "rotate_before_expiry_days",
-                "must be smaller than new_secret_validity_days, or every new secret is due at once",
-            );
+            return Some(Violation {
+                key: ROTATE_BEFORE_EXPIRY_DAYS.key,
+                cause: format!(
+                    "{} must be smaller than new_secret_validity_days ({}), or every new secret is due at once",
+                    self.rotate_before_expiry_days, self.new_secret_validity_days
+                ),
+                hint: "lower rotate_before_expiry_days or raise new_secret_validity_days".into(),
+            });
         }
-        Ok(())
+        None
     }
+}
+
+/// A policy value out of its range: the key (`grace_period_days`), why, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The policy key, without any `policy.` prefix.
+    pub key: &'static str,
+    /// Why the value is refused (no secret ever appears in a policy value).
+    pub cause: String,
+    /// What to write instead.
+    pub hint: String,
+}
+
+/// The accepted range of one integer policy key (also the CLI's `--expiry-days`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// The policy key.
+    pub key: &'static str,
+    /// Smallest accepted value.
+    pub min: u32,
+    /// Largest accepted value.
+    pub max: u32,
+}
+
+impl Bound {
+    /// The range as `i64`s (what TOML, Terraform numbers and clap's ranged parsers use).
+    pub fn range(&self) -> std::ops::RangeInclusive<i64> {
+        i64::from(self.min)..=i64::from(self.max)
+    }
+
+    /// `Ok(n)` when `n` is in range, else a [`Violation`] naming the key and the range.
+    pub fn check(&self, n: i64) -> std::result::Result<u32, Violation> {
+        if self.range().contains(&n) {
+            return Ok(n as u32);
+        }
+        Err(Violation {
+            key: self.key,
+            cause: format!(
+                "{n} is out of range: must be from {} to {}",
+                self.min, self.max
+            ),
+            hint: format!(
+                "set {} to a whole number from {} to {}",
+                self.key, self.min, self.max
+            ),
+        })
+    }
+}
+
+/// `rotate_before_expiry_days`: 0 to 3650 (ten years).
+pub const ROTATE_BEFORE_EXPIRY_DAYS: Bound = Bound {
+    key: "rotate_before_expiry_days",
+    min: 0,
+    max: 3650,
+};
+
+/// `new_secret_validity_days` (and `rotor rotate --expiry-days`): 1 to 3650 (ten years).
+pub const NEW_SECRET_VALIDITY_DAYS: Bound = Bound {
+    key: "new_secret_validity_days",
+    min: 1,
+    max: 3650,
+};
+
+/// `grace_period_days`: 0 to 3650 (ten years).
+pub const GRACE_PERIOD_DAYS: Bound = Bound {
+    key: "grace_period_days",
+    min: 0,
+    max: 3650,
+};
+
+/// `max_concurrent`: 1 to 64 rotations at once.
+pub const MAX_CONCURRENT: Bound = Bound {
+    key: "max_concurrent",
+    min: 1,
+    max: 64,
+};
+
+/// The smallest accepted `pending_window` (5 minutes).
+///
+/// A rotor credential that no target holds yet is "a rotation in progress" while younger than
+/// `pending_window` and an orphan (removed by the next run) after. A live run holds such a
+/// credential from creating it until its first target write: at most the verification timeout
+/// (120 s by default, `EngineOptions::verify_timeout`) plus the write budget (120 s, after which a
+/// run stops before writing). The window must exceed both together plus a margin for clock skew
+/// between rotor and Entra, so that a second run never treats a live run's credential as an
+/// orphan and removes it while that run is about to write it.
+pub const MIN_PENDING_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+fn check_pending_window(d: Duration) -> std::result::Result<(), Violation> {
+    if d >= MIN_PENDING_WINDOW {
+        return Ok(());
+    }
+    Err(Violation {
+        key: "pending_window",
+        cause: format!(
+            "{} s is below the minimum of {} s: it must exceed the verification timeout (120 s) plus the write budget (120 s) plus a margin, or a second run could remove a credential a live run is still verifying or writing",
+            d.as_secs(),
+            MIN_PENDING_WINDOW.as_secs()
+        ),
+        hint: format!(
+            "set pending_window to at least \"{}m\" (default \"1h\")",
+            MIN_PENDING_WINDOW.as_secs() / 60
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -267,5 +388,47 @@ mod tests {
         );
         assert_eq!(p.excluded("id", "myapp", None, None), None);
         assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn validate_names_the_key_of_an_out_of_range_value() {
+        let cases = [
+            Policy {
+                grace_period_days: 4_000_000,
+                ..Policy::default()
+            },
+            Policy {
+                new_secret_validity_days: 4_000_000,
+                ..Policy::default()
+            },
+            Policy {
+                rotate_before_expiry_days: 4_000_000,
+                new_secret_validity_days: 4_000_001,
+                ..Policy::default()
+            },
+            Policy {
+                max_concurrent: 65,
+                ..Policy::default()
+            },
+            Policy {
+                pending_window: Duration::from_secs(2),
+                ..Policy::default()
+            },
+        ];
+        let keys = [
+            "grace_period_days",
+            "new_secret_validity_days",
+            "rotate_before_expiry_days",
+            "max_concurrent",
+            "pending_window",
+        ];
+        for (p, key) in cases.iter().zip(keys) {
+            let e = p.validate().expect_err(key);
+            assert!(e.to_string().contains(&format!("`{key}`")), "{e}");
+            assert!(!e.hints().is_empty(), "{e}");
+            assert_eq!(p.violation().map(|v| v.key), Some(key));
+        }
+        assert_eq!(NEW_SECRET_VALIDITY_DAYS.range(), 1..=3650);
+        assert!(MIN_PENDING_WINDOW > Duration::from_secs(120 + 120));
     }
 }

@@ -26,8 +26,9 @@ pub struct RotateArgs {
     /// at or above `min_confidence`, not excluded).
     #[arg(long, conflicts_with = "key_id")]
     pub due: bool,
-    /// Validity of the new credential in days (default: policy `new_secret_validity_days`).
-    #[arg(long, value_name = "N")]
+    /// Validity of the new credential in days, 1 to 3650 (default: policy
+    /// `new_secret_validity_days`).
+    #[arg(long, value_name = "N", value_parser = expiry_days_parser())]
     pub expiry_days: Option<u32>,
     #[command(flatten)]
     pub change: ChangeArgs,
@@ -59,12 +60,13 @@ fn validate(args: &RotateArgs) -> Result<(), UsageError> {
         .hint("rotate one credential: rotor rotate --app <APP_ID> --key-id <KEY_ID>")
         .hint("rotate every matched credential of several apps: rotor rotate --app A --app B"));
     }
-    if args.expiry_days == Some(0) {
-        return Err(UsageError::new(
-            "reading arguments: --expiry-days must be at least 1",
-        ));
-    }
     Ok(())
+}
+
+/// `--expiry-days`: the range of policy `new_secret_validity_days` (clap refuses anything else,
+/// exit 2, naming the flag and the range).
+fn expiry_days_parser() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(rotor_engine::policy::NEW_SECRET_VALIDITY_DAYS.range())
 }
 
 /// The links of some applications, as [`links_for_apps_with_exclusions`] without the excluded

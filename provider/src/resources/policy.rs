@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use rotor_engine::policy;
 use rotor_engine::{Confidence, Exclusion, Policy};
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
@@ -27,14 +28,15 @@ pub fn link_policy_type() -> Type {
     ])
 }
 
-const DAYS_BEFORE: &str =
-    "Rotate when the current secret expires within this many days. Default `30`.";
-const VALIDITY: &str = "Lifetime in days of each new client secret (its `endDateTime` and the Key Vault secret's `exp`). Default `365`.";
+const DAYS_BEFORE: &str = "Rotate when the current secret expires within this many days: 0 to 3650, and smaller \
+    than `new_secret_validity_days`. Default `30`.";
+const VALIDITY: &str = "Lifetime in days of each new client secret (its `endDateTime` and the Key Vault secret's `exp`): 1 to 3650. Default `365`.";
 const MIN_CONFIDENCE: &str = "Lowest match confidence (`HIGH`, `MEDIUM` or `LOW`) at which a Key Vault secret is \
     treated as holding the credential and rotated. Default `HIGH`. Links below it are never rotated.";
 const GRACE: &str = "Days an old client secret stays valid after its successor was created, so every consumer \
-    picks up the new value before the old one is removed. Default `7`.";
-const MAX_CONCURRENT: &str = "Rotations and Key Vault writes in flight at once. Default `4`.";
+    picks up the new value before the old one is removed: 0 to 3650. Default `7`.";
+const MAX_CONCURRENT: &str =
+    "Rotations and Key Vault writes in flight at once: 1 to 64. Default `4`.";
 const EXCLUSIONS: &str = "Exclusion patterns: `app-id:GLOB` (application id), `name:GLOB` (application display \
     name) or `secret:GLOB` (credential display name or Key Vault secret name). Excluded items are reported, \
     never rotated. Default `[]`.";
@@ -103,41 +105,45 @@ pub fn parse_policy(
     }
     let mut policy = Policy::default();
     let before = diags.0.len();
-    let days = |field: &str, min: i64, diags: &mut Diagnostics| -> Option<u32> {
+    let days = |bound: &policy::Bound, diags: &mut Diagnostics| -> Option<u32> {
+        let field = bound.key;
         let v = obj.attr(field);
         if v.is_null() {
             return None;
         }
-        match v.as_i64() {
-            Some(n) if n >= min && n <= i64::from(u32::MAX) => Some(n as u32),
-            Some(n) => {
+        let checked = match v.as_i64() {
+            Some(n) => bound.check(n),
+            None => Err(policy::Violation {
+                key: field,
+                cause: "expected a whole number".into(),
+                hint: format!(
+                    "set {field} to a whole number from {} to {}",
+                    bound.min, bound.max
+                ),
+            }),
+        };
+        match checked {
+            Ok(n) => Some(n),
+            Err(viol) => {
                 diags.error(
-                    format!("validating policy `{field}`: {n} is not allowed"),
-                    format!("hint: `{field}` must be a whole number of at least {min}"),
-                    Some(path(field)),
-                );
-                None
-            }
-            None => {
-                diags.error(
-                    format!("validating policy `{field}`: expected a whole number"),
-                    format!("hint: `{field}` must be a whole number of at least {min}"),
+                    format!("validating policy `{field}`: {}", viol.cause),
+                    format!("hint: {}", viol.hint),
                     Some(path(field)),
                 );
                 None
             }
         }
     };
-    if let Some(n) = days("rotate_before_expiry_days", 0, diags) {
+    if let Some(n) = days(&policy::ROTATE_BEFORE_EXPIRY_DAYS, diags) {
         policy.rotate_before_expiry_days = n;
     }
-    if let Some(n) = days("new_secret_validity_days", 1, diags) {
+    if let Some(n) = days(&policy::NEW_SECRET_VALIDITY_DAYS, diags) {
         policy.new_secret_validity_days = n;
     }
-    if let Some(n) = days("grace_period_days", 0, diags) {
+    if let Some(n) = days(&policy::GRACE_PERIOD_DAYS, diags) {
         policy.grace_period_days = n;
     }
-    if let Some(n) = days("max_concurrent", 1, diags) {
+    if let Some(n) = days(&policy::MAX_CONCURRENT, diags) {
         policy.max_concurrent = n as usize;
     }
     if let Value::String(s) = obj.attr("min_confidence") {
@@ -178,19 +184,11 @@ pub fn parse_policy(
     if diags.0.len() > before {
         return None;
     }
-    if let Err(e) = policy.validate() {
-        let field = [
-            "rotate_before_expiry_days",
-            "new_secret_validity_days",
-            "max_concurrent",
-        ]
-        .into_iter()
-        .find(|f| e.to_string().contains(f))
-        .unwrap_or("rotate_before_expiry_days");
+    if let Some(viol) = policy.violation() {
         diags.error(
-            format!("validating policy: {e}"),
-            hint_lines(&e.hints()),
-            Some(path(field)),
+            format!("validating policy `{}`: {}", viol.key, viol.cause),
+            format!("hint: {}", viol.hint),
+            Some(path(viol.key)),
         );
         return None;
     }
@@ -370,6 +368,27 @@ mod tests {
             vec!["rotate_before_expiry_days"]
         );
         assert!(error_paths(&config(&[("name", Value::string("x"))])).is_empty());
+    }
+
+    #[test]
+    fn out_of_range_days_are_reported_not_panicked_on() {
+        for (field, n) in [
+            ("rotate_before_expiry_days", 4_000_000),
+            ("new_secret_validity_days", 4_000_000),
+            ("grace_period_days", 4_000_000),
+            ("grace_period_days", 5_000_000_000),
+            ("max_concurrent", 65),
+        ] {
+            let mut d = Diagnostics::default();
+            assert!(parse_policy(&config(&[(field, Value::int(n))]), None, &mut d).is_none());
+            let paths: Vec<String> =
+                d.0.iter()
+                    .filter_map(|x| x.path.as_ref().map(|p| p.to_string()))
+                    .collect();
+            assert_eq!(paths, vec![field], "{field} = {n}");
+            let text = format!("{:?}", d.0);
+            assert!(text.contains("out of range"), "{text}");
+        }
     }
 
     #[test]
