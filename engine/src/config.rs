@@ -56,16 +56,12 @@ impl Config {
             match key.as_str() {
                 "vaults" => {
                     for (i, v) in as_array(&action, key, value)?.iter().enumerate() {
-                        let s = as_str(&action, &format!("vaults[{i}]"), v)?;
-                        let u = Url::parse(s).map_err(|e| {
-                            key_error(
-                                &action,
-                                &format!("vaults[{i}]"),
-                                &format!("`{s}` is not a URL: {e}"),
-                            )
-                            .with_hint("write vault URLs like \"https://kv-prod.vault.azure.net/\"")
+                        let key = format!("vaults[{i}]");
+                        let s = as_str(&action, &key, v)?;
+                        let u = crate::endpoints::parse_vault_url(s).map_err(|(cause, fix)| {
+                            key_error(&action, &key, &cause).with_hint(fix)
                         })?;
-                        cfg.vaults.push(crate::endpoints::normalize_vault_url(&u));
+                        cfg.vaults.push(u);
                     }
                 }
                 "subscriptions" => {
@@ -340,5 +336,27 @@ max_concurrent = 16
         let e = Config::parse("[policy]\npending_window = \"99999999999999999d\"\n", "r")
             .expect_err("overflow");
         assert!(e.to_string().contains("policy.pending_window"), "{e}");
+    }
+
+    #[test]
+    fn http_vault_url_is_refused_at_load_naming_key_and_url() {
+        let e = Config::parse(
+            "vaults = [\"https://kv-a.vault.azure.net/\", \"http://kv-prod.vault.azure.net/\"]\n",
+            "rotor.toml",
+        )
+        .expect_err("http");
+        assert_eq!(e.kind(), crate::ErrorKind::Config);
+        let text = e.render();
+        assert!(text.contains("vaults[1]"), "{text}");
+        assert!(text.contains("rotor.toml"), "{text}");
+        assert!(text.contains("http://kv-prod.vault.azure.net/"), "{text}");
+        assert!(text.contains("hint: "), "{text}");
+        assert!(text.contains("https://kv-prod.vault.azure.net/"), "{text}");
+        let e = Config::parse(
+            "vaults = [\"https://kv.vault.azure.net/secrets/x?y=1\"]\n",
+            "r",
+        )
+        .expect_err("path");
+        assert!(e.to_string().contains("vaults[0]"), "{e}");
     }
 }

@@ -129,6 +129,58 @@ pub fn vault_name_from_url(vault_url: &Url) -> String {
     }
 }
 
+/// Parses a Key Vault URL as configured (`rotor.toml` `vaults`, `ROTOR_VAULTS`, provider
+/// `vault_urls`) and normalises it ([`normalize_vault_url`]). `Err` is the cause and the fix
+/// (callers add the key): a vault URL is `https://` with a host and nothing after it — no path
+/// but `/`, no query, no fragment. Emulators serve `https://127.0.0.1:<port>/`.
+pub fn parse_vault_url(s: &str) -> std::result::Result<Url, (String, String)> {
+    const FIX: &str = "write vault URLs like \"https://kv-prod.vault.azure.net/\" (https, the vault's host, no path)";
+    let u =
+        Url::parse(s.trim()).map_err(|e| (format!("`{s}` is not a URL: {e}"), FIX.to_owned()))?;
+    if u.scheme() != "https" {
+        let fix = match u.host_str() {
+            Some(h) if u.scheme() == "http" => {
+                let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                format!("Key Vault is only served over TLS: use \"https://{h}{port}/\"")
+            }
+            _ => FIX.to_owned(),
+        };
+        return Err((
+            format!("`{s}` is not an https URL (scheme `{}`)", u.scheme()),
+            fix,
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err((format!("`{s}` has no host"), FIX.to_owned()));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err((
+            format!("`{s}` carries user information"),
+            "remove the user name and password from the URL; rotor authenticates with its Azure credential".to_owned(),
+        ));
+    }
+    let extra = if u.path() != "/" && !u.path().is_empty() {
+        Some("a path")
+    } else if u.query().is_some() {
+        Some("a query")
+    } else if u.fragment().is_some() {
+        Some("a fragment")
+    } else {
+        None
+    };
+    if let Some(what) = extra {
+        let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+        return Err((
+            format!("`{s}` has {what}; a vault URL is only its origin"),
+            format!(
+                "use \"https://{}{port}/\" (rotor adds the secret paths itself)",
+                u.host_str().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(normalize_vault_url(&u))
+}
+
 /// The vault URL with a trailing `/`, no query, no fragment.
 pub fn normalize_vault_url(u: &Url) -> Url {
     let mut u = u.clone();
@@ -190,5 +242,28 @@ mod tests {
         assert_eq!(vault_name_from_url(&u), "kv-prod");
         let u = Url::parse("https://127.0.0.1:4443/").expect("url");
         assert_eq!(vault_name_from_url(&u), "127.0.0.1:4443");
+    }
+
+    #[test]
+    fn vault_urls_must_be_https_origins() {
+        for ok in [
+            "https://kv-prod.vault.azure.net",
+            "https://kv-prod.vault.azure.net/",
+            "https://127.0.0.1:4443/",
+        ] {
+            assert!(parse_vault_url(ok).is_ok(), "{ok}");
+        }
+        let (cause, fix) = parse_vault_url("http://kv-prod.vault.azure.net/").expect_err("http");
+        assert!(cause.contains("http://kv-prod.vault.azure.net/"), "{cause}");
+        assert!(cause.contains("not an https URL"), "{cause}");
+        assert!(fix.contains("https://kv-prod.vault.azure.net/"), "{fix}");
+        for bad in [
+            "https://kv-prod.vault.azure.net/secrets/x",
+            "https://kv-prod.vault.azure.net/?api-version=1",
+            "ftp://kv",
+            "kv-prod",
+        ] {
+            assert!(parse_vault_url(bad).is_err(), "{bad}");
+        }
     }
 }

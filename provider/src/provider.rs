@@ -236,14 +236,16 @@ impl ProviderConfig {
                 );
             }
         }
+        let vaults_from = if config.attr("vault_urls").is_null() {
+            "ROTOR_VAULTS"
+        } else {
+            "vault_urls"
+        };
         for url in cfg.vault_urls() {
-            if url::Url::parse(&url)
-                .map(|u| u.scheme() != "https")
-                .unwrap_or(true)
-            {
+            if let Err((cause, fix)) = rotor_engine::endpoints::parse_vault_url(&url) {
                 diags.error(
-                    format!("reading provider setting `vault_urls`: `{url}` is not an https URL"),
-                    "hint: use vault URIs such as https://kv-prod.vault.azure.net/",
+                    format!("reading provider setting `vault_urls` (from {vaults_from}): {cause}"),
+                    format!("hint: {fix}"),
                     Some(AttrPath::attr("vault_urls")),
                 );
             }
@@ -386,13 +388,14 @@ impl ProviderState {
             policy: rotor_engine::Policy::default(),
         };
         for u in cfg.vault_urls() {
-            match url::Url::parse(&u) {
+            match rotor_engine::endpoints::parse_vault_url(&u) {
                 Ok(url) => config.vaults.push(url),
-                Err(e) => {
+                Err((cause, fix)) => {
                     return Err(rotor_engine::Error::config(
-                        format!("reading provider setting `vault_urls` entry `{u}`"),
-                        e.to_string(),
-                    ));
+                        "reading provider setting `vault_urls` (or ROTOR_VAULTS)",
+                        cause,
+                    )
+                    .with_hint(fix));
                 }
             }
         }
@@ -543,6 +546,31 @@ mod tests {
                 .filter_map(|x| x.path.as_ref().map(|p| p.to_string()))
                 .collect();
         assert_eq!(paths, vec!["use_msi", "graph_endpoint"]);
+    }
+
+    #[test]
+    fn http_vault_url_from_rotor_vaults_is_refused_naming_it() {
+        let l = lookup(&[(
+            "ROTOR_VAULTS",
+            "https://kv-a.vault.azure.net/,http://kv-prod.vault.azure.net/",
+        )]);
+        let mut d = Diagnostics::default();
+        ProviderConfig::resolve(&block(&[]), &l, &mut d);
+        assert_eq!(d.0.len(), 1, "{:?}", d.0);
+        let x = &d.0[0];
+        assert_eq!(
+            x.path.as_ref().map(|p| p.to_string()).as_deref(),
+            Some("vault_urls")
+        );
+        assert!(x.summary.contains("ROTOR_VAULTS"), "{x:?}");
+        assert!(
+            x.summary.contains("http://kv-prod.vault.azure.net/"),
+            "{x:?}"
+        );
+        assert!(
+            x.detail.contains("https://kv-prod.vault.azure.net/"),
+            "{x:?}"
+        );
     }
 
     #[test]
