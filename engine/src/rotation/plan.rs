@@ -296,3 +296,181 @@ pub(crate) fn decide(
         rotate: Some(Rotate { reason, make_room }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::{LinkState, OutsideHolder, TargetState, classify};
+    use super::*;
+    use crate::keyvault::SecretVersion;
+    use crate::model::Application;
+    use crate::secret::SecretValue;
+    use std::collections::BTreeSet;
+    use time::macros::datetime;
+    use url::Url;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn cred(key: &str, name: &str, start_days_ago: i64, ends_in_days: i64) -> PasswordCredential {
+        PasswordCredential {
+            key_id: key.into(),
+            display_name: Some(name.into()),
+            hint: Some(key[..3].into()),
+            start: NOW - time::Duration::days(start_days_ago),
+            end: NOW + time::Duration::days(ends_in_days),
+        }
+    }
+
+    fn target(i: usize, holds: Option<&str>) -> TargetState {
+        TargetState {
+            target: Target::new(Url::parse(&format!("https://kv{i}.example/")).unwrap(), "s"),
+            current: holds.map(|k| SecretVersion {
+                name: "s".into(),
+                version: format!("v{i}"),
+                value: SecretValue::new(format!("{k}-value")),
+                content_type: None,
+                tags: Default::default(),
+                expires: None,
+                enabled: true,
+                created: None,
+                updated: None,
+            }),
+            held: holds.map(str::to_owned),
+            confidence: Some(crate::model::Confidence::High),
+            signals: vec![],
+            rejected: None,
+        }
+    }
+
+    /// A state as `read_state` would derive it.
+    fn state(
+        creds: Vec<PasswordCredential>,
+        holds: &[Option<&str>],
+        outside: Vec<OutsideHolder>,
+        audience: Option<&str>,
+    ) -> LinkState {
+        let app = Application {
+            object_id: "o".into(),
+            app_id: "a".into(),
+            display_name: "app".into(),
+            sign_in_audience: audience.map(str::to_owned),
+            password_credentials: creds.clone(),
+            key_credentials: vec![],
+        };
+        let lineage: Vec<PasswordCredential> = app.lineage("S").into_iter().cloned().collect();
+        let targets: Vec<TargetState> = holds.iter().enumerate().map(|(i, h)| target(i, *h)).collect();
+        let held: BTreeSet<String> = targets.iter().filter_map(|t| t.held.clone()).collect();
+        let c = classify(&lineage, &held, &outside, NOW, time::Duration::HOUR);
+        let diverged = c.current.as_ref().is_some_and(|cur| {
+            targets.iter().any(|t| t.held.as_deref() != Some(cur.key_id.as_str()))
+        });
+        LinkState {
+            name: "S".into(),
+            app,
+            lineage,
+            targets,
+            current: c.current,
+            held,
+            in_progress: c.in_progress,
+            orphans: c.orphans,
+            claimed_elsewhere: c.claimed_elsewhere,
+            outside,
+            scan_errors: vec![],
+            diverged,
+        }
+    }
+
+    fn summary(d: &Decision) -> String {
+        match d {
+            Decision::InProgress(c) => format!("in-progress {}", c.key_id),
+            Decision::Claimed(h) => format!("claimed {}", h[0].key_id),
+            Decision::NotDue { .. } => "not-due".into(),
+            Decision::NoRoom { .. } => "no-room".into(),
+            Decision::Act { remove_orphans, repair, rotate } => {
+                let mut parts = vec![];
+                for (o, _) in remove_orphans {
+                    parts.push(format!("remove {}", o.key_id));
+                }
+                if let Some(r) = repair {
+                    parts.push(format!("repair {}", r.credential.key_id));
+                }
+                if let Some(r) = rotate {
+                    parts.push(match &r.make_room {
+                        Some((c, _)) => format!("room {} rotate", c.key_id),
+                        None => "rotate".into(),
+                    });
+                }
+                parts.join(", ")
+            }
+        }
+    }
+
+    #[test]
+    fn decide_table() {
+        let capped = Some("AzureADandPersonalMicrosoftAccount");
+        let outside = |k: &str| OutsideHolder {
+            target: Target::new(Url::parse("https://other.example/").unwrap(), "x"),
+            key_id: k.into(),
+            by_tag: true,
+        };
+        let old = || cred("k0a", "S", 300, 60);
+        let due_old = || cred("k0a", "S", 340, 10);
+        let new = || cred("k1b", "S rotor:r1", 3, 362);
+        let fresh = || cred("k2c", "S rotor:r2", 0, 365); // created now: in progress
+        let stale = || cred("k3d", "S rotor:r3", 1, 364); // a day old, held by nothing
+        let expired_other = || cred("x9z", "other", 800, -400);
+        let expired_lineage = || cred("k5e", "S", 800, -400);
+        let cases: Vec<(&str, LinkState, RotateOptions, &str)> = vec![
+            ("whole, not due", state(vec![old()], &[Some("k0a"), Some("k0a")], vec![], None), RotateOptions::default(), "not-due"),
+            ("whole, due by expiry", state(vec![due_old()], &[Some("k0a")], vec![], None), RotateOptions::default(), "rotate"),
+            ("forced", state(vec![old()], &[Some("k0a")], vec![], None), RotateOptions { force: true, ..Default::default() }, "rotate"),
+            (
+                "forced re-run after the work was done: fulfilled",
+                state(vec![old(), new()], &[Some("k1b")], vec![], None),
+                RotateOptions { force: true, replace_key_id: Some("k0a".into()), ..Default::default() },
+                "not-due",
+            ),
+            (
+                "forced re-run after a partial write: repair only",
+                state(vec![old(), new()], &[Some("k1b"), Some("k0a")], vec![], None),
+                RotateOptions { force: true, replace_key_id: Some("k0a".into()), ..Default::default() },
+                "repair k1b",
+            ),
+            ("diverged only: repair", state(vec![old(), new()], &[Some("k1b"), Some("k0a")], vec![], None), RotateOptions::default(), "repair k1b"),
+            ("diverged and due: repair then rotate", state(vec![due_old(), cred("k1b", "S rotor:r1", 340, 10)], &[Some("k1b"), Some("k0a")], vec![], None), RotateOptions::default(), "repair k1b, rotate"),
+            ("another run in progress", state(vec![old(), fresh()], &[Some("k0a")], vec![], None), RotateOptions { force: true, ..Default::default() }, "in-progress k2c"),
+            ("a crashed run's orphan", state(vec![old(), stale()], &[Some("k0a")], vec![], None), RotateOptions::default(), "remove k3d"),
+            ("an orphan held outside the link: two links", state(vec![old(), stale()], &[Some("k0a")], vec![outside("k3d")], None), RotateOptions::default(), "claimed k3d"),
+            ("the current credential held outside: two links", state(vec![old()], &[Some("k0a")], vec![outside("k0a")], None), RotateOptions::default(), "claimed k0a"),
+            ("an older credential held outside: not a conflict", state(vec![cred("k7f", "S", 400, 30), old()], &[Some("k0a")], vec![outside("k7f")], None), RotateOptions::default(), "not-due"),
+            ("capped, an expired lineage credential makes room", state(vec![expired_lineage(), due_old()], &[Some("k0a")], vec![], capped), RotateOptions::default(), "room k5e rotate"),
+            ("capped, only an expired credential outside the lineage: refuse", state(vec![expired_other(), due_old()], &[Some("k0a")], vec![], capped), RotateOptions::default(), "no-room"),
+            ("capped, the orphan frees the slot", state(vec![due_old(), stale()], &[Some("k0a")], vec![], capped), RotateOptions::default(), "remove k3d, rotate"),
+            ("nothing held: create", state(vec![old()], &[None], vec![], None), RotateOptions::default(), "rotate"),
+        ];
+        for (what, st, opts, want) in cases {
+            let got = decide(&st, &Policy::default(), &opts, NOW, &|t| t.vault_url.to_string());
+            assert_eq!(summary(&got), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn removable_rules() {
+        let policy = Policy::default(); // grace 7 days
+        let label = |t: &Target| t.vault_url.to_string();
+        let st = state(vec![cred("k0a", "S", 300, 60), cred("k1b", "S rotor:r1", 3, 362)], &[Some("k1b")], vec![], None);
+        let why = removable(&st, &st.lineage[0], &policy, NOW, &label).unwrap_err();
+        assert!(why.starts_with("grace period until"), "{why}");
+        let st = state(vec![cred("k0a", "S", 300, 60), cred("k1b", "S rotor:r1", 8, 357)], &[Some("k1b")], vec![], None);
+        assert_eq!(removable(&st, &st.lineage[0], &policy, NOW, &label), Ok("grace period over".into()));
+        assert!(removable(&st, &st.lineage[1], &policy, NOW, &label).unwrap_err().starts_with("held by"));
+        let mut scan_failed = st.clone();
+        scan_failed.scan_errors.push("kv: 503".into());
+        assert!(removable(&scan_failed, &st.lineage[0], &policy, NOW, &label).unwrap_err().contains("cannot prove"));
+    }
+
+    #[test]
+    fn day_arithmetic_saturates() {
+        assert!(minus_days(NOW, u32::MAX) < NOW);
+        assert!(plus_days(NOW, u32::MAX) > NOW);
+    }
+}
