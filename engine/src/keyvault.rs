@@ -249,12 +249,12 @@ impl KeyVaults {
                 maxresults: Some(25),
                 ..Default::default()
             }))
-            .map_err(|e| kv_error(&action, &e, &vault, None))?;
+            .map_err(|e| kv_error(&action, &e, &vault, None, Access::ListSecrets))?;
         let mut out = Vec::new();
         while let Some(p) = pager
             .try_next()
             .await
-            .map_err(|e| kv_error(&action, &e, &vault, None))?
+            .map_err(|e| kv_error(&action, &e, &vault, None, Access::ListSecrets))?
         {
             let Some(name) = p.id.as_deref().and_then(name_from_id) else {
                 continue;
@@ -304,12 +304,12 @@ impl KeyVaults {
                 maxresults: Some(25),
                 ..Default::default()
             }))
-            .map_err(|e| kv_error(&action, &e, &vault, None))?;
+            .map_err(|e| kv_error(&action, &e, &vault, None, Access::ListCertificates))?;
         let mut out = Vec::new();
         while let Some(p) = pager
             .try_next()
             .await
-            .map_err(|e| kv_error(&action, &e, &vault, None))?
+            .map_err(|e| kv_error(&action, &e, &vault, None, Access::ListCertificates))?
         {
             let Some(name) = p.id.as_deref().and_then(|id| {
                 let u = Url::parse(id).ok()?;
@@ -363,7 +363,13 @@ impl KeyVaults {
                 .into_model()
                 .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?,
             Err(e) => {
-                let err = kv_error(&action, &e, &vault, Some(&target.secret_name));
+                let err = kv_error(
+                    &action,
+                    &e,
+                    &vault,
+                    Some(&target.secret_name),
+                    Access::ReadSecret,
+                );
                 if err.kind() == ErrorKind::NotFound {
                     if check_deleted && self.is_deleted(&client, target).await {
                         return Err(soft_deleted(&action, &vault, &target.secret_name));
@@ -441,7 +447,15 @@ impl KeyVaults {
                 }),
             )
             .await
-            .map_err(|e| kv_error(&action, &e, &vault, Some(&target.secret_name)))?;
+            .map_err(|e| {
+                kv_error(
+                    &action,
+                    &e,
+                    &vault,
+                    Some(&target.secret_name),
+                    Access::WriteSecret,
+                )
+            })?;
         Ok(())
     }
 
@@ -478,7 +492,15 @@ impl KeyVaults {
         let s = client
             .set_secret(&target.secret_name, content, None)
             .await
-            .map_err(|e| kv_error(&action, &e, &vault, Some(&target.secret_name)))?
+            .map_err(|e| {
+                kv_error(
+                    &action,
+                    &e,
+                    &vault,
+                    Some(&target.secret_name),
+                    Access::WriteSecret,
+                )
+            })?
             .into_model()
             .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?;
         s.id.as_deref()
@@ -502,12 +524,51 @@ fn soft_deleted(action: &str, vault: &str, secret: &str) -> Error {
     .with_status(Some(409), Some("ObjectIsDeletedButRecoverable".to_owned()))
 }
 
-/// Maps an SDK error to an engine error naming the vault/secret and the fix.
+/// What a Key Vault request needed, for the role a 401/403 hint names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Listing secrets (metadata): any secrets role (`Key Vault Secrets User` and up) or
+    /// `Key Vault Reader`.
+    ListSecrets,
+    /// Reading a secret's value: `Key Vault Secrets User` (or `Key Vault Secrets Officer`).
+    ReadSecret,
+    /// Setting a secret or its properties: `Key Vault Secrets Officer`.
+    WriteSecret,
+    /// Listing certificates: `Key Vault Certificate User` (or `Key Vault Reader`).
+    ListCertificates,
+}
+
+impl Access {
+    /// (RBAC role, what it is needed for, access-policy permissions).
+    fn needs(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Access::ListSecrets | Access::ReadSecret => (
+                "`Key Vault Secrets User` (or `Key Vault Secrets Officer`)",
+                "reading and listing secrets",
+                "get and list",
+            ),
+            Access::WriteSecret => (
+                "`Key Vault Secrets Officer`",
+                "writing secrets",
+                "get, list and set",
+            ),
+            Access::ListCertificates => (
+                "`Key Vault Certificate User` (or `Key Vault Reader`)",
+                "listing certificates",
+                "certificate permissions get and list",
+            ),
+        }
+    }
+}
+
+/// Maps an SDK error to an engine error naming the vault/secret and the fix; a 401/403 names the
+/// role that `access` needs.
 pub(crate) fn kv_error(
     action: &str,
     e: &azure_core::Error,
     vault: &str,
     secret: Option<&str>,
+    access: Access,
 ) -> Error {
     use azure_core::error::ErrorKind as K;
     match e.kind() {
@@ -533,13 +594,19 @@ pub(crate) fn kv_error(
             );
             let err = match status_u {
                 401 | 403 => {
-                    let object = match secret {
-                        Some(s) => format!("secret `{s}` in vault `{vault}`"),
-                        None => format!("vault `{vault}`"),
+                    let scope = match secret {
+                        Some(s) => format!(" (or on the secret `{s}` in vault `{vault}`)"),
+                        None => String::new(),
+                    };
+                    let (role, what, policy) = access.needs();
+                    let policy = if access == Access::ListCertificates {
+                        policy.to_owned()
+                    } else {
+                        format!("secret permissions {policy}")
                     };
                     Error::new(ErrorKind::Permission, action, cause)
-                        .with_hint(format!("grant rotor's identity the role `Key Vault Secrets Officer` on vault `{vault}` (or on the {object})"))
-                        .with_hint("vaults using access policies instead of RBAC need secret permissions get, list and set")
+                        .with_hint(format!("grant rotor's identity the role {role} on vault `{vault}`{scope}: {what} needs it"))
+                        .with_hint(format!("vaults using access policies instead of RBAC need {policy}"))
                 }
                 409 if all.contains("ObjectIsDeletedButRecoverable")
                     || all.to_ascii_lowercase().contains("deleted but recoverable") =>

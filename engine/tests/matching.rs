@@ -386,3 +386,43 @@ async fn subscription_signal_for_vaults_found_through_arm() {
             .all(|m| !m.signals.contains(&Signal::Subscription))
     );
 }
+
+/// `rotor match` with no role on a vault: listing/reading needs `Key Vault Secrets User` (or
+/// Officer), so the hint names that — not `Key Vault Secrets Officer` alone, which only writing
+/// needs.
+#[tokio::test]
+async fn match_without_vault_role_names_secrets_user() {
+    let env = start(fixture(serde_json::json!({
+        "principals": [{"client_id": "11111111-0000-4000-8000-000000000001", "client_secret": "p-secret-value-1234",
+            "display_name": "rotor", "graph_roles": ["Application.Read.All"], "vault_roles": {}}],
+        "applications": [{"app_id": "b0000001-0000-4000-8000-000000000001", "display_name": "svc",
+            "password_credentials": [{"display_name": "s", "secret_text": "AAA-old-value-xxxxxxxxxxxx", "end": "+10d"}]}],
+        "vaults": [{"name": "kv-a", "secrets": [{"name": "svc-secret", "value": "AAA-old-value-xxxxxxxxxxxx"}]}]
+    })))
+    .await;
+    let engine = env.engine();
+    let apps = engine.discover(None).await.expect("discover");
+    let err = engine
+        .match_secrets(&apps, &env.vaults(), &Policy::default())
+        .await
+        .expect_err("no vault role");
+    assert_eq!(err.kind(), rotor_engine::ErrorKind::Permission, "{err}");
+    let text = err.render();
+    eprintln!("{text}");
+    assert!(text.contains("403"), "{text}");
+    assert!(text.contains("kv-a"), "{text}");
+    assert!(
+        err.hints()
+            .iter()
+            .any(|h| h.contains("`Key Vault Secrets User`")),
+        "{text}"
+    );
+    assert!(
+        !err.hints()
+            .iter()
+            .any(|h| h.contains("role `Key Vault Secrets Officer`")),
+        "reading does not need Secrets Officer: {text}"
+    );
+    assert!(text.contains("get and list"), "{text}");
+    assert!(!text.contains(" set"), "{text}");
+}
