@@ -81,6 +81,7 @@ pub(crate) async fn resolve_vaults(e: &Engine, config: &Config) -> Result<Vec<Ur
             push(v.url);
         }
     }
+    e.inner.widen_scope(&out);
     Ok(out)
 }
 

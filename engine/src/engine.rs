@@ -47,7 +47,8 @@ pub struct EngineOptions {
     /// appId or a case-insensitive glob on the display name, value = subscription ids. A secret in
     /// a vault that ARM lists in one of them (see [`Engine::resolve_vaults`]) gets the signal.
     pub app_subscriptions: std::collections::BTreeMap<String, Vec<String>>,
-    /// Every vault the front end can see (configuration, provider `vault_urls`). Before removing a
+    /// Every vault the front end can see (configuration, provider `vault_urls`); the vaults of
+    /// [`Engine::resolve_vaults`] and [`Engine::match_secrets`] are added as they are used. Before removing a
     /// credential the engine proves that no secret in these vaults (nor in the link's own
     /// targets) holds it, from the `rotor-key-id` tags a secret listing returns; preflight
     /// refuses a link when a secret outside its targets holds its lineage (docs/protocol.md).

@@ -38,8 +38,9 @@ pub(crate) struct Inner {
     pub(crate) verify_timeout: Duration,
     pub(crate) tenant_id: Mutex<Option<String>>,
     pub(crate) app_subscriptions: std::collections::BTreeMap<String, Vec<String>>,
-    /// Vaults scanned for holders before a credential is removed (`EngineOptions::scope_vaults`).
-    pub(crate) scope_vaults: Vec<url::Url>,
+    /// Vaults scanned for holders before a credential is removed: `EngineOptions::scope_vaults`
+    /// plus every vault the front end resolved or matched against.
+    pub(crate) scope_vaults: Mutex<Vec<url::Url>>,
     /// Scope scans by vault URL (lower case): when listed, and every secret's facts (tags, hint).
     pub(crate) scope_cache: Mutex<HashMap<String, ScanEntry>>,
     /// Concurrent value reads per vault while scanning.
@@ -57,6 +58,16 @@ impl Inner {
         match &self.clock {
             Some(c) => c(),
             None => OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// Adds vaults to the scope of ownership proofs.
+    pub(crate) fn widen_scope(&self, vaults: &[url::Url]) {
+        let mut scope = self.scope_vaults.lock();
+        for v in vaults {
+            if !scope.contains(v) {
+                scope.push(v.clone());
+            }
         }
     }
 
@@ -190,7 +201,7 @@ pub(crate) fn new(opts: EngineOptions) -> Result<Engine> {
             verify_timeout: opts.verify_timeout,
             tenant_id: Mutex::new(opts.tenant_id),
             app_subscriptions: opts.app_subscriptions,
-            scope_vaults: opts.scope_vaults,
+            scope_vaults: Mutex::new(opts.scope_vaults),
             scope_cache: Mutex::new(HashMap::new()),
             per_vault: opts.per_vault_concurrency.max(1),
             apps: Mutex::new(HashMap::new()),

@@ -79,9 +79,26 @@ pub(crate) async fn adopt(
                 ),
             });
         }
-        return Err(err.with_hint(
-            "tag the secret with `rotor-key-id` = the keyId, or list the targets explicitly",
-        ));
+        err = err
+            .with_hint("tag the secret with `rotor-key-id` = the keyId, or list the targets explicitly")
+            .with_hint(format!(
+                "see every candidate and its signals: rotor match --app {}",
+                app.app_id
+            ))
+            .with_hint("raise the confidence: tags `app-id`/`app-name` on the Key Vault secret, a name like `{app-name}-client-secret`, its expiry set to the credential's end");
+        // Lowering the minimum only helps for candidates of this application; one tagged for
+        // another application (or matching on expiry alone) is never written at any level.
+        if mine.iter().any(|m| {
+            m.rejected.is_none()
+                && m.excluded.is_none()
+                && m.confidence > crate::model::Confidence::None
+        }) {
+            err = err.with_hint(format!(
+                "or lower `min_confidence` (now {}) in the [policy] of rotor.toml after checking the match by hand",
+                policy.min_confidence
+            ));
+        }
+        return Err(err);
     }
     Ok(Link {
         application_id: app.app_id.clone(),
@@ -218,7 +235,9 @@ pub(crate) async fn rotate_many(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Confidence, CredentialKind, Match, MatchReport, PasswordCredential, Signal};
+    use crate::model::{
+        Confidence, CredentialKind, Match, MatchReport, PasswordCredential, Signal,
+    };
     use time::macros::datetime;
 
     const APP: &str = "b0000001-0000-4000-8000-000000000001";

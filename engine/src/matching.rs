@@ -679,6 +679,7 @@ pub(crate) async fn match_secrets(
     policy: &Policy,
 ) -> Result<MatchReport> {
     let conc = policy.max_concurrent.max(1);
+    e.inner.widen_scope(vaults);
     // The futures are built eagerly (they do nothing until polled): a stream that maps borrowed
     // items through a closure would make this method's future `!Send` (rustc cannot prove the
     // closure's output `Send` for every lifetime).

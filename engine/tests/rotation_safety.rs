@@ -32,7 +32,8 @@ fn forced() -> RotateOptions {
 }
 
 fn fixture_with(edit: impl FnOnce(&mut Value)) -> Fixture {
-    let mut v: Value = serde_json::from_str(rotor_emulator::fixture::SAMPLE_TENANT_JSON).expect("json");
+    let mut v: Value =
+        serde_json::from_str(rotor_emulator::fixture::SAMPLE_TENANT_JSON).expect("json");
     edit(&mut v);
     serde_json::from_value(v).expect("fixture")
 }
@@ -85,21 +86,31 @@ async fn second_link_on_a_lineage_never_removes_the_first_links_credential() {
         ]),
     };
     let engine = fast_engine(&env);
-    let ra = engine.rotate(&a, &Policy::default(), &forced(), &NoProgress).await;
+    let ra = engine
+        .rotate(&a, &Policy::default(), &forced(), &NoProgress)
+        .await;
     assert_eq!(ra.status, RotationStatus::Success, "{ra:#?}");
     // past the pending window: the old code took A's credential for B's orphan
     env.emu.age(Duration::from_secs(2 * 3600));
     let engine = fast_engine(&env);
-    let rb = engine.rotate(&b, &Policy::default(), &forced(), &NoProgress).await;
+    let rb = engine
+        .rotate(&b, &Policy::default(), &forced(), &NoProgress)
+        .await;
     assert_eq!(rb.status, RotationStatus::Failed, "{rb:#?}");
     let err = rb.error.clone().unwrap_or_default();
-    assert!(err.contains("two links claim one lineage") && err.contains("myapp-secret"), "{err}");
+    assert!(
+        err.contains("two links claim one lineage") && err.contains("myapp-secret"),
+        "{err}"
+    );
     assert!(rb.removed_key_ids.is_empty(), "{rb:#?}");
     // cleanup after the grace period keeps what either link's targets hold
     env.emu.age(Duration::from_secs(10 * 86400));
     let engine = fast_engine(&env);
     for l in [&a, &b] {
-        let out = engine.cleanup(l, &Policy::default(), false).await.expect("cleanup");
+        let out = engine
+            .cleanup(l, &Policy::default(), false)
+            .await
+            .expect("cleanup");
         assert!(out.removed_key_ids.is_empty(), "{out:#?}");
     }
     all_log_in(&env, &a).await;
@@ -117,7 +128,9 @@ async fn rerun_by_the_old_key_id_after_a_partial_write_finishes_the_rotation() {
     let engine = fast_engine(&env);
     for vault in ["kv-dev", "kv-staging"] {
         env.emu
-            .add_fault(json!({"method": "PUT", "path": "^/secrets/", "vault": vault, "status": 403}))
+            .add_fault(
+                json!({"method": "PUT", "path": "^/secrets/", "vault": vault, "status": 403}),
+            )
             .expect("fault");
     }
     let opts = RotateOptions {
@@ -125,9 +138,14 @@ async fn rerun_by_the_old_key_id_after_a_partial_write_finishes_the_rotation() {
         replace_key_id: Some(MYAPP_SECRET1.into()),
         ..RotateOptions::default()
     };
-    let first = engine.rotate(&link, &Policy::default(), &opts, &NoProgress).await;
+    let first = engine
+        .rotate(&link, &Policy::default(), &opts, &NoProgress)
+        .await;
     assert_eq!(first.status, RotationStatus::Failed, "{first:#?}");
-    let new_key = first.new_key_id.clone().expect("the new credential is kept");
+    let new_key = first
+        .new_key_id
+        .clone()
+        .expect("the new credential is kept");
     env.emu.clear_faults();
     let before = env.passwords(MYAPP).len();
     // the user runs the same command again: adopt K, rotate forced
@@ -136,10 +154,19 @@ async fn rerun_by_the_old_key_id_after_a_partial_write_finishes_the_rotation() {
         .adopt(MYAPP, MYAPP_SECRET1, &env.vaults(), &Policy::default())
         .await
         .expect("adopt finds the lineage");
-    assert_eq!(again.targets, link.targets, "the written target belongs to the re-run");
-    let second = engine.rotate(&again, &Policy::default(), &opts, &NoProgress).await;
+    assert_eq!(
+        again.targets, link.targets,
+        "the written target belongs to the re-run"
+    );
+    let second = engine
+        .rotate(&again, &Policy::default(), &opts, &NoProgress)
+        .await;
     assert_eq!(second.status, RotationStatus::Success, "{second:#?}");
-    assert_eq!(second.new_key_id.as_deref(), Some(new_key.as_str()), "{second:#?}");
+    assert_eq!(
+        second.new_key_id.as_deref(),
+        Some(new_key.as_str()),
+        "{second:#?}"
+    );
     assert_eq!(env.passwords(MYAPP).len(), before, "no second credential");
     let values = all_log_in(&env, &link).await;
     assert_eq!(values.len(), 1, "targets agree");
@@ -176,20 +203,40 @@ async fn read_back_failures_after_successful_writes_keep_the_new_credential() {
         spec: json!({"method": "GET", "path": "^/secrets/", "status": 500}),
         done: false.into(),
     };
-    let first = engine.rotate(&link, &Policy::default(), &forced(), &progress).await;
+    let first = engine
+        .rotate(&link, &Policy::default(), &forced(), &progress)
+        .await;
     assert_eq!(first.status, RotationStatus::Failed, "{first:#?}");
     let new_key = first.new_key_id.clone().expect("kept");
     assert!(first.removed_key_ids.is_empty(), "{first:#?}");
-    assert!(env.passwords(MYAPP).iter().any(|p| p["key_id"] == new_key.as_str()));
-    assert!(first.error.clone().unwrap_or_default().contains("unknown"), "{first:#?}");
+    assert!(
+        env.passwords(MYAPP)
+            .iter()
+            .any(|p| p["key_id"] == new_key.as_str())
+    );
+    assert!(
+        first.error.clone().unwrap_or_default().contains("unknown"),
+        "{first:#?}"
+    );
     // every vault holds the new value, which logs in
     let values = all_log_in(&env, &link).await;
     assert_eq!(values.len(), 1);
     env.emu.clear_faults();
     let second = fast_engine(&env)
-        .rotate(&link, &Policy::default(), &RotateOptions::default(), &NoProgress)
+        .rotate(
+            &link,
+            &Policy::default(),
+            &RotateOptions::default(),
+            &NoProgress,
+        )
         .await;
-    assert!(matches!(second.status, RotationStatus::Success | RotationStatus::Skipped), "{second:#?}");
+    assert!(
+        matches!(
+            second.status,
+            RotationStatus::Success | RotationStatus::Skipped
+        ),
+        "{second:#?}"
+    );
     assert_eq!(all_log_in(&env, &link).await.len(), 1);
 }
 
@@ -204,7 +251,9 @@ async fn pending_window_below_the_verify_and_write_budget_is_refused() {
         ..Policy::default()
     };
     let before = env.passwords(MYAPP).len();
-    let r = fast_engine(&env).rotate(&link, &policy, &forced(), &NoProgress).await;
+    let r = fast_engine(&env)
+        .rotate(&link, &policy, &forced(), &NoProgress)
+        .await;
     assert_eq!(r.status, RotationStatus::Failed, "{r:#?}");
     assert!(r.error.unwrap_or_default().contains("pending_window"));
     assert_eq!(env.passwords(MYAPP).len(), before);
@@ -216,7 +265,13 @@ async fn pending_window_below_the_verify_and_write_budget_is_refused() {
 async fn overlapping_runs_on_a_capped_app_skip_cleanly() {
     let env = sample().await;
     env.emu.set_propagation_delay(Duration::ZERO);
-    let link = one_target(&env, CONSUMER, "current", "kv-prod", "consumer-app-client-secret");
+    let link = one_target(
+        &env,
+        CONSUMER,
+        "current",
+        "kv-prod",
+        "consumer-app-client-secret",
+    );
     let (e1, e2) = (fast_engine(&env), fast_engine(&env));
     let policy = Policy::default();
     let opts = forced();
@@ -225,12 +280,22 @@ async fn overlapping_runs_on_a_capped_app_skip_cleanly() {
         e2.rotate(&link, &policy, &opts, &NoProgress)
     );
     let statuses = [r1.status, r2.status];
-    assert!(statuses.contains(&RotationStatus::Success), "{r1:#?}\n{r2:#?}");
-    let loser = if r1.status == RotationStatus::Success { &r2 } else { &r1 };
+    assert!(
+        statuses.contains(&RotationStatus::Success),
+        "{r1:#?}\n{r2:#?}"
+    );
+    let loser = if r1.status == RotationStatus::Success {
+        &r2
+    } else {
+        &r1
+    };
     // either it saw the winner's credential before creating one, or lost the race after
     assert_eq!(loser.status, RotationStatus::Skipped, "{loser:#?}");
     assert!(
-        matches!(loser.skip_reason, Some(SkipReason::InProgress | SkipReason::LostRace)),
+        matches!(
+            loser.skip_reason,
+            Some(SkipReason::InProgress | SkipReason::LostRace)
+        ),
         "{loser:#?}"
     );
     assert!(env.passwords(CONSUMER).len() <= 2, "cap kept");
@@ -268,19 +333,33 @@ async fn a_secret_tagged_for_another_app_is_never_a_target() {
         .iter()
         .find(|m| m.secret_name == "shared-client-secret")
         .expect("the candidate is reported, with why it was rejected");
-    assert!(m.rejected.as_deref().unwrap_or("").contains("another application"), "{m:#?}");
+    assert!(
+        m.rejected
+            .as_deref()
+            .unwrap_or("")
+            .contains("another application"),
+        "{m:#?}"
+    );
     let links = rotor_engine::rotation::links_from_matches(&report, &[app], &policy);
     assert!(
-        links.iter().all(|l| l.targets.iter().all(|t| t.secret_name != "shared-client-secret")),
+        links.iter().all(|l| l
+            .targets
+            .iter()
+            .all(|t| t.secret_name != "shared-client-secret")),
         "{links:#?}"
     );
     // an explicit link naming it is refused before anything changes
     let mut link = env.myapp_link();
-    link.targets.insert(env.target("kv-prod", "shared-client-secret"));
+    link.targets
+        .insert(env.target("kv-prod", "shared-client-secret"));
     let r = engine.rotate(&link, &policy, &forced(), &NoProgress).await;
     assert_eq!(r.status, RotationStatus::Failed, "{r:#?}");
     assert!(r.error.unwrap_or_default().contains("another application"));
-    assert!(r.hints.iter().all(|h| !h.contains("min_confidence")), "{:?}", r.hints);
+    assert!(
+        r.hints.iter().all(|h| !h.contains("min_confidence")),
+        "{:?}",
+        r.hints
+    );
     assert_eq!(env.versions("kv-prod", "shared-client-secret").len(), 1);
 }
 
@@ -288,12 +367,15 @@ async fn a_secret_tagged_for_another_app_is_never_a_target() {
 #[tokio::test]
 async fn expiry_alone_never_qualifies_a_secret() {
     let env = start(fixture_with(|f| {
-        f["vaults"][1]["secrets"].as_array_mut().expect("s").push(json!({
-            "name": "unrelated-thing",
-            "value": "zzzzzzzzzzzz",
-            "expires": "+25d",
-            "created": "-10d"
-        }));
+        f["vaults"][1]["secrets"]
+            .as_array_mut()
+            .expect("s")
+            .push(json!({
+                "name": "unrelated-thing",
+                "value": "zzzzzzzzzzzz",
+                "expires": "+25d",
+                "created": "-10d"
+            }));
     }))
     .await;
     let engine = fast_engine(&env);
@@ -311,9 +393,16 @@ async fn expiry_alone_never_qualifies_a_secret() {
         .iter()
         .find(|m| m.secret_name == "unrelated-thing")
         .expect("reported");
-    assert!(m.rejected.as_deref().unwrap_or("").contains("expiry alone"), "{m:#?}");
+    assert!(
+        m.rejected.as_deref().unwrap_or("").contains("expiry alone"),
+        "{m:#?}"
+    );
     let links = rotor_engine::rotation::links_from_matches(&report, &[app], &policy);
-    assert!(links.iter().all(|l| l.targets.iter().all(|t| t.secret_name != "unrelated-thing")));
+    assert!(
+        links
+            .iter()
+            .all(|l| l.targets.iter().all(|t| t.secret_name != "unrelated-thing"))
+    );
 }
 
 /// #6: at the 2-password cap rotor removed an expired credential that is not of the lineage.
@@ -328,10 +417,22 @@ async fn make_room_never_reaches_outside_the_lineage() {
         consumer["password_credentials"][0]["display_name"] = json!("old");
     }))
     .await;
-    let link = one_target(&env, CONSUMER, "current", "kv-prod", "consumer-app-client-secret");
-    let r = fast_engine(&env).rotate(&link, &Policy::default(), &forced(), &NoProgress).await;
+    let link = one_target(
+        &env,
+        CONSUMER,
+        "current",
+        "kv-prod",
+        "consumer-app-client-secret",
+    );
+    let r = fast_engine(&env)
+        .rotate(&link, &Policy::default(), &forced(), &NoProgress)
+        .await;
     assert_eq!(r.status, RotationStatus::Failed, "{r:#?}");
-    assert!(r.error.unwrap_or_default().contains("never removes a credential outside the lineage"));
+    assert!(
+        r.error
+            .unwrap_or_default()
+            .contains("never removes a credential outside the lineage")
+    );
     assert!(r.removed_key_ids.is_empty());
     assert_eq!(env.passwords(CONSUMER).len(), 2);
 }
@@ -369,7 +470,14 @@ async fn unwritable_history_refuses_before_changing_anything() {
     o.history_file = Some(env.dir.path().to_path_buf()); // a directory: cannot be appended to
     let engine = Engine::new(o).expect("engine");
     let before = env.passwords(MYAPP).len();
-    let r = engine.rotate(&env.myapp_link(), &Policy::default(), &forced(), &NoProgress).await;
+    let r = engine
+        .rotate(
+            &env.myapp_link(),
+            &Policy::default(),
+            &forced(),
+            &NoProgress,
+        )
+        .await;
     assert_eq!(r.status, RotationStatus::Failed, "{r:#?}");
     assert!(r.error.unwrap_or_default().contains("history file"));
     assert_eq!(env.passwords(MYAPP).len(), before, "nothing changed");
@@ -388,7 +496,9 @@ async fn rerun_after_a_complete_rotation_does_not_rotate_again() {
         replace_key_id: Some(MYAPP_SECRET1.into()),
         ..RotateOptions::default()
     };
-    let first = fast_engine(&env).rotate(&link, &Policy::default(), &opts, &NoProgress).await;
+    let first = fast_engine(&env)
+        .rotate(&link, &Policy::default(), &opts, &NoProgress)
+        .await;
     assert_eq!(first.status, RotationStatus::Success, "{first:#?}");
     let engine = fast_engine(&env);
     let again = engine
@@ -396,7 +506,9 @@ async fn rerun_after_a_complete_rotation_does_not_rotate_again() {
         .await
         .expect("adopt by the old key id");
     let before = env.passwords(MYAPP).len();
-    let second = engine.rotate(&again, &Policy::default(), &opts, &NoProgress).await;
+    let second = engine
+        .rotate(&again, &Policy::default(), &opts, &NoProgress)
+        .await;
     assert_eq!(second.status, RotationStatus::Skipped, "{second:#?}");
     assert_eq!(second.skip_reason, Some(SkipReason::NotDue));
     assert_eq!(env.passwords(MYAPP).len(), before);

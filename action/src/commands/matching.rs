@@ -45,6 +45,10 @@ pub struct MatchItem {
     pub hint_mismatch: bool,
     /// The exclusion pattern that applies, if any (excluded items are never rotated).
     pub excluded: Option<String>,
+    /// Why rotor will never write this secret for this credential (tagged for another
+    /// application, or matched on expiry alone); omitted when not rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
 }
 
 /// A credential without any match.
@@ -100,7 +104,7 @@ pub fn to_json(report: &MatchReport, min: Confidence, ctx: &Context) -> MatchJso
     let matches = report
         .matches
         .iter()
-        .filter(|m| m.confidence >= min)
+        .filter(|m| m.confidence >= min || m.rejected.is_some())
         .map(|m| MatchItem {
             app_id: m.app_id.clone(),
             app_name: m.app_name.clone(),
@@ -113,6 +117,7 @@ pub fn to_json(report: &MatchReport, min: Confidence, ctx: &Context) -> MatchJso
             signals: m.signals.iter().map(|s| s.as_str().to_owned()).collect(),
             hint_mismatch: m.hint_mismatch,
             excluded: m.excluded.clone(),
+            rejected: m.rejected.clone(),
         })
         .collect();
     let unmatched = report
@@ -260,7 +265,9 @@ fn table_rows(view: &MatchJson, policy_min: Confidence) -> Vec<Vec<String>> {
             if m.hint_mismatch {
                 note.push("hint mismatch: the vault holds another credential".to_owned());
             }
-            if m.excluded.is_none() && m.confidence < policy_min {
+            if let Some(why) = &m.rejected {
+                note.push(format!("rejected: {why}"));
+            } else if m.excluded.is_none() && m.confidence < policy_min {
                 note.push(format!(
                     "below policy minimum {policy_min}: not rotated automatically"
                 ));
@@ -312,8 +319,14 @@ fn explain(report: &MatchReport, view: &MatchJson, policy_min: Confidence) {
     let low: Vec<&MatchItem> = view
         .matches
         .iter()
-        .filter(|m| m.confidence < policy_min && m.excluded.is_none())
+        .filter(|m| m.confidence < policy_min && m.excluded.is_none() && m.rejected.is_none())
         .collect();
+    let rejected = view.matches.iter().filter(|m| m.rejected.is_some()).count();
+    if rejected > 0 {
+        eprintln!(
+            "note: {rejected} candidate(s) rejected: rotor never writes a secret tagged for another application, nor one that matches on expiry alone (see the Note column)"
+        );
+    }
     if !low.is_empty() {
         eprintln!(
             "warning: {} match(es) below the policy minimum confidence {policy_min}: they are not rotated by `rotate --due`",

@@ -204,20 +204,7 @@ pub async fn select(
         let link = engine
             .adopt(app_id, key_id, &vaults, policy)
             .await
-            .map_err(|e| {
-                if e.kind() == rotor_engine::ErrorKind::NotFound {
-                    e.with_hint(format!(
-                        "see every candidate and its signals: rotor match --app {app_id}"
-                    ))
-                    .with_hint("raise the confidence: tags `app-id`/`app-name` on the Key Vault secret, a name like `{app-name}-client-secret`, its expiry set to the credential's end")
-                    .with_hint(format!(
-                        "or lower `min_confidence` (now {}) in the [policy] of rotor.toml after checking the match by hand",
-                        policy.min_confidence
-                    ))
-                } else {
-                    e
-                }
-            })?;
+            ?;
         let status = engine.inspect_link(&link, policy).await?;
         planned.push(Planned {
             link,
@@ -266,7 +253,7 @@ pub async fn select(
                 app.app_id
             ))
             .with_hint("raise the confidence: tag the Key Vault secret with `app-id`/`app-name`, or name it `{app-name}-client-secret`")
-            .with_hint("or lower `min_confidence` in the [policy] of rotor.toml (MEDIUM, LOW) after checking the matches by hand")
+            .with_hint("or lower `min_confidence` in the [policy] of rotor.toml (MEDIUM, LOW) after checking the matches by hand; a candidate tagged for another application is never written at any level")
             .into());
         }
         for link in mine {
@@ -487,6 +474,7 @@ pub async fn run_collect(
         dry_run: args.change.dry_run,
         force,
         validity_days: args.expiry_days,
+        replace_key_id: args.key_id.clone(),
     };
     let records = execute(ctx, &engine, &planned, &opts).await;
     print_records(ctx, &planned, &records, args.change.dry_run)?;

@@ -37,8 +37,16 @@ fn rival_of(
     st: &LinkState,
     ours: Option<&str>,
 ) -> Option<PasswordCredential> {
-    let seen: BTreeSet<String> = st.lineage.iter().map(|c| c.key_id.to_ascii_lowercase()).collect();
-    let pos = ours.and_then(|k| lineage.iter().position(|c| c.key_id.eq_ignore_ascii_case(k)));
+    let seen: BTreeSet<String> = st
+        .lineage
+        .iter()
+        .map(|c| c.key_id.to_ascii_lowercase())
+        .collect();
+    let pos = ours.and_then(|k| {
+        lineage
+            .iter()
+            .position(|c| c.key_id.eq_ignore_ascii_case(k))
+    });
     lineage
         .iter()
         .enumerate()
@@ -60,7 +68,12 @@ pub(crate) async fn run(
     rep: &Reporter<'_>,
 ) -> Result<Created> {
     let inner = &e.inner;
-    rep.emit(Step::Create, StepState::Started, None, format!("adding password `{display}`"));
+    rep.emit(
+        Step::Create,
+        StepState::Started,
+        None,
+        format!("adding password `{display}`"),
+    );
     let added = inner.graph.add_password(&st.app, display, end).await;
     inner.invalidate(&st.app.app_id);
     let (credential, value) = match added {
@@ -73,7 +86,10 @@ pub(crate) async fn run(
             // At the cap: a concurrent run's credential may hold the slot we planned for.
             let fresh = inner.fetch_app(&link.application_id).await?;
             if let Some(rival) = rival_of(&fresh.lineage(&link.credential_display_name), st, None) {
-                return Ok(Created::Rival { rival, removed_ours: None });
+                return Ok(Created::Rival {
+                    rival,
+                    removed_ours: None,
+                });
             }
             return Err(err);
         }

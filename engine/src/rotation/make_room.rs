@@ -24,14 +24,26 @@ pub(crate) async fn run(
     if let Err(kept) = prove_removable(e, link, st, c, policy).await {
         return Err(no_room(st, &[(c.key_id.clone(), kept)]));
     }
-    rep.emit(Step::MakeRoom, StepState::Started, None, format!("removing {why}"));
+    rep.emit(
+        Step::MakeRoom,
+        StepState::Started,
+        None,
+        format!("removing {why}"),
+    );
     e.inner.graph.remove_password(&st.app, &c.key_id).await?;
     e.inner.invalidate(&st.app.app_id);
     rec.removed_key_ids.push(c.key_id.clone());
-    rec.notes.push(format!("made room under the password cap by removing {why}"));
+    rec.notes.push(format!(
+        "made room under the password cap by removing {why}"
+    ));
     st.app.password_credentials.retain(|x| x.key_id != c.key_id);
     st.lineage.retain(|x| x.key_id != c.key_id);
-    rep.emit(Step::MakeRoom, StepState::Done, None, format!("removed {}", c.key_id));
+    rep.emit(
+        Step::MakeRoom,
+        StepState::Done,
+        None,
+        format!("removed {}", c.key_id),
+    );
     Ok(())
 }
 

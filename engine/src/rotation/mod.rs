@@ -175,7 +175,11 @@ async fn preflight(
         Step::Preflight,
         StepState::Started,
         None,
-        format!("reading {} and {} target(s)", link.application_id, link.targets.len()),
+        format!(
+            "reading {} and {} target(s)",
+            link.application_id,
+            link.targets.len()
+        ),
     );
     preflight::check_pending_window(e, policy)?;
     preflight::check_history(e, opts.dry_run)?;
@@ -184,8 +188,14 @@ async fn preflight(
     *rep.app_name.lock() = app.display_name.clone();
     if let Some(x) = excluded(link, &app, policy) {
         rec.status = RotationStatus::Excluded;
-        rec.notes.push(format!("excluded by policy (`{x}`); nothing was changed"));
-        rep.emit(Step::Preflight, StepState::Skipped, None, format!("excluded by `{x}`"));
+        rec.notes
+            .push(format!("excluded by policy (`{x}`); nothing was changed"));
+        rep.emit(
+            Step::Preflight,
+            StepState::Skipped,
+            None,
+            format!("excluded by `{x}`"),
+        );
         return Ok(None);
     }
     if link.targets.is_empty() {
@@ -227,14 +237,23 @@ async fn run(
     let decision = plan::decide(&st, policy, opts, now, &label(e));
     let (remove_orphans, repair, rotate) = match decision {
         Decision::InProgress(p) => {
-            skip(rec, SkipReason::InProgress, format!(
-                "rotation in progress: credential {} was created at {} by rotation {} and no target holds it yet; it is treated as an orphan after {} s",
-                p.key_id,
-                fmt_time(p.start),
-                p.rotation_id().unwrap_or("?"),
-                policy.pending_window.as_secs()
-            ));
-            rep.emit(Step::Preflight, StepState::Skipped, None, "rotation in progress");
+            skip(
+                rec,
+                SkipReason::InProgress,
+                format!(
+                    "rotation in progress: credential {} was created at {} by rotation {} and no target holds it yet; it is treated as an orphan after {} s",
+                    p.key_id,
+                    fmt_time(p.start),
+                    p.rotation_id().unwrap_or("?"),
+                    policy.pending_window.as_secs()
+                ),
+            );
+            rep.emit(
+                Step::Preflight,
+                StepState::Skipped,
+                None,
+                "rotation in progress",
+            );
             return Ok(());
         }
         Decision::Claimed(holders) => {
@@ -257,7 +276,11 @@ async fn run(
             rep.emit(Step::Preflight, StepState::Skipped, None, "not due");
             return Ok(());
         }
-        Decision::Act { remove_orphans, repair, rotate } => (remove_orphans, repair, rotate),
+        Decision::Act {
+            remove_orphans,
+            repair,
+            rotate,
+        } => (remove_orphans, repair, rotate),
     };
     preflight::checks(e, &st, policy, rep)?;
     let todo: Vec<&state::TargetState> = match (&rotate, &repair) {
@@ -266,10 +289,27 @@ async fn run(
         (None, None) => Vec::new(),
     };
     preflight::probe_write_access(e, &todo, opts.dry_run, rec).await?;
-    rep.emit(Step::Preflight, StepState::Done, None, format!("confidence {}", rec.confidence));
+    rep.emit(
+        Step::Preflight,
+        StepState::Done,
+        None,
+        format!("confidence {}", rec.confidence),
+    );
 
     if opts.dry_run {
-        return describe(e, link, &mut st, policy, opts, &remove_orphans, repair.is_some(), rotate.as_ref(), rep, rec).await;
+        return describe(
+            e,
+            link,
+            &mut st,
+            policy,
+            opts,
+            &remove_orphans,
+            repair.is_some(),
+            rotate.as_ref(),
+            rep,
+            rec,
+        )
+        .await;
     }
     if rep.cancelled() {
         return Err(record::cancelled_error(link, "changing anything"));
@@ -286,7 +326,9 @@ async fn run(
         return Ok(());
     };
     rec.notes.push(format!("rotating: {}", rotate.reason));
-    let validity = opts.validity_days.unwrap_or(policy.new_secret_validity_days);
+    let validity = opts
+        .validity_days
+        .unwrap_or(policy.new_secret_validity_days);
     let end = plan::plus_days(e.inner.now(), validity);
     let display = format!("{} rotor:{}", link.credential_display_name, rec.rotation_id);
     if let Some(room) = &rotate.make_room {
@@ -300,7 +342,10 @@ async fn run(
     }
     let pending = match create::run(e, link, &st, &display, end, rep).await? {
         create::Created::Ours(p) => p,
-        create::Created::Rival { rival, removed_ours } => {
+        create::Created::Rival {
+            rival,
+            removed_ours,
+        } => {
             rec.new_key_id = None;
             rec.new_expires_at = None;
             let ours = match &removed_ours {
@@ -308,14 +353,22 @@ async fn run(
                     rec.removed_key_ids.push(k.clone());
                     format!("removed this run's credential {k}")
                 }
-                Some((k, false)) => format!("could not remove this run's credential {k} (it becomes an orphan)"),
-                None => "the application is at its password cap, so this run created none".to_owned(),
+                Some((k, false)) => {
+                    format!("could not remove this run's credential {k} (it becomes an orphan)")
+                }
+                None => {
+                    "the application is at its password cap, so this run created none".to_owned()
+                }
             };
-            skip(rec, SkipReason::LostRace, format!(
-                "rotation in progress: another run (rotation {}) created credential {} first; {ours}",
-                rival.rotation_id().unwrap_or("?"),
-                rival.key_id,
-            ));
+            skip(
+                rec,
+                SkipReason::LostRace,
+                format!(
+                    "rotation in progress: another run (rotation {}) created credential {} first; {ours}",
+                    rival.rotation_id().unwrap_or("?"),
+                    rival.key_id,
+                ),
+            );
             return Ok(());
         }
     };
@@ -334,7 +387,12 @@ async fn verify_and_write(
     rec: &mut AuditRecord,
 ) -> Result<()> {
     let newc = &pending.credential;
-    rep.emit(Step::Verify, StepState::Started, None, "logging in with the new credential");
+    rep.emit(
+        Step::Verify,
+        StepState::Started,
+        None,
+        "logging in with the new credential",
+    );
     let verified = match verify::run(e, &st.app, &pending.value, rep).await {
         Ok(v) => v,
         Err(err) => {
@@ -345,10 +403,20 @@ async fn verify_and_write(
         }
     };
     match verified {
-        verify::Verified::Login => rep.emit(Step::Verify, StepState::Done, None, "the new credential works"),
+        verify::Verified::Login => rep.emit(
+            Step::Verify,
+            StepState::Done,
+            None,
+            "the new credential works",
+        ),
         verify::Verified::NoServicePrincipal => {
             rec.notes.push("verified by read-back: the application has no service principal (AADSTS7000229), so logging in with the new secret is impossible".to_owned());
-            rep.emit(Step::Verify, StepState::Skipped, None, "no service principal: verifying by read-back instead");
+            rep.emit(
+                Step::Verify,
+                StepState::Skipped,
+                None,
+                "no service principal: verifying by read-back instead",
+            );
         }
     }
     // Before writing: still inside the write budget (so no other run can have taken the
@@ -462,7 +530,8 @@ async fn describe(
     rec: &mut AuditRecord,
 ) -> Result<()> {
     for (o, why) in orphans {
-        rec.notes.push(format!("would remove credential {} ({why})", o.key_id));
+        rec.notes
+            .push(format!("would remove credential {} ({why})", o.key_id));
     }
     if repair {
         resume::repair(e, st, true, rep, rec).await?;
@@ -474,9 +543,12 @@ async fn describe(
     };
     rec.notes.push(format!("rotating: {}", rotate.reason));
     if let Some((_, why)) = &rotate.make_room {
-        rec.notes.push(format!("would remove {why} to stay under the password cap"));
+        rec.notes
+            .push(format!("would remove {why} to stay under the password cap"));
     }
-    let validity = opts.validity_days.unwrap_or(policy.new_secret_validity_days);
+    let validity = opts
+        .validity_days
+        .unwrap_or(policy.new_secret_validity_days);
     let end = plan::plus_days(e.inner.now(), validity);
     rec.notes.push(format!(
         "would add password `{} rotor:{}` valid until {}, verify it, and write it to {} target(s)",
@@ -558,11 +630,20 @@ async fn sync_preflight(
             format!("syncing the targets of {link}"),
             "no target holds a credential of this lineage, so there is no value to copy",
         )
-        .with_hint("rotate the link instead: it creates a new credential and writes it to every target"));
+        .with_hint(
+            "rotate the link instead: it creates a new credential and writes it to every target",
+        ));
     };
     match plan::decide(&st, policy, &opts, e.inner.now(), &label(e)) {
         Decision::InProgress(p) => {
-            skip(rec, SkipReason::InProgress, format!("rotation in progress: credential {} no target holds yet", p.key_id));
+            skip(
+                rec,
+                SkipReason::InProgress,
+                format!(
+                    "rotation in progress: credential {} no target holds yet",
+                    p.key_id
+                ),
+            );
             return Ok(None);
         }
         Decision::Claimed(holders) => {

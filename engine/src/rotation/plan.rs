@@ -118,18 +118,22 @@ pub(crate) fn removable(
     label: &dyn Fn(&Target) -> String,
 ) -> Result<String, String> {
     let same = |a: &PasswordCredential| a.key_id.eq_ignore_ascii_case(&c.key_id);
-    if let Some(t) = st
-        .targets
-        .iter()
-        .find(|t| t.held.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(&c.key_id)))
-    {
+    if let Some(t) = st.targets.iter().find(|t| {
+        t.held
+            .as_deref()
+            .is_some_and(|k| k.eq_ignore_ascii_case(&c.key_id))
+    }) {
         return Err(format!("held by {}", label(&t.target)));
     }
     if let Some(h) = st.held_outside(&c.key_id).first() {
         return Err(format!(
             "held by {}, outside this link ({})",
             label(&h.target),
-            if h.by_tag { "its rotor-key-id tag" } else { "its value's first characters" }
+            if h.by_tag {
+                "its rotor-key-id tag"
+            } else {
+                "its value's first characters"
+            }
         ));
     }
     if st.in_progress.iter().any(same) {
@@ -150,12 +154,19 @@ pub(crate) fn removable(
     let expired = c.end <= now;
     let Some(cur) = &st.current else {
         return if expired {
-            Ok(format!("expired at {} and held by no secret in scope", fmt_time(c.end)))
+            Ok(format!(
+                "expired at {} and held by no secret in scope",
+                fmt_time(c.end)
+            ))
         } else {
             Err("no target holds a credential of this lineage; nothing is removed".to_owned())
         };
     };
-    let rank = |k: &str| st.lineage.iter().position(|x| x.key_id.eq_ignore_ascii_case(k));
+    let rank = |k: &str| {
+        st.lineage
+            .iter()
+            .position(|x| x.key_id.eq_ignore_ascii_case(k))
+    };
     if rank(&c.key_id) >= rank(&cur.key_id) {
         return Err("newer than the current credential".to_owned());
     }
@@ -222,7 +233,11 @@ pub(crate) fn decide(
     }
     // Two links on one lineage: a secret outside this link holds, by its tag, the current
     // credential or one newer than it (or any, when no target holds one).
-    let rank = |k: &str| st.lineage.iter().position(|x| x.key_id.eq_ignore_ascii_case(k));
+    let rank = |k: &str| {
+        st.lineage
+            .iter()
+            .position(|x| x.key_id.eq_ignore_ascii_case(k))
+    };
     let claimed: Vec<OutsideHolder> = st
         .outside
         .iter()
@@ -242,7 +257,11 @@ pub(crate) fn decide(
     let remove_orphans: Vec<(PasswordCredential, String)> = st
         .orphans
         .iter()
-        .filter_map(|o| removable(st, o, policy, now, label).ok().map(|why| (o.clone(), why)))
+        .filter_map(|o| {
+            removable(st, o, policy, now, label)
+                .ok()
+                .map(|why| (o.clone(), why))
+        })
         .collect();
     let repair = match &st.current {
         Some(cur) if st.diverged => Some(Repair {
@@ -268,7 +287,8 @@ pub(crate) fn decide(
             rotate: None,
         };
     };
-    let count = st.app.password_credentials.len() - remove_orphans.len().min(st.app.password_credentials.len());
+    let count = st.app.password_credentials.len()
+        - remove_orphans.len().min(st.app.password_credentials.len());
     let at_cap = st.app.password_cap().is_some_and(|cap| count >= cap);
     let make_room = if at_cap {
         let mut kept = Vec::new();
@@ -277,7 +297,10 @@ pub(crate) fn decide(
             .iter()
             .filter(|c| !remove_orphans.iter().any(|(o, _)| o.key_id == c.key_id))
             .find_map(|c| match removable(st, c, policy, now, label) {
-                Ok(why) => Some((c.clone(), format!("lineage credential {} ({why})", c.key_id))),
+                Ok(why) => Some((
+                    c.clone(),
+                    format!("lineage credential {} ({why})", c.key_id),
+                )),
                 Err(why) => {
                     kept.push((c.key_id.clone(), why));
                     None
@@ -357,11 +380,17 @@ mod tests {
             key_credentials: vec![],
         };
         let lineage: Vec<PasswordCredential> = app.lineage("S").into_iter().cloned().collect();
-        let targets: Vec<TargetState> = holds.iter().enumerate().map(|(i, h)| target(i, *h)).collect();
+        let targets: Vec<TargetState> = holds
+            .iter()
+            .enumerate()
+            .map(|(i, h)| target(i, *h))
+            .collect();
         let held: BTreeSet<String> = targets.iter().filter_map(|t| t.held.clone()).collect();
         let c = classify(&lineage, &held, &outside, NOW, time::Duration::HOUR);
         let diverged = c.current.as_ref().is_some_and(|cur| {
-            targets.iter().any(|t| t.held.as_deref() != Some(cur.key_id.as_str()))
+            targets
+                .iter()
+                .any(|t| t.held.as_deref() != Some(cur.key_id.as_str()))
         });
         LinkState {
             name: "S".into(),
@@ -385,7 +414,11 @@ mod tests {
             Decision::Claimed(h) => format!("claimed {}", h[0].key_id),
             Decision::NotDue { .. } => "not-due".into(),
             Decision::NoRoom { .. } => "no-room".into(),
-            Decision::Act { remove_orphans, repair, rotate } => {
+            Decision::Act {
+                remove_orphans,
+                repair,
+                rotate,
+            } => {
                 let mut parts = vec![];
                 for (o, _) in remove_orphans {
                     parts.push(format!("remove {}", o.key_id));
@@ -420,35 +453,156 @@ mod tests {
         let expired_other = || cred("x9z", "other", 800, -400);
         let expired_lineage = || cred("k5e", "S", 800, -400);
         let cases: Vec<(&str, LinkState, RotateOptions, &str)> = vec![
-            ("whole, not due", state(vec![old()], &[Some("k0a"), Some("k0a")], vec![], None), RotateOptions::default(), "not-due"),
-            ("whole, due by expiry", state(vec![due_old()], &[Some("k0a")], vec![], None), RotateOptions::default(), "rotate"),
-            ("forced", state(vec![old()], &[Some("k0a")], vec![], None), RotateOptions { force: true, ..Default::default() }, "rotate"),
+            (
+                "whole, not due",
+                state(vec![old()], &[Some("k0a"), Some("k0a")], vec![], None),
+                RotateOptions::default(),
+                "not-due",
+            ),
+            (
+                "whole, due by expiry",
+                state(vec![due_old()], &[Some("k0a")], vec![], None),
+                RotateOptions::default(),
+                "rotate",
+            ),
+            (
+                "forced",
+                state(vec![old()], &[Some("k0a")], vec![], None),
+                RotateOptions {
+                    force: true,
+                    ..Default::default()
+                },
+                "rotate",
+            ),
             (
                 "forced re-run after the work was done: fulfilled",
                 state(vec![old(), new()], &[Some("k1b")], vec![], None),
-                RotateOptions { force: true, replace_key_id: Some("k0a".into()), ..Default::default() },
+                RotateOptions {
+                    force: true,
+                    replace_key_id: Some("k0a".into()),
+                    ..Default::default()
+                },
                 "not-due",
             ),
             (
                 "forced re-run after a partial write: repair only",
-                state(vec![old(), new()], &[Some("k1b"), Some("k0a")], vec![], None),
-                RotateOptions { force: true, replace_key_id: Some("k0a".into()), ..Default::default() },
+                state(
+                    vec![old(), new()],
+                    &[Some("k1b"), Some("k0a")],
+                    vec![],
+                    None,
+                ),
+                RotateOptions {
+                    force: true,
+                    replace_key_id: Some("k0a".into()),
+                    ..Default::default()
+                },
                 "repair k1b",
             ),
-            ("diverged only: repair", state(vec![old(), new()], &[Some("k1b"), Some("k0a")], vec![], None), RotateOptions::default(), "repair k1b"),
-            ("diverged and due: repair then rotate", state(vec![due_old(), cred("k1b", "S rotor:r1", 340, 10)], &[Some("k1b"), Some("k0a")], vec![], None), RotateOptions::default(), "repair k1b, rotate"),
-            ("another run in progress", state(vec![old(), fresh()], &[Some("k0a")], vec![], None), RotateOptions { force: true, ..Default::default() }, "in-progress k2c"),
-            ("a crashed run's orphan", state(vec![old(), stale()], &[Some("k0a")], vec![], None), RotateOptions::default(), "remove k3d"),
-            ("an orphan held outside the link: two links", state(vec![old(), stale()], &[Some("k0a")], vec![outside("k3d")], None), RotateOptions::default(), "claimed k3d"),
-            ("the current credential held outside: two links", state(vec![old()], &[Some("k0a")], vec![outside("k0a")], None), RotateOptions::default(), "claimed k0a"),
-            ("an older credential held outside: not a conflict", state(vec![cred("k7f", "S", 400, 30), old()], &[Some("k0a")], vec![outside("k7f")], None), RotateOptions::default(), "not-due"),
-            ("capped, an expired lineage credential makes room", state(vec![expired_lineage(), due_old()], &[Some("k0a")], vec![], capped), RotateOptions::default(), "room k5e rotate"),
-            ("capped, only an expired credential outside the lineage: refuse", state(vec![expired_other(), due_old()], &[Some("k0a")], vec![], capped), RotateOptions::default(), "no-room"),
-            ("capped, the orphan frees the slot", state(vec![due_old(), stale()], &[Some("k0a")], vec![], capped), RotateOptions::default(), "remove k3d, rotate"),
-            ("nothing held: create", state(vec![old()], &[None], vec![], None), RotateOptions::default(), "rotate"),
+            (
+                "diverged only: repair",
+                state(
+                    vec![old(), new()],
+                    &[Some("k1b"), Some("k0a")],
+                    vec![],
+                    None,
+                ),
+                RotateOptions::default(),
+                "repair k1b",
+            ),
+            (
+                "diverged and due: repair then rotate",
+                state(
+                    vec![due_old(), cred("k1b", "S rotor:r1", 340, 10)],
+                    &[Some("k1b"), Some("k0a")],
+                    vec![],
+                    None,
+                ),
+                RotateOptions::default(),
+                "repair k1b, rotate",
+            ),
+            (
+                "another run in progress",
+                state(vec![old(), fresh()], &[Some("k0a")], vec![], None),
+                RotateOptions {
+                    force: true,
+                    ..Default::default()
+                },
+                "in-progress k2c",
+            ),
+            (
+                "a crashed run's orphan",
+                state(vec![old(), stale()], &[Some("k0a")], vec![], None),
+                RotateOptions::default(),
+                "remove k3d",
+            ),
+            (
+                "an orphan held outside the link: two links",
+                state(
+                    vec![old(), stale()],
+                    &[Some("k0a")],
+                    vec![outside("k3d")],
+                    None,
+                ),
+                RotateOptions::default(),
+                "claimed k3d",
+            ),
+            (
+                "the current credential held outside: two links",
+                state(vec![old()], &[Some("k0a")], vec![outside("k0a")], None),
+                RotateOptions::default(),
+                "claimed k0a",
+            ),
+            (
+                "an older credential held outside: not a conflict",
+                state(
+                    vec![cred("k7f", "S", 400, 30), old()],
+                    &[Some("k0a")],
+                    vec![outside("k7f")],
+                    None,
+                ),
+                RotateOptions::default(),
+                "not-due",
+            ),
+            (
+                "capped, an expired lineage credential makes room",
+                state(
+                    vec![expired_lineage(), due_old()],
+                    &[Some("k0a")],
+                    vec![],
+                    capped,
+                ),
+                RotateOptions::default(),
+                "room k5e rotate",
+            ),
+            (
+                "capped, only an expired credential outside the lineage: refuse",
+                state(
+                    vec![expired_other(), due_old()],
+                    &[Some("k0a")],
+                    vec![],
+                    capped,
+                ),
+                RotateOptions::default(),
+                "no-room",
+            ),
+            (
+                "capped, the orphan frees the slot",
+                state(vec![due_old(), stale()], &[Some("k0a")], vec![], capped),
+                RotateOptions::default(),
+                "remove k3d, rotate",
+            ),
+            (
+                "nothing held: create",
+                state(vec![old()], &[None], vec![], None),
+                RotateOptions::default(),
+                "rotate",
+            ),
         ];
         for (what, st, opts, want) in cases {
-            let got = decide(&st, &Policy::default(), &opts, NOW, &|t| t.vault_url.to_string());
+            let got = decide(&st, &Policy::default(), &opts, NOW, &|t| {
+                t.vault_url.to_string()
+            });
             assert_eq!(summary(&got), want, "{what}");
         }
     }
@@ -457,15 +611,36 @@ mod tests {
     fn removable_rules() {
         let policy = Policy::default(); // grace 7 days
         let label = |t: &Target| t.vault_url.to_string();
-        let st = state(vec![cred("k0a", "S", 300, 60), cred("k1b", "S rotor:r1", 3, 362)], &[Some("k1b")], vec![], None);
+        let st = state(
+            vec![cred("k0a", "S", 300, 60), cred("k1b", "S rotor:r1", 3, 362)],
+            &[Some("k1b")],
+            vec![],
+            None,
+        );
         let why = removable(&st, &st.lineage[0], &policy, NOW, &label).unwrap_err();
         assert!(why.starts_with("grace period until"), "{why}");
-        let st = state(vec![cred("k0a", "S", 300, 60), cred("k1b", "S rotor:r1", 8, 357)], &[Some("k1b")], vec![], None);
-        assert_eq!(removable(&st, &st.lineage[0], &policy, NOW, &label), Ok("grace period over".into()));
-        assert!(removable(&st, &st.lineage[1], &policy, NOW, &label).unwrap_err().starts_with("held by"));
+        let st = state(
+            vec![cred("k0a", "S", 300, 60), cred("k1b", "S rotor:r1", 8, 357)],
+            &[Some("k1b")],
+            vec![],
+            None,
+        );
+        assert_eq!(
+            removable(&st, &st.lineage[0], &policy, NOW, &label),
+            Ok("grace period over".into())
+        );
+        assert!(
+            removable(&st, &st.lineage[1], &policy, NOW, &label)
+                .unwrap_err()
+                .starts_with("held by")
+        );
         let mut scan_failed = st.clone();
         scan_failed.scan_errors.push("kv: 503".into());
-        assert!(removable(&scan_failed, &st.lineage[0], &policy, NOW, &label).unwrap_err().contains("cannot prove"));
+        assert!(
+            removable(&scan_failed, &st.lineage[0], &policy, NOW, &label)
+                .unwrap_err()
+                .contains("cannot prove")
+        );
     }
 
     #[test]

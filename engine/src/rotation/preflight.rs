@@ -92,13 +92,19 @@ pub(crate) fn check_confidence(e: &Engine, st: &LinkState, policy: &Policy) -> R
                 format!(
                     "match confidence {c} is below the policy minimum {} (signals: {}); it may hold another credential, so rotor will not overwrite it",
                     policy.min_confidence,
-                    if signals.is_empty() { "none".to_owned() } else { signals.join(", ") }
+                    if signals.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        signals.join(", ")
+                    }
                 ),
             );
             for h in how_to_raise(&t.signals) {
                 err = err.with_hint(h);
             }
-            return Err(err.with_hint("or lower policy.min_confidence after checking the match by hand"));
+            return Err(
+                err.with_hint("or lower policy.min_confidence after checking the match by hand")
+            );
         }
     }
     Ok(())
@@ -120,7 +126,11 @@ pub(crate) async fn probe_write_access(
         .map(|t| vaults.label(&t.target))
         .collect();
     if !missing.is_empty() {
-        let (verb, them) = if missing.len() == 1 { ("does", "it") } else { ("do", "them") };
+        let (verb, them) = if missing.len() == 1 {
+            ("does", "it")
+        } else {
+            ("do", "them")
+        };
         rec.notes.push(format!(
             "{} {verb} not exist yet: rotor creates {them} when writing, so write access to {them} was not checked in advance",
             missing.join(", ")
@@ -158,7 +168,12 @@ pub(crate) async fn probe_write_access(
 }
 
 /// Every check of step 1 that needs no decision yet.
-pub(crate) fn checks(e: &Engine, st: &LinkState, policy: &Policy, rep: &Reporter<'_>) -> Result<()> {
+pub(crate) fn checks(
+    e: &Engine,
+    st: &LinkState,
+    policy: &Policy,
+    rep: &Reporter<'_>,
+) -> Result<()> {
     check_confidence(e, st, policy)?;
     check_tag_room(e, st)?;
     if !st.scan_errors.is_empty() {

@@ -100,9 +100,11 @@ pub(crate) fn set_target(
     status: TargetStatus,
     error: Option<String>,
 ) {
-    if let Some(r) = rec.targets.iter_mut().find(|r| {
-        r.vault_url == t.vault_url && r.secret_name.eq_ignore_ascii_case(&t.secret_name)
-    }) {
+    if let Some(r) = rec
+        .targets
+        .iter_mut()
+        .find(|r| r.vault_url == t.vault_url && r.secret_name.eq_ignore_ascii_case(&t.secret_name))
+    {
         r.version = version;
         r.status = status;
         r.error = error;

@@ -28,7 +28,9 @@ pub(crate) async fn prove_removable(
         scan_errors,
         ..st.clone()
     };
-    removable(&fresh, c, policy, e.inner.now(), &|t| e.inner.vaults.label(t))
+    removable(&fresh, c, policy, e.inner.now(), &|t| {
+        e.inner.vaults.label(t)
+    })
 }
 
 /// Removes the orphans the plan found, each after a fresh proof.
@@ -43,14 +45,19 @@ pub(crate) async fn remove_orphans(
 ) -> Result<()> {
     for (o, _) in orphans {
         if let Err(kept) = prove_removable(e, link, st, o, policy).await {
-            rec.notes.push(format!("kept credential {}: {kept}", o.key_id));
+            rec.notes
+                .push(format!("kept credential {}: {kept}", o.key_id));
             continue;
         }
         rep.emit(
             Step::Cleanup,
             StepState::Started,
             None,
-            format!("removing orphan credential {} (created {}, held by no secret in scope)", o.key_id, fmt_time(o.start)),
+            format!(
+                "removing orphan credential {} (created {}, held by no secret in scope)",
+                o.key_id,
+                fmt_time(o.start)
+            ),
         );
         e.inner.graph.remove_password(&st.app, &o.key_id).await?;
         e.inner.invalidate(&st.app.app_id);
@@ -104,21 +111,32 @@ pub(crate) async fn repair(
         }
     }
     let todo = lacking(st, &cur);
-    let names: Vec<String> = todo.iter().map(|t| e.inner.vaults.label(&t.target)).collect();
+    let names: Vec<String> = todo
+        .iter()
+        .map(|t| e.inner.vaults.label(&t.target))
+        .collect();
     rec.new_key_id = Some(cur.key_id.clone());
     rec.new_expires_at = Some(cur.end);
     if dry_run {
         for t in &todo {
             set_target(rec, &t.target, None, TargetStatus::WouldUpdate, None);
         }
-        rec.notes.push(format!("would copy credential {} to {}", cur.key_id, names.join(", ")));
+        rec.notes.push(format!(
+            "would copy credential {} to {}",
+            cur.key_id,
+            names.join(", ")
+        ));
         return Ok(());
     }
     rep.emit(
         Step::Resume,
         StepState::Started,
         None,
-        format!("finishing credential {}: copying it to {}", cur.key_id, names.join(", ")),
+        format!(
+            "finishing credential {}: copying it to {}",
+            cur.key_id,
+            names.join(", ")
+        ),
     );
     let payload = Payload {
         cred: &cur,
@@ -138,7 +156,9 @@ pub(crate) async fn repair(
                 w.unknown
             ),
         )
-        .with_hint("re-run to finish; the targets that were not updated still hold a valid credential")
+        .with_hint(
+            "re-run to finish; the targets that were not updated still hold a valid credential",
+        )
         .with_hint_all(err.hints()));
     }
     rec.notes.push(format!(

@@ -100,7 +100,11 @@ pub(crate) fn classify(
     pending: time::Duration,
 ) -> Classified {
     let is_held = |k: &str| held.iter().any(|h| h.eq_ignore_ascii_case(k));
-    let rank = |k: &str| lineage.iter().position(|c| c.key_id.eq_ignore_ascii_case(k));
+    let rank = |k: &str| {
+        lineage
+            .iter()
+            .position(|c| c.key_id.eq_ignore_ascii_case(k))
+    };
     let current = lineage.iter().rev().find(|c| is_held(&c.key_id)).cloned();
     let mut out = Classified {
         current: current.clone(),
@@ -162,7 +166,7 @@ fn facts_of(t: &Target, v: &SecretVersion, vault: String) -> SecretFacts {
 
 /// The vaults the scope scan covers: the engine's scope plus the link's own vaults.
 pub(crate) fn scope_of(e: &Engine, link: &Link) -> Vec<Url> {
-    let mut v: Vec<Url> = e.inner.scope_vaults.clone();
+    let mut v: Vec<Url> = e.inner.scope_vaults.lock().clone();
     for t in &link.targets {
         if !v.contains(&t.vault_url) {
             v.push(t.vault_url.clone());
@@ -220,19 +224,18 @@ pub(crate) async fn outside_holders(
             }
         };
         for f in facts.iter() {
-            let own = link.targets.iter().any(|t| {
-                t.vault_url == f.vault_url && t.secret_name.eq_ignore_ascii_case(&f.name)
-            });
+            let own = link
+                .targets
+                .iter()
+                .any(|t| t.vault_url == f.vault_url && t.secret_name.eq_ignore_ascii_case(&f.name));
             if own {
                 continue;
             }
             let tagged = tags::key_id(&f.tags);
             for c in lineage {
                 let by_tag = tagged.is_some_and(|k| k.eq_ignore_ascii_case(&c.key_id));
-                let by_hint = tagged.is_none()
-                    && c.hint.is_some()
-                    && f.hint.is_some()
-                    && c.hint == f.hint;
+                let by_hint =
+                    tagged.is_none() && c.hint.is_some() && f.hint.is_some() && c.hint == f.hint;
                 if by_tag || by_hint {
                     holders.push(OutsideHolder {
                         target: Target::new(f.vault_url.clone(), f.name.clone()),
@@ -384,7 +387,13 @@ fn target_state(
 pub(crate) fn claimed_error(e: &Engine, link: &Link, holders: &[&OutsideHolder]) -> Error {
     let names: Vec<String> = holders
         .iter()
-        .map(|h| format!("{} (credential {})", e.inner.vaults.label(&h.target), h.key_id))
+        .map(|h| {
+            format!(
+                "{} (credential {})",
+                e.inner.vaults.label(&h.target),
+                h.key_id
+            )
+        })
         .collect();
     Error::new(
         crate::ErrorKind::Conflict,
@@ -482,11 +491,21 @@ mod tests {
         ];
         for c in cases {
             let got = classify(&lineage, &c.held, &c.outside, NOW, hour);
-            let keys = |v: &[PasswordCredential]| v.iter().map(|c| c.key_id.clone()).collect::<Vec<_>>();
-            assert_eq!(got.current.as_ref().map(|c| c.key_id.as_str()), c.current, "{}", c.what);
+            let keys =
+                |v: &[PasswordCredential]| v.iter().map(|c| c.key_id.clone()).collect::<Vec<_>>();
+            assert_eq!(
+                got.current.as_ref().map(|c| c.key_id.as_str()),
+                c.current,
+                "{}",
+                c.what
+            );
             assert_eq!(keys(&got.in_progress), c.in_progress, "{}", c.what);
             assert_eq!(keys(&got.orphans), c.orphans, "{}", c.what);
-            let claimed: Vec<String> = got.claimed_elsewhere.iter().map(|(c, _)| c.key_id.clone()).collect();
+            let claimed: Vec<String> = got
+                .claimed_elsewhere
+                .iter()
+                .map(|(c, _)| c.key_id.clone())
+                .collect();
             assert_eq!(claimed, c.claimed, "{}", c.what);
         }
     }
@@ -502,7 +521,10 @@ mod tests {
             key_credentials: vec![],
         };
         let mut t = std::collections::BTreeMap::new();
-        assert!(rejection(&app, &t, &[Signal::Expiry]).is_some(), "expiry alone");
+        assert!(
+            rejection(&app, &t, &[Signal::Expiry]).is_some(),
+            "expiry alone"
+        );
         assert!(rejection(&app, &t, &[Signal::Expiry, Signal::Subscription]).is_some());
         assert!(rejection(&app, &t, &[Signal::Expiry, Signal::Name]).is_none());
         assert!(rejection(&app, &t, &[]).is_none());

@@ -43,7 +43,10 @@ pub(crate) fn rotor_tags(
 }
 
 /// The application a version's `app-id` tag names when it is not `app` (a foreign secret).
-pub(crate) fn foreign_app<'a>(tags: &'a BTreeMap<String, String>, app: &Application) -> Option<&'a str> {
+pub(crate) fn foreign_app<'a>(
+    tags: &'a BTreeMap<String, String>,
+    app: &Application,
+) -> Option<&'a str> {
     tag(tags, TAG_APP_ID).filter(|v| !v.eq_ignore_ascii_case(&app.app_id))
 }
 

@@ -47,9 +47,9 @@ async fn settle(
             WriteOutcome::Written(v.version)
         }
         Ok(_) => WriteOutcome::NotWritten(err),
-        Err(again) => WriteOutcome::Unknown(
-            err.with_hint(format!("reading it again to settle the outcome failed too: {again}")),
-        ),
+        Err(again) => WriteOutcome::Unknown(err.with_hint(format!(
+            "reading it again to settle the outcome failed too: {again}"
+        ))),
     }
 }
 
@@ -66,7 +66,11 @@ pub(crate) async fn write_target(
     let previous = t
         .held
         .clone()
-        .or_else(|| t.current.as_ref().and_then(|v| tags::key_id(&v.tags).map(str::to_owned)))
+        .or_else(|| {
+            t.current
+                .as_ref()
+                .and_then(|v| tags::key_id(&v.tags).map(str::to_owned))
+        })
         .filter(|p| !p.eq_ignore_ascii_case(&cred.key_id));
     let tags = tags::rotor_tags(
         t.current.as_ref().map(|v| &v.tags),
@@ -100,7 +104,8 @@ pub(crate) async fn write_target(
     {
         Ok(Some(back))
             if back.value == *value
-                && tags::key_id(&back.tags).is_some_and(|k| k.eq_ignore_ascii_case(&cred.key_id)) =>
+                && tags::key_id(&back.tags)
+                    .is_some_and(|k| k.eq_ignore_ascii_case(&cred.key_id)) =>
         {
             WriteOutcome::Written(version)
         }
@@ -156,7 +161,12 @@ pub(crate) async fn write_targets(
     let (cred, value, rotated_at) = (p.cred, p.value, p.rotated_at);
     let results = futures::future::join_all(todo.iter().map(|t| async move {
         let label = e.inner.vaults.label(&t.target);
-        rep.emit(Step::UpdateTarget, StepState::Started, Some(&t.target), format!("writing {label}"));
+        rep.emit(
+            Step::UpdateTarget,
+            StepState::Started,
+            Some(&t.target),
+            format!("writing {label}"),
+        );
         let r = write_target(e, st, t, cred, value, rotated_at).await;
         match &r {
             WriteOutcome::Written(v) => rep.emit(
@@ -165,9 +175,12 @@ pub(crate) async fn write_targets(
                 Some(&t.target),
                 format!("{label} now holds {} (version {v})", cred.key_id),
             ),
-            WriteOutcome::NotWritten(err) => {
-                rep.emit(Step::UpdateTarget, StepState::Failed, Some(&t.target), err.to_string())
-            }
+            WriteOutcome::NotWritten(err) => rep.emit(
+                Step::UpdateTarget,
+                StepState::Failed,
+                Some(&t.target),
+                err.to_string(),
+            ),
             WriteOutcome::Unknown(err) => rep.emit(
                 Step::UpdateTarget,
                 StepState::Failed,

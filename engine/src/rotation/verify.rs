@@ -76,4 +76,3 @@ pub(crate) async fn run(
     .with_hint("nothing was written to the targets; the old credential stays valid")
     .with_hint("Entra can take a minute to propagate new secrets: re-run, or raise the verification timeout"))
 }
-
