@@ -134,7 +134,7 @@ impl Engine {
     }
 
     /// Matches every password credential of `apps` against every secret in `vaults`
-    /// (PRODUCT.md "Matching"). Reads a secret's value only when its version's hint is not cached.
+    /// (docs/cli.md, `rotor match`). Reads a secret's value only when its version's hint is not cached.
     /// Excluded pairs are reported with `excluded` set. `Err` when a vault cannot be listed.
     pub async fn match_secrets(
         &self,

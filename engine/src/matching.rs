@@ -1,5 +1,5 @@
-//! Matching: (credential, Key Vault secret) pairs with signals and confidence (PRODUCT.md
-//! "Matching"). The scoring is a pure function ([`score`]); [`crate::Engine::match_secrets`]
+//! Matching: (credential, Key Vault secret) pairs with signals and confidence (docs/cli.md,
+//! `rotor match`). The scoring is a pure function ([`score`]); [`crate::Engine::match_secrets`]
 //! gathers the facts (listing vaults, reading values only on hint-cache misses).
 
 use crate::engine::Engine;

@@ -56,7 +56,7 @@ impl FromStr for Confidence {
     }
 }
 
-/// One piece of evidence that a Key Vault secret holds a credential (PRODUCT.md "Matching").
+/// One piece of evidence that a Key Vault secret holds a credential (docs/cli.md, `rotor match`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Signal {
@@ -503,7 +503,7 @@ pub struct TargetRecord {
     pub error: Option<String>,
 }
 
-/// One rotation attempt: exactly PRODUCT.md's audit record (plus optional `notes`/`hints`/`dry_run`,
+/// One rotation attempt: the audit record of docs/cli.md (plus optional `notes`/`hints`/`dry_run`,
 /// omitted when empty). One JSON line in the history file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {

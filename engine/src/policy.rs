@@ -146,7 +146,7 @@ impl<'de> serde::Deserialize<'de> for Exclusion {
     }
 }
 
-/// Rotation policy (PRODUCT.md "Policy").
+/// Rotation policy (docs/config.md).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Policy {
     /// Rotate when the current credential expires within this many days (30).

@@ -3,7 +3,7 @@
 use crate::model::{RotationStatus, Target};
 use serde::{Deserialize, Serialize};
 
-/// A protocol step (PRODUCT.md "Rotation protocol").
+/// A protocol step (docs/protocol.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
