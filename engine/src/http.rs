@@ -203,6 +203,22 @@ pub(crate) async fn send_with(
     }
 }
 
+/// An error and its sources on one line (`a: b: c`), repeated parts dropped, without the
+/// SDK's multi-line details.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = cur {
+        let text = x.to_string();
+        let line = text.lines().next().unwrap_or("").trim().to_owned();
+        if !line.is_empty() && !parts.iter().any(|p| p.contains(&line)) {
+            parts.push(line);
+        }
+        cur = x.source();
+    }
+    first_line(&parts.join(": "))
+}
+
 pub(crate) fn network_error(action: &str, e: &reqwest::Error) -> Error {
     let mut cause = e.to_string();
     let mut src = std::error::Error::source(e);

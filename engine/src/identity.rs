@@ -10,11 +10,18 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Authentication settings (provider block / environment). Which methods are tried, in order:
-/// client secret (`client_id` + `client_secret`), workload identity file (`federated_token_file`
-/// or `oidc_token_file_path`), an explicit OIDC token (`oidc_token`), GitHub OIDC
-/// (`use_oidc` + `oidc_request_url` + `oidc_request_token`), Azure CLI (`use_cli`), managed
-/// identity (`use_msi`).
+/// Authentication settings (provider block / environment).
+///
+/// **A configured method is the only one tried.** Configured means: a client secret
+/// (`client_secret`), a workload identity / OIDC token file (`federated_token_file` or
+/// `oidc_token_file_path`), a ready OIDC token (`oidc_token`), GitHub OIDC chosen explicitly
+/// (`use_oidc` with a source, e.g. `AZURE_USE_OIDC=true`), or an explicit Azure CLI / managed
+/// identity choice (`use_cli` / `use_msi` `true` with a source, e.g. `AZURE_USE_CLI=true`). When
+/// several are configured they are tried in that order, and nothing else is. Only when nothing is
+/// configured does the chain apply: GitHub OIDC detected from the runner's variables, then Azure
+/// CLI (unless `use_cli` is false), then managed identity (unless `use_msi` is false).
+/// [`AuthConfig::sources`] says where each setting came from, so failures name the variable
+/// (`client secret from ARM_CLIENT_SECRET`).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct AuthConfig {
     /// Tenant (directory) id. Required by every method but Azure CLI and managed identity.
@@ -39,6 +46,11 @@ pub struct AuthConfig {
     pub use_msi: bool,
     /// Workload identity token file (`AZURE_FEDERATED_TOKEN_FILE`).
     pub federated_token_file: Option<PathBuf>,
+    /// Where each setting came from, by field name (`"client_secret"` → `"ARM_CLIENT_SECRET"` or
+    /// ``"provider setting `client_secret`"``), for messages. A `use_cli`, `use_msi` or
+    /// `use_oidc` with an entry here is an explicit choice (see the type's docs); without one it
+    /// only enables (or, when false, disables) that step of the chain.
+    pub sources: BTreeMap<String, String>,
 }
 
 /// The other name the contract uses for [`AuthConfig`].
@@ -58,6 +70,7 @@ impl fmt::Debug for AuthConfig {
             .field("use_cli", &self.use_cli)
             .field("use_msi", &self.use_msi)
             .field("federated_token_file", &self.federated_token_file)
+            .field("sources", &self.sources)
             .finish()
     }
 }
@@ -82,7 +95,7 @@ pub enum AuthMethod {
 impl fmt::Display for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AuthMethod::ClientSecret => f.write_str("client secret (AZURE_CLIENT_SECRET)"),
+            AuthMethod::ClientSecret => f.write_str("client secret"),
             AuthMethod::TokenFile(p) => {
                 write!(f, "workload identity token file `{}`", p.display())
             }
@@ -121,7 +134,28 @@ impl AuthConfig {
         let use_oidc = get("AZURE_USE_OIDC")
             .and_then(|v| truthy(&v))
             .unwrap_or(oidc_request_url.is_some() && oidc_request_token.is_some());
+        let mut sources = BTreeMap::new();
+        for (field, var) in [
+            ("client_secret", "AZURE_CLIENT_SECRET"),
+            ("oidc_token", "AZURE_OIDC_TOKEN"),
+            ("oidc_token_file_path", "AZURE_OIDC_TOKEN_FILE_PATH"),
+            ("federated_token_file", "AZURE_FEDERATED_TOKEN_FILE"),
+        ] {
+            if get(var).is_some() {
+                sources.insert(field.to_owned(), var.to_owned());
+            }
+        }
+        for (field, var) in [
+            ("use_oidc", "AZURE_USE_OIDC"),
+            ("use_cli", "AZURE_USE_CLI"),
+            ("use_msi", "AZURE_USE_MSI"),
+        ] {
+            if get(var).and_then(|v| truthy(&v)).is_some() {
+                sources.insert(field.to_owned(), var.to_owned());
+            }
+        }
         AuthConfig {
+            sources,
             tenant_id: get("AZURE_TENANT_ID"),
             client_id: get("AZURE_CLIENT_ID"),
             client_secret: get("AZURE_CLIENT_SECRET").map(SecretValue::from),
@@ -145,28 +179,39 @@ impl AuthConfig {
         AuthConfig::from_lookup(|k| map.get(k).cloned())
     }
 
-    /// The methods the chain will try, in order.
+    /// The methods that will be tried, in order: the configured ones only, or — when nothing is
+    /// configured — the chain (see the type's docs).
     pub fn methods(&self) -> Vec<AuthMethod> {
         let mut m = Vec::new();
-        let has_ids = self.tenant_id.is_some() && self.client_id.is_some();
-        if has_ids && self.client_secret.is_some() {
+        if self.client_secret.is_some() {
             m.push(AuthMethod::ClientSecret);
         }
-        if has_ids {
-            if let Some(p) = self
-                .federated_token_file
-                .as_ref()
-                .or(self.oidc_token_file_path.as_ref())
-            {
-                m.push(AuthMethod::TokenFile(p.clone()));
-            }
-            if self.oidc_token.is_some() {
-                m.push(AuthMethod::OidcToken);
-            }
-            if self.use_oidc && self.oidc_request_url.is_some() && self.oidc_request_token.is_some()
-            {
-                m.push(AuthMethod::GithubOidc);
-            }
+        if let Some(p) = self.token_file() {
+            m.push(AuthMethod::TokenFile(p.clone()));
+        }
+        if self.oidc_token.is_some() {
+            m.push(AuthMethod::OidcToken);
+        }
+        let github = self.use_oidc
+            && self.oidc_request_url.is_some()
+            && self.oidc_request_token.is_some()
+            && self.tenant_id.is_some()
+            && self.client_id.is_some();
+        if github && self.explicit("use_oidc") {
+            m.push(AuthMethod::GithubOidc);
+        }
+        if self.use_cli && self.explicit("use_cli") {
+            m.push(AuthMethod::AzureCli);
+        }
+        if self.use_msi && self.explicit("use_msi") {
+            m.push(AuthMethod::ManagedIdentity);
+        }
+        if !m.is_empty() {
+            return m;
+        }
+        // nothing configured: the chain
+        if github {
+            m.push(AuthMethod::GithubOidc);
         }
         if self.use_cli {
             m.push(AuthMethod::AzureCli);
@@ -177,11 +222,95 @@ impl AuthConfig {
         m
     }
 
-    /// Builds the credential chain. Every HTTP request (token endpoint, OIDC endpoint) goes through
-    /// the engine's HTTP client (system roots + `endpoints.ca_file`) against
-    /// `endpoints.authority_host`. The chain tries [`AuthConfig::methods`] in order at the first
-    /// token request and sticks with the first that works; if none works the error lists what was
-    /// tried and why each failed. `Err` (Config) here when no method is configured at all.
+    /// True when the methods come from configuration rather than the chain.
+    pub fn is_explicit(&self) -> bool {
+        self.client_secret.is_some()
+            || self.token_file().is_some()
+            || self.oidc_token.is_some()
+            || ["use_oidc", "use_cli", "use_msi"]
+                .iter()
+                .any(|k| self.explicit(k) && self.flag(k))
+    }
+
+    fn flag(&self, field: &str) -> bool {
+        match field {
+            "use_oidc" => self.use_oidc,
+            "use_cli" => self.use_cli,
+            "use_msi" => self.use_msi,
+            _ => false,
+        }
+    }
+
+    fn explicit(&self, field: &str) -> bool {
+        self.sources.contains_key(field)
+    }
+
+    fn token_file(&self) -> Option<&PathBuf> {
+        self.federated_token_file
+            .as_ref()
+            .or(self.oidc_token_file_path.as_ref())
+    }
+
+    /// Where `field` came from (`sources`, else the `AZURE_*` variable it is read from).
+    pub fn source(&self, field: &str) -> String {
+        if let Some(s) = self.sources.get(field) {
+            return s.clone();
+        }
+        match field {
+            "client_secret" => "AZURE_CLIENT_SECRET",
+            "oidc_token" => "AZURE_OIDC_TOKEN",
+            "oidc_token_file_path" => "AZURE_OIDC_TOKEN_FILE_PATH",
+            "federated_token_file" => "AZURE_FEDERATED_TOKEN_FILE",
+            "use_oidc" => "ACTIONS_ID_TOKEN_REQUEST_URL/ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "use_cli" => "AZURE_USE_CLI",
+            "use_msi" => "AZURE_USE_MSI",
+            other => other,
+        }
+        .to_owned()
+    }
+
+    /// A method as messages name it, with where it came from: `client secret from
+    /// AZURE_CLIENT_SECRET`, ``workload identity token file `/var/run/token` from
+    /// AZURE_FEDERATED_TOKEN_FILE``, `Azure CLI (az login)`, `managed identity (chosen by
+    /// AZURE_USE_MSI)`.
+    pub fn describe(&self, method: &AuthMethod) -> String {
+        let chosen = |field: &str| {
+            if self.explicit(field) {
+                format!(" (chosen by {})", self.source(field))
+            } else {
+                String::new()
+            }
+        };
+        match method {
+            AuthMethod::ClientSecret => {
+                format!("client secret from {}", self.source("client_secret"))
+            }
+            AuthMethod::TokenFile(p) => {
+                let field = if self.federated_token_file.is_some() {
+                    "federated_token_file"
+                } else {
+                    "oidc_token_file_path"
+                };
+                format!(
+                    "workload identity token file `{}` from {}",
+                    p.display(),
+                    self.source(field)
+                )
+            }
+            AuthMethod::OidcToken => format!("OIDC token from {}", self.source("oidc_token")),
+            AuthMethod::GithubOidc => format!("GitHub OIDC{}", chosen("use_oidc")),
+            AuthMethod::AzureCli => format!("Azure CLI (az login){}", chosen("use_cli")),
+            AuthMethod::ManagedIdentity => format!("managed identity{}", chosen("use_msi")),
+        }
+    }
+
+    /// Builds the credential. Every HTTP request (token endpoint, OIDC endpoint, managed identity
+    /// endpoint) goes through the engine's HTTP client (system roots + `endpoints.ca_file`)
+    /// against `endpoints.authority_host`. It tries [`AuthConfig::methods`] in order at the first
+    /// token request and sticks with the first that works; if none works the error names each
+    /// method tried, where it came from, and why it failed. `Err` (Config) here when no method is
+    /// available at all, or a configured method lacks `tenant_id`/`client_id` (the error names
+    /// the variable that configured it).
     pub fn build(&self, endpoints: &Endpoints) -> Result<Arc<dyn TokenCredential>> {
         crate::identity_impl::build(self, endpoints)
     }

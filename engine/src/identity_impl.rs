@@ -99,13 +99,16 @@ impl ClientAssertion for GithubOidc {
 
 /// Tries each credential in order; remembers the first that works.
 struct Chain {
-    entries: Vec<(AuthMethod, Arc<dyn TokenCredential>)>,
+    /// (method, how messages name it, credential)
+    entries: Vec<(AuthMethod, String, Arc<dyn TokenCredential>)>,
+    /// The methods are the configured ones (not the automatic chain).
+    explicit: bool,
     chosen: Mutex<Option<usize>>,
 }
 
 impl fmt::Debug for Chain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self.entries.iter().map(|(m, _)| m.to_string()).collect();
+        let names: Vec<&str> = self.entries.iter().map(|(_, l, _)| l.as_str()).collect();
         f.debug_struct("Chain").field("methods", &names).finish()
     }
 }
@@ -119,28 +122,34 @@ impl TokenCredential for Chain {
     ) -> azure_core::Result<AccessToken> {
         let chosen = *self.chosen.lock();
         if let Some(i) = chosen {
-            return self.entries[i].1.get_token(scopes, options).await;
+            return self.entries[i].2.get_token(scopes, options).await;
         }
         let mut tried = Vec::new();
-        for (i, (method, cred)) in self.entries.iter().enumerate() {
+        for (i, (_, label, cred)) in self.entries.iter().enumerate() {
             match cred.get_token(scopes, options.clone()).await {
                 Ok(t) => {
-                    tracing::debug!("authenticated with {method}");
+                    tracing::debug!("authenticated with {label}");
                     *self.chosen.lock() = Some(i);
                     return Ok(t);
                 }
                 Err(e) => {
-                    let msg = e.to_string();
-                    let msg = msg.lines().next().unwrap_or("").to_owned();
-                    tracing::debug!("{method} failed: {msg}");
-                    tried.push(format!("{method}: {msg}"));
+                    let msg = crate::http::error_chain(&e);
+                    tracing::debug!("{label} failed: {msg}");
+                    tried.push(format!("{label}: {msg}"));
                 }
             }
         }
-        Err(cred_error(format!(
-            "no credential worked; tried: {}",
-            tried.join("; ")
-        )))
+        let msg = match (self.explicit, tried.as_slice()) {
+            (true, [one]) => format!(
+                "the configured credential failed (no other method is tried when one is configured): {one}"
+            ),
+            (true, _) => format!(
+                "no configured credential worked (no other method is tried when one is configured); tried: {}",
+                tried.join("; ")
+            ),
+            (false, _) => format!("no credential worked; tried: {}", tried.join("; ")),
+        };
+        Err(cred_error(msg))
     }
 }
 
@@ -155,11 +164,28 @@ pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn T
     let tenant = cfg.tenant_id.clone().unwrap_or_default();
     let client_id = cfg.client_id.clone().unwrap_or_default();
     let action = "building the Entra ID credential";
+    for m in &methods {
+        let needs_ids = !matches!(m, AuthMethod::AzureCli | AuthMethod::ManagedIdentity);
+        let mut missing = Vec::new();
+        if needs_ids && cfg.tenant_id.is_none() {
+            missing.push("a tenant id (AZURE_TENANT_ID)");
+        }
+        if needs_ids && cfg.client_id.is_none() {
+            missing.push("a client id (AZURE_CLIENT_ID)");
+        }
+        if !missing.is_empty() {
+            return Err(Error::config(
+                action,
+                format!("the {} also needs {}", cfg.describe(m), missing.join(" and ")),
+            )
+            .with_hint("set AZURE_TENANT_ID and AZURE_CLIENT_ID (ARM_TENANT_ID / ARM_CLIENT_ID or `tenant_id` / `client_id` for the provider) to rotor's own tenant and application"));
+        }
+    }
     let sdk_err = |m: &AuthMethod, e: azure_core::Error| {
-        Error::config(action, format!("{m}: {e}"))
+        Error::config(action, format!("{}: {e}", cfg.describe(m)))
             .with_hint("check AZURE_TENANT_ID and AZURE_CLIENT_ID")
     };
-    let mut entries: Vec<(AuthMethod, Arc<dyn TokenCredential>)> = Vec::new();
+    let mut entries: Vec<(AuthMethod, String, Arc<dyn TokenCredential>)> = Vec::new();
     for m in methods {
         let cred: Arc<dyn TokenCredential> = match &m {
             AuthMethod::ClientSecret => {
@@ -222,10 +248,12 @@ pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn T
                 .map_err(|e| sdk_err(&m, e))?
             }
         };
-        entries.push((m, cred));
+        let label = cfg.describe(&m);
+        entries.push((m, label, cred));
     }
     Ok(Arc::new(Chain {
         entries,
+        explicit: cfg.is_explicit(),
         chosen: Mutex::new(None),
     }))
 }

@@ -6,6 +6,7 @@ mod common;
 use base64::Engine as _;
 use common::*;
 use rotor_engine::{AuthConfig, AuthMethod, SecretValue};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -157,4 +158,70 @@ async fn failed_chain_lists_what_was_tried() {
             .iter()
             .any(|h| h.contains("AZURE_CLIENT_SECRET"))
     );
+}
+
+/// A configured client secret is the only method: when it is wrong, the error names it and the
+/// variable it came from, and neither the Azure CLI nor managed identity is tried (before, the
+/// chain fell through to both, building a managed identity with the service principal's id).
+#[tokio::test]
+async fn wrong_explicit_client_secret_fails_naming_it_and_never_tries_cli_or_msi() {
+    let env = sample().await;
+    let mut map = env.emu.endpoints().env.clone();
+    map.insert("AZURE_CLIENT_SECRET".into(), "wrong-secret-value".into());
+    // AZURE_USE_CLI / AZURE_USE_MSI unset: both default on for the chain
+    map.remove("AZURE_USE_CLI");
+    map.remove("AZURE_USE_MSI");
+    let a = AuthConfig::from_map(&map);
+    assert!(a.use_cli && a.use_msi);
+    assert_eq!(a.methods(), vec![AuthMethod::ClientSecret]);
+    let cred = a.build(&env.endpoints()).expect("build");
+    let started = std::time::Instant::now();
+    let err = cred
+        .get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect_err("wrong secret");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("client secret from AZURE_CLIENT_SECRET"),
+        "{msg}"
+    );
+    assert!(msg.contains("AADSTS7000215"), "{msg}");
+    assert!(!msg.contains("Azure CLI"), "{msg}");
+    assert!(!msg.contains("managed identity"), "{msg}");
+    assert!(!msg.contains("wrong-secret-value"), "{msg}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(!format!("{cred:?}").contains("Azure CLI"));
+
+    // the engine's error for it: a permission problem naming the method and the variable
+    let mut opts = env.options();
+    opts.credential = cred;
+    let engine = rotor_engine::Engine::new(opts).expect("engine");
+    let e = engine.discover(None).await.expect_err("wrong secret");
+    eprintln!("{}", e.render());
+    assert_eq!(e.kind(), rotor_engine::ErrorKind::Permission, "{e}");
+    assert!(e.to_string().contains("AZURE_CLIENT_SECRET"), "{e}");
+
+    // an explicit Azure CLI / managed identity choice is the only method too
+    let mut m = BTreeMap::new();
+    m.insert("AZURE_USE_MSI".to_owned(), "true".to_owned());
+    m.insert("AZURE_CLIENT_ID".to_owned(), CI_CLIENT.to_owned());
+    assert_eq!(
+        AuthConfig::from_map(&m).methods(),
+        vec![AuthMethod::ManagedIdentity]
+    );
+    // nothing configured: the chain (CLI, then managed identity)
+    assert_eq!(
+        AuthConfig::from_map(&BTreeMap::new()).methods(),
+        vec![AuthMethod::AzureCli, AuthMethod::ManagedIdentity]
+    );
+    // a client secret without a tenant is refused when built, naming where it came from
+    let mut m = BTreeMap::new();
+    m.insert("AZURE_CLIENT_SECRET".to_owned(), "x-value".to_owned());
+    m.insert("AZURE_CLIENT_ID".to_owned(), CI_CLIENT.to_owned());
+    let e = AuthConfig::from_map(&m)
+        .build(&env.endpoints())
+        .expect_err("no tenant");
+    assert_eq!(e.kind(), rotor_engine::ErrorKind::Config);
+    assert!(e.to_string().contains("AZURE_CLIENT_SECRET"), "{e}");
+    assert!(e.to_string().contains("AZURE_TENANT_ID"), "{e}");
 }

@@ -127,14 +127,14 @@ pub fn schema() -> Schema {
         attributes: vec![
             Attribute::optional("tenant_id", Type::String, "Tenant (directory) id of rotor's identity. Defaults to `ARM_TENANT_ID`, then `AZURE_TENANT_ID`."),
             Attribute::optional("client_id", Type::String, "Client (application) id of rotor's identity. Defaults to `ARM_CLIENT_ID`, then `AZURE_CLIENT_ID`."),
-            Attribute::optional("client_secret", Type::String, "Client secret of rotor's identity. Defaults to `ARM_CLIENT_SECRET`, then `AZURE_CLIENT_SECRET`. Prefer the environment variable to writing it in configuration.").sensitive(),
-            Attribute::optional("use_oidc", Type::Bool, "Authenticate with an OIDC token (GitHub Actions workload identity federation). Defaults to `ARM_USE_OIDC`, then `AZURE_USE_OIDC`."),
+            Attribute::optional("client_secret", Type::String, "Client secret of rotor's identity; when set, it is the only method tried. Defaults to `ARM_CLIENT_SECRET`, then `AZURE_CLIENT_SECRET`. Prefer the environment variable to writing it in configuration.").sensitive(),
+            Attribute::optional("use_oidc", Type::Bool, "Authenticate with an OIDC token (GitHub Actions workload identity federation): `true` makes it the only method tried. Defaults to `ARM_USE_OIDC`, then `AZURE_USE_OIDC`."),
             Attribute::optional("oidc_request_url", Type::String, "URL to request a GitHub Actions OIDC token from. Defaults to `ARM_OIDC_REQUEST_URL`, `AZURE_OIDC_REQUEST_URL`, then `ACTIONS_ID_TOKEN_REQUEST_URL`."),
             Attribute::optional("oidc_request_token", Type::String, "Bearer token for `oidc_request_url`. Defaults to `ARM_OIDC_REQUEST_TOKEN`, `AZURE_OIDC_REQUEST_TOKEN`, then `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.").sensitive(),
             Attribute::optional("oidc_token", Type::String, "A ready OIDC token used as client assertion. Defaults to `ARM_OIDC_TOKEN`, then `AZURE_OIDC_TOKEN`.").sensitive(),
             Attribute::optional("oidc_token_file_path", Type::String, "Path of a file holding the OIDC token (read at each token request; workload identity). Defaults to `ARM_OIDC_TOKEN_FILE_PATH`, `AZURE_OIDC_TOKEN_FILE_PATH`, then `AZURE_FEDERATED_TOKEN_FILE`."),
-            Attribute::optional("use_cli", Type::Bool, "Allow authenticating with the Azure CLI (`az login`). Defaults to `ARM_USE_CLI`, then `AZURE_USE_CLI`."),
-            Attribute::optional("use_msi", Type::Bool, "Allow authenticating with a managed identity. Defaults to `ARM_USE_MSI`, then `AZURE_USE_MSI`."),
+            Attribute::optional("use_cli", Type::Bool, "Authenticate with the Azure CLI (`az login`): `true` makes it the only method tried, `false` leaves it out of the automatic chain (used only when no credential is configured). Defaults to `ARM_USE_CLI`, then `AZURE_USE_CLI`."),
+            Attribute::optional("use_msi", Type::Bool, "Authenticate with a managed identity: `true` makes it the only method tried, `false` leaves it out of the automatic chain (used only when no credential is configured). Defaults to `ARM_USE_MSI`, then `AZURE_USE_MSI`."),
             Attribute::optional("authority_host", Type::String, "Microsoft Entra authority, e.g. `https://login.microsoftonline.com` (the default). Defaults to `ARM_AUTHORITY_HOST`, then `AZURE_AUTHORITY_HOST`."),
             Attribute::optional("graph_endpoint", Type::String, "Microsoft Graph base URL, e.g. `https://graph.microsoft.com` (the default). Defaults to `ARM_GRAPH_ENDPOINT`, `AZURE_GRAPH_ENDPOINT`, then `ROTOR_GRAPH_ENDPOINT`."),
             Attribute::optional("arm_endpoint", Type::String, "Azure Resource Manager base URL, e.g. `https://management.azure.com` (the default). Defaults to `ARM_RESOURCE_MANAGER_ENDPOINT`, `AZURE_RESOURCE_MANAGER_ENDPOINT`, then `ROTOR_ARM_ENDPOINT`."),
@@ -149,6 +149,8 @@ pub fn schema() -> Schema {
 #[derive(Default)]
 pub struct ProviderConfig {
     settings: BTreeMap<&'static str, String>,
+    /// Where each setting came from: ``provider setting `client_secret` `` or the variable.
+    sources: BTreeMap<&'static str, String>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -183,6 +185,7 @@ impl ProviderConfig {
     /// that is set. Reports malformed values on their attribute.
     pub fn resolve(config: &Value, lookup: &Lookup, diags: &mut Diagnostics) -> ProviderConfig {
         let mut settings = BTreeMap::new();
+        let mut sources = BTreeMap::new();
         for s in SETTINGS {
             let v = config.attr(s.name);
             let from_config = match v {
@@ -197,16 +200,20 @@ impl ProviderConfig {
                 ),
                 _ => None,
             };
-            let value = from_config.or_else(|| {
-                s.env
-                    .iter()
-                    .find_map(|k| lookup(k).filter(|x| !x.trim().is_empty()))
-            });
-            if let Some(value) = value {
+            let value = match from_config {
+                Some(v) => Some((v, format!("provider setting `{}`", s.name))),
+                None => s.env.iter().find_map(|k| {
+                    lookup(k)
+                        .filter(|x| !x.trim().is_empty())
+                        .map(|v| (v, (*k).to_owned()))
+                }),
+            };
+            if let Some((value, source)) = value {
                 settings.insert(s.name, value);
+                sources.insert(s.name, source);
             }
         }
-        let cfg = ProviderConfig { settings };
+        let cfg = ProviderConfig { settings, sources };
         for name in [
             "use_oidc",
             "use_cli",
@@ -331,6 +338,20 @@ impl ProviderConfig {
         }
         if let Some(v) = self.flag("use_msi") {
             auth.use_msi = v;
+        }
+        // Where each credential setting came from, so failures name it (`ARM_CLIENT_SECRET`,
+        // ``provider setting `client_secret` ``) and explicit choices are only what was set.
+        for field in [
+            "client_secret",
+            "oidc_token",
+            "oidc_token_file_path",
+            "use_oidc",
+            "use_cli",
+            "use_msi",
+        ] {
+            if let Some(src) = self.sources.get(field) {
+                auth.sources.insert(field.to_owned(), src.clone());
+            }
         }
         auth
     }
@@ -571,6 +592,37 @@ mod tests {
             x.detail.contains("https://kv-prod.vault.azure.net/"),
             "{x:?}"
         );
+    }
+
+    #[test]
+    fn auth_names_the_variable_a_secret_came_from_and_tries_only_it() {
+        let l = lookup(&[
+            ("ARM_TENANT_ID", "t"),
+            ("ARM_CLIENT_ID", "c"),
+            ("ARM_CLIENT_SECRET", "s3cr3t-value"),
+        ]);
+        let mut d = Diagnostics::default();
+        let c = ProviderConfig::resolve(&block(&[]), &l, &mut d);
+        let auth = c.auth(&l);
+        assert_eq!(auth.methods(), vec![rotor_engine::AuthMethod::ClientSecret]);
+        assert_eq!(
+            auth.describe(&rotor_engine::AuthMethod::ClientSecret),
+            "client secret from ARM_CLIENT_SECRET"
+        );
+        let c =
+            ProviderConfig::resolve(&block(&[("client_secret", Value::string("x"))]), &l, &mut d);
+        assert_eq!(
+            c.auth(&l).describe(&rotor_engine::AuthMethod::ClientSecret),
+            "client secret from provider setting `client_secret`"
+        );
+        // an explicit use_msi is the only method; nothing else is tried
+        let l = lookup(&[("ARM_USE_MSI", "true")]);
+        let c = ProviderConfig::resolve(&block(&[]), &l, &mut d);
+        assert_eq!(
+            c.auth(&l).methods(),
+            vec![rotor_engine::AuthMethod::ManagedIdentity]
+        );
+        assert!(!d.has_errors());
     }
 
     #[test]
