@@ -858,3 +858,34 @@ async fn hint_cache_means_no_value_is_read_twice() {
         "same matches from the cache"
     );
 }
+
+/// #12 (8): one vault rotor cannot list used to abort the whole `rotate --due` (no link rotated,
+/// no JSON). Now the other vaults' links rotate, the JSON names the vault, and the exit is 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_unlistable_vault_fails_only_what_it_holds() {
+    let w = World::start("").await;
+    w.emu
+        .add_fault(
+            json!({"method": "GET", "path": "^/secrets/?$", "vault": "kv-dev", "status": 403}),
+        )
+        .expect("fault");
+    let r = w
+        .run(&["rotate", "--due", "--yes", "--output", "json"])
+        .await;
+    r.assert_code(1);
+    let v = r.json();
+    let errors = v["vault_errors"].as_array().expect("vault_errors");
+    assert_eq!(errors.len(), 1, "{r}");
+    let kv_dev = &w.emu.endpoints().vaults["kv-dev"];
+    assert_eq!(
+        errors[0]["vault_url"].as_str(),
+        Some(kv_dev.as_str()),
+        "{r}"
+    );
+    let rotations = v["rotations"].as_array().expect("rotations");
+    assert!(
+        rotations.iter().any(|x| x["status"] == "success"),
+        "the other vaults' links rotated: {r}"
+    );
+    assert!(r.stderr.contains("not matched or rotated"), "{r}");
+}

@@ -235,6 +235,13 @@ impl Engine {
         crate::cleanup::cleanup_many(self, links, policy, dry_run).await
     }
 
+    /// Vaults that could not be listed while matching, so far. Matching goes on with the other
+    /// vaults (a failing vault fails only the links in it); front ends report these and exit 1.
+    /// Matching fails outright only when every vault fails.
+    pub fn vault_failures(&self) -> Vec<crate::model::VaultFailure> {
+        self.inner.vault_failures.lock().clone()
+    }
+
     /// The hint cache in use (saved after matching; call [`crate::HintCache::save`] to force).
     pub fn hint_cache(&self) -> &crate::hints::HintCache {
         &self.inner.hints

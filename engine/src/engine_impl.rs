@@ -19,10 +19,7 @@ use time::OffsetDateTime;
 
 type LinkLock = Arc<tokio::sync::Mutex<()>>;
 type AppCell = Arc<tokio::sync::OnceCell<Application>>;
-pub(crate) type ScanEntry = (
-    std::time::Instant,
-    Arc<Vec<crate::matching::SecretFacts>>,
-);
+pub(crate) type ScanEntry = (std::time::Instant, Arc<Vec<crate::matching::SecretFacts>>);
 
 pub(crate) struct Inner {
     pub(crate) endpoints: Endpoints,
@@ -43,6 +40,8 @@ pub(crate) struct Inner {
     pub(crate) scope_vaults: Mutex<Vec<url::Url>>,
     /// Scope scans by vault URL (lower case): when listed, and every secret's facts (tags, hint).
     pub(crate) scope_cache: Mutex<HashMap<String, ScanEntry>>,
+    /// Vaults that could not be listed while matching (reported by the front ends, exit 1).
+    pub(crate) vault_failures: Mutex<Vec<crate::model::VaultFailure>>,
     /// Concurrent value reads per vault while scanning.
     pub(crate) per_vault: usize,
     /// appId (lower case) → application, memoised and single-flight: concurrent first reads of
@@ -203,6 +202,7 @@ pub(crate) fn new(opts: EngineOptions) -> Result<Engine> {
             app_subscriptions: opts.app_subscriptions,
             scope_vaults: Mutex::new(opts.scope_vaults),
             scope_cache: Mutex::new(HashMap::new()),
+            vault_failures: Mutex::new(Vec::new()),
             per_vault: opts.per_vault_concurrency.max(1),
             apps: Mutex::new(HashMap::new()),
             link_locks: Mutex::new(HashMap::new()),

@@ -74,6 +74,7 @@ pub use model::{
     Application, AuditRecord, CleanupOutcome, Confidence, CredentialKind, KeptCredential,
     KeyCredential, Link, LinkStatus, Match, MatchReport, PasswordCredential, RotateOptions,
     RotationStatus, Signal, SkipReason, Target, TargetRecord, TargetStatus, Unmatched,
+    VaultFailure,
 };
 pub use policy::{Exclusion, ExclusionKind, Policy};
 pub use progress::{CollectProgress, NoProgress, Progress, ProgressEvent, Step, StepState};

@@ -693,8 +693,27 @@ pub(crate) async fn match_secrets(
     .await;
     let mut facts = Vec::new();
     let mut read = 0;
+    // Per-vault isolation: a vault that cannot be listed fails the links in it (unknown this
+    // run, reported through `Engine::vault_failures`), not the whole run, unless every vault
+    // failed.
+    let all_failed = !results.is_empty() && results.iter().all(|r| r.is_err());
     for (vault, r) in vaults.iter().zip(results) {
-        let (f, n) = r?;
+        let (f, n) = match r {
+            Ok(x) => x,
+            Err(err) if all_failed => return Err(err),
+            Err(err) => {
+                tracing::error!("{err}; matching goes on with the other vaults");
+                let mut failures = e.inner.vault_failures.lock();
+                if !failures.iter().any(|x| x.vault_url == *vault) {
+                    failures.push(crate::model::VaultFailure {
+                        vault_url: vault.clone(),
+                        error: err.to_string(),
+                        hints: err.hints(),
+                    });
+                }
+                continue;
+            }
+        };
         // the rotations that follow prove ownership from the same listing (rotation::state)
         e.inner.scope_cache.lock().insert(
             vault.as_str().to_ascii_lowercase(),

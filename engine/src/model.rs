@@ -580,6 +580,19 @@ impl fmt::Display for SkipReason {
     }
 }
 
+/// A vault that could not be listed during matching: the links in it are unknown this run, the
+/// rest proceed ([`crate::Engine::vault_failures`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultFailure {
+    /// Vault URL.
+    pub vault_url: Url,
+    /// What failed (`listing secrets of vault …: …`); never a value.
+    pub error: String,
+    /// How to fix it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+}
+
 /// Result of [`crate::Engine::cleanup`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanupOutcome {

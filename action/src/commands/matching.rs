@@ -27,6 +27,9 @@ pub struct MatchJson {
     pub unmatched: Vec<UnmatchedItem>,
     /// Signals evaluated for every (credential, secret) pair.
     pub signals_tried: Vec<String>,
+    /// Vaults that could not be listed (their secrets are missing above); omitted when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vault_errors: Vec<rotor_engine::VaultFailure>,
 }
 
 /// One link candidate.
@@ -139,6 +142,7 @@ pub fn to_json(report: &MatchReport, min: Confidence, ctx: &Context) -> MatchJso
             .iter()
             .map(|s| s.as_str().to_owned())
             .collect(),
+        vault_errors: Vec::new(),
     }
 }
 
@@ -185,7 +189,8 @@ pub async fn run(ctx: &Context, args: &MatchArgs) -> anyhow::Result<ExitCode> {
     };
     let engine = ctx.engine()?;
     let (_apps, report) = match_all(ctx, &engine, &args.apps).await?;
-    let view = to_json(&report, min, ctx);
+    let mut view = to_json(&report, min, ctx);
+    view.vault_errors = engine.vault_failures();
     let policy_min = ctx.config().policy.min_confidence;
     match ctx.output() {
         OutputFormat::Json => output::print_json(&view)?,
@@ -231,6 +236,9 @@ pub async fn run(ctx: &Context, args: &MatchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     explain(&report, &view, policy_min);
+    if super::report_vault_failures(&engine) {
+        return Ok(ExitCode::from(super::EXIT_FAILED));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -159,6 +159,22 @@ pub fn render_chain(err: &anyhow::Error) -> String {
 }
 
 /// Prints one engine error (`error:` + `hint:` lines) without stopping the command.
+/// Prints every vault that could not be listed (matching went on without it); true when any.
+/// A command that saw one exits 1: the links in that vault were not rotated.
+pub fn report_vault_failures(engine: &rotor_engine::Engine) -> bool {
+    let failures = engine.vault_failures();
+    for f in &failures {
+        eprintln!(
+            "error: {} (the secrets in this vault were not matched or rotated; every other vault was)",
+            f.error
+        );
+        for h in &f.hints {
+            eprintln!("hint: {h}");
+        }
+    }
+    !failures.is_empty()
+}
+
 pub fn report_error_line(err: &rotor_engine::Error) {
     eprintln!("error: {err}");
     for h in err.hints() {

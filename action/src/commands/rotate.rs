@@ -38,6 +38,10 @@ pub struct RotateArgs {
 #[derive(Debug, Serialize)]
 pub struct RotateJson {
     pub rotations: Vec<AuditRecord>,
+    /// Vaults that could not be listed: the links in them were not found this run; omitted when
+    /// none (exit 1 then).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vault_errors: Vec<rotor_engine::VaultFailure>,
 }
 
 /// One link selected for rotation, with what refresh knows about it.
@@ -201,10 +205,7 @@ pub async fn select(
             });
             return Ok((planned, true));
         }
-        let link = engine
-            .adopt(app_id, key_id, &vaults, policy)
-            .await
-            ?;
+        let link = engine.adopt(app_id, key_id, &vaults, policy).await?;
         let status = engine.inspect_link(&link, policy).await?;
         planned.push(Planned {
             link,
@@ -447,12 +448,18 @@ pub async fn run_collect(
         .unwrap_or(ctx.config().policy.new_secret_validity_days);
     if planned.is_empty() {
         match ctx.output() {
-            OutputFormat::Json => output::print_json(&RotateJson { rotations: vec![] })?,
+            OutputFormat::Json => output::print_json(&RotateJson {
+                rotations: vec![],
+                vault_errors: engine.vault_failures(),
+            })?,
             _ => output::print(if args.due {
                 "Nothing is due for rotation."
             } else {
                 "Nothing to rotate."
             }),
+        }
+        if super::report_vault_failures(&engine) {
+            return Ok((ExitCode::from(super::EXIT_FAILED), Vec::new()));
         }
         return Ok((ExitCode::SUCCESS, Vec::new()));
     }
@@ -477,7 +484,11 @@ pub async fn run_collect(
         replace_key_id: args.key_id.clone(),
     };
     let records = execute(ctx, &engine, &planned, &opts).await;
-    print_records(ctx, &planned, &records, args.change.dry_run)?;
+    let vault_errors = engine.vault_failures();
+    print_records(ctx, &planned, &records, &vault_errors, args.change.dry_run)?;
+    if super::report_vault_failures(&engine) {
+        return Ok((ExitCode::from(super::EXIT_FAILED), records));
+    }
     Ok((exit_code(&records), records))
 }
 
@@ -495,11 +506,13 @@ pub fn print_records(
     ctx: &Context,
     planned: &[Planned],
     records: &[AuditRecord],
+    vault_errors: &[rotor_engine::VaultFailure],
     dry_run: bool,
 ) -> anyhow::Result<()> {
     match ctx.output() {
         OutputFormat::Json => output::print_json(&RotateJson {
             rotations: records.to_vec(),
+            vault_errors: vault_errors.to_vec(),
         })?,
         OutputFormat::Markdown => output::print(&output::records_markdown(
             if dry_run {
