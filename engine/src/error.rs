@@ -60,6 +60,28 @@ pub struct Failure {
     pub status: Option<u16>,
     /// Service error code (`Authorization_RequestDenied`, `ObjectIsDeletedButRecoverable`, …).
     pub code: Option<String>,
+    /// The object the failure is about, so front ends place it (a Terraform attribute, a table
+    /// row) without reading the wording.
+    pub subject: Option<Subject>,
+}
+
+/// What an [`Error`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Subject {
+    /// The application (appId), e.g. a Graph failure or the password cap.
+    Application(String),
+    /// One Key Vault secret of a link.
+    Target(crate::model::Target),
+    /// A policy or configuration key (`pending_window`).
+    Setting(String),
+    /// The link's lineage as a whole (another link claims it).
+    Lineage {
+        /// appId.
+        app_id: String,
+        /// The lineage's credential display name.
+        credential_display_name: String,
+    },
 }
 
 impl fmt::Display for Failure {
@@ -117,6 +139,7 @@ impl Error {
             hints: Vec::new(),
             status: None,
             code: None,
+            subject: None,
         };
         match kind {
             ErrorKind::Usage => Error::Usage(failure),
@@ -192,6 +215,20 @@ impl Error {
             | Error::Verification(f)
             | Error::Other(f) => f,
         }
+    }
+
+    /// Sets what the error is about, unless an inner step already did.
+    pub fn with_subject(mut self, subject: Subject) -> Error {
+        let f = self.failure_mut();
+        if f.subject.is_none() {
+            f.subject = Some(subject);
+        }
+        self
+    }
+
+    /// What the error is about, when known.
+    pub fn subject(&self) -> Option<&Subject> {
+        self.failure().subject.as_ref()
     }
 
     /// Lines telling the user how to fix the problem (may be empty).

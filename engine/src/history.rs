@@ -164,6 +164,7 @@ mod tests {
             dry_run: false,
             removed_key_ids: vec![],
             skip_reason: None,
+            error_subject: None,
         }
     }
 

@@ -66,7 +66,7 @@ pub mod secret;
 pub use config::Config;
 pub use endpoints::Endpoints;
 pub use engine::{Clock, Engine, EngineOptions};
-pub use error::{Error, ErrorKind, Failure, Result};
+pub use error::{Error, ErrorKind, Failure, Result, Subject};
 pub use hints::HintCache;
 pub use history::{History, HistoryFilter};
 pub use identity::{AuthConfig, AuthMethod, AuthSettings};

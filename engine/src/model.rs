@@ -551,6 +551,10 @@ pub struct AuditRecord {
     /// Why a `skipped` attempt changed nothing (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
+    /// What `error` is about (a target, the application, the lineage, a setting), for front
+    /// ends that place errors (Terraform attribute paths). Not part of the history format.
+    #[serde(skip)]
+    pub error_subject: Option<crate::error::Subject>,
 }
 
 /// Why a rotation attempt was `skipped`: front ends decide from this, never from wording.

@@ -158,6 +158,7 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
                 dry_run,
                 removed_key_ids: removed.clone(),
                 skip_reason: None,
+                error_subject: None,
             };
             if !dry_run {
                 history.append(&record)?;

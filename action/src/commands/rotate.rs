@@ -372,6 +372,7 @@ fn excluded_record(
         dry_run,
         removed_key_ids: Vec::new(),
         skip_reason: None,
+        error_subject: None,
     }
 }
 

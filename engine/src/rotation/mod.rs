@@ -157,7 +157,12 @@ pub(crate) async fn rotate(
         policy.max_concurrent,
         run(e, link, policy, opts, &rep, &mut rec),
     )
-    .await;
+    .await
+    .map_err(|err| {
+        err.with_subject(crate::error::Subject::Application(
+            link.application_id.clone(),
+        ))
+    });
     finish(e, &mut rec, &rep, result);
     rec
 }

@@ -6,7 +6,7 @@ use super::record::Reporter;
 use super::state::{LinkState, TargetState};
 use super::tags::{MAX_TAGS, rotor_tags};
 use crate::engine::Engine;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, Subject};
 use crate::keyvault::SecretVersion;
 use crate::matching::how_to_raise;
 use crate::model::{AuditRecord, Target};
@@ -33,7 +33,8 @@ pub(crate) fn check_pending_window(e: &Engine, policy: &Policy) -> Result<()> {
                 WRITE_BUDGET.as_secs()
             ),
         )
-        .with_hint(format!("set pending_window to at least \"{}s\" in the [policy] of rotor.toml (default \"1h\")", min.as_secs())));
+        .with_hint(format!("set pending_window to at least \"{}s\" in the [policy] of rotor.toml (default \"1h\")", min.as_secs()))
+        .with_subject(Subject::Setting("pending_window".to_owned())));
     }
     Ok(())
 }
@@ -59,7 +60,8 @@ pub(crate) fn check_tag_room(e: &Engine, st: &LinkState) -> Result<()> {
                         v.tags.len()
                     ),
                 )
-                .with_hint("remove unused tags from the secret's current version (rotor keeps existing tags and adds rotor-key-id, rotor-previous-key-id, rotor-rotated-at, app-id, app-name)"));
+                .with_hint("remove unused tags from the secret's current version (rotor keeps existing tags and adds rotor-key-id, rotor-previous-key-id, rotor-rotated-at, app-id, app-name)")
+                .with_subject(Subject::Target(t.target.clone())));
             }
         }
     }
@@ -81,7 +83,8 @@ pub(crate) fn check_confidence(e: &Engine, st: &LinkState, policy: &Policy) -> R
             .with_hint(format!(
                 "`rotor match --app {}` shows every candidate and why it was accepted or rejected",
                 st.app.app_id
-            )));
+            ))
+            .with_subject(Subject::Target(t.target.clone())));
         }
         let Some(c) = t.confidence else { continue };
         if c < policy.min_confidence {
@@ -151,11 +154,12 @@ pub(crate) async fn probe_write_access(
         ));
         return Ok(());
     }
-    let results = futures::future::join_all(
-        existing
-            .iter()
-            .map(|(t, v)| async move { vaults.probe_write(t, v).await }),
-    )
+    let results = futures::future::join_all(existing.iter().map(|(t, v)| async move {
+        vaults
+            .probe_write(t, v)
+            .await
+            .map_err(|e| e.with_subject(Subject::Target((*t).clone())))
+    }))
     .await;
     for r in results {
         r.map_err(|err| {

@@ -90,6 +90,7 @@ pub(crate) fn new_record(e: &Engine, link: &Link, rotation_id: &str) -> AuditRec
         dry_run: false,
         removed_key_ids: Vec::new(),
         skip_reason: None,
+        error_subject: None,
     }
 }
 
@@ -127,6 +128,7 @@ pub(crate) fn finish(e: &Engine, rec: &mut AuditRecord, rep: &Reporter<'_>, resu
         rec.skip_reason = None;
         rec.error = Some(err.to_string());
         rec.hints = err.hints();
+        rec.error_subject = err.subject().cloned();
     }
     rec.finished_at = e.inner.now();
     if let Err(err) = e.inner.hints.save() {

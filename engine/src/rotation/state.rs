@@ -269,7 +269,8 @@ pub(crate) async fn read_state(
     .await;
     let mut versions = Vec::new();
     for (t, r) in reads {
-        versions.push((t, r?));
+        let r = r.map_err(|e| e.with_subject(crate::error::Subject::Target(t.clone())))?;
+        versions.push((t, r));
     }
     let lineage_of = |app: &Application| -> Vec<PasswordCredential> {
         app.lineage(&link.credential_display_name)
@@ -407,6 +408,10 @@ pub(crate) fn claimed_error(e: &Engine, link: &Link, holders: &[&OutsideHolder])
     )
     .with_hint("put every Key Vault secret that holds this credential into one link (one `rotor_secret_link`, or one rotor run over all of them)")
     .with_hint("or, if that secret no longer needs the credential, delete it or remove its `rotor-key-id` tag")
+    .with_subject(crate::error::Subject::Lineage {
+        app_id: link.application_id.clone(),
+        credential_display_name: link.credential_display_name.clone(),
+    })
 }
 
 #[cfg(test)]

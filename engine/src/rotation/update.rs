@@ -188,6 +188,12 @@ pub(crate) async fn write_targets(
                 format!("outcome unknown (the value may be in the vault): {err}"),
             ),
         }
+        let subject = crate::error::Subject::Target(t.target.clone());
+        let r = match r {
+            WriteOutcome::NotWritten(e) => WriteOutcome::NotWritten(e.with_subject(subject)),
+            WriteOutcome::Unknown(e) => WriteOutcome::Unknown(e.with_subject(subject)),
+            w => w,
+        };
         (t.target.clone(), r)
     }))
     .await;
