@@ -469,6 +469,9 @@ impl tf::provider_server::Provider for GrpcProvider {
         &self,
         request: Request<tf::apply_resource_change::Request>,
     ) -> Result<Response<tf::apply_resource_change::Response>, Status> {
+        // Counted until the response is sent or the future is dropped: when Terraform goes
+        // away, the process waits (briefly) for the engine to stop at a safe point.
+        let _in_flight = crate::lifecycle::InFlight::begin();
         let req = request.into_inner();
         let (resource, schema) = self.resource(&req.type_name)?;
         let ty = schema.ty();

@@ -3,6 +3,7 @@
 //! Layers, outside in:
 //! - [`plugin`]: go-plugin's handshake, AutoMTLS, health, controller, stdio and broker;
 //! - [`grpc`]: tfplugin6 ↔ the provider's own types (it only translates);
+//! - [`lifecycle`]: noticing that Terraform went away (stop at a safe point, exit);
 //! - [`resources`]: one module per resource and data source, plus the registry;
 //! - [`provider`]: the provider block and the per-process [`provider::ProviderState`] holding one
 //!   lazily built `rotor_engine::Engine`.
@@ -13,6 +14,7 @@
 pub mod docs;
 pub mod framework;
 pub mod grpc;
+pub mod lifecycle;
 pub mod logging;
 pub mod plugin;
 pub mod proto;

@@ -11,6 +11,8 @@
 //! - Besides the provider we serve `grpc.health.v1.Health` ("plugin"), `plugin.GRPCController`
 //!   (Shutdown exits promptly, so Terraform does not wait 2 s per process), `plugin.GRPCStdio`
 //!   and a minimal `plugin.GRPCBroker`.
+//! - When Terraform dies without stopping us (killed), we stop the engine at its next safe point
+//!   and exit within seconds (`crate::lifecycle`).
 //! - `--debug` serves without the cookie and TLS and prints `TF_REATTACH_PROVIDERS` for the user.
 
 use std::io::Write;
@@ -559,14 +561,20 @@ pub async fn serve<P: Provider>(
                 tracing::debug!("interrupt received; waiting for Terraform to stop the provider");
             }
         });
-        // If Terraform dies without shutting us down (killed), do not linger as an orphan.
-        let parent = std::os::unix::process::parent_id();
+        // If Terraform dies without shutting us down (killed), do not go on changing Azure and
+        // do not linger as an orphan: stop the engine at its next safe point, then exit
+        // (crate::lifecycle).
+        let ancestry = crate::lifecycle::Ancestry::current();
         let tx = shutdown_tx.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if std::os::unix::process::parent_id() != parent {
-                    tracing::warn!("Terraform (process {parent}) went away; exiting");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Some(why) = ancestry.gone() {
+                    crate::lifecycle::mark_terraform_gone();
+                    tracing::warn!(
+                        "{why}; stopping at the next safe point and exiting (the next apply resumes)"
+                    );
+                    crate::lifecycle::wait_idle(crate::lifecycle::STOP_GRACE).await;
                     let _ = tx.send(true);
                     return;
                 }

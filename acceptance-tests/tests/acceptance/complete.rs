@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::secret_link::{APP_ID, CALM_APP_ID, CALM_KEY, DUE_KEY, fixture, vault};
 use crate::support::{
-    PROVIDER, Tf, assert_no_secrets, emulator, kill_group, passwords, principal, vault_versions,
+    PROVIDER, Tf, assert_no_secrets, emulator, group_processes, kill_each, kill_group, passwords,
+    principal, process_alive, total_requests, vault_versions,
 };
 
 const LEGACY_APP_ID: &str = "b0000003-0000-4000-8000-000000000003";
@@ -383,5 +384,128 @@ async fn complete_terraform_killed_mid_apply_converges_on_the_next_apply() {
         "old credential kept for the grace period"
     );
     assert!(creds.iter().any(|c| c["key_id"] == key.as_str()));
+    assert_eq!(tf.plan().await.code, 0, "converged");
+}
+
+/// Terraform is killed (`kill -9` of the terraform process only, as by the OOM killer or a CI
+/// runner; the providers are not killed with it): the provider must notice, stop changing Azure
+/// and exit within seconds instead of finishing the rotation on its own. The next apply converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_provider_stops_when_terraform_is_killed_mid_apply() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    let three = [
+        ("kv-prod", "myapp-client-secret"),
+        ("kv-dev", "myapp-client-secret"),
+        ("kv-dr", "myapp-client-secret"),
+    ];
+    let targets: Vec<String> = three
+        .iter()
+        .map(|(v, s)| {
+            format!(
+                "{{ vault_url = \"{}\", secret_name = \"{s}\" }}",
+                vault(&em, v)
+            )
+        })
+        .collect();
+    tf.config(&format!(
+        "{PROVIDER}resource \"rotor_secret_link\" \"myapp\" {{\n  application_id = \"{APP_ID}\"\n  credential_display_name = \"Secret 1\"\n  targets = [{}]\n}}\n",
+        targets.join(", ")
+    ));
+    // Writes to kv-dr take 8 s, so the kill lands mid-rotation.
+    em.add_fault(
+        json!({"method": "PUT", "vault": "kv-dr", "path": "/secrets/", "latency_ms": 8000}),
+    )
+    .expect("fault");
+    let mut child = tf.spawn(&["apply", "-auto-approve", "-input=false"]);
+    let pid = child.id().expect("pid");
+    let start = Instant::now();
+    let mut providers = Vec::new();
+    loop {
+        let now = group_processes(pid, "terraform-provi");
+        if !now.is_empty() {
+            providers = now;
+        }
+        let written = ["kv-prod", "kv-dev"]
+            .iter()
+            .filter(|v| vault_versions(&em, v, "myapp-client-secret").len() >= 2)
+            .count();
+        if written >= 1 && !providers.is_empty() {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output().await.expect("terraform output");
+            panic!(
+                "terraform exited ({status}) before a target was written:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the apply never wrote a target (providers {providers:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // `kill -9` the terraform process the user started, like a crash or a cancelled CI job.
+    // Terraform 1.0 runs itself twice (panicwrap): the real one, the providers' parent, lives on
+    // until its next line of output hits the closed pipe (up to 10 s: "Still creating...").
+    let terraform = group_processes(pid, "terraform");
+    assert!(terraform.contains(&pid), "{terraform:?}");
+    kill_each(&[pid]);
+    drop(child);
+    let killed = Instant::now();
+
+    // The provider exits within a few seconds.
+    while providers.iter().any(|p| process_alive(*p)) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "provider process(es) {providers:?} still running {:?} after terraform was killed",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let exited = killed.elapsed();
+    // ... and no request reaches Azure after that, even once the slow write would have finished.
+    let after_exit = total_requests(&em);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(
+        total_requests(&em),
+        after_exit,
+        "Azure kept receiving requests after the provider exited ({exited:?} after the kill)"
+    );
+    em.clear_faults();
+    assert!(
+        passwords(&em, APP_ID)
+            .iter()
+            .any(|c| c["key_id"] == DUE_KEY),
+        "the old credential is kept"
+    );
+    // The real terraform process has lost its provider; make sure it is gone too.
+    let left: Vec<u32> = terraform
+        .into_iter()
+        .filter(|p| process_alive(*p))
+        .collect();
+    if !left.is_empty() {
+        kill_each(&left);
+    }
+
+    // The next apply finishes (or cleans up) the interrupted rotation.
+    std::fs::remove_file(tf.path().join(".terraform.tfstate.lock.info")).ok();
+    let again = tf.apply().await;
+    assert_eq!(again.code, 0, "{}", again.output());
+    let key = tf.resource("rotor_secret_link.myapp")["current_key_id"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    assert_ne!(key, DUE_KEY);
+    for (v, s) in three {
+        let versions = vault_versions(&em, v, s);
+        assert_eq!(
+            versions.last().expect("version")["tags"]["rotor-key-id"],
+            key.as_str(),
+            "{v}: {versions:?}"
+        );
+    }
     assert_eq!(tf.plan().await.code, 0, "converged");
 }

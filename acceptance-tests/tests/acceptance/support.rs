@@ -168,6 +168,7 @@ impl Tf {
         );
         env.insert("CHECKPOINT_DISABLE".into(), "1".into());
         env.insert("TF_IN_AUTOMATION".into(), "1".into());
+        env.insert("ROTOR_LOOPBACK_ONLY".into(), "1".into());
         if let Some(em) = emulator {
             for (k, v) in &em.endpoints().env {
                 env.insert(k.clone(), v.clone());
@@ -434,3 +435,64 @@ pub fn principal() -> Value {
 
 /// The `provider "rotor" {}` block (everything comes from the emulator's environment).
 pub const PROVIDER: &str = "provider \"rotor\" {}\n";
+
+/// `(pgrp, state, comm)` of a process, from `/proc/<pid>/stat`; `None` once it is gone.
+fn proc_stat(pid: u32) -> Option<(u32, char, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let comm = head.split_once(" (").map(|(_, c)| c.to_string())?;
+    // state ppid pgrp ...
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((pgrp, state, comm))
+}
+
+/// The live processes of process group `pgrp` (a terraform started with [`Tf::spawn`]) whose
+/// command name starts with `comm`: `terraform` (Terraform runs itself twice: panicwrap's outer
+/// process and the real one) or `terraform-provi` (the providers; names are cut at 15 bytes).
+pub fn group_processes(pgrp: u32, comm: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((group, state, name)) = proc_stat(pid)
+            && group == pgrp
+            && state != 'Z'
+            && (name == comm || (comm.ends_with("provi") && name.starts_with(comm)))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether process `pid` is still running (a zombie nobody reaped yet counts as gone).
+pub fn process_alive(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|(_, state, _)| state != 'Z' && state != 'X')
+}
+
+/// Kills (SIGKILL) exactly the processes `pids` — the terraform processes of a [`Tf::spawn`], not
+/// the providers they started: those are left to notice on their own, as when Terraform crashes.
+pub fn kill_each(pids: &[u32]) {
+    for pid in pids {
+        let status = std::process::Command::new("kill")
+            .args(["-s", "KILL", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(
+            status.success() || !process_alive(*pid),
+            "kill -s KILL {pid} failed"
+        );
+    }
+}
+
+/// The total number of requests the emulator has received.
+pub fn total_requests(em: &Emulator) -> u64 {
+    em.request_counts()["total"].as_u64().unwrap_or(0)
+}

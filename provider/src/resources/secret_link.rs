@@ -17,13 +17,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use rotor_engine::{
-    Confidence, Engine, Error as EngineError, ErrorKind, Link, LinkStatus, NoProgress, Policy,
-    RotateOptions, RotationStatus, Target,
+    Confidence, Engine, Error as EngineError, ErrorKind, Link, LinkStatus, Policy, RotateOptions,
+    RotationStatus, Target,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
+use crate::lifecycle::{TerraformProgress, terraform_gone};
 use crate::provider::{ProviderState, hint_lines};
 use crate::resources::policy::{link_policy_type, parse_policy};
 use crate::schema::{Attribute, Schema};
@@ -698,8 +699,11 @@ impl Resource for SecretLinkResource {
                 dry_run: false,
                 force: forced,
                 validity_days: None,
+                replace_key_id: None,
             };
-            let record = engine.rotate(&link, &policy, &opts, &NoProgress).await;
+            let record = engine
+                .rotate(&link, &policy, &opts, &TerraformProgress)
+                .await;
             match record.status {
                 RotationStatus::Success => {
                     tracing::info!(
@@ -758,6 +762,7 @@ impl Resource for SecretLinkResource {
                 }
             }
             if record.status == RotationStatus::Success
+                && !terraform_gone()
                 && let Err(e) = engine.cleanup(&link, &policy, false).await
             {
                 diags.warning(
@@ -770,7 +775,10 @@ impl Resource for SecretLinkResource {
             && added_targets(req.prior, req.planned)
             && status.current_key_id.is_some()
         {
-            if let Err(e) = engine.sync_targets(&link, &policy, &NoProgress).await {
+            if let Err(e) = engine
+                .sync_targets(&link, &policy, &TerraformProgress)
+                .await
+            {
                 engine_error(diags, &e);
             }
         } else if rotate && !planned_rotation {
