@@ -532,3 +532,52 @@ async fn secret_link_cleanup_on_destroy_respects_the_grace_period() {
         versions
     );
 }
+
+/// A forced rotation (`rotate_when_changed` changed) that the engine skips because another run is
+/// rotating the lineage must fail the apply and keep the old triggers, not exit 0 with a warning
+/// and store the new triggers (the rotation would never happen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_forced_rotation_skipped_for_another_run_fails_and_stays_pending() {
+    let mut f = fixture();
+    // Another run's credential of the `prod` lineage, created 10 minutes ago (inside the 1 h
+    // pending window), that no target holds yet: a rotation in progress.
+    f["applications"][1]["password_credentials"]
+        .as_array_mut()
+        .expect("passwords")
+        .push(json!({"key_id": "c0000002-0000-4000-8000-000000000299",
+            "display_name": "prod rotor:5d1c7a2e-0000-4000-8000-0000000000aa",
+            "secret_text": "Pnd8Q~pending-secret-value-0002-abcdefghij", "start": "-10m", "end": "+365d"}));
+    let em = emulator(f).await;
+    let tf = Tf::new(Some(&em));
+    let hcl = |trigger: &str| format!("{PROVIDER}{}", billing_hcl(&em, &trigger_line(trigger)));
+    tf.config(&hcl("1"));
+    tf.apply().await.ok();
+    let before = passwords(&em, CALM_APP_ID).len();
+
+    tf.config(&hcl("2"));
+    let failed = tf.apply().await.failed();
+    let out = failed.output();
+    assert!(
+        out.contains("Error:") && out.contains("another rotation of this lineage is in progress"),
+        "{out}"
+    );
+    assert!(
+        out.contains("orphan"),
+        "says when it becomes an orphan:\n{out}"
+    );
+    assert!(out.contains("re-run `terraform apply`"), "{out}");
+    assert_no_secrets(&em, "the failed apply's output", &out);
+    assert_eq!(passwords(&em, CALM_APP_ID).len(), before, "nothing created");
+    // The old triggers stay in state: the next plan still forces the rotation.
+    assert_eq!(
+        tf.resource("rotor_secret_link.billing")["rotate_when_changed"],
+        json!({"epoch": "1"})
+    );
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "{}", plan.output());
+    assert!(
+        plan.output().contains("rotate_when_changed"),
+        "{}",
+        plan.output()
+    );
+}

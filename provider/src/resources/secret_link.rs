@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use rotor_engine::{
-    Confidence, Engine, Error as EngineError, ErrorKind, Link, LinkStatus, Policy, RotateOptions,
-    RotationStatus, Target,
+    AuditRecord, Confidence, Engine, Error as EngineError, ErrorKind, Link, LinkStatus, Policy,
+    RotateOptions, RotationStatus, SkipReason, Target,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -293,6 +293,85 @@ fn triggers_changed(prior: &Value, config: &Value) -> bool {
         return false;
     }
     !a.same_as(b)
+}
+
+/// Whether a `skipped` record means another run is rotating the lineage (`InProgress`, or this
+/// run backed off: `LostRace`), rather than "nothing to do".
+fn skipped_for_another_run(record: &AuditRecord) -> bool {
+    match record.skip_reason {
+        Some(SkipReason::InProgress | SkipReason::LostRace) => true,
+        Some(_) => false,
+        // Engines that do not set `skip_reason` yet say it in words.
+        None => record.notes.iter().chain(record.error.iter()).any(|n| {
+            let n = n.to_ascii_lowercase();
+            n.contains("in progress") || n.contains("another run")
+        }),
+    }
+}
+
+/// When the newest pending credential of the lineage (a rotor credential newer than the one the
+/// targets hold, younger than the pending window) becomes an orphan that rotor finishes or
+/// removes: its creation plus `policy.pending_window`.
+async fn pending_until(
+    engine: &Engine,
+    link: &Link,
+    policy: &Policy,
+    status: &LinkStatus,
+) -> Option<OffsetDateTime> {
+    let app = engine.get_application(&link.application_id).await.ok()?;
+    let window = time::Duration::try_from(policy.pending_window).ok()?;
+    let now = engine.now();
+    app.password_credentials
+        .iter()
+        .filter(|c| {
+            c.lineage_name() == link.credential_display_name
+                && c.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.contains(" rotor:"))
+                && Some(c.key_id.as_str()) != status.current_key_id.as_deref()
+                && status.rotated_at.is_none_or(|r| c.start > r)
+                && c.start + window > now
+        })
+        .map(|c| c.start + window)
+        .max()
+}
+
+/// The detail of "another rotation is in progress": what rotor saw, when it resolves, what to do.
+fn another_run_detail(record: &AuditRecord, orphan_at: Option<OffsetDateTime>) -> String {
+    let mut lines = Vec::new();
+    if record.skip_reason == Some(SkipReason::LostRace) {
+        lines.push(
+            "This run created a new client secret, then found one that another run (terraform, the rotor CLI \
+             or the GitHub Action) had created first for the same lineage, and backed off."
+                .to_string(),
+        );
+    } else {
+        lines.push(
+            "A client secret of this lineage created by another run (terraform, the rotor CLI or the GitHub \
+             Action) is not held by any target yet: that run is rotating it now, or stopped half-way."
+                .to_string(),
+        );
+    }
+    match orphan_at.and_then(|t| t.format(&Rfc3339).ok()) {
+        Some(t) => lines.push(format!(
+            "If that run died, its client secret becomes an orphan at {t} (the policy's pending window after it \
+             was created); any run after that finishes or removes it."
+        )),
+        None => lines.push(
+            "If that run died, its client secret becomes an orphan once the policy's pending window (1 h by \
+             default) after its creation has passed; any run after that finishes or removes it."
+                .to_string(),
+        ),
+    }
+    if let Some(note) = record.notes.first().or(record.error.as_ref()) {
+        lines.push(format!("rotor: {note}"));
+    }
+    lines.push(
+        "The previous value of `rotate_when_changed` stays in state, so the next plan shows the forced rotation \
+         again.\nhint: re-run `terraform apply` once the other run has finished (or after the time above)."
+            .to_string(),
+    );
+    lines.join("\n")
 }
 
 impl SecretLinkResource {
@@ -699,7 +778,16 @@ impl Resource for SecretLinkResource {
                 dry_run: false,
                 force: forced,
                 validity_days: None,
-                replace_key_id: None,
+                // The credential the trigger change saw: once the lineage has a newer one (a
+                // re-run after an interrupted apply), the forced rotation is fulfilled.
+                replace_key_id: if forced {
+                    req.prior
+                        .attr("current_key_id")
+                        .as_str()
+                        .map(str::to_string)
+                } else {
+                    None
+                },
             };
             let record = engine
                 .rotate(&link, &policy, &opts, &TerraformProgress)
@@ -710,6 +798,18 @@ impl Resource for SecretLinkResource {
                         "rotated {link}: {} -> {}",
                         record.old_key_id.as_deref().unwrap_or("none"),
                         record.new_key_id.as_deref().unwrap_or("none")
+                    );
+                }
+                RotationStatus::Skipped if forced && skipped_for_another_run(&record) => {
+                    // The forced rotation did not happen: an error, so Terraform keeps the old
+                    // triggers (below) and the next plan forces it again.
+                    let orphan_at = pending_until(&engine, &link, &policy, &status).await;
+                    diags.error(
+                        format!(
+                            "rotating {link}: another rotation of this lineage is in progress; the forced rotation did not run"
+                        ),
+                        another_run_detail(&record, orphan_at),
+                        None,
                     );
                 }
                 RotationStatus::Skipped => {
@@ -972,6 +1072,51 @@ mod tests {
             never_rotated(&Value::string("HIGH"), &Value::string("name:x*"), &p)
                 .expect("blocked")
                 .contains("name:x*")
+        );
+    }
+
+    fn record(skip_reason: Option<SkipReason>, note: &str) -> AuditRecord {
+        let mut r: AuditRecord = serde_json::from_value(serde_json::json!({
+            "rotation_id": "r", "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:00Z",
+            "actor": "terraform", "app_id": "a", "app_name": "", "old_key_id": null, "new_key_id": null,
+            "new_expires_at": null, "confidence": "HIGH", "targets": [], "status": "skipped", "error": null,
+        }))
+        .expect("record");
+        r.skip_reason = skip_reason;
+        if !note.is_empty() {
+            r.notes.push(note.to_string());
+        }
+        r
+    }
+
+    #[test]
+    fn skips_for_another_run_are_recognised() {
+        assert!(skipped_for_another_run(&record(
+            Some(SkipReason::InProgress),
+            ""
+        )));
+        assert!(skipped_for_another_run(&record(
+            Some(SkipReason::LostRace),
+            ""
+        )));
+        assert!(!skipped_for_another_run(&record(
+            Some(SkipReason::NotDue),
+            ""
+        )));
+        assert!(!skipped_for_another_run(&record(
+            Some(SkipReason::DryRun),
+            ""
+        )));
+        // until the engine sets skip_reason: its words
+        assert!(skipped_for_another_run(&record(
+            None,
+            "rotation in progress (started 10 minutes ago)"
+        )));
+        assert!(!skipped_for_another_run(&record(None, "not due")));
+        let d = another_run_detail(&record(Some(SkipReason::InProgress), ""), None);
+        assert!(
+            d.contains("orphan") && d.contains("re-run `terraform apply`"),
+            "{d}"
         );
     }
 
