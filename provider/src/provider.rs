@@ -3,8 +3,8 @@
 //! lazily built [`Engine`], so Graph reads are shared across resources and a configuration that
 //! only uses `rotor_policy` never authenticates or calls Azure.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rotor_engine::{AuthConfig, Endpoints, Engine, EngineOptions, SecretValue};
 use tokio::sync::OnceCell;
@@ -357,11 +357,13 @@ impl ProviderConfig {
     }
 }
 
-/// What one provider process shares between resources: the configuration and one [`Engine`].
+/// What one provider process shares between resources: the configuration, one [`Engine`], and
+/// the credential lineages the `rotor_secret_link`s planned so far claim.
 pub struct ProviderState {
     lookup: Lookup,
     config: OnceLock<ProviderConfig>,
     engine: OnceCell<Result<Engine, EngineFailure>>,
+    lineages: Mutex<HashMap<(String, String), BTreeSet<String>>>,
 }
 
 /// Why the engine could not be built (kept so every resource reports the same thing).
@@ -385,6 +387,36 @@ impl ProviderState {
             lookup,
             config: OnceLock::new(),
             engine: OnceCell::new(),
+            lineages: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Claims the lineage (`application_id`, compared case-insensitively, +
+    /// `credential_display_name`) for a planned `rotor_secret_link` with `targets` (target keys).
+    /// Terraform plans every resource of a configuration through one provider process, so a
+    /// second link claiming a lineage with different targets is another resource:
+    /// `Err(the first link's targets)`. The same targets again (plan, then apply's plan) are fine.
+    pub fn claim_lineage(
+        &self,
+        application_id: &str,
+        credential_display_name: &str,
+        targets: BTreeSet<String>,
+    ) -> Result<(), BTreeSet<String>> {
+        let key = (
+            application_id.to_ascii_lowercase(),
+            credential_display_name.to_string(),
+        );
+        let mut lineages = self
+            .lineages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match lineages.get(&key) {
+            Some(first) if *first != targets => Err(first.clone()),
+            Some(_) => Ok(()),
+            None => {
+                lineages.insert(key, targets);
+                Ok(())
+            }
         }
     }
 
@@ -453,6 +485,14 @@ impl ProviderState {
                     .map_err(engine_failure)?;
                 let mut opts = EngineOptions::new(endpoints, credential);
                 opts.actor = "terraform".to_string();
+                // Every vault the provider can see (`vault_urls`, else ROTOR_VAULTS): the engine
+                // scans them before removing a credential and refuses a link whose lineage a
+                // secret outside its targets holds. Malformed entries are reported at configure.
+                opts.scope_vaults = cfg
+                    .vault_urls()
+                    .iter()
+                    .filter_map(|u| url::Url::parse(u).ok())
+                    .collect();
                 if let Some(path) = (self.lookup)("ROTOR_HISTORY_FILE").filter(|p| !p.is_empty()) {
                     opts.history_file = Some(path.into());
                 }
@@ -631,6 +671,26 @@ mod tests {
         let mut d = Diagnostics::default();
         let c = ProviderConfig::resolve(&block(&[]), &l, &mut d);
         assert!(!format!("{c:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn a_lineage_is_claimed_by_one_target_set() {
+        let state = ProviderState::with_lookup(lookup(&[]));
+        let set = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>();
+        let a = set(&["https://kv-prod/a"]);
+        assert_eq!(state.claim_lineage("B0-APP", "Secret 1", a.clone()), Ok(()));
+        // the same link planned again (apply's plan) is no conflict
+        assert_eq!(state.claim_lineage("b0-app", "Secret 1", a.clone()), Ok(()));
+        // another link, other targets: refused, naming the first one's targets
+        assert_eq!(
+            state.claim_lineage("b0-app", "Secret 1", set(&["https://kv-dev/b"])),
+            Err(a)
+        );
+        // other lineages are independent
+        assert_eq!(
+            state.claim_lineage("b0-app", "Secret 2", set(&["https://kv-dev/b"])),
+            Ok(())
+        );
     }
 
     #[test]

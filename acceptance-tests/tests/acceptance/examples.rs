@@ -30,7 +30,11 @@ async fn example_one_link_three_vaults_rotates_all_three() {
         "terraform.tfvars.json",
         &json!({
             "application_id": APP_ID,
-            "vaults": {"prod": vault(&em, "kv-prod"), "dev": vault(&em, "kv-dev"), "dr": vault(&em, "kv-dr")}
+            "targets": {
+                "prod": {"vault_url": vault(&em, "kv-prod"), "secret_name": "myapp-client-secret"},
+                "dev": {"vault_url": vault(&em, "kv-dev"), "secret_name": "myapp-client-secret"},
+                "dr": {"vault_url": vault(&em, "kv-dr"), "secret_name": "myapp-client-secret"}
+            }
         })
         .to_string(),
     );

@@ -581,3 +581,115 @@ async fn secret_link_forced_rotation_skipped_for_another_run_fails_and_stays_pen
         plan.output()
     );
 }
+
+/// Two `rotor_secret_link`s on one lineage (application id compared case-insensitively): rotating
+/// one would break the other, so the plan fails naming both, and nothing changes in Azure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_link_two_links_on_one_lineage_fail_the_plan_naming_both() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    tf.config(&format!(
+        "{PROVIDER}{}{}",
+        link_hcl(
+            &em,
+            "prod",
+            APP_ID,
+            "Secret 1",
+            &[("kv-prod", "myapp-client-secret")],
+            ""
+        ),
+        link_hcl(
+            &em,
+            "dev",
+            &APP_ID.to_ascii_uppercase(),
+            "Secret 1",
+            &[
+                ("kv-dev", "myapp-client-secret"),
+                ("kv-dr", "myapp-client-secret")
+            ],
+            ""
+        ),
+    ));
+    let writes = |em: &rotor_emulator::Emulator| {
+        requests(em, |r| {
+            !(r.starts_with("GET") || r.starts_with("HEAD")) && !r.contains("/token")
+        })
+    };
+    let before = (writes(&em), passwords(&em, APP_ID).len());
+    let plan = tf.plan().await.failed();
+    let out = plan.output();
+    assert!(
+        out.contains("another rotor_secret_link in this configuration"),
+        "{out}"
+    );
+    for v in ["kv-prod", "kv-dev", "kv-dr"] {
+        let target = format!("{}myapp-client-secret", vault(&em, v)).to_ascii_lowercase();
+        assert!(out.contains(&target), "names {target}:\n{out}");
+    }
+    assert!(out.contains("one rotor_secret_link per lineage"), "{out}");
+    assert!(
+        out.contains("credential_display_name = \"Secret 1\""),
+        "points at credential_display_name:\n{out}"
+    );
+    let apply = tf.apply().await.failed();
+    assert!(
+        apply
+            .output()
+            .contains("another rotor_secret_link in this configuration"),
+        "{}",
+        apply.output()
+    );
+    assert_eq!(
+        (writes(&em), passwords(&em, APP_ID).len()),
+        before,
+        "nothing changed in Azure"
+    );
+    for v in ["kv-prod", "kv-dev", "kv-dr"] {
+        assert_eq!(
+            vault_versions(&em, v, "myapp-client-secret").len(),
+            1,
+            "{v}"
+        );
+    }
+}
+
+/// A link whose lineage a Key Vault secret outside its targets holds (in a vault the provider can
+/// see, `ROTOR_VAULTS`) is refused by the engine at apply (a conflict), on `targets`: rotating it
+/// would leave that secret holding a credential cleanup removes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine's scope refusal (EngineOptions::scope_vaults), being landed in engine/"]
+async fn secret_link_holder_outside_the_targets_is_refused_on_targets() {
+    let mut f = fixture();
+    // kv-dev's copy says which credential it holds (as rotor tags every secret it writes).
+    f["vaults"][1]["secrets"][0]["tags"]["rotor-key-id"] = json!(DUE_KEY);
+    let em = emulator(f).await;
+    let mut tf = Tf::new(Some(&em));
+    let urls: Vec<String> = ["kv-prod", "kv-dev", "kv-dr"]
+        .iter()
+        .map(|v| vault(&em, v))
+        .collect();
+    tf.set_env("ROTOR_VAULTS", &urls.join(","));
+    tf.config(&format!(
+        "{PROVIDER}{}",
+        link_hcl(
+            &em,
+            "myapp",
+            APP_ID,
+            "Secret 1",
+            &[("kv-prod", "myapp-client-secret")],
+            ""
+        )
+    ));
+    let before = passwords(&em, APP_ID).len();
+    let run = tf.apply().await.failed();
+    let out = run.output();
+    assert!(out.contains("targets = ["), "points at targets:\n{out}");
+    assert_eq!(passwords(&em, APP_ID).len(), before, "nothing created");
+    for v in ["kv-prod", "kv-dev", "kv-dr"] {
+        assert_eq!(
+            vault_versions(&em, v, "myapp-client-secret").len(),
+            1,
+            "{v}"
+        );
+    }
+}

@@ -1,4 +1,6 @@
-# One application secret, three Key Vaults that must always hold its current value.
+# One application secret, three Key Vault secrets (names may differ per vault) that must always
+# hold its current value — all in one link: a lineage (application + credential display name) has
+# exactly one rotor_secret_link.
 # When the secret is within 30 days of expiry, `terraform plan` warns and shows an in-place update;
 # `terraform apply` creates a new secret, verifies it, writes it to all three vaults and keeps the
 # old one valid for the grace period.
@@ -18,24 +20,23 @@ variable "application_id" {
   type        = string
 }
 
-variable "vaults" {
-  description = "Vault URLs by role."
-  type        = map(string)
+variable "targets" {
+  description = "Every Key Vault secret that holds this client secret, by role. One rotor_secret_link per lineage: list every holder here instead of writing a second link for the same credential (that plan fails)."
+  type = map(object({
+    vault_url   = string
+    secret_name = string
+  }))
   default = {
-    prod = "https://kv-prod.vault.azure.net/"
-    dev  = "https://kv-dev.vault.azure.net/"
-    dr   = "https://kv-dr.vault.azure.net/"
+    prod    = { vault_url = "https://kv-prod.vault.azure.net/", secret_name = "myapp-secret" }
+    dev     = { vault_url = "https://kv-dev.vault.azure.net/", secret_name = "myapp-dev-secret" }
+    staging = { vault_url = "https://kv-staging.vault.azure.net/", secret_name = "myapp-secret-v2" }
   }
 }
 
 resource "rotor_secret_link" "myapp" {
   application_id          = var.application_id
   credential_display_name = "Secret 1"
-
-  targets = [for url in values(var.vaults) : {
-    vault_url   = url
-    secret_name = "myapp-client-secret"
-  }]
+  targets                 = values(var.targets)
 }
 
 output "current_key_id" {

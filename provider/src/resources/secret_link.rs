@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use rotor_engine::{
     AuditRecord, Confidence, Engine, Error as EngineError, ErrorKind, Link, LinkStatus, Policy,
-    RotateOptions, RotationStatus, SkipReason, Target,
+    RotateOptions, RotationStatus, SkipReason, Subject, Target,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -158,10 +158,30 @@ fn is_guid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// The attribute an engine error's subject is: a target → `targets`, the lineage (a secret
+/// outside the targets holds it) → `credential_display_name`, the application →
+/// `application_id`, a policy setting → `policy`.
+fn subject_path(subject: &Subject) -> Option<AttrPath> {
+    match subject {
+        Subject::Target(_) => Some(AttrPath::attr("targets")),
+        Subject::Lineage { .. } => Some(AttrPath::attr("credential_display_name")),
+        Subject::Application(_) => Some(AttrPath::attr("application_id")),
+        Subject::Setting(_) => Some(AttrPath::attr("policy")),
+        _ => None,
+    }
+}
+
 /// Which attribute an engine error is about.
 fn error_path(e: &EngineError) -> Option<AttrPath> {
+    if let Some(path) = e.subject().and_then(subject_path) {
+        return Some(path);
+    }
     let text = e.to_string();
-    if text.contains("Key Vault") || text.contains("vault") {
+    if e.kind() == ErrorKind::Conflict {
+        // A secret outside the targets holds the lineage (another link, or a target missing
+        // from this one): the fix is in `targets`.
+        Some(AttrPath::attr("targets"))
+    } else if text.contains("Key Vault") || text.contains("vault") {
         Some(AttrPath::attr("targets"))
     } else if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Permission)
         || text.contains("application")
@@ -293,6 +313,39 @@ fn triggers_changed(prior: &Value, config: &Value) -> bool {
         return false;
     }
     !a.same_as(b)
+}
+
+/// Why two links on one lineage are refused, naming both (Terraform does not tell providers
+/// resource addresses, so each is named by its targets), and the fix.
+fn lineage_conflict_detail(
+    link: &Link,
+    first: &BTreeSet<String>,
+    this: &BTreeSet<String>,
+) -> String {
+    let list = |keys: &BTreeSet<String>| {
+        keys.iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    [
+        format!(
+            "Two rotor_secret_link resources have application_id {} and credential_display_name `{}`:",
+            link.application_id, link.credential_display_name
+        ),
+        format!(
+            "- another rotor_secret_link in this configuration (targets {})",
+            list(first)
+        ),
+        format!("- this one (targets {})", list(this)),
+        "Rotating either leaves the other's targets holding the previous client secret, which the \
+         lineage's cleanup later removes."
+            .to_string(),
+        "hint: use one rotor_secret_link per lineage: put all the targets into one resource and delete \
+         the other (removing a link from the configuration only forgets it; no Key Vault secret is deleted)"
+            .to_string(),
+    ]
+    .join("\n")
 }
 
 /// Whether a `skipped` record means another run is rotating the lineage (`InProgress`, or this
@@ -567,6 +620,29 @@ impl Resource for SecretLinkResource {
         };
         if req.proposed.is_null() {
             return none; // destroy
+        }
+        if let Some(link) = link_from(req.config, &mut Diagnostics::default()) {
+            let keys = |l: &Link| -> BTreeSet<String> {
+                l.targets
+                    .iter()
+                    .map(|t| t.key().to_ascii_lowercase())
+                    .collect()
+            };
+            if let Err(first) = ctx.claim_lineage(
+                &link.application_id,
+                &link.credential_display_name,
+                keys(&link),
+            ) {
+                diags.error(
+                    format!("planning {link}: another rotor_secret_link in this configuration links the same lineage"),
+                    lineage_conflict_detail(&link, &first, &keys(&link)),
+                    Some(AttrPath::attr("credential_display_name")),
+                );
+                return PlanResponse {
+                    planned: req.proposed.clone(),
+                    requires_replace: Vec::new(),
+                };
+            }
         }
         let schema = schema();
         let mut planned = req.proposed.as_object().cloned().unwrap_or_default();
@@ -854,11 +930,12 @@ impl Resource for SecretLinkResource {
                         "The previous client secret stays valid; run apply again to resume.".into(),
                     );
                     let on_targets = record.targets.iter().any(|t| t.error.is_some());
-                    diags.error(
-                        summary,
-                        detail.join("\n"),
-                        on_targets.then(|| AttrPath::attr("targets")),
-                    );
+                    let path = record
+                        .error_subject
+                        .as_ref()
+                        .and_then(subject_path)
+                        .or_else(|| on_targets.then(|| AttrPath::attr("targets")));
+                    diags.error(summary, detail.join("\n"), path);
                 }
             }
             if record.status == RotationStatus::Success
@@ -1075,6 +1152,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn engine_conflicts_point_at_targets() {
+        let e = EngineError::new(
+            ErrorKind::Conflict,
+            "checking the link",
+            "a secret outside its targets holds the lineage",
+        );
+        assert_eq!(error_path(&e), Some(AttrPath::attr("targets")));
+        let e = e.with_subject(Subject::Lineage {
+            app_id: "a".into(),
+            credential_display_name: "Secret 1".into(),
+        });
+        assert_eq!(
+            error_path(&e),
+            Some(AttrPath::attr("credential_display_name"))
+        );
+        let e = EngineError::new(ErrorKind::NotFound, "reading application x", "gone");
+        assert_eq!(error_path(&e), Some(AttrPath::attr("application_id")));
+    }
+
     fn record(skip_reason: Option<SkipReason>, note: &str) -> AuditRecord {
         let mut r: AuditRecord = serde_json::from_value(serde_json::json!({
             "rotation_id": "r", "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:00Z",
@@ -1118,6 +1215,25 @@ mod tests {
             d.contains("orphan") && d.contains("re-run `terraform apply`"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn lineage_conflicts_name_both_target_sets() {
+        let l = link_from(
+            &link_value(&[("https://kv-dev.vault.azure.net/", "b")]),
+            &mut Diagnostics::default(),
+        )
+        .expect("link");
+        let first = BTreeSet::from(["https://kv-prod.vault.azure.net/a".to_string()]);
+        let this = BTreeSet::from(["https://kv-dev.vault.azure.net/b".to_string()]);
+        let d = lineage_conflict_detail(&l, &first, &this);
+        assert!(d.contains("another rotor_secret_link in this configuration (targets `https://kv-prod.vault.azure.net/a`)"), "{d}");
+        assert!(
+            d.contains("this one (targets `https://kv-dev.vault.azure.net/b`)"),
+            "{d}"
+        );
+        assert!(d.contains("one rotor_secret_link per lineage"), "{d}");
+        assert!(!d.contains("  "), "no stray indentation: {d}");
     }
 
     #[test]
