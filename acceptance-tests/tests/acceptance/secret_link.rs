@@ -627,6 +627,7 @@ async fn secret_link_two_links_on_one_lineage_fail_the_plan_naming_both() {
         assert!(out.contains(&target), "names {target}:\n{out}");
     }
     assert!(out.contains("one rotor_secret_link per lineage"), "{out}");
+    assert_no_secrets(&em, "the refused plan's output", &out);
     assert!(
         out.contains("credential_display_name = \"Secret 1\""),
         "points at credential_display_name:\n{out}"
