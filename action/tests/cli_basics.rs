@@ -19,6 +19,7 @@ fn rotor(dir: &std::path::Path, args: &[&str]) -> cli_support::Run {
         cmd.env_remove(k);
     }
     let out = cmd
+        .env("ROTOR_LOOPBACK_ONLY", "1")
         .current_dir(dir)
         .args(args)
         .stdin(std::process::Stdio::null())

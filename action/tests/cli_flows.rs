@@ -540,6 +540,7 @@ async fn demo_runs_end_to_end() {
         .env_remove("RUST_LOG")
         .env_remove("ROTOR_HISTORY_FILE")
         .env_remove("ROTOR_CONFIG")
+        .env("ROTOR_LOOPBACK_ONLY", "1")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let started = std::time::Instant::now();
@@ -593,6 +594,7 @@ async fn in_a_terminal_rotate_asks_first() {
             .envs(&w.emu.endpoints().env)
             .env("AZURE_USE_CLI", "false")
             .env("AZURE_USE_MSI", "false")
+            .env("ROTOR_LOOPBACK_ONLY", "1")
             .env_remove("RUST_LOG")
             .current_dir(w.dir.path())
             .stdin(std::process::Stdio::piped())

@@ -821,6 +821,7 @@ impl Runner {
             ("RUNNER_TEMP", temp.display().to_string()),
             ("GITHUB_TOKEN", TOKEN.to_string()),
             ("ROTOR_GITHUB_MAX_WAIT_SECS", "10".to_string()),
+            ("ROTOR_LOOPBACK_ONLY", "1".to_string()),
         ] {
             env.insert(k.to_string(), v);
         }

@@ -25,6 +25,12 @@ pub struct Endpoints {
     /// host name does not carry the vault name (emulators). Keys are URLs with a trailing `/`.
     #[serde(default)]
     pub vault_names: BTreeMap<String, String>,
+    /// Refuse every connection whose host is not a loopback address (`127.0.0.0/8`, `::1`,
+    /// `localhost`), before connecting, with an error naming the host; the Azure CLI (a separate
+    /// process rotor cannot guard) is refused too. Set by `ROTOR_LOOPBACK_ONLY=1`; every test
+    /// environment sets it so a test can never reach Azure, IMDS or any other address.
+    #[serde(default)]
+    pub loopback_only: bool,
 }
 
 fn parse_url(name: &str, value: &str) -> Result<Url> {
@@ -47,11 +53,13 @@ impl Endpoints {
             verify_challenge: true,
             ca_file: None,
             vault_names: BTreeMap::new(),
+            loopback_only: false,
         }
     }
 
     /// Reads `AZURE_AUTHORITY_HOST`, `ROTOR_GRAPH_ENDPOINT`, `ROTOR_ARM_ENDPOINT`,
-    /// `ROTOR_KEYVAULT_VERIFY_CHALLENGE` and `SSL_CERT_FILE` (as `ca_file`) from the process
+    /// `ROTOR_KEYVAULT_VERIFY_CHALLENGE`, `SSL_CERT_FILE` (as `ca_file`) and `ROTOR_LOOPBACK_ONLY`
+    /// (as `loopback_only`) from the process
     /// environment; unset variables keep the Azure public cloud values. `Err` names the bad variable.
     pub fn from_env() -> Result<Endpoints> {
         Endpoints::from_lookup(|k| std::env::var(k).ok())
@@ -76,6 +84,9 @@ impl Endpoints {
         }
         if let Some(v) = get("SSL_CERT_FILE") {
             e.ca_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("ROTOR_LOOPBACK_ONLY") {
+            e.loopback_only = parse_bool("ROTOR_LOOPBACK_ONLY", &v)?;
         }
         Ok(e)
     }

@@ -198,6 +198,11 @@ fn graph_error(
 
 /// Turns an `azure_core` token error into an engine error for `action`.
 pub(crate) fn token_error(action: &str, e: &azure_core::Error) -> Error {
+    if let Some(ep) = crate::http::endpoint_error(e) {
+        // the token endpoint (or the OIDC / managed identity endpoint) could not be reached:
+        // say so, instead of blaming the credential
+        return ep.to_error(&format!("{action}: getting an access token"));
+    }
     let msg = e.to_string();
     let first = msg.lines().next().unwrap_or("").to_owned();
     let kind = if first.contains("no credential worked")

@@ -9,24 +9,49 @@ use reqwest::{RequestBuilder, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Builds the HTTP client: system roots plus every certificate in `endpoints.ca_file`.
-/// `Err` (Config) when the CA file cannot be read or holds no certificate.
+mod connect;
+pub use connect::{EndpointError, EndpointFailure};
+
+/// Builds the HTTP client: system roots plus every certificate in `endpoints.ca_file`, and the
+/// connection guard (`endpoints.loopback_only`; failures that retrying cannot fix soon become an
+/// [`EndpointError`] naming the endpoint). `Err` (Config) when the CA file cannot be read or
+/// holds no certificate — the error names the file.
 pub fn http_client(endpoints: &Endpoints) -> Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(20))
         .timeout(Duration::from_secs(120))
         .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("rotor/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("rotor/", env!("CARGO_PKG_VERSION")))
+        .connector_layer(connect::GuardLayer {
+            loopback_only: endpoints.loopback_only,
+        });
+    if endpoints.loopback_only {
+        // a proxy would be a connection to somewhere else
+        b = b.no_proxy();
+    }
     if let Some(path) = &endpoints.ca_file {
-        let action = format!("reading CA file `{}`", path.display());
+        let action = format!(
+            "reading CA file `{}` (SSL_CERT_FILE / ca_file)",
+            path.display()
+        );
         let pem = std::fs::read(path).map_err(|e| {
-            Error::config(action.clone(), e.to_string())
-                .with_hint("point SSL_CERT_FILE (or the endpoints' ca_file) at a PEM bundle")
+            let cause = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("the file `{}` does not exist", path.display())
+            } else {
+                e.to_string()
+            };
+            Error::config(action.clone(), cause).with_hint(
+                "point SSL_CERT_FILE (or the endpoints' ca_file) at an existing PEM bundle, or unset it to use the system roots only",
+            )
         })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| Error::config(action.clone(), e.to_string()))?;
         if certs.is_empty() {
-            return Err(Error::config(action, "no PEM certificate in the file"));
+            return Err(
+                Error::config(action, "no PEM certificate in the file").with_hint(
+                    "SSL_CERT_FILE must hold PEM certificates (-----BEGIN CERTIFICATE-----)",
+                ),
+            );
         }
         b = b.tls_certs_merge(certs);
     }
@@ -34,9 +59,17 @@ pub fn http_client(endpoints: &Endpoints) -> Result<reqwest::Client> {
         .map_err(|e| Error::config("building the HTTP client", e.to_string()))
 }
 
-/// The same client as an `azure_core` transport (for the Key Vault SDK and `azure_identity`).
+/// The same client as an `azure_core` transport (for the Key Vault SDK and `azure_identity`),
+/// with the connection guard (see [`http_client`]).
 pub fn transport(client: &reqwest::Client) -> azure_core::http::Transport {
-    azure_core::http::Transport::new(Arc::new(client.clone()))
+    transport_with(client, false)
+}
+
+fn transport_with(client: &reqwest::Client, loopback_only: bool) -> azure_core::http::Transport {
+    azure_core::http::Transport::new(Arc::new(connect::Transport {
+        client: client.clone(),
+        loopback_only,
+    }))
 }
 
 /// `azure_core` client options using `client` as transport and `authority_host` as the cloud's
@@ -52,10 +85,26 @@ pub fn client_options(
         .trim_end_matches('/')
         .to_owned();
     azure_core::http::ClientOptions {
-        transport: Some(transport(client)),
+        transport: Some(transport_with(client, endpoints.loopback_only)),
         cloud: Some(Arc::new(custom.into())),
         ..Default::default()
     }
+}
+
+/// The [`EndpointError`] behind `e`, if a connection failed for a reason it names.
+pub(crate) fn endpoint_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a EndpointError> {
+    connect::find(e)
+}
+
+/// Refuses `url` under `loopback_only` (see [`Endpoints::loopback_only`]) before anything is
+/// sent; `Err` is the [`EndpointError`].
+pub(crate) fn check_url(
+    url: &url::Url,
+    loopback_only: bool,
+) -> std::result::Result<(), EndpointError> {
+    connect::check_url(url, loopback_only)
 }
 
 tokio::task_local! {
@@ -189,6 +238,18 @@ pub(crate) async fn send_with(
                 return Ok(Reply { status, body });
             }
             Err(e) => {
+                if let Some(ep) = endpoint_error(&e) {
+                    // refused / unknown host: one quick retry at most; certificate, loopback
+                    // guard: none
+                    if ep.retry_once() && attempt == 0 && max_retries > 0 {
+                        drop(slot);
+                        tracing::debug!(attempt, "{action}: {ep}; retrying once");
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        attempt = max_retries; // no further retry
+                        continue;
+                    }
+                    return Err(ep.to_error(action));
+                }
                 if attempt < max_retries && retryable_error(&e, mode) {
                     drop(slot);
                     let wait = backoff(attempt);
@@ -285,6 +346,29 @@ pub(crate) fn describe(status: StatusCode, code: Option<&str>, msg: Option<&str>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reqwest client itself refuses a non-loopback address under `loopback_only`, before
+    /// connecting: 192.0.2.1 (TEST-NET, never answers) would otherwise hang until the connect
+    /// timeout.
+    #[tokio::test]
+    async fn loopback_only_client_refuses_other_addresses_before_connecting() {
+        let mut ep = Endpoints::azure_public();
+        ep.loopback_only = true;
+        let client = http_client(&ep).expect("client");
+        let started = std::time::Instant::now();
+        let err = send(|| client.get("https://192.0.2.1/x"), 3, "reading x")
+            .await
+            .err()
+            .expect("refused");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(err.kind(), ErrorKind::Network);
+        assert!(
+            err.to_string()
+                .contains("refusing to connect to 192.0.2.1:443"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("ROTOR_LOOPBACK_ONLY"), "{err}");
+    }
 
     #[test]
     fn parses_retry_after() {

@@ -52,6 +52,7 @@ struct GithubOidc {
     client: reqwest::Client,
     url: String,
     token: SecretValue,
+    loopback_only: bool,
 }
 
 impl fmt::Debug for GithubOidc {
@@ -71,6 +72,14 @@ impl ClientAssertion for GithubOidc {
             url.query_pairs_mut()
                 .append_pair("audience", GITHUB_AUDIENCE);
         }
+        if let Err(ep) = crate::http::check_url(&url, self.loopback_only) {
+            let msg = format!("requesting a GitHub OIDC token: {ep}");
+            return Err(azure_core::Error::with_error(
+                azure_core::error::ErrorKind::Credential,
+                ep,
+                msg,
+            ));
+        }
         let rsp = self
             .client
             .get(url)
@@ -78,7 +87,20 @@ impl ClientAssertion for GithubOidc {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| cred_error(format!("requesting a GitHub OIDC token: {e}")))?;
+            .map_err(|e| {
+                let msg = format!(
+                    "requesting a GitHub OIDC token: {}",
+                    crate::http::error_chain(&e)
+                );
+                match crate::http::endpoint_error(&e) {
+                    Some(ep) => azure_core::Error::with_error(
+                        azure_core::error::ErrorKind::Credential,
+                        ep.clone(),
+                        msg,
+                    ),
+                    None => cred_error(msg),
+                }
+            })?;
         let status = rsp.status();
         if !status.is_success() {
             return Err(cred_error(format!(
@@ -94,6 +116,21 @@ impl ClientAssertion for GithubOidc {
             .await
             .map_err(|e| cred_error(format!("reading the GitHub OIDC token: {e}")))?;
         Ok(r.value.expose().to_owned())
+    }
+}
+
+/// A method that is never used in this process (the Azure CLI under `loopback_only`).
+#[derive(Debug)]
+struct Refused(&'static str);
+
+#[async_trait::async_trait]
+impl TokenCredential for Refused {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        Err(cred_error(self.0))
     }
 }
 
@@ -125,6 +162,7 @@ impl TokenCredential for Chain {
             return self.entries[i].2.get_token(scopes, options).await;
         }
         let mut tried = Vec::new();
+        let mut endpoint = None;
         for (i, (_, label, cred)) in self.entries.iter().enumerate() {
             match cred.get_token(scopes, options.clone()).await {
                 Ok(t) => {
@@ -133,6 +171,9 @@ impl TokenCredential for Chain {
                     return Ok(t);
                 }
                 Err(e) => {
+                    if endpoint.is_none() {
+                        endpoint = crate::http::endpoint_error(&e).cloned();
+                    }
                     let msg = crate::http::error_chain(&e);
                     tracing::debug!("{label} failed: {msg}");
                     tried.push(format!("{label}: {msg}"));
@@ -149,7 +190,13 @@ impl TokenCredential for Chain {
             ),
             (false, _) => format!("no credential worked; tried: {}", tried.join("; ")),
         };
-        Err(cred_error(msg))
+        // keep a connection failure findable: it is the endpoint, not the credential
+        Err(match endpoint {
+            Some(ep) => {
+                azure_core::Error::with_error(azure_core::error::ErrorKind::Credential, ep, msg)
+            }
+            None => cred_error(msg),
+        })
     }
 }
 
@@ -229,12 +276,16 @@ pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn T
                     client: client.clone(),
                     url: cfg.oidc_request_url.clone().unwrap_or_default(),
                     token: cfg.oidc_request_token.clone().unwrap_or_default(),
+                    loopback_only: endpoints.loopback_only,
                 },
                 Some(ClientAssertionCredentialOptions {
                     client_options: opts.clone(),
                 }),
             )
             .map_err(|e| sdk_err(&m, e))?,
+            AuthMethod::AzureCli if endpoints.loopback_only => Arc::new(Refused(
+                "the Azure CLI is not used under ROTOR_LOOPBACK_ONLY (it is a separate process whose connections rotor cannot guard)",
+            )),
             AuthMethod::AzureCli => AzureCliCredential::new(Some(AzureCliCredentialOptions {
                 tenant_id: cfg.tenant_id.clone(),
                 ..Default::default()

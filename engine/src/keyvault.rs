@@ -571,6 +571,10 @@ pub(crate) fn kv_error(
     access: Access,
 ) -> Error {
     use azure_core::error::ErrorKind as K;
+    if let Some(ep) = crate::http::endpoint_error(e) {
+        // the vault (or the token endpoint behind the SDK's credential) could not be reached
+        return ep.to_error(action);
+    }
     match e.kind() {
         K::HttpResponse {
             status,

@@ -291,6 +291,7 @@ impl ProviderConfig {
             "ROTOR_ARM_ENDPOINT",
             "ROTOR_KEYVAULT_VERIFY_CHALLENGE",
             "SSL_CERT_FILE",
+            "ROTOR_LOOPBACK_ONLY",
         ] {
             if let Some(v) = lookup(k) {
                 env.insert(k.to_string(), v);
@@ -706,6 +707,9 @@ mod tests {
             &mut d,
         );
         let e = c.endpoints(&l).expect("endpoints");
+        assert!(!e.loopback_only);
+        let guarded = lookup(&[("ROTOR_LOOPBACK_ONLY", "1")]);
+        assert!(c.endpoints(&guarded).expect("endpoints").loopback_only);
         assert_eq!(e.graph.as_str(), "https://127.0.0.1:1/");
         assert_eq!(e.arm.as_str(), "https://127.0.0.1:2/");
         assert!(!e.verify_challenge);

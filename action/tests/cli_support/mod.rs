@@ -93,6 +93,7 @@ impl World {
         cmd.envs(&self.emu.endpoints().env)
             .env("AZURE_USE_CLI", "false")
             .env("AZURE_USE_MSI", "false")
+            .env("ROTOR_LOOPBACK_ONLY", "1")
             .env("USER", "cli-test")
             .current_dir(self.dir.path())
             .args(args)
