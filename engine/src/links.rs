@@ -204,6 +204,7 @@ pub(crate) async fn due_links(e: &Engine, config: &Config) -> Result<Vec<(Link, 
                     previous_key_ids: Vec::new(),
                     target_versions: BTreeMap::new(),
                     in_progress: false,
+                    claimed_elsewhere: Vec::new(),
                 },
             )),
         }

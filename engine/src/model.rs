@@ -412,6 +412,11 @@ pub struct LinkStatus {
     /// True when a rotor credential newer than every target's and younger than the pending window
     /// exists: another run is rotating (skip).
     pub in_progress: bool,
+    /// Key Vault secrets outside the link that hold (by their `rotor-key-id` tag) the lineage's
+    /// current or a newer credential: another link claims the lineage, and rotating is refused
+    /// until they are in this link or no longer hold it. Empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claimed_elsewhere: Vec<Target>,
 }
 
 /// Options for one rotation.

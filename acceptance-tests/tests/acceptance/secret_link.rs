@@ -658,7 +658,6 @@ async fn secret_link_two_links_on_one_lineage_fail_the_plan_naming_both() {
 /// see, `ROTOR_VAULTS`) is refused by the engine at apply (a conflict), on `targets`: rotating it
 /// would leave that secret holding a credential cleanup removes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the engine's scope refusal (EngineOptions::scope_vaults), being landed in engine/"]
 async fn secret_link_holder_outside_the_targets_is_refused_on_targets() {
     let mut f = fixture();
     // kv-dev's copy says which credential it holds (as rotor tags every secret it writes).

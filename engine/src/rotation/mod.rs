@@ -96,6 +96,7 @@ fn status_of(e: &Engine, link: &Link, st: &LinkState, policy: &Policy) -> LinkSt
         let refs: Vec<&state::OutsideHolder> = h.iter().collect();
         due_reason = Some(state::claimed_error(e, link, &refs).to_string());
     }
+    let claimed_any = claimed.is_some();
     let previous_key_ids = match &st.current {
         Some(cur) => st
             .lineage
@@ -110,7 +111,7 @@ fn status_of(e: &Engine, link: &Link, st: &LinkState, policy: &Policy) -> LinkSt
         current_expires_at: st.current.as_ref().map(|c| c.end),
         rotated_at: st.current.as_ref().map(|c| c.start),
         next_rotation_at: d.next_rotation_at,
-        rotation_due: d.reason.is_some() && exc.is_none() && !in_progress && claimed.is_none(),
+        rotation_due: d.reason.is_some() && exc.is_none() && !in_progress && !claimed_any,
         due_reason: if exc.is_some() { None } else { due_reason },
         diverged: st.diverged,
         excluded: exc,
@@ -126,6 +127,9 @@ fn status_of(e: &Engine, link: &Link, st: &LinkState, policy: &Policy) -> LinkSt
             })
             .collect(),
         in_progress,
+        claimed_elsewhere: claimed
+            .map(|h| h.into_iter().map(|h| h.target).collect())
+            .unwrap_or_default(),
     }
 }
 

@@ -470,6 +470,26 @@ impl SecretLinkResource {
         )?;
         let engine = engine(ctx, diags).await?;
         match engine.inspect_link(&link, &policy).await {
+            Ok(status) if !status.claimed_elsewhere.is_empty() => {
+                // Another link (or a secret left out of this one) holds the lineage's current
+                // credential: rotating this link would break it, so the plan stops here.
+                let holders: Vec<String> = status
+                    .claimed_elsewhere
+                    .iter()
+                    .map(|t| format!("`{}` in {}", t.secret_name, t.vault_url))
+                    .collect();
+                diags.error(
+                    format!("planning {link}: a Key Vault secret outside its targets holds the lineage"),
+                    format!(
+                        "{} {} the lineage's current credential (its `rotor-key-id` tag says so) but {} not in `targets`: two links would claim one lineage, and rotating one breaks the other.\nhint: put every secret that holds this credential into this link's `targets` (one rotor_secret_link per lineage)\nhint: or, if that secret no longer needs the credential, delete it or remove its `rotor-key-id` tag",
+                        holders.join(", "),
+                        if holders.len() == 1 { "holds" } else { "hold" },
+                        if holders.len() == 1 { "is" } else { "are" },
+                    ),
+                    Some(AttrPath::attr("targets")),
+                );
+                Some(status)
+            }
             Ok(status) => {
                 let mut obj = BTreeMap::new();
                 apply_status(&mut obj, &status, &policy);
