@@ -260,7 +260,7 @@ async fn complete_bad_configuration_points_at_the_attribute() {
     let run = tf.plan().await.failed();
     assert!(
         run.stderr
-            .contains("`rotate_before_expiry_days`: -1 is not allowed"),
+            .contains("`rotate_before_expiry_days`: -1 is out of range: must be from 0 to 3650"),
         "{}",
         run.output()
     );
