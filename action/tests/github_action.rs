@@ -161,6 +161,8 @@ async fn pull_request_runs_leave_one_comment_and_change_nothing_in_azure() {
             (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
             (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
             (r"in \d+ days", "in [N] days"),
+            (r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "[DATE] [HH:MM] UTC"),
+            (r"<sub>rotor [0-9][^ ]*", "<sub>rotor [VERSION]"),
         ],
     }, {
         insta::assert_snapshot!("pull_request_comment", body);
@@ -234,6 +236,284 @@ async fn a_fork_pull_request_reports_in_the_summary_only() {
     );
     assert!(w.gh.log().is_empty(), "no GitHub call for forks");
     assert!(r.summary().contains("orders-service"));
+}
+
+/// The emulator's environment without any Azure credential: what a fork pull request's run has
+/// (no secrets, no OIDC request token).
+fn without_credentials(mut env: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.retain(|k, _| {
+        !k.ends_with("CLIENT_SECRET")
+            && !k.starts_with("ACTIONS_ID_TOKEN")
+            && !k.contains("OIDC")
+            && !k.contains("FEDERATED")
+    });
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fork_pull_request_without_credentials_warns_and_exits_0() {
+    let w = world().await;
+    let before = w.applications();
+    let mut payload = support::fixture("pull_request.opened.json");
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!("someone-else/Hello-World");
+    payload["pull_request"]["head"]["repo"]["fork"] = json!(true);
+    let r = Runner::new(&w.gh, "pull_request", &payload);
+    w.write_config(&r, "");
+    let out = r.rotor(&["action"], &without_credentials(w.env())).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(
+        out.stdout.contains(
+            "::warning title=rotor%3A no report for this fork pull request::pull requests from forks get no secrets"
+        ),
+        "{out:#?}"
+    );
+    assert!(!out.stdout.contains("::error"), "{out:#?}");
+    let summary = r.summary();
+    assert!(summary.contains("comes from a fork"), "{summary}");
+    assert!(w.gh.log().is_empty(), "no GitHub call for forks");
+    assert_eq!(w.applications(), before);
+
+    // The same run on a pull request from the repository itself fails: its workflow should have
+    // credentials.
+    let r = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    w.write_config(&r, "");
+    let out = r.rotor(&["action"], &without_credentials(w.env())).await;
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert!(out.stdout.contains("::error title=rotor::"), "{out:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_other_event_is_refused_and_changes_nothing() {
+    let w = world().await;
+    let before = w.applications();
+    for event in [
+        "push",
+        "issue_comment",
+        "merge_group",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "release",
+        "workflow_run",
+        "repository_dispatch",
+        "workflow_call",
+        "deployment",
+    ] {
+        let r = Runner::new(&w.gh, event, &json!({"action": "created"}));
+        w.write_config(&r, "");
+        for args in [
+            &["action"][..],
+            &["action", "--dry-run", "--audit-pr", "--cleanup"][..],
+        ] {
+            let out = r.rotor(args, &w.env()).await;
+            assert_eq!(out.code, Some(2), "{event}: {out:#?}");
+            let logs = out.logs_without_masks();
+            assert!(
+                logs.contains(&format!("does not run on `{event}` events")),
+                "{event}: {logs}"
+            );
+            assert!(
+                logs.contains("`schedule` and `workflow_dispatch`")
+                    && logs.contains("`pull_request` and `pull_request_target`"),
+                "{event}: names the supported events: {logs}"
+            );
+            assert!(logs.contains("::error title=rotor::"), "{event}: {logs}");
+        }
+        let escaped = event.replace('_', "\\_");
+        assert!(
+            r.summary().contains(&format!("\\`{escaped}\\`")),
+            "{event}: {}",
+            r.summary()
+        );
+        assert!(
+            !r.path("rotor-history.jsonl").exists(),
+            "{event}: no history written"
+        );
+        assert!(r.outputs().is_empty(), "{event}: no outputs");
+    }
+    assert_eq!(w.applications(), before, "nothing changed in Azure");
+    assert!(w.gh.log().is_empty(), "no GitHub call");
+    let requests = w.emu.request_log();
+    assert!(
+        requests.as_array().is_none_or(Vec::is_empty),
+        "no Azure call: {requests}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_persons_marker_comment_is_left_alone_and_keys_keep_one_comment_each() {
+    let w = world().await;
+    // A person's comment that starts exactly like rotor's, posted before rotor ever commented.
+    let forged = "<!-- rotor-report: action -->\n### rotor: everything is fine, merge away";
+    let person = w.gh.seed_user_comment(2, "mallory", forged);
+    let run = |key: &'static str, token: &'static str| {
+        let w = &w;
+        async move {
+            let mut r = Runner::new(
+                &w.gh,
+                "pull_request",
+                &support::fixture("pull_request.opened.json"),
+            );
+            r.env.insert("GITHUB_TOKEN".into(), token.into());
+            w.write_config(&r, "");
+            let out = r.rotor(&["action", "--comment-key", key], &w.env()).await;
+            assert_eq!(out.code, Some(0), "{out:#?}");
+            out
+        }
+    };
+    run("action", support::TOKEN).await;
+    run("action", support::TOKEN).await;
+    run("nightly-scope", support::TOKEN).await;
+    let comments = w.gh.comments_on(2);
+    let mine = |key: &str| {
+        comments
+            .iter()
+            .filter(|c| {
+                c.login == support::ACTIONS_LOGIN
+                    && c.body.starts_with(&format!("<!-- rotor-report: {key} -->"))
+            })
+            .count()
+    };
+    assert_eq!(mine("action"), 1, "{comments:#?}");
+    assert_eq!(mine("nightly-scope"), 1, "{comments:#?}");
+    let p = comments
+        .iter()
+        .find(|c| c.id == person)
+        .expect("still there");
+    assert_eq!(p.body, forged, "a person's comment is never edited");
+    // Nothing was tried on it either.
+    assert_eq!(
+        w.gh.count(
+            "PATCH",
+            &format!("/api/v3/repos/Codertocat/Hello-World/issues/comments/{person}")
+        ) + w.gh.count(
+            "DELETE",
+            &format!("/api/v3/repos/Codertocat/Hello-World/issues/comments/{person}")
+        ),
+        0
+    );
+
+    // Another identity (a GitHub App's installation token) keeps its own comment and never
+    // touches github-actions[bot]'s.
+    run("action", support::APP_TOKEN).await;
+    run("action", support::APP_TOKEN).await;
+    let comments = w.gh.comments_on(2);
+    let by = |login: &str| {
+        comments
+            .iter()
+            .filter(|c| c.login == login && c.body.starts_with("<!-- rotor-report: action -->"))
+            .count()
+    };
+    assert_eq!(by(support::APP_LOGIN), 1, "{comments:#?}");
+    assert_eq!(by(support::ACTIONS_LOGIN), 1, "{comments:#?}");
+    assert_eq!(w.gh.count("GET", "/api/v3/user"), 0, "never /user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hide_and_new_minimizes_the_previous_comment_and_nothing_due_can_skip_or_delete() {
+    let w = world().await;
+    let pr = |run_id: &str, extra: &[&str]| {
+        let w = &w;
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let run_id = run_id.to_string();
+        async move {
+            let mut r = Runner::new(
+                &w.gh,
+                "pull_request",
+                &support::fixture("pull_request.opened.json"),
+            );
+            r.env.insert("GITHUB_RUN_ID".into(), run_id);
+            w.write_config(&r, "");
+            let mut args = vec!["action".to_string()];
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = r.rotor(&args, &w.env()).await;
+            assert_eq!(out.code, Some(0), "{out:#?}");
+            (r, out)
+        }
+    };
+    pr("501", &["--comment", "hide-and-new"]).await;
+    // The same run again (re-run): the same report, left alone.
+    pr("501", &["--comment", "hide-and-new"]).await;
+    assert_eq!(w.gh.bot_comments_on(2).len(), 1);
+    // A later run (another run id, so another footer): the first comment is minimized as
+    // outdated, a new one posted.
+    pr("502", &["--comment", "hide-and-new"]).await;
+    let comments = w.gh.bot_comments_on(2);
+    assert_eq!(comments.len(), 2, "{comments:#?}");
+    assert_eq!(comments[0].minimized.as_deref(), Some("OUTDATED"));
+    assert!(
+        comments[0].body.contains("Outdated"),
+        "{}",
+        comments[0].body
+    );
+    assert!(comments[1].minimized.is_none());
+    for (c, run) in comments.iter().zip(["501", "502"]) {
+        assert!(
+            c.body.contains(&format!("/actions/runs/{run})")),
+            "run link: {}",
+            c.body
+        );
+        assert!(c.body.contains(" UTC</sub>"), "time: {}", c.body);
+        assert!(c.body.contains("commit `"), "short SHA: {}", c.body);
+    }
+
+    // Nothing due: `skip` posts nothing on a pull request without a comment ...
+    let nothing_due = |r: &Runner| {
+        let vaults: Vec<String> = w
+            .emu
+            .endpoints()
+            .vaults
+            .values()
+            .map(|u| format!("{u:?}"))
+            .collect();
+        std::fs::write(
+            r.path("rotor.toml"),
+            format!(
+                "vaults = [{}]\n\n[policy]\nexclusions = [\"name:*\"]\n",
+                vaults.join(", ")
+            ),
+        )
+        .expect("config");
+    };
+    let mut payload = support::fixture("pull_request.opened.json");
+    payload["number"] = json!(3);
+    payload["pull_request"]["number"] = json!(3);
+    for mode in ["skip", "delete"] {
+        let r = Runner::new(&w.gh, "pull_request", &payload);
+        nothing_due(&r);
+        let out = r
+            .rotor(&["action", "--comment-if-nothing-due", mode], &w.env())
+            .await;
+        assert_eq!(out.code, Some(0), "{out:#?}");
+        assert!(w.gh.comments_on(3).is_empty(), "{mode}");
+        assert!(
+            r.summary().contains("rotor"),
+            "{mode}: the summary is still written"
+        );
+    }
+    // ... and `delete` removes rotor's comment where there is one; a person's stays.
+    w.gh.seed_user_comment(2, "Codertocat", "<!-- rotor-report: action -->\nquoted");
+    let r = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    nothing_due(&r);
+    let out = r
+        .rotor(&["action", "--comment-if-nothing-due", "delete"], &w.env())
+        .await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let left: Vec<_> =
+        w.gh.comments_on(2)
+            .into_iter()
+            .filter(|c| c.body.starts_with("<!-- rotor-report: action -->"))
+            .collect();
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left[0].login, "Codertocat");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -934,4 +1214,69 @@ async fn a_pull_request_report_needs_only_a_read_only_identity() {
     );
     assert_eq!(w.applications(), before);
     w.assert_no_secret_leaked(&r, &[&out]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boolean_inputs_are_strict_and_a_relative_binary_path_survives_working_directory() {
+    let w = world().await;
+    let env = w.env();
+    let before = w.applications();
+    // A relative binary-path (from the workspace) with another working-directory.
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    std::fs::create_dir_all(r.path("bin")).expect("dir");
+    std::fs::copy(env!("CARGO_BIN_EXE_rotor"), r.path("bin/rotor")).expect("copy rotor");
+    std::fs::create_dir_all(r.path("ops")).expect("dir");
+    w.write_config(&r, "");
+    std::fs::rename(r.path("rotor.toml"), r.path("ops/rotor.toml")).expect("move config");
+    let creds = [
+        ("tenant-id", env["AZURE_TENANT_ID"].clone()),
+        ("client-id", env["AZURE_CLIENT_ID"].clone()),
+        ("client-secret", env["AZURE_CLIENT_SECRET"].clone()),
+    ];
+    for (input, value) in [
+        ("dry-run", "yes"),
+        ("dry-run", "True"),
+        ("dry-run", "1"),
+        ("audit-pr", "on"),
+        ("cleanup", ""),
+        ("comment", "sticky"),
+        ("comment-if-nothing-due", "never"),
+        ("comment-key", "a b"),
+    ] {
+        let mut with: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        with.extend([
+            ("binary-path", "bin/rotor"),
+            ("working-directory", "ops"),
+            (input, value),
+        ]);
+        let (outputs, logs) = run_action_yml(&w, &r, &with).await;
+        let last = logs.last().expect("a step ran");
+        assert_eq!(last.code, Some(2), "{input}: {value}: {logs:#?}");
+        assert!(
+            last.stdout
+                .contains(&format!("::error title=rotor::input `{input}` must be")),
+            "{input}: {}",
+            last.stdout
+        );
+        assert!(
+            last.stdout.contains(&format!("not `{value}`")),
+            "{}",
+            last.stdout
+        );
+        assert!(outputs["rotated"].is_empty(), "{outputs:?}");
+    }
+    assert_eq!(w.applications(), before, "a refused input changes nothing");
+
+    // `dry-run: true` (exactly) with the relative binary: runs from `ops`, rotates nothing.
+    let mut with: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    with.extend([
+        ("binary-path", "bin/rotor"),
+        ("working-directory", "ops"),
+        ("dry-run", "true"),
+    ]);
+    let (outputs, logs) = run_action_yml(&w, &r, &with).await;
+    assert!(logs.iter().all(|l| l.code == Some(0)), "{logs:#?}");
+    assert_eq!(outputs["due"], "3", "{outputs:?}");
+    assert_eq!(outputs["rotated"], "0");
+    assert_eq!(w.applications(), before);
 }

@@ -98,8 +98,17 @@ async fn two_pull_request_reports_leave_exactly_one_comment() {
     }
     // Installation tokens cannot read /user; rotor never asks.
     assert_eq!(gh.count("GET", "/api/v3/user"), 0);
-    // Everything went through the GHES-style base path.
-    assert!(gh.log().iter().all(|l| l.path.starts_with("/api/v3/")));
+    // Everything went through the GHES-style base paths (REST, and GraphQL for the login).
+    assert!(
+        gh.log()
+            .iter()
+            .all(|l| l.path.starts_with("/api/v3/") || l.path == "/api/graphql")
+    );
+    // Every request names rotor and its version, once.
+    let ua = format!("rotor/{}", env!("CARGO_PKG_VERSION"));
+    for l in gh.log() {
+        assert_eq!(l.user_agents, vec![ua.clone()], "{} {}", l.method, l.path);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,4 +511,136 @@ async fn duplicates_left_by_racing_runs_are_reduced_to_one() {
         bots[1].body,
         "<!-- rotor-report: action -->\nthe action's report"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_rate_limit_without_headers_is_retried_after_the_documented_wait() {
+    let gh = FakeGitHub::start().await;
+    // GitHub: "If you exceed a secondary rate limit … [and] the retry-after response header is
+    // not present … wait for at least one minute before retrying". The minute is injected as 2 s.
+    gh.inject(
+        Method::POST,
+        "/repos/Codertocat/Hello-World/issues/2/comments",
+        403,
+        &[],
+        "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        1,
+    );
+    let mut runner = Runner::new(
+        &gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    runner
+        .env
+        .insert("ROTOR_GITHUB_SECONDARY_WAIT_SECS".into(), "2".into());
+    let input = support::rotate_json(&[("billing-api", "app-1")], "success");
+    let input_path = runner.path("rotate.json");
+    std::fs::write(&input_path, serde_json::to_vec(&input).expect("json")).expect("write");
+    let input_arg = input_path.display().to_string();
+    let started = std::time::Instant::now();
+    let out = runner
+        .rotor(
+            &["report", "--input", &input_arg, "--summary", "--comment"],
+            &BTreeMap::new(),
+        )
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "waited the (injected) documented minute"
+    );
+    assert_eq!(
+        gh.count(
+            "POST",
+            "/api/v3/repos/Codertocat/Hello-World/issues/2/comments"
+        ),
+        2,
+        "retried once"
+    );
+    assert_eq!(gh.bot_comments_on(2).len(), 1, "posted exactly once");
+    let logs = out.logs_without_masks();
+    assert!(!logs.contains("::warning"), "no permission warning: {logs}");
+    assert!(!logs.contains("pull-requests: write"), "{logs}");
+
+    // Rate limited again on the retry: a rate-limit warning, not permission hints.
+    let gh = FakeGitHub::start().await;
+    gh.inject(
+        Method::POST,
+        "/repos/Codertocat/Hello-World/issues/2/comments",
+        403,
+        &[],
+        "You have exceeded a secondary rate limit.",
+        5,
+    );
+    let mut runner = Runner::new(
+        &gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    runner
+        .env
+        .insert("ROTOR_GITHUB_SECONDARY_WAIT_SECS".into(), "1".into());
+    std::fs::write(
+        runner.path("rotate.json"),
+        serde_json::to_vec(&input).expect("json"),
+    )
+    .expect("write");
+    let input_arg = runner.path("rotate.json").display().to_string();
+    let out = runner
+        .rotor(
+            &["report", "--input", &input_arg, "--summary", "--comment"],
+            &BTreeMap::new(),
+        )
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let logs = out.logs_without_masks();
+    assert!(logs.contains("rate limit"), "{logs}");
+    assert!(!logs.contains("pull-requests: write"), "{logs}");
+    assert!(gh.bot_comments_on(2).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_render_inert_through_cmark_gfm() {
+    let gh = FakeGitHub::start().await;
+    let apps: Vec<(&str, &str)> = support::HOSTILE.iter().map(|h| (*h, *h)).collect();
+    let mut input = support::rotate_json(&apps, "failed");
+    // Hostile text in the hints and the credential names too.
+    for (r, h) in input["rotations"]
+        .as_array_mut()
+        .expect("rotations")
+        .iter_mut()
+        .zip(support::HOSTILE)
+    {
+        r["hints"] = serde_json::json!([h]);
+        r["credential_display_name"] = serde_json::json!(h);
+    }
+    let (runner, out) = report_run(&gh, &input, &[]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let bots = gh.bot_comments_on(2);
+    assert_eq!(bots.len(), 1);
+    for (what, md) in [
+        ("comment", bots[0].body.clone()),
+        ("summary", runner.summary()),
+    ] {
+        let html = support::render_gfm(&md);
+        support::assert_inert(what, &html);
+        // Still readable: the names are there, as text.
+        let text = support::linkable_text(&html);
+        assert!(text.contains("evil.example/login"), "{what}: {text}");
+        assert!(text.contains("octo-org/infra"), "{what}: {text}");
+        assert!(
+            html.contains("<code>deadbeefcafe1234</code>"),
+            "{what}: {html}"
+        );
+    }
+    // The checker itself catches what GitHub would link.
+    for raw in support::HOSTILE.iter().skip(1) {
+        let html = support::render_gfm(raw);
+        let caught = std::panic::catch_unwind(|| support::assert_inert("raw", &html));
+        assert!(
+            caught.is_err(),
+            "unescaped {raw:?} should be caught: {html}"
+        );
+    }
 }

@@ -19,8 +19,14 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-/// The token the fake accepts.
+/// The token the fake accepts; it acts as `github-actions[bot]` (like `GITHUB_TOKEN`).
 pub const TOKEN: &str = "ghs_faketoken0123456789";
+/// A second installation token, of another GitHub App: it acts as [`APP_LOGIN`].
+pub const APP_TOKEN: &str = "ghs_otherapptoken987654321";
+/// The login [`APP_TOKEN`] acts as.
+pub const APP_LOGIN: &str = "rotor-app[bot]";
+/// The login [`TOKEN`] acts as.
+pub const ACTIONS_LOGIN: &str = "github-actions[bot]";
 /// The repository the fake serves.
 pub const REPO: &str = "Codertocat/Hello-World";
 /// The runner's OIDC request token (`ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
@@ -37,6 +43,8 @@ pub struct Comment {
     pub body: String,
     pub login: String,
     pub user_type: String,
+    /// Hidden by `minimizeComment`, with its classifier.
+    pub minimized: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +75,8 @@ pub struct Logged {
     pub path: String,
     pub status: u16,
     pub body: String,
+    /// Every `User-Agent` header value the request carried.
+    pub user_agents: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -118,6 +128,7 @@ impl FakeGitHub {
                 body: (*body).to_string(),
                 login: "Codertocat".into(),
                 user_type: "User".into(),
+                minimized: None,
             });
         }
         let state = Arc::new(Mutex::new(st));
@@ -189,8 +200,25 @@ impl FakeGitHub {
             id,
             issue,
             body: body.to_string(),
-            login: "github-actions[bot]".into(),
+            login: ACTIONS_LOGIN.into(),
             user_type: "Bot".into(),
+            minimized: None,
+        });
+        id
+    }
+
+    /// Adds a comment by a person (`login`, type `User`).
+    pub fn seed_user_comment(&self, issue: u64, login: &str, body: &str) -> u64 {
+        let mut st = self.state.lock().expect("lock");
+        st.next_id += 1;
+        let id = st.next_id;
+        st.comments.push(Comment {
+            id,
+            issue,
+            body: body.to_string(),
+            login: login.into(),
+            user_type: "User".into(),
+            minimized: None,
         });
         id
     }
@@ -335,6 +363,7 @@ fn query(uri: &Uri) -> BTreeMap<String, String> {
 fn comment_json(c: &Comment, addr: SocketAddr) -> Value {
     json!({
         "id": c.id,
+        "node_id": node_id(c.id),
         "body": c.body,
         "user": {"login": c.login, "type": c.user_type},
         "html_url": format!("http://{addr}/{REPO}/pull/{}#issuecomment-{}", c.issue, c.id),
@@ -380,8 +409,76 @@ fn handle(
         ),
         status: resp.status().as_u16(),
         body: body_text,
+        user_agents: headers
+            .get_all("user-agent")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("").to_string())
+            .collect(),
     });
     resp
+}
+
+/// The login a token acts as.
+fn login_of(headers: &HeaderMap) -> Option<&'static str> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("token "))?;
+    match token {
+        TOKEN => Some(ACTIONS_LOGIN),
+        APP_TOKEN => Some(APP_LOGIN),
+        _ => None,
+    }
+}
+
+/// GitHub Enterprise Server's GraphQL endpoint (`/api/graphql`): `viewer { login }` and
+/// `minimizeComment`.
+fn graphql(st: &mut State, login: &str, body: &str) -> Response {
+    let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let query = input["query"].as_str().unwrap_or("");
+    if query.contains("viewer") {
+        return json_response(200, &[], json!({"data": {"viewer": {"login": login}}}));
+    }
+    if query.contains("minimizeComment") {
+        let id = input["variables"]["id"].as_str().unwrap_or("");
+        let Some(c) = st.comments.iter_mut().find(|c| node_id(c.id) == id) else {
+            return json_response(
+                200,
+                &[],
+                json!({"data": null, "errors": [{"type": "NOT_FOUND", "message": format!("Could not resolve to a node with the global id of '{id}'")}]}),
+            );
+        };
+        if c.login != login {
+            return json_response(
+                200,
+                &[],
+                json!({"data": null, "errors": [{"type": "FORBIDDEN", "message": "Resource not accessible by integration"}]}),
+            );
+        }
+        let classifier = if query.contains("OUTDATED") {
+            "OUTDATED"
+        } else {
+            "OTHER"
+        };
+        c.minimized = Some(classifier.into());
+        return json_response(
+            200,
+            &[],
+            json!({"data": {"minimizeComment": {"minimizedComment": {"isMinimized": true}}}}),
+        );
+    }
+    json_response(
+        200,
+        &[],
+        json!({"errors": [{"message": "fake GitHub: this GraphQL query is not modelled"}]}),
+    )
+}
+
+pub fn node_id(id: u64) -> String {
+    format!("IC_kwDOfake{id}")
 }
 
 fn route(
@@ -395,6 +492,21 @@ fn route(
     if uri.path() == "/_oidc/token" {
         return oidc_token(uri, headers);
     }
+    if uri.path() == "/api/graphql" {
+        let Some(login) = login_of(headers) else {
+            return err(401, "Bad credentials");
+        };
+        if let Some(i) = st
+            .faults
+            .iter()
+            .position(|f| f.method == *method && f.path_prefix == "/graphql" && f.remaining > 0)
+        {
+            st.faults[i].remaining -= 1;
+            let (status, msg) = (st.faults[i].status, st.faults[i].message.clone());
+            return json_response(status, &[], json!({"message": msg}));
+        }
+        return graphql(st, login, body);
+    }
     let Some(path) = uri.path().strip_prefix("/api/v3") else {
         return err(404, "Not Found (the fake serves only /api/v3)");
     };
@@ -402,9 +514,10 @@ fn route(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if auth != format!("Bearer {TOKEN}") && auth != format!("token {TOKEN}") {
+    let _ = auth;
+    let Some(login) = login_of(headers) else {
         return err(401, "Bad credentials");
-    }
+    };
     if let Some(i) = st
         .faults
         .iter()
@@ -414,13 +527,14 @@ fn route(
         f.remaining -= 1;
         let (status, hdrs, msg) = (f.status, f.headers.clone(), f.message.clone());
         if f.after_apply {
-            let _ = route_repo(st, addr, method, uri, headers, path, body);
+            let _ = route_repo(st, addr, method, uri, headers, path, body, login);
         }
         return json_response(status, &hdrs, json!({"message": msg}));
     }
-    route_repo(st, addr, method, uri, headers, path, body)
+    route_repo(st, addr, method, uri, headers, path, body, login)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn route_repo(
     st: &mut State,
     addr: SocketAddr,
@@ -429,6 +543,7 @@ fn route_repo(
     headers: &HeaderMap,
     path: &str,
     body: &str,
+    login: &str,
 ) -> Response {
     if path == "/user" {
         return err(403, "Resource not accessible by integration");
@@ -489,8 +604,9 @@ fn route_repo(
                 id: st.next_id,
                 issue: n.parse().unwrap_or(0),
                 body: text.to_string(),
-                login: "github-actions[bot]".into(),
+                login: login.into(),
                 user_type: "Bot".into(),
+                minimized: None,
             };
             let v = comment_json(&c, addr);
             st.comments.push(c);
@@ -508,7 +624,7 @@ fn route_repo(
                 );
             }
             match st.comments.iter_mut().find(|c| c.id == id) {
-                Some(c) if c.user_type == "Bot" => {
+                Some(c) if c.login == login => {
                     c.body = text.to_string();
                     let v = comment_json(c, addr);
                     json_response(200, &[], v)
@@ -520,7 +636,7 @@ fn route_repo(
         ("DELETE", ["issues", "comments", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
             match st.comments.iter().position(|c| c.id == id) {
-                Some(i) if st.comments[i].user_type == "Bot" => {
+                Some(i) if st.comments[i].login == login => {
                     st.comments.remove(i);
                     (StatusCode::NO_CONTENT, "").into_response()
                 }
@@ -936,4 +1052,152 @@ pub fn fixture(name: &str) -> Value {
         .join("tests/fixtures/webhooks")
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(&p).expect("fixture")).expect("fixture json")
+}
+
+/// Renders Markdown the way GitHub does, with cmark-gfm and the GFM extensions (table,
+/// strikethrough, autolink, tagfilter, tasklist): the `cmarkgfm` Python bindings that
+/// `scripts/install-test-tools` installs, pinned and checksummed, into `.tools/python`
+/// (`ROTOR_CMARK_GFM_PYTHONPATH` overrides). GitHub's references (`@user`, `#1`, `GH-1`, SHAs)
+/// are not cmark-gfm's: [`assert_inert`] checks the rendered text for those.
+pub fn render_gfm(markdown: &str) -> String {
+    use std::io::Write as _;
+    let path = std::env::var_os("ROTOR_CMARK_GFM_PYTHONPATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("workspace root")
+                .join(".tools/python")
+        });
+    assert!(
+        path.join("cmarkgfm").is_dir(),
+        "cmark-gfm is not installed at {}: run scripts/install-test-tools (it installs the pinned, \
+         checksummed cmarkgfm wheel into .tools/python), or set ROTOR_CMARK_GFM_PYTHONPATH",
+        path.display()
+    );
+    let script = "import sys\nsys.path.insert(0, sys.argv[1])\nimport cmarkgfm\n\
+        from cmarkgfm.cmark import Options\n\
+        md = sys.stdin.buffer.read().decode('utf-8')\n\
+        sys.stdout.buffer.write(cmarkgfm.github_flavored_markdown_to_html(md, options=Options.CMARK_OPT_UNSAFE).encode('utf-8'))\n";
+    let mut child = std::process::Command::new("python3")
+        .arg("-S")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(markdown.as_bytes())
+        .expect("write markdown");
+    let out = child.wait_with_output().expect("cmark-gfm ran");
+    assert!(
+        out.status.success(),
+        "cmark-gfm failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 html")
+}
+
+/// The text of rendered HTML outside `<code>` and `<a>` elements, with tags removed and the
+/// entities GitHub's filters see decoded.
+pub fn linkable_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    let mut skip: Vec<&str> = Vec::new();
+    while let Some(lt) = rest.find('<') {
+        if skip.is_empty() {
+            out.push_str(&rest[..lt]);
+        }
+        let Some(gt) = rest[lt..].find('>') else {
+            break;
+        };
+        let tag = &rest[lt + 1..lt + gt];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        if matches!(name.as_str(), "code" | "a" | "pre") {
+            if tag.starts_with('/') {
+                skip.pop();
+            } else {
+                skip.push("x");
+            }
+        }
+        out.push(' ');
+        rest = &rest[lt + gt + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// Hostile names for escaping tests: every autolink cmark-gfm renders and every reference GitHub
+/// links, plus HTML, a comment opener and a table break.
+pub const HOSTILE: &[&str] = &[
+    "<img src=x onerror=alert(1)> | <!-- x",
+    "www.evil.example/login",
+    "see https://evil.example/phish now",
+    "mallory@evil.example",
+    "@octo-org/security-team please",
+    "fixes #12 and GH-4242",
+    "octo-org/infra#77",
+    "octo-org/infra@deadbeef",
+    "commit deadbeefcafe1234",
+    "[click](https://evil.example) **bold** `code`",
+];
+
+/// Asserts that rendered HTML links to nothing hostile and that no text outside code carries
+/// something GitHub links: a mention, an issue or pull request reference (`#1`, `GH-1`,
+/// `owner/repo#1`, `owner/repo@sha`), a commit SHA, a URL, a `www.` host or an email.
+pub fn assert_inert(what: &str, html: &str) {
+    for bad in ["<img", "<!--", "<script", "onerror=\""] {
+        let count = html.matches(bad).count();
+        let allowed = usize::from(bad == "<!--" && html.starts_with("<!-- rotor-report:"));
+        assert!(count <= allowed, "{what}: `{bad}` in the HTML:\n{html}");
+    }
+    for (i, _) in html.match_indices("<a ") {
+        let tag = &html[i..i + html[i..].find('>').unwrap_or(0)];
+        assert!(
+            !tag.contains("evil") && !tag.contains("mailto:"),
+            "{what}: a hostile link: {tag}"
+        );
+    }
+    let text = linkable_text(html);
+    let patterns = [
+        (r"(?i)(^|[^\w`])@[a-z0-9]", "a mention"),
+        (r"#\d", "an issue reference"),
+        (r"(?i)\bGH-\d", "a GH- reference"),
+        (r"(?i)\b[0-9a-f]{7,40}\b", "a commit SHA"),
+        (r"(?i)\b(https?|ftp)://", "a URL"),
+        (r"(?i)(^|[\s(*_~])www\.", "a www. link"),
+        (r"[\w.+-]+@[\w-]+\.[\w.-]+", "an email"),
+    ];
+    for (re, name) in patterns {
+        let re = regex::Regex::new(re).expect("regex");
+        if let Some(m) = re.find(&text) {
+            let at = m.start();
+            let from = text[..at]
+                .char_indices()
+                .rev()
+                .nth(40)
+                .map_or(0, |(i, _)| i);
+            let to = (m.end() + 40).min(text.len());
+            let to = (to..text.len())
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(text.len());
+            panic!(
+                "{what}: {name} GitHub would link survives: …{}…",
+                &text[from..to]
+            );
+        }
+    }
 }

@@ -276,34 +276,156 @@ fn the_run_step_passes_only_flags_the_cli_has() {
 }
 
 #[test]
-fn outputs_map_to_what_rotor_action_writes() {
+fn every_output_is_declared_and_every_declared_output_is_written() {
     let action = action_yml();
     let source =
         std::fs::read_to_string(root().join("action/src/github/action.rs")).expect("source");
     let re = regex::Regex::new(r#"write_output\(\s*out,\s*"([a-z-]+)""#).expect("regex");
-    let written: BTreeSet<String> = re
-        .captures_iter(&source)
-        .map(|c| c[1].to_string())
-        .collect();
-    for o in ["rotated", "failed", "due", "report-path", "history-path"] {
+    let mut written: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for c in re.captures_iter(&source) {
+        written
+            .entry("run".into())
+            .or_default()
+            .insert(c[1].to_string());
+    }
+    // What the composite steps themselves write (`echo "name=…" >> "$GITHUB_OUTPUT"`), in
+    // action.yml and in the install script.
+    let echo = regex::Regex::new(r#"echo "([a-z-]+)=[^"]*" >> "\$GITHUB_OUTPUT""#).expect("regex");
+    for step in action["runs"]["steps"].as_sequence().expect("steps") {
+        let id = step["id"].as_str().unwrap_or("").to_string();
+        let script = step["run"].as_str().unwrap_or("").to_string();
+        let mut text = script.clone();
+        if script.contains("install-rotor.sh") {
+            text.push_str(
+                &std::fs::read_to_string(root().join(".github/scripts/install-rotor.sh"))
+                    .expect("install script"),
+            );
+        }
+        for c in echo.captures_iter(&text) {
+            written
+                .entry(id.clone())
+                .or_default()
+                .insert(c[1].to_string());
+        }
+    }
+    for o in [
+        "rotated",
+        "failed",
+        "due",
+        "report-path",
+        "history-path",
+        "audit-pr-number",
+    ] {
         assert!(
-            written.contains(o),
+            written["run"].contains(o),
             "rotor action does not write `{o}`: {written:?}"
         );
     }
+    let mut declared: BTreeSet<(String, String)> = BTreeSet::new();
+    let value_re =
+        regex::Regex::new(r"^\$\{\{ steps\.([a-z]+)\.outputs\.([a-z-]+) \}\}$").expect("regex");
     for (name, def) in action["outputs"].as_mapping().expect("outputs") {
         let name = name.as_str().expect("name");
-        let value = def["value"].as_str().expect("value");
-        assert_eq!(
-            value,
-            format!("${{{{ steps.run.outputs.{name} }}}}"),
-            "{name}"
-        );
         assert!(
-            written.contains(name),
-            "output `{name}` is never written by rotor action"
+            def["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "output `{name}` has a description"
+        );
+        let value = def["value"].as_str().expect("value");
+        let c = value_re
+            .captures(value)
+            .unwrap_or_else(|| panic!("output `{name}`: {value}"));
+        assert_eq!(&c[2], name, "output `{name}` maps to its own name");
+        assert!(
+            written.get(&c[1]).is_some_and(|w| w.contains(name)),
+            "output `{name}` is never written by step `{}`: {written:?}",
+            &c[1]
+        );
+        declared.insert((c[1].to_string(), name.to_string()));
+    }
+    // The converse: every output the run step writes is declared (the install step's `bin` is
+    // internal).
+    for name in &written["run"] {
+        assert!(
+            declared.contains(&("run".to_string(), name.clone())),
+            "rotor writes output `{name}` but action.yml does not declare it"
         );
     }
+}
+
+/// Every `runs-on` label of a workflow, matrix values included.
+fn runner_labels(wf: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, job) in wf["jobs"].as_mapping().into_iter().flatten() {
+        let mut push = |v: &Value| match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Sequence(seq) => {
+                out.extend(seq.iter().filter_map(|x| x.as_str().map(str::to_string)))
+            }
+            _ => {}
+        };
+        push(&job["runs-on"]);
+        let matrix = &job["strategy"]["matrix"];
+        for (_, values) in matrix.as_mapping().into_iter().flatten() {
+            for entry in values.as_sequence().into_iter().flatten() {
+                match entry {
+                    Value::Mapping(m) => {
+                        for (k, v) in m {
+                            if k.as_str()
+                                .is_some_and(|k| k == "os" || k == "runner" || k == "runs-on")
+                            {
+                                push(v);
+                            }
+                        }
+                    }
+                    v => push(v),
+                }
+            }
+        }
+    }
+    out.retain(|l| !l.contains("${{"));
+    out
+}
+
+#[test]
+fn workflows_use_no_retired_runner_label() {
+    let retired: BTreeSet<String> =
+        std::fs::read_to_string(root().join(".github/retired-runner-labels.txt"))
+            .expect("retired label list")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+    assert!(retired.contains("macos-13") && retired.contains("ubuntu-20.04"));
+    let mut workflows = example_workflows();
+    for f in ["ci.yml", "release.yml"] {
+        workflows.push((f.into(), yaml(&root().join(".github/workflows").join(f))));
+    }
+    let mut seen = 0;
+    for (name, wf) in &workflows {
+        for label in runner_labels(wf) {
+            seen += 1;
+            assert!(
+                !retired.contains(&label),
+                "{name}: runs-on `{label}` is a retired GitHub-hosted runner label"
+            );
+        }
+    }
+    assert!(seen >= 8, "labels found: {seen}");
+    // The check can fail.
+    let old: Value = serde_yaml::from_str(
+        "jobs:\n  b:\n    strategy:\n      matrix:\n        include:\n          - { target: x, os: macos-13 }\n    runs-on: ${{ matrix.os }}\n",
+    )
+    .expect("yaml");
+    assert!(runner_labels(&old).iter().any(|l| retired.contains(l)));
+    // Releases are never half made: every target is built (no fail-fast cancelling the rest)
+    // and publish needs them all.
+    let release = yaml(&root().join(".github/workflows/release.yml"));
+    assert_eq!(
+        release["jobs"]["build"]["strategy"]["fail-fast"].as_bool(),
+        Some(false)
+    );
+    assert_eq!(release["jobs"]["publish"]["needs"].as_str(), Some("build"));
 }
 
 fn permissions(wf: &Value) -> BTreeMap<String, String> {
@@ -391,16 +513,12 @@ fn release_and_ci_workflows_exist_and_parse() {
     assert_eq!(mapped, targets, "install-rotor.sh and release.yml disagree");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_install_step_checks_the_pinned_sha256() {
-    use sha2_free::sha256_hex;
-    let dir = tempfile::tempdir().expect("tempdir");
-    // A release archive holding a `rotor` that prints a word.
-    let stage = dir.path().join("stage");
+/// A release archive holding a `rotor` that prints `word`, as the release workflow packs it.
+fn release_archive(dir: &Path, name: &str, word: &str) -> (Vec<u8>, String) {
+    let stage = dir.join(format!("stage-{word}"));
     std::fs::create_dir_all(&stage).expect("stage");
-    std::fs::write(stage.join("rotor"), "#!/bin/sh\necho rotor-from-release\n").expect("write");
-    let archive_name = "rotor-v9.9.9-x86_64-unknown-linux-musl.tar.gz";
-    let archive = dir.path().join(archive_name);
+    std::fs::write(stage.join("rotor"), format!("#!/bin/sh\necho {word}\n")).expect("write");
+    let archive = dir.join(name);
     let st = std::process::Command::new("tar")
         .arg("-czf")
         .arg(&archive)
@@ -410,78 +528,311 @@ async fn the_install_step_checks_the_pinned_sha256() {
         .status()
         .expect("tar");
     assert!(st.success());
-    let bytes = std::fs::read(&archive).expect("archive");
-    let sum = sha256_hex(&archive);
+    let sum = sha2_free::sha256_hex(&archive);
+    (std::fs::read(&archive).expect("archive"), sum)
+}
 
-    // Serve it like GitHub releases do, on loopback.
+/// Serves `files` (URL path → bytes) on loopback, like GitHub's release downloads; counts hits.
+async fn serve(
+    files: BTreeMap<String, Vec<u8>>,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let served = bytes.clone();
-    let app = axum::Router::new().route(
-        &format!("/certifyclouds/rotor/releases/download/v9.9.9/{archive_name}"),
-        axum::routing::get(move || {
-            let b = served.clone();
-            async move { b }
-        }),
-    );
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let files = std::sync::Arc::new(files);
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let files = files.clone();
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match files.get(uri.path()) {
+                Some(b) => (axum::http::StatusCode::OK, b.clone()),
+                None => (axum::http::StatusCode::NOT_FOUND, b"Not Found".to_vec()),
+            }
+        }
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+    (addr, hits)
+}
 
-    let run = |sums: String| {
-        let action_path = dir.path().join(format!("action-{}", sums.len()));
-        std::fs::create_dir_all(action_path.join(".github")).expect("action dir");
-        std::fs::write(action_path.join(".github/release-sums.txt"), sums).expect("sums");
-        let out_file = action_path.join("out");
-        std::fs::write(&out_file, "").expect("out");
-        let temp = action_path.join("tmp");
-        std::fs::create_dir_all(&temp).expect("tmp");
-        let out = std::process::Command::new("bash")
-            .arg(root().join(".github/scripts/install-rotor.sh"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("GITHUB_ACTION_PATH", &action_path)
-            .env("GITHUB_OUTPUT", &out_file)
-            .env("GITHUB_SERVER_URL", format!("http://{addr}"))
-            .env("RUNNER_OS", "Linux")
-            .env("RUNNER_ARCH", "X64")
-            .env("RUNNER_TEMP", &temp)
-            .output()
-            .expect("bash");
-        (out, std::fs::read_to_string(&out_file).expect("out"))
+/// Runs the install script with a fresh action directory holding `sums`, in `cwd`.
+fn install(
+    dir: &Path,
+    sums: &str,
+    cwd: &Path,
+    env: &[(&str, String)],
+) -> (std::process::Output, BTreeMap<String, String>) {
+    let n = std::fs::read_dir(dir).map_or(0, |d| d.count());
+    let action_path = dir.join(format!("action-{n}"));
+    std::fs::create_dir_all(action_path.join(".github")).expect("action dir");
+    std::fs::write(action_path.join(".github/release-sums.txt"), sums).expect("sums");
+    let out_file = action_path.join("out");
+    std::fs::write(&out_file, "").expect("out");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(root().join(".github/scripts/install-rotor.sh"))
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GITHUB_ACTION_PATH", &action_path)
+        .env("GITHUB_OUTPUT", &out_file)
+        .env("RUNNER_OS", "Linux")
+        .env("RUNNER_ARCH", "X64")
+        .env("RUNNER_TEMP", action_path.join("tmp"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("bash");
+    let outputs = std::fs::read_to_string(&out_file)
+        .expect("out")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (out, outputs)
+}
+
+fn ran(bin: &str) -> String {
+    let out = std::process::Command::new(bin)
+        .output()
+        .unwrap_or_else(|e| panic!("running {bin}: {e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_install_step_checks_the_pinned_sha256() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = "x86_64-unknown-linux-musl";
+    let stable = format!("rotor-v9.9.9-{target}.tar.gz");
+    let pre = format!("rotor-v10.0.0-rc.1-{target}.tar.gz");
+    let (stable_bytes, stable_sum) = release_archive(dir.path(), &stable, "rotor-9.9.9");
+    let (pre_bytes, pre_sum) = release_archive(dir.path(), &pre, "rotor-10.0.0-rc.1");
+    let mut files = BTreeMap::new();
+    files.insert(
+        format!("/certifyclouds/rotor/releases/download/v9.9.9/{stable}"),
+        stable_bytes.clone(),
+    );
+    files.insert(
+        format!("/certifyclouds/rotor/releases/download/v10.0.0-rc.1/{pre}"),
+        pre_bytes,
+    );
+    files.insert(
+        format!("/a-fork/rotor/releases/download/v9.9.9/{stable}"),
+        stable_bytes,
+    );
+    let (addr, hits) = serve(files).await;
+    let base = format!("http://{addr}/certifyclouds/rotor/releases/download");
+    let sums = format!(
+        "# every release\n{stable_sum}  {stable}\n{}  rotor-v9.9.9-aarch64-apple-darwin.tar.gz\n{pre_sum}  {pre}\n",
+        "1".repeat(64)
+    );
+    let cwd = dir.path().to_path_buf();
+    let with_base = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        let mut env = vec![("ROTOR_INPUT_DOWNLOAD_BASE", base.clone())];
+        env.extend(extra.iter().cloned());
+        env
     };
 
-    let good = format!("# pinned\n{sum}  {archive_name}\n");
-    let (out, outputs) = tokio::task::block_in_place(|| run(good));
+    // Default: the last version listed — a pre-release here.
+    let (out, outputs) =
+        tokio::task::block_in_place(|| install(dir.path(), &sums, &cwd, &with_base(&[])));
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let bin = outputs
-        .trim()
-        .strip_prefix("bin=")
-        .expect("bin output")
-        .to_string();
-    let ran = std::process::Command::new(&bin)
-        .output()
-        .expect("run installed binary");
-    assert_eq!(
-        String::from_utf8_lossy(&ran.stdout).trim(),
-        "rotor-from-release"
-    );
+    assert_eq!(outputs["version"], "10.0.0-rc.1");
+    assert_eq!(ran(&outputs["bin"]), "rotor-10.0.0-rc.1");
 
-    let wrong = format!("{}  {archive_name}\n", "0".repeat(64));
-    let (out, outputs) = tokio::task::block_in_place(|| run(wrong));
+    // The version input picks any listed version, with or without the v.
+    let (out, outputs) = tokio::task::block_in_place(|| {
+        install(
+            dir.path(),
+            &sums,
+            &cwd,
+            &with_base(&[("ROTOR_INPUT_VERSION", "v9.9.9".into())]),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(ran(&outputs["bin"]), "rotor-9.9.9");
+    assert!(Path::new(&outputs["bin"]).is_absolute());
+
+    // An unlisted version is refused, naming the ones listed.
+    let (out, outputs) = tokio::task::block_in_place(|| {
+        install(
+            dir.path(),
+            &sums,
+            &cwd,
+            &with_base(&[("ROTOR_INPUT_VERSION", "9.9.8".into())]),
+        )
+    });
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("versions listed: 9.9.9 10.0.0-rc.1"),
+        "{text}"
+    );
+    assert!(!outputs.contains_key("bin"));
+
+    // A wrong checksum: refused.
+    let wrong = format!("{}  {stable}\n", "0".repeat(64));
+    let (out, outputs) =
+        tokio::task::block_in_place(|| install(dir.path(), &wrong, &cwd, &with_base(&[])));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("checksum mismatch"));
-    assert!(!outputs.contains("bin="));
+    assert!(!outputs.contains_key("bin"));
 
-    let (out, _) = tokio::task::block_in_place(|| run("# nothing pinned yet\n".into()));
+    // Nothing pinned: refused, pointing at binary-path.
+    let (out, _) = tokio::task::block_in_place(|| {
+        install(dir.path(), "# nothing pinned yet\n", &cwd, &with_base(&[]))
+    });
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("binary-path"));
+
+    // The runner tool cache: a verified binary is reused without downloading again.
+    let cache = dir.path().join("toolcache");
+    let cached = [
+        ("ROTOR_INPUT_VERSION", "9.9.9".to_string()),
+        ("RUNNER_TOOL_CACHE", cache.display().to_string()),
+    ];
+    let (out, first) =
+        tokio::task::block_in_place(|| install(dir.path(), &sums, &cwd, &with_base(&cached)));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+    let (out, second) =
+        tokio::task::block_in_place(|| install(dir.path(), &sums, &cwd, &with_base(&cached)));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from the tool cache"));
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "no second download"
+    );
+    assert_eq!(first["bin"], second["bin"]);
+    assert!(first["bin"].starts_with(&cache.display().to_string()));
+
+    // A fork or mirror of the action (its path is …/_actions/<owner>/<repo>/<ref>) downloads its
+    // own releases, from github.com-style URLs under the server given here.
+    let fork_action = dir.path().join("_work/_actions/a-fork/rotor/v9.9.9");
+    std::fs::create_dir_all(fork_action.join(".github")).expect("fork action dir");
+    std::fs::write(fork_action.join(".github/release-sums.txt"), &sums).expect("sums");
+    let out_file = dir.path().join("fork-out");
+    std::fs::write(&out_file, "").expect("out");
+    let script = std::fs::read_to_string(root().join(".github/scripts/install-rotor.sh"))
+        .expect("script")
+        .replace("https://github.com/$repo", &format!("http://{addr}/$repo"));
+    let patched = dir.path().join("install-patched.sh");
+    std::fs::write(&patched, script).expect("patched script");
+    let out = std::process::Command::new("bash")
+        .arg(&patched)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GITHUB_ACTION_PATH", &fork_action)
+        .env("GITHUB_OUTPUT", &out_file)
+        .env("RUNNER_OS", "Linux")
+        .env("RUNNER_ARCH", "X64")
+        .env("RUNNER_TEMP", dir.path().join("fork-tmp"))
+        .env("ROTOR_INPUT_VERSION", "9.9.9")
+        .output()
+        .expect("bash");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "http://{addr}/a-fork/rotor/releases/download/v9.9.9/"
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_install_step_works_under_a_windows_style_runner_temp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = "x86_64-unknown-linux-musl";
+    let name = format!("rotor-v9.9.9-{target}.tar.gz");
+    let (bytes, sum) = release_archive(dir.path(), &name, "rotor-from-windows-temp");
+    let mut files = BTreeMap::new();
+    files.insert(
+        format!("/certifyclouds/rotor/releases/download/v9.9.9/{name}"),
+        bytes,
+    );
+    let (addr, _) = serve(files).await;
+    // `D:\a\_temp`, as the Windows runner sets it, relative to the step's directory: GNU
+    // sha256sum escapes a name with a backslash (`\<hash>`), and GNU tar reads `D:` as a remote
+    // host. Both would break an install that hands them the path.
+    let workspace = dir.path().join("ws");
+    std::fs::create_dir_all(workspace.join("D:\\a\\_temp")).expect("windows-style temp");
+    let sums = format!("{sum}  {name}\n");
+    let env = [
+        (
+            "ROTOR_INPUT_DOWNLOAD_BASE",
+            format!("http://{addr}/certifyclouds/rotor/releases/download"),
+        ),
+        ("RUNNER_TEMP", "D:\\a\\_temp".to_string()),
+    ];
+    let (out, outputs) =
+        tokio::task::block_in_place(|| install(dir.path(), &sums, &workspace, &env));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("mismatch"), "{text}");
+    let bin = &outputs["bin"];
+    assert!(Path::new(bin).is_absolute(), "{bin}");
+    assert!(bin.contains("D:\\a\\_temp"), "{bin}");
+    assert_eq!(ran(bin), "rotor-from-windows-temp");
+}
+
+#[test]
+fn a_relative_binary_path_is_made_absolute() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(ws.join("target/debug")).expect("dirs");
+    let bin = ws.join("target/debug/rotor");
+    std::fs::write(&bin, "#!/bin/sh\necho built-here\n").expect("write");
+    let st = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&bin)
+        .status()
+        .expect("chmod");
+    assert!(st.success());
+    let (out, outputs) = install(
+        dir.path(),
+        "",
+        &ws,
+        &[("ROTOR_INPUT_BINARY_PATH", "target/debug/rotor".into())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(Path::new(&outputs["bin"]), bin.as_path());
+    let (out, _) = install(
+        dir.path(),
+        "",
+        &ws,
+        &[("ROTOR_INPUT_BINARY_PATH", "target/debug/missing".into())],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is not an executable file"));
 }
 
 /// sha256 through the system's `sha256sum` (the same tool the install script uses on Linux).

@@ -2,11 +2,14 @@
 //! event:
 //!
 //! - `pull_request` / `pull_request_target`: a dry run of what is due — one sticky comment on the
-//!   pull request (fork pull requests and 403s fall back to the job summary with a warning), the
-//!   job summary, outputs. Changes nothing in Azure.
-//! - `schedule` / `workflow_dispatch` (and any other event): rotate what is due (`--dry-run` only
-//!   reports), append audit records to the history file, job summary, outputs, at most 10 error
-//!   annotations, and with `--audit-pr` an audit pull request. Exit code 1 when a rotation failed.
+//!   pull request (fork pull requests and 403s fall back to the job summary with a warning; a fork
+//!   pull request that gets no Azure credentials ends with a warning and exit 0), the job summary,
+//!   outputs. Changes nothing in Azure.
+//! - `schedule` / `workflow_dispatch`: rotate what is due (`--dry-run` only reports), append audit
+//!   records to the history file, job summary, outputs, at most 10 error annotations, and with
+//!   `--audit-pr` an audit pull request. Exit code 1 when a rotation failed.
+//! - Any other event (`push`, `issue_comment`, `merge_group`, `workflow_run`, `workflow_call`, …):
+//!   an error naming the event and the supported ones, exit 2, before Azure or GitHub is called.
 //!
 //! Secret values: the engine never hands a value to its caller (progress events and audit
 //! records hold none), so there is no new value here to print or to mask. What this process does
@@ -25,11 +28,8 @@ use super::github_api::{CommentOutcome, GitHub};
 use super::markdown::{self, Report, Status};
 use super::records::{self, Record};
 use super::runner::{self, Commands, RunnerEnv};
-use super::{ActionArgs, CommentMode};
+use super::{ActionArgs, CommentMode, NothingDue, REPORT_EVENTS, ROTATE_EVENTS};
 use crate::commands::Context;
-
-/// The sticky comment key of `rotor action` on pull requests.
-pub const ACTION_COMMENT_KEY: &str = "action";
 
 /// `rotor action`.
 pub async fn run_action(ctx: &Context, args: &ActionArgs) -> anyhow::Result<ExitCode> {
@@ -85,9 +85,16 @@ pub enum Event {
         number: Option<u64>,
         /// True when the head repository is not the base repository.
         fork: bool,
+        /// The head commit (`pull_request.head.sha`).
+        head_sha: Option<String>,
     },
-    /// `schedule`, `workflow_dispatch` or anything else: rotate what is due.
+    /// `schedule` or `workflow_dispatch`: rotate what is due.
     Rotate {
+        /// The event name.
+        name: String,
+    },
+    /// Any other event: refused.
+    Unsupported {
         /// The event name.
         name: String,
     },
@@ -117,12 +124,40 @@ pub fn parse_event(name: &str, payload: &Value, repository: Option<&str>) -> Eve
                     .is_none_or(Value::is_null),
                 _ => false,
             };
-            Event::PullRequest { number, fork }
+            let head_sha = pr
+                .and_then(|p| p.pointer("/head/sha"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            Event::PullRequest {
+                number,
+                fork,
+                head_sha,
+            }
         }
-        other => Event::Rotate {
+        "schedule" | "workflow_dispatch" => Event::Rotate {
+            name: name.to_string(),
+        },
+        other => Event::Unsupported {
             name: other.to_string(),
         },
     }
+}
+
+/// The error for an event `rotor action` does not run on.
+fn unsupported_event(name: &str) -> crate::commands::UsageError {
+    let quoted = |list: &[&str]| {
+        list.iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    crate::commands::UsageError::new(format!(
+        "reading the GitHub event: rotor action does not run on `{name}` events; it rotates on {} and reports on {}. Nothing was changed",
+        quoted(&ROTATE_EVENTS),
+        quoted(&REPORT_EVENTS)
+    ))
+    .hint("trigger the rotation workflow with `on: schedule` or `on: workflow_dispatch`, and the report with `on: pull_request`")
+    .hint("to render the history file or a Terraform plan on another event, use `command: report` (`rotor report`), which never rotates")
 }
 
 fn read_payload(path: Option<&Path>) -> anyhow::Result<Value> {
@@ -146,7 +181,7 @@ pub fn pull_request_number(env: &RunnerEnv) -> Option<u64> {
         env.repository.as_deref(),
     ) {
         Event::PullRequest { number, .. } => number,
-        Event::Rotate { .. } => None,
+        Event::Rotate { .. } | Event::Unsupported { .. } => None,
     }
 }
 
@@ -158,6 +193,19 @@ pub async fn post_comment<W: Write>(
     number: u64,
     key: &str,
     body: &str,
+) -> Option<CommentOutcome> {
+    post_comment_with(env, commands, number, key, Some(body), CommentMode::Update).await
+}
+
+/// [`post_comment`] with a mode; `body: None` means nothing is due and the comment is to be
+/// deleted.
+pub async fn post_comment_with<W: Write>(
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    number: u64,
+    key: &str,
+    body: Option<&str>,
+    mode: CommentMode,
 ) -> Option<CommentOutcome> {
     let Some((owner, repo)) = env.repo() else {
         commands.warning(
@@ -174,13 +222,26 @@ pub async fn post_comment<W: Write>(
         return None;
     };
     let gh = match GitHub::new(&env.api_url, token, &owner, &repo) {
-        Ok(gh) => gh,
+        Ok(gh) => gh.with_graphql_url(env.graphql_url.as_deref()),
         Err(e) => {
             commands.warning("rotor: no pull request comment", &format!("{e:#}"));
             return None;
         }
     };
-    match gh.upsert_sticky_comment(number, key, body).await {
+    let result = match (body, mode) {
+        (None, _) => match gh.delete_sticky_comments(number, key).await {
+            Ok(n) => {
+                commands.log(&format!(
+                    "rotor: pull request #{number}: nothing is due; {n} report comment(s) deleted"
+                ));
+                return None;
+            }
+            Err(e) => Err(e),
+        },
+        (Some(body), CommentMode::HideAndNew) => gh.hide_and_new_comment(number, key, body).await,
+        (Some(body), _) => gh.upsert_sticky_comment(number, key, body).await,
+    };
+    match result {
         Ok(outcome) => {
             let what = match outcome {
                 CommentOutcome::Created(_) => "created",
@@ -242,15 +303,36 @@ pub async fn run_action_with<W: Write>(
             )
             .hint("run `rotor action` inside a GitHub Actions step, or pass --event-name schedule (or pull_request with --event-path)")
         })?;
+    if !ROTATE_EVENTS.contains(&event_name.as_str())
+        && !REPORT_EVENTS.contains(&event_name.as_str())
+    {
+        let e = anyhow::Error::new(unsupported_event(&event_name));
+        report_run_error(env, commands, &e);
+        return Err(e);
+    }
     let payload = read_payload(args.event_path.as_deref().or(env.event_path.as_deref()))?;
     let event = parse_event(&event_name, &payload, env.repository.as_deref());
     let history_path = ctx.history_path();
     let report_file = report_path(env, args);
 
+    if matches!(event, Event::PullRequest { fork: true, .. }) && !env.azure_credential {
+        let e = anyhow::anyhow!(
+            "no Azure credential in the environment (none of {})",
+            runner::AZURE_CREDENTIAL_VARS.join(", ")
+        );
+        fork_without_credentials(env, commands, &e);
+        return Ok(ExitCode::SUCCESS);
+    }
+
     let result = match &event {
-        Event::PullRequest { number, fork } => dry_run(ctx, env, commands, "pull request")
+        Event::Unsupported { name } => Err(anyhow::Error::new(unsupported_event(name))),
+        Event::PullRequest {
+            number,
+            fork,
+            head_sha,
+        } => dry_run(ctx, env, commands, "pull request")
             .await
-            .map(|o| (o, Some((*number, *fork)))),
+            .map(|o| (o, Some((*number, *fork, head_sha.clone())))),
         Event::Rotate { name } if args.dry_run => {
             dry_run(ctx, env, commands, name).await.map(|o| (o, None))
         }
@@ -266,6 +348,12 @@ pub async fn run_action_with<W: Write>(
     };
     let (mut outcome, comment) = match result {
         Ok(r) => r,
+        Err(e)
+            if matches!(event, Event::PullRequest { fork: true, .. }) && lacks_credentials(&e) =>
+        {
+            fork_without_credentials(env, commands, &e);
+            return Ok(ExitCode::SUCCESS);
+        }
         Err(e) => {
             report_run_error(env, commands, &e);
             return Err(e);
@@ -324,7 +412,11 @@ pub async fn run_action_with<W: Write>(
     let mut comment_id = None;
     let mut audit_pr = None;
 
-    if let Some((number, fork)) = comment {
+    if let Some((number, fork, head_sha)) = comment {
+        let nothing_due = !report
+            .rows
+            .iter()
+            .any(|r| matches!(r.status, Status::WouldRotate | Status::Failed));
         match (args.comment, number) {
             (CommentMode::Off, _) => {}
             (_, None) => commands.warning(
@@ -335,13 +427,45 @@ pub async fn run_action_with<W: Write>(
                 "rotor: no pull request comment",
                 "pull requests from forks get a read-only token: the report is in the job summary",
             ),
-            (_, Some(n)) => {
+            (mode, Some(n)) => {
                 let mut sticky = report.clone();
-                sticky.marker_key = Some(ACTION_COMMENT_KEY.to_string());
+                sticky.marker_key = Some(args.comment_key.clone());
+                sticky.footer = Some(markdown::Footer::now(
+                    env.run_url(),
+                    head_sha.or_else(|| env.sha.clone()),
+                ));
                 let body = sticky.render(markdown::COMMENT_LIMIT);
-                comment_id = post_comment(env, commands, n, ACTION_COMMENT_KEY, &body)
-                    .await
-                    .map(CommentOutcome::id);
+                comment_id = match (nothing_due, args.comment_if_nothing_due) {
+                    (true, NothingDue::Delete) => {
+                        post_comment_with(env, commands, n, &args.comment_key, None, mode).await
+                    }
+                    (true, NothingDue::Skip) => {
+                        match has_comment(env, n, &args.comment_key).await {
+                            Some(true) => {
+                                post_comment_with(
+                                    env,
+                                    commands,
+                                    n,
+                                    &args.comment_key,
+                                    Some(&body),
+                                    CommentMode::Update,
+                                )
+                                .await
+                            }
+                            _ => {
+                                commands.log(&format!(
+                                    "rotor: pull request #{n}: nothing is due; no comment"
+                                ));
+                                None
+                            }
+                        }
+                    }
+                    _ => {
+                        post_comment_with(env, commands, n, &args.comment_key, Some(&body), mode)
+                            .await
+                    }
+                }
+                .map(CommentOutcome::id);
             }
         }
     } else if args.audit_pr && !args.dry_run {
@@ -377,7 +501,7 @@ pub async fn run_action_with<W: Write>(
             .iter()
             .filter(|r| r.status == "success")
             .count();
-        let rotated = if args.dry_run || matches!(event, Event::PullRequest { .. }) {
+        let rotated = if args.dry_run || !matches!(event, Event::Rotate { .. }) {
             0
         } else {
             rotated
@@ -405,6 +529,57 @@ pub async fn run_action_with<W: Write>(
         }
     }
     Ok(ExitCode::from(exit))
+}
+
+/// Whether rotor has a current sticky comment for `key` on pull request `number` (None: could not
+/// tell).
+async fn has_comment(env: &RunnerEnv, number: u64, key: &str) -> Option<bool> {
+    let (owner, repo) = env.repo()?;
+    let gh = GitHub::new(&env.api_url, env.token.as_deref()?, &owner, &repo)
+        .ok()?
+        .with_graphql_url(env.graphql_url.as_deref());
+    gh.has_sticky_comment(number, key).await.ok()
+}
+
+/// Whether a run failed for want of Azure credentials (none configured, or a login refused): the
+/// engine's `Config` and `Permission` kinds.
+fn lacks_credentials(e: &anyhow::Error) -> bool {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<rotor_engine::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e.kind(),
+                rotor_engine::ErrorKind::Config | rotor_engine::ErrorKind::Permission
+            )
+        })
+}
+
+/// A fork pull request gets no secrets and no OIDC token: a warning and a job summary that say so,
+/// and the step succeeds (there is nothing the pull request's author can fix).
+fn fork_without_credentials<W: Write>(
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    e: &anyhow::Error,
+) {
+    let why = format!("{e:#}");
+    commands.warning(
+        "rotor: no report for this fork pull request",
+        &format!(
+            "pull requests from forks get no secrets and no OIDC token, so rotor could not read Azure ({why}); nothing was checked or changed"
+        ),
+    );
+    let md = format!(
+        "### rotor: no report for this pull request\n\n\
+         This pull request comes from a fork: GitHub gives its workflow runs no secrets and no OIDC \
+         token, so rotor could not read Azure. Nothing was checked or changed; the scheduled \
+         rotation is not affected.\n\n- cause: {}\n",
+        markdown::escape(&why)
+    );
+    if let Some(summary) = &env.step_summary
+        && let Err(err) = runner::append_summary(summary, &md)
+    {
+        tracing::warn!("{err:#}");
+    }
 }
 
 /// A run that could not start (configuration, credentials, permissions): the job summary and an
@@ -477,7 +652,8 @@ async fn open_audit_pr(
     let token = env.token.as_deref().context(
         "opening the audit pull request: GITHUB_TOKEN is not set (the action's `github-token` input)",
     )?;
-    let gh = GitHub::new(&env.api_url, token, &owner, &repo)?;
+    let gh = GitHub::new(&env.api_url, token, &owner, &repo)?
+        .with_graphql_url(env.graphql_url.as_deref());
     let mut lines = String::new();
     for r in records
         .iter()
@@ -611,6 +787,7 @@ async fn dry_run<W: Write>(
         if row.confidence.is_empty() {
             row.confidence = status.confidence.to_string();
         }
+        row.expires_at = status.current_expires_at;
         rows.push(row);
         records_out.push(rec);
     }
@@ -790,7 +967,8 @@ mod tests {
             parse_event("pull_request", &pr, Some("o/r")),
             Event::PullRequest {
                 number: Some(7),
-                fork: false
+                fork: false,
+                head_sha: None
             }
         );
         let fork = json!({"number": 8, "pull_request": {
@@ -799,7 +977,8 @@ mod tests {
             parse_event("pull_request", &fork, Some("o/r")),
             Event::PullRequest {
                 number: Some(8),
-                fork: true
+                fork: true,
+                head_sha: None
             }
         );
         assert_eq!(
@@ -807,6 +986,25 @@ mod tests {
             Event::Rotate {
                 name: "schedule".into()
             }
+        );
+        for name in [
+            "push",
+            "issue_comment",
+            "merge_group",
+            "workflow_call",
+            "release",
+        ] {
+            assert_eq!(
+                parse_event(name, &json!({}), Some("o/r")),
+                Event::Unsupported { name: name.into() }
+            );
+        }
+        let e = unsupported_event("issue_comment").to_string();
+        assert!(
+            e.contains("`issue_comment`")
+                && e.contains("`schedule`")
+                && e.contains("`pull_request_target`"),
+            "{e}"
         );
     }
 

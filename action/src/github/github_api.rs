@@ -1,19 +1,25 @@
-//! GitHub REST calls made by `rotor action` and `rotor report`, through octocrab.
+//! GitHub REST (and two GraphQL) calls made by `rotor action` and `rotor report`.
 //!
-//! - Works with an installation token (`GITHUB_TOKEN`): never calls `/user`. Our own comment is
-//!   recognised by its hidden marker ([`super::markdown::marker`]) and, when GitHub says so, a
-//!   `Bot` author.
-//! - Honours `GITHUB_API_URL`, so GitHub Enterprise Server (`https://HOST/api/v3`) works.
-//! - octocrab's own retry is off (it would resend a POST blindly on 5xx/429). Instead a request
-//!   that GitHub rate-limited — 429, or 403 with `retry-after`, or 403 with
-//!   `x-ratelimit-remaining: 0` — is retried **once** after waiting as the headers say; GitHub
-//!   did not process it, so nothing is posted twice. A POST whose outcome is unknown (connection
-//!   lost, 5xx) is never resent blindly: creating the sticky comment looks again for the marker.
+//! - Works with an installation token (`GITHUB_TOKEN`): never calls `/user` (installation tokens
+//!   cannot). Our own comment is the one that starts with its hidden marker
+//!   ([`super::markdown::marker`]) **and** is authored by the login the token acts as, which
+//!   GraphQL's `viewer { login }` answers for every token kind (`github-actions[bot]` for
+//!   `GITHUB_TOKEN`, `<app>[bot]` for a GitHub App's installation token, the user for a personal
+//!   token). A person's comment that carries the marker is never edited, minimized or deleted.
+//! - Honours `GITHUB_API_URL` and `GITHUB_GRAPHQL_URL`, so GitHub Enterprise Server
+//!   (`https://HOST/api/v3`, `https://HOST/api/graphql`) works.
+//! - Sends `User-Agent: rotor/<version>`.
+//! - No blind retries. A request that GitHub rate-limited is retried **once** after the wait
+//!   GitHub documents: `retry-after` seconds when present; else until `x-ratelimit-reset` when
+//!   `x-ratelimit-remaining` is `0`; else, for a 429 or a 403 whose message names the secondary
+//!   rate limit, one minute ([`GitHub::secondary_wait`], `ROTOR_GITHUB_SECONDARY_WAIT_SECS`).
+//!   GitHub did not process it, so nothing is posted twice. A POST whose outcome is unknown
+//!   (connection lost, 5xx) is never resent blindly: creating the sticky comment looks again for
+//!   the marker.
 
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use octocrab::Octocrab;
 use serde_json::{Value, json};
 
 use super::markdown;
@@ -57,7 +63,7 @@ impl ApiError {
                 "pull requests from forks get a read-only token: the report is in the job summary instead".into(),
                 "for audit pull requests, allow \"GitHub Actions to create and approve pull requests\" in the repository's Actions settings".into(),
             ],
-            Some(429) => vec!["GitHub's rate limit was reached: run the workflow again later".into()],
+            Some(429) => vec!["GitHub's rate limit was reached (a secondary limit: too many content-creating requests in a minute, or the token's hourly limit): run the workflow again later".into()],
             _ => vec![],
         }
     }
@@ -107,13 +113,29 @@ pub struct AuditPr {
     pub created: bool,
 }
 
+/// The `User-Agent` of every request: `rotor/<version>`.
+pub const USER_AGENT: &str = concat!("rotor/", env!("CARGO_PKG_VERSION"));
+
+/// The REST API version rotor is written against.
+pub const API_VERSION: &str = "2022-11-28";
+
+/// The login `GITHUB_TOKEN` acts as; assumed when GraphQL cannot tell (see [`GitHub::own_login`]).
+pub const ACTIONS_BOT_LOGIN: &str = "github-actions[bot]";
+
 /// A repository on a GitHub (or GitHub Enterprise Server) API.
 pub struct GitHub {
-    crab: Octocrab,
+    http: reqwest::Client,
+    api_url: String,
+    graphql_url: String,
+    token: String,
     owner: String,
     repo: String,
+    login: tokio::sync::OnceCell<String>,
     /// Longest rate-limit wait we accept before giving up.
     pub max_wait: Duration,
+    /// The wait before retrying a secondary rate limit answered without `retry-after` or
+    /// `x-ratelimit-*` headers: GitHub's documentation says "at least one minute".
+    pub secondary_wait: Duration,
 }
 
 impl std::fmt::Debug for GitHub {
@@ -128,30 +150,120 @@ impl std::fmt::Debug for GitHub {
 impl GitHub {
     /// A client for `owner/repo` on `api_url` (`https://api.github.com`, or
     /// `https://HOST/api/v3` for GitHub Enterprise Server), authenticated with `token`.
+    /// GraphQL goes to [`graphql_url_for`]`(api_url)` unless [`GitHub::with_graphql_url`] says.
     pub fn new(api_url: &str, token: &str, owner: &str, repo: &str) -> anyhow::Result<GitHub> {
-        let crab = Octocrab::builder()
-            .personal_token(token.to_string())
-            .base_uri(api_url)
-            .map_err(|e| anyhow::anyhow!("using GITHUB_API_URL `{api_url}`: {e}"))?
-            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
-            .set_connect_timeout(Some(Duration::from_secs(20)))
-            .set_read_timeout(Some(Duration::from_secs(60)))
+        let api_url = api_url.trim_end_matches('/').to_string();
+        url::Url::parse(&api_url)
+            .map_err(|e| anyhow::anyhow!("using GITHUB_API_URL `{api_url}`: {e}"))?;
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| anyhow::anyhow!("creating the GitHub client for `{api_url}`: {e}"))?;
-        let max_wait = std::env::var("ROTOR_GITHUB_MAX_WAIT_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map_or(Duration::from_secs(120), Duration::from_secs);
+        let secs = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(Duration::from_secs(default), Duration::from_secs)
+        };
         Ok(GitHub {
-            crab,
+            http,
+            graphql_url: graphql_url_for(&api_url),
+            api_url,
+            token: token.to_string(),
             owner: owner.to_string(),
             repo: repo.to_string(),
-            max_wait,
+            login: tokio::sync::OnceCell::new(),
+            max_wait: secs("ROTOR_GITHUB_MAX_WAIT_SECS", 120),
+            secondary_wait: secs("ROTOR_GITHUB_SECONDARY_WAIT_SECS", 60),
         })
+    }
+
+    /// GraphQL at `url` (the runner's `GITHUB_GRAPHQL_URL`) instead of the one derived from the
+    /// REST URL.
+    pub fn with_graphql_url(mut self, url: Option<&str>) -> GitHub {
+        if let Some(u) = url.filter(|u| !u.is_empty()) {
+            self.graphql_url = u.trim_end_matches('/').to_string();
+        }
+        self
     }
 
     fn repo_path(&self, rest: &str) -> String {
         format!("/repos/{}/{}{rest}", self.owner, self.repo)
+    }
+
+    /// The login the token acts as, from GraphQL `viewer { login }` (cached). `GET /user` is not
+    /// used: installation tokens, `GITHUB_TOKEN` among them, cannot call it. When GraphQL cannot
+    /// answer, [`ACTIONS_BOT_LOGIN`] (the `github-token` input's default) is assumed: the worst
+    /// case is a second comment, never an edit of someone else's.
+    pub async fn own_login(&self) -> String {
+        self.login
+            .get_or_init(|| async {
+                match self
+                    .graphql(
+                        "query { viewer { login } }",
+                        json!({}),
+                        "reading the token's login",
+                    )
+                    .await
+                {
+                    Ok(data) => match data.pointer("/viewer/login").and_then(Value::as_str) {
+                        Some(l) if !l.is_empty() => l.to_string(),
+                        _ => ACTIONS_BOT_LOGIN.to_string(),
+                    },
+                    Err(e) => {
+                        tracing::warn!("{e}; assuming the token acts as {ACTIONS_BOT_LOGIN}");
+                        ACTIONS_BOT_LOGIN.to_string()
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// One GraphQL request; `errors` in the answer become [`ApiError::Status`] with status 200.
+    pub async fn graphql(
+        &self,
+        query: &str,
+        variables: Value,
+        action: &str,
+    ) -> Result<Value, ApiError> {
+        let url = self.graphql_url.clone();
+        let resp = self
+            .request(
+                Method::POST,
+                &url,
+                Some(&json!({ "query": query, "variables": variables })),
+                action,
+            )
+            .await?;
+        if let Some(errors) = resp.body.get("errors").and_then(Value::as_array)
+            && !errors.is_empty()
+        {
+            let message = errors
+                .iter()
+                .filter_map(|e| e.get("message").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ApiError::Status {
+                action: action.to_string(),
+                status: 200,
+                message: format!("GraphQL error ({message})"),
+            });
+        }
+        Ok(resp.body.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Minimizes (hides) a comment as outdated, by its GraphQL node id.
+    pub async fn minimize_comment(&self, node_id: &str, number: u64) -> Result<(), ApiError> {
+        self.graphql(
+            "mutation($id: ID!) { minimizeComment(input: {subjectId: $id, classifier: OUTDATED}) { minimizedComment { isMinimized } } }",
+            json!({ "id": node_id }),
+            &format!("minimizing an outdated rotor comment on pull request #{number}"),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn send_once(
@@ -162,36 +274,31 @@ impl GitHub {
         action: &str,
         accept: &str,
     ) -> Result<(StatusCode, http::HeaderMap, String), ApiError> {
-        // octocrab adds `X-GitHub-Api-Version` itself.
-        let builder = http::Request::builder()
-            .method(method.clone())
-            .uri(uri)
-            .header(http::header::ACCEPT, accept);
-        let request = self
-            .crab
-            .build_request(builder, body)
-            .map_err(|e| ApiError::Transport {
-                action: action.to_string(),
-                cause: e.to_string(),
-            })?;
-        let response = self
-            .crab
-            .execute(request)
-            .await
-            .map_err(|e| ApiError::Transport {
-                action: action.to_string(),
-                cause: e.to_string(),
-            })?;
+        let url = if uri.starts_with("http://") || uri.starts_with("https://") {
+            uri.to_string()
+        } else {
+            format!("{}{uri}", self.api_url)
+        };
+        let transport = |e: reqwest::Error| ApiError::Transport {
+            action: action.to_string(),
+            cause: e.without_url().to_string(),
+        };
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .header(http::header::ACCEPT, accept)
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            )
+            .header("X-GitHub-Api-Version", API_VERSION);
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = self
-            .crab
-            .body_to_string(response)
-            .await
-            .map_err(|e| ApiError::Transport {
-                action: action.to_string(),
-                cause: e.to_string(),
-            })?;
+        let text = response.text().await.map_err(transport)?;
         Ok((status, headers, text))
     }
 
@@ -231,7 +338,7 @@ impl GitHub {
                 }
                 Err(e) => return Err(e),
             };
-            if let Some(wait) = rate_limit_wait(status, &headers) {
+            if let Some(wait) = rate_limit_wait(status, &headers, &text, self.secondary_wait) {
                 if retried {
                     return Err(ApiError::RateLimited {
                         action: action.to_string(),
@@ -310,13 +417,10 @@ impl GitHub {
         Ok(out)
     }
 
-    /// Comments on issue/pull request `number` that carry the marker for `key`, oldest first,
-    /// as `(id, body, author_is_bot)`.
-    async fn marked_comments(
-        &self,
-        number: u64,
-        key: &str,
-    ) -> Result<Vec<(u64, String, bool)>, ApiError> {
+    /// Our comments for `key` on issue/pull request `number`, oldest first: those that start with
+    /// the marker **and** are authored by [`GitHub::own_login`]. A person's comment that starts
+    /// with the marker is not ours.
+    async fn marked_comments(&self, number: u64, key: &str) -> Result<Vec<Marked>, ApiError> {
         let marker = markdown::marker(key);
         let comments = self
             .get_all(
@@ -324,54 +428,59 @@ impl GitHub {
                 &format!("listing the comments of pull request #{number}"),
             )
             .await?;
+        let me = self.own_login().await;
         Ok(comments
             .into_iter()
             .filter_map(|c| {
                 let id = c.get("id")?.as_u64()?;
                 let body = c.get("body")?.as_str()?.to_string();
-                if !body.starts_with(&marker) {
+                let login = c.pointer("/user/login")?.as_str()?;
+                if !body.starts_with(&marker) || !login.eq_ignore_ascii_case(&me) {
                     return None;
                 }
-                let user = c.get("user");
-                let bot = user
-                    .and_then(|u| u.get("type"))
+                let node_id = c
+                    .get("node_id")
                     .and_then(Value::as_str)
-                    .is_some_and(|t| t == "Bot")
-                    || user
-                        .and_then(|u| u.get("login"))
-                        .and_then(Value::as_str)
-                        .is_some_and(|l| l == "github-actions[bot]");
-                Some((id, body, bot))
+                    .unwrap_or_default()
+                    .to_string();
+                Some(Marked { id, node_id, body })
             })
             .collect())
     }
 
-    /// Finds our comment for `key` on `number`; prefers one written by a bot.
-    /// When two runs raced and both created a comment, the newer bot-written copies are deleted
-    /// so exactly one remains (the oldest).
-    async fn find_sticky(&self, number: u64, key: &str) -> Result<Option<(u64, String)>, ApiError> {
-        let found = self.marked_comments(number, key).await?;
-        let bots: Vec<&(u64, String, bool)> = found.iter().filter(|(_, _, bot)| *bot).collect();
-        for (id, _, _) in bots.iter().skip(1) {
-            match self
-                .request(
-                    Method::DELETE,
-                    &self.repo_path(&format!("/issues/comments/{id}")),
-                    None,
-                    &format!("deleting a duplicate rotor comment on pull request #{number}"),
-                )
-                .await
-            {
-                Ok(_) | Err(ApiError::Status { status: 404, .. }) => {}
-                Err(e) => return Err(e),
-            }
+    async fn delete_comment(&self, id: u64, what: &str) -> Result<(), ApiError> {
+        match self
+            .request(
+                Method::DELETE,
+                &self.repo_path(&format!("/issues/comments/{id}")),
+                None,
+                what,
+            )
+            .await
+        {
+            Ok(_) | Err(ApiError::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
         }
-        let pick = bots
-            .first()
-            .copied()
-            .or_else(|| found.first())
-            .map(|(id, body, _)| (*id, body.clone()));
-        Ok(pick)
+    }
+
+    /// Finds our comment for `key` on `number`. When two runs raced and both created a comment,
+    /// the newer copies are deleted so exactly one remains (the oldest). Minimized (outdated)
+    /// copies left by `hide-and-new` are not considered.
+    async fn find_sticky(&self, number: u64, key: &str) -> Result<Option<Marked>, ApiError> {
+        let ours: Vec<Marked> = self
+            .marked_comments(number, key)
+            .await?
+            .into_iter()
+            .filter(|m| !m.body.contains(markdown::OUTDATED_NOTE))
+            .collect();
+        for m in ours.iter().skip(1) {
+            self.delete_comment(
+                m.id,
+                &format!("deleting a duplicate rotor comment on pull request #{number}"),
+            )
+            .await?;
+        }
+        Ok(ours.into_iter().next())
     }
 
     /// Keeps exactly one comment for `key` on pull request `number`: updates ours in place,
@@ -384,19 +493,81 @@ impl GitHub {
         body: &str,
     ) -> Result<CommentOutcome, ApiError> {
         debug_assert!(body.starts_with(&markdown::marker(key)));
-        if let Some((id, existing)) = self.find_sticky(number, key).await? {
-            if existing.trim_end() == body.trim_end() {
-                return Ok(CommentOutcome::Unchanged(id));
+        if let Some(existing) = self.find_sticky(number, key).await? {
+            if same_report(&existing.body, body) {
+                return Ok(CommentOutcome::Unchanged(existing.id));
             }
-            self.request(
-                Method::PATCH,
-                &self.repo_path(&format!("/issues/comments/{id}")),
-                Some(&json!({ "body": body })),
-                &format!("updating rotor's comment on pull request #{number}"),
+            self.update_comment(existing.id, number, body).await?;
+            return Ok(CommentOutcome::Updated(existing.id));
+        }
+        self.create_comment(number, key, body).await
+    }
+
+    /// `hide-and-new`: minimizes our previous comments for `key` as outdated (GraphQL
+    /// `minimizeComment`; their body gets [`markdown::OUTDATED_NOTE`] so they are never picked
+    /// again) and posts `body` as a new comment. An unchanged report is left alone.
+    pub async fn hide_and_new_comment(
+        &self,
+        number: u64,
+        key: &str,
+        body: &str,
+    ) -> Result<CommentOutcome, ApiError> {
+        let previous = self.find_sticky(number, key).await?;
+        if let Some(p) = &previous
+            && same_report(&p.body, body)
+        {
+            return Ok(CommentOutcome::Unchanged(p.id));
+        }
+        // Marked outdated first, so the new comment's race check does not take it for a copy.
+        if let Some(p) = &previous {
+            self.update_comment(p.id, number, &outdated_body(&p.body))
+                .await?;
+        }
+        let created = self.create_comment(number, key, body).await?;
+        if let Some(p) = previous
+            && !p.node_id.is_empty()
+            && let Err(e) = self.minimize_comment(&p.node_id, number).await
+        {
+            tracing::warn!("{e}; the previous comment is marked outdated but not hidden");
+        }
+        Ok(created)
+    }
+
+    /// Deletes our comments for `key` (nothing is due any more). Returns how many.
+    pub async fn delete_sticky_comments(&self, number: u64, key: &str) -> Result<usize, ApiError> {
+        let ours = self.marked_comments(number, key).await?;
+        for m in &ours {
+            self.delete_comment(
+                m.id,
+                &format!("deleting rotor's comment on pull request #{number}"),
             )
             .await?;
-            return Ok(CommentOutcome::Updated(id));
         }
+        Ok(ours.len())
+    }
+
+    /// Whether we already have a (current) comment for `key`.
+    pub async fn has_sticky_comment(&self, number: u64, key: &str) -> Result<bool, ApiError> {
+        Ok(self.find_sticky(number, key).await?.is_some())
+    }
+
+    async fn update_comment(&self, id: u64, number: u64, body: &str) -> Result<(), ApiError> {
+        self.request(
+            Method::PATCH,
+            &self.repo_path(&format!("/issues/comments/{id}")),
+            Some(&json!({ "body": body })),
+            &format!("updating rotor's comment on pull request #{number}"),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn create_comment(
+        &self,
+        number: u64,
+        key: &str,
+        body: &str,
+    ) -> Result<CommentOutcome, ApiError> {
         let action = format!("commenting on pull request #{number}");
         match self
             .request(
@@ -411,17 +582,11 @@ impl GitHub {
                 let id = resp.body.get("id").and_then(Value::as_u64).unwrap_or(0);
                 // Another run may have commented at the same time: keep the oldest only.
                 match self.find_sticky(number, key).await? {
-                    Some((kept, existing)) if kept != id => {
-                        if existing.trim_end() != body.trim_end() {
-                            self.request(
-                                Method::PATCH,
-                                &self.repo_path(&format!("/issues/comments/{kept}")),
-                                Some(&json!({ "body": body })),
-                                &format!("updating rotor's comment on pull request #{number}"),
-                            )
-                            .await?;
+                    Some(kept) if kept.id != id => {
+                        if !same_report(&kept.body, body) {
+                            self.update_comment(kept.id, number, body).await?;
                         }
-                        Ok(CommentOutcome::Updated(kept))
+                        Ok(CommentOutcome::Updated(kept.id))
                     }
                     _ => Ok(CommentOutcome::Created(id)),
                 }
@@ -433,7 +598,7 @@ impl GitHub {
                     status: 500..=599, ..
                 }),
             ) => match self.find_sticky(number, key).await {
-                Ok(Some((id, _))) => Ok(CommentOutcome::Created(id)),
+                Ok(Some(m)) => Ok(CommentOutcome::Created(m.id)),
                 _ => Err(e),
             },
             Err(e) => Err(e),
@@ -680,6 +845,28 @@ impl GitHub {
     }
 }
 
+/// One of our marked comments.
+#[derive(Debug, Clone)]
+struct Marked {
+    id: u64,
+    node_id: String,
+    body: String,
+}
+
+/// Whether two comment bodies are the same (the footer names the run, the commit and the time,
+/// so a later run's comment differs and shows which commit it reports on).
+fn same_report(a: &str, b: &str) -> bool {
+    a.trim_end() == b.trim_end()
+}
+
+/// The body of a comment replaced by a newer one: the marker, the outdated note, the old report.
+fn outdated_body(body: &str) -> String {
+    match body.split_once('\n') {
+        Some((marker, rest)) => format!("{marker}\n{}\n\n{rest}", markdown::OUTDATED_NOTE),
+        None => format!("{body}\n{}", markdown::OUTDATED_NOTE),
+    }
+}
+
 fn html_url(v: &Value) -> String {
     v.get("html_url")
         .and_then(Value::as_str)
@@ -699,10 +886,17 @@ fn percent_encode_segment(s: &str) -> String {
     out
 }
 
-/// How long GitHub asks us to wait, if this answer is a rate limit: 429, or 403 with
-/// `retry-after` (secondary limit) or `x-ratelimit-remaining: 0` (primary limit, until
-/// `x-ratelimit-reset`). A plain 403 is a permission error, not a rate limit.
-pub fn rate_limit_wait(status: StatusCode, headers: &http::HeaderMap) -> Option<Duration> {
+/// How long to wait before retrying, if this answer is a rate limit (GitHub's "Rate limits for
+/// the REST API"): 429, or 403 with `retry-after`, `x-ratelimit-remaining: 0` (until
+/// `x-ratelimit-reset`) or a message naming the secondary rate limit. Without a header that says
+/// how long, GitHub says to wait at least a minute: `secondary` ([`GitHub::secondary_wait`]).
+/// A plain 403 is a permission error, not a rate limit.
+pub fn rate_limit_wait(
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    body: &str,
+    secondary: Duration,
+) -> Option<Duration> {
     if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::FORBIDDEN {
         return None;
     }
@@ -715,10 +909,31 @@ pub fn rate_limit_wait(status: StatusCode, headers: &http::HeaderMap) -> Option<
         let reset = num("x-ratelimit-reset").unwrap_or(now + 60);
         return Some(Duration::from_secs((reset - now).clamp(1, i64::MAX) as u64));
     }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return Some(Duration::from_secs(60));
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase)
+        })
+        .unwrap_or_default();
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || message.contains("secondary rate limit")
+        || message.contains("abuse detection")
+    {
+        return Some(secondary);
     }
     None
+}
+
+/// The GraphQL endpoint for a REST API URL: `https://api.github.com/graphql`, or
+/// `https://HOST/api/graphql` for GitHub Enterprise Server's `https://HOST/api/v3`.
+pub fn graphql_url_for(api_url: &str) -> String {
+    let api = api_url.trim_end_matches('/');
+    match api.strip_suffix("/api/v3") {
+        Some(host) => format!("{host}/api/graphql"),
+        None => format!("{api}/graphql"),
+    }
 }
 
 /// The `rel="next"` URL of a `Link` header.
@@ -752,10 +967,28 @@ mod tests {
     #[test]
     fn rate_limits_by_their_headers() {
         let s403 = StatusCode::FORBIDDEN;
+        let min = Duration::from_secs(60);
+        let rate_limit_wait =
+            |s: StatusCode, h: &http::HeaderMap| super::rate_limit_wait(s, h, "", min);
         assert_eq!(
             rate_limit_wait(s403, &headers(&[])),
             None,
             "plain 403 is a permission error"
+        );
+        let secondary = r#"{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}"#;
+        assert_eq!(
+            super::rate_limit_wait(s403, &headers(&[]), secondary, min),
+            Some(min),
+            "a secondary limit without headers waits the documented minute"
+        );
+        assert_eq!(
+            super::rate_limit_wait(
+                s403,
+                &headers(&[]),
+                r#"{"message": "Resource not accessible by integration"}"#,
+                min
+            ),
+            None
         );
         assert_eq!(
             rate_limit_wait(s403, &headers(&[("retry-after", "3")])),
@@ -793,6 +1026,18 @@ mod tests {
             Some("https://ghe/api/v3/repos/o/r/issues/1/comments?page=2")
         );
         assert_eq!(next_link(&headers(&[("link", "<x>; rel=\"prev\"")])), None);
+    }
+
+    #[test]
+    fn graphql_urls() {
+        assert_eq!(
+            graphql_url_for("https://api.github.com"),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            graphql_url_for("https://ghe.example.com/api/v3/"),
+            "https://ghe.example.com/api/graphql"
+        );
     }
 
     #[test]

@@ -34,18 +34,44 @@ pub fn marker(key: &str) -> String {
 
 const ZWSP: char = '\u{200B}';
 
+/// The line an outdated (replaced) comment gets under its marker; such a comment is never picked
+/// up again as the current one.
+pub const OUTDATED_NOTE: &str =
+    "> [!NOTE]\n> **Outdated**: a newer rotor report for this pull request is below.";
+
 /// Escapes untrusted text for inline use in Markdown, including table cells.
 ///
 /// - `<`, `>`, `&` become HTML entities (so no tag, and no `<!--`, can survive);
 /// - newlines and other control characters become spaces;
-/// - `@name` and `#123` get a zero-width space after the sigil (no mention, no issue link);
 /// - Markdown punctuation (`\ ` * _ [ ] ~ |`) is backslash-escaped (no links, no code spans, no
 ///   table cell breaks);
-/// - `://` gets a zero-width space so URLs are not auto-linked.
+/// - every autolink GitHub renders is broken by a zero-width space: the GFM autolinks of
+///   cmark-gfm (`http://`/`https://`/`ftp://` URLs after `:`, `www.` after `www`, emails after
+///   `@`) and GitHub's references — `@user`/`@org/team` and `owner/repo@sha` after `@`, `#123`
+///   and `owner/repo#123` after `#`, `GH-123` after `GH-`;
+/// - what GitHub could link as a commit SHA (a run of 7 to 40 hex digits) and GUIDs become inline
+///   code, where GitHub links nothing and which copies cleanly.
 pub fn escape(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let code_spans = hex_spans(&chars);
+    let mut spans = code_spans.iter().peekable();
     let mut out = String::with_capacity(text.len() + 8);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut i = 0;
+    while i < chars.len() {
+        if let Some(&&(start, end)) = spans.peek()
+            && start == i
+        {
+            out.push('`');
+            out.extend(&chars[start..end]);
+            out.push('`');
+            spans.next();
+            i = end;
+            continue;
+        }
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        i += 1;
+        let i = i - 1;
         match c {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -56,23 +82,35 @@ pub fn escape(text: &str) -> String {
             }
             '@' => {
                 out.push('@');
-                if chars
-                    .peek()
-                    .is_some_and(|n| n.is_alphanumeric() || *n == '-')
-                {
+                if next.is_some_and(|n| !n.is_whitespace()) {
                     out.push(ZWSP);
                 }
             }
             '#' => {
                 out.push('#');
-                if chars.peek().is_some_and(|n| n.is_ascii_digit()) {
+                if next.is_some_and(|n| n.is_ascii_digit()) {
                     out.push(ZWSP);
                 }
             }
+            '-' => {
+                out.push('-');
+                let gh = i >= 2
+                    && chars[i - 2].eq_ignore_ascii_case(&'g')
+                    && chars[i - 1].eq_ignore_ascii_case(&'h');
+                if gh && next.is_some_and(|n| n.is_ascii_digit()) {
+                    out.push(ZWSP);
+                }
+            }
+            '.' => {
+                let www = i >= 3 && chars[i - 3..i].iter().all(|w| w.eq_ignore_ascii_case(&'w'));
+                if www {
+                    out.push(ZWSP);
+                }
+                out.push('.');
+            }
             ':' => {
                 out.push(':');
-                let mut ahead = chars.clone();
-                if ahead.next() == Some('/') && ahead.next() == Some('/') {
+                if next == Some('/') && chars.get(i + 2) == Some(&'/') {
                     out.push(ZWSP);
                 }
             }
@@ -83,6 +121,42 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// The `(start, end)` character ranges to render as inline code: GUIDs (8-4-4-4-12 hex digits)
+/// and runs of 7 to 40 hex digits, each bounded by characters that are not letters or digits.
+fn hex_spans(chars: &[char]) -> Vec<(usize, usize)> {
+    let word = |k: usize| chars.get(k).is_some_and(char::is_ascii_alphanumeric);
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_alphanumeric() || (i > 0 && word(i - 1)) {
+            i += 1;
+            continue;
+        }
+        let guid = chars.len() >= i + 36
+            && !word(i + 36)
+            && chars[i..i + 36].iter().enumerate().all(|(k, c)| {
+                if matches!(k, 8 | 13 | 18 | 23) {
+                    *c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            });
+        if guid {
+            spans.push((i, i + 36));
+            i += 36;
+            continue;
+        }
+        let start = i;
+        while word(i) {
+            i += 1;
+        }
+        if (7..=40).contains(&(i - start)) && chars[start..i].iter().all(char::is_ascii_hexdigit) {
+            spans.push((start, i));
+        }
+    }
+    spans
 }
 
 /// Renders `text` as an inline code span when it is made only of characters that are safe there
@@ -196,7 +270,31 @@ pub struct Row {
     pub status: Status,
     /// Why (due reason, skip reason, plan change), may be empty.
     pub detail: String,
+    /// When the current credential expires, if known (orders rows of the same status).
+    pub expires_at: Option<time::OffsetDateTime>,
 }
+
+impl Status {
+    /// Rows are shown most urgent first: failed, would rotate, rotated, changed, skipped,
+    /// matched, excluded, up to date.
+    pub fn urgency(self) -> u8 {
+        match self {
+            Status::Failed => 0,
+            Status::WouldRotate => 1,
+            Status::Rotated => 2,
+            Status::Changed => 3,
+            Status::Skipped => 4,
+            Status::Matched => 5,
+            Status::Excluded => 6,
+            Status::UpToDate => 7,
+        }
+    }
+}
+
+/// Rows shown in the open table; the rest of a longer table is in a collapsed `<details>`.
+pub const VISIBLE_ROWS: usize = 10;
+/// Failures shown open; the rest are in a collapsed `<details>`.
+pub const VISIBLE_FAILURES: usize = 10;
 
 /// A failure with its error sentence and the hints that carry the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +328,62 @@ pub struct Report {
     pub marker_key: Option<String>,
     /// What to say when there are no rows (trusted text); default "Nothing to report".
     pub empty_note: Option<String>,
+    /// The last line: which run, commit and time the report is of (sticky comments).
+    pub footer: Option<Footer>,
+}
+
+/// The last line of a comment: `rotor 0.1.0 · run 4242 · commit abc1234 · 2026-12-01 21:30 UTC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Footer {
+    /// Link to the workflow run.
+    pub run_url: Option<String>,
+    /// The commit reported on (full SHA; shown as its first 7 characters).
+    pub sha: Option<String>,
+    /// When the report was made.
+    pub time: time::OffsetDateTime,
+}
+
+impl Footer {
+    /// A footer for now.
+    pub fn now(run_url: Option<String>, sha: Option<String>) -> Footer {
+        Footer {
+            run_url,
+            sha,
+            time: time::OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut parts = vec![format!("rotor {}", env!("CARGO_PKG_VERSION"))];
+        if let Some(u) = &self.run_url {
+            let id = u.rsplit('/').next().unwrap_or("");
+            parts.push(format!(
+                "[run {}]({})",
+                code(id),
+                u.replace(['(', ')', ' '], "")
+            ));
+        }
+        if let Some(sha) = &self.sha {
+            let short: String = sha
+                .chars()
+                .filter(char::is_ascii_hexdigit)
+                .take(7)
+                .collect();
+            if !short.is_empty() {
+                parts.push(format!("commit `{short}`"));
+            }
+        }
+        let t = self.time;
+        parts.push(format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ));
+        format!("\n<sub>{}</sub>\n", parts.join(" · "))
+    }
 }
 
 impl Report {
@@ -295,15 +449,39 @@ impl Report {
         )
     }
 
-    /// [`Report::render`] with `note` after "N more rows — ".
+    /// The rows, most urgent first ([`Status::urgency`], then the soonest expiry).
+    pub fn rows_by_urgency(&self) -> Vec<&Row> {
+        let mut rows: Vec<&Row> = self.rows.iter().collect();
+        rows.sort_by_key(|r| {
+            (
+                r.status.urgency(),
+                r.expires_at.is_none(),
+                r.expires_at.map(time::OffsetDateTime::unix_timestamp),
+            )
+        });
+        rows
+    }
+
+    /// [`Report::render`] with `note` after "N more rows — ". Rows come most urgent first; past
+    /// [`VISIBLE_ROWS`] rows (and [`VISIBLE_FAILURES`] failures) the rest are in a collapsed
+    /// `<details>` section.
     pub fn render_with_note(&self, limit: usize, note: &str) -> String {
         let head = self.head();
+        let footer = self.footer.as_ref().map(Footer::render).unwrap_or_default();
         let table_head = "| App | Credential | Vaults | Confidence | Status | Why |\n|---|---|---|---|---|---|\n";
-        let rows: Vec<String> = self.rows.iter().map(render_row).collect();
+        let rows: Vec<String> = self.rows_by_urgency().into_iter().map(render_row).collect();
         let failures: Vec<String> = self.failures.iter().map(render_failure).collect();
         let failures_head = "\n#### Failures\n\n";
+        let details =
+            |n: usize, what: &str| format!("\n<details><summary>{n} more {what}</summary>\n\n");
+        let details_end = "\n</details>\n";
+        // What the <details> wrappers cost at most.
+        let wrappers =
+            2 * (details(usize::MAX, "failures").len() + details_end.len()) + table_head.len();
 
         let full_len = head.len()
+            + footer.len()
+            + wrappers
             + if rows.is_empty() { 0 } else { table_head.len() }
             + rows.iter().map(String::len).sum::<usize>()
             + if failures.is_empty() {
@@ -317,7 +495,7 @@ impl Report {
             (rows.len(), failures.len())
         } else {
             // Reserve room for the two "N more rows" lines (bounded, < 200 bytes each).
-            let reserve = 2 * (120 + note.len());
+            let reserve = 2 * (120 + note.len()) + wrappers + footer.len();
             let mut budget = limit
                 .saturating_sub(head.len() + table_head.len() + failures_head.len())
                 .saturating_sub(reserve);
@@ -343,24 +521,46 @@ impl Report {
         let mut out = head;
         if !rows.is_empty() {
             out.push_str(table_head);
-            for r in &rows[..keep_rows] {
+            let open = keep_rows.min(VISIBLE_ROWS);
+            for r in &rows[..open] {
                 out.push_str(r);
+            }
+            if keep_rows > open {
+                out.push_str(&details(rows.len() - open, "links"));
+                out.push_str(table_head);
+                for r in &rows[open..keep_rows] {
+                    out.push_str(r);
+                }
             }
             let dropped = rows.len() - keep_rows;
             if dropped > 0 {
                 let _ = writeln!(out, "\n_{dropped} more rows — {note}_");
             }
+            if keep_rows > open {
+                out.push_str(details_end);
+            }
         }
         if !failures.is_empty() {
             out.push_str(failures_head);
-            for f in &failures[..keep_failures] {
+            let open = keep_failures.min(VISIBLE_FAILURES);
+            for f in &failures[..open] {
                 out.push_str(f);
+            }
+            if keep_failures > open {
+                out.push_str(&details(failures.len() - open, "failures"));
+                for f in &failures[open..keep_failures] {
+                    out.push_str(f);
+                }
             }
             let dropped = failures.len() - keep_failures;
             if dropped > 0 {
                 let _ = writeln!(out, "\n_{dropped} more rows — {note}_");
             }
+            if keep_failures > open {
+                out.push_str(details_end);
+            }
         }
+        out.push_str(&footer);
         out
     }
 }
@@ -459,6 +659,7 @@ mod tests {
             confidence: "HIGH".into(),
             status,
             detail: "expires in 12 days (policy: rotate 30 days before expiry)".into(),
+            expires_at: None,
         }
     }
 
@@ -492,6 +693,39 @@ mod tests {
         assert_eq!(escape("My App (prod) 2024"), "My App (prod) 2024");
         assert_eq!(escape("issue # 5"), "issue # 5");
         assert_eq!(escape("a @ b"), "a @ b");
+    }
+
+    #[test]
+    fn escape_breaks_every_autolink_github_renders() {
+        let cases = [
+            ("see www.evil.example", "www\u{200B}.evil"),
+            ("WWW.EVIL.EXAMPLE", "WWW\u{200B}.EVIL"),
+            ("https://evil.example/x", "https:\u{200B}//evil"),
+            ("ftp://evil.example", "ftp:\u{200B}//"),
+            ("mallory@evil.example", "mallory@\u{200B}evil"),
+            ("mailto:mallory@evil.example", "@\u{200B}evil"),
+            ("@octo-org/team", "@\u{200B}octo-org"),
+            ("fixes GH-4242", "GH-\u{200B}4242"),
+            ("gh-1", "gh-\u{200B}1"),
+            ("octo/repo#77", "octo/repo#\u{200B}77"),
+            ("octo/repo@deadbeef", "octo/repo@\u{200B}`deadbeef`"),
+            (
+                "commit deadbeefcafe1234 here",
+                "commit `deadbeefcafe1234` here",
+            ),
+            (
+                "key c0000003-0000-4000-8000-000000000301.",
+                "key `c0000003-0000-4000-8000-000000000301`.",
+            ),
+        ];
+        for (input, expected) in cases {
+            let e = escape(input);
+            assert!(e.contains(expected), "{input:?} → {e:?}");
+        }
+        // Not SHAs: too short, too long, not hex, or inside a word.
+        for plain in ["abc1234x", "cafe12", "release-2024", "x deadbeefz y"] {
+            assert!(!escape(plain).contains('`'), "{plain}: {}", escape(plain));
+        }
     }
 
     #[test]

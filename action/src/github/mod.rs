@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`markdown`] | escaping of untrusted text; the report model and its trimmed rendering |
 //! | [`runner`] | the runner's environment (`GITHUB_*`), outputs, job summary, annotations, masks |
-//! | [`github_api`] | the REST calls (octocrab): sticky comment, audit branch/commit/pull request |
+//! | [`github_api`] | the REST calls (reqwest, `User-Agent: rotor/<version>`) and two GraphQL ones (`viewer`, `minimizeComment`): sticky comment, audit branch/commit/pull request |
 //! | [`action`] | `rotor action`: the flow for the event (pull request report or scheduled rotation) |
 //! | [`report`] | `rotor report`: records / rotate JSON / a Terraform plan as a Markdown report |
 //! | [`records`] | audit records as read from JSON, and their conversion to report rows |
@@ -25,15 +25,35 @@ pub enum CommentMode {
     /// Create the comment once, then update it in place (left alone when unchanged).
     #[default]
     Update,
+    /// Minimize the previous comment as outdated (GraphQL `minimizeComment`) and post a new one.
+    HideAndNew,
     /// Never comment; the report goes to the job summary only.
     Off,
 }
 
+/// What `rotor action` does with the pull request comment when nothing is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum NothingDue {
+    /// Comment anyway ("Nothing is due").
+    #[default]
+    Comment,
+    /// Post no new comment; an existing one is updated so it does not show stale rows.
+    Skip,
+    /// Delete rotor's comment (for this key), post none.
+    Delete,
+}
+
+/// The events `rotor action` rotates on.
+pub const ROTATE_EVENTS: [&str; 2] = ["schedule", "workflow_dispatch"];
+/// The events `rotor action` reports on (a dry run; nothing changes).
+pub const REPORT_EVENTS: [&str; 2] = ["pull_request", "pull_request_target"];
+
 /// `rotor action`: run the flow for the GitHub event that triggered the workflow.
 ///
-/// `pull_request` → dry-run report as one sticky comment, job summary, outputs; changes nothing.
-/// `schedule` / `workflow_dispatch` → rotate what is due, append audit records to the history
-/// file, job summary, outputs, optional audit pull request.
+/// `pull_request` / `pull_request_target` → dry-run report as one sticky comment, job summary,
+/// outputs; changes nothing. `schedule` / `workflow_dispatch` → rotate what is due, append audit
+/// records to the history file, job summary, outputs, optional audit pull request. Any other
+/// event is refused (exit 2) before anything is read or changed.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ActionArgs {
     /// Report what would rotate without changing anything, whatever the event.
@@ -43,6 +63,14 @@ pub struct ActionArgs {
     /// Sticky pull request comment behaviour.
     #[arg(long, value_enum, default_value_t = CommentMode::Update)]
     pub comment: CommentMode,
+
+    /// Sticky comment key: steps with different keys keep different comments on one pull request.
+    #[arg(long, default_value = "action", value_name = "KEY")]
+    pub comment_key: String,
+
+    /// The pull request comment when nothing is due.
+    #[arg(long, value_enum, default_value_t = NothingDue::Comment)]
+    pub comment_if_nothing_due: NothingDue,
 
     /// After a rotation run, commit the run's audit records to the history file on a branch and
     /// open (or update) an audit pull request.

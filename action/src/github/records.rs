@@ -122,6 +122,7 @@ impl Record {
             confidence: self.confidence.clone().unwrap_or_default(),
             status,
             detail,
+            expires_at: None,
         }
     }
 

@@ -175,6 +175,7 @@ pub fn match_report(v: &Value) -> Report {
                 Some(e) => format!("excluded: {e}"),
                 None => format!("signals: {}", signals.join(", ")),
             },
+            expires_at: None,
         });
     }
     let unmatched = v
@@ -384,6 +385,7 @@ fn plan_row(rc: &Value) -> Row {
         confidence: String::new(),
         status,
         detail: reasons.join("; "),
+        expires_at: None,
     }
 }
 

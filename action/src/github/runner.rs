@@ -26,6 +26,10 @@ pub struct RunnerEnv {
     pub api_url: String,
     /// `GITHUB_SERVER_URL`.
     pub server_url: String,
+    /// `GITHUB_GRAPHQL_URL` (GitHub Enterprise Server: `https://HOST/api/graphql`).
+    pub graphql_url: Option<String>,
+    /// `GITHUB_SHA`: the commit the workflow runs on.
+    pub sha: Option<String>,
     /// `GITHUB_RUN_ID`.
     pub run_id: Option<String>,
     /// `GITHUB_OUTPUT`: the step's output file.
@@ -38,7 +42,24 @@ pub struct RunnerEnv {
     pub runner_temp: Option<PathBuf>,
     /// `GITHUB_TOKEN` (the action maps its `github-token` input to it). Never printed.
     pub token: Option<String>,
+    /// Whether the environment carries any Azure credential rotor can use
+    /// ([`AZURE_CREDENTIAL_VARS`], or managed identity / the Azure CLI asked for explicitly). A
+    /// fork pull request's run has none.
+    pub azure_credential: bool,
 }
+
+/// The variables that carry (or lead to) an Azure credential: a client secret, an OIDC token or
+/// its file, a federated token file, the runner's OIDC request URL, a client certificate.
+pub const AZURE_CREDENTIAL_VARS: [&str; 8] = [
+    "AZURE_CLIENT_SECRET",
+    "ARM_CLIENT_SECRET",
+    "AZURE_OIDC_TOKEN",
+    "AZURE_OIDC_TOKEN_FILE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "ARM_CLIENT_CERTIFICATE_PATH",
+];
 
 impl fmt::Debug for RunnerEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -91,11 +112,22 @@ impl RunnerEnv {
                 .trim_end_matches('/')
                 .to_string(),
             run_id: s("GITHUB_RUN_ID"),
+            graphql_url: s("GITHUB_GRAPHQL_URL"),
+            sha: s("GITHUB_SHA"),
             output: p("GITHUB_OUTPUT"),
             step_summary: p("GITHUB_STEP_SUMMARY"),
             workspace: p("GITHUB_WORKSPACE"),
             runner_temp: p("RUNNER_TEMP"),
             token: s("GITHUB_TOKEN"),
+            azure_credential: AZURE_CREDENTIAL_VARS.iter().any(|k| map.contains_key(*k))
+                || [
+                    "AZURE_USE_MSI",
+                    "AZURE_USE_CLI",
+                    "ARM_USE_MSI",
+                    "ARM_USE_CLI",
+                ]
+                .iter()
+                .any(|k| map.get(*k).is_some_and(|v| v == "true")),
         }
     }
 
