@@ -270,6 +270,44 @@ fn out_of_range_days_exit_2_instead_of_panicking() {
     assert!(r.stderr.contains("300 s"), "{r}");
 }
 
+/// Entra and Graph on a closed loopback port: `rotor discover` fails within seconds (it took
+/// ~82 s of retries and then blamed the credentials), naming host:port and "connection refused".
+#[test]
+fn refused_endpoint_fails_in_seconds_naming_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let url = format!("https://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ROTOR_LOOPBACK_ONLY", "1")
+        .env("AZURE_TENANT_ID", "00000000-0000-4000-8000-000000000001")
+        .env("AZURE_CLIENT_ID", "00000000-0000-4000-8000-000000000002")
+        .env("AZURE_CLIENT_SECRET", "not-a-real-secret-value")
+        .env("AZURE_AUTHORITY_HOST", &url)
+        .env("ROTOR_GRAPH_ENDPOINT", &url)
+        .current_dir(dir.path())
+        .args(["discover"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("rotor runs");
+    let took = started.elapsed();
+    let r = cli_support::Run::from(out);
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "took {took:?}\n{r}"
+    );
+    r.assert_code(1);
+    assert!(r.stderr.contains(&format!("127.0.0.1:{port}")), "{r}");
+    assert!(r.stderr.contains("connection refused"), "{r}");
+    assert!(r.stderr.contains("hint: check the endpoint URL"), "{r}");
+    assert!(!r.stderr.contains("not-a-real-secret-value"), "{r}");
+}
+
 #[test]
 fn changing_without_yes_outside_a_terminal_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
