@@ -619,6 +619,13 @@ async fn hostile_names_render_inert_through_cmark_gfm() {
     assert_eq!(out.code, Some(0), "{out:?}");
     let bots = gh.bot_comments_on(2);
     assert_eq!(bots.len(), 1);
+    // rotor report's comment names the run, the pull request's head commit and the time too.
+    assert!(
+        bots[0].body.contains("/actions/runs/4242)"),
+        "{}",
+        bots[0].body
+    );
+    assert!(bots[0].body.contains(" UTC</sub>"), "{}", bots[0].body);
     for (what, md) in [
         ("comment", bots[0].body.clone()),
         ("summary", runner.summary()),

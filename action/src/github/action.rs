@@ -185,6 +185,19 @@ pub fn pull_request_number(env: &RunnerEnv) -> Option<u64> {
     }
 }
 
+/// The head commit of the triggering pull request, if it is a pull request event.
+pub fn pull_request_head_sha(env: &RunnerEnv) -> Option<String> {
+    let payload = read_payload(env.event_path.as_deref()).ok()?;
+    match parse_event(
+        env.event_name.as_deref()?,
+        &payload,
+        env.repository.as_deref(),
+    ) {
+        Event::PullRequest { head_sha, .. } => head_sha,
+        Event::Rotate { .. } | Event::Unsupported { .. } => None,
+    }
+}
+
 /// Posts (or updates, or leaves alone) the sticky comment; every failure becomes a warning — the
 /// report is in the job summary anyway. Returns the outcome when it worked.
 pub async fn post_comment<W: Write>(

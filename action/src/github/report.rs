@@ -91,6 +91,10 @@ async fn run_report_with<W: std::io::Write>(
             Some(number) => {
                 let mut sticky = report.clone();
                 sticky.marker_key = Some(args.key.clone());
+                sticky.footer = Some(markdown::Footer::now(
+                    env.run_url(),
+                    super::action::pull_request_head_sha(env).or_else(|| env.sha.clone()),
+                ));
                 let body = sticky.render(markdown::COMMENT_LIMIT);
                 super::action::post_comment(env, commands, number, &args.key, &body).await;
             }
