@@ -8,4 +8,5 @@ mod examples;
 mod policy;
 mod protocol;
 mod secret_link;
+mod plan_truth;
 mod support;

@@ -496,3 +496,50 @@ pub fn kill_each(pids: &[u32]) {
 pub fn total_requests(em: &Emulator) -> u64 {
     em.request_counts()["total"].as_u64().unwrap_or(0)
 }
+
+/// Writes a new version of Key Vault secret `secret` in `vault` directly (as something other
+/// than rotor would: a person, a pipeline), authenticating as the test principal.
+pub async fn kv_put(em: &Emulator, vault: &str, secret: &str, value: &str, tags: Value) {
+    let env = &em.endpoints().env;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(em.ca_pem().as_bytes()).expect("emulator CA"),
+        )
+        .build()
+        .expect("client");
+    let token_url = format!(
+        "{}/{}/oauth2/v2.0/token",
+        env["AZURE_AUTHORITY_HOST"].trim_end_matches('/'),
+        env["AZURE_TENANT_ID"]
+    );
+    let token: Value = client
+        .post(token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", env["AZURE_CLIENT_ID"].as_str()),
+            ("client_secret", env["AZURE_CLIENT_SECRET"].as_str()),
+            ("scope", "https://vault.azure.net/.default"),
+        ])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    let url = format!(
+        "{}secrets/{secret}?api-version=7.4",
+        em.endpoints().vaults[vault]
+    );
+    let resp = client
+        .put(url)
+        .bearer_auth(token["access_token"].as_str().expect("access_token"))
+        .json(&json!({"value": value, "tags": tags}))
+        .send()
+        .await
+        .expect("PUT secret");
+    assert!(
+        resp.status().is_success(),
+        "PUT {vault}/{secret}: {}",
+        resp.status()
+    );
+}

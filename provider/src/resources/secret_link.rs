@@ -50,6 +50,7 @@ const STATUS_ATTRS: &[&str] = &[
     "target_versions",
     "confidence",
     "excluded",
+    "removable_key_ids",
 ];
 
 /// Status attributes a rotation leaves alone when only configuration changes.
@@ -83,6 +84,7 @@ fn schema() -> Schema {
             Attribute::computed("target_versions", Type::map(Type::String), "Current Key Vault secret version per target, keyed by `<vault_url><secret_name>`."),
             Attribute::computed("confidence", Type::String, "How sure rotor is that the targets hold the current secret: `HIGH` (tagged by rotor or hint plus another signal), `MEDIUM`, `LOW` or `NONE`."),
             Attribute::computed("excluded", Type::String, "The policy exclusion that matches this link (e.g. `name:legacy-*`); null when not excluded. Excluded links are never rotated."),
+            Attribute::computed("removable_key_ids", Type::list(Type::String), "Key ids of the lineage's old client secrets that cleanup removes now: their successor's grace period is over and no Key Vault secret in scope holds them. When not empty the plan shows an in-place update with a warning, and `terraform apply` removes them (as `rotor cleanup` does)."),
         ],
     }
 }
@@ -267,6 +269,179 @@ fn apply_status(obj: &mut BTreeMap<String, Value>, s: &LinkStatus, policy: &Poli
     obj.insert("excluded".into(), excluded);
 }
 
+/// The old credentials of the lineage cleanup would remove now (a dry-run cleanup, so the same
+/// proof as `rotor cleanup`). Asked only when the current credential's grace period is over and
+/// older credentials exist, so a calm link costs no extra request. Blocked links are never
+/// cleaned up by the provider.
+async fn removable_now(
+    engine: &Engine,
+    link: &Link,
+    policy: &Policy,
+    s: &LinkStatus,
+) -> Vec<String> {
+    let confidence = Value::string(s.confidence.to_string());
+    let excluded = s.excluded.clone().map(Value::String).unwrap_or(Value::Null);
+    if s.previous_key_ids.is_empty()
+        || s.in_progress
+        || never_rotated(&confidence, &excluded, policy).is_some()
+    {
+        return Vec::new();
+    }
+    let grace = time::Duration::days(i64::from(policy.grace_period_days));
+    match s.rotated_at {
+        Some(r) if r + grace <= engine.now() => {}
+        _ => return Vec::new(),
+    }
+    match engine.cleanup(link, policy, true).await {
+        Ok(o) => o.removed_key_ids,
+        Err(e) => {
+            tracing::warn!("checking what cleanup of {link} would remove: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Status plus what cleanup would remove, into `obj`.
+async fn observe(
+    engine: &Engine,
+    link: &Link,
+    policy: &Policy,
+    obj: &mut BTreeMap<String, Value>,
+) -> rotor_engine::Result<LinkStatus> {
+    let s = engine.inspect_link(link, policy).await?;
+    apply_status(obj, &s, policy);
+    let removable = removable_now(engine, link, policy, &s).await;
+    obj.insert("removable_key_ids".into(), strings(removable));
+    Ok(s)
+}
+
+/// A warning on every refresh (so every plan) of a link rotor will not rotate while that
+/// matters: its credential is due or expired, no target holds a credential of the lineage, or
+/// the targets disagree (e.g. one was overwritten with a value rotor did not write). Says why
+/// and what unblocks it.
+async fn blocked_warning(
+    engine: &Engine,
+    link: &Link,
+    policy: &Policy,
+    before: &Value,
+    s: &LinkStatus,
+    obj: &mut BTreeMap<String, Value>,
+    diags: &mut Diagnostics,
+) {
+    const OVERWRITTEN: &str = "; overwritten: ";
+    let confidence = Value::string(s.confidence.to_string());
+    let excluded = s.excluded.clone().map(Value::String).unwrap_or(Value::Null);
+    let Some(why) = never_rotated(&confidence, &excluded, policy) else {
+        return;
+    };
+    let now = engine.now();
+    let fmt = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let mut facts = Vec::new();
+    let mut hints = Vec::new();
+    let old = before.attr("target_versions");
+    let changed: Vec<String> = s
+        .target_versions
+        .iter()
+        .filter(|(k, v)| {
+            old.as_map()
+                .and_then(|m| m.get(*k))
+                .and_then(Value::as_str)
+                .is_some_and(|o| o != v.as_str())
+        })
+        .map(|(k, _)| format!("`{k}`"))
+        .collect();
+    // Remembered in `rotation_reason` so that every later plan says it too.
+    let remembered = before
+        .attr("rotation_reason")
+        .as_str()
+        .and_then(|r| r.split_once(OVERWRITTEN))
+        .map(|(_, f)| f.to_string());
+    let overwritten = (!changed.is_empty() && (s.diverged || s.current_key_id.is_none()))
+        || (changed.is_empty() && remembered.is_some());
+    match (&s.current_key_id, s.current_expires_at) {
+        (None, _) if overwritten => {}
+        (None, _) => {
+            facts.push(format!(
+                "no target holds a client secret of the lineage `{}`",
+                link.credential_display_name
+            ));
+            let names: BTreeSet<String> = match engine.get_application(&link.application_id).await {
+                Ok(app) => app
+                    .password_credentials
+                    .iter()
+                    .map(|c| format!("`{}`", c.lineage_name()))
+                    .collect(),
+                Err(_) => BTreeSet::new(),
+            };
+            hints.push(if names.is_empty() {
+                "hint: the application has no client secret; check `application_id`".to_string()
+            } else {
+                format!(
+                    "hint: `credential_display_name` must name the client secret the targets hold; this application's are {} (renaming it in configuration does not rename the secret in Entra ID)",
+                    names.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            });
+        }
+        (Some(key), Some(end)) if end <= now => {
+            facts.push(format!("its client secret {key} expired at {}", fmt(end)));
+        }
+        (Some(key), Some(end)) if s.next_rotation_at.is_some_and(|n| n <= now) => {
+            facts.push(format!(
+                "its client secret {key} expires at {} and is due for rotation",
+                fmt(end)
+            ));
+        }
+        _ => {}
+    }
+    if overwritten || (s.diverged && s.current_key_id.is_some()) {
+        let fact = if !changed.is_empty() {
+            Some(format!(
+                "{} got a new version that rotor did not write, holding a value that is not one of this lineage's client secrets",
+                changed.join(", ")
+            ))
+        } else {
+            remembered.clone()
+        };
+        match fact {
+            Some(f) => {
+                if let Some(r) = obj.get("rotation_reason").and_then(Value::as_str) {
+                    let r = r.split(OVERWRITTEN).next().unwrap_or(r).to_string();
+                    obj.insert(
+                        "rotation_reason".into(),
+                        Value::String(format!("{r}{OVERWRITTEN}{f}")),
+                    );
+                }
+                facts.push(f);
+            }
+            None => facts.push("the targets do not all hold its current client secret".to_string()),
+        }
+        hints.push(
+            "hint: rotor never overwrites a value it did not write. If the secret should hold this credential, \
+             set it back to the version rotor wrote (tagged `rotor-key-id`); if it now holds something else, remove \
+             it from `targets`"
+                .to_string(),
+        );
+    }
+    if facts.is_empty() {
+        return;
+    }
+    if let Some(pattern) = s.excluded.as_deref() {
+        hints.push(format!(
+            "hint: remove the exclusion `{pattern}` from the policy to let rotor rotate it"
+        ));
+    } else if s.current_key_id.is_some() {
+        hints.push(format!(
+            "hint: tag every target with `app-id = \"{}\"` (rotor adds `rotor-key-id` when it rotates), or lower the policy's `min_confidence` after checking the match (`rotor match --app {}`)",
+            link.application_id, link.application_id
+        ));
+    }
+    diags.warning(
+        format!("{link} will not be rotated: {why}"),
+        format!("{}.\n{}", facts.join("; "), hints.join("\n")),
+        None,
+    );
+}
+
 fn policy_of(v: &Value) -> Policy {
     parse_policy(
         v.attr("policy"),
@@ -436,10 +611,10 @@ impl SecretLinkResource {
     ) -> Option<Value> {
         let link = link_from(base, diags)?;
         let policy = policy_of(base);
-        match engine.inspect_link(&link, &policy).await {
+        let mut obj = base.as_object().cloned().unwrap_or_default();
+        match observe(engine, &link, &policy, &mut obj).await {
             Ok(status) => {
-                let mut obj = base.as_object().cloned().unwrap_or_default();
-                apply_status(&mut obj, &status, &policy);
+                blocked_warning(engine, &link, &policy, base, &status, &mut obj, diags).await;
                 Some(Value::Object(with_id(obj)))
             }
             Err(e) => {
@@ -604,10 +779,10 @@ impl Resource for SecretLinkResource {
         let engine = engine(ctx, diags).await?;
         let link = link_from(state, diags)?;
         let policy = policy_of(state);
-        match engine.inspect_link(&link, &policy).await {
+        let mut obj = state.as_object().cloned().unwrap_or_default();
+        match observe(&engine, &link, &policy, &mut obj).await {
             Ok(status) => {
-                let mut obj = state.as_object().cloned().unwrap_or_default();
-                apply_status(&mut obj, &status, &policy);
+                blocked_warning(&engine, &link, &policy, state, &status, &mut obj, diags).await;
                 Some(Value::Object(with_id(obj)))
             }
             // inspect_link answers NotFound only when the application itself is gone: so is the
@@ -752,8 +927,34 @@ impl Resource for SecretLinkResource {
         };
         let forced = triggers_changed(req.prior, req.config);
 
+        // Divergence alone (the current credential is not due): a repair copies it to the targets
+        // that lack it; the key id and dates stay as they are.
+        let repair_only = due
+            && !forced
+            && reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("targets diverge"))
+            && req
+                .prior
+                .attr("next_rotation_at")
+                .as_str()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .is_some_and(|t| t > OffsetDateTime::now_utc())
+            && !req.prior.attr("current_key_id").is_null();
+        let cleanup: Vec<String> = if blocked.is_none() {
+            req.prior
+                .attr("removable_key_ids")
+                .as_elements()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        } else {
+            Vec::new()
+        };
+
         if let Some(b) = &blocked {
-            if forced || req.prior.attr("rotation_due").as_bool() == Some(true) {
+            if forced {
                 diags.warning(
                     format!("{name} is not rotated: {b}"),
                     "rotor never rotates excluded or low-confidence links.\nhint: tag the Key Vault secrets with \
@@ -761,6 +962,25 @@ impl Resource for SecretLinkResource {
                     None,
                 );
             }
+        } else if repair_only {
+            diags.warning(
+                format!(
+                    "{name} will be repaired: {}",
+                    reason.clone().unwrap_or_default()
+                ),
+                "apply copies the current client secret (read from a target that holds it) to the targets that \
+                 lack it; no new client secret is created, so the key id and dates stay as they are",
+                None,
+            );
+            for a in STATUS_ATTRS {
+                if !CREDENTIAL_ATTRS.contains(a) && *a != "next_rotation_at" {
+                    planned.insert((*a).to_string(), Value::Unknown);
+                }
+            }
+            return PlanResponse {
+                planned: Value::Object(with_id(planned)),
+                requires_replace,
+            };
         } else if due || forced {
             let why = if forced && !due {
                 "`rotate_when_changed` changed".to_string()
@@ -795,6 +1015,28 @@ impl Resource for SecretLinkResource {
                 .prior
                 .attr("cleanup_on_destroy")
                 .same_as(req.proposed.attr("cleanup_on_destroy"));
+        if !cleanup.is_empty() {
+            diags.warning(
+                format!(
+                    "{name}: apply removes {} old client secret{} whose grace period is over: {}",
+                    cleanup.len(),
+                    if cleanup.len() == 1 { "" } else { "s" },
+                    cleanup.join(", ")
+                ),
+                format!(
+                    "No Key Vault secret in scope holds {}, and the current client secret {} was created more than \
+                     grace_period_days ({}) ago; removing {} ends {} validity (as `rotor cleanup` does).",
+                    if cleanup.len() == 1 { "it" } else { "them" },
+                    req.prior.attr("current_key_id").as_str().unwrap_or("?"),
+                    policy.grace_period_days,
+                    if cleanup.len() == 1 { "it" } else { "them" },
+                    if cleanup.len() == 1 { "its" } else { "their" },
+                ),
+                None,
+            );
+            planned.insert("previous_key_ids".into(), Value::Unknown);
+            planned.insert("removable_key_ids".into(), Value::Unknown);
+        }
         if config_changed {
             // An apply will run (targets synced, cleanup): the status may move.
             for a in STATUS_ATTRS {
@@ -868,8 +1110,12 @@ impl Resource for SecretLinkResource {
         let rotate =
             blocked.is_none() && (obj.get("rotation_due") == Some(&Value::Bool(true)) || forced);
         let planned_rotation = req.planned.attr("current_key_id").is_unknown();
+        // A planned repair keeps the key id known and the target versions unknown.
+        let planned_repair = !planned_rotation && req.planned.attr("target_versions").is_unknown();
+        let planned_cleanup = !creating && req.planned.attr("removable_key_ids").is_unknown();
+        let mut rotated = false;
 
-        if rotate && (planned_rotation || creating) {
+        if rotate && (planned_rotation || planned_repair || creating) {
             let opts = RotateOptions {
                 dry_run: false,
                 force: forced,
@@ -890,6 +1136,7 @@ impl Resource for SecretLinkResource {
                 .await;
             match record.status {
                 RotationStatus::Success => {
+                    rotated = true;
                     tracing::info!(
                         "rotated {link}: {} -> {}",
                         record.old_key_id.as_deref().unwrap_or("none"),
@@ -986,11 +1233,29 @@ impl Resource for SecretLinkResource {
                 None,
             );
         }
+        if planned_cleanup
+            && !rotated
+            && blocked.is_none()
+            && !diags.has_errors()
+            && !terraform_gone()
+        {
+            match engine.cleanup(&link, &policy, false).await {
+                Ok(o) => {
+                    if !o.removed_key_ids.is_empty() {
+                        tracing::info!(
+                            "{link}: removed old client secrets {}",
+                            o.removed_key_ids.join(", ")
+                        );
+                    }
+                }
+                Err(e) => engine_error(diags, &e),
+            }
+        }
 
         // The new state: configuration as planned, status read back from Azure.
         let mut out = req.planned.as_object().cloned().unwrap_or_default();
-        match engine.inspect_link(&link, &policy).await {
-            Ok(s) => apply_status(&mut out, &s, &policy),
+        match observe(&engine, &link, &policy, &mut out).await {
+            Ok(_) => {}
             Err(e) => {
                 engine_error(diags, &e);
                 apply_status(&mut out, &status, &policy);
@@ -1007,8 +1272,13 @@ impl Resource for SecretLinkResource {
         if creating && diags.has_errors() {
             return Value::Null;
         }
-        if forced && diags.has_errors() {
-            // Keep the old triggers so the next plan forces the rotation again.
+        let moved_on = out.get("current_key_id").and_then(Value::as_str)
+            != req.prior.attr("current_key_id").as_str();
+        if forced && diags.has_errors() && !moved_on {
+            // Nothing of the forced rotation reached a target: keep the old triggers so the next
+            // plan forces it again. (When some target already holds the new credential, the
+            // rotation started: the next plan shows the targets diverging and repairs them,
+            // finishing this rotation instead of starting another.)
             out.insert(
                 "rotate_when_changed".into(),
                 req.prior.attr("rotate_when_changed").clone(),
