@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::secret_link::{APP_ID, CALM_APP_ID, CALM_KEY, DUE_KEY, fixture, vault};
 use crate::support::{
-    PROVIDER, Tf, assert_no_secrets, emulator, kv_put, passwords, vault_versions,
+    PROVIDER, Tf, assert_no_secrets, emulator, kv_put, kv_send, passwords, vault_versions,
 };
 
 const DUE_VALUE: &str = "Myk8Q~due-secret-value-0001-abcdefghij";
@@ -383,4 +383,80 @@ async fn plan_truth_reapply_after_partial_failure_finishes_instead_of_rotating_a
     }
     let plan = tf.plan().await;
     assert_eq!(plan.code, 0, "{}", plan.output());
+}
+
+/// What a rotation would run into is knowable at plan time: a soft-deleted target fails the plan
+/// on `targets`, and nothing is changed in Azure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_truth_soft_deleted_target_fails_the_plan() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    kv_send(
+        &em,
+        reqwest::Method::DELETE,
+        "kv-dr",
+        "/secrets/myapp-client-secret",
+        None,
+    )
+    .await;
+    tf.config(&format!(
+        "{PROVIDER}{}",
+        link(&em, "myapp", APP_ID, "Secret 1", THREE, "")
+    ));
+    let plan = tf.plan().await.failed();
+    let out = plan.output();
+    assert!(
+        out.contains("soft-deleted") || out.contains("deleted but recoverable"),
+        "{out}"
+    );
+    assert!(out.contains("myapp-client-secret"), "{out}");
+    assert!(out.contains("targets = ["), "points at targets:\n{out}");
+    assert_eq!(passwords(&em, APP_ID).len(), 1, "a plan creates nothing");
+}
+
+/// An application at Entra's password cap whose every password is inside its grace period: the
+/// plan fails on application_id instead of the apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_truth_password_cap_with_nothing_removable_fails_the_plan() {
+    let mut fx = fixture();
+    let capped = "b0000003-0000-4000-8000-000000000003";
+    let (old, cur) = (
+        "c0000003-0000-4000-8000-000000000301",
+        "c0000003-0000-4000-8000-000000000302",
+    );
+    let cur_value = "Cap8Q~capped-secret-value-0003-abcdefghij";
+    fx["applications"].as_array_mut().expect("apps").push(json!({
+        "object_id": "a0000003-0000-4000-8000-000000000003", "app_id": capped,
+        "display_name": "consumer", "sign_in_audience": "AzureADandPersonalMicrosoftAccount",
+        "password_credentials": [
+            {"key_id": old, "display_name": "Secret 1", "secret_text": "Old8Q~capped-old-value-0003-abcdefghijkl", "start": "-300d", "end": "+60d"},
+            {"key_id": cur, "display_name": "Secret 1 rotor:r1", "secret_text": cur_value, "start": "-2d", "end": "+20d"}
+        ]}));
+    fx["vaults"][0]["secrets"]
+        .as_array_mut()
+        .expect("secrets")
+        .push(json!({
+        "name": "consumer-secret", "value": cur_value, "content_type": "text/plain",
+        "tags": {"app-id": capped, "rotor-key-id": cur}, "expires": "+20d"}));
+    let em = emulator(fx).await;
+    let tf = Tf::new(Some(&em));
+    tf.config(&format!(
+        "{PROVIDER}{}",
+        link(
+            &em,
+            "c",
+            capped,
+            "Secret 1",
+            &[("kv-prod", "consumer-secret")],
+            ""
+        )
+    ));
+    let plan = tf.plan().await.failed();
+    let out = plan.output();
+    assert!(out.contains("cap") || out.contains("room"), "{out}");
+    assert!(
+        out.contains("application_id = \"b0000003"),
+        "points at application_id:\n{out}"
+    );
+    assert_eq!(passwords(&em, capped).len(), 2, "a plan changes nothing");
 }

@@ -497,9 +497,15 @@ pub fn total_requests(em: &Emulator) -> u64 {
     em.request_counts()["total"].as_u64().unwrap_or(0)
 }
 
-/// Writes a new version of Key Vault secret `secret` in `vault` directly (as something other
-/// than rotor would: a person, a pipeline), authenticating as the test principal.
-pub async fn kv_put(em: &Emulator, vault: &str, secret: &str, value: &str, tags: Value) {
+/// Sends one Key Vault request to `vault` directly (as something other than rotor would: a
+/// person, a pipeline), authenticating as the test principal. `path` starts with `/`.
+pub async fn kv_send(
+    em: &Emulator,
+    method: reqwest::Method,
+    vault: &str,
+    path: &str,
+    body: Option<Value>,
+) {
     let env = &em.endpoints().env;
     let client = reqwest::Client::builder()
         .add_root_certificate(
@@ -527,19 +533,32 @@ pub async fn kv_put(em: &Emulator, vault: &str, secret: &str, value: &str, tags:
         .await
         .expect("token json");
     let url = format!(
-        "{}secrets/{secret}?api-version=7.4",
-        em.endpoints().vaults[vault]
+        "{}{}?api-version=7.4",
+        em.endpoints().vaults[vault].trim_end_matches('/'),
+        path
     );
-    let resp = client
-        .put(url)
-        .bearer_auth(token["access_token"].as_str().expect("access_token"))
-        .json(&json!({"value": value, "tags": tags}))
-        .send()
-        .await
-        .expect("PUT secret");
+    let mut req = client
+        .request(method.clone(), url)
+        .bearer_auth(token["access_token"].as_str().expect("access_token"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("Key Vault request");
     assert!(
         resp.status().is_success(),
-        "PUT {vault}/{secret}: {}",
+        "{method} {vault}{path}: {}",
         resp.status()
     );
+}
+
+/// Writes a new version of Key Vault secret `secret` in `vault` directly, with `tags`.
+pub async fn kv_put(em: &Emulator, vault: &str, secret: &str, value: &str, tags: Value) {
+    kv_send(
+        em,
+        reqwest::Method::PUT,
+        vault,
+        &format!("/secrets/{secret}"),
+        Some(json!({"value": value, "tags": tags})),
+    )
+    .await;
 }

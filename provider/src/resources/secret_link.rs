@@ -442,6 +442,57 @@ async fn blocked_warning(
     );
 }
 
+/// What is knowable at plan time about a planned rotation: a dry run of the protocol (reads
+/// only) surfaces a soft-deleted target, no room under the password cap, a target rotor must
+/// not write, missing permissions — as plan errors on the attribute they are about, instead of
+/// at apply.
+async fn dry_run_check(
+    engine: &Engine,
+    link: &Link,
+    policy: &Policy,
+    forced: bool,
+    replace_key_id: Option<String>,
+    diags: &mut Diagnostics,
+) {
+    let opts = RotateOptions {
+        dry_run: true,
+        force: forced,
+        validity_days: None,
+        replace_key_id,
+    };
+    let record = engine.rotate(link, policy, &opts, &TerraformProgress).await;
+    if record.status != RotationStatus::Failed {
+        return;
+    }
+    let summary = match record.error.as_deref() {
+        Some(e) if e.starts_with("rotating ") => format!("planning the rotation: {e}"),
+        Some(e) => format!("planning the rotation of {link}: {e}"),
+        None => format!("planning the rotation of {link}: it would fail"),
+    };
+    let mut detail = Vec::new();
+    for t in &record.targets {
+        if let Some(e) = &t.error
+            && !summary.contains(e.as_str())
+        {
+            detail.push(format!(
+                "{}: {e}",
+                Target::new(t.vault_url.clone(), t.secret_name.clone())
+            ));
+        }
+    }
+    if !record.hints.is_empty() {
+        detail.push(hint_lines(&record.hints));
+    }
+    detail.push("Nothing was changed; this is what apply would run into.".into());
+    let on_targets = record.targets.iter().any(|t| t.error.is_some());
+    let path = record
+        .error_subject
+        .as_ref()
+        .and_then(subject_path)
+        .or_else(|| on_targets.then(|| AttrPath::attr("targets")));
+    diags.error(summary, detail.join("\n"), path);
+}
+
 fn policy_of(v: &Value) -> Policy {
     parse_policy(
         v.attr("policy"),
@@ -681,6 +732,7 @@ impl SecretLinkResource {
                         None,
                     );
                 } else if creating && obj.get("rotation_due") == Some(&Value::Bool(true)) {
+                    dry_run_check(&engine, &link, &policy, false, None, diags).await;
                     diags.warning(
                         format!("creating this link rotates {link} at once: {}", reason.unwrap_or_default()),
                         "apply creates a new client secret, writes it to every target and keeps the old one for the grace period",
@@ -987,6 +1039,19 @@ impl Resource for SecretLinkResource {
             } else {
                 reason.unwrap_or_else(|| "a rotation is due".into())
             };
+            if let Some(l) = link_from(req.config, &mut Diagnostics::default()).as_ref()
+                && let Ok(engine) = ctx.engine().await
+            {
+                let replace = forced
+                    .then(|| {
+                        req.prior
+                            .attr("current_key_id")
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .flatten();
+                dry_run_check(&engine, l, &policy, forced, replace, diags).await;
+            }
             diags.warning(
                 format!("{name} will be rotated: {why}"),
                 "apply creates a new client secret, verifies it, writes it to every target and keeps the old one \
