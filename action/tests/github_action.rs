@@ -640,11 +640,12 @@ async fn a_schedule_run_rotates_what_is_due_and_a_second_run_updates_the_audit_p
 
     // A second run (workflow_dispatch, a wider policy so more is due): the same pull request,
     // its body updated, the file appended.
-    let r2 = Runner::new(
+    let mut r2 = Runner::new(
         &w.gh,
         "workflow_dispatch",
         &support::fixture("workflow_dispatch.json"),
     );
+    r2.env.insert("GITHUB_RUN_ID".into(), "4243".into());
     std::fs::create_dir_all(r2.path("audit")).expect("audit dir");
     w.write_config(&r2, "rotate_before_expiry_days = 300");
     let out2 = r2
@@ -667,11 +668,27 @@ async fn a_schedule_run_rotates_what_is_due_and_a_second_run_updates_the_audit_p
         1,
         "updated, not a second pull request: {pulls:?}"
     );
+    // Title and body cover every run on the branch, not only the last one.
+    let total = 3 + rotated2;
     assert!(
-        pulls[0].body.contains(&format!("**{rotated2}** rotated")),
+        pulls[0].body.contains(&format!("**{total}** rotated")),
         "{}",
         pulls[0].body
     );
+    assert!(
+        pulls[0]
+            .title
+            .starts_with(&format!("rotor audit: {total} rotated, 0 failed in 2 runs")),
+        "{}",
+        pulls[0].title
+    );
+    for run in ["4242", "4243"] {
+        assert!(
+            pulls[0].body.contains(&format!("Hello-World/{run}`")),
+            "run {run} listed: {}",
+            pulls[0].body
+        );
+    }
     let file =
         w.gh.file("rotor/audit", "audit/rotor-history.jsonl")
             .expect("file");

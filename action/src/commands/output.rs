@@ -6,7 +6,7 @@
 use std::io::{IsTerminal, Write};
 
 use comfy_table::{ContentArrangement, Table, presets};
-use rotor_engine::{AuditRecord, RotationStatus, TargetStatus};
+use rotor_engine::{AuditRecord, TargetStatus};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -85,15 +85,10 @@ pub fn relative(now: OffsetDateTime, t: OffsetDateTime) -> String {
     }
 }
 
-/// The human word for a rotation status.
+/// The human word for a rotation's outcome: the same vocabulary as the Markdown reports
+/// ([`crate::github::markdown::Status`], from the engine's `skip_reason`).
 pub fn status_word(r: &AuditRecord) -> &'static str {
-    match (r.status, r.dry_run) {
-        (RotationStatus::Success, true) | (RotationStatus::Skipped, true) => "would rotate",
-        (RotationStatus::Success, false) => "rotated",
-        (RotationStatus::Failed, _) => "FAILED",
-        (RotationStatus::Skipped, false) => "skipped",
-        (RotationStatus::Excluded, _) => "excluded",
-    }
+    crate::github::markdown::Status::of(r).word()
 }
 
 /// The human word for a target status.

@@ -676,18 +676,17 @@ async fn open_audit_pr(
         lines.push('\n');
     }
     let file = repo_relative(env, history_path);
-    let date = time::OffsetDateTime::now_utc().date();
-    let title = format!("rotor audit: rotations of {date}");
-    let mut body_report = report.clone();
-    body_report.intro.insert(
-        0,
-        format!(
-            "This pull request appends the audit records of rotor's rotation runs to `{}`.",
-            markdown::escape(&file)
-        ),
+    let message = format!(
+        "rotor audit: records of {}",
+        env.run_url().unwrap_or_else(|| env.actor())
     );
-    let body = body_report.render(markdown::COMMENT_LIMIT);
-    gh.publish_audit(&args.audit_branch, &file, &lines, &title, &body)
+    let intro_file = markdown::code(&file);
+    let run_url = env.run_url();
+    let failures_now = report.failures.clone();
+    let render = move |accumulated: &str| {
+        audit_pr_text(accumulated, &intro_file, run_url.as_deref(), &failures_now)
+    };
+    gh.publish_audit(&args.audit_branch, &file, &lines, &message, &render)
         .await
         .map_err(|e| {
             let hints = e.hints();
@@ -697,6 +696,56 @@ async fn open_audit_pr(
             }
             err
         })
+}
+
+/// The audit pull request's title and body, over every record its branch holds that the default
+/// branch lacks (all the runs since it was opened): counts, the runs, the dates, and the report of
+/// those records (this run's cleanup failures added).
+fn audit_pr_text(
+    accumulated: &str,
+    file: &str,
+    run_url: Option<&str>,
+    failures_now: &[markdown::Failure],
+) -> (String, String) {
+    let records = records::parse_records(accumulated).unwrap_or_default();
+    let rotated = records.iter().filter(|r| r.status == "success").count();
+    let failed = records.iter().filter(|r| r.status == "failed").count();
+    let runs: std::collections::BTreeSet<&str> = records.iter().map(|r| r.actor.as_str()).collect();
+    let mut dates: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.started_at.get(..10))
+        .collect();
+    dates.sort_unstable();
+    let span = match (dates.first(), dates.last()) {
+        (Some(a), Some(b)) if a != b => format!("{a} to {b}"),
+        (Some(a), _) => (*a).to_string(),
+        _ => String::new(),
+    };
+    let runs_word = if runs.len() == 1 { "run" } else { "runs" };
+    let title = format!(
+        "rotor audit: {rotated} rotated, {failed} failed in {} {runs_word}{}",
+        runs.len(),
+        if span.is_empty() {
+            String::new()
+        } else {
+            format!(" ({span})")
+        }
+    );
+    let mut report = records::report_of_records(&markdown::escape(&title), &records, false);
+    report.intro.push(format!(
+        "This pull request appends the audit records of {} rotor {runs_word} to {file}; merging it keeps them in the repository's history.",
+        runs.len()
+    ));
+    let run_list: Vec<String> = runs.iter().map(|a| markdown::code(a)).collect();
+    report.intro.push(format!("Runs: {}.", run_list.join(", ")));
+    for f in failures_now {
+        if !report.failures.contains(f) {
+            report.failures.push(f.clone());
+        }
+    }
+    report.run_url = run_url.map(str::to_string);
+    report.footer = Some(markdown::Footer::now(run_url.map(str::to_string), None));
+    (title, report.render(markdown::COMMENT_LIMIT))
 }
 
 /// The engine and configuration for this run. Audit records of a workflow run name it
@@ -788,9 +837,6 @@ async fn dry_run<W: Write>(
     for ((link, status), rec) in due.iter().zip(&engine_records) {
         let rec = Record::from_engine(rec);
         let mut row = rec.to_row(true);
-        if row.status == Status::Skipped && status.rotation_due && rec.error.is_none() {
-            row.status = Status::WouldRotate;
-        }
         complete_row(&mut row, link);
         if row.status != Status::Failed
             && let Some(reason) = &status.due_reason

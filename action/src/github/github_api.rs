@@ -606,7 +606,9 @@ impl GitHub {
     }
 
     /// Commits `append` (JSON Lines) to the end of `file_path` on `branch` and opens — or
-    /// updates the body of — the pull request from `branch` into the default branch.
+    /// updates the title and body of — the pull request from `branch` into the default branch.
+    /// `render` gets the records the branch holds that the default branch does not (every run's
+    /// since the pull request was opened, this one's included) and returns its title and body.
     ///
     /// The branch is created from the default branch when missing, and reset to it when no pull
     /// request from it is open (the previous audit pull request was merged or closed), so each
@@ -616,8 +618,8 @@ impl GitHub {
         branch: &str,
         file_path: &str,
         append: &str,
-        title: &str,
-        body: &str,
+        message: &str,
+        render: &(dyn Fn(&str) -> (String, String) + Sync),
     ) -> Result<AuditPr, ApiError> {
         let repo = self
             .request(
@@ -707,16 +709,32 @@ impl GitHub {
         }
 
         // 3. Append to the history file on that branch (retry once on a concurrent change).
-        self.append_file(branch, file_path, append, title).await?;
+        let on_branch = self.append_file(branch, file_path, append, message).await?;
 
-        // 4. Open or update the pull request.
+        // 4. What the pull request brings: the branch's records the default branch lacks.
+        let on_default = self
+            .read_file(&default_branch, file_path)
+            .await?
+            .map(|(text, _)| text)
+            .unwrap_or_default();
+        let known: std::collections::BTreeSet<&str> = on_default.lines().map(str::trim).collect();
+        let mut accumulated = String::new();
+        for line in on_branch.lines().map(str::trim) {
+            if !line.is_empty() && !known.contains(line) {
+                accumulated.push_str(line);
+                accumulated.push('\n');
+            }
+        }
+        let (title, body) = render(&accumulated);
+
+        // 5. Open or update the pull request.
         if let Some(pr) = existing {
             let number = pr.get("number").and_then(Value::as_u64).unwrap_or(0);
             let resp = self
                 .request(
                     Method::PATCH,
                     &self.repo_path(&format!("/pulls/{number}")),
-                    Some(&json!({ "body": body })),
+                    Some(&json!({ "title": title, "body": body })),
                     &format!("updating audit pull request #{number}"),
                 )
                 .await?;
@@ -746,73 +764,90 @@ impl GitHub {
         })
     }
 
+    /// `file_path` on `branch`: its text and blob sha, or None when it does not exist. Over the
+    /// contents API's 1 MB JSON limit the text is fetched raw.
+    async fn read_file(
+        &self,
+        branch: &str,
+        file_path: &str,
+    ) -> Result<Option<(String, Option<String>)>, ApiError> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let contents_uri = self.contents_uri(file_path);
+        let read_action = format!("reading `{file_path}` on branch `{branch}`");
+        let resp = match self
+            .request(
+                Method::GET,
+                &format!("{contents_uri}?ref={branch}"),
+                None,
+                &read_action,
+            )
+            .await
+        {
+            Ok(resp) => resp,
+            Err(ApiError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let sha = resp
+            .body
+            .get("sha")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let encoding = resp.body.get("encoding").and_then(Value::as_str);
+        let text = if encoding == Some("base64") {
+            let content = resp
+                .body
+                .get("content")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .replace(['\n', '\r'], "");
+            let bytes = b64.decode(content).map_err(|e| ApiError::Status {
+                action: read_action.clone(),
+                status: 200,
+                message: format!("undecodable content: {e}"),
+            })?;
+            String::from_utf8_lossy(&bytes).into_owned()
+        } else {
+            // Over 1 MB the JSON carries no content (`encoding: none`): fetch it raw, never
+            // overwrite the history with only this run's records.
+            self.request_accepting(
+                Method::GET,
+                &format!("{contents_uri}?ref={branch}"),
+                None,
+                &read_action,
+                "application/vnd.github.raw",
+            )
+            .await?
+            .text
+        };
+        Ok(Some((text, sha)))
+    }
+
+    fn contents_uri(&self, file_path: &str) -> String {
+        let encoded_path = file_path
+            .split('/')
+            .map(percent_encode_segment)
+            .collect::<Vec<_>>()
+            .join("/");
+        self.repo_path(&format!("/contents/{encoded_path}"))
+    }
+
     /// Appends `append` to `file_path` on `branch` through the contents API (one commit).
+    /// Returns the file's new text.
     async fn append_file(
         &self,
         branch: &str,
         file_path: &str,
         append: &str,
         message: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<String, ApiError> {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
-        let encoded_path = file_path
-            .split('/')
-            .map(percent_encode_segment)
-            .collect::<Vec<_>>()
-            .join("/");
-        let contents_uri = self.repo_path(&format!("/contents/{encoded_path}"));
-        let read_action = format!("reading `{file_path}` on branch `{branch}`");
+        let contents_uri = self.contents_uri(file_path);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (existing, sha) = match self
-                .request(
-                    Method::GET,
-                    &format!("{contents_uri}?ref={branch}"),
-                    None,
-                    &read_action,
-                )
-                .await
-            {
-                Ok(resp) => {
-                    let sha = resp
-                        .body
-                        .get("sha")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    let encoding = resp.body.get("encoding").and_then(Value::as_str);
-                    let text = if encoding == Some("base64") {
-                        let content = resp
-                            .body
-                            .get("content")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .replace(['\n', '\r'], "");
-                        let bytes = b64.decode(content).map_err(|e| ApiError::Status {
-                            action: read_action.clone(),
-                            status: 200,
-                            message: format!("undecodable content: {e}"),
-                        })?;
-                        String::from_utf8_lossy(&bytes).into_owned()
-                    } else {
-                        // Over 1 MB the JSON carries no content (`encoding: none`): fetch it raw,
-                        // never overwrite the history with only this run's records.
-                        self.request_accepting(
-                            Method::GET,
-                            &format!("{contents_uri}?ref={branch}"),
-                            None,
-                            &read_action,
-                            "application/vnd.github.raw",
-                        )
-                        .await?
-                        .text
-                    };
-                    (text, sha)
-                }
-                Err(ApiError::Status { status: 404, .. }) => (String::new(), None),
-                Err(e) => return Err(e),
-            };
+            let (existing, sha) = self.read_file(branch, file_path).await?.unwrap_or_default();
             let mut content = existing;
             if !content.is_empty() && !content.ends_with('\n') {
                 content.push('\n');
@@ -835,7 +870,7 @@ impl GitHub {
                 )
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(content),
                 Err(ApiError::Status {
                     status: 409 | 422, ..
                 }) if attempts < 2 => continue,

@@ -190,7 +190,11 @@ pub fn vault_name(vault_url: &str) -> String {
     }
 }
 
-/// What happened (or would happen) to one link.
+/// What happened (or would happen) to one link: the one outcome vocabulary of rotor's outputs.
+/// The CLI table ([`Status::word`], through `commands::output::status_word`), Markdown, the pull
+/// request comment and the audit pull request ([`Status::label`]) all take it from
+/// [`Status::of`] / [`Status::from_record`], which read the engine's `skip_reason` — never the
+/// wording of a note or a `(status, dry_run)` guess.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
     /// Rotated in this run.
@@ -199,7 +203,11 @@ pub enum Status {
     WouldRotate,
     /// The rotation (or its check) failed.
     Failed,
-    /// Skipped (rotation in progress, low confidence, …).
+    /// Another run's rotation of this lineage is in progress: left alone.
+    InProgress,
+    /// Another run rotated this lineage first: this run backed off.
+    LostRace,
+    /// Skipped for a reason the record does not give (older history files).
     Skipped,
     /// Excluded by policy.
     Excluded,
@@ -212,24 +220,47 @@ pub enum Status {
 }
 
 impl Status {
-    /// Parses an audit record status (`success`, `failed`, `skipped`, `excluded`).
-    pub fn from_record(status: &str, dry_run: bool) -> Status {
-        match status {
-            "success" if dry_run => Status::WouldRotate,
-            "success" => Status::Rotated,
-            "failed" => Status::Failed,
-            "excluded" => Status::Excluded,
-            "skipped" => Status::Skipped,
+    /// The outcome of an engine audit record.
+    pub fn of(r: &rotor_engine::AuditRecord) -> Status {
+        use rotor_engine::{RotationStatus, SkipReason};
+        match (r.status, r.skip_reason) {
+            (RotationStatus::Success, _) if r.dry_run => Status::WouldRotate,
+            (RotationStatus::Success, _) => Status::Rotated,
+            (RotationStatus::Failed, _) => Status::Failed,
+            (RotationStatus::Excluded, _) => Status::Excluded,
+            (RotationStatus::Skipped, Some(SkipReason::DryRun)) => Status::WouldRotate,
+            (RotationStatus::Skipped, Some(SkipReason::NotDue)) => Status::UpToDate,
+            (RotationStatus::Skipped, Some(SkipReason::InProgress)) => Status::InProgress,
+            (RotationStatus::Skipped, Some(SkipReason::LostRace)) => Status::LostRace,
+            (RotationStatus::Skipped, None) => Status::Skipped,
+        }
+    }
+
+    /// The outcome of an audit record read as JSON: `status` (`success`, `failed`, `skipped`,
+    /// `excluded`), `dry_run` and `skip_reason` (`not-due`, `in-progress`, `lost-race`,
+    /// `dry-run`).
+    pub fn from_record(status: &str, dry_run: bool, skip_reason: Option<&str>) -> Status {
+        match (status, skip_reason) {
+            ("success", _) if dry_run => Status::WouldRotate,
+            ("success", _) => Status::Rotated,
+            ("failed", _) => Status::Failed,
+            ("excluded", _) => Status::Excluded,
+            (_, Some("dry-run")) => Status::WouldRotate,
+            (_, Some("not-due")) => Status::UpToDate,
+            (_, Some("in-progress")) => Status::InProgress,
+            (_, Some("lost-race")) => Status::LostRace,
             _ => Status::Skipped,
         }
     }
 
-    /// The label shown in tables.
+    /// The label shown in Markdown tables.
     pub fn label(self) -> &'static str {
         match self {
             Status::Rotated => "✅ rotated",
             Status::WouldRotate => "🔄 would rotate",
             Status::Failed => "❌ failed",
+            Status::InProgress => "⏳ in progress",
+            Status::LostRace => "↪️ rotated by another run",
             Status::Skipped => "⏭️ skipped",
             Status::Excluded => "🚫 excluded",
             Status::UpToDate => "✔️ up to date",
@@ -238,17 +269,27 @@ impl Status {
         }
     }
 
-    /// The word used in the summary line.
+    /// The word used in summary lines and in the CLI's tables (`FAILED` there, in capitals).
     pub fn summary_word(self) -> &'static str {
         match self {
             Status::Rotated => "rotated",
             Status::WouldRotate => "would rotate",
             Status::Failed => "failed",
+            Status::InProgress => "in progress",
+            Status::LostRace => "rotated by another run",
             Status::Skipped => "skipped",
             Status::Excluded => "excluded",
             Status::UpToDate => "up to date",
             Status::Changed => "changed",
             Status::Matched => "matched",
+        }
+    }
+
+    /// The word in the CLI's tables: [`Status::summary_word`], with `FAILED` in capitals.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Failed => "FAILED",
+            other => other.summary_word(),
         }
     }
 }
@@ -275,18 +316,20 @@ pub struct Row {
 }
 
 impl Status {
-    /// Rows are shown most urgent first: failed, would rotate, rotated, changed, skipped,
-    /// matched, excluded, up to date.
+    /// Rows are shown most urgent first: failed, would rotate, rotated, changed, in progress,
+    /// rotated by another run, skipped, matched, excluded, up to date.
     pub fn urgency(self) -> u8 {
         match self {
             Status::Failed => 0,
             Status::WouldRotate => 1,
             Status::Rotated => 2,
             Status::Changed => 3,
-            Status::Skipped => 4,
-            Status::Matched => 5,
-            Status::Excluded => 6,
-            Status::UpToDate => 7,
+            Status::InProgress => 4,
+            Status::LostRace => 5,
+            Status::Skipped => 6,
+            Status::Matched => 7,
+            Status::Excluded => 8,
+            Status::UpToDate => 9,
         }
     }
 }
@@ -725,6 +768,54 @@ mod tests {
         // Not SHAs: too short, too long, not hex, or inside a word.
         for plain in ["abc1234x", "cafe12", "release-2024", "x deadbeefz y"] {
             assert!(!escape(plain).contains('`'), "{plain}: {}", escape(plain));
+        }
+    }
+
+    #[test]
+    fn one_vocabulary_for_the_cli_table_markdown_and_json_records() {
+        let rec = |status: &str, dry_run: bool, reason: Option<&str>| {
+            let v = serde_json::json!({
+                "rotation_id": "r1", "started_at": "2026-01-01T00:00:00Z",
+                "finished_at": "2026-01-01T00:00:01Z", "actor": "test", "app_id": "a1",
+                "app_name": "orders", "old_key_id": "k1", "new_key_id": null,
+                "new_expires_at": null, "confidence": "HIGH", "targets": [], "status": status,
+                "error": null, "notes": [], "hints": [], "dry_run": dry_run,
+                "removed_key_ids": [], "skip_reason": reason,
+            });
+            serde_json::from_value::<rotor_engine::AuditRecord>(v).expect("audit record")
+        };
+        for (status, dry_run, reason, word) in [
+            ("skipped", true, Some("dry-run"), "would rotate"),
+            ("success", true, None, "would rotate"),
+            ("skipped", false, Some("not-due"), "up to date"),
+            ("skipped", true, Some("not-due"), "up to date"),
+            ("skipped", false, Some("in-progress"), "in progress"),
+            (
+                "skipped",
+                false,
+                Some("lost-race"),
+                "rotated by another run",
+            ),
+            ("skipped", false, None, "skipped"),
+            ("success", false, None, "rotated"),
+            ("failed", false, None, "failed"),
+            ("excluded", false, None, "excluded"),
+        ] {
+            let r = rec(status, dry_run, reason);
+            let outcome = Status::of(&r);
+            // The CLI table …
+            assert_eq!(
+                crate::commands::output::status_word(&r).to_lowercase(),
+                word,
+                "{status} {dry_run} {reason:?}"
+            );
+            // … the JSON records of `rotor report`, the comment and the audit pull request …
+            let from_json = super::super::records::Record::from_engine(&r).to_row(false);
+            assert_eq!(from_json.status, outcome, "{status} {dry_run} {reason:?}");
+            // … and `--output markdown` say the same.
+            let md = audit_records("rotor", std::slice::from_ref(&r));
+            assert!(md.contains(outcome.label()), "{md}");
+            assert!(outcome.label().ends_with(word), "{}", outcome.label());
         }
     }
 

@@ -35,6 +35,9 @@ pub struct Record {
     /// Not in every record: whether this was a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+    /// Why a `skipped` attempt changed nothing (`not-due`, `in-progress`, `lost-race`, `dry-run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
     /// Fields this version does not know (`notes`, `removed_key_ids`, …), kept so a record
     /// read and written again (audit pull requests) loses nothing.
     #[serde(flatten)]
@@ -101,7 +104,11 @@ impl Record {
 
     /// The table row for this record.
     pub fn to_row(&self, dry_run: bool) -> Row {
-        let status = Status::from_record(&self.status, dry_run || self.dry_run == Some(true));
+        let status = Status::from_record(
+            &self.status,
+            dry_run || self.dry_run == Some(true),
+            self.skip_reason.as_deref(),
+        );
         let detail = match status {
             Status::Rotated => match (&self.new_key_id, &self.new_expires_at) {
                 (Some(k), Some(e)) => format!("new key {} valid until {e}", short(k)),
