@@ -849,3 +849,64 @@ mod sha2_free {
             .to_string()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_install_step_installs_what_the_release_packaging_makes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bins = dir.path().join("bins");
+    std::fs::create_dir_all(&bins).expect("bins");
+    for (b, word) in [
+        ("rotor", "packaged-rotor"),
+        ("terraform-provider-rotor", "packaged-provider"),
+    ] {
+        std::fs::write(bins.join(b), format!("#!/bin/sh\necho {word}\n")).expect("write");
+        let st = std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(bins.join(b))
+            .status()
+            .expect("chmod");
+        assert!(st.success());
+    }
+    let target = "x86_64-unknown-linux-musl";
+    let out = std::process::Command::new("bash")
+        .arg(root().join("scripts/package-release"))
+        .args(["v1.2.3-rc.1", target])
+        .arg(dir.path().join("dist"))
+        .env("ROTOR_PACKAGE_BIN_DIR", &bins)
+        .output()
+        .expect("package-release");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let archive = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let name = format!("rotor-v1.2.3-rc.1-{target}.tar.gz");
+    assert_eq!(
+        archive.file_name().and_then(|n| n.to_str()),
+        Some(name.as_str())
+    );
+    let sum = sha2_free::sha256_hex(&archive);
+    let mut files = BTreeMap::new();
+    files.insert(
+        format!("/releases/v1.2.3-rc.1/{name}"),
+        std::fs::read(&archive).expect("archive"),
+    );
+    let (addr, _) = serve(files).await;
+    let env = [(
+        "ROTOR_INPUT_DOWNLOAD_BASE",
+        format!("http://{addr}/releases"),
+    )];
+    let sums = format!("{sum}  {name}\n");
+    let cwd = dir.path().to_path_buf();
+    let (out, outputs) = tokio::task::block_in_place(|| install(dir.path(), &sums, &cwd, &env));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(outputs["version"], "1.2.3-rc.1");
+    assert_eq!(ran(&outputs["bin"]), "packaged-rotor");
+    let provider = Path::new(&outputs["bin"]).with_file_name("terraform-provider-rotor");
+    assert_eq!(ran(&provider.display().to_string()), "packaged-provider");
+}
