@@ -112,6 +112,8 @@ url="$base/v$version/$archive"
 
 exe=""; if [ "$target" = "x86_64-pc-windows-msvc" ]; then exe=".exe"; fi
 cache_root="${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-/tmp}}"
+# Git Bash on Windows: a POSIX form of C:\hostedtoolcache\… for the shell's own commands.
+if command -v cygpath >/dev/null 2>&1; then cache_root="$(cygpath -u "$cache_root")"; fi
 dest="$cache_root/rotor/$version/$target"
 mkdir -p "$dest"
 cd "$dest"

@@ -1297,3 +1297,26 @@ async fn boolean_inputs_are_strict_and_a_relative_binary_path_survives_working_d
     assert_eq!(outputs["rotated"], "0");
     assert_eq!(w.applications(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fork_pull_request_target_run_comments_and_changes_nothing() {
+    let w = world().await;
+    let before = w.applications();
+    let mut payload = support::fixture("pull_request.opened.json");
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!("someone-else/Hello-World");
+    payload["pull_request"]["head"]["repo"]["fork"] = json!(true);
+    // pull_request_target runs with the base repository's write token and secrets.
+    let r = Runner::new(&w.gh, "pull_request_target", &payload);
+    w.write_config(&r, "");
+    let out = r.rotor(&["action"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let bots = w.gh.bot_comments_on(2);
+    assert_eq!(bots.len(), 1, "{out:#?}");
+    assert!(
+        bots[0].body.contains("**3** would rotate"),
+        "{}",
+        bots[0].body
+    );
+    assert_eq!(r.outputs()["rotated"], "0");
+    assert_eq!(w.applications(), before);
+}

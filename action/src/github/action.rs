@@ -436,7 +436,7 @@ pub async fn run_action_with<W: Write>(
                 "rotor: no pull request comment",
                 "the event payload has no pull request number; the report is in the job summary",
             ),
-            (_, Some(_)) if fork => commands.warning(
+            (_, Some(_)) if fork && event_name == "pull_request" => commands.warning(
                 "rotor: no pull request comment",
                 "pull requests from forks get a read-only token: the report is in the job summary",
             ),
