@@ -116,9 +116,13 @@ pub fn render() -> BTreeMap<PathBuf, String> {
         schema_section(&mut out, schema);
         if kind == "resource" && type_name == "rotor_secret_link" {
             out.push_str(
-                "## Import\n\nImport a link by the application's client id and the key id of the credential its \
-                 targets hold; rotor finds the targets through tags and matching:\n\n```shell\nterraform import \
-                 rotor_secret_link.example 00000000-0000-0000-0000-000000000000/11111111-1111-1111-1111-111111111111\n```\n",
+                "## Import\n\nImport a link by its own `id`, `<application_id>/<credential_display_name>`, or by \
+                 `<application_id>/<key_id>` of a client secret of the lineage; rotor finds the targets through tags and \
+                 matching in the vaults of `vault_urls` / `subscription_id` (at `HIGH` confidence). When it cannot, \
+                 declare the link with its `targets` and run `terraform apply` instead: creating a link adopts the client \
+                 secret the targets hold without rotating it.\n\n```shell\nterraform import rotor_secret_link.example \
+                 \"00000000-0000-0000-0000-000000000000/Secret 1\"\nterraform import rotor_secret_link.example \
+                 00000000-0000-0000-0000-000000000000/11111111-1111-1111-1111-111111111111\n```\n",
             );
         }
         files.insert(

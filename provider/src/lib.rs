@@ -8,12 +8,15 @@
 //! - [`provider`]: the provider block and the per-process [`provider::ProviderState`] holding one
 //!   lazily built `rotor_engine::Engine`.
 //!
+//! Resource ids (state id and import ids) are defined once in [`ids`].
+//!
 //! Values travel as msgpack ([`value`]); schemas are typed ([`schema`]); docs are generated from
 //! them ([`docs`]).
 
 pub mod docs;
 pub mod framework;
 pub mod grpc;
+pub mod ids;
 pub mod lifecycle;
 pub mod logging;
 pub mod plugin;

@@ -14,11 +14,11 @@ use crate::support::{
 };
 
 const LEGACY_APP_ID: &str = "b0000003-0000-4000-8000-000000000003";
-const LOW_APP_ID: &str = "b0000004-0000-4000-8000-000000000004";
+pub const LOW_APP_ID: &str = "b0000004-0000-4000-8000-000000000004";
 
 /// The standard fixture plus an excluded app (`legacy-portal`) and a low-confidence one whose
 /// vault secret only follows the naming convention.
-fn complete_fixture() -> Value {
+pub fn complete_fixture() -> Value {
     let mut f = fixture();
     let apps = f["applications"].as_array_mut().expect("applications");
     apps.push(json!({"object_id": "a0000003-0000-4000-8000-000000000003", "app_id": LEGACY_APP_ID,

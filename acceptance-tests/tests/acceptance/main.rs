@@ -5,6 +5,7 @@ mod bench;
 mod complete;
 mod data_sources;
 mod examples;
+mod import;
 mod policy;
 mod protocol;
 mod secret_link;

@@ -319,7 +319,7 @@ async fn secret_link_import_then_plan_is_empty() {
         .await
         .failed();
     assert!(
-        bad.stderr.contains("<application_id>/<key_id>"),
+        bad.stderr.contains("<application_id>/<credential_display_name>"),
         "{}",
         bad.output()
     );

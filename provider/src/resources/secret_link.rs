@@ -9,7 +9,9 @@
 //!   it is already due — then the first apply rotates it.
 //! - Apply: `engine.rotate` then `engine.cleanup`; an added target gets the current value via
 //!   `engine.sync_targets` (no rotation); a removed target is left alone.
-//! - Import `<application_id>/<key_id>` via `engine.adopt` (targets from tags and matching).
+//! - Import by the resource's own id `<application_id>/<credential_display_name>` or by
+//!   `<application_id>/<key_id>` (parsed in [`crate::ids`]) via `engine.adopt` (targets from tags
+//!   and matching).
 //! - Destroy forgets the link (optionally cleans up old credentials); it never deletes a Key Vault
 //!   secret. State holds ids, dates and versions, never a value.
 
@@ -24,6 +26,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
+use crate::ids::{LINK_IMPORT_FORMS, LinkId, LinkImport, is_guid, parse_link_import};
 use crate::lifecycle::{TerraformProgress, terraform_gone};
 use crate::provider::{ProviderState, hint_lines};
 use crate::resources::policy::{link_policy_type, parse_policy};
@@ -67,7 +70,7 @@ fn schema() -> Schema {
             the secret the targets already hold. Destroying a link never deletes a Key Vault secret. No secret value \
             is ever stored in state or plan.",
         attributes: vec![
-            Attribute::computed("id", Type::String, "`<application_id>/<credential_display_name>`."),
+            Attribute::computed("id", Type::String, "`<application_id>/<credential_display_name>`; `terraform import` takes this id (or `<application_id>/<key_id>`)."),
             Attribute::required("application_id", Type::String, "Application (client) id of the App Registration whose secret is rotated. Changing it replaces the link.").force_new(),
             Attribute::required("credential_display_name", Type::String, "Display name of the client-secret lineage (e.g. `Secret 1`). rotor names the secrets it creates `<credential_display_name> rotor:<rotation id>`, so the lineage survives rotations. Changing it replaces the link.").force_new(),
             Attribute::required("targets", Type::set(target_type()), "Key Vault secrets that must hold the current value: a set of objects with `vault_url` (e.g. `https://kv-prod.vault.azure.net/`) and `secret_name`. Adding a target writes the current value into it (read from a target that holds it) without rotating; removing one leaves that secret as it is."),
@@ -149,15 +152,6 @@ fn parse_vault_url(url: &str) -> Result<url::Url, String> {
         ));
     }
     Ok(u)
-}
-
-fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// The attribute an engine error's subject is: a target → `targets`, the lineage (a secret
@@ -493,6 +487,27 @@ async fn dry_run_check(
     diags.error(summary, detail.join("\n"), path);
 }
 
+/// The engine's adopt hints, made true for `terraform import` (which takes no targets and no
+/// policy), plus the way that always works: declare the link and let create adopt it.
+fn import_hints(hints: &[String]) -> String {
+    let mut out: Vec<String> = hints
+        .iter()
+        .filter(|h| !h.contains("rotor.toml"))
+        .map(|h| {
+            h.replace(
+                ", or list the targets explicitly",
+                " (import finds targets by tags and matching only)",
+            )
+        })
+        .collect();
+    out.push(
+        "or, instead of importing, declare the rotor_secret_link with its `targets` and run `terraform apply`: \
+         creating a link adopts the client secret the targets hold, without rotating it"
+            .to_string(),
+    );
+    hint_lines(&out)
+}
+
 fn policy_of(v: &Value) -> Policy {
     parse_policy(
         v.attr("policy"),
@@ -507,7 +522,7 @@ fn with_id(mut obj: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
         obj.get("application_id"),
         obj.get("credential_display_name"),
     ) {
-        (Some(Value::String(a)), Some(Value::String(c))) => Value::string(format!("{a}/{c}")),
+        (Some(Value::String(a)), Some(Value::String(c))) => Value::string(LinkId::state_id(a, c)),
         _ => Value::Unknown,
     };
     obj.insert("id".into(), id);
@@ -1358,14 +1373,18 @@ impl Resource for SecretLinkResource {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let Some((app_id, key_id)) = id.split_once('/').filter(|(a, k)| is_guid(a) && is_guid(k))
-        else {
-            diags.error(
-                format!("importing rotor_secret_link `{id}`: the id must be `<application_id>/<key_id>`"),
-                "hint: terraform import rotor_secret_link.example <application (client) id>/<key id of the client secret>",
-                None,
-            );
-            return None;
+        let parsed = match parse_link_import(id) {
+            Ok(p) => p,
+            Err(why) => {
+                diags.error(
+                    format!("importing rotor_secret_link `{id}`: {why}"),
+                    format!(
+                        "The id is {LINK_IMPORT_FORMS}.\nhint: terraform import rotor_secret_link.example \"<application (client) id>/Secret 1\""
+                    ),
+                    None,
+                );
+                return None;
+            }
         };
         let engine = engine(ctx, diags).await?;
         let vaults = match ctx.vaults(&engine).await {
@@ -1376,12 +1395,59 @@ impl Resource for SecretLinkResource {
             }
         };
         let policy = Policy::default();
-        let link = match engine.adopt(app_id, key_id, &vaults, &policy).await {
+        let (app_id, key_id) = match parsed {
+            LinkImport::KeyId {
+                application_id,
+                key_id,
+            } => (application_id, key_id),
+            LinkImport::Lineage(l) => {
+                let app = match engine.get_application(&l.application_id).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        diags.error(
+                            format!("importing rotor_secret_link `{id}`: {e}"),
+                            hint_lines(&e.hints()),
+                            None,
+                        );
+                        return None;
+                    }
+                };
+                // Any credential of the lineage names it; the newest is the likeliest held.
+                match app.lineage(&l.credential_display_name).last() {
+                    Some(c) => (l.application_id.clone(), c.key_id.clone()),
+                    None => {
+                        let names: BTreeSet<String> = app
+                            .password_credentials
+                            .iter()
+                            .map(|c| format!("`{}`", c.lineage_name()))
+                            .collect();
+                        diags.error(
+                            format!(
+                                "importing rotor_secret_link `{id}`: application {} has no client secret named `{}`",
+                                l.application_id, l.credential_display_name
+                            ),
+                            if names.is_empty() {
+                                "It has no client secrets.".to_string()
+                            } else {
+                                format!(
+                                    "hint: its client secrets are named {}; import `{}/<one of those>`",
+                                    names.into_iter().collect::<Vec<_>>().join(", "),
+                                    l.application_id
+                                )
+                            },
+                            None,
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let link = match engine.adopt(&app_id, &key_id, &vaults, &policy).await {
             Ok(l) => l,
             Err(e) => {
                 diags.error(
                     format!("importing rotor_secret_link `{id}`: {e}"),
-                    hint_lines(&e.hints()),
+                    import_hints(&e.hints()),
                     None,
                 );
                 return None;
