@@ -1320,3 +1320,64 @@ async fn a_fork_pull_request_target_run_comments_and_changes_nothing() {
     assert_eq!(r.outputs()["rotated"], "0");
     assert_eq!(w.applications(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_azure_names_render_inert_in_the_comment_summary_and_audit_pr() {
+    // An application and credential named to link, mention and inject, in the emulated tenant.
+    let mut fixture = Fixture::sample();
+    let app = fixture
+        .applications
+        .iter_mut()
+        .find(|a| a.display_name == "consumer-app")
+        .expect("consumer-app");
+    // Matched by value and its vault secret's app-id tag, whatever its name.
+    app.display_name = format!("consumer-app {}", support::HOSTILE.join(" "));
+    let emu = Emulator::start(fixture, EmulatorOptions::default())
+        .await
+        .expect("emulator starts");
+    let w = World {
+        emu,
+        gh: FakeGitHub::start().await,
+    };
+
+    let pr = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    w.write_config(&pr, "");
+    let out = pr.rotor(&["action"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let comment = w.gh.bot_comments_on(2).remove(0).body;
+    assert!(
+        comment.contains("www\u{200B}.evil.example/login"),
+        "{comment}"
+    );
+
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    w.write_config(&r, "");
+    let out = r.rotor(&["action", "--audit-pr"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let pulls = w.gh.pulls();
+    assert_eq!(pulls.len(), 1, "{out:#?}");
+    assert!(
+        pulls[0].body.contains("www\u{200B}.evil.example/login"),
+        "{}",
+        pulls[0].body
+    );
+
+    for (what, md) in [
+        ("pull request comment", comment),
+        ("pull request job summary", pr.summary()),
+        ("rotation job summary", r.summary()),
+        ("audit pull request", pulls[0].body.clone()),
+    ] {
+        let html = support::render_gfm(&md);
+        support::assert_inert(what, &html);
+    }
+    support::assert_inert(
+        "audit pull request title",
+        &support::render_gfm(&pulls[0].title),
+    );
+    w.assert_no_secret_leaked(&r, &[&out]);
+}
