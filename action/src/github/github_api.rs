@@ -435,7 +435,8 @@ impl GitHub {
                 let id = c.get("id")?.as_u64()?;
                 let body = c.get("body")?.as_str()?.to_string();
                 let login = c.pointer("/user/login")?.as_str()?;
-                if !body.starts_with(&marker) || !login.eq_ignore_ascii_case(&me) {
+                let bot = c.pointer("/user/type").and_then(Value::as_str) == Some("Bot");
+                if !body.starts_with(&marker) || !is_own_login(login, bot, &me) {
                     return None;
                 }
                 let node_id = c
@@ -880,6 +881,19 @@ impl GitHub {
     }
 }
 
+/// Whether a comment's REST author (`login`, `bot`: its `type` is `Bot`) is `me`, the GraphQL
+/// `viewer.login`. GraphQL names a GitHub App's bot without the suffix REST gives it
+/// (`github-actions` / `github-actions[bot]`): the suffixed form matches only a `Bot` author, so a
+/// person whose login equals an app's slug is not taken for the app.
+fn is_own_login(login: &str, bot: bool, me: &str) -> bool {
+    if login.eq_ignore_ascii_case(me) {
+        return true;
+    }
+    bot && login
+        .strip_suffix("[bot]")
+        .is_some_and(|l| l.eq_ignore_ascii_case(me.trim_end_matches("[bot]")))
+}
+
 /// One of our marked comments.
 #[derive(Debug, Clone)]
 struct Marked {
@@ -1061,6 +1075,27 @@ mod tests {
             Some("https://ghe/api/v3/repos/o/r/issues/1/comments?page=2")
         );
         assert_eq!(next_link(&headers(&[("link", "<x>; rel=\"prev\"")])), None);
+    }
+
+    #[test]
+    fn own_logins() {
+        assert!(is_own_login("github-actions[bot]", true, "github-actions"));
+        assert!(is_own_login(
+            "github-actions[bot]",
+            true,
+            "github-actions[bot]"
+        ));
+        assert!(is_own_login("octocat", false, "octocat"));
+        assert!(
+            !is_own_login("rotor-app", false, "rotor-app[bot]"),
+            "a person named like the app"
+        );
+        assert!(!is_own_login(
+            "github-actions[bot]",
+            false,
+            "github-actions"
+        ));
+        assert!(!is_own_login("other-app[bot]", true, "rotor-app"));
     }
 
     #[test]
