@@ -440,13 +440,8 @@ fn graphql(st: &mut State, login: &str, body: &str) -> Response {
     let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let query = input["query"].as_str().unwrap_or("");
     if query.contains("viewer") {
-        // Like GitHub, GraphQL names an app's bot without the `[bot]` that REST shows.
-        let graphql_login = login.trim_end_matches("[bot]");
-        return json_response(
-            200,
-            &[],
-            json!({"data": {"viewer": {"login": graphql_login}}}),
-        );
+        // GitHub answers an installation token's viewer with its bot (`github-actions[bot]`).
+        return json_response(200, &[], json!({"data": {"viewer": {"login": login}}}));
     }
     if query.contains("minimizeComment") {
         let id = input["variables"]["id"].as_str().unwrap_or("");

@@ -882,9 +882,9 @@ impl GitHub {
 }
 
 /// Whether a comment's REST author (`login`, `bot`: its `type` is `Bot`) is `me`, the GraphQL
-/// `viewer.login`. GraphQL names a GitHub App's bot without the suffix REST gives it
-/// (`github-actions` / `github-actions[bot]`): the suffixed form matches only a `Bot` author, so a
-/// person whose login equals an app's slug is not taken for the app.
+/// `viewer.login` (`github-actions[bot]` for `GITHUB_TOKEN`). Should a login come without the
+/// `[bot]` suffix REST authors carry, it matches the suffixed login of a `Bot` author only, so a
+/// person whose login equals an app's slug is never taken for the app.
 fn is_own_login(login: &str, bot: bool, me: &str) -> bool {
     if login.eq_ignore_ascii_case(me) {
         return true;
