@@ -1381,3 +1381,42 @@ async fn hostile_azure_names_render_inert_in_the_comment_summary_and_audit_pr() 
     );
     w.assert_no_secret_leaked(&r, &[&out]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_due_dry_run_says_would_rotate_in_the_table_markdown_and_the_comment() {
+    let w = world().await;
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    w.write_config(&r, "");
+    let mut env = w.env();
+    env.insert("GITHUB_ACTIONS".into(), String::new());
+    let table = r.rotor(&["rotate", "--due", "--dry-run"], &env).await;
+    assert_eq!(table.code, Some(0), "{table:#?}");
+    let markdown = r
+        .rotor(
+            &["rotate", "--due", "--dry-run", "--output", "markdown"],
+            &env,
+        )
+        .await;
+    assert_eq!(markdown.code, Some(0), "{markdown:#?}");
+    let pr = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    w.write_config(&pr, "");
+    let out = pr.rotor(&["action"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let comment = w.gh.bot_comments_on(2).remove(0).body;
+    for (what, text) in [
+        ("table", table.stdout.as_str()),
+        ("markdown", markdown.stdout.as_str()),
+        ("comment", comment.as_str()),
+    ] {
+        assert_eq!(
+            text.matches("would rotate").count() - usize::from(what != "table"),
+            3,
+            "{what}: one per due link (plus the count line): {text}"
+        );
+        assert!(!text.contains("skipped"), "{what}: {text}");
+    }
+}
