@@ -381,7 +381,7 @@ impl tf::provider_server::Provider for GrpcProvider {
             &mut diags,
         );
         tracing::debug!(terraform_version = %req.terraform_version, "configuring the provider");
-        self.state.configure(&config, &mut diags);
+        self.state.configure(&config, &mut diags).await;
         Ok(Response::new(tf::configure_provider::Response {
             diagnostics: diags_to_proto(&diags),
         }))

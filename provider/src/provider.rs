@@ -4,7 +4,7 @@
 //! only uses `rotor_policy` never authenticates or calls Azure.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rotor_engine::{AuthConfig, Endpoints, Engine, EngineOptions, SecretValue};
 use tokio::sync::OnceCell;
@@ -260,6 +260,84 @@ impl ProviderConfig {
         cfg
     }
 
+    /// Where a setting may come from: ```tenant_id` (or ARM_TENANT_ID / AZURE_TENANT_ID)``.
+    fn named(name: &str) -> String {
+        match SETTINGS.iter().find(|s| s.name == name) {
+            Some(s) => format!("`{name}` (or {})", s.env.join(" / ")),
+            None => format!("`{name}`"),
+        }
+    }
+
+    /// Where a resolved setting came from, for messages.
+    fn from(&self, name: &str) -> String {
+        self.sources
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("provider setting `{name}`"))
+    }
+
+    /// Checks, without any network, that the configured authentication can work (azurerm's
+    /// rules): `use_oidc = true` needs an OIDC token source (else it is an error, never a
+    /// fallback to other methods); a client secret or OIDC token needs `tenant_id` and
+    /// `client_id`; a token file must exist.
+    pub fn check_auth(&self, diags: &mut Diagnostics) {
+        let oidc = self.flag("use_oidc") == Some(true);
+        let secret = self.get("client_secret").is_some();
+        let token = self.get("oidc_token").is_some() || self.get("oidc_token_file_path").is_some();
+        let github =
+            self.get("oidc_request_url").is_some() && self.get("oidc_request_token").is_some();
+        if oidc && !token && !github {
+            diags.error(
+                format!(
+                    "configuring the rotor provider: `use_oidc` is true (from {}) but no OIDC token is available",
+                    self.from("use_oidc")
+                ),
+                format!(
+                    "With use_oidc, OIDC is the only method tried.\nhint: in GitHub Actions give the job `permissions: id-token: write` (it sets ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN)\nhint: or set {}, or {} with {}\nhint: or remove `use_oidc` (or ARM_USE_OIDC / AZURE_USE_OIDC) to use another method",
+                    Self::named("oidc_token"),
+                    Self::named("oidc_request_url"),
+                    Self::named("oidc_request_token"),
+                ),
+                Some(AttrPath::attr("use_oidc")),
+            );
+        }
+        if secret || token || oidc {
+            let method = if secret {
+                format!("a client secret (from {})", self.from("client_secret"))
+            } else if self.get("oidc_token").is_some() {
+                format!("an OIDC token (from {})", self.from("oidc_token"))
+            } else if self.get("oidc_token_file_path").is_some() {
+                format!(
+                    "an OIDC token file (from {})",
+                    self.from("oidc_token_file_path")
+                )
+            } else {
+                format!("OIDC (use_oidc from {})", self.from("use_oidc"))
+            };
+            for name in ["tenant_id", "client_id"] {
+                if self.get(name).is_none() {
+                    diags.error(
+                        format!("configuring the rotor provider: {method} needs `{name}`, which is not set"),
+                        format!("hint: set {}", Self::named(name)),
+                        Some(AttrPath::attr(name)),
+                    );
+                }
+            }
+        }
+        if let Some(p) = self.get("oidc_token_file_path")
+            && !std::path::Path::new(p).is_file()
+        {
+            diags.error(
+                format!(
+                    "configuring the rotor provider: the OIDC token file `{p}` (from {}) does not exist",
+                    self.from("oidc_token_file_path")
+                ),
+                format!("hint: point {} at the token file", Self::named("oidc_token_file_path")),
+                Some(AttrPath::attr("oidc_token_file_path")),
+            );
+        }
+    }
+
     /// The configured vault URLs (`vault_urls`, else `ROTOR_VAULTS`).
     pub fn vault_urls(&self) -> Vec<String> {
         self.get("vault_urls")
@@ -362,9 +440,18 @@ impl ProviderConfig {
 /// the credential lineages the `rotor_secret_link`s planned so far claim.
 pub struct ProviderState {
     lookup: Lookup,
-    config: OnceLock<ProviderConfig>,
-    engine: OnceCell<Result<Engine, EngineFailure>>,
+    /// The latest `ConfigureProvider`'s configuration and the engine built from it. Replaced at
+    /// every `ConfigureProvider`: under `--debug` one process serves many Terraform runs, each
+    /// configuring it anew (a failed or changed configuration is never kept for the process).
+    configured: RwLock<Arc<Configured>>,
     lineages: Mutex<HashMap<(String, String), BTreeSet<String>>>,
+}
+
+/// One configuration and its lazily built engine.
+#[derive(Default)]
+struct Configured {
+    config: ProviderConfig,
+    engine: OnceCell<Result<Engine, EngineFailure>>,
 }
 
 /// Why the engine could not be built (kept so every resource reports the same thing).
@@ -386,8 +473,7 @@ impl ProviderState {
     pub fn with_lookup(lookup: Lookup) -> Self {
         ProviderState {
             lookup,
-            config: OnceLock::new(),
-            engine: OnceCell::new(),
+            configured: RwLock::new(Arc::new(Configured::default())),
             lineages: Mutex::new(HashMap::new()),
         }
     }
@@ -421,18 +507,52 @@ impl ProviderState {
         }
     }
 
-    /// `ConfigureProvider`: resolves settings; nothing is contacted.
-    pub fn configure(&self, config: &Value, diags: &mut Diagnostics) {
+    fn current(&self) -> Arc<Configured> {
+        self.configured
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `ConfigureProvider`: resolves settings and checks, without contacting anything, that
+    /// authentication can work: a configuration problem is an error here, on the provider block
+    /// (on the attribute when one is to blame), naming the attribute and its `ARM_*`/`AZURE_*`
+    /// variables. Each call starts afresh (new engine, no lineage claims): under `--debug` one
+    /// process serves many Terraform runs.
+    pub async fn configure(&self, config: &Value, diags: &mut Diagnostics) {
         let resolved = ProviderConfig::resolve(config, &self.lookup, diags);
         tracing::debug!(config = ?resolved, "provider configured");
-        let _ = self.config.set(resolved);
+        if !diags.has_errors() {
+            resolved.check_auth(diags);
+        }
+        let explicit = resolved.auth(&self.lookup).is_explicit();
+        *self
+            .configured
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Configured {
+            config: resolved,
+            engine: OnceCell::new(),
+        });
+        self.lineages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        // A configured credential: build the engine now (no network: the credential, the HTTP
+        // client and the CA file), so its configuration errors land here, on the provider
+        // block. Without one (a policy-only configuration) nothing is built until needed.
+        if explicit
+            && !diags.has_errors()
+            && let Err(f) = self.engine().await
+        {
+            diags.error(f.summary, f.detail, None);
+        }
     }
 
     /// The vaults to search for import and matching: `vault_urls` plus the vaults ARM lists in
     /// `subscription_id`. `Err` names the subscription or URL.
     pub async fn vaults(&self, engine: &Engine) -> rotor_engine::Result<Vec<url::Url>> {
-        let empty = ProviderConfig::default();
-        let cfg = self.config.get().unwrap_or(&empty);
+        let current = self.current();
+        let cfg = &current.config;
         let mut config = rotor_engine::Config {
             vaults: Vec::new(),
             subscriptions: cfg
@@ -463,11 +583,6 @@ impl ProviderState {
         engine.resolve_vaults(&config).await
     }
 
-    /// The resolved configuration (defaults from the environment if not configured yet).
-    pub fn config(&self) -> Option<&ProviderConfig> {
-        self.config.get()
-    }
-
     /// The environment lookup.
     pub fn lookup(&self) -> &Lookup {
         &self.lookup
@@ -475,10 +590,11 @@ impl ProviderState {
 
     /// The engine, built on first use (authentication happens on its first Azure call).
     pub async fn engine(&self) -> Result<Engine, EngineFailure> {
-        self.engine
+        let current = self.current();
+        current
+            .engine
             .get_or_init(|| async {
-                let empty = ProviderConfig::default();
-                let cfg = self.config.get().unwrap_or(&empty);
+                let cfg = &current.config;
                 let endpoints = cfg.endpoints(&self.lookup).map_err(engine_failure)?;
                 let credential = cfg
                     .auth(&self.lookup)

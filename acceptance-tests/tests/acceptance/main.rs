@@ -1,6 +1,7 @@
 //! Acceptance tests: real Terraform driving terraform-provider-rotor against rotor-emulator.
 //! See `support.rs` for the harness and how Terraform and the provider binary are located.
 
+mod auth;
 mod bench;
 mod complete;
 mod data_sources;

@@ -1,0 +1,118 @@
+//! Authentication like azurerm: configuration problems fail `ConfigureProvider` on the provider
+//! block, naming the attribute and its `ARM_*`/`AZURE_*` variables; `use_oidc` means OIDC or an
+//! error; an unreachable endpoint or a missing CA file fails in seconds with its cause.
+
+use std::time::{Duration, Instant};
+
+use crate::secret_link::{CALM_APP_ID, fixture, vault};
+use crate::support::{Tf, emulator, total_requests};
+
+fn config(em: &rotor_emulator::Emulator, provider: &str) -> String {
+    format!(
+        "{provider}\nresource \"rotor_secret_link\" \"billing\" {{\n  application_id = \"{CALM_APP_ID}\"\n  credential_display_name = \"prod\"\n  targets = [{{ vault_url = \"{}\", secret_name = \"billing-api-client-secret\" }}]\n}}\n",
+        vault(em, "kv-prod")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_use_oidc_without_a_token_is_an_error_on_the_provider_block() {
+    let em = emulator(fixture()).await;
+    let tf = Tf::new(Some(&em));
+    tf.config(&config(&em, "provider \"rotor\" {\n  use_oidc = true\n}\n"));
+    let before = total_requests(&em);
+    let run = tf.plan().await.failed();
+    let out = run.output();
+    assert!(
+        out.contains("`use_oidc` is true (from provider setting `use_oidc`) but no OIDC token"),
+        "{out}"
+    );
+    assert!(
+        out.contains("use_oidc = true"),
+        "points at use_oidc in the provider block:\n{out}"
+    );
+    assert!(out.contains("id-token: write"), "{out}");
+    assert!(
+        !out.contains("application_id = "),
+        "not on a resource:\n{out}"
+    );
+    assert_eq!(
+        total_requests(&em),
+        before,
+        "no fallback to another method: nothing was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_missing_tenant_names_the_attribute_and_its_variables() {
+    let em = emulator(fixture()).await;
+    let mut tf = Tf::new(Some(&em));
+    tf.remove_env("ARM_TENANT_ID");
+    tf.remove_env("AZURE_TENANT_ID");
+    tf.config(&config(&em, "provider \"rotor\" {}\n"));
+    let run = tf.plan().await.failed();
+    let out = run.output();
+    assert!(
+        out.contains("a client secret (from ARM_CLIENT_SECRET) needs `tenant_id`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`tenant_id` (or ARM_TENANT_ID / AZURE_TENANT_ID)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("provider \"rotor\""),
+        "on the provider block:\n{out}"
+    );
+    assert!(
+        !out.contains("AZURE_CLIENT_SECRET"),
+        "the secret came from ARM_CLIENT_SECRET:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_missing_ca_file_fails_fast_on_the_provider_block() {
+    let em = emulator(fixture()).await;
+    let mut tf = Tf::new(Some(&em));
+    tf.set_env("SSL_CERT_FILE", "/nonexistent/rotor-ca.pem");
+    tf.config(&config(&em, "provider \"rotor\" {}\n"));
+    let started = Instant::now();
+    let run = tf.plan().await.failed();
+    let out = run.output();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(out.contains("/nonexistent/rotor-ca.pem"), "{out}");
+    assert!(out.contains("SSL_CERT_FILE"), "{out}");
+    assert!(
+        out.contains("provider \"rotor\""),
+        "on the provider block:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_connection_refused_fails_fast_naming_the_endpoint() {
+    let em = emulator(fixture()).await;
+    // A loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut tf = Tf::new(Some(&em));
+    tf.config(&config(
+        &em,
+        &format!("provider \"rotor\" {{\n  authority_host = \"https://127.0.0.1:{port}/\"\n}}\n"),
+    ));
+    let started = Instant::now();
+    let run = tf.plan().await.failed();
+    let out = run.output();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}:\n{out}",
+        started.elapsed()
+    );
+    assert!(out.to_lowercase().contains("refused"), "{out}");
+    assert!(out.contains(&format!("127.0.0.1:{port}")), "{out}");
+}
