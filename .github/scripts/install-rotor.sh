@@ -9,11 +9,12 @@
 #   tag of the action pins the exact bytes it runs). The file lists every released version
 #   (pre-releases too); ROTOR_INPUT_VERSION picks one, default the last one listed (the release
 #   this commit was tagged for). No checksum, no binary.
-# - Downloads from ROTOR_INPUT_DOWNLOAD_BASE (default https://github.com/<action repository>/
-#   releases/download: github.com even on GitHub Enterprise Server, whose GITHUB_SERVER_URL does
-#   not host this action's releases). The action repository is read from GITHUB_ACTION_PATH
-#   (…/_actions/<owner>/<repo>/<ref>), because `github.action_repository` is empty inside
-#   composite actions; a fork or mirror of the action therefore downloads its own releases.
+# - Downloads from ROTOR_INPUT_DOWNLOAD_BASE when set; else from <server>/<action repository>/
+#   releases/download, trying on GitHub Enterprise Server its own GITHUB_SERVER_URL first (an
+#   actions-sync mirror) and then github.com (GitHub Connect); elsewhere github.com. The action
+#   repository is read from GITHUB_ACTION_PATH (…/_actions/<owner>/<repo>/<ref>), because
+#   `github.action_repository` is empty inside composite actions; a fork or mirror of the action
+#   therefore downloads its own releases.
 # - Verified binaries are kept in RUNNER_TOOL_CACHE (rotor/<version>/<target>) and reused.
 # - Windows runners (Git Bash): no absolute path is ever handed to sha256sum or tar. GNU sha256sum
 #   prints `\<hash>` for a name with a backslash (D:\a\_temp\…) and GNU tar reads `D:` as a remote
@@ -106,9 +107,18 @@ if [ -z "$repo" ]; then
   esac
 fi
 repo="${repo:-certifyclouds/rotor}"
-base="${ROTOR_INPUT_DOWNLOAD_BASE:-https://github.com/$repo/releases/download}"
-base="${base%/}"
-url="$base/v$version/$archive"
+# Where to look, in order: download-base alone when given; on GitHub Enterprise Server the
+# server's own copy first (an actions-sync mirror keeps owner/repo), then github.com (GitHub
+# Connect); elsewhere github.com. The checksum decides, whichever answers.
+bases=()
+if [ -n "${ROTOR_INPUT_DOWNLOAD_BASE:-}" ]; then
+  bases+=("${ROTOR_INPUT_DOWNLOAD_BASE%/}")
+else
+  server="${GITHUB_SERVER_URL:-https://github.com}"
+  server="${server%/}"
+  if [ "$server" != "https://github.com" ]; then bases+=("$server/$repo/releases/download"); fi
+  bases+=("https://github.com/$repo/releases/download")
+fi
 
 exe=""; if [ "$target" = "x86_64-pc-windows-msvc" ]; then exe=".exe"; fi
 cache_root="${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-/tmp}}"
@@ -134,11 +144,19 @@ if [ -x "./rotor$exe" ] && [ "$(cat .archive-sha256 2>/dev/null || true)" = "$ex
   echo "rotor $version ($target) from the tool cache: archive sha256 $expected"
 else
   rm -f "./rotor$exe" .archive-sha256 "$archive"
-  echo "Downloading $url"
-  curl --fail --silent --show-error --location --retry 3 --retry-delay 2 --output "$archive" "$url" || {
-    err "could not download $url: set download-base to a mirror of the releases, or pass binary-path"
+  got=""
+  for base in "${bases[@]}"; do
+    url="$base/v$version/$archive"
+    echo "Downloading $url"
+    if curl --fail --silent --show-error --location --retry 3 --retry-delay 2 --output "$archive" "$url"; then
+      got="$url"
+      break
+    fi
+  done
+  if [ -z "$got" ]; then
+    err "could not download $archive from ${bases[*]}: set download-base to a mirror of the releases, or pass binary-path"
     exit 1
-  }
+  fi
   actual="$(sha256_of "$archive")"
   if [ "$actual" != "$expected" ]; then
     rm -f "$archive"

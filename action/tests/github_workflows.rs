@@ -726,24 +726,20 @@ async fn the_install_step_checks_the_pinned_sha256() {
     assert_eq!(first["bin"], second["bin"]);
     assert!(first["bin"].starts_with(&cache.display().to_string()));
 
-    // A fork or mirror of the action (its path is …/_actions/<owner>/<repo>/<ref>) downloads its
-    // own releases, from github.com-style URLs under the server given here.
+    // A fork or mirror of the action (its path is …/_actions/<owner>/<repo>/<ref>) on a GitHub
+    // Enterprise Server downloads its own releases from that server.
     let fork_action = dir.path().join("_work/_actions/a-fork/rotor/v9.9.9");
     std::fs::create_dir_all(fork_action.join(".github")).expect("fork action dir");
     std::fs::write(fork_action.join(".github/release-sums.txt"), &sums).expect("sums");
     let out_file = dir.path().join("fork-out");
     std::fs::write(&out_file, "").expect("out");
-    let script = std::fs::read_to_string(root().join(".github/scripts/install-rotor.sh"))
-        .expect("script")
-        .replace("https://github.com/$repo", &format!("http://{addr}/$repo"));
-    let patched = dir.path().join("install-patched.sh");
-    std::fs::write(&patched, script).expect("patched script");
     let out = std::process::Command::new("bash")
-        .arg(&patched)
+        .arg(root().join(".github/scripts/install-rotor.sh"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("GITHUB_ACTION_PATH", &fork_action)
         .env("GITHUB_OUTPUT", &out_file)
+        .env("GITHUB_SERVER_URL", format!("http://{addr}"))
         .env("RUNNER_OS", "Linux")
         .env("RUNNER_ARCH", "X64")
         .env("RUNNER_TEMP", dir.path().join("fork-tmp"))
@@ -754,7 +750,7 @@ async fn the_install_step_checks_the_pinned_sha256() {
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains(&format!(
-            "http://{addr}/a-fork/rotor/releases/download/v9.9.9/"
+            "Downloading http://{addr}/a-fork/rotor/releases/download/v9.9.9/"
         )),
         "{text}"
     );
