@@ -95,7 +95,7 @@ pub fn schema_to_proto(schema: &Schema) -> tf::Schema {
             computed: matches!(a.mode, Mode::Computed | Mode::OptionalComputed),
             sensitive: a.sensitive,
             description_kind: tf::StringKind::Markdown as i32,
-            deprecated: false,
+            deprecated: a.deprecated,
             write_only: false,
             deprecation_message: String::new(),
         })

@@ -631,11 +631,20 @@ fn engine_failure(e: rotor_engine::Error) -> EngineFailure {
     }
 }
 
-/// Renders hints as `hint:` lines.
+/// Renders hints as `hint:` lines. The engine's "lower policy.max_concurrent" is said the
+/// Terraform way: links do not receive `max_concurrent`; `-parallelism` bounds the applies.
 pub fn hint_lines(hints: &[String]) -> String {
     hints
         .iter()
-        .map(|h| format!("hint: {h}"))
+        .map(|h| {
+            format!(
+                "hint: {}",
+                h.replace(
+                    "lower policy.max_concurrent",
+                    "lower `terraform apply -parallelism` (default 10)"
+                )
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

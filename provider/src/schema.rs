@@ -33,6 +33,8 @@ pub struct Attribute {
     pub force_new: bool,
     /// For docs: the default filled in when the attribute is not set.
     pub default: Option<&'static str>,
+    /// Deprecated: Terraform warns when configuration sets it.
+    pub deprecated: bool,
 }
 
 impl Attribute {
@@ -45,6 +47,7 @@ impl Attribute {
             sensitive: false,
             force_new: false,
             default: None,
+            deprecated: false,
         }
     }
     /// A required attribute.
@@ -71,6 +74,11 @@ impl Attribute {
     /// Marks the attribute as forcing replacement when changed.
     pub fn force_new(mut self) -> Self {
         self.force_new = true;
+        self
+    }
+    /// Marks the attribute deprecated (Terraform warns when it is set).
+    pub fn deprecated(mut self) -> Self {
+        self.deprecated = true;
         self
     }
     /// Records the default (for docs).

@@ -11,4 +11,5 @@ mod policy;
 mod protocol;
 mod secret_link;
 mod plan_truth;
+mod settings;
 mod support;

@@ -35,8 +35,10 @@ const MIN_CONFIDENCE: &str = "Lowest match confidence (`HIGH`, `MEDIUM` or `LOW`
     treated as holding the credential and rotated. Default `HIGH`. Links below it are never rotated.";
 const GRACE: &str = "Days an old client secret stays valid after its successor was created, so every consumer \
     picks up the new value before the old one is removed: 0 to 3650. Default `7`.";
-const MAX_CONCURRENT: &str =
-    "Rotations and Key Vault writes in flight at once: 1 to 64. Default `4`.";
+const MAX_CONCURRENT: &str = "Deprecated, no effect in Terraform: links do not receive it (`policy = rotor_policy.x` \
+    passes the other fields), and Terraform decides how many resources it applies at once — bound concurrent rotations \
+    with `terraform apply -parallelism=N` (default 10). It is `max_concurrent` of `rotor.toml` for the CLI and the \
+    GitHub Action. Still accepted (1 to 64, default `4`) so existing configurations stay valid.";
 const EXCLUSIONS: &str = "Exclusion patterns: `app-id:GLOB` (application id), `name:GLOB` (application display \
     name) or `secret:GLOB` (credential display name or Key Vault secret name). Excluded items are reported, \
     never rotated. Default `[]`.";
@@ -216,7 +218,7 @@ impl Resource for PolicyResource {
                 Attribute::required(
                     "name",
                     Type::String,
-                    "Name of the policy, shown in plans and audit records.",
+                    "Name of the policy: its `id`, and what `terraform import rotor_policy.<name> <name>` takes. Links do not receive it (`policy = rotor_policy.x` passes the values), so plans and audit records name the link, not the policy.",
                 ),
                 Attribute::optional_computed(
                     "rotate_before_expiry_days",
@@ -230,6 +232,7 @@ impl Resource for PolicyResource {
                     .default("HIGH"),
                 Attribute::optional_computed("grace_period_days", Type::Number, GRACE).default("7"),
                 Attribute::optional_computed("max_concurrent", Type::Number, MAX_CONCURRENT)
+                    .deprecated()
                     .default("4"),
                 Attribute::optional_computed("exclusions", Type::list(Type::String), EXCLUSIONS)
                     .default("[]"),
@@ -239,6 +242,15 @@ impl Resource for PolicyResource {
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         let _ = parse_policy(config, None, diags);
+        if !config.attr("max_concurrent").is_null() {
+            diags.warning(
+                "`max_concurrent` is deprecated and has no effect in Terraform",
+                "Links do not receive it (`policy = rotor_policy.x` passes the other fields), and Terraform decides \
+                 how many resources it applies at once.\nhint: bound concurrent rotations with `terraform apply \
+                 -parallelism=N` (default 10) and remove `max_concurrent`",
+                Some(AttrPath::attr("max_concurrent")),
+            );
+        }
     }
 
     async fn read(

@@ -107,6 +107,7 @@ fn link_from(v: &Value, diags: &mut Diagnostics) -> Option<Link> {
     let application_id = v.attr("application_id").as_str()?.to_string();
     let credential_display_name = v.attr("credential_display_name").as_str()?.to_string();
     let mut targets = BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for t in v.attr("targets").as_elements().unwrap_or_default() {
         let (Some(url), Some(name)) =
             (t.attr("vault_url").as_str(), t.attr("secret_name").as_str())
@@ -115,7 +116,10 @@ fn link_from(v: &Value, diags: &mut Diagnostics) -> Option<Link> {
         };
         match parse_vault_url(url) {
             Ok(u) => {
-                targets.insert(Target::new(u, name));
+                // Vault hosts and secret names are case-insensitive in Key Vault: one secret.
+                if seen.insert(target_identity(url, name)) {
+                    targets.insert(Target::new(u, name));
+                }
             }
             Err(why) => {
                 diags.error(
@@ -132,6 +136,23 @@ fn link_from(v: &Value, diags: &mut Diagnostics) -> Option<Link> {
         credential_display_name,
         targets,
     })
+}
+
+/// A target's identity: Key Vault compares vault hosts and secret names case-insensitively, so
+/// `MyApp-Secret` and `myapp-secret` are one secret.
+fn target_identity(vault_url: &str, secret_name: &str) -> String {
+    let host = url::Url::parse(vault_url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(443)))
+        })
+        .unwrap_or_else(|| vault_url.to_string());
+    format!(
+        "{}/{}",
+        host.to_ascii_lowercase(),
+        secret_name.to_ascii_lowercase()
+    )
 }
 
 fn parse_vault_url(url: &str) -> Result<url::Url, String> {
@@ -808,7 +829,22 @@ impl Resource for SecretLinkResource {
                     Some(AttrPath::attr("targets")),
                 );
             }
+            let mut seen: BTreeMap<String, String> = BTreeMap::new();
             for t in targets {
+                if let (Some(url), Some(name)) =
+                    (t.attr("vault_url").as_str(), t.attr("secret_name").as_str())
+                {
+                    let shown = format!("{url}{name}");
+                    if let Some(first) = seen.insert(target_identity(url, name), shown.clone()) {
+                        diags.error(
+                            format!(
+                                "validating targets: `{first}` and `{shown}` are the same Key Vault secret"
+                            ),
+                            "Key Vault names (vaults and secrets) are case-insensitive, so this secret would be written twice.\nhint: list it once",
+                            Some(AttrPath::attr("targets")),
+                        );
+                    }
+                }
                 if let Some(url) = t.attr("vault_url").as_str()
                     && let Err(why) = parse_vault_url(url)
                 {
