@@ -495,6 +495,30 @@ async fn hide_and_new_minimizes_the_previous_comment_and_nothing_due_can_skip_or
             "{mode}: the summary is still written"
         );
     }
+    // Labels: exactly one outcome label, replaced as the outcome changes; others are kept.
+    w.gh.state
+        .lock()
+        .expect("lock")
+        .labels
+        .insert(2, vec!["needs-review".into()]);
+    pr("503", &["--labels"]).await;
+    assert_eq!(
+        w.gh.labels_on(2),
+        vec!["needs-review".to_string(), "rotor:would-rotate".to_string()]
+    );
+    let r = Runner::new(
+        &w.gh,
+        "pull_request",
+        &support::fixture("pull_request.opened.json"),
+    );
+    nothing_due(&r);
+    let out = r.rotor(&["action", "--labels"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert_eq!(
+        w.gh.labels_on(2),
+        vec!["needs-review".to_string(), "rotor:nothing-due".to_string()]
+    );
+
     // ... and `delete` removes rotor's comment where there is one; a person's stays.
     w.gh.seed_user_comment(2, "Codertocat", "<!-- rotor-report: action -->\nquoted");
     let r = Runner::new(
@@ -1255,6 +1279,7 @@ async fn boolean_inputs_are_strict_and_a_relative_binary_path_survives_working_d
         ("dry-run", "True"),
         ("dry-run", "1"),
         ("audit-pr", "on"),
+        ("labels", "yes"),
         ("cleanup", ""),
         ("comment", "sticky"),
         ("comment-if-nothing-due", "never"),

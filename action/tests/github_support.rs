@@ -93,6 +93,8 @@ pub struct State {
     pub log: Vec<Logged>,
     /// Page size for comment listings (small, so pagination is exercised).
     pub page_size: usize,
+    /// issue number -> label names
+    pub labels: BTreeMap<u64, Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -239,6 +241,16 @@ impl FakeGitHub {
             .into_iter()
             .filter(|c| c.user_type == "Bot")
             .collect()
+    }
+
+    pub fn labels_on(&self, issue: u64) -> Vec<String> {
+        self.state
+            .lock()
+            .expect("lock")
+            .labels
+            .get(&issue)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn log(&self) -> Vec<Logged> {
@@ -589,6 +601,44 @@ fn route_repo(
                 ));
             }
             json_response(200, &hdrs, Value::Array(items))
+        }
+        ("GET", ["issues", n, "labels"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let items: Vec<Value> = st
+                .labels
+                .get(&n)
+                .into_iter()
+                .flatten()
+                .map(|l| json!({"name": l, "color": "ededed"}))
+                .collect();
+            json_response(200, &[], Value::Array(items))
+        }
+        ("POST", ["issues", n, "labels"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(new) = input.get("labels").and_then(Value::as_array) else {
+                return err(422, "labels is missing");
+            };
+            let list = st.labels.entry(n).or_default();
+            for l in new.iter().filter_map(Value::as_str) {
+                if !list.iter().any(|x| x == l) {
+                    list.push(l.to_string());
+                }
+            }
+            let items: Vec<Value> = list.iter().map(|l| json!({"name": l})).collect();
+            json_response(200, &[], Value::Array(items))
+        }
+        ("DELETE", ["issues", n, "labels", name]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let name = name.replace("%3A", ":").replace("%3a", ":");
+            let list = st.labels.entry(n).or_default();
+            match list.iter().position(|l| *l == name) {
+                Some(i) => {
+                    list.remove(i);
+                    let items: Vec<Value> = list.iter().map(|l| json!({"name": l})).collect();
+                    json_response(200, &[], Value::Array(items))
+                }
+                None => err(404, "Label does not exist"),
+            }
         }
         ("POST", ["issues", n, "comments"]) => {
             let Some(text) = input.get("body").and_then(Value::as_str) else {

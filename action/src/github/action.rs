@@ -426,6 +426,12 @@ pub async fn run_action_with<W: Write>(
     let mut audit_pr = None;
 
     if let Some((number, fork, head_sha)) = comment {
+        if args.labels
+            && let Some(n) = number
+            && !(fork && event_name == "pull_request")
+        {
+            label_pull_request(env, commands, n, &report).await;
+        }
         let nothing_due = !report
             .rows
             .iter()
@@ -542,6 +548,49 @@ pub async fn run_action_with<W: Write>(
         }
     }
     Ok(ExitCode::from(exit))
+}
+
+/// The labels `--labels` sets on a pull request, one at a time.
+pub const OUTCOME_LABELS: [&str; 3] = ["rotor:failed", "rotor:would-rotate", "rotor:nothing-due"];
+
+/// `--labels`: the one outcome label for this report; a failure is a warning.
+async fn label_pull_request<W: Write>(
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    number: u64,
+    report: &Report,
+) {
+    let label = if report.rows.iter().any(|r| r.status == Status::Failed) {
+        OUTCOME_LABELS[0]
+    } else if report.rows.iter().any(|r| r.status == Status::WouldRotate) {
+        OUTCOME_LABELS[1]
+    } else {
+        OUTCOME_LABELS[2]
+    };
+    let (Some((owner, repo)), Some(token)) = (env.repo(), env.token.as_deref()) else {
+        commands.warning(
+            "rotor: no label",
+            "GITHUB_REPOSITORY or GITHUB_TOKEN is not set",
+        );
+        return;
+    };
+    let result = match GitHub::new(&env.api_url, token, &owner, &repo) {
+        Ok(gh) => gh
+            .set_exclusive_label(number, label, &OUTCOME_LABELS)
+            .await
+            .map_err(|e| {
+                let mut msg = e.to_string();
+                for h in e.hints() {
+                    msg.push_str(&format!("\nhint: {h}"));
+                }
+                msg
+            }),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    match result {
+        Ok(()) => commands.log(&format!("rotor: pull request #{number} labelled {label}")),
+        Err(msg) => commands.warning("rotor: could not label the pull request", &msg),
+    }
 }
 
 /// Whether rotor has a current sticky comment for `key` on pull request `number` (None: could not

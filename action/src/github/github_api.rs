@@ -606,6 +606,56 @@ impl GitHub {
         }
     }
 
+    /// Leaves exactly one of `family` on issue/pull request `number`: `label` (added when
+    /// missing; GitHub creates a label that does not exist yet), the others of `family` removed.
+    /// Labels outside `family` are not touched.
+    pub async fn set_exclusive_label(
+        &self,
+        number: u64,
+        label: &str,
+        family: &[&str],
+    ) -> Result<(), ApiError> {
+        let current = self
+            .get_all(
+                &self.repo_path(&format!("/issues/{number}/labels?per_page=100")),
+                &format!("listing the labels of pull request #{number}"),
+            )
+            .await?;
+        let names: Vec<String> = current
+            .iter()
+            .filter_map(|l| l.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        for stale in family.iter().filter(|f| **f != label) {
+            if names.iter().any(|n| n == stale) {
+                match self
+                    .request(
+                        Method::DELETE,
+                        &self.repo_path(&format!(
+                            "/issues/{number}/labels/{}",
+                            percent_encode_segment(stale)
+                        )),
+                        None,
+                        &format!("removing label `{stale}` from pull request #{number}"),
+                    )
+                    .await
+                {
+                    Ok(_) | Err(ApiError::Status { status: 404, .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if !names.iter().any(|n| n == label) {
+            self.request(
+                Method::POST,
+                &self.repo_path(&format!("/issues/{number}/labels")),
+                Some(&json!({ "labels": [label] })),
+                &format!("labelling pull request #{number} `{label}`"),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Commits `append` (JSON Lines) to the end of `file_path` on `branch` and opens — or
     /// updates the title and body of — the pull request from `branch` into the default branch.
     /// `render` gets the records the branch holds that the default branch does not (every run's

@@ -72,6 +72,11 @@ pub struct ActionArgs {
     #[arg(long, value_enum, default_value_t = NothingDue::Comment)]
     pub comment_if_nothing_due: NothingDue,
 
+    /// On pull requests, label the pull request by outcome: `rotor:failed`, `rotor:would-rotate`
+    /// or `rotor:nothing-due` (exactly one; the other two are removed).
+    #[arg(long)]
+    pub labels: bool,
+
     /// After a rotation run, commit the run's audit records to the history file on a branch and
     /// open (or update) an audit pull request.
     #[arg(long)]
