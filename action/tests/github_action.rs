@@ -1445,3 +1445,40 @@ async fn a_due_dry_run_says_would_rotate_in_the_table_markdown_and_the_comment()
         assert!(!text.contains("skipped"), "{what}: {text}");
     }
 }
+
+/// A vault rotor cannot list fails only what it holds: the other vaults' due links rotate, the
+/// vault is annotated and named in the summary, and the run exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unlistable_vault_is_annotated_and_the_rest_rotates() {
+    let w = world().await;
+    w.emu
+        .add_fault(
+            json!({"method": "GET", "path": "^/secrets/?$", "vault": "kv-dev", "status": 403}),
+        )
+        .expect("fault");
+    let r = Runner::new(&w.gh, "schedule", &schedule_payload());
+    w.write_config(&r, "");
+    let out = r.rotor(&["action"], &w.env()).await;
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert!(
+        out.stdout.contains("could not be listed"),
+        "annotated: {}",
+        out.stdout
+    );
+    let rotated: usize = r
+        .outputs()
+        .get("rotated")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        rotated >= 1,
+        "the other vaults' links rotated: {:?}",
+        r.outputs()
+    );
+    assert!(
+        r.summary().contains("could not be listed"),
+        "{}",
+        r.summary()
+    );
+    w.assert_no_secret_leaked(&r, &[&out]);
+}

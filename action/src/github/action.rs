@@ -297,6 +297,8 @@ struct Outcome {
     removed: usize,
     /// Links whose cleanup failed.
     cleanup_failed: usize,
+    /// Vaults that could not be listed (their links were not rotated; exit 1).
+    vault_failures: Vec<rotor_engine::VaultFailure>,
 }
 
 /// The flow for the event, with the runner environment and workflow command sink passed in.
@@ -417,11 +419,22 @@ pub async fn run_action_with<W: Write>(
         );
     }
 
-    let mut exit = if failed.is_empty() && outcome.cleanup_failed == 0 {
-        0u8
-    } else {
-        1u8
-    };
+    for f in &outcome.vault_failures {
+        let mut msg = f.error.clone();
+        for h in &f.hints {
+            msg.push_str(&format!("\nhint: {h}"));
+        }
+        commands.error(
+            &format!("rotor: vault {} could not be listed", f.vault_url),
+            &msg,
+        );
+    }
+    let mut exit =
+        if failed.is_empty() && outcome.cleanup_failed == 0 && outcome.vault_failures.is_empty() {
+            0u8
+        } else {
+            1u8
+        };
     let mut comment_id = None;
     let mut audit_pr = None;
 
@@ -846,6 +859,7 @@ async fn rotate_links<W: Write>(
 ) -> anyhow::Result<(
     Vec<(rotor_engine::Link, rotor_engine::LinkStatus)>,
     Vec<rotor_engine::AuditRecord>,
+    Vec<rotor_engine::VaultFailure>,
 )> {
     let (engine, config) = engine_and_config(ctx, env).await?;
     commands.group(if dry_run {
@@ -865,7 +879,7 @@ async fn rotate_links<W: Write>(
             let records = engine
                 .rotate_many(&links, &config.policy, &opts, &LogProgress)
                 .await;
-            Ok((due, records))
+            Ok((due, records, engine.vault_failures()))
         }
         Err(e) => Err(anyhow::Error::new(e)),
     };
@@ -880,7 +894,7 @@ async fn dry_run<W: Write>(
     commands: &mut Commands<W>,
     why: &str,
 ) -> anyhow::Result<Outcome> {
-    let (due, engine_records) = rotate_links(ctx, env, commands, true).await?;
+    let (due, engine_records, vault_failures) = rotate_links(ctx, env, commands, true).await?;
     let mut records_out = Vec::new();
     let mut rows = Vec::new();
     for ((link, status), rec) in due.iter().zip(&engine_records) {
@@ -899,7 +913,7 @@ async fn dry_run<W: Write>(
         rows.push(row);
         records_out.push(rec);
     }
-    let report = Report {
+    let mut report = Report {
         title: format!(
             "rotor: dry run ({}) — nothing was changed",
             markdown::escape(why)
@@ -908,10 +922,12 @@ async fn dry_run<W: Write>(
         failures: records_out.iter().filter_map(Record::to_failure).collect(),
         ..Report::default()
     };
+    report.intro.extend(vault_failure_lines(&vault_failures));
     Ok(Outcome {
         due: due.len(),
         report,
         records: records_out,
+        vault_failures,
         ..Outcome::default()
     })
 }
@@ -1013,7 +1029,7 @@ async fn rotate_due<W: Write>(
     env: &RunnerEnv,
     commands: &mut Commands<W>,
 ) -> anyhow::Result<Outcome> {
-    let (due, engine_records) = rotate_links(ctx, env, commands, false).await?;
+    let (due, engine_records, vault_failures) = rotate_links(ctx, env, commands, false).await?;
     let records_out: Vec<Record> = engine_records.iter().map(Record::from_engine).collect();
     let rotated = records_out.iter().filter(|r| r.status == "success").count();
     let failed = records_out.iter().filter(|r| r.status == "failed").count();
@@ -1028,12 +1044,28 @@ async fn rotate_due<W: Write>(
     report
         .intro
         .push(format!("Rotation run by {}.", markdown::code(&env.actor())));
+    report.intro.extend(vault_failure_lines(&vault_failures));
     Ok(Outcome {
         due: due.len(),
         report,
         records: records_out,
+        vault_failures,
         ..Outcome::default()
     })
+}
+
+/// One summary line per vault that could not be listed (escaped: the text names Azure objects).
+fn vault_failure_lines(failures: &[rotor_engine::VaultFailure]) -> Vec<String> {
+    failures
+        .iter()
+        .map(|f| {
+            format!(
+                "⚠️ Vault {} could not be listed, so its secrets were not matched or rotated this run: {}",
+                markdown::code(f.vault_url.as_str()),
+                markdown::escape(&f.error)
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
