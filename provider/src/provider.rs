@@ -445,6 +445,9 @@ pub struct ProviderState {
     /// configuring it anew (a failed or changed configuration is never kept for the process).
     configured: RwLock<Arc<Configured>>,
     lineages: Mutex<HashMap<(String, String), BTreeSet<String>>>,
+    /// Lineages whose `rotor_secret_link` this process destroyed: a create of one of them
+    /// afterwards in the same apply is a replacement (`-replace`, `taint`), which rotates.
+    destroyed: Mutex<BTreeSet<(String, String)>>,
 }
 
 /// One configuration and its lazily built engine.
@@ -475,6 +478,7 @@ impl ProviderState {
             lookup,
             configured: RwLock::new(Arc::new(Configured::default())),
             lineages: Mutex::new(HashMap::new()),
+            destroyed: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -507,6 +511,29 @@ impl ProviderState {
         }
     }
 
+    /// Notes that this process destroyed the link of a lineage.
+    pub fn note_destroyed(&self, application_id: &str, credential_display_name: &str) {
+        self.destroyed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((
+                application_id.to_ascii_lowercase(),
+                credential_display_name.to_string(),
+            ));
+    }
+
+    /// Whether this process destroyed the link of this lineage (and forgets it: one
+    /// replacement, one rotation).
+    pub fn take_destroyed(&self, application_id: &str, credential_display_name: &str) -> bool {
+        self.destroyed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(
+                application_id.to_ascii_lowercase(),
+                credential_display_name.to_string(),
+            ))
+    }
+
     fn current(&self) -> Arc<Configured> {
         self.configured
             .read()
@@ -534,6 +561,10 @@ impl ProviderState {
             engine: OnceCell::new(),
         });
         self.lineages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.destroyed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();

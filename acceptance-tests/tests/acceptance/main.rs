@@ -9,6 +9,7 @@ mod examples;
 mod import;
 mod policy;
 mod protocol;
+mod replace;
 mod secret_link;
 mod plan_truth;
 mod settings;

@@ -12,6 +12,7 @@
 //! - Import by the resource's own id `<application_id>/<credential_display_name>` or by
 //!   `<application_id>/<key_id>` (parsed in [`crate::ids`]) via `engine.adopt` (targets from tags
 //!   and matching).
+//! - `-replace` / `taint`: the create that follows the destroy in the same apply rotates.
 //! - Destroy forgets the link (optionally cleans up old credentials); it never deletes a Key Vault
 //!   secret. State holds ids, dates and versions, never a value.
 
@@ -67,7 +68,8 @@ fn schema() -> Schema {
             when a rotation is due (or forced with `rotate_when_changed`, or the targets disagree) the plan shows an \
             in-place update with a warning saying why, and `terraform apply` runs rotor's rotation protocol: new \
             secret, verified, written to every target, old secret kept for the grace period. Creating a link adopts \
-            the secret the targets already hold. Destroying a link never deletes a Key Vault secret. No secret value \
+            the secret the targets already hold. Replacing it (`terraform apply -replace=…`, `terraform taint`) rotates, \
+            as `azuread_application_password` does. Destroying a link never deletes a Key Vault secret. No secret value \
             is ever stored in state or plan.",
         attributes: vec![
             Attribute::computed("id", Type::String, "`<application_id>/<credential_display_name>`; `terraform import` takes this id (or `<application_id>/<key_id>`)."),
@@ -950,6 +952,7 @@ impl Resource for SecretLinkResource {
             for a in STATUS_ATTRS {
                 planned.insert((*a).to_string(), Value::Unknown);
             }
+
             let _ = self.preview(ctx, req.config, true, diags).await;
             return PlanResponse {
                 planned: Value::Object(with_id(planned)),
@@ -1177,7 +1180,14 @@ impl Resource for SecretLinkResource {
             return req.prior.clone();
         };
         if req.planned.is_null() {
-            // Destroy: forget. Key Vault secrets are never deleted.
+            // Destroy: forget. Key Vault secrets are never deleted. A create of the same lineage
+            // later in this apply is a replacement (`-replace`, `taint`) and rotates.
+            if let (Some(a), Some(c)) = (
+                req.prior.attr("application_id").as_str(),
+                req.prior.attr("credential_display_name").as_str(),
+            ) {
+                ctx.note_destroyed(a, c);
+            }
             if req.prior.attr("cleanup_on_destroy").as_bool() == Some(true)
                 && let Some(link) = link_from(req.prior, diags)
             {
@@ -1222,7 +1232,11 @@ impl Resource for SecretLinkResource {
         let mut obj = BTreeMap::new();
         apply_status(&mut obj, &status, &policy);
         let blocked = never_rotated(&obj["confidence"], &obj["excluded"], &policy);
-        let forced = !creating && triggers_changed(req.prior, req.planned);
+        // `-replace` / `taint`: Terraform destroyed this lineage's link a moment ago in this
+        // apply and now creates it: rotate, as `azuread_application_password` does.
+        let replaced =
+            creating && ctx.take_destroyed(&link.application_id, &link.credential_display_name);
+        let forced = replaced || (!creating && triggers_changed(req.prior, req.planned));
         let rotate =
             blocked.is_none() && (obj.get("rotation_due") == Some(&Value::Bool(true)) || forced);
         let planned_rotation = req.planned.attr("current_key_id").is_unknown();
@@ -1238,7 +1252,9 @@ impl Resource for SecretLinkResource {
                 validity_days: None,
                 // The credential the trigger change saw: once the lineage has a newer one (a
                 // re-run after an interrupted apply), the forced rotation is fulfilled.
-                replace_key_id: if forced {
+                replace_key_id: if replaced {
+                    status.current_key_id.clone()
+                } else if forced {
                     req.prior
                         .attr("current_key_id")
                         .as_str()
