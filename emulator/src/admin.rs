@@ -168,6 +168,23 @@ pub fn parse_fault(body: &[u8]) -> Result<FaultRule, String> {
     })
 }
 
+/// `POST fidelity`: the given fields replace the current ones (others are kept); the result.
+pub fn set_fidelity(ctx: &Ctx, body: &[u8]) -> Result<Value, String> {
+    let patch: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let Value::Object(patch) = patch else {
+        return Err("body must be a JSON object".into());
+    };
+    let mut store = ctx.store.write();
+    let mut cur = serde_json::to_value(&store.fidelity).map_err(|e| e.to_string())?;
+    for (k, v) in patch {
+        cur[k] = v;
+    }
+    let f: crate::fidelity::Fidelity = serde_json::from_value(cur).map_err(|e| e.to_string())?;
+    f.validate()?;
+    store.fidelity = f;
+    Ok(json!(store.fidelity))
+}
+
 pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
     let sub = path
         .strip_prefix("/_emulator")
@@ -239,6 +256,11 @@ pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
                 Err(e) => bad(&format!("age: {e}")),
             }
         }
+        (&Method::GET, "fidelity") => util::json(StatusCode::OK, &json!(ctx.store.read().fidelity)),
+        (&Method::POST, "fidelity") => match set_fidelity(ctx, &body) {
+            Ok(v) => util::json(StatusCode::OK, &v),
+            Err(e) => bad(&format!("fidelity: {e}")),
+        },
         (&Method::POST, "propagation") => {
             let v: Value = match serde_json::from_slice(&body) {
                 Ok(v) => v,

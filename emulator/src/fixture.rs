@@ -27,6 +27,11 @@ pub struct Fixture {
     /// `CredentialInvalidLifetimeAsPerAppPolicy`. Absent: no limit.
     #[serde(default)]
     pub max_password_lifetime_days: Option<u32>,
+    /// Where Azure is nondeterministic (ordering, empty pages, delays, api-versions,
+    /// throttling): the emulator's seeded choices. Absent: [`crate::fidelity::Fidelity`]'s
+    /// defaults.
+    #[serde(default)]
+    pub fidelity: Option<crate::fidelity::Fidelity>,
     /// Identities that call Graph, Key Vault and ARM (the first one is the one in `env`).
     #[serde(default)]
     pub principals: Vec<FixturePrincipal>,
@@ -383,6 +388,11 @@ impl Fixture {
     /// Semantic checks after parsing (duplicate names, bad references, names Key Vault refuses).
     pub fn validate(&self) -> Result<(), FixtureError> {
         let err = |path: String, message: String| Err(FixtureError { path, message });
+        if let Some(f) = &self.fidelity
+            && let Err(e) = f.validate()
+        {
+            return err("fidelity".into(), e);
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.principals.iter().enumerate() {
             if let Some(id) = &p.client_id

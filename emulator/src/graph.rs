@@ -218,6 +218,21 @@ pub fn handle(ctx: &Ctx, route: Route, req: &Req) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
+    // Object ids are GUIDs: anything else is a malformed request, not a missing object.
+    if let Route::Get(AppKey::ObjectId(id))
+    | Route::Patch(AppKey::ObjectId(id))
+    | Route::AddPassword(AppKey::ObjectId(id))
+    | Route::RemovePassword(AppKey::ObjectId(id))
+    | Route::GetServicePrincipal(AppKey::ObjectId(id)) = &route
+        && uuid::Uuid::try_parse(id).is_err()
+    {
+        return graph_error(
+            req,
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            &format!("Invalid object identifier '{id}'."),
+        );
+    }
     match route {
         Route::ListServicePrincipals => list_service_principals(ctx, caller, req),
         Route::GetServicePrincipal(k) => get_service_principal(ctx, caller, &k, req),
@@ -271,11 +286,11 @@ pub fn password_json(p: &Password, secret: Option<&str>) -> Value {
     json!({
         "customKeyIdentifier": null,
         "displayName": p.display_name,
-        "endDateTime": util::rfc3339(p.end),
+        "endDateTime": util::graph_time(p.end),
         "hint": p.hint(),
         "keyId": p.key_id,
         "secretText": secret,
-        "startDateTime": util::rfc3339(p.start),
+        "startDateTime": util::graph_time(p.start),
     })
 }
 
@@ -283,10 +298,10 @@ fn key_json(k: &KeyCred) -> Value {
     json!({
         "customKeyIdentifier": util::b64(&k.thumbprint),
         "displayName": k.display_name,
-        "endDateTime": util::rfc3339(k.end),
+        "endDateTime": util::graph_time(k.end),
         "key": null,
         "keyId": k.key_id,
-        "startDateTime": util::rfc3339(k.start),
+        "startDateTime": util::graph_time(k.start),
         "type": k.key_type,
         "usage": k.usage,
     })
@@ -303,7 +318,7 @@ fn app_json(a: &App, select: Option<&[&'static str]>) -> Value {
             "id" => json!(a.object_id),
             "deletedDateTime" => Value::Null,
             "appId" => json!(a.app_id),
-            "createdDateTime" => json!(util::rfc3339(a.created)),
+            "createdDateTime" => json!(util::graph_time(a.created)),
             "description" => Value::Null,
             "displayName" => json!(a.display_name),
             "identifierUris" => json!([]),
@@ -313,7 +328,15 @@ fn app_json(a: &App, select: Option<&[&'static str]>) -> Value {
             "tags" => json!([]),
             "keyCredentials" => Value::Array(a.keys.iter().map(key_json).collect()),
             "passwordCredentials" => {
-                Value::Array(a.passwords.iter().map(|p| password_json(p, None)).collect())
+                // eventual consistency: a new password shows up only after a while
+                let now = std::time::Instant::now();
+                Value::Array(
+                    a.passwords
+                        .iter()
+                        .filter(|p| p.readable_after <= now)
+                        .map(|p| password_json(p, None))
+                        .collect(),
+                )
             }
             _ => Value::Null,
         };
@@ -708,7 +731,7 @@ fn parse_body(req: &Req) -> Result<Value, Response> {
 fn parse_time_field(req: &Req, v: &Value, name: &str) -> Result<Option<OffsetDateTime>, Response> {
     match v.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => util::parse_rfc3339(s).map(|t| Some(util::secs(t))).ok_or_else(|| {
+        Some(Value::String(s)) => util::parse_rfc3339(s).map(|t| Some(util::ticks(t))).ok_or_else(|| {
             graph_error(
                 req,
                 StatusCode::BAD_REQUEST,
@@ -743,7 +766,7 @@ fn add_password(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response 
         Ok(t) => t,
         Err(r) => return r,
     };
-    let now = util::now();
+    let now = util::ticks(OffsetDateTime::now_utc());
     let start = start.unwrap_or(now);
     let end =
         end.unwrap_or(start + time::Duration::days(365 * crate::state::DEFAULT_PASSWORD_YEARS));
@@ -758,6 +781,7 @@ fn add_password(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response 
     let mut store = ctx.store.write();
     let access = Access::of(&store, caller);
     let delay = store.propagation_delay;
+    let read_delay = std::time::Duration::from_millis(store.fidelity.graph_read_delay_ms);
     let max_lifetime_days = store.max_password_lifetime_days;
     let Some(i) = find(&store, key) else {
         return not_found(req, key);
@@ -807,6 +831,7 @@ fn add_password(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response 
         start,
         end,
         usable_after,
+        readable_after: std::time::Instant::now() + read_delay,
     };
     let mut v = password_json(&p, Some(&secret));
     app.passwords.push(p);

@@ -216,6 +216,17 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
     let Some(api_version) = req.query.get("api-version").cloned() else {
         return bad("The 'api-version' query parameter is required.");
     };
+    let fid = ctx.store.read().fidelity.clone();
+    if !fid
+        .api_versions
+        .iter()
+        .any(|v| v.eq_ignore_ascii_case(&api_version))
+    {
+        let latest = fid.api_versions.last().map(String::as_str).unwrap_or("");
+        return bad(&format!(
+            "The specified version ({api_version}) is not recognized. Consider using the latest supported version ({latest})."
+        ));
+    }
     let op = match &route {
         Route::GetSecret(..) => Op::GetSecret,
         Route::ListSecrets | Route::ListVersions(_) | Route::ListDeleted | Route::GetDeleted(_) => {
@@ -236,6 +247,7 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
     }
     let ctx_api = ApiCtx {
         api_version: &api_version,
+        fidelity: &fid,
     };
     let writes = matches!(
         route,
@@ -254,9 +266,9 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
         return match route {
             Route::SetSecret(name) => set_secret(v, &name, req),
             Route::UpdateSecret(name, ver) => update_secret(v, &name, ver.as_deref(), req),
-            Route::DeleteSecret(name) => delete_secret(v, &name),
-            Route::PurgeDeleted(name) => purge_deleted(v, &name),
-            Route::RecoverDeleted(name) => recover_deleted(v, &name),
+            Route::DeleteSecret(name) => delete_secret(v, &name, &fid),
+            Route::PurgeDeleted(name) => purge_deleted(v, &name, &fid),
+            Route::RecoverDeleted(name) => recover_deleted(v, &name, &fid),
             Route::CreateCertificate(name) => create_certificate(v, &name, req),
             _ => util::empty(StatusCode::INTERNAL_SERVER_ERROR),
         };
@@ -281,6 +293,7 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
 
 struct ApiCtx<'a> {
     api_version: &'a str,
+    fidelity: &'a crate::fidelity::Fidelity,
 }
 
 fn authorize(ctx: &Ctx, vault: usize, caller: Caller, op: Op, route: &Route) -> Option<Response> {
@@ -521,7 +534,13 @@ fn set_secret(v: &mut Vault, name: &str, req: &Req) -> Response {
         Err(r) => return r,
     };
     let key = name.to_ascii_lowercase();
+    if purging(v, &key) {
+        return being_deleted(name);
+    }
     if let Some(e) = v.secrets.get(&key) {
+        if e.deleted.as_ref().is_some_and(|d| !d.settled()) {
+            return being_deleted(&e.name);
+        }
         if e.deleted.is_some() {
             return conflict_deleted(&e.name);
         }
@@ -552,6 +571,7 @@ fn set_secret(v: &mut Vault, name: &str, req: &Req) -> Response {
         name: name.to_string(),
         versions: Vec::new(),
         deleted: None,
+        recovering_until: None,
     });
     e.versions.push(x);
     match e.latest() {
@@ -563,7 +583,23 @@ fn set_secret(v: &mut Vault, name: &str, req: &Req) -> Response {
 fn active<'a>(v: &'a Vault, name: &str) -> Option<&'a SecretEntry> {
     v.secrets
         .get(&name.to_ascii_lowercase())
-        .filter(|e| e.deleted.is_none())
+        .filter(|e| e.deleted.is_none() && !e.recovering())
+}
+
+/// A purge of `key` (lowercase) is still in progress.
+fn purging(v: &Vault, key: &str) -> bool {
+    v.purging
+        .get(key)
+        .is_some_and(|t| *t > std::time::Instant::now())
+}
+
+fn being_deleted(name: &str) -> Response {
+    kv_error(
+        StatusCode::CONFLICT,
+        "Conflict",
+        &format!("Secret {name} is currently being deleted."),
+        Some("ObjectIsBeingDeleted"),
+    )
 }
 
 fn get_secret(v: &Vault, name: &str, version: Option<&str>) -> Response {
@@ -604,7 +640,7 @@ fn update_secret(v: &mut Vault, name: &str, version: Option<&str>, req: &Req) ->
     let Some(e) = v
         .secrets
         .get_mut(&name.to_ascii_lowercase())
-        .filter(|e| e.deleted.is_none())
+        .filter(|e| e.deleted.is_none() && !e.recovering())
     else {
         return secret_not_found(name, version);
     };
@@ -652,15 +688,16 @@ fn vault_stub(v: &Vault) -> Vault {
         location: String::new(),
         secrets: BTreeMap::new(),
         certificates: BTreeMap::new(),
+        purging: Default::default(),
     }
 }
 
-fn delete_secret(v: &mut Vault, name: &str) -> Response {
+fn delete_secret(v: &mut Vault, name: &str, fid: &crate::fidelity::Fidelity) -> Response {
     let stub = vault_stub(v);
     let Some(e) = v
         .secrets
         .get_mut(&name.to_ascii_lowercase())
-        .filter(|e| e.deleted.is_none())
+        .filter(|e| e.deleted.is_none() && !e.recovering())
     else {
         return secret_not_found(name, None);
     };
@@ -668,6 +705,8 @@ fn delete_secret(v: &mut Vault, name: &str) -> Response {
     let d = Deleted {
         deleted_date: now,
         scheduled_purge_date: now + RECOVERABLE_DAYS * 86_400,
+        settles_at: std::time::Instant::now()
+            + std::time::Duration::from_millis(fid.delete_delay_ms),
     };
     e.deleted = Some(d.clone());
     let Some(x) = e.latest() else {
@@ -682,7 +721,7 @@ fn get_deleted(v: &Vault, name: &str) -> Response {
     let Some(e) = v.secrets.get(&name.to_ascii_lowercase()) else {
         return deleted_not_found(name);
     };
-    let (Some(d), Some(x)) = (&e.deleted, e.latest()) else {
+    let (Some(d), Some(x)) = (e.deleted.as_ref().filter(|d| d.settled()), e.latest()) else {
         return deleted_not_found(name);
     };
     let mut m = bundle(v, e, x, false);
@@ -690,46 +729,61 @@ fn get_deleted(v: &Vault, name: &str) -> Response {
     util::json(StatusCode::OK, &Value::Object(m))
 }
 
-fn purge_deleted(v: &mut Vault, name: &str) -> Response {
+fn purge_deleted(v: &mut Vault, name: &str, fid: &crate::fidelity::Fidelity) -> Response {
     let key = name.to_ascii_lowercase();
-    match v.secrets.get(&key) {
-        Some(e) if e.deleted.is_some() => {
+    match v.secrets.get(&key).and_then(|e| e.deleted.as_ref()) {
+        Some(d) if !d.settled() => being_deleted(name),
+        Some(_) => {
             v.secrets.remove(&key);
+            let now = std::time::Instant::now();
+            v.purging.retain(|_, t| *t > now);
+            v.purging.insert(
+                key,
+                now + std::time::Duration::from_millis(fid.purge_delay_ms),
+            );
             util::empty(StatusCode::NO_CONTENT)
         }
-        _ => deleted_not_found(name),
+        None => deleted_not_found(name),
     }
 }
 
-fn recover_deleted(v: &mut Vault, name: &str) -> Response {
+fn recover_deleted(v: &mut Vault, name: &str, fid: &crate::fidelity::Fidelity) -> Response {
     let stub = vault_stub(v);
     let Some(e) = v.secrets.get_mut(&name.to_ascii_lowercase()) else {
         return deleted_not_found(name);
     };
-    if e.deleted.is_none() {
-        return deleted_not_found(name);
+    match &e.deleted {
+        None => return deleted_not_found(name),
+        Some(d) if !d.settled() => return being_deleted(name),
+        Some(_) => {}
     }
     e.deleted = None;
+    e.recovering_until =
+        Some(std::time::Instant::now() + std::time::Duration::from_millis(fid.recover_delay_ms));
     let Some(x) = e.latest() else {
         return util::empty(StatusCode::INTERNAL_SERVER_ERROR);
     };
     util::json(StatusCode::OK, &Value::Object(bundle(&stub, e, x, false)))
 }
 
-fn skiptoken_encode(offset: usize) -> String {
-    util::b64url(format!("kv:{offset}").as_bytes())
+/// A page token: the offset, and whether the empty page at that offset was already served.
+fn skiptoken_encode(offset: usize, empty_served: bool) -> String {
+    let e = if empty_served { ":e" } else { "" };
+    util::b64url(format!("kv:{offset}{e}").as_bytes())
 }
 
-fn skiptoken_decode(t: &str) -> Option<usize> {
-    String::from_utf8(util::b64_decode_any(t)?)
-        .ok()?
-        .strip_prefix("kv:")?
-        .parse()
-        .ok()
+fn skiptoken_decode(t: &str) -> Option<(usize, bool)> {
+    let s = String::from_utf8(util::b64_decode_any(t)?).ok()?;
+    let s = s.strip_prefix("kv:")?;
+    let (n, e) = match s.strip_suffix(":e") {
+        Some(n) => (n, true),
+        None => (s, false),
+    };
+    Some((n.parse().ok()?, e))
 }
 
-/// `(offset, page size)` from `maxresults` and `$skiptoken`.
-fn paging(req: &Req) -> Result<(usize, usize), Response> {
+/// `((offset, empty page served), page size)` from `maxresults` and `$skiptoken`.
+fn paging(req: &Req) -> Result<((usize, bool), usize), Response> {
     let size = match req.query.get("maxresults") {
         None => 25,
         Some(s) => match s.parse::<usize>() {
@@ -742,32 +796,52 @@ fn paging(req: &Req) -> Result<(usize, usize), Response> {
         },
     };
     let offset = match req.query.get("$skiptoken") {
-        None => 0,
+        None => (0, false),
         Some(t) => skiptoken_decode(t).ok_or_else(|| bad("Invalid $skiptoken."))?,
     };
     Ok((offset, size))
 }
 
+/// One page of a list. `list` names the list for the seeded empty-page draw (never the port,
+/// so the same seed gives the same pages in every run).
 fn page<I: Iterator<Item = Value>>(
     items: I,
-    offset: usize,
+    (offset, empty_served): (usize, bool),
     size: usize,
     base: String,
+    list: &str,
     api: &ApiCtx<'_>,
     req: &Req,
 ) -> Response {
-    let mut it = items.skip(offset);
-    let value: Vec<Value> = it.by_ref().take(size).collect();
-    let more = it.next().is_some();
-    let next = more.then(|| {
+    let link = |offset: usize, empty_served: bool| {
         let mut q = form_urlencoded::Serializer::new(String::new());
         q.append_pair("api-version", api.api_version);
-        q.append_pair("$skiptoken", &skiptoken_encode(offset + size));
+        q.append_pair("$skiptoken", &skiptoken_encode(offset, empty_served));
         if let Some(m) = req.query.get("maxresults") {
             q.append_pair("maxresults", m);
         }
         format!("{base}?{}", q.finish())
-    });
+    };
+    let p = api.fidelity.empty_page_probability;
+    let empty_here = |offset: usize| p > 0.0 && api.fidelity.draw(&format!("{list}#{offset}")) < p;
+    if !empty_served && empty_here(offset) {
+        // Azure's empty page: nothing, but a link to go on.
+        return util::json(
+            StatusCode::OK,
+            &json!({"value": [], "nextLink": link(offset, true)}),
+        );
+    }
+    let mut it = items.skip(offset);
+    let value: Vec<Value> = it.by_ref().take(size).collect();
+    let more = it.next().is_some();
+    let next = if more {
+        Some(link(offset + size, false))
+    } else if !value.is_empty() && empty_here(offset + value.len()) {
+        // one more, empty, final page
+        Some(link(offset + value.len(), true))
+    } else {
+        None
+    };
     util::json(StatusCode::OK, &json!({"value": value, "nextLink": next}))
 }
 
@@ -779,9 +853,17 @@ fn list_secrets(v: &Vault, req: &Req, api: &ApiCtx<'_>) -> Response {
     let items = v
         .secrets
         .values()
-        .filter(|e| e.deleted.is_none())
+        .filter(|e| e.deleted.is_none() && !e.recovering())
         .filter_map(|e| e.latest().map(|x| Value::Object(item(v, e, x, false))));
-    page(items, offset, size, format!("{}secrets", v.url), api, req)
+    page(
+        items,
+        offset,
+        size,
+        format!("{}secrets", v.url),
+        "secrets",
+        api,
+        req,
+    )
 }
 
 fn list_versions(v: &Vault, name: &str, req: &Req, api: &ApiCtx<'_>) -> Response {
@@ -792,15 +874,18 @@ fn list_versions(v: &Vault, name: &str, req: &Req, api: &ApiCtx<'_>) -> Response
     let Some(e) = active(v, name) else {
         return secret_not_found(name, None);
     };
-    let items = e
-        .versions
-        .iter()
-        .map(|x| Value::Object(item(v, e, x, true)));
+    let ids: Vec<&str> = e.versions.iter().map(|x| x.version.as_str()).collect();
+    let items = api
+        .fidelity
+        .order_versions(&ids)
+        .into_iter()
+        .map(|i| Value::Object(item(v, e, &e.versions[i], true)));
     page(
         items,
         offset,
         size,
         format!("{}secrets/{}/versions", v.url, e.name),
+        &format!("secrets/{}/versions", e.name.to_ascii_lowercase()),
         api,
         req,
     )
@@ -812,7 +897,7 @@ fn list_deleted(v: &Vault, req: &Req, api: &ApiCtx<'_>) -> Response {
         Err(r) => return r,
     };
     let items = v.secrets.values().filter_map(|e| {
-        let d = e.deleted.as_ref()?;
+        let d = e.deleted.as_ref().filter(|d| d.settled())?;
         let x = e.latest()?;
         let mut m = item(v, e, x, false);
         add_deleted(&mut m, v, e, d);
@@ -823,6 +908,7 @@ fn list_deleted(v: &Vault, req: &Req, api: &ApiCtx<'_>) -> Response {
         offset,
         size,
         format!("{}deletedsecrets", v.url),
+        "deletedsecrets",
         api,
         req,
     )
@@ -1013,6 +1099,7 @@ fn create_certificate(v: &mut Vault, name: &str, req: &Req) -> Response {
         name: name.to_string(),
         versions: Vec::new(),
         deleted: None,
+        recovering_until: None,
     });
     s.versions.push(SecretVersion {
         version: version.clone(),
@@ -1114,6 +1201,7 @@ fn list_certificates(v: &Vault, req: &Req, api: &ApiCtx<'_>) -> Response {
         offset,
         size,
         format!("{}certificates", v.url),
+        "certificates",
         api,
         req,
     )
@@ -1133,6 +1221,7 @@ fn list_certificate_versions(v: &Vault, name: &str, req: &Req, api: &ApiCtx<'_>)
         offset,
         size,
         format!("{}certificates/{}/versions", v.url, e.name),
+        &format!("certificates/{}/versions", e.name.to_ascii_lowercase()),
         api,
         req,
     )
@@ -1195,7 +1284,14 @@ mod tests {
 
     #[test]
     fn skiptokens_roundtrip() {
-        assert_eq!(skiptoken_decode(&skiptoken_encode(50)), Some(50));
+        assert_eq!(
+            skiptoken_decode(&skiptoken_encode(50, false)),
+            Some((50, false))
+        );
+        assert_eq!(
+            skiptoken_decode(&skiptoken_encode(7, true)),
+            Some((7, true))
+        );
         assert_eq!(skiptoken_decode("!!"), None);
     }
 }

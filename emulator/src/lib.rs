@@ -141,6 +141,7 @@
 mod admin;
 mod arm;
 mod entra;
+pub mod fidelity;
 pub mod fixture;
 mod graph;
 mod keyvault;
@@ -420,6 +421,19 @@ impl Emulator {
         if let Err(e) = self.ctx.store.write().age(secs) {
             panic!("Emulator::age({by:?}): {e}");
         }
+    }
+
+    /// The fidelity settings (as `GET {admin}/fidelity`).
+    pub fn fidelity(&self) -> fidelity::Fidelity {
+        self.ctx.store.read().fidelity.clone()
+    }
+
+    /// Replace the given fidelity fields, as `POST {admin}/fidelity` does (same JSON object);
+    /// a refused value's error says why.
+    pub fn set_fidelity(&self, patch: serde_json::Value) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(&patch)?;
+        admin::set_fidelity(&self.ctx, &body).map_err(anyhow::Error::msg)?;
+        Ok(())
     }
 
     /// Change the delay before new passwords can log in.

@@ -39,6 +39,8 @@ pub struct Password {
     pub end: OffsetDateTime,
     /// The password authenticates only from this instant (Entra's replication delay).
     pub usable_after: OffsetDateTime,
+    /// Graph reads show the password only from this instant (eventual consistency).
+    pub readable_after: std::time::Instant,
 }
 
 impl Password {
@@ -104,6 +106,15 @@ pub struct SecretVersion {
 pub struct Deleted {
     pub deleted_date: i64,
     pub scheduled_purge_date: i64,
+    /// Until then the deletion is in progress: not yet listed among deleted secrets, and
+    /// writes, recover and purge answer 409 `ObjectIsBeingDeleted`.
+    pub settles_at: std::time::Instant,
+}
+
+impl Deleted {
+    pub fn settled(&self) -> bool {
+        self.settles_at <= std::time::Instant::now()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -111,9 +122,17 @@ pub struct SecretEntry {
     pub name: String,
     pub versions: Vec<SecretVersion>,
     pub deleted: Option<Deleted>,
+    /// Recovered, but still not found until then.
+    pub recovering_until: Option<std::time::Instant>,
 }
 
 impl SecretEntry {
+    /// Recovered but not yet readable.
+    pub fn recovering(&self) -> bool {
+        self.recovering_until
+            .is_some_and(|t| t > std::time::Instant::now())
+    }
+
     pub fn latest(&self) -> Option<&SecretVersion> {
         self.versions.last()
     }
@@ -152,6 +171,8 @@ pub struct Vault {
     pub secrets: BTreeMap<String, SecretEntry>,
     /// lowercase name → entry
     pub certificates: BTreeMap<String, CertEntry>,
+    /// lowercase name → until when a purge of it is still in progress
+    pub purging: HashMap<String, std::time::Instant>,
 }
 
 // Debug never prints secret values.
@@ -190,6 +211,8 @@ impl std::fmt::Debug for SecretVersion {
 pub struct Store {
     pub tenant_id: String,
     pub propagation_delay: std::time::Duration,
+    /// The emulator's explicit choices where Azure is nondeterministic.
+    pub fidelity: crate::fidelity::Fidelity,
     /// App management policy: longest password lifetime `addPassword` accepts.
     pub max_password_lifetime_days: Option<u32>,
     pub principals: Vec<Principal>,
@@ -262,6 +285,7 @@ impl Store {
                         start,
                         end,
                         usable_after: OffsetDateTime::UNIX_EPOCH,
+                        readable_after: std::time::Instant::now(),
                     }
                 })
                 .collect();
@@ -376,6 +400,7 @@ impl Store {
                 let deleted = s.deleted.then(|| Deleted {
                     deleted_date: now.unix_timestamp() - 3600,
                     scheduled_purge_date: now.unix_timestamp() - 3600 + 90 * 86_400,
+                    settles_at: std::time::Instant::now(),
                 });
                 secrets.insert(
                     s.name.to_ascii_lowercase(),
@@ -383,6 +408,7 @@ impl Store {
                         name: s.name.clone(),
                         versions,
                         deleted,
+                        recovering_until: None,
                     },
                 );
             }
@@ -397,11 +423,13 @@ impl Store {
                 location: v.location.clone().unwrap_or_else(|| "westeurope".into()),
                 secrets,
                 certificates: BTreeMap::new(),
+                purging: HashMap::new(),
             });
         }
         let mut store = Store {
             tenant_id: fixture.tenant_id.clone().unwrap_or_else(util::guid),
             propagation_delay,
+            fidelity: fixture.fidelity.clone().unwrap_or_default(),
             max_password_lifetime_days: fixture.max_password_lifetime_days,
             principals,
             subscriptions,
@@ -510,6 +538,7 @@ impl Store {
         json!({
             "tenant_id": self.tenant_id,
             "propagation_delay_ms": self.propagation_delay.as_millis() as u64,
+            "fidelity": self.fidelity,
             "max_password_lifetime_days": self.max_password_lifetime_days,
             "principals": self.principals.iter().map(|p| json!({
                 "client_id": p.client_id,

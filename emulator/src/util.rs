@@ -62,6 +62,25 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// Graph's time format: UTC, seven fractional digits (100 ns ticks) when the time has a
+/// fraction (`2025-01-02T03:04:05.1234567Z`), none when it is whole seconds.
+pub fn graph_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let ticks = t.nanosecond() / 100;
+    let whole = t.replace_nanosecond(0).unwrap_or(t);
+    let base = rfc3339(whole);
+    if ticks == 0 {
+        return base;
+    }
+    format!("{}.{ticks:07}Z", base.trim_end_matches('Z'))
+}
+
+/// Truncated to Graph's precision (100 ns ticks).
+pub fn ticks(t: OffsetDateTime) -> OffsetDateTime {
+    let n = t.nanosecond() / 100 * 100;
+    t.replace_nanosecond(n).unwrap_or(t)
+}
+
 /// Parse a Graph/ISO time.
 pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
@@ -165,6 +184,16 @@ mod tests {
         assert_eq!(s.len(), 40);
         assert_eq!(&s[3..6], "8Q~");
         assert_ne!(entra_secret_text(), s);
+    }
+
+    #[test]
+    fn graph_times_are_utc_with_seven_digits() {
+        let t = parse_rfc3339("2025-03-04T05:06:07.123456789+02:00").unwrap();
+        assert_eq!(graph_time(t), "2025-03-04T03:06:07.1234567Z");
+        let t = parse_rfc3339("2025-03-04T05:06:07Z").unwrap();
+        assert_eq!(graph_time(t), "2025-03-04T05:06:07Z");
+        let t = parse_rfc3339("2025-03-04T05:06:07.5-01:00").unwrap();
+        assert_eq!(graph_time(t), "2025-03-04T06:06:07.5000000Z");
     }
 
     #[test]

@@ -188,6 +188,19 @@ async fn add_password_shape_and_read_only_is_denied() {
     assert_eq!(p["displayName"], "client secret rotor:r1");
     let key_id = p["keyId"].as_str().unwrap();
 
+    // Eventual consistency: right after addPassword a read may not show it yet...
+    let (_, body) = get(&http, &format!("{g}/v1.0/applications/{oid}"), &ro).await;
+    let pcs = body["passwordCredentials"].as_array().unwrap();
+    assert_eq!(
+        pcs.len(),
+        1,
+        "a new password is missing from an immediate read"
+    );
+    // ...and does once the read delay (fidelity graph_read_delay_ms, 30 ms) is over.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        emu.fidelity().graph_read_delay_ms + 20,
+    ))
+    .await;
     let (_, body) = get(&http, &format!("{g}/v1.0/applications/{oid}"), &ro).await;
     let pcs = body["passwordCredentials"].as_array().unwrap();
     assert_eq!(pcs.len(), 2);

@@ -172,6 +172,46 @@ async fn soft_delete_conflict_recover_and_purge() {
     assert!(b["value"].is_null(), "deleted bundles carry no value");
     assert!(b["scheduledPurgeDate"].as_i64().unwrap() > b["deletedDate"].as_i64().unwrap());
 
+    // While the deletion is in progress: not yet among deleted secrets, and writes, recover
+    // and purge answer 409 ObjectIsBeingDeleted.
+    let r = http
+        .get(format!(
+            "{v}deletedsecrets/orders-service-client-secret?{API}"
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    for (method, url) in [
+        (
+            reqwest::Method::PUT,
+            format!("{v}secrets/orders-service-client-secret?{API}"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{v}deletedsecrets/orders-service-client-secret/recover?{API}"),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{v}deletedsecrets/orders-service-client-secret?{API}"),
+        ),
+    ] {
+        let r = http
+            .request(method.clone(), &url)
+            .bearer_auth(&t)
+            .json(&json!({"value": "new"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409, "{method} {url}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["error"]["code"], "Conflict");
+        assert_eq!(b["error"]["innererror"]["code"], "ObjectIsBeingDeleted");
+    }
+    let wait = |ms: u64| tokio::time::sleep(std::time::Duration::from_millis(ms + 20));
+    wait(emu.fidelity().delete_delay_ms).await;
+
     let r = http
         .put(format!("{v}secrets/orders-service-client-secret?{API}"))
         .bearer_auth(&t)
@@ -205,6 +245,15 @@ async fn soft_delete_conflict_recover_and_purge() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // A recovered secret is briefly still not found...
+    let r = http
+        .get(format!("{v}secrets/orders-service-client-secret?{API}"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    wait(emu.fidelity().recover_delay_ms).await;
     let r = http
         .get(format!("{v}secrets/orders-service-client-secret?{API}"))
         .bearer_auth(&t)
@@ -213,12 +262,13 @@ async fn soft_delete_conflict_recover_and_purge() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    // delete + purge frees the name
+    // delete + purge frees the name (after both have finished)
     http.delete(format!("{v}secrets/database-password?{API}"))
         .bearer_auth(&t)
         .send()
         .await
         .unwrap();
+    wait(emu.fidelity().delete_delay_ms).await;
     let r = http
         .delete(format!("{v}deletedsecrets/database-password?{API}"))
         .bearer_auth(&t)
@@ -226,6 +276,17 @@ async fn soft_delete_conflict_recover_and_purge() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    let r = http
+        .put(format!("{v}secrets/database-password?{API}"))
+        .bearer_auth(&t)
+        .json(&json!({"value": "too-early"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "a write right after a purge");
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["innererror"]["code"], "ObjectIsBeingDeleted");
+    wait(emu.fidelity().purge_delay_ms).await;
     let r = http
         .put(format!("{v}secrets/database-password?{API}"))
         .bearer_auth(&t)

@@ -8,6 +8,8 @@ use azure_security_keyvault_secrets::models::{
 use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
 use futures::TryStreamExt;
 
+use serde_json::json;
+
 use crate::common::*;
 
 fn secret_client(emu: &rotor_emulator::Emulator, vault_name: &str, who: &str) -> SecretClient {
@@ -143,6 +145,14 @@ async fn official_sdk_set_get_list_versions_delete_recover() {
     client.delete_secret("sdk-secret", None).await.unwrap();
     let err = client.get_secret("sdk-secret", None).await.unwrap_err();
     assert_eq!(err.http_status().map(u16::from), Some(404));
+    // The deletion takes a while: not yet among deleted secrets, writes are 409.
+    let err = client
+        .get_deleted_secret("sdk-secret", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.http_status().map(u16::from), Some(404));
+    let sleep = |ms: u64| tokio::time::sleep(std::time::Duration::from_millis(ms + 20));
+    sleep(emu.fidelity().delete_delay_ms).await;
     let deleted = client
         .get_deleted_secret("sdk-secret", None)
         .await
@@ -173,6 +183,13 @@ async fn official_sdk_set_get_list_versions_delete_recover() {
         .recover_deleted_secret("sdk-secret", None)
         .await
         .unwrap();
+    let err = client.get_secret("sdk-secret", None).await.unwrap_err();
+    assert_eq!(
+        err.http_status().map(u16::from),
+        Some(404),
+        "recovered, not yet readable"
+    );
+    sleep(emu.fidelity().recover_delay_ms).await;
     let back = client
         .get_secret("sdk-secret", None)
         .await
@@ -192,20 +209,143 @@ async fn official_sdk_set_get_list_versions_delete_recover() {
 async fn official_sdk_follows_next_links() {
     use azure_security_keyvault_secrets::models::SecretClientListSecretPropertiesOptions;
     let emu = sample().await;
-    let client = secret_client(&emu, "kv-prod", "rotor-readonly");
-    let mut pager = client
-        .list_secret_properties(Some(SecretClientListSecretPropertiesOptions {
-            maxresults: Some(2),
-            ..Default::default()
-        }))
-        .unwrap();
-    let mut n = 0;
-    while let Some(_p) = pager.try_next().await.unwrap() {
-        n += 1;
+    for (p, requests) in [
+        // 4 pages of <= 2, plus the unauthenticated challenge request.
+        (0.0, 5),
+        // every page first answered empty (with a nextLink), and one more empty final page.
+        (1.0, 10),
+    ] {
+        emu.set_fidelity(json!({"empty_page_probability": p}))
+            .unwrap();
+        emu.clear_requests();
+        let client = secret_client(&emu, "kv-prod", "rotor-readonly");
+        let mut pager = client
+            .list_secret_properties(Some(SecretClientListSecretPropertiesOptions {
+                maxresults: Some(2),
+                ..Default::default()
+            }))
+            .unwrap();
+        let mut n = 0;
+        while let Some(_p) = pager.try_next().await.unwrap() {
+            n += 1;
+        }
+        assert_eq!(n, 7, "empty_page_probability {p}");
+        assert_eq!(
+            emu.request_counts()["by_route"]["GET /secrets"],
+            requests,
+            "empty_page_probability {p}"
+        );
     }
-    assert_eq!(n, 7);
-    // 4 pages of <= 2, plus the unauthenticated challenge request.
-    assert_eq!(emu.request_counts()["by_route"]["GET /secrets"], 5);
+}
+
+#[tokio::test]
+async fn official_sdk_lists_versions_not_in_creation_order() {
+    let emu = sample().await;
+    let client = secret_client(&emu, "kv-prod", "rotor-ci");
+    let mut created = Vec::new();
+    for i in 0..4 {
+        let b = client
+            .set_secret(
+                "ordered",
+                SetSecretParameters {
+                    value: Some(format!("v{i}")),
+                    ..Default::default()
+                }
+                .try_into()
+                .unwrap(),
+                None,
+            )
+            .await
+            .unwrap()
+            .into_model()
+            .unwrap();
+        created.push(b.resource_id().unwrap().version.unwrap());
+    }
+    let list = |client: &SecretClient| {
+        let mut pager = client
+            .list_secret_properties_versions("ordered", None)
+            .unwrap();
+        async move {
+            let mut out = Vec::new();
+            while let Some(p) = pager.try_next().await.unwrap() {
+                out.push(p.resource_id().unwrap().version.unwrap());
+            }
+            out
+        }
+    };
+    let listed = list(&client).await;
+    let mut same = listed.clone();
+    same.sort();
+    let mut c = created.clone();
+    c.sort();
+    assert_eq!(same, c, "every version listed once");
+    assert_ne!(listed.last(), created.last(), "newest is never listed last");
+    assert_ne!(
+        listed.first(),
+        created.first(),
+        "oldest is never listed first"
+    );
+    // the same seed lists the same order again
+    assert_eq!(list(&client).await, listed);
+    // by_id and creation on request
+    emu.set_fidelity(json!({"version_order": "by_id"})).unwrap();
+    assert_eq!(list(&client).await, c);
+    emu.set_fidelity(json!({"version_order": "creation"}))
+        .unwrap();
+    assert_eq!(list(&client).await, created);
+    // the latest is still the newest
+    let latest = client
+        .get_secret("ordered", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(latest.value.as_deref(), Some("v3"));
+}
+
+#[tokio::test]
+async fn official_sdk_api_version_is_accepted_and_others_refused() {
+    let emu = sample().await;
+    // The SDK's default api-version is accepted (every other SDK test relies on it).
+    let client = secret_client(&emu, "kv-prod", "rotor-ci");
+    client.get_secret("database-password", None).await.unwrap();
+    // An unknown one is refused as Key Vault does.
+    let http = http(&emu);
+    let t = token_as(&emu, &http, "rotor-ci", VAULT_SCOPE).await;
+    let v = vault(&emu, "kv-prod");
+    for (version, ok) in [
+        ("banana", false),
+        ("2099-01-01", false),
+        ("7.4", true),
+        ("7.6", true),
+        ("2025-07-01", true),
+    ] {
+        let r = http
+            .get(format!(
+                "{v}secrets/database-password?api-version={version}"
+            ))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        if ok {
+            assert_eq!(r.status(), 200, "{version}");
+        } else {
+            assert_eq!(r.status(), 400, "{version}");
+            let b: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(b["error"]["code"], "BadParameter");
+            let m = b["error"]["message"].as_str().unwrap();
+            assert!(m.contains(&format!("({version}) is not recognized")), "{m}");
+        }
+    }
+    // configurable
+    emu.set_fidelity(json!({"api_versions": ["7.4"]})).unwrap();
+    let err = client
+        .get_secret("database-password", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.http_status().map(u16::from), Some(400));
+    assert!(emu.set_fidelity(json!({"api_versions": []})).is_err());
 }
 
 #[tokio::test]
