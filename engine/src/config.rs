@@ -30,6 +30,10 @@ pub struct Config {
     pub subscriptions: Vec<String>,
     /// Policy (defaults for absent keys).
     pub policy: Policy,
+    /// Request budgets (`[limits]`; default 90 % of Azure's documented limits, see
+    /// [`crate::pacing`]).
+    #[serde(skip)]
+    pub limits: crate::pacing::Limits,
 }
 
 impl Config {
@@ -80,9 +84,15 @@ impl Config {
                     // validated here; read with `app_subscriptions()` into EngineOptions
                     parse_app_subscriptions(&action, value)?;
                 }
+                "limits" => {
+                    let Some(t) = value.as_table() else {
+                        return Err(key_error(&action, "limits", "must be a table `[limits]`"));
+                    };
+                    cfg.limits = parse_limits(&action, t)?;
+                }
                 other => {
                     return Err(key_error(&action, other, "unknown key").with_hint(
-                        "known keys: vaults, subscriptions, [policy], [app_subscriptions]",
+                        "known keys: vaults, subscriptions, [policy], [app_subscriptions], [limits]",
                     ));
                 }
             }
@@ -185,6 +195,38 @@ pub fn parse_policy(action: &str, t: &toml::Table) -> Result<Policy> {
         return Err(key_error(action, &format!("policy.{}", v.key), &v.cause).with_hint(v.hint));
     }
     Ok(p)
+}
+
+/// Parses a `[limits]` table: each key a request count per period, `0` to turn that budget off.
+fn parse_limits(action: &str, t: &toml::Table) -> Result<crate::pacing::Limits> {
+    let mut l = crate::pacing::Limits::default();
+    for (key, value) in t {
+        let path = format!("limits.{key}");
+        let slot = match key.as_str() {
+            "keyvault_creates_per_10s" => &mut l.keyvault_creates_per_10s,
+            "keyvault_other_per_10s" => &mut l.keyvault_other_per_10s,
+            "graph_requests_per_10s" => &mut l.graph_requests_per_10s,
+            "graph_writes_per_150s" => &mut l.graph_writes_per_150s,
+            _ => {
+                return Err(key_error(action, &path, "unknown key").with_hint(
+                    "known limits keys: keyvault_creates_per_10s, keyvault_other_per_10s, graph_requests_per_10s, graph_writes_per_150s",
+                ));
+            }
+        };
+        let n = value
+            .as_integer()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n <= 1_000_000)
+            .ok_or_else(|| {
+                key_error(
+                    action,
+                    &path,
+                    "must be a whole number from 0 (no budget) to 1000000",
+                )
+            })?;
+        *slot = (n > 0).then_some(n);
+    }
+    Ok(l)
 }
 
 /// An integer key within `bound` (out of range and wrong type both name the key).
@@ -358,5 +400,29 @@ max_concurrent = 16
         )
         .expect_err("path");
         assert!(e.to_string().contains("vaults[0]"), "{e}");
+    }
+
+    #[test]
+    fn limits_table_sets_or_turns_off_budgets_and_names_bad_keys() {
+        let c = Config::parse(
+            "[limits]\nkeyvault_creates_per_10s = 100\ngraph_writes_per_150s = 0\n",
+            "rotor.toml",
+        )
+        .expect("parses");
+        assert_eq!(c.limits.keyvault_creates_per_10s, Some(100));
+        assert_eq!(c.limits.graph_writes_per_150s, None);
+        assert_eq!(
+            c.limits.keyvault_other_per_10s,
+            crate::pacing::Limits::default().keyvault_other_per_10s
+        );
+        let e =
+            Config::parse("[limits]\nkeyvault_creates = 1\n", "rotor.toml").expect_err("unknown");
+        assert!(e.to_string().contains("limits.keyvault_creates"), "{e}");
+        let e = Config::parse("[limits]\ngraph_requests_per_10s = -1\n", "rotor.toml")
+            .expect_err("negative");
+        assert!(
+            e.to_string().contains("limits.graph_requests_per_10s"),
+            "{e}"
+        );
     }
 }

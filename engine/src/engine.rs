@@ -53,6 +53,9 @@ pub struct EngineOptions {
     /// targets) holds it, from the `rotor-key-id` tags a secret listing returns; preflight
     /// refuses a link when a secret outside its targets holds its lineage (docs/protocol.md).
     pub scope_vaults: Vec<Url>,
+    /// Request budgets per vault and for Graph (default: 90 % of Azure's documented limits;
+    /// [`crate::pacing`]).
+    pub limits: crate::pacing::Limits,
 }
 
 impl fmt::Debug for EngineOptions {
@@ -90,6 +93,7 @@ impl EngineOptions {
             tenant_id: None,
             app_subscriptions: Default::default(),
             scope_vaults: Vec::new(),
+            limits: crate::pacing::Limits::default(),
         }
     }
 }
@@ -125,6 +129,44 @@ impl Engine {
     /// read. Failures are not memoised. `Err(NotFound)` when no application has that appId.
     pub async fn get_application(&self, app_id: &str) -> Result<Application> {
         crate::discovery::get_application(self, app_id).await
+    }
+
+    /// Reads many applications in batches (`$filter=appId in (…)`, 15 appIds per Graph request,
+    /// Graph's limit for `in`) and memoises them as [`Engine::get_application`] would, so the
+    /// inspections that follow need no Graph request of their own. An appId Graph does not
+    /// return is left alone (its own read reports it). For front ends that see many links at
+    /// once (the Terraform provider's refresh).
+    pub async fn prefetch_applications(&self, app_ids: &[String]) -> Result<()> {
+        let mut ids: Vec<&String> = app_ids
+            .iter()
+            .filter(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        for chunk in ids.chunks(15) {
+            let list: Vec<String> = chunk.iter().map(|a| format!("'{a}'")).collect();
+            let filter = format!("appId in ({})", list.join(", "));
+            for app in self.inner.graph.list_applications(Some(&filter)).await? {
+                self.inner.remember(&app);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists `vaults` (and the engine's scope) for the scope scan into its five-minute cache,
+    /// as the first [`Engine::inspect_link`] in them would. A front end that inspects many
+    /// links at once calls this once first, so each vault is listed once instead of once per
+    /// concurrent inspection. Failures are left for the inspections to report.
+    pub async fn warm_scope(&self, vaults: &[Url]) {
+        let link = Link {
+            application_id: String::new(),
+            credential_display_name: String::new(),
+            targets: vaults
+                .iter()
+                .map(|v| crate::model::Target::new(v.clone(), "-"))
+                .collect(),
+        };
+        let _ = crate::rotation::state::outside_holders(self, &link, &[], false).await;
     }
 
     /// The vaults to consider: `config.vaults` plus every vault ARM lists in
@@ -245,6 +287,11 @@ impl Engine {
     /// The hint cache in use (saved after matching; call [`crate::HintCache::save`] to force).
     pub fn hint_cache(&self) -> &crate::hints::HintCache {
         &self.inner.hints
+    }
+
+    /// Total time requests waited for a slot in rotor's own budgets ([`crate::pacing`]).
+    pub fn paced_for(&self) -> Duration {
+        self.inner.pacer.waited()
     }
 
     /// The engine's "now" (the injected clock, else the system clock).

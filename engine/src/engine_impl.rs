@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) scope_cache: Mutex<HashMap<String, ScanEntry>>,
     /// Vaults that could not be listed while matching (reported by the front ends, exit 1).
     pub(crate) vault_failures: Mutex<Vec<crate::model::VaultFailure>>,
+    /// Request budgets ([`crate::pacing`]).
+    pub(crate) pacer: Arc<crate::pacing::Pacer>,
     /// Concurrent value reads per vault while scanning.
     pub(crate) per_vault: usize,
     /// appId (lower case) → application, memoised and single-flight: concurrent first reads of
@@ -158,12 +160,14 @@ impl Inner {
 
 pub(crate) fn new(opts: EngineOptions) -> Result<Engine> {
     let http = crate::http::http_client(&opts.endpoints)?;
+    let pacer = Arc::new(crate::pacing::Pacer::new(opts.limits.clone()));
     let graph = GraphClient::new(
         http.clone(),
         &opts.endpoints,
         opts.credential.clone(),
         opts.max_retries,
-    );
+    )
+    .with_pacer(pacer.clone());
     let arm = ArmClient::new(
         http.clone(),
         &opts.endpoints,
@@ -176,7 +180,8 @@ pub(crate) fn new(opts: EngineOptions) -> Result<Engine> {
         opts.credential.clone(),
         opts.per_vault_concurrency,
         opts.max_retries,
-    );
+    )
+    .with_pacer(pacer.clone());
     let hints = match &opts.hint_cache_file {
         Some(p) => HintCache::open(p)?,
         None => HintCache::in_memory(),
@@ -203,6 +208,7 @@ pub(crate) fn new(opts: EngineOptions) -> Result<Engine> {
             scope_vaults: Mutex::new(opts.scope_vaults),
             scope_cache: Mutex::new(HashMap::new()),
             vault_failures: Mutex::new(Vec::new()),
+            pacer,
             per_vault: opts.per_vault_concurrency.max(1),
             apps: Mutex::new(HashMap::new()),
             link_locks: Mutex::new(HashMap::new()),

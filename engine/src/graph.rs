@@ -23,6 +23,7 @@ pub struct GraphClient {
     credential: Arc<dyn TokenCredential>,
     scope: String,
     max_retries: u32,
+    pacer: Option<Arc<crate::pacing::Pacer>>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -232,6 +233,19 @@ impl GraphClient {
             credential,
             scope: endpoints.graph_scope(),
             max_retries,
+            pacer: None,
+        }
+    }
+
+    /// Paces every request through `pacer`'s Graph budgets ([`crate::pacing`]).
+    pub fn with_pacer(mut self, pacer: Arc<crate::pacing::Pacer>) -> GraphClient {
+        self.pacer = Some(pacer);
+        self
+    }
+
+    async fn pace(&self, op: crate::pacing::GraphOp) {
+        if let Some(p) = &self.pacer {
+            p.graph(op).await;
         }
     }
 
@@ -257,6 +271,7 @@ impl GraphClient {
         need: Need,
         object: Option<&str>,
     ) -> Result<bytes::Bytes> {
+        self.pace(crate::pacing::GraphOp::Read).await;
         let token = self.token(action).await?;
         let reply = send(
             || {
@@ -342,6 +357,7 @@ impl GraphClient {
             "displayName": display_name,
             "endDateTime": end.format(fmt).map_err(|e| Error::other(action.clone(), e.to_string()))?,
         }});
+        self.pace(crate::pacing::GraphOp::Write).await;
         let token = self.token(&action).await?;
         // addPassword is not idempotent: retry only on answers that prove nothing was created
         // (429 / 503 answered before processing, or no connection); the protocol finds stray
@@ -383,6 +399,7 @@ impl GraphClient {
             app.object_id
         ))?;
         let body = serde_json::json!({"keyId": key_id});
+        self.pace(crate::pacing::GraphOp::Write).await;
         let token = self.token(&action).await?;
         let reply = send(
             || {

@@ -66,10 +66,18 @@ pub fn transport(client: &reqwest::Client) -> azure_core::http::Transport {
 }
 
 fn transport_with(client: &reqwest::Client, loopback_only: bool) -> azure_core::http::Transport {
-    azure_core::http::Transport::new(Arc::new(connect::Transport {
+    azure_core::http::Transport::new(raw_transport(client, loopback_only))
+}
+
+/// The guarded transport itself, for wrapping (see [`crate::pacing::PacedTransport`]).
+pub(crate) fn raw_transport(
+    client: &reqwest::Client,
+    loopback_only: bool,
+) -> Arc<dyn azure_core::http::HttpClient> {
+    Arc::new(connect::Transport {
         client: client.clone(),
         loopback_only,
-    }))
+    })
 }
 
 /// `azure_core` client options using `client` as transport and `authority_host` as the cloud's

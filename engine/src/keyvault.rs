@@ -104,6 +104,7 @@ pub struct KeyVaults {
     subscriptions: Mutex<BTreeMap<String, String>>,
     per_vault: usize,
     max_retries: u32,
+    pacer: Option<Arc<crate::pacing::Pacer>>,
 }
 
 impl fmt::Debug for KeyVaults {
@@ -152,7 +153,14 @@ impl KeyVaults {
             subscriptions: Mutex::new(BTreeMap::new()),
             per_vault: per_vault.max(1),
             max_retries,
+            pacer: None,
         }
+    }
+
+    /// Paces every Key Vault request through `pacer`'s per-vault budgets ([`crate::pacing`]).
+    pub fn with_pacer(mut self, pacer: Arc<crate::pacing::Pacer>) -> KeyVaults {
+        self.pacer = Some(pacer);
+        self
     }
 
     /// The vault's display name (friendly name if known).
@@ -202,6 +210,14 @@ impl KeyVaults {
     /// SDK client options: the shared transport and `max_retries` exponential retries.
     fn sdk_options(&self) -> azure_core::http::ClientOptions {
         let mut client_options = crate::http::client_options(&self.http, &self.endpoints);
+        if let Some(pacer) = &self.pacer {
+            client_options.transport = Some(azure_core::http::Transport::new(Arc::new(
+                crate::pacing::PacedTransport {
+                    inner: crate::http::raw_transport(&self.http, self.endpoints.loopback_only),
+                    pacer: pacer.clone(),
+                },
+            )));
+        }
         client_options.retry = azure_core::http::RetryOptions::exponential(
             azure_core::http::ExponentialRetryOptions {
                 max_retries: self.max_retries,

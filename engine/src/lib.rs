@@ -27,7 +27,7 @@
 //! | [`endpoints`], [`http`], [`identity`] | base URLs, the one HTTP client (system roots + `ca_file`), the credential chain |
 //! | [`graph`], [`keyvault`], [`arm`] | Microsoft Graph applications, Key Vault secrets/certificates (official SDK), vault listing |
 //! | [`discovery`], [`matching`], [`hints`] | applications and vaults; signals and confidence; the hint cache |
-//! | [`policy`], [`config`] | policy, exclusions, `rotor.toml` |
+//! | [`policy`], [`config`], [`pacing`] | policy, exclusions, `rotor.toml`; request budgets below Azure's service limits |
 //! | [`rotation`], [`links`], [`cleanup`] | the protocol (preflight, make room, create, verify, update, audit; design note `docs/protocol.md`), finding links, grace-period cleanup |
 //! | [`history`], [`progress`] | the JSON Lines audit trail; live progress events |
 //!
@@ -58,6 +58,7 @@ pub mod keyvault;
 pub mod links;
 pub mod matching;
 pub mod model;
+pub mod pacing;
 pub mod policy;
 pub mod progress;
 pub mod rotation;

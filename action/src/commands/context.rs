@@ -143,6 +143,7 @@ impl Context {
         opts.actor = self.actor.clone();
         opts.history_file = Some(self.history_path.clone());
         opts.hint_cache_file = self.global.hint_cache.clone();
+        opts.limits = self.config().limits.clone();
         if let Some(t) = self.verify_timeout {
             opts.verify_timeout = t;
         }

@@ -1,0 +1,242 @@
+//! Pacing: rotor's own request budgets, sized below Azure's documented service limits, so a bulk
+//! run finishes without being throttled and without starving the rest of the organisation.
+//!
+//! | budget | Azure's limit (docs) | rotor's default |
+//! |---|---|---|
+//! | Key Vault secret CREATE (`PUT /secrets/{name}`), per vault | 300 per 10 s | 270 per 10 s |
+//! | every other Key Vault request, per vault | 4,000 per 10 s | 3,600 per 10 s |
+//! | Microsoft Graph requests (identity resource units, app + tenant, small tenant) | 3,500 RU per 10 s | 3,150 per 10 s |
+//! | Microsoft Graph writes (app + tenant) | 3,000 per 150 s | 2,700 per 150 s |
+//!
+//! Each budget is a GCRA token bucket ([`governor`]) that starts full, so a small run never
+//! waits; a request beyond the budget waits for its slot instead of drawing a 429. 429s that still
+//! come (other tools sharing the budget) are retried after `Retry-After` as before.
+//! `max_concurrent` bounds rotations in flight; pacing bounds requests per second.
+
+use governor::{Quota, RateLimiter, clock::DefaultClock, state::InMemoryState, state::NotKeyed};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+
+/// Request budgets (per period). `None` disables that budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Key Vault secret writes per vault per 10 s.
+    pub keyvault_creates_per_10s: Option<u32>,
+    /// Other Key Vault requests per vault per 10 s.
+    pub keyvault_other_per_10s: Option<u32>,
+    /// Graph requests per 10 s (all of rotor's Graph traffic to the tenant).
+    pub graph_requests_per_10s: Option<u32>,
+    /// Graph writes (`addPassword`, `removePassword`) per 150 s.
+    pub graph_writes_per_150s: Option<u32>,
+}
+
+impl Default for Limits {
+    /// 90 % of Azure's documented limits (see the module table).
+    fn default() -> Limits {
+        Limits {
+            keyvault_creates_per_10s: Some(270),
+            keyvault_other_per_10s: Some(3_600),
+            graph_requests_per_10s: Some(3_150),
+            graph_writes_per_150s: Some(2_700),
+        }
+    }
+}
+
+impl Limits {
+    /// No pacing at all (tests that measure raw behaviour).
+    pub fn unlimited() -> Limits {
+        Limits {
+            keyvault_creates_per_10s: None,
+            keyvault_other_per_10s: None,
+            graph_requests_per_10s: None,
+            graph_writes_per_150s: None,
+        }
+    }
+}
+
+fn bucket(per: Option<u32>, period: Duration) -> Option<Arc<Bucket>> {
+    let n = NonZeroU32::new(per?)?;
+    let quota = Quota::with_period(period / n.get())?.allow_burst(n);
+    Some(Arc::new(RateLimiter::direct(quota)))
+}
+
+/// What kind of Key Vault request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyVaultOp {
+    /// A new secret version (`PUT /secrets/{name}`).
+    Create,
+    /// Anything else (get, list page, update properties).
+    Other,
+}
+
+/// What kind of Graph request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphOp {
+    /// A read.
+    Read,
+    /// A write (also counts as a request).
+    Write,
+}
+
+/// The engine's budgets: one pair of buckets per vault (created on first use), one pair for Graph.
+#[derive(Debug)]
+pub struct Pacer {
+    limits: Limits,
+    vaults: Mutex<HashMap<String, (Option<Arc<Bucket>>, Option<Arc<Bucket>>)>>,
+    graph_requests: Option<Arc<Bucket>>,
+    graph_writes: Option<Arc<Bucket>>,
+    waited: std::sync::atomic::AtomicU64,
+}
+
+impl Pacer {
+    /// Budgets from `limits`.
+    pub fn new(limits: Limits) -> Pacer {
+        Pacer {
+            graph_requests: bucket(limits.graph_requests_per_10s, Duration::from_secs(10)),
+            graph_writes: bucket(limits.graph_writes_per_150s, Duration::from_secs(150)),
+            vaults: Mutex::new(HashMap::new()),
+            limits,
+            waited: 0.into(),
+        }
+    }
+
+    /// Waits for a slot in `vault_host`'s budget for `op`.
+    pub async fn keyvault(&self, vault_host: &str, op: KeyVaultOp) {
+        let (create, other) = self
+            .vaults
+            .lock()
+            .entry(vault_host.to_ascii_lowercase())
+            .or_insert_with(|| {
+                (
+                    bucket(
+                        self.limits.keyvault_creates_per_10s,
+                        Duration::from_secs(10),
+                    ),
+                    bucket(self.limits.keyvault_other_per_10s, Duration::from_secs(10)),
+                )
+            })
+            .clone();
+        let b = match op {
+            KeyVaultOp::Create => create,
+            KeyVaultOp::Other => other,
+        };
+        self.wait(b.as_deref()).await;
+    }
+
+    /// Waits for a slot in the Graph budget for `op`.
+    pub async fn graph(&self, op: GraphOp) {
+        if op == GraphOp::Write {
+            self.wait(self.graph_writes.as_deref()).await;
+        }
+        self.wait(self.graph_requests.as_deref()).await;
+    }
+
+    /// Total time requests waited for a slot so far (for benchmarks and logs).
+    pub fn waited(&self) -> Duration {
+        Duration::from_micros(self.waited.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    async fn wait(&self, b: Option<&Bucket>) {
+        let Some(b) = b else { return };
+        if b.check().is_ok() {
+            return;
+        }
+        let start = std::time::Instant::now();
+        b.until_ready().await;
+        let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.waited
+            .fetch_add(us, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(
+            waited_ms = us / 1000,
+            "paced a request to stay inside Azure's limits"
+        );
+    }
+}
+
+/// An `azure_core` transport that paces every Key Vault request by its vault (host) and kind.
+#[derive(Debug)]
+pub(crate) struct PacedTransport {
+    pub(crate) inner: Arc<dyn azure_core::http::HttpClient>,
+    pub(crate) pacer: Arc<Pacer>,
+}
+
+#[async_trait::async_trait]
+impl azure_core::http::HttpClient for PacedTransport {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        let url = request.url();
+        let op = if request.method() == azure_core::http::Method::Put
+            && url.path().starts_with("/secrets/")
+        {
+            KeyVaultOp::Create
+        } else {
+            KeyVaultOp::Other
+        };
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or(443)
+        );
+        self.pacer.keyvault(&host, op).await;
+        self.inner.execute_request(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_burst_within_the_budget_never_waits_and_beyond_it_is_spread() {
+        let pacer = Pacer::new(Limits {
+            keyvault_creates_per_10s: Some(5),
+            keyvault_other_per_10s: None,
+            graph_requests_per_10s: None,
+            graph_writes_per_150s: None,
+        });
+        let t = std::time::Instant::now();
+        for _ in 0..5 {
+            pacer.keyvault("kv:443", KeyVaultOp::Create).await;
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "the bucket starts full"
+        );
+        assert_eq!(pacer.waited(), Duration::ZERO);
+        // another vault has its own budget
+        pacer.keyvault("other:443", KeyVaultOp::Create).await;
+        assert_eq!(pacer.waited(), Duration::ZERO);
+        // unlimited kinds never wait
+        for _ in 0..100 {
+            pacer.keyvault("kv:443", KeyVaultOp::Other).await;
+            pacer.graph(GraphOp::Read).await;
+        }
+        assert_eq!(pacer.waited(), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn the_sixth_create_waits_for_its_slot() {
+        let pacer = Pacer::new(Limits {
+            keyvault_creates_per_10s: Some(50), // one slot per 200 ms
+            ..Limits::unlimited()
+        });
+        for _ in 0..50 {
+            pacer.keyvault("kv:443", KeyVaultOp::Create).await;
+        }
+        let t = std::time::Instant::now();
+        pacer.keyvault("kv:443", KeyVaultOp::Create).await;
+        assert!(
+            t.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(pacer.waited() >= Duration::from_millis(100));
+    }
+}
