@@ -95,6 +95,31 @@ pub struct State {
     pub page_size: usize,
     /// issue number -> label names
     pub labels: BTreeMap<u64, Vec<String>>,
+    /// Issues (not pull requests), numbered from 300.
+    pub issues: Vec<FakeIssue>,
+    /// login -> repository permission (`admin`, `write`, `read`, …); absent: not a collaborator.
+    pub permissions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeIssue {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub login: String,
+    pub user_type: String,
+    pub state: String,
+}
+
+fn issue_json(i: &FakeIssue, addr: SocketAddr) -> Value {
+    json!({
+        "number": i.number,
+        "title": i.title,
+        "body": i.body,
+        "state": i.state,
+        "user": {"login": i.login, "type": i.user_type},
+        "html_url": format!("http://{addr}/{REPO}/issues/{}", i.number),
+    })
 }
 
 #[derive(Clone)]
@@ -191,6 +216,48 @@ impl FakeGitHub {
             remaining: count,
             after_apply: true,
         });
+    }
+
+    /// Adds an issue by `login` (a `User`); returns its number.
+    pub fn seed_issue(&self, login: &str, title: &str, body: &str) -> u64 {
+        let mut st = self.state.lock().expect("lock");
+        let number = 300 + st.issues.len() as u64;
+        st.issues.push(FakeIssue {
+            number,
+            title: title.into(),
+            body: body.into(),
+            login: login.into(),
+            user_type: if login.ends_with("[bot]") {
+                "Bot"
+            } else {
+                "User"
+            }
+            .into(),
+            state: "open".into(),
+        });
+        number
+    }
+
+    /// The issues.
+    pub fn issues(&self) -> Vec<FakeIssue> {
+        self.state.lock().expect("lock").issues.clone()
+    }
+
+    /// Sets an issue's body as a person editing it would (ticking a box).
+    pub fn edit_issue_body(&self, number: u64, body: &str) {
+        let mut st = self.state.lock().expect("lock");
+        if let Some(i) = st.issues.iter_mut().find(|i| i.number == number) {
+            i.body = body.into();
+        }
+    }
+
+    /// Gives `login` a repository permission.
+    pub fn set_permission(&self, login: &str, permission: &str) {
+        self.state
+            .lock()
+            .expect("lock")
+            .permissions
+            .insert(login.into(), permission.into());
     }
 
     /// Adds a comment as the `github-actions[bot]` (a copy left by a concurrent run).
@@ -323,6 +390,11 @@ impl FakeGitHub {
         }
         for ((_, _), (content, _)) in &st.files {
             out.push_str(content);
+        }
+        for i in &st.issues {
+            out.push_str(&i.title);
+            out.push_str(&i.body);
+            out.push('\n');
         }
         for (_, _, m) in &st.commits {
             out.push_str(m);
@@ -601,6 +673,100 @@ fn route_repo(
                 ));
             }
             json_response(200, &hdrs, Value::Array(items))
+        }
+        ("GET", ["issues"]) => {
+            let creator = q
+                .get("creator")
+                .map(|c| c.replace("%5B", "[").replace("%5D", "]"));
+            let open_only = q.get("state").is_none_or(|s| s == "open");
+            let items: Vec<Value> = st
+                .issues
+                .iter()
+                .filter(|i| !open_only || i.state == "open")
+                .filter(|i| creator.as_ref().is_none_or(|c| *c == i.login))
+                .map(|i| issue_json(i, addr))
+                .collect();
+            json_response(200, &[], Value::Array(items))
+        }
+        ("POST", ["issues"]) => {
+            let body = input
+                .get("body")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if body.chars().count() > MAX_BODY {
+                return err(
+                    422,
+                    "Validation Failed: Body is too long (maximum is 65536 characters)",
+                );
+            }
+            let number = 300 + st.issues.len() as u64;
+            let i = FakeIssue {
+                number,
+                title: input
+                    .get("title")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                body,
+                login: login.into(),
+                user_type: "Bot".into(),
+                state: "open".into(),
+            };
+            let v = issue_json(&i, addr);
+            st.issues.push(i);
+            json_response(201, &[], v)
+        }
+        ("GET", ["issues", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            match st.issues.iter().find(|i| i.number == n) {
+                Some(i) => json_response(200, &[], issue_json(i, addr)),
+                None => err(404, "Not Found"),
+            }
+        }
+        ("PATCH", ["issues", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            if let Some(b) = input.get("body").and_then(Value::as_str)
+                && b.chars().count() > MAX_BODY
+            {
+                return err(
+                    422,
+                    "Validation Failed: Body is too long (maximum is 65536 characters)",
+                );
+            }
+            match st.issues.iter_mut().find(|i| i.number == n) {
+                Some(i) => {
+                    if let Some(b) = input.get("body").and_then(Value::as_str) {
+                        i.body = b.to_string();
+                    }
+                    if let Some(t) = input.get("title").and_then(Value::as_str) {
+                        i.title = t.to_string();
+                    }
+                    let v = issue_json(i, addr);
+                    json_response(200, &[], v)
+                }
+                None => err(404, "Not Found"),
+            }
+        }
+        ("GET", ["collaborators", user, "permission"]) => {
+            let user = user.replace("%5B", "[").replace("%5D", "]");
+            match st.permissions.get(&user) {
+                Some(p) => {
+                    let legacy = if p == "maintain" {
+                        "write"
+                    } else if p == "triage" {
+                        "read"
+                    } else {
+                        p.as_str()
+                    };
+                    json_response(
+                        200,
+                        &[],
+                        json!({"permission": legacy, "role_name": p, "user": {"login": user}}),
+                    )
+                }
+                None => err(404, "Not Found"),
+            }
         }
         ("GET", ["issues", n, "labels"]) => {
             let n: u64 = n.parse().unwrap_or(0);

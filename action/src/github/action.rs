@@ -24,11 +24,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde_json::Value;
 
+use super::dashboard;
 use super::github_api::{CommentOutcome, GitHub};
 use super::markdown::{self, Report, Status};
 use super::records::{self, Record};
 use super::runner::{self, Commands, RunnerEnv};
-use super::{ActionArgs, CommentMode, NothingDue, REPORT_EVENTS, ROTATE_EVENTS};
+use super::{ActionArgs, CommentMode, DASHBOARD_EVENT, NothingDue, REPORT_EVENTS, ROTATE_EVENTS};
 use crate::commands::Context;
 
 /// `rotor action`.
@@ -152,7 +153,7 @@ fn unsupported_event(name: &str) -> crate::commands::UsageError {
             .join(" and ")
     };
     crate::commands::UsageError::new(format!(
-        "reading the GitHub event: rotor action does not run on `{name}` events; it rotates on {} and reports on {}. Nothing was changed",
+        "reading the GitHub event: rotor action does not run on `{name}` events; it rotates on {} and reports on {} (and rotates the boxes ticked on its dashboard issue on `{DASHBOARD_EVENT}`). Nothing was changed",
         quoted(&ROTATE_EVENTS),
         quoted(&REPORT_EVENTS)
     ))
@@ -318,6 +319,10 @@ pub async fn run_action_with<W: Write>(
             )
             .hint("run `rotor action` inside a GitHub Actions step, or pass --event-name schedule (or pull_request with --event-path)")
         })?;
+    if event_name == DASHBOARD_EVENT {
+        let payload = read_payload(args.event_path.as_deref().or(env.event_path.as_deref()))?;
+        return one_click(ctx, args, env, commands, &payload).await;
+    }
     if !ROTATE_EVENTS.contains(&event_name.as_str())
         && !REPORT_EVENTS.contains(&event_name.as_str())
     {
@@ -527,7 +532,15 @@ pub async fn run_action_with<W: Write>(
         }
     }
 
+    let mut dashboard_issue = None;
+    if args.dashboard && matches!(event, Event::Rotate { .. }) {
+        dashboard_issue = update_dashboard(ctx, args, env, commands).await;
+    }
+
     if let Some(out) = &env.output {
+        if let Some(n) = dashboard_issue {
+            runner::write_output(out, "dashboard-issue", &n.to_string())?;
+        }
         let rotated = outcome
             .records
             .iter()
@@ -561,6 +574,297 @@ pub async fn run_action_with<W: Write>(
         }
     }
     Ok(ExitCode::from(exit))
+}
+
+/// A GitHub client for the run's repository, or why there is none.
+fn github_client(env: &RunnerEnv) -> anyhow::Result<GitHub> {
+    let (owner, repo) = env.repo().context("GITHUB_REPOSITORY is not set")?;
+    let token = env
+        .token
+        .as_deref()
+        .context("GITHUB_TOKEN is not set (the action's `github-token` input)")?;
+    Ok(GitHub::new(&env.api_url, token, &owner, &repo)?
+        .with_graphql_url(env.graphql_url.as_deref()))
+}
+
+fn api_message(e: &super::github_api::ApiError) -> String {
+    let mut msg = e.to_string();
+    for h in e.hints() {
+        msg.push_str(&format!("\nhint: {h}"));
+    }
+    msg
+}
+
+/// Reads the tenant and renders the dashboard (`boxes`: for the issue).
+async fn render_dashboard<W: Write>(
+    ctx: &Context,
+    args: &ActionArgs,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+) -> anyhow::Result<(dashboard::Tenant, dashboard::Dashboard)> {
+    let (engine, config) = engine_and_config(ctx, env).await?;
+    render_dashboard_with(&engine, &config, ctx, args, env, commands).await
+}
+
+async fn render_dashboard_with<W: Write>(
+    engine: &rotor_engine::Engine,
+    config: &rotor_engine::Config,
+    ctx: &Context,
+    args: &ActionArgs,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+) -> anyhow::Result<(dashboard::Tenant, dashboard::Dashboard)> {
+    commands.group("rotor: reading the tenant for the dashboard");
+    let token = commands.stop_commands();
+    let tenant = dashboard::collect(engine, config, &ctx.history_path()).await;
+    commands.resume(&token);
+    commands.endgroup();
+    let mut tenant = tenant?;
+    let d = dashboard::Dashboard {
+        title: args.dashboard_title.clone(),
+        entries: std::mem::take(&mut tenant.entries),
+        run_url: env.run_url(),
+        generated_at: Some(engine.now()),
+        notes: tenant.notes.clone(),
+    };
+    Ok((tenant, d))
+}
+
+/// Writes `d` to rotor's dashboard issue (created when there is none); what does not fit goes
+/// to the job summary. Every failure is a warning. Returns the issue number.
+async fn publish_dashboard<W: Write>(
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    d: &dashboard::Dashboard,
+    known: Option<u64>,
+) -> Option<u64> {
+    let body = d.render(markdown::COMMENT_LIMIT, true);
+    let full = d.render(markdown::SUMMARY_LIMIT, false);
+    if body.len() < full.len()
+        && let Some(summary) = &env.step_summary
+        && let Err(e) = runner::append_summary(summary, &full)
+    {
+        commands.warning("rotor: dashboard", &format!("{e:#}"));
+    }
+    let gh = match github_client(env) {
+        Ok(gh) => gh,
+        Err(e) => {
+            commands.warning("rotor: no dashboard issue", &format!("{e:#}"));
+            return None;
+        }
+    };
+    let existing = match known {
+        Some(n) => gh.get_issue(n).await.map(Some),
+        None => gh.find_own_issue(dashboard::DASHBOARD_MARKER).await,
+    };
+    let result = match existing {
+        Ok(Some(issue)) => gh
+            .update_issue(issue.number, &d.title, &body)
+            .await
+            .map(|()| (issue.number, "updated")),
+        Ok(None) => gh
+            .create_issue(&d.title, &body)
+            .await
+            .map(|i| (i.number, "created")),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((n, what)) => {
+            commands.log(&format!("rotor: dashboard issue #{n} {what}"));
+            Some(n)
+        }
+        Err(e) => {
+            commands.warning(
+                "rotor: could not write the dashboard issue",
+                &format!(
+                    "{}\nhint: the workflow needs `permissions: issues: write`",
+                    api_message(&e)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `--dashboard` on a scheduled or dispatched run.
+async fn update_dashboard<W: Write>(
+    ctx: &Context,
+    args: &ActionArgs,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+) -> Option<u64> {
+    match render_dashboard(ctx, args, env, commands).await {
+        Ok((_, d)) => publish_dashboard(env, commands, &d, None).await,
+        Err(e) => {
+            commands.warning("rotor: no dashboard", &format!("{e:#}"));
+            None
+        }
+    }
+}
+
+/// Whether a repository permission allows requesting a rotation.
+fn can_write(permission: &str) -> bool {
+    matches!(permission, "admin" | "maintain" | "write")
+}
+
+/// The `issues` event: rotates exactly the credentials ticked on rotor's own dashboard issue,
+/// when the sender may write to the repository. Anything else changes nothing and says why.
+async fn one_click<W: Write>(
+    ctx: &Context,
+    args: &ActionArgs,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    payload: &Value,
+) -> anyhow::Result<ExitCode> {
+    let nothing = |commands: &mut Commands<W>, why: &str| {
+        commands.log(&format!("rotor: {why}; nothing was changed"));
+        Ok(ExitCode::SUCCESS)
+    };
+    let action = payload.get("action").and_then(Value::as_str).unwrap_or("");
+    if action != "edited" {
+        return nothing(
+            commands,
+            &format!(
+                "`issues` event `{action}`: rotor acts only on `edited` (a box ticked on its dashboard)"
+            ),
+        );
+    }
+    let Some(number) = payload.pointer("/issue/number").and_then(Value::as_u64) else {
+        return nothing(commands, "the `issues` event payload has no issue number");
+    };
+    let sender = payload
+        .pointer("/sender/login")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let gh = match github_client(env) {
+        Ok(gh) => gh,
+        Err(e) => return nothing(commands, &format!("{e:#}")),
+    };
+    // The issue as it is now, not as the payload says.
+    let issue = match gh.get_issue(number).await {
+        Ok(i) => i,
+        Err(e) => {
+            commands.error("rotor: dashboard", &api_message(&e));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if !gh.is_own_issue(&issue, dashboard::DASHBOARD_MARKER).await {
+        return nothing(
+            commands,
+            &format!(
+                "issue #{number} is not rotor's dashboard (it must start with rotor's marker and be written by {})",
+                gh.own_login().await
+            ),
+        );
+    }
+    let ticked = dashboard::ticked(&issue.body);
+    if ticked.is_empty() {
+        return nothing(
+            commands,
+            &format!("no box is ticked on dashboard issue #{number}"),
+        );
+    }
+    if sender.is_empty() {
+        return nothing(commands, "the event payload names no sender");
+    }
+    let permission = match gh.collaborator_permission(&sender).await {
+        Ok(p) => p,
+        Err(e) => {
+            commands.warning("rotor: dashboard", &api_message(&e));
+            return nothing(
+                commands,
+                &format!("could not verify the permission of `{sender}`"),
+            );
+        }
+    };
+    if !can_write(&permission) {
+        commands.warning(
+            "rotor: rotation refused",
+            &format!("`{sender}` has `{permission}` permission on the repository; requesting a rotation needs write. Nothing was changed"),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (engine, config) = engine_and_config(ctx, env).await?;
+    let (tenant, _) = render_dashboard_with(&engine, &config, ctx, args, env, commands).await?;
+    let mut refused: Vec<String> = Vec::new();
+    let mut records = Vec::new();
+    commands.group("rotor: rotating the credentials ticked on the dashboard");
+    let token = commands.stop_commands();
+    for t in &ticked {
+        let key = (t.app_id.clone(), t.key_id.clone());
+        let Some(r) = tenant.rotatable.get(&key) else {
+            refused.push(format!(
+                "{} / {}: not a rotatable credential on the dashboard now (unknown, blocked, or already rotated); not rotated",
+                markdown::code(&t.app_id),
+                markdown::code(&t.key_id)
+            ));
+            continue;
+        };
+        let mut policy = config.policy.clone();
+        if let Some(c) = r.at_risk {
+            if !t.risk_accepted {
+                refused.push(format!(
+                    "{} / {}: the match is below the minimum confidence; tick the box that names the risk too. Not rotated",
+                    markdown::code(&t.app_id),
+                    markdown::escape(&r.link.credential_display_name)
+                ));
+                continue;
+            }
+            policy.min_confidence = c;
+        }
+        let opts = rotor_engine::RotateOptions {
+            force: true,
+            replace_key_id: Some(t.key_id.clone()),
+            ..rotor_engine::RotateOptions::default()
+        };
+        records.push(engine.rotate(&r.link, &policy, &opts, &LogProgress).await);
+    }
+    commands.resume(&token);
+    commands.endgroup();
+    for why in &refused {
+        commands.log(&format!("rotor: {}", why.replace('`', "")));
+    }
+    let recs: Vec<Record> = records.iter().map(Record::from_engine).collect();
+    let failed = recs.iter().filter(|r| r.status == "failed").count();
+    let rotated = recs.iter().filter(|r| r.status == "success").count();
+    let mut report = records::report_of_records(
+        &format!("rotor: {rotated} rotated, {failed} failed (requested on the dashboard)"),
+        &recs,
+        false,
+    );
+    report.intro.push(format!(
+        "Requested by {} (`{}` permission).",
+        markdown::escape(&sender),
+        markdown::escape(&permission)
+    ));
+    for why in &refused {
+        report.intro.push(format!("Refused: {why}."));
+    }
+    report.footer = Some(markdown::Footer::now(env.run_url(), env.sha.clone()));
+    let comment = report.render(markdown::COMMENT_LIMIT);
+    if let Err(e) = gh.comment_on_issue(number, &comment).await {
+        commands.warning(
+            "rotor: could not comment on the dashboard",
+            &api_message(&e),
+        );
+    }
+    if let Some(summary) = &env.step_summary {
+        runner::append_summary(summary, &report.render_summary())?;
+    }
+    // Re-rendered from Azure as it is now: the boxes are cleared.
+    match render_dashboard(ctx, args, env, commands).await {
+        Ok((_, d)) => {
+            publish_dashboard(env, commands, &d, Some(number)).await;
+        }
+        Err(e) => commands.warning("rotor: dashboard not re-rendered", &format!("{e:#}")),
+    }
+    if let Some(out) = &env.output {
+        runner::write_output(out, "rotated", &rotated.to_string())?;
+        runner::write_output(out, "failed", &failed.to_string())?;
+        runner::write_output(out, "dashboard-issue", &number.to_string())?;
+    }
+    Ok(ExitCode::from(u8::from(failed > 0)))
 }
 
 /// The labels `--labels` sets on a pull request, one at a time.

@@ -931,6 +931,173 @@ impl GitHub {
     }
 }
 
+/// An issue as the dashboard reads it.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub struct Issue {
+    /// Issue number.
+    pub number: u64,
+    /// Body (empty when none).
+    pub body: String,
+    /// Author login.
+    pub login: String,
+    /// Whether the author is a `Bot`.
+    pub bot: bool,
+    /// `open` or `closed`.
+    pub state: String,
+    /// Web URL.
+    pub url: String,
+}
+
+impl Issue {
+    fn from_json(v: &Value) -> Option<Issue> {
+        Some(Issue {
+            number: v.get("number")?.as_u64()?,
+            body: v
+                .get("body")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            login: v.pointer("/user/login")?.as_str()?.to_string(),
+            bot: v.pointer("/user/type").and_then(Value::as_str) == Some("Bot"),
+            state: v
+                .get("state")
+                .and_then(Value::as_str)
+                .unwrap_or("open")
+                .to_string(),
+            url: html_url(v),
+        })
+    }
+}
+
+impl GitHub {
+    /// Whether `issue` is rotor's: its body starts with `marker` and the token's own login wrote it.
+    pub async fn is_own_issue(&self, issue: &Issue, marker: &str) -> bool {
+        issue.body.starts_with(marker)
+            && is_own_login(&issue.login, issue.bot, &self.own_login().await)
+    }
+
+    /// rotor's open issue whose body starts with `marker` (the oldest when several), authored by
+    /// the token's own login. Pull requests (which the issues list includes) are skipped.
+    pub async fn find_own_issue(&self, marker: &str) -> Result<Option<Issue>, ApiError> {
+        let me = self.own_login().await;
+        let creator = percent_encode_segment(&me);
+        let items = self
+            .get_all(
+                &self.repo_path(&format!(
+                    "/issues?state=open&creator={creator}&per_page=100&sort=created&direction=asc"
+                )),
+                "listing rotor's open issues",
+            )
+            .await?;
+        let mut found = Vec::new();
+        for v in &items {
+            if v.get("pull_request").is_some() {
+                continue;
+            }
+            if let Some(i) = Issue::from_json(v)
+                && i.body.starts_with(marker)
+                && is_own_login(&i.login, i.bot, &me)
+            {
+                found.push(i);
+            }
+        }
+        found.sort_by_key(|i| i.number);
+        Ok(found.into_iter().next())
+    }
+
+    /// One issue.
+    pub async fn get_issue(&self, number: u64) -> Result<Issue, ApiError> {
+        let action = format!("reading issue #{number}");
+        let resp = self
+            .request(
+                Method::GET,
+                &self.repo_path(&format!("/issues/{number}")),
+                None,
+                &action,
+            )
+            .await?;
+        Issue::from_json(&resp.body).ok_or(ApiError::Status {
+            action,
+            status: 200,
+            message: "the answer is not an issue".into(),
+        })
+    }
+
+    /// Creates an issue; returns it.
+    pub async fn create_issue(&self, title: &str, body: &str) -> Result<Issue, ApiError> {
+        let action = "creating the rotor dashboard issue".to_string();
+        let resp = self
+            .request(
+                Method::POST,
+                &self.repo_path("/issues"),
+                Some(&json!({ "title": title, "body": body })),
+                &action,
+            )
+            .await?;
+        Issue::from_json(&resp.body).ok_or(ApiError::Status {
+            action,
+            status: 200,
+            message: "the answer is not an issue".into(),
+        })
+    }
+
+    /// Replaces an issue's title and body.
+    pub async fn update_issue(&self, number: u64, title: &str, body: &str) -> Result<(), ApiError> {
+        self.request(
+            Method::PATCH,
+            &self.repo_path(&format!("/issues/{number}")),
+            Some(&json!({ "title": title, "body": body })),
+            &format!("updating the rotor dashboard issue #{number}"),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Posts a plain comment on issue `number`; returns its id.
+    pub async fn comment_on_issue(&self, number: u64, body: &str) -> Result<u64, ApiError> {
+        let resp = self
+            .request(
+                Method::POST,
+                &self.repo_path(&format!("/issues/{number}/comments")),
+                Some(&json!({ "body": body })),
+                &format!("commenting on issue #{number}"),
+            )
+            .await?;
+        Ok(resp.body.get("id").and_then(Value::as_u64).unwrap_or(0))
+    }
+
+    /// `user`'s permission on the repository (`admin`, `maintain`, `write`, `triage`, `read` or
+    /// `none`) from `GET /repos/{owner}/{repo}/collaborators/{user}/permission`: `role_name` when
+    /// given (it tells `maintain` and `triage`), else `permission`. A 404 (not a collaborator) is
+    /// `none`.
+    pub async fn collaborator_permission(&self, user: &str) -> Result<String, ApiError> {
+        let path = self.repo_path(&format!(
+            "/collaborators/{}/permission",
+            percent_encode_segment(user)
+        ));
+        match self
+            .request(
+                Method::GET,
+                &path,
+                None,
+                &format!("reading the repository permission of `{user}`"),
+            )
+            .await
+        {
+            Ok(resp) => Ok(resp
+                .body
+                .get("role_name")
+                .or_else(|| resp.body.get("permission"))
+                .and_then(Value::as_str)
+                .unwrap_or("none")
+                .to_string()),
+            Err(ApiError::Status { status: 404, .. }) => Ok("none".into()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Whether a comment's REST author (`login`, `bot`: its `type` is `Bot`) is `me`, the GraphQL
 /// `viewer.login` (`github-actions[bot]` for `GITHUB_TOKEN`). Should a login come without the
 /// `[bot]` suffix REST authors carry, it matches the suffixed login of a `Bot` author only, so a

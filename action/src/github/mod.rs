@@ -11,6 +11,7 @@
 //! | [`records`] | audit records as read from JSON, and their conversion to report rows |
 
 pub mod action;
+pub mod dashboard;
 pub mod github_api;
 pub mod markdown;
 pub mod records;
@@ -45,6 +46,9 @@ pub enum NothingDue {
 
 /// The events `rotor action` rotates on.
 pub const ROTATE_EVENTS: [&str; 2] = ["schedule", "workflow_dispatch"];
+/// The event on which `rotor action` rotates the credentials ticked on its dashboard issue
+/// (action `edited` only; the sender needs write permission).
+pub const DASHBOARD_EVENT: &str = "issues";
 /// The events `rotor action` reports on (a dry run; nothing changes).
 pub const REPORT_EVENTS: [&str; 2] = ["pull_request", "pull_request_target"];
 
@@ -86,6 +90,16 @@ pub struct ActionArgs {
     /// period has passed — never one a vault still holds, never one outside rotor's lineages.
     #[arg(long)]
     pub cleanup: bool,
+
+    /// On `schedule`/`workflow_dispatch`: create or update the rotation dashboard issue (one
+    /// issue, found by a hidden marker and authored by the token's own login), whose check-boxes
+    /// request a rotation on the `issues` (`edited`) event.
+    #[arg(long)]
+    pub dashboard: bool,
+
+    /// Title of the dashboard issue.
+    #[arg(long, default_value = dashboard::DEFAULT_TITLE, value_name = "TEXT")]
+    pub dashboard_title: String,
 
     /// Branch the audit pull request is made from.
     #[arg(long, default_value = "rotor/audit", value_name = "BRANCH")]

@@ -1,0 +1,385 @@
+//! The rotation dashboard issue and its one-click rotation, end to end: the real binary, the
+//! in-process emulator and the fake GitHub API.
+
+#[path = "github_support.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rotor_emulator::{Emulator, EmulatorOptions, Fixture};
+use serde_json::{Value, json};
+use support::{FakeGitHub, Runner};
+
+const MARKER: &str = "<!-- rotor-dashboard -->";
+
+struct World {
+    emu: Emulator,
+    gh: FakeGitHub,
+}
+
+async fn world_with(fixture: Fixture) -> World {
+    let emu = Emulator::start(fixture, EmulatorOptions::default())
+        .await
+        .expect("emulator starts");
+    World {
+        emu,
+        gh: FakeGitHub::start().await,
+    }
+}
+
+impl World {
+    fn env(&self) -> BTreeMap<String, String> {
+        self.emu.endpoints().env.clone()
+    }
+
+    fn write_config(&self, runner: &Runner) {
+        let vaults: Vec<String> = self
+            .emu
+            .endpoints()
+            .vaults
+            .values()
+            .map(|u| format!("{u:?}"))
+            .collect();
+        let text = format!(
+            "vaults = [{}]\n\n[policy]\nexclusions = [\"name:legacy-*\"]\n",
+            vaults.join(", ")
+        );
+        std::fs::write(runner.path("rotor.toml"), text).expect("write rotor.toml");
+    }
+
+    fn secret_values(&self) -> BTreeSet<String> {
+        let state = self.emu.state();
+        let mut out = BTreeSet::new();
+        for a in state["applications"].as_array().into_iter().flatten() {
+            for p in a["password_credentials"].as_array().into_iter().flatten() {
+                if let Some(s) = p["secret_text"].as_str() {
+                    out.insert(s.to_string());
+                }
+            }
+        }
+        for v in state["vaults"].as_array().into_iter().flatten() {
+            for s in v["secrets"].as_array().into_iter().flatten() {
+                for x in s["versions"].as_array().into_iter().flatten() {
+                    if let Some(val) = x["value"].as_str() {
+                        out.insert(val.to_string());
+                    }
+                }
+            }
+        }
+        out.retain(|s| s.len() >= 8);
+        out
+    }
+
+    fn assert_no_secret(&self, texts: &[String]) {
+        let values = self.secret_values();
+        assert!(values.len() > 5);
+        for t in texts {
+            for v in &values {
+                assert!(!t.contains(v.as_str()), "a secret value was written");
+            }
+        }
+    }
+
+    fn applications(&self) -> Value {
+        let s = self.emu.state();
+        json!({"applications": s["applications"], "vaults": s["vaults"]})
+    }
+
+    fn dashboard(&self) -> support::FakeIssue {
+        let issues: Vec<_> = self
+            .gh
+            .issues()
+            .into_iter()
+            .filter(|i| i.body.starts_with(MARKER) && i.login == support::ACTIONS_LOGIN)
+            .collect();
+        assert_eq!(issues.len(), 1, "exactly one dashboard issue: {issues:#?}");
+        issues.into_iter().next().expect("one")
+    }
+}
+
+fn schedule() -> Value {
+    json!({"schedule": "17 3 * * *"})
+}
+
+fn edited(number: u64, sender: &str) -> Value {
+    json!({
+        "action": "edited",
+        "issue": {"number": number, "user": {"login": "github-actions[bot]", "type": "Bot"}},
+        "changes": {"body": {"from": "…"}},
+        "sender": {"login": sender, "type": "User"},
+    })
+}
+
+/// The (appId, keyId) of the first box, and the body with it ticked.
+fn tick_first(body: &str) -> ((String, String), String) {
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("- [ ] <!-- rotor-rotate: "))
+        .expect("a rotate box");
+    let ids = line
+        .trim_start_matches("- [ ] <!-- rotor-rotate: ")
+        .split(" -->")
+        .next()
+        .expect("ids");
+    let (a, k) = ids.split_once(' ').expect("two ids");
+    let ticked = body.replacen(line, &line.replacen("- [ ]", "- [x]", 1), 1);
+    ((a.to_string(), k.to_string()), ticked)
+}
+
+fn key_ids(apps: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    apps["applications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["app_id"].as_str().unwrap_or("").to_string(),
+                a["password_credentials"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["key_id"].as_str().map(str::to_lowercase))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_is_created_once_then_updated_in_place() {
+    let w = world_with(Fixture::sample()).await;
+    let before = w.applications();
+    let r1 = Runner::new(&w.gh, "schedule", &schedule());
+    w.write_config(&r1);
+    let out1 = r1
+        .rotor(&["action", "--dry-run", "--dashboard"], &w.env())
+        .await;
+    assert_eq!(out1.code, Some(0), "{out1:#?}");
+    assert!(
+        out1.stdout.contains("dashboard issue #300 created"),
+        "{out1:#?}"
+    );
+    let d1 = w.dashboard();
+    assert_eq!(d1.title, "rotor: credential rotation dashboard");
+    assert!(d1.body.contains("consumer-app"), "{}", d1.body);
+    assert!(d1.body.contains("- [ ] <!-- rotor-rotate: "), "{}", d1.body);
+    assert!(
+        d1.body.contains("blocked: excluded by policy"),
+        "{}",
+        d1.body
+    );
+    assert_eq!(
+        r1.outputs().get("dashboard-issue").map(String::as_str),
+        Some("300")
+    );
+
+    let r2 = Runner::new(&w.gh, "workflow_dispatch", &json!({"inputs": {}}));
+    w.write_config(&r2);
+    let out2 = r2
+        .rotor(
+            &[
+                "action",
+                "--dry-run",
+                "--dashboard",
+                "--dashboard-title",
+                "Credentials",
+            ],
+            &w.env(),
+        )
+        .await;
+    assert_eq!(out2.code, Some(0), "{out2:#?}");
+    assert!(
+        out2.stdout.contains("dashboard issue #300 updated"),
+        "{out2:#?}"
+    );
+    let d2 = w.dashboard();
+    assert_eq!((d2.number, d2.title.as_str()), (300, "Credentials"));
+    assert_eq!(
+        w.gh.count("POST", "/api/v3/repos/Codertocat/Hello-World/issues"),
+        1
+    );
+    assert_eq!(w.applications(), before, "a dry run changes nothing");
+    w.assert_no_secret(&[w.gh.everything_written(), out1.stdout, out2.stdout]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_s_issue_with_the_marker_is_not_taken_for_the_dashboard() {
+    let w = world_with(Fixture::sample()).await;
+    let forged =
+        w.gh.seed_issue("Codertocat", "fake dashboard", &format!("{MARKER}\nhello"));
+    let r = Runner::new(&w.gh, "schedule", &schedule());
+    w.write_config(&r);
+    let out = r
+        .rotor(&["action", "--dry-run", "--dashboard"], &w.env())
+        .await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let d = w.dashboard();
+    assert_ne!(d.number, forged);
+    let person =
+        w.gh.issues()
+            .into_iter()
+            .find(|i| i.number == forged)
+            .expect("kept");
+    assert_eq!(person.body, format!("{MARKER}\nhello"), "left alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ticking_a_box_as_a_writer_rotates_exactly_that_credential_and_clears_the_box() {
+    let w = world_with(Fixture::sample()).await;
+    let r = Runner::new(&w.gh, "schedule", &schedule());
+    w.write_config(&r);
+    let out = r
+        .rotor(&["action", "--dry-run", "--dashboard"], &w.env())
+        .await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let d = w.dashboard();
+    let ((app, key), ticked) = tick_first(&d.body);
+    let before = key_ids(&w.applications());
+
+    // A read-only sender: nothing changes.
+    w.gh.set_permission("reader", "read");
+    w.gh.edit_issue_body(d.number, &ticked);
+    let ro = Runner::new(&w.gh, "issues", &edited(d.number, "reader"));
+    w.write_config(&ro);
+    let out_ro = ro.rotor(&["action"], &w.env()).await;
+    assert_eq!(out_ro.code, Some(0), "{out_ro:#?}");
+    assert!(
+        out_ro.stdout.contains("`reader` has `read` permission"),
+        "{out_ro:#?}"
+    );
+    assert_eq!(key_ids(&w.applications()), before, "nothing rotated");
+    assert!(w.gh.comments_on(d.number).is_empty(), "no comment");
+
+    // A writer: exactly that credential rotates, the result is commented, the box is cleared.
+    w.gh.set_permission("octocat", "write");
+    let wr = Runner::new(&w.gh, "issues", &edited(d.number, "octocat"));
+    w.write_config(&wr);
+    let out_w = wr.rotor(&["action"], &w.env()).await;
+    assert_eq!(out_w.code, Some(0), "{out_w:#?}");
+    let after = key_ids(&w.applications());
+    for (a, keys) in &before {
+        if a.eq_ignore_ascii_case(&app) {
+            assert_eq!(after[a].len(), keys.len() + 1, "one new credential for {a}");
+            assert!(after[a].contains(&key), "the old one stays until cleanup");
+        } else {
+            assert_eq!(&after[a], keys, "{a} untouched");
+        }
+    }
+    let comments = w.gh.comments_on(d.number);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(
+        comments[0].body.contains("1 rotated, 0 failed"),
+        "{}",
+        comments[0].body
+    );
+    assert!(comments[0].body.contains("octocat"), "{}", comments[0].body);
+    let d2 = w.dashboard();
+    assert!(!d2.body.contains("- [x]"), "boxes cleared: {}", d2.body);
+    assert_eq!(wr.outputs().get("rotated").map(String::as_str), Some("1"));
+
+    // The same event fired again (the box ticked again on the old body): the credential it
+    // named is no longer current, so nothing rotates twice.
+    w.gh.edit_issue_body(d.number, &ticked);
+    let again = Runner::new(&w.gh, "issues", &edited(d.number, "octocat"));
+    w.write_config(&again);
+    let out_a = again.rotor(&["action"], &w.env()).await;
+    assert_eq!(out_a.code, Some(0), "{out_a:#?}");
+    assert_eq!(key_ids(&w.applications()), after, "not rotated twice");
+    assert!(
+        out_a.stdout.contains("not a rotatable credential"),
+        "{out_a:#?}"
+    );
+    w.assert_no_secret(&[
+        w.gh.everything_written(),
+        out_w.stdout,
+        out_a.stdout,
+        wr.summary(),
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forged_body_an_unknown_box_or_an_ordinary_issue_change_nothing() {
+    let w = world_with(Fixture::sample()).await;
+    w.gh.set_permission("octocat", "admin");
+    let r = Runner::new(&w.gh, "schedule", &schedule());
+    w.write_config(&r);
+    assert_eq!(
+        r.rotor(&["action", "--dry-run", "--dashboard"], &w.env())
+            .await
+            .code,
+        Some(0)
+    );
+    let d = w.dashboard();
+    let (_, ticked) = tick_first(&d.body);
+    let before = w.applications();
+
+    // A person's issue carrying rotor's marker and a ticked box.
+    let forged =
+        w.gh.seed_issue("octocat", "rotor: credential rotation dashboard", &ticked);
+    // An ordinary issue.
+    let ordinary = w.gh.seed_issue("octocat", "bug", "- [x] something");
+    // rotor's dashboard with a box for a credential that does not exist.
+    let unknown = format!(
+        "{}\n- [x] <!-- rotor-rotate: 00000000-0000-0000-0000-000000000000 11111111-1111-1111-1111-111111111111 --> Rotate\n",
+        d.body
+    );
+    for (number, body, why) in [
+        (forged, None, "is not rotor's dashboard"),
+        (ordinary, None, "is not rotor's dashboard"),
+        (d.number, Some(unknown), "not a rotatable credential"),
+    ] {
+        if let Some(b) = body {
+            w.gh.edit_issue_body(number, &b);
+        }
+        let run = Runner::new(&w.gh, "issues", &edited(number, "octocat"));
+        w.write_config(&run);
+        let out = run.rotor(&["action"], &w.env()).await;
+        assert_eq!(out.code, Some(0), "{out:#?}");
+        assert!(out.stdout.contains(why), "{why}: {out:#?}");
+    }
+    // Other `issues` actions are not acted on.
+    let opened = Runner::new(
+        &w.gh,
+        "issues",
+        &json!({"action": "opened", "issue": {"number": d.number}, "sender": {"login": "octocat"}}),
+    );
+    let out = opened.rotor(&["action"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(out.stdout.contains("acts only on `edited`"), "{out:#?}");
+    assert_eq!(
+        key_ids(&w.applications()),
+        key_ids(&before),
+        "nothing rotated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_names_render_inert_on_the_dashboard() {
+    let mut fixture = Fixture::sample();
+    let app = fixture
+        .applications
+        .iter_mut()
+        .find(|a| a.display_name == "consumer-app")
+        .expect("consumer-app");
+    app.display_name = format!("consumer-app {}", support::HOSTILE.join(" "));
+    let w = world_with(fixture).await;
+    let r = Runner::new(&w.gh, "schedule", &schedule());
+    w.write_config(&r);
+    let out = r
+        .rotor(&["action", "--dry-run", "--dashboard"], &w.env())
+        .await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let d = w.dashboard();
+    assert!(
+        d.body.contains("www\u{200B}.evil.example/login"),
+        "{}",
+        d.body
+    );
+    // rotor's own hidden markers (plain ids only) aside, nothing survives as HTML or a link.
+    let markers = regex::Regex::new(
+        r"<!-- rotor-(dashboard|rotate|risk)(: [0-9A-Za-z-]+ [0-9A-Za-z-]+)? -->",
+    )
+    .expect("regex");
+    let stripped = markers.replace_all(&d.body, "");
+    support::assert_inert("dashboard issue", &support::render_gfm(&stripped));
+}
