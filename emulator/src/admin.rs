@@ -171,17 +171,8 @@ pub fn parse_fault(body: &[u8]) -> Result<FaultRule, String> {
 /// `POST fidelity`: the given fields replace the current ones (others are kept); the result.
 pub fn set_fidelity(ctx: &Ctx, body: &[u8]) -> Result<Value, String> {
     let patch: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let Value::Object(patch) = patch else {
-        return Err("body must be a JSON object".into());
-    };
     let mut store = ctx.store.write();
-    let mut cur = serde_json::to_value(&store.fidelity).map_err(|e| e.to_string())?;
-    for (k, v) in patch {
-        cur[k] = v;
-    }
-    let f: crate::fidelity::Fidelity = serde_json::from_value(cur).map_err(|e| e.to_string())?;
-    f.validate()?;
-    store.fidelity = f;
+    store.fidelity = store.fidelity.merged(patch)?;
     Ok(json!(store.fidelity))
 }
 

@@ -63,8 +63,11 @@ pub struct Fidelity {
     pub graph_read_delay_ms: u64,
     /// Key Vault api-versions accepted; any other answers 400 `BadParameter`.
     pub api_versions: Vec<String>,
-    /// Service limits (off by default; the benchmark turns them on).
+    /// Service limits (off by default; the benchmark turns them on): over a budget of
+    /// `limits`, 429 with `Retry-After`.
     pub throttling: bool,
+    /// The budgets `throttling` enforces (Azure's published limits by default).
+    pub limits: crate::throttle::Limits,
 }
 
 impl Default for Fidelity {
@@ -79,11 +82,31 @@ impl Default for Fidelity {
             graph_read_delay_ms: 30,
             api_versions: DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect(),
             throttling: false,
+            limits: crate::throttle::Limits::default(),
         }
     }
 }
 
+/// Environment variable with a JSON object of fidelity fields applied over the fixture's at
+/// every start (for diagnosis: e.g. `{"graph_read_delay_ms": 0}` to tell a consistency
+/// assumption from another failure).
+pub const FIDELITY_ENV: &str = "ROTOR_EMULATOR_FIDELITY";
+
 impl Fidelity {
+    /// These settings with the fields of `patch` (a JSON object) replaced.
+    pub fn merged(&self, patch: serde_json::Value) -> Result<Fidelity, String> {
+        let serde_json::Value::Object(patch) = patch else {
+            return Err("fidelity must be a JSON object".into());
+        };
+        let mut cur = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        for (k, v) in patch {
+            cur[k] = v;
+        }
+        let f: Fidelity = serde_json::from_value(cur).map_err(|e| e.to_string())?;
+        f.validate()?;
+        Ok(f)
+    }
+
     /// Checks the values (probability in 0..=1, api-versions non-empty).
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.empty_page_probability) {

@@ -21,6 +21,8 @@ pub enum Route {
     ListServicePrincipals,
     GetServicePrincipal(AppKey),
     List,
+    /// `GET /v1.0/applications/$count`
+    Count,
     Get(AppKey),
     Patch(AppKey),
     AddPassword(AppKey),
@@ -36,6 +38,7 @@ impl Route {
                 "/v1.0/servicePrincipals(appId='{appId}')"
             }
             Route::List => "/v1.0/applications",
+            Route::Count => "/v1.0/applications/$count",
             Route::Get(AppKey::ObjectId(_)) | Route::Patch(AppKey::ObjectId(_)) => {
                 "/v1.0/applications/{id}"
             }
@@ -90,6 +93,9 @@ pub fn route(method: &Method, s: &[&str]) -> Option<Route> {
     let (key, rest): (AppKey, &[&str]) = match s {
         ["applications"] => {
             return (method == Method::GET).then_some(Route::List);
+        }
+        ["applications", "$count"] => {
+            return (method == Method::GET).then_some(Route::Count);
         }
         ["applications", id, rest @ ..] => (AppKey::ObjectId((*id).to_string()), rest),
         [seg, rest @ ..] => (alt_key(seg)?, rest),
@@ -237,6 +243,7 @@ pub fn handle(ctx: &Ctx, route: Route, req: &Req) -> Response {
         Route::ListServicePrincipals => list_service_principals(ctx, caller, req),
         Route::GetServicePrincipal(k) => get_service_principal(ctx, caller, &k, req),
         Route::List => list(ctx, caller, req),
+        Route::Count => count(ctx, caller, req),
         Route::Get(k) => get(ctx, caller, &k, req),
         Route::Patch(k) => patch(ctx, caller, &k, req),
         Route::AddPassword(k) => add_password(ctx, caller, &k, req),
@@ -294,12 +301,19 @@ pub fn password_json(p: &Password, secret: Option<&str>) -> Value {
     })
 }
 
-fn key_json(k: &KeyCred) -> Value {
+/// A key credential; `key` (base64 DER) only when asked for (single object with
+/// `$select=keyCredentials`), otherwise null, as Graph does.
+fn key_json(k: &KeyCred, with_key: bool) -> Value {
+    let key = if with_key {
+        k.key_der.as_deref().map(util::b64)
+    } else {
+        None
+    };
     json!({
         "customKeyIdentifier": util::b64(&k.thumbprint),
         "displayName": k.display_name,
         "endDateTime": util::graph_time(k.end),
-        "key": null,
+        "key": key,
         "keyId": k.key_id,
         "startDateTime": util::graph_time(k.start),
         "type": k.key_type,
@@ -308,6 +322,10 @@ fn key_json(k: &KeyCred) -> Value {
 }
 
 fn app_json(a: &App, select: Option<&[&'static str]>) -> Value {
+    app_json_with(a, select, false)
+}
+
+fn app_json_with(a: &App, select: Option<&[&'static str]>, with_key: bool) -> Value {
     let mut m = Map::new();
     let props = select.unwrap_or(PROPERTIES);
     for p in PROPERTIES {
@@ -326,7 +344,9 @@ fn app_json(a: &App, select: Option<&[&'static str]>) -> Value {
             "publisherDomain" => json!("rotor-emulator.onmicrosoft.com"),
             "signInAudience" => json!(a.sign_in_audience),
             "tags" => json!([]),
-            "keyCredentials" => Value::Array(a.keys.iter().map(key_json).collect()),
+            "keyCredentials" => {
+                Value::Array(a.keys.iter().map(|k| key_json(k, with_key)).collect())
+            }
             "passwordCredentials" => {
                 // eventual consistency: a new password shows up only after a while
                 let now = std::time::Instant::now();
@@ -385,7 +405,10 @@ fn get(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response {
     if !access.can_read(app) {
         return not_found(req, key);
     }
-    let mut v = app_json(app, select.as_deref());
+    let with_key = select
+        .as_ref()
+        .is_some_and(|s| s.contains(&"keyCredentials"));
+    let mut v = app_json_with(app, select.as_deref(), with_key);
     if let Value::Object(m) = &mut v {
         m.insert(
             "@odata.context".into(),
@@ -645,6 +668,10 @@ fn list(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
             }
         },
     };
+    let adv = match Advanced::parse(req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let store = ctx.store.read();
     let access = Access::of(&store, caller);
     if !access.can_list() {
@@ -653,6 +680,7 @@ fn list(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
     let mut page = Vec::with_capacity(top.min(store.apps.len()));
     let mut more = false;
     let mut visible_seen = 0usize;
+    let mut total = 0usize;
     // Fast path for `appId eq '...'`.
     let candidates: Box<dyn Iterator<Item = &App>> = match &filter {
         Some(Filter::Eq(f, v)) if f == "appId" => Box::new(
@@ -669,14 +697,32 @@ fn list(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
         ),
         _ => Box::new(store.apps.iter()),
     };
-    for app in candidates {
-        if !access.can_read(app) || filter.as_ref().is_some_and(|f| !f.matches(app)) {
+    let mut matched: Vec<&App> = candidates
+        .filter(|app| access.can_read(app) && filter.as_ref().is_none_or(|f| f.matches(app)))
+        .filter(|app| adv.search.as_ref().is_none_or(|s| s.matches(app)))
+        .collect();
+    if let Some((prop, desc)) = &adv.orderby {
+        matched.sort_by(|a, b| {
+            let o = match *prop {
+                "createdDateTime" => a.created.cmp(&b.created),
+                "appId" => a.app_id.cmp(&b.app_id),
+                _ => a
+                    .display_name
+                    .to_lowercase()
+                    .cmp(&b.display_name.to_lowercase()),
+            };
+            if *desc { o.reverse() } else { o }
+        });
+    }
+    for app in matched {
+        total += 1;
+        if more {
             continue;
         }
         if visible_seen >= offset {
             if page.len() == top {
                 more = true;
-                break;
+                continue;
             }
             page.push(app_json(app, select.as_deref()));
         }
@@ -693,13 +739,15 @@ fn list(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
     };
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(context));
+    if adv.count {
+        body.insert("@odata.count".into(), json!(total));
+    }
     if more {
         let mut q = form_urlencoded::Serializer::new(String::new());
-        if let Some(s) = req.query.get("$select") {
-            q.append_pair("$select", s);
-        }
-        if let Some(f) = req.query.get("$filter") {
-            q.append_pair("$filter", f);
+        for k in ["$select", "$filter", "$search", "$orderby", "$count"] {
+            if let Some(v) = req.query.get(k) {
+                q.append_pair(k, v);
+            }
         }
         if req.query.contains_key("$top") {
             q.append_pair("$top", &top.to_string());
@@ -712,6 +760,202 @@ fn list(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
     }
     body.insert("value".into(), Value::Array(page));
     util::json(StatusCode::OK, &Value::Object(body))
+}
+
+// ---- advanced queries ($count, $search, $orderby) -------------------------------------------
+
+/// `$count`, `$search` and `$orderby` of a list, as Graph's directory objects take them: `$search`
+/// and `$count` need `ConsistencyLevel: eventual`; without it `$orderby` sorts by `displayName`
+/// only and not together with `$filter`.
+struct Advanced {
+    count: bool,
+    search: Option<Search>,
+    /// (property, descending)
+    orderby: Option<(&'static str, bool)>,
+}
+
+fn eventual(req: &Req) -> bool {
+    req.header("ConsistencyLevel")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual"))
+}
+
+fn count_not_supported(req: &Req) -> Response {
+    graph_error(
+        req,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+        "$count is not currently supported.",
+    )
+}
+
+impl Advanced {
+    fn parse(req: &Req) -> Result<Advanced, Response> {
+        let eventual = eventual(req);
+        let unsupported = |msg: &str| {
+            graph_error(
+                req,
+                StatusCode::BAD_REQUEST,
+                "Request_UnsupportedQuery",
+                msg,
+            )
+        };
+        let count = match req.query.get("$count").map(|s| s.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "true" => {
+                if !eventual {
+                    return Err(count_not_supported(req));
+                }
+                true
+            }
+            Some(v) if v == "false" => false,
+            Some(v) => {
+                return Err(graph_error(
+                    req,
+                    StatusCode::BAD_REQUEST,
+                    "Request_BadRequest",
+                    &format!("Invalid $count value '{v}': must be true or false."),
+                ));
+            }
+        };
+        let search = match req.query.get("$search") {
+            None => None,
+            Some(_) if !eventual => {
+                return Err(unsupported(
+                    "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
+                ));
+            }
+            Some(s) => Some(Search::parse(s).map_err(|e| {
+                graph_error(req, StatusCode::BAD_REQUEST, "Request_BadRequest", &e)
+            })?),
+        };
+        let orderby = match req.query.get("$orderby") {
+            None => None,
+            Some(o) => {
+                let mut it = o.split_whitespace();
+                let prop = it.next().unwrap_or("");
+                let dir = it.next().unwrap_or("asc").to_ascii_lowercase();
+                if it.next().is_some() || (dir != "asc" && dir != "desc") {
+                    return Err(unsupported(&format!("Invalid $orderby clause '{o}'.")));
+                }
+                let known: &[&'static str] = if eventual {
+                    &["displayName", "createdDateTime", "appId"]
+                } else {
+                    &["displayName"]
+                };
+                let Some(p) = known.iter().find(|k| k.eq_ignore_ascii_case(prop)) else {
+                    return Err(unsupported("Sorting not supported for current query."));
+                };
+                if !eventual && req.query.contains_key("$filter") {
+                    return Err(unsupported("Sorting not supported for current query."));
+                }
+                Some((*p, dir == "desc"))
+            }
+        };
+        Ok(Advanced {
+            count,
+            search,
+            orderby,
+        })
+    }
+}
+
+/// `$search="displayName:word" [AND|OR "…"]`: a clause matches when every word of the term
+/// starts a word of the property (Graph's tokenized search: split on spaces and symbols),
+/// case-insensitively.
+#[derive(Debug)]
+struct Search {
+    clauses: Vec<(String, String)>,
+    any: bool,
+}
+
+impl Search {
+    fn parse(s: &str) -> Result<Search, String> {
+        let mut clauses = Vec::new();
+        let mut any = false;
+        let mut all = false;
+        let mut rest = s.trim();
+        loop {
+            let Some(r) = rest.strip_prefix('"') else {
+                return Err(format!(
+                    "Syntax error: the $search value must be quoted clauses \"property:value\", not '{s}'."
+                ));
+            };
+            let Some(end) = r.find('"') else {
+                return Err(format!(
+                    "Syntax error: unterminated quote in $search '{s}'."
+                ));
+            };
+            let clause = &r[..end];
+            let Some((prop, term)) = clause.split_once(':') else {
+                return Err(format!(
+                    "Syntax error: '{clause}' is not a property:value clause."
+                ));
+            };
+            let prop = match prop.trim() {
+                p if p.eq_ignore_ascii_case("displayName") => "displayName",
+                p if p.eq_ignore_ascii_case("appId") => "appId",
+                p => return Err(format!("Invalid search property '{p}'.")),
+            };
+            clauses.push((prop.to_string(), term.trim().to_lowercase()));
+            rest = r[end + 1..].trim();
+            if rest.is_empty() {
+                break;
+            }
+            if let Some(r) = rest.strip_prefix("OR ") {
+                any = true;
+                rest = r.trim();
+            } else if let Some(r) = rest.strip_prefix("AND ") {
+                all = true;
+                rest = r.trim();
+            } else {
+                return Err(format!("Syntax error at '{rest}' in $search."));
+            }
+        }
+        if any && all {
+            return Err("Mixing AND and OR in $search is not supported by rotor-emulator.".into());
+        }
+        Ok(Search { clauses, any })
+    }
+
+    fn matches(&self, a: &App) -> bool {
+        let hit = |(prop, term): &(String, String)| {
+            let v = if prop == "appId" {
+                &a.app_id
+            } else {
+                &a.display_name
+            };
+            // both sides tokenized on symbols and spaces; every term token must start a word
+            let v = v.to_lowercase();
+            let words: Vec<&str> = v.split(|c: char| !c.is_alphanumeric()).collect();
+            term.split(|c: char| !c.is_alphanumeric())
+                .filter(|t| !t.is_empty())
+                .all(|t| words.iter().any(|w| w.starts_with(t)))
+        };
+        if self.any {
+            self.clauses.iter().any(hit)
+        } else {
+            self.clauses.iter().all(hit)
+        }
+    }
+}
+
+/// `GET /v1.0/applications/$count` (text/plain), only with `ConsistencyLevel: eventual`.
+fn count(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
+    if !eventual(req) {
+        return count_not_supported(req);
+    }
+    let store = ctx.store.read();
+    let access = Access::of(&store, caller);
+    if !access.can_list() {
+        return denied(req);
+    }
+    let n = store.apps.iter().filter(|a| access.can_read(a)).count();
+    let mut r = Response::new(axum::body::Body::from(n.to_string()));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    r
 }
 
 fn parse_body(req: &Req) -> Result<Value, Response> {

@@ -147,6 +147,7 @@ mod graph;
 mod keyvault;
 mod server;
 mod state;
+pub mod throttle;
 mod tls;
 mod util;
 
@@ -270,7 +271,15 @@ impl Emulator {
         } else {
             opts.propagation_delay
         };
-        let store = state::Store::from_fixture(&fixture, &vault_urls, delay)?;
+        let mut store = state::Store::from_fixture(&fixture, &vault_urls, delay)?;
+        if let Ok(patch) = std::env::var(fidelity::FIDELITY_ENV) {
+            let patch: serde_json::Value = serde_json::from_str(&patch)
+                .with_context(|| format!("{} is not JSON", fidelity::FIDELITY_ENV))?;
+            store.fidelity = store
+                .fidelity
+                .merged(patch)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", fidelity::FIDELITY_ENV))?;
+        }
 
         let (ca_file, temp) = match &opts.ca_file {
             Some(p) => (p.clone(), None),
@@ -322,6 +331,7 @@ impl Emulator {
             tokens: RwLock::new(Default::default()),
             counts: Mutex::new(Default::default()),
             faults: Mutex::new(Vec::new()),
+            throttle: Mutex::new(Default::default()),
             latency_ms: AtomicU64::new(0),
             main_url,
             vault_urls,

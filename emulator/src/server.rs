@@ -150,6 +150,8 @@ pub struct Ctx {
     pub tokens: RwLock<HashMap<String, TokenInfo>>,
     pub counts: Mutex<Counts>,
     pub faults: Mutex<Vec<FaultRule>>,
+    /// Budgets used so far (fidelity `throttling`).
+    pub throttle: Mutex<crate::throttle::Throttle>,
     pub latency_ms: AtomicU64,
     /// `https://127.0.0.1:PORT` (no trailing slash).
     pub main_url: String,
@@ -369,6 +371,122 @@ pub fn not_implemented(method: &Method, path: &str) -> Response {
     )
 }
 
+enum Routed {
+    Main(MainRoute),
+    Vault(usize, keyvault::Route),
+    Unknown,
+}
+
+/// What the throttle needs to know about a routed request.
+enum ThrottleKind {
+    Vault {
+        vault: usize,
+        create: bool,
+    },
+    /// Graph: `list` is `GET /applications`.
+    Graph {
+        list: bool,
+    },
+    None,
+}
+
+fn routed_kind(r: &Routed) -> ThrottleKind {
+    match r {
+        Routed::Vault(i, route) => ThrottleKind::Vault {
+            vault: *i,
+            create: matches!(route, keyvault::Route::SetSecret(_)),
+        },
+        Routed::Main(MainRoute::Graph(g)) => ThrottleKind::Graph {
+            list: matches!(g, graph::Route::List),
+        },
+        _ => ThrottleKind::None,
+    }
+}
+
+/// The throttling model (fidelity `throttling`): 429 with `Retry-After` when the request is
+/// over its vault's or its caller's Graph budget; unauthenticated requests are not counted.
+fn throttled(ctx: &Ctx, kind: &ThrottleKind, method: &Method, req: &Req) -> Option<Response> {
+    if matches!(kind, ThrottleKind::None) {
+        return None;
+    }
+    let (limits, tenant) = {
+        let store = ctx.store.read();
+        if !store.fidelity.throttling {
+            return None;
+        }
+        (store.fidelity.limits.clone(), store.tenant_id.clone())
+    };
+    let caller = ctx.authenticate(&req.headers).ok()?.0;
+    let caller_id = {
+        let store = ctx.store.read();
+        match caller {
+            Caller::Principal(i) => store.principals.get(i)?.client_id.clone(),
+            Caller::App(i) => store.apps.get(i)?.app_id.clone(),
+        }
+    };
+    let charge = match kind {
+        ThrottleKind::Vault { vault, create } => crate::throttle::Charge::Vault {
+            vault: ctx.vault_names.get(*vault)?,
+            create: *create,
+        },
+        ThrottleKind::Graph { list } => {
+            let write = method != Method::GET;
+            let mut cost: i64 = if *list { 2 } else { 1 };
+            if !write {
+                if req.query.contains_key("$select") {
+                    cost -= 1;
+                }
+                if req
+                    .query
+                    .get("$top")
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .is_some_and(|t| t < 20)
+                {
+                    cost -= 1;
+                }
+            }
+            crate::throttle::Charge::Graph {
+                caller: &caller_id,
+                cost: cost.max(1) as u64,
+                write,
+            }
+        }
+        ThrottleKind::None => return None,
+    };
+    let is_vault = matches!(charge, crate::throttle::Charge::Vault { .. });
+    let wait = ctx.throttle.lock().charge(&limits, charge).err()?;
+    let secs = crate::throttle::retry_after_secs(wait);
+    let mut resp = if is_vault {
+        util::json(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"error": {"code": "Throttled", "message": "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"}}),
+        )
+    } else {
+        let mut r = graph::graph_error(
+            req,
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Too many requests.",
+        );
+        let scope = format!(
+            "Tenant_Application/{}/{caller_id}/{tenant}",
+            if method == Method::GET {
+                "Read"
+            } else {
+                "ReadWrite"
+            }
+        );
+        if let Ok(v) = http::HeaderValue::from_str(&scope) {
+            r.headers_mut().insert("x-ms-throttle-scope", v);
+        }
+        r
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    Some(resp)
+}
+
 /// Maximum request body the emulator reads.
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
@@ -392,11 +510,6 @@ pub async fn handle(
     }
 
     let segs = util::segments(&path);
-    enum Routed {
-        Main(MainRoute),
-        Vault(usize, keyvault::Route),
-        Unknown,
-    }
     let (routed, label) = match kind {
         Kind::Main => {
             let r = main_route(&method, &segs);
@@ -452,6 +565,10 @@ pub async fn handle(
         headers: parts.headers,
         body,
     };
+    if let Some(resp) = throttled(&ctx, &routed_kind(&routed), &method, &req) {
+        ctx.record(ticket, Outcome::Status(resp.status().as_u16()));
+        return Ok(resp);
+    }
     let resp = match routed {
         Routed::Unknown => not_implemented(&method, &path),
         Routed::Main(MainRoute::Token { tenant }) => entra::token(&ctx, &tenant, &req),
@@ -463,6 +580,8 @@ pub async fn handle(
         Routed::Main(MainRoute::Unknown) => not_implemented(&method, &path),
         Routed::Vault(i, r) => keyvault::handle(&ctx, i, r, &req),
     };
+    let mut resp = resp;
+    correlation_headers(&mut resp, kind, &req.headers);
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "response");
     if let Some(fault) = fault.filter(|f| f.after) {
         // "Applied, then failed": the handler above has changed the store; only the answer is
@@ -475,6 +594,53 @@ pub async fn handle(
     }
     ctx.record(ticket, Outcome::Status(resp.status().as_u16()));
     Ok(resp)
+}
+
+/// The correlation headers Azure answers with: Graph `request-id` and `client-request-id`
+/// (the client's, else the request id) and `x-ms-ags-diagnostic`; Entra `x-ms-request-id` and
+/// `client-request-id` when the client sent one; Key Vault and ARM `x-ms-request-id` (and the
+/// client's `x-ms-client-request-id` echoed). Kept when the handler already set them.
+fn correlation_headers(resp: &mut Response, kind: Kind, req: &HeaderMap) {
+    use http::HeaderValue;
+    let h = resp.headers_mut();
+    let id = util::guid();
+    let rid = h
+        .get("request-id")
+        .cloned()
+        .or_else(|| HeaderValue::from_str(&id).ok());
+    let client = |name: &str| {
+        req.get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| HeaderValue::from_str(v).ok())
+    };
+    let mut set = |name: &'static str, v: Option<HeaderValue>| {
+        if let Some(v) = v
+            && !h.contains_key(name)
+        {
+            h.insert(name, v);
+        }
+    };
+    let idv = HeaderValue::from_str(&id).ok();
+    match kind {
+        Kind::Vault(_) => {
+            set("x-ms-request-id", idv);
+            set("x-ms-client-request-id", client("x-ms-client-request-id"));
+            set(
+                "x-ms-keyvault-service-version",
+                Some(HeaderValue::from_static("1.9.2774.1")),
+            );
+        }
+        Kind::Main => {
+            // Graph (request-id is what its error bodies carry) and Entra
+            set("x-ms-request-id", rid.clone());
+            set("request-id", rid.clone());
+            set(
+                "client-request-id",
+                client("client-request-id").or(rid.clone()),
+            );
+            set("x-ms-client-request-id", client("x-ms-client-request-id"));
+        }
+    }
 }
 
 /// Applies a fault: waits `latency_ms`, then hangs, drops the connection or answers `status`.

@@ -5,6 +5,7 @@ mod arm;
 mod binary;
 mod common;
 mod faults;
+mod fidelity;
 mod fixture;
 mod graph;
 mod keyvault;

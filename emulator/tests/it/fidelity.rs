@@ -1,0 +1,356 @@
+//! Issue 8: where Azure is less tidy than a naive double — Graph advanced queries, ids,
+//! timestamps, correlation headers, `keyCredentials[].key` under `$select`.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+async fn get_h(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    eventual: bool,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut r = http.get(url).bearer_auth(token);
+    if eventual {
+        r = r.header("ConsistencyLevel", "eventual");
+    }
+    let r = r.send().await.unwrap();
+    let s = r.status().as_u16();
+    let h = r.headers().clone();
+    (s, h, r.text().await.unwrap())
+}
+
+fn j(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn graph_count_search_orderby_as_graph_does() {
+    let emu = start(many_apps(30)).await;
+    let http = http(&emu);
+    let t = token_as(&emu, &http, "admin", GRAPH_SCOPE).await;
+    let g = &emu.endpoints().graph_endpoint;
+    let apps = format!("{g}/v1.0/applications");
+
+    // $search needs ConsistencyLevel: eventual
+    let (s, _, b) = get_h(
+        &http,
+        &format!("{apps}?$search=\"displayName:app-0001\""),
+        &t,
+        false,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(j(&b)["error"]["code"], "Request_UnsupportedQuery");
+    assert!(b.contains("ConsistencyLevel: eventual"), "{b}");
+    let (s, _, b) = get_h(
+        &http,
+        &format!("{apps}?$search=\"displayName:app-0001\""),
+        &t,
+        true,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let names: Vec<String> = j(&b)["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["displayName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 10, "{names:?}"); // app-00010 … app-00019
+    assert!(names.iter().all(|n| n.starts_with("app-0001")));
+    let (s, _, _) = get_h(&http, &format!("{apps}?$search=displayName:app"), &t, true).await;
+    assert_eq!(s, 400, "unquoted $search is a syntax error");
+
+    // $count=true, and the /$count segment
+    let (s, _, b) = get_h(&http, &format!("{apps}?$count=true&$top=5"), &t, false).await;
+    assert_eq!(s, 400);
+    assert_eq!(j(&b)["error"]["code"], "Request_BadRequest");
+    let (s, _, b) = get_h(&http, &format!("{apps}?$count=true&$top=5"), &t, true).await;
+    assert_eq!(s, 200);
+    assert_eq!(j(&b)["@odata.count"], 30);
+    assert_eq!(j(&b)["value"].as_array().unwrap().len(), 5);
+    let (s, _, _) = get_h(&http, &format!("{apps}/$count"), &t, false).await;
+    assert_eq!(s, 400);
+    let (s, h, b) = get_h(&http, &format!("{apps}/$count"), &t, true).await;
+    assert_eq!((s, b.as_str()), (200, "30"));
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+
+    // $orderby: displayName without the header; others and with $filter need it
+    let (s, _, b) = get_h(
+        &http,
+        &format!("{apps}?$orderby=displayName desc&$top=2"),
+        &t,
+        false,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let v = j(&b);
+    assert_eq!(v["value"][0]["displayName"], "app-00029");
+    assert_eq!(v["value"][1]["displayName"], "app-00028");
+    // the next page keeps the order
+    let next = v["@odata.nextLink"].as_str().unwrap().to_string();
+    let (_, _, b) = get_h(&http, &next, &t, false).await;
+    assert_eq!(j(&b)["value"][0]["displayName"], "app-00027");
+    let (s, _, b) = get_h(
+        &http,
+        &format!("{apps}?$orderby=createdDateTime"),
+        &t,
+        false,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(j(&b)["error"]["code"], "Request_UnsupportedQuery");
+    let (s, _, _) = get_h(
+        &http,
+        &format!("{apps}?$orderby=createdDateTime&$count=true"),
+        &t,
+        true,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let f = "$filter=startswith(displayName,'app-0002')&$orderby=displayName";
+    let (s, _, _) = get_h(&http, &format!("{apps}?{f}"), &t, false).await;
+    assert_eq!(s, 400);
+    let (s, _, b) = get_h(&http, &format!("{apps}?{f}&$count=true"), &t, true).await;
+    assert_eq!(s, 200);
+    assert_eq!(j(&b)["@odata.count"], 10);
+}
+
+#[tokio::test]
+async fn graph_ids_times_and_correlation_headers() {
+    let emu = sample().await;
+    let http = http(&emu);
+    let t = token_as(&emu, &http, "rotor-ci", GRAPH_SCOPE).await;
+    let g = &emu.endpoints().graph_endpoint;
+    let state = emu.state();
+    let oid = app(&state, "orders-service")["object_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // malformed ids are bad requests, unknown well-formed ones are not found
+    for path in [
+        "applications/not-a-guid",
+        "applications/not-a-guid/addPassword",
+    ] {
+        let m = if path.ends_with("addPassword") {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::GET
+        };
+        let r = http
+            .request(m, format!("{g}/v1.0/{path}"))
+            .bearer_auth(&t)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["error"]["code"], "Request_BadRequest");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Invalid object identifier")
+        );
+    }
+    let (s, _, _) = get_h(
+        &http,
+        &format!("{g}/v1.0/applications/{}", uuid::Uuid::new_v4()),
+        &t,
+        false,
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // times: UTC with seven fractional digits
+    let r = http
+        .post(format!("{g}/v1.0/applications/{oid}/addPassword"))
+        .bearer_auth(&t)
+        .header("client-request-id", "0b8e3c4e-aaaa-4bbb-8ccc-000000000001")
+        .json(&json!({"passwordCredential": {"displayName": "tz",
+            "startDateTime": "2030-01-01T12:00:00.5+02:00", "endDateTime": "2030-06-01T00:00:00+02:00"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["client-request-id"],
+        "0b8e3c4e-aaaa-4bbb-8ccc-000000000001"
+    );
+    assert!(r.headers().contains_key("request-id"));
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["startDateTime"], "2030-01-01T10:00:00.5000000Z");
+    assert_eq!(b["endDateTime"], "2030-05-31T22:00:00Z");
+    let r = http
+        .post(format!("{g}/v1.0/applications/{oid}/addPassword"))
+        .bearer_auth(&t)
+        .json(&json!({"passwordCredential": {"displayName": "now"}}))
+        .send()
+        .await
+        .unwrap();
+    let b: Value = r.json().await.unwrap();
+    let re = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{7})?Z$").unwrap();
+    for k in ["startDateTime", "endDateTime"] {
+        assert!(re.is_match(b[k].as_str().unwrap()), "{k}: {}", b[k]);
+    }
+
+    // error bodies and headers carry the same request id
+    let r = http
+        .get(format!("{g}/v1.0/applications/{}", uuid::Uuid::new_v4()))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let rid = r.headers()["request-id"].to_str().unwrap().to_string();
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["innerError"]["request-id"], rid.as_str());
+
+    // Key Vault and Entra answer x-ms-request-id
+    let kt = token_as(&emu, &http, "rotor-ci", VAULT_SCOPE).await;
+    let r = http
+        .get(format!(
+            "{}secrets?api-version=2025-07-01",
+            vault(&emu, "kv-prod")
+        ))
+        .bearer_auth(&kt)
+        .header("x-ms-client-request-id", "abc")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("x-ms-request-id"));
+    assert_eq!(r.headers()["x-ms-client-request-id"], "abc");
+    let ep = emu.endpoints();
+    let r = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            ep.authority_host, ep.tenant_id
+        ))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("x-ms-request-id"));
+}
+
+#[tokio::test]
+async fn key_credentials_key_only_under_select_on_one_object() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["rotor-test".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let der_b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, cert.der());
+    let f = rotor_emulator::Fixture::from_json(
+        &json!({
+            "principals": [{"display_name": "admin", "graph_roles": ["Application.ReadWrite.All"]}],
+            "applications": [{"display_name": "certy", "key_credentials": [{"key": der_b64}]}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let emu = start(f).await;
+    let http = http(&emu);
+    let t = token_as(&emu, &http, "admin", GRAPH_SCOPE).await;
+    let g = &emu.endpoints().graph_endpoint;
+    let oid = emu.state()["applications"][0]["object_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, _, b) = get_h(&http, &format!("{g}/v1.0/applications/{oid}"), &t, false).await;
+    assert!(j(&b)["keyCredentials"][0]["key"].is_null());
+    let (_, _, b) = get_h(
+        &http,
+        &format!("{g}/v1.0/applications?$select=keyCredentials"),
+        &t,
+        false,
+    )
+    .await;
+    assert!(
+        j(&b)["value"][0]["keyCredentials"][0]["key"].is_null(),
+        "lists never carry the key"
+    );
+    let (_, _, b) = get_h(
+        &http,
+        &format!("{g}/v1.0/applications/{oid}?$select=keyCredentials"),
+        &t,
+        false,
+    )
+    .await;
+    assert_eq!(j(&b)["keyCredentials"][0]["key"], der_b64.as_str());
+}
+
+#[tokio::test]
+async fn throttling_is_off_by_default_and_enforces_budgets_when_on() {
+    let emu = sample().await;
+    assert!(!emu.fidelity().throttling);
+    let http = http(&emu);
+    let kt = token_as(&emu, &http, "rotor-ci", VAULT_SCOPE).await;
+    let gt = token_as(&emu, &http, "rotor-ci", GRAPH_SCOPE).await;
+    let v = vault(&emu, "kv-prod");
+    let g = &emu.endpoints().graph_endpoint;
+    let put = |i: usize| {
+        http.put(format!("{v}secrets/t{i}?api-version=2025-07-01"))
+            .bearer_auth(&kt)
+            .json(&json!({"value": "x"}))
+            .send()
+    };
+    for i in 0..5 {
+        assert_eq!(put(i).await.unwrap().status(), 200, "off: no limit");
+    }
+    emu.set_fidelity(json!({"throttling": true,
+        "limits": {"vault_create_per_10s": 3, "vault_other_per_10s": 4000,
+                   "graph_ru_per_10s": 5, "graph_writes_per_150s": 3000}}))
+        .unwrap();
+    for i in 0..3 {
+        assert_eq!(put(i).await.unwrap().status(), 200);
+    }
+    let r = put(3).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let ra: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&ra), "{ra}");
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "Throttled");
+    // reads have their own budget
+    let r = http
+        .get(format!("{v}secrets/t0?api-version=2025-07-01"))
+        .bearer_auth(&kt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Graph: GET /applications costs 2 RU (1 with $select), a budget of 5: 2 + 1 + 1, then 2 is too many
+    let list = |sel: bool| {
+        let q = if sel { "?$select=id" } else { "" };
+        http.get(format!("{g}/v1.0/applications{q}"))
+            .bearer_auth(&gt)
+            .send()
+    };
+    assert_eq!(list(false).await.unwrap().status(), 200);
+    assert_eq!(list(true).await.unwrap().status(), 200);
+    assert_eq!(list(true).await.unwrap().status(), 200);
+    let r = list(false).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(
+        r.headers()["x-ms-throttle-scope"]
+            .to_str()
+            .unwrap()
+            .starts_with("Tenant_Application/Read/")
+    );
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "TooManyRequests");
+    // one RU left: a cheap request still fits (refused requests did not count)
+    assert_eq!(list(true).await.unwrap().status(), 200);
+}
