@@ -450,11 +450,31 @@ pub struct ProviderState {
     destroyed: Mutex<BTreeSet<(String, String)>>,
 }
 
-/// One configuration and its lazily built engine.
+/// One configuration and its lazily built engine, with what saves Azure requests while many
+/// links are refreshed, planned and applied at once by one process.
 #[derive(Default)]
 struct Configured {
     config: ProviderConfig,
     engine: OnceCell<Result<Engine, EngineFailure>>,
+    /// Vaults whose scope scan was warmed (one listing per vault, not one per concurrent link).
+    warmed: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
+    /// The application batch being gathered (Graph `appId in (…)` for every link that asks
+    /// within [`BATCH_WINDOW`]), and the appIds already fetched.
+    batch: Mutex<Option<Arc<AppBatch>>>,
+    fetched: Mutex<BTreeSet<String>>,
+    /// Link statuses read in this process, reused for [`STATUS_TTL`] by later RPCs of the same
+    /// link (a create's plan, then its apply) until this process writes to the link.
+    statuses: Mutex<HashMap<String, (std::time::Instant, rotor_engine::LinkStatus)>>,
+}
+
+/// How long a batch of application reads gathers appIds before it is sent.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(25);
+/// How long a link status read by one RPC serves the next RPCs of this process.
+const STATUS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+struct AppBatch {
+    ids: Mutex<Vec<String>>,
+    done: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why the engine could not be built (kept so every resource reports the same thing).
@@ -534,6 +554,107 @@ impl ProviderState {
             ))
     }
 
+    /// Before a link is inspected: its vaults' scope scans are warmed once per process (single
+    /// flight), and its application is read in a batch with the other links' asking now.
+    pub async fn prepare(&self, engine: &Engine, link: &rotor_engine::Link) {
+        let current = self.current();
+        let mut keys: Vec<(String, Vec<url::Url>)> = vec![(String::new(), Vec::new())];
+        for t in &link.targets {
+            keys.push((
+                t.vault_url.as_str().to_ascii_lowercase(),
+                vec![t.vault_url.clone()],
+            ));
+        }
+        for (key, vaults) in keys {
+            let cell = lock(&current.warmed).entry(key).or_default().clone();
+            cell.get_or_init(|| engine.warm_scope(&vaults)).await;
+        }
+        self.batch_app(&current, engine, &link.application_id).await;
+    }
+
+    async fn batch_app(&self, current: &Configured, engine: &Engine, app_id: &str) {
+        let id = app_id.to_ascii_lowercase();
+        if lock(&current.fetched).contains(&id) {
+            return;
+        }
+        let (batch, leader) = {
+            let mut open = lock(&current.batch);
+            match open.as_ref() {
+                Some(b) => {
+                    lock(&b.ids).push(id.clone());
+                    (b.clone(), false)
+                }
+                None => {
+                    let b = Arc::new(AppBatch {
+                        ids: Mutex::new(vec![id.clone()]),
+                        done: tokio::sync::watch::channel(false).0,
+                    });
+                    *open = Some(b.clone());
+                    (b, true)
+                }
+            }
+        };
+        if leader {
+            tokio::time::sleep(BATCH_WINDOW).await;
+            lock(&current.batch).take();
+            let ids = lock(&batch.ids).clone();
+            if engine.prefetch_applications(&ids).await.is_ok() {
+                lock(&current.fetched).extend(ids);
+            }
+            batch.done.send_replace(true);
+        } else {
+            let mut rx = batch.done.subscribe();
+            // A leader whose RPC was dropped never finishes: read alone after a while.
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(10), rx.wait_for(|d| *d)).await;
+        }
+    }
+
+    fn status_key(link: &rotor_engine::Link, policy: &rotor_engine::Policy) -> String {
+        format!(
+            "{}|{}|{:?}|{policy:?}",
+            link.application_id.to_ascii_lowercase(),
+            link.credential_display_name,
+            link.targets
+                .iter()
+                .map(|t| t.key().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        )
+    }
+
+    /// A status of this link read by an earlier RPC of this process within [`STATUS_TTL`].
+    pub fn cached_status(
+        &self,
+        link: &rotor_engine::Link,
+        policy: &rotor_engine::Policy,
+    ) -> Option<rotor_engine::LinkStatus> {
+        let current = self.current();
+        let statuses = lock(&current.statuses);
+        statuses
+            .get(&Self::status_key(link, policy))
+            .filter(|(at, _)| at.elapsed() < STATUS_TTL)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// Remembers a status just read.
+    pub fn put_status(
+        &self,
+        link: &rotor_engine::Link,
+        policy: &rotor_engine::Policy,
+        status: &rotor_engine::LinkStatus,
+    ) {
+        lock(&self.current().statuses).insert(
+            Self::status_key(link, policy),
+            (std::time::Instant::now(), status.clone()),
+        );
+    }
+
+    /// Forgets every status of the link's application (this process is about to write).
+    pub fn forget_status(&self, link: &rotor_engine::Link) {
+        let prefix = format!("{}|", link.application_id.to_ascii_lowercase());
+        lock(&self.current().statuses).retain(|k, _| !k.starts_with(&prefix));
+    }
+
     fn current(&self) -> Arc<Configured> {
         self.configured
             .read()
@@ -558,7 +679,7 @@ impl ProviderState {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Configured {
             config: resolved,
-            engine: OnceCell::new(),
+            ..Default::default()
         });
         self.lineages
             .lock()
@@ -591,6 +712,7 @@ impl ProviderState {
                 .map(|s| vec![s.to_string()])
                 .unwrap_or_default(),
             policy: rotor_engine::Policy::default(),
+            ..Default::default()
         };
         for u in cfg.vault_urls() {
             match rotor_engine::endpoints::parse_vault_url(&u) {
@@ -660,6 +782,10 @@ fn engine_failure(e: rotor_engine::Error) -> EngineFailure {
         summary: format!("configuring the rotor provider: {e}"),
         detail: hint_lines(&e.hints()),
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Renders hints as `hint:` lines. The engine's "lower policy.max_concurrent" is said the

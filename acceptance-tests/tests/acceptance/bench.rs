@@ -187,3 +187,86 @@ async fn bench_plan_300_links_of_100_applications() {
         em.request_counts()
     );
 }
+
+/// Azure requests per link for `terraform apply` (creating 100 links over 100 applications, each
+/// adopting: nothing is written) and for the `terraform plan` after it, against the minimum: one
+/// Key Vault read per target and one Graph request per 20 applications per provider process that
+/// needs them, plus tokens (one per resource and process). Writes are excluded (there are none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints figures"]
+async fn bench_calls_per_link_100_links_of_100_applications() {
+    let apps = 100usize;
+    let mut applications = Vec::new();
+    let mut secrets = Vec::new();
+    for a in 0..apps {
+        let app_id = format!("b{a:07}-0000-4000-8000-000000000000");
+        let key_id = format!("c{a:07}-0000-4000-8000-000000000000");
+        let value = format!("V{a:03}Q~bench-secret-value-{a:04}-abcdefghij");
+        applications.push(json!({"app_id": app_id, "display_name": format!("bench-app-{a}"),
+            "password_credentials": [{"key_id": key_id, "display_name": "main", "secret_text": value,
+                                      "start": "-10d", "end": "+300d"}]}));
+        secrets.push(json!({"name": format!("app{a}"), "value": value,
+                            "tags": {"rotor-key-id": key_id, "app-id": app_id}, "expires": "+300d"}));
+    }
+    let em = emulator(
+        json!({"principals": [principal()], "applications": applications,
+                             "vaults": [{"name": "kv-a", "secrets": secrets}]}),
+    )
+    .await;
+    let vault_url = em.endpoints().vaults["kv-a"].clone();
+    let mut hcl = String::from(PROVIDER);
+    hcl.push_str("locals {\n  links = {\n");
+    for a in 0..apps {
+        hcl.push_str(&format!(
+            "    \"app{a}\" = {{ app = \"b{a:07}-0000-4000-8000-000000000000\", secret = \"app{a}\" }}\n"
+        ));
+    }
+    hcl.push_str(&format!("  }}\n}}\n\nresource \"rotor_secret_link\" \"l\" {{\n  for_each = local.links\n  application_id = each.value.app\n  credential_display_name = \"main\"\n  targets = [{{ vault_url = \"{vault_url}\", secret_name = each.value.secret }}]\n}}\n"));
+    let tf = Tf::new(Some(&em));
+    tf.config(&hcl);
+    let count = |em: &rotor_emulator::Emulator| {
+        let graph = requests(em, |r| r.contains("/v1.0/"));
+        let vault_reads = requests(em, |r| r.starts_with("GET") && r.contains("/secrets"));
+        let writes = requests(em, |r| {
+            (r.starts_with("PUT") || r.starts_with("PATCH") || r.starts_with("POST /v1.0"))
+                && !r.contains("oauth2")
+        });
+        let tokens = requests(em, |r| r.contains("oauth2"));
+        (graph, vault_reads, writes, tokens)
+    };
+    let report = |what: &str, processes: usize, d: (u64, u64, u64, u64)| {
+        let (g, v, w, t) = d;
+        let min_graph = (apps as f64 / 20.0).ceil() as u64 * processes as u64;
+        let min_vault = (apps * processes) as u64;
+        // one Graph and one Key Vault token per process
+        let min_tokens = 2 * processes as u64;
+        let min = min_graph + min_vault + min_tokens;
+        let got = g + v + t;
+        println!(
+            "BENCH {what}: {:.2} Azure requests per link ({g} Graph, {v} Key Vault reads, {t} tokens; {w} writes excluded) \
+             vs minimum {:.2} ({min_graph} Graph, {min_vault} Key Vault, {min_tokens} tokens) = {:.2}x",
+            got as f64 / apps as f64,
+            min as f64 / apps as f64,
+            got as f64 / min as f64
+        );
+    };
+    let a0 = count(&em);
+    let apply = tf.apply().await.ok();
+    assert!(apply.stdout.contains("100 added"), "{}", apply.output());
+    let a1 = count(&em);
+    // terraform apply: a plan walk and an apply walk, each its own provider process.
+    report(
+        "apply (create 100 links, adopt)",
+        2,
+        (a1.0 - a0.0, a1.1 - a0.1, a1.2 - a0.2, a1.3 - a0.3),
+    );
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 0, "{}", plan.output());
+    let p1 = count(&em);
+    report(
+        "plan (refresh 100 links)",
+        1,
+        (p1.0 - a1.0, p1.1 - a1.1, p1.2 - a1.2, p1.3 - a1.3),
+    );
+    println!("BENCH request counts by route: {}", em.request_counts());
+}

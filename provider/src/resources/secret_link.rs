@@ -318,14 +318,35 @@ async fn removable_now(
     }
 }
 
+/// The link's status: once per RPC, and reused by later RPCs of this process (a create's plan,
+/// then its apply) unless `fresh` (refresh) or this process wrote to the link since. Warms the
+/// vaults' scope scans and batches the application read with the other links first.
+async fn inspect(
+    ctx: &ProviderState,
+    engine: &Engine,
+    link: &Link,
+    policy: &Policy,
+    fresh: bool,
+) -> rotor_engine::Result<LinkStatus> {
+    if !fresh && let Some(s) = ctx.cached_status(link, policy) {
+        return Ok(s);
+    }
+    ctx.prepare(engine, link).await;
+    let s = engine.inspect_link(link, policy).await?;
+    ctx.put_status(link, policy, &s);
+    Ok(s)
+}
+
 /// Status plus what cleanup would remove, into `obj`.
 async fn observe(
+    ctx: &ProviderState,
     engine: &Engine,
     link: &Link,
     policy: &Policy,
     obj: &mut BTreeMap<String, Value>,
+    fresh: bool,
 ) -> rotor_engine::Result<LinkStatus> {
-    let s = engine.inspect_link(link, policy).await?;
+    let s = inspect(ctx, engine, link, policy, fresh).await?;
     apply_status(obj, &s, policy);
     let removable = removable_now(engine, link, policy, &s).await;
     obj.insert("removable_key_ids".into(), strings(removable));
@@ -694,6 +715,7 @@ fn another_run_detail(record: &AuditRecord, orphan_at: Option<OffsetDateTime>) -
 impl SecretLinkResource {
     async fn refreshed(
         &self,
+        ctx: &ProviderState,
         engine: &Engine,
         base: &Value,
         diags: &mut Diagnostics,
@@ -701,7 +723,7 @@ impl SecretLinkResource {
         let link = link_from(base, diags)?;
         let policy = policy_of(base);
         let mut obj = base.as_object().cloned().unwrap_or_default();
-        match observe(engine, &link, &policy, &mut obj).await {
+        match observe(ctx, engine, &link, &policy, &mut obj, true).await {
             Ok(status) => {
                 blocked_warning(engine, &link, &policy, base, &status, &mut obj, diags).await;
                 Some(Value::Object(with_id(obj)))
@@ -733,7 +755,7 @@ impl SecretLinkResource {
             diags,
         )?;
         let engine = engine(ctx, diags).await?;
-        match engine.inspect_link(&link, &policy).await {
+        match inspect(ctx, &engine, &link, &policy, false).await {
             Ok(status) if !status.claimed_elsewhere.is_empty() => {
                 // Another link (or a secret left out of this one) holds the lineage's current
                 // credential: rotating this link would break it, so the plan stops here.
@@ -885,7 +907,7 @@ impl Resource for SecretLinkResource {
         let link = link_from(state, diags)?;
         let policy = policy_of(state);
         let mut obj = state.as_object().cloned().unwrap_or_default();
-        match observe(&engine, &link, &policy, &mut obj).await {
+        match observe(ctx, &engine, &link, &policy, &mut obj, true).await {
             Ok(status) => {
                 blocked_warning(&engine, &link, &policy, state, &status, &mut obj, diags).await;
                 Some(Value::Object(with_id(obj)))
@@ -1218,7 +1240,7 @@ impl Resource for SecretLinkResource {
                 req.prior.clone()
             };
         };
-        let status = match engine.inspect_link(&link, &policy).await {
+        let status = match inspect(ctx, &engine, &link, &policy, false).await {
             Ok(s) => s,
             Err(e) => {
                 engine_error(diags, &e);
@@ -1263,6 +1285,7 @@ impl Resource for SecretLinkResource {
                     None
                 },
             };
+            ctx.forget_status(&link);
             let record = engine
                 .rotate(&link, &policy, &opts, &TerraformProgress)
                 .await;
@@ -1351,6 +1374,7 @@ impl Resource for SecretLinkResource {
             && added_targets(req.prior, req.planned)
             && status.current_key_id.is_some()
         {
+            ctx.forget_status(&link);
             if let Err(e) = engine
                 .sync_targets(&link, &policy, &TerraformProgress)
                 .await
@@ -1371,6 +1395,7 @@ impl Resource for SecretLinkResource {
             && !diags.has_errors()
             && !terraform_gone()
         {
+            ctx.forget_status(&link);
             match engine.cleanup(&link, &policy, false).await {
                 Ok(o) => {
                     if !o.removed_key_ids.is_empty() {
@@ -1386,7 +1411,7 @@ impl Resource for SecretLinkResource {
 
         // The new state: configuration as planned, status read back from Azure.
         let mut out = req.planned.as_object().cloned().unwrap_or_default();
-        match observe(&engine, &link, &policy, &mut out).await {
+        match observe(ctx, &engine, &link, &policy, &mut out, false).await {
             Ok(_) => {}
             Err(e) => {
                 engine_error(diags, &e);
@@ -1538,7 +1563,8 @@ impl Resource for SecretLinkResource {
                     .collect(),
             ),
         );
-        self.refreshed(&engine, &Value::Object(obj), diags).await
+        self.refreshed(ctx, &engine, &Value::Object(obj), diags)
+            .await
     }
 }
 
