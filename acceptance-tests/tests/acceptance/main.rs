@@ -5,6 +5,7 @@ mod auth;
 mod bench;
 mod complete;
 mod data_sources;
+mod distribution;
 mod examples;
 mod import;
 mod policy;
