@@ -697,12 +697,13 @@ fn list(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
         ),
         _ => Box::new(store.apps.iter()),
     };
-    let mut matched: Vec<&App> = candidates
+    let visible = candidates
         .filter(|app| access.can_read(app) && filter.as_ref().is_none_or(|f| f.matches(app)))
-        .filter(|app| adv.search.as_ref().is_none_or(|s| s.matches(app)))
-        .collect();
-    if let Some((prop, desc)) = &adv.orderby {
-        matched.sort_by(|a, b| {
+        .filter(|app| adv.search.as_ref().is_none_or(|s| s.matches(app)));
+    // Sorting needs every match; otherwise stream and stop after the page (unless counting).
+    let matched: Box<dyn Iterator<Item = &App>> = if let Some((prop, desc)) = &adv.orderby {
+        let mut all: Vec<&App> = visible.collect();
+        all.sort_by(|a, b| {
             let o = match *prop {
                 "createdDateTime" => a.created.cmp(&b.created),
                 "appId" => a.app_id.cmp(&b.app_id),
@@ -713,11 +714,17 @@ fn list(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
             };
             if *desc { o.reverse() } else { o }
         });
-    }
+        Box::new(all.into_iter())
+    } else {
+        Box::new(visible)
+    };
     for app in matched {
         total += 1;
         if more {
-            continue;
+            if adv.count {
+                continue;
+            }
+            break;
         }
         if visible_seen >= offset {
             if page.len() == top {

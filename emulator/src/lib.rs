@@ -11,36 +11,61 @@
 //! admin API. **Every vault has its own listener** (`https://127.0.0.1:PORT2/`), so vault URLs have
 //! no path prefix. Anything else answers **501** naming the method and path.
 //!
-//! | route | auth | behaviour |
+//! | route | auth | behaviour | fidelity |
+//! |---|---|---|---|
+//! | `POST /{tenant}/oauth2/v2.0/token` | form: `client_id` + `client_secret` (or HTTP Basic) or `client_assertion` | client-credentials grant; `scope` must be `<resource>/.default` (Graph, Key Vault, ARM, or the emulator's own URLs). Returns `{token_type, expires_in: 3600, ext_expires_in, access_token}`; Entra errors `{error, error_description: "AADSTSnnn: …", error_codes}` (see below) | simplified: tokens are opaque table entries (unsigned); client assertions' signatures are not verified (shape, `exp`, issuer/subject, `x5t` only) |
+//! | `GET /{tenant}/v2.0/.well-known/openid-configuration` | none | OIDC metadata naming the token endpoint (for MSAL-style clients) | simplified: the fields MSAL-style clients read |
+//! | `GET /v1.0/applications` | Graph token; `Application.Read.All`, `Application.ReadWrite.All` (or `…OwnedBy`: owned apps only) | list; `$top` 1–999 (default 100), absolute `@odata.nextLink` with `$skiptoken`, `$select`, `$filter` (`appId`/`id`/`displayName`/`signInAudience` with `eq`, `in`, `startswith()`, `and`, `or`) | modelled: paging, `$select`, `$count`/`$search`/`$orderby` as Graph takes them (below), times in UTC with 7 fractional digits, new passwords missing for `graph_read_delay_ms`; simplified: the `$filter` subset listed |
+//! | `GET /v1.0/applications/{id}`, `GET /v1.0/applications(appId='{appId}')` | Graph read | one application (404 `Request_ResourceNotFound`); `$select` | modelled: malformed ids → 400 `Request_BadRequest`; `keyCredentials[].key` only here, under `$select=keyCredentials`; eventual consistency as for lists |
+//! | `POST …/addPassword` | Graph write (`ReadWrite.All`, or `ReadWrite.OwnedBy` + owner) | new password: random 40-char `secretText` (returned once), `hint` = first 3 chars, `keyId`, default lifetime 2 years. Apps whose `signInAudience` accepts personal accounts are capped at 2 passwords → 400 `TooManyAppPasswords`. The new secret logs in only after the propagation delay. With the fixture's `max_password_lifetime_days`, longer lifetimes → 400 `CredentialInvalidLifetimeAsPerAppPolicy` | modelled: caps, policy, propagation delay before login, eventual consistency of reads |
+//! | `GET /v1.0/servicePrincipals`, `GET /v1.0/servicePrincipals/{id}`, `GET /v1.0/servicePrincipals(appId='{appId}')` | Graph read (`Application.Read.All` and up) | the principals and every application with `service_principal: true` (`id`, `appId`, `displayName`); `$filter` as for applications, `$top` (no further paging); 404 when an app has no service principal | simplified: `id`, `appId`, `displayName` only |
+//! | `POST …/removePassword` | Graph write | `{keyId}` → 204; unknown keyId → 404 `Request_ResourceNotFound` | modelled |
+//! | `PATCH /v1.0/applications/{id}` (or `(appId=…)`) | Graph write | `keyCredentials` replaces the collection (existing entries may be sent back by `keyId` without `key`; new ones need `key` = base64 DER, thumbprint and dates derive from it), `displayName`; `passwordCredentials` is refused → 204 | simplified: only `keyCredentials` and `displayName` |
+//! | `GET /subscriptions` | ARM token | subscriptions the principal may read | simplified |
+//! | `GET /subscriptions/{sub}/resources?$filter=resourceType eq 'Microsoft.KeyVault/vaults'&api-version=…` | ARM token; principal's `subscription_roles` (absent: all) | `{value:[{id,name,type,location,properties:{vaultUri}}]}` with the emulator's vault URLs; 404 `SubscriptionNotFound`, 403 `AuthorizationFailed` | simplified: only the Key Vault resource-type filter |
+//! | `GET /subscriptions/{sub}[/resourceGroups/{rg}]/providers/Microsoft.KeyVault/vaults[/{name}]` | ARM token | same vault objects | simplified |
+//! | vault `PUT /secrets/{name}` | Key Vault token; Secrets Officer / Administrator | new version (32-hex id); name `^[0-9a-zA-Z-]{1,127}$`, value ≤ 25 KiB, ≤ 15 tags (key ≤ 512, value ≤ 256 chars), contentType ≤ 255 → 400 `BadParameter`; soft-deleted name → 409 `Conflict` / `ObjectIsDeletedButRecoverable` | modelled: limits; 409 `ObjectIsBeingDeleted` while a delete or a purge is in progress |
+//! | vault `GET /secrets/{name}`, `GET /secrets/{name}/`, `GET /secrets/{name}/{version}` | Secrets User / Officer / Administrator | SecretBundle with value; 404 `SecretNotFound`; disabled version → 403 `Forbidden` | modelled; a just-recovered secret is 404 for `recover_delay_ms` |
+//! | vault `PATCH /secrets/{name}/{version}` | Officer / Administrator | update `contentType`, `attributes` (`enabled`, `nbf`, `exp`), `tags` (replaced) → bundle without value | modelled |
+//! | vault `GET /secrets`, `GET /secrets/{name}/versions` | any secrets role or Key Vault Reader | items without values; `maxresults` 1–25 (default 25), absolute `nextLink` | modelled: versions in a seeded order unlike creation (`version_order`), seeded empty pages with a `nextLink` (`empty_page_probability`) |
+//! | vault `DELETE /secrets/{name}` | Officer / Administrator | soft delete → DeletedSecretBundle (`recoveryId`, `deletedDate`, `scheduledPurgeDate`) | modelled: the deletion takes `delete_delay_ms` (not yet among deleted, 409 meanwhile); simplified: never purged automatically |
+//! | vault `GET /deletedsecrets`, `GET /deletedsecrets/{name}` | Reader and up | deleted secrets | modelled: only once the deletion is over |
+//! | vault `POST /deletedsecrets/{name}/recover`, `DELETE /deletedsecrets/{name}` | Officer / Administrator | recover (→ bundle) / purge (→ 204) | modelled: 409 `ObjectIsBeingDeleted` during the deletion; a purge blocks the name for `purge_delay_ms` |
+//! | vault `POST /certificates/{name}/create` | Certificates Officer / Administrator | self-signed certificate from the policy (`x509_props.subject` CN, `validity_months`), operation `completed` at once (202); also a managed backing secret (PEM, `kid`) | simplified: completes at once, ECDSA P-256 whatever `key_props` say, PEM backing secret; not modelled: `inProgress` + `csr`, import, the keys API (`keys/{name}/sign`) |
+//! | vault `GET /certificates/{name}/pending` | Certificates Officer / Certificate User / Reader / Administrator | the (completed) operation | simplified: always `completed` |
+//! | vault `GET /certificates[/{name}[/{version}\|/versions]]` | same | CertificateBundle (`x5t` base64url SHA-1, `cer` base64 DER, `kid`, `sid`, policy) / lists | simplified |
+//! | `GET /_emulator/state` | none | the fixture's shape with absolute RFC 3339 times and every value (a test double: values included) | test double |
+//! | `GET /_emulator/requests`, `DELETE /_emulator/requests` | none | `{total, by_route: {"GET /v1.0/applications": n, "PUT /secrets/{name}": n, …}, by_vault}` / reset (counts and log) | test double |
+//! | `GET /_emulator/requests/log` | none | every non-admin request in arrival order (the first 100,000 since the last reset; `truncated: true` beyond): `{"log": [{"index": 1, "method": "POST", "route": "POST /v1.0/applications(appId='{appId}')/addPassword", "vault": null, "status": 200}, …], "truncated": false}`; `route` is the `by_route` label, `vault` the vault's name for vault listeners, `status` what was answered (also when a fault answered), `"dropped"`, `"hung"`, or `null` while in flight or when the client went away first | test double |
+//! | `POST /_emulator/faults`, `GET /_emulator/faults`, `DELETE /_emulator/faults` | none | a rule (below); the list shows each rule as posted plus `fired`, `remaining`, `after`, `hang`, `skip`, `skip_remaining` / remove all | test double |
+//! | `POST /_emulator/latency` | none | `{"ms": N}` added to every non-admin request | test double |
+//! | `POST /_emulator/propagation` | none | `{"ms": N}`: delay before a new password can log in | test double |
+//! | `POST /_emulator/age` | none | `{"days": N}` or `{"seconds": N}`: every stored time moves N into the past, as if that much time had passed (certificates excepted) | test double |
+//! | `GET /_emulator/fidelity`, `POST /_emulator/fidelity` | none | the fidelity settings (below) / replace the given fields (others kept) and answer the result; 400 naming a refused value | test double |
+//! | vault, every route: `api-version` | — | accepted only from the fidelity's `api_versions` (default: the stable Key Vault data-plane versions `2016-10-01`, `7.0`–`7.6`, `7.6-preview.2`, `2025-07-01`; the official Rust crates send `2025-07-01`, `azure-keyvault-secrets` 4.10 sends `7.6`); others → 400 `BadParameter` "The specified version (…) is not recognized. Consider using the latest supported version (…)." | modelled |
+//! | every answer | — | Graph `request-id` (the one in error bodies) and `client-request-id` (the client's, else the request id); Entra, Key Vault and ARM `x-ms-request-id`; `x-ms-client-request-id` echoed | modelled |
+//! | Graph `$count`, `$search`, `$orderby` | — | `$search` and `$count=true` (and `GET /v1.0/applications/$count`, text/plain) need `ConsistencyLevel: eventual` (else 400 `Request_UnsupportedQuery` / `Request_BadRequest` "$count is not currently supported."); `$search="displayName:word"` clauses joined by `AND` or `OR`, tokenized prefix match; without the header `$orderby` takes `displayName` only and not with `$filter` ("Sorting not supported for current query."), with it also `createdDateTime` and `appId` | simplified: `$search` on `displayName`/`appId` only |
+//! | throttling (fidelity `throttling`, off by default) | — | sliding windows: per vault 300 `PUT /secrets/{name}` and 4,000 other requests per 10 s; Graph per app+tenant 3,500 resource units per 10 s (`GET /applications` 2, other requests 1, `$select` and `$top` < 20 one less, at least 1) and 3,000 writes per 150 s; over budget → 429 with `Retry-After` (Key Vault `Throttled`, Graph `TooManyRequests` + `x-ms-throttle-scope`); refused requests do not count; budgets in `limits` | simplified: no subscription-wide or global budgets, no 60-per-minute write cap for personal-account apps |
+//!
+//! ### Fidelity
+//!
+//! Where Azure is nondeterministic or untidy the emulator's choice is explicit, seeded and
+//! configurable: fixture `fidelity` (every field optional), `POST /_emulator/fidelity`,
+//! [`Emulator::set_fidelity`], or the environment variable `ROTOR_EMULATOR_FIDELITY` (a JSON
+//! object applied at every start, e.g. `{"graph_read_delay_ms": 0}` to tell a consistency
+//! assumption from another failure). Defaults are *unlike* the naive assumption, but short:
+//!
+//! | field | default | meaning |
 //! |---|---|---|
-//! | `POST /{tenant}/oauth2/v2.0/token` | form: `client_id` + `client_secret` (or HTTP Basic) or `client_assertion` | client-credentials grant; `scope` must be `<resource>/.default` (Graph, Key Vault, ARM, or the emulator's own URLs). Returns `{token_type, expires_in: 3600, ext_expires_in, access_token}`; Entra errors `{error, error_description: "AADSTSnnn: …", error_codes}` (see below) |
-//! | `GET /{tenant}/v2.0/.well-known/openid-configuration` | none | OIDC metadata naming the token endpoint (for MSAL-style clients) |
-//! | `GET /v1.0/applications` | Graph token; `Application.Read.All`, `Application.ReadWrite.All` (or `…OwnedBy`: owned apps only) | list; `$top` 1–999 (default 100), absolute `@odata.nextLink` with `$skiptoken`, `$select`, `$filter` (`appId`/`id`/`displayName`/`signInAudience` with `eq`, `in`, `startswith()`, `and`, `or`) |
-//! | `GET /v1.0/applications/{id}`, `GET /v1.0/applications(appId='{appId}')` | Graph read | one application (404 `Request_ResourceNotFound`); `$select` |
-//! | `POST …/addPassword` | Graph write (`ReadWrite.All`, or `ReadWrite.OwnedBy` + owner) | new password: random 40-char `secretText` (returned once), `hint` = first 3 chars, `keyId`, default lifetime 2 years. Apps whose `signInAudience` accepts personal accounts are capped at 2 passwords → 400 `TooManyAppPasswords`. The new secret logs in only after the propagation delay. With the fixture's `max_password_lifetime_days`, longer lifetimes → 400 `CredentialInvalidLifetimeAsPerAppPolicy` |
-//! | `GET /v1.0/servicePrincipals`, `GET /v1.0/servicePrincipals/{id}`, `GET /v1.0/servicePrincipals(appId='{appId}')` | Graph read (`Application.Read.All` and up) | the principals and every application with `service_principal: true` (`id`, `appId`, `displayName`); `$filter` as for applications, `$top` (no further paging); 404 when an app has no service principal |
-//! | `POST …/removePassword` | Graph write | `{keyId}` → 204; unknown keyId → 404 `Request_ResourceNotFound` |
-//! | `PATCH /v1.0/applications/{id}` (or `(appId=…)`) | Graph write | `keyCredentials` replaces the collection (existing entries may be sent back by `keyId` without `key`; new ones need `key` = base64 DER, thumbprint and dates derive from it), `displayName`; `passwordCredentials` is refused → 204 |
-//! | `GET /subscriptions` | ARM token | subscriptions the principal may read |
-//! | `GET /subscriptions/{sub}/resources?$filter=resourceType eq 'Microsoft.KeyVault/vaults'&api-version=…` | ARM token; principal's `subscription_roles` (absent: all) | `{value:[{id,name,type,location,properties:{vaultUri}}]}` with the emulator's vault URLs; 404 `SubscriptionNotFound`, 403 `AuthorizationFailed` |
-//! | `GET /subscriptions/{sub}[/resourceGroups/{rg}]/providers/Microsoft.KeyVault/vaults[/{name}]` | ARM token | same vault objects |
-//! | vault `PUT /secrets/{name}` | Key Vault token; Secrets Officer / Administrator | new version (32-hex id); name `^[0-9a-zA-Z-]{1,127}$`, value ≤ 25 KiB, ≤ 15 tags (key ≤ 512, value ≤ 256 chars), contentType ≤ 255 → 400 `BadParameter`; soft-deleted name → 409 `Conflict` / `ObjectIsDeletedButRecoverable` |
-//! | vault `GET /secrets/{name}`, `GET /secrets/{name}/`, `GET /secrets/{name}/{version}` | Secrets User / Officer / Administrator | SecretBundle with value; 404 `SecretNotFound`; disabled version → 403 `Forbidden` |
-//! | vault `PATCH /secrets/{name}/{version}` | Officer / Administrator | update `contentType`, `attributes` (`enabled`, `nbf`, `exp`), `tags` (replaced) → bundle without value |
-//! | vault `GET /secrets`, `GET /secrets/{name}/versions` | any secrets role or Key Vault Reader | items without values; `maxresults` 1–25 (default 25), absolute `nextLink` |
-//! | vault `DELETE /secrets/{name}` | Officer / Administrator | soft delete → DeletedSecretBundle (`recoveryId`, `deletedDate`, `scheduledPurgeDate`) |
-//! | vault `GET /deletedsecrets`, `GET /deletedsecrets/{name}` | Reader and up | deleted secrets |
-//! | vault `POST /deletedsecrets/{name}/recover`, `DELETE /deletedsecrets/{name}` | Officer / Administrator | recover (→ bundle) / purge (→ 204) |
-//! | vault `POST /certificates/{name}/create` | Certificates Officer / Administrator | self-signed certificate from the policy (`x509_props.subject` CN, `validity_months`), operation `completed` at once (202); also a managed backing secret (PEM, `kid`) |
-//! | vault `GET /certificates/{name}/pending` | Certificates Officer / Certificate User / Reader / Administrator | the (completed) operation |
-//! | vault `GET /certificates[/{name}[/{version}\|/versions]]` | same | CertificateBundle (`x5t` base64url SHA-1, `cer` base64 DER, `kid`, `sid`, policy) / lists |
-//! | `GET /_emulator/state` | none | the fixture's shape with absolute RFC 3339 times and every value (a test double: values included) |
-//! | `GET /_emulator/requests`, `DELETE /_emulator/requests` | none | `{total, by_route: {"GET /v1.0/applications": n, "PUT /secrets/{name}": n, …}, by_vault}` / reset (counts and log) |
-//! | `GET /_emulator/requests/log` | none | every non-admin request in arrival order (the first 100,000 since the last reset; `truncated: true` beyond): `{"log": [{"index": 1, "method": "POST", "route": "POST /v1.0/applications(appId='{appId}')/addPassword", "vault": null, "status": 200}, …], "truncated": false}`; `route` is the `by_route` label, `vault` the vault's name for vault listeners, `status` what was answered (also when a fault answered), `"dropped"`, `"hung"`, or `null` while in flight or when the client went away first |
-//! | `POST /_emulator/faults`, `GET /_emulator/faults`, `DELETE /_emulator/faults` | none | a rule (below); the list shows each rule as posted plus `fired`, `remaining`, `after`, `hang`, `skip`, `skip_remaining` / remove all |
-//! | `POST /_emulator/latency` | none | `{"ms": N}` added to every non-admin request |
-//! | `POST /_emulator/propagation` | none | `{"ms": N}`: delay before a new password can log in |
-//! | `POST /_emulator/age` | none | `{"days": N}` or `{"seconds": N}`: every stored time moves N into the past, as if that much time had passed (certificates excepted) |
+//! | `seed` | 8 | seed of every seeded choice (same seed, same requests → same answers) |
+//! | `version_order` | `scrambled` | `GET /secrets/{name}/versions`: `scrambled` (seeded; with ≥ 2 versions the newest is never last and the oldest never first), `by_id` (as real vaults were observed to list), `creation` |
+//! | `empty_page_probability` | 0.3 | a Key Vault list page is first answered `{"value": [], "nextLink": …}` (drawn per list, offset and seed; at most once per page), and after the last items the same chance of one more, empty, final page |
+//! | `delete_delay_ms` | 30 | a deleted secret is not yet among deleted secrets; write, recover and purge → 409 `Conflict` / `ObjectIsBeingDeleted` |
+//! | `recover_delay_ms` | 30 | a recovered secret is still 404 |
+//! | `purge_delay_ms` | 30 | writing a purged name → 409 `ObjectIsBeingDeleted` |
+//! | `graph_read_delay_ms` | 30 | a password added by `addPassword` is missing from Graph reads (eventual consistency) |
+//! | `api_versions` | see above | Key Vault api-versions accepted |
+//! | `throttling`, `limits` | `false`, Azure's | the throttling model and its budgets (`vault_create_per_10s`, `vault_other_per_10s`, `graph_ru_per_10s`, `graph_writes_per_150s`) |
 //!
 //! Faults and latency never apply to the admin API; requests answered by a fault are still
 //! counted and logged.
@@ -108,6 +133,7 @@
 //! |---|---|---|
 //! | top level | `propagation_delay_ms` | delay before a new password can log in (default 0) |
 //! | top level | `max_password_lifetime_days` | app management policy for `addPassword` |
+//! | top level | `fidelity` | the seeded choices of "Fidelity" above (ordering, empty pages, delays, api-versions, throttling) |
 //! | principal | `object_id` | service principal object id |
 //! | principal | `vault_roles` values | a role name or a list of role names |
 //! | principal | `subscription_roles` | subscription id/name (or `*`) → role; absent: every subscription readable |
@@ -130,9 +156,11 @@
 //!
 //! ## Known simplifications
 //!
-//! Certificates use ECDSA P-256 keys whatever the policy's `key_props` say, and the backing
-//! secret holds PEM (`application/x-pem-file`). Deleted secrets are never purged automatically.
-//! `$count`/`$search`/`$orderby` are not modelled in Graph.
+//! Certificates use ECDSA P-256 keys whatever the policy's `key_props` say, complete at once
+//! (no `inProgress`, no `csr`), cannot be imported, and the backing secret holds PEM
+//! (`application/x-pem-file`); there is no keys API (`keys/{name}/sign`) and no
+//! `addKey`/`removeKey`. Client assertions' signatures are not verified. Deleted secrets are
+//! never purged automatically.
 
 #![forbid(unsafe_code)]
 // Handlers return `Result<_, Response>`: the error *is* the HTTP answer, built once and returned.
