@@ -34,6 +34,10 @@ pub struct Config {
     /// [`crate::pacing`]).
     #[serde(skip)]
     pub limits: crate::pacing::Limits,
+    /// Notifications (`[notify]`): webhooks, when to send. Never serialised (the URLs are
+    /// secrets).
+    #[serde(skip)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 impl Config {
@@ -90,9 +94,17 @@ impl Config {
                     };
                     cfg.limits = parse_limits(&action, t)?;
                 }
+                "notify" => {
+                    let Some(t) = value.as_table() else {
+                        return Err(key_error(&action, "notify", "must be a table `[notify]`"));
+                    };
+                    cfg.notify = crate::notify::NotifyConfig::parse(&action, t, &|name| {
+                        std::env::var(name).ok()
+                    })?;
+                }
                 other => {
                     return Err(key_error(&action, other, "unknown key").with_hint(
-                        "known keys: vaults, subscriptions, [policy], [app_subscriptions], [limits]",
+                        "known keys: vaults, subscriptions, [policy], [app_subscriptions], [limits], [notify]",
                     ));
                 }
             }

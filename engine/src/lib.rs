@@ -58,6 +58,7 @@ pub mod keyvault;
 pub mod links;
 pub mod matching;
 pub mod model;
+pub mod notify;
 pub mod pacing;
 pub mod policy;
 pub mod progress;

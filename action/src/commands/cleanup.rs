@@ -203,6 +203,17 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
             ));
         }
     }
+    if !dry_run {
+        let cleanup_failed = view.rotations.iter().filter(|r| r.error.is_some()).count();
+        super::rotate::notify(
+            ctx,
+            "cleanup",
+            &[],
+            view.removed_key_ids.len(),
+            cleanup_failed,
+        )
+        .await;
+    }
     Ok(if failed {
         ExitCode::from(super::EXIT_FAILED)
     } else {

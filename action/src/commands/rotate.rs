@@ -426,7 +426,46 @@ pub fn print_plan(ctx: &Context, planned: &[Planned], validity_days: u32) {
 
 /// Runs `rotor rotate`.
 pub async fn run(ctx: &Context, args: &RotateArgs) -> anyhow::Result<ExitCode> {
-    Ok(run_collect(ctx, args).await?.0)
+    let (code, records) = run_collect(ctx, args).await?;
+    notify(ctx, "rotate", &records, 0, 0).await;
+    Ok(code)
+}
+
+/// Sends `[notify]`'s webhooks (with the `ROTOR_NOTIFY_*` overrides) after a run; a failure is
+/// printed to stderr and never changes the exit code. URLs are never printed.
+pub async fn notify(
+    ctx: &Context,
+    what: &str,
+    records: &[AuditRecord],
+    removed: usize,
+    cleanup_failed: usize,
+) {
+    let cfg = match ctx
+        .config()
+        .notify
+        .clone()
+        .with_env(&|n| std::env::var(n).ok())
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: no notification: {e}");
+            return;
+        }
+    };
+    let m = rotor_engine::notify::Message {
+        what: what.to_string(),
+        records,
+        removed,
+        cleanup_failed,
+        run_url: None,
+    };
+    for sent in rotor_engine::notify::send(&cfg, &m).await {
+        if sent.error.is_some() {
+            eprintln!("warning: {}", sent.describe());
+        } else {
+            tracing::info!("{}", sent.describe());
+        }
+    }
 }
 
 /// Runs `rotor rotate` and also returns the audit records (for `rotor demo`).

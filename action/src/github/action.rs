@@ -42,13 +42,17 @@ pub async fn run_action(ctx: &Context, args: &ActionArgs) -> anyhow::Result<Exit
 
 /// The environment variables whose values are secrets this process may receive: the Azure client
 /// secret (also under its Terraform name), an OIDC token passed directly, the runner's OIDC request
-/// token and the GitHub token.
-pub const RECEIVED_SECRET_VARS: [&str; 5] = [
+/// token, the GitHub token and the notification webhook URLs.
+pub const RECEIVED_SECRET_VARS: [&str; 8] = [
     "AZURE_CLIENT_SECRET",
     "ARM_CLIENT_SECRET",
     "AZURE_OIDC_TOKEN",
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
     "GITHUB_TOKEN",
+    // Webhook URLs are credentials (the `notify-*` inputs).
+    "ROTOR_NOTIFY_SLACK",
+    "ROTOR_NOTIFY_TEAMS",
+    "ROTOR_NOTIFY_WEBHOOK",
 ];
 
 /// On a runner, masks the secret-like values this process receives ([`RECEIVED_SECRET_VARS`])
@@ -300,6 +304,8 @@ struct Outcome {
     cleanup_failed: usize,
     /// Vaults that could not be listed (their links were not rotated; exit 1).
     vault_failures: Vec<rotor_engine::VaultFailure>,
+    /// The engine's records of a rotation run (for notifications).
+    audit: Vec<rotor_engine::AuditRecord>,
 }
 
 /// The flow for the event, with the runner environment and workflow command sink passed in.
@@ -530,6 +536,19 @@ pub async fn run_action_with<W: Write>(
                 }
             }
         }
+    }
+
+    if matches!(event, Event::Rotate { .. }) && !args.dry_run {
+        notify(
+            ctx,
+            env,
+            commands,
+            "rotation run",
+            &outcome.audit,
+            outcome.removed,
+            outcome.cleanup_failed,
+        )
+        .await;
     }
 
     let mut dashboard_issue = None;
@@ -852,6 +871,16 @@ async fn one_click<W: Write>(
     if let Some(summary) = &env.step_summary {
         runner::append_summary(summary, &report.render_summary())?;
     }
+    notify(
+        ctx,
+        env,
+        commands,
+        "rotation requested on the dashboard",
+        &records,
+        0,
+        0,
+    )
+    .await;
     // Re-rendered from Azure as it is now: the boxes are cleared.
     match render_dashboard(ctx, args, env, commands).await {
         Ok((_, d)) => {
@@ -1354,8 +1383,48 @@ async fn rotate_due<W: Write>(
         report,
         records: records_out,
         vault_failures,
+        audit: engine_records,
         ..Outcome::default()
     })
+}
+
+/// Sends the run's notifications (`[notify]` and the `notify-*` inputs). A failed notification
+/// is a warning; it never changes the exit code. Webhook URLs are never printed.
+pub async fn notify<W: Write>(
+    ctx: &Context,
+    env: &RunnerEnv,
+    commands: &mut Commands<W>,
+    what: &str,
+    records: &[rotor_engine::AuditRecord],
+    removed: usize,
+    cleanup_failed: usize,
+) {
+    let cfg = match ctx
+        .config()
+        .notify
+        .clone()
+        .with_env(&|n| std::env::var(n).ok())
+    {
+        Ok(c) => c,
+        Err(e) => {
+            commands.warning("rotor: no notification", &e.to_string());
+            return;
+        }
+    };
+    let m = rotor_engine::notify::Message {
+        what: what.to_string(),
+        records,
+        removed,
+        cleanup_failed,
+        run_url: env.run_url(),
+    };
+    for sent in rotor_engine::notify::send(&cfg, &m).await {
+        if sent.error.is_some() {
+            commands.warning("rotor: notification failed", &sent.describe());
+        } else {
+            commands.log(&format!("rotor: {}", sent.describe()));
+        }
+    }
 }
 
 /// One summary line per vault that could not be listed (escaped: the text names Azure objects).
