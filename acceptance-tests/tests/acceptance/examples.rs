@@ -150,7 +150,8 @@ async fn example_import_adopts_then_plans_nothing() {
     tf.run(&[
         "import",
         "rotor_secret_link.billing",
-        &format!("{CALM_APP_ID}/{CALM_KEY}"),
+        // the form the example's README shows: the resource's own id
+        &format!("{CALM_APP_ID}/prod"),
     ])
     .await
     .ok();
@@ -160,4 +161,69 @@ async fn example_import_adopts_then_plans_nothing() {
     );
     let plan = tf.plan().await;
     assert_eq!(plan.code, 0, "{}", plan.output());
+}
+
+/// Every example directory has a README that says what it shows, names each of its variables and
+/// how to run it against the emulator, and is exercised by a test in this file.
+#[test]
+fn examples_each_have_a_readme_and_a_test() {
+    let tests = std::fs::read_to_string(
+        workspace_root().join("acceptance-tests/tests/acceptance/examples.rs"),
+    )
+    .expect("examples.rs");
+    let root = workspace_root().join("examples/terraform");
+    let mut dirs = 0;
+    for entry in std::fs::read_dir(&root).expect("examples/terraform") {
+        let dir = entry.expect("entry").path();
+        if !dir.is_dir() {
+            continue;
+        }
+        dirs += 1;
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string();
+        let readme = std::fs::read_to_string(dir.join("README.md"))
+            .unwrap_or_else(|_| panic!("examples/terraform/{name}/README.md is missing"));
+        assert!(
+            readme.starts_with(&format!("# {name}\n")),
+            "{name}/README.md title"
+        );
+        assert!(
+            readme.contains("## Variables"),
+            "{name}/README.md: no Variables section"
+        );
+        assert!(
+            readme.contains("## Run it against the emulator"),
+            "{name}/README.md: no emulator section"
+        );
+        for tf in std::fs::read_dir(&dir).expect("dir").flatten() {
+            let path = tf.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("tf") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("tf");
+            for line in text.lines() {
+                if let Some(var) = line
+                    .strip_prefix("variable \"")
+                    .and_then(|r| r.split('"').next())
+                {
+                    assert!(
+                        readme.contains(&format!("`{var}`")),
+                        "{name}/README.md does not describe variable `{var}`"
+                    );
+                }
+            }
+        }
+        assert!(
+            tests.contains(&format!("example(\"{name}\")")),
+            "no test in examples.rs runs examples/terraform/{name}"
+        );
+        assert!(
+            readme.contains("Exercised by `example_"),
+            "{name}/README.md names its test"
+        );
+    }
+    assert!(dirs >= 5, "{dirs} example directories");
 }

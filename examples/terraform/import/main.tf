@@ -1,8 +1,8 @@
-# Adopt a secret rotor did not create. Write the link, then import it by
-# <application_id>/<key_id of the client secret>; rotor finds the Key Vault secrets that hold it
-# through tags and matching:
+# Adopt a secret rotor did not create. Write the link, then import it by its own id
+# <application_id>/<credential_display_name> (or <application_id>/<key_id of the client secret>);
+# rotor finds the Key Vault secrets that hold it through tags and matching:
 #
-#   terraform import rotor_secret_link.billing 00000000-0000-0000-0000-000000000000/11111111-1111-1111-1111-111111111111
+#   terraform import rotor_secret_link.billing "00000000-0000-0000-0000-000000000000/prod"
 #
 # The provider searches the vaults in its `vault_urls` (or ROTOR_VAULTS) and the vaults of its
 # `subscription_id` (or ARM_SUBSCRIPTION_ID). After the import, `terraform plan` is empty unless
