@@ -62,7 +62,7 @@ pub struct Failure {
     pub code: Option<String>,
     /// The object the failure is about, so front ends place it (a Terraform attribute, a table
     /// row) without reading the wording.
-    pub subject: Option<Subject>,
+    pub subject: Option<Box<Subject>>,
 }
 
 /// What an [`Error`] is about.
@@ -221,14 +221,14 @@ impl Error {
     pub fn with_subject(mut self, subject: Subject) -> Error {
         let f = self.failure_mut();
         if f.subject.is_none() {
-            f.subject = Some(subject);
+            f.subject = Some(Box::new(subject));
         }
         self
     }
 
     /// What the error is about, when known.
     pub fn subject(&self) -> Option<&Subject> {
-        self.failure().subject.as_ref()
+        self.failure().subject.as_deref()
     }
 
     /// Lines telling the user how to fix the problem (may be empty).
