@@ -97,8 +97,8 @@ fn example_workflows_use_only_inputs_that_exist() {
     let workflows = example_workflows();
     assert_eq!(
         workflows.len(),
-        3,
-        "nightly, PR report, Terraform plan report"
+        4,
+        "nightly, PR report, Terraform plan report, rotation dashboard"
     );
     for (name, wf) in &workflows {
         assert!(!rotor_steps(wf).is_empty(), "{name} uses the action");
@@ -479,6 +479,24 @@ fn example_workflows_ask_for_the_permissions_they_need_and_no_more() {
                 "{name}: sticky comment"
             );
             assert!(on.get("pull_request_target").is_none(), "{name}");
+        }
+        let dashboard = rotor_steps(&wf).iter().any(|(_, with)| {
+            with["dashboard"].as_bool() == Some(true) || with["dashboard"].as_str() == Some("true")
+        });
+        if dashboard {
+            assert_eq!(
+                perms.get("issues").map(String::as_str),
+                Some("write"),
+                "{name}: the dashboard issue needs issues: write"
+            );
+            let types = on["issues"]["types"].as_sequence().cloned().unwrap_or_default();
+            assert_eq!(
+                types,
+                vec![Value::from("edited")],
+                "{name}: one-click rotation runs on issues edited only"
+            );
+        } else {
+            assert!(on.get("issues").is_none(), "{name}");
         }
         // No stored Azure secret in the examples.
         let text = serde_yaml::to_string(&wf).expect("yaml");
