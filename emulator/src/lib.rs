@@ -331,6 +331,10 @@ impl Emulator {
             env.insert("ARM_CLIENT_ID".into(), p.client_id.clone());
             env.insert("ARM_CLIENT_SECRET".into(), p.client_secret.clone());
         }
+        if let Some(s) = store.subscriptions.first() {
+            env.insert("ARM_SUBSCRIPTION_ID".into(), s.id.clone());
+            env.insert("AZURE_SUBSCRIPTION_ID".into(), s.id.clone());
+        }
         env.insert("AZURE_AUTHORITY_HOST".into(), main_url.clone());
         env.insert("ROTOR_GRAPH_ENDPOINT".into(), main_url.clone());
         env.insert("ROTOR_ARM_ENDPOINT".into(), main_url.clone());

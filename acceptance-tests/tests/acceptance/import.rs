@@ -124,3 +124,26 @@ async fn import_errors_give_a_fix_that_works_for_import() {
         "{out}"
     );
 }
+
+/// The emulator's `env` carries `ARM_SUBSCRIPTION_ID` (its first subscription), which is all the
+/// provider needs to find vaults for an import: no `vault_urls` / `ROTOR_VAULTS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_finds_vaults_through_the_subscription_in_the_environment() {
+    let em = emulator(fixture()).await;
+    assert!(em.endpoints().env.contains_key("ARM_SUBSCRIPTION_ID"));
+    assert!(em.endpoints().env.contains_key("AZURE_SUBSCRIPTION_ID"));
+    let tf = Tf::new(Some(&em));
+    tf.config(&billing(&em));
+    tf.run(&[
+        "import",
+        "rotor_secret_link.billing",
+        &format!("{CALM_APP_ID}/prod"),
+    ])
+    .await
+    .ok();
+    assert_eq!(
+        tf.resource("rotor_secret_link.billing")["current_key_id"],
+        CALM_KEY
+    );
+    assert_eq!(tf.plan().await.code, 0);
+}
