@@ -211,3 +211,38 @@ async fn a_500_is_retried_then_reported_without_changing_the_exit_code() {
     );
     assert!(!logs.contains(HOOK_SECRET) && !out.stderr.contains(HOOK_SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotor_rotate_on_the_cli_notifies_through_the_same_implementation() {
+    let emu = emulator().await;
+    let gh = FakeGitHub::start().await;
+    let (h, base) = hooks().await;
+    let r = Runner::new(&gh, "schedule", &schedule());
+    write_config(
+        &emu,
+        &r,
+        "[notify]\non = \"always\"\nslack = \"env:MY_SLACK\"\n",
+    );
+    let mut env = emu.endpoints().env.clone();
+    env.insert("MY_SLACK".into(), format!("{base}/slack"));
+    // Not on a runner: plain CLI.
+    env.insert("GITHUB_ACTIONS".into(), String::new());
+    let out = r.rotor(&["rotate", "--due", "--yes"], &env).await;
+    assert!(matches!(out.code, Some(0 | 1)), "{out:#?}");
+    let got = h.received.lock().expect("lock").clone();
+    assert_eq!(got.len(), 1, "one message: {got:?}");
+    let body: Value = serde_json::from_str(&got[0].1).expect("json");
+    assert!(
+        body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("rotor rotate")),
+        "{body}"
+    );
+    for v in secret_values(&emu) {
+        assert!(
+            !got[0].1.contains(v.as_str()),
+            "a secret value in the payload"
+        );
+    }
+    assert!(!out.stdout.contains(HOOK_SECRET) && !out.stderr.contains(HOOK_SECRET));
+}

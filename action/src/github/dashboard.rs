@@ -502,6 +502,46 @@ mod tests {
     }
 
     #[test]
+    fn a_below_minimum_match_has_a_second_box_naming_the_risk_and_blocked_ones_none() {
+        let mut e = entry(1, Urgency::Due);
+        e.action = Action::RotateAtRisk("LOW".into());
+        e.blocked = Some((
+            "below the minimum confidence: LOW (policy minimum MEDIUM)".into(),
+            "tag it".into(),
+        ));
+        let mut b = entry(2, Urgency::Expired);
+        b.action = Action::None;
+        b.blocked = Some((
+            "excluded by policy (name:legacy-*)".into(),
+            "remove it".into(),
+        ));
+        let d = Dashboard {
+            title: "t".into(),
+            entries: vec![e.clone(), b.clone()],
+            ..Dashboard::default()
+        };
+        let body = d.render(markdown::COMMENT_LIMIT, true);
+        assert!(body.contains(&format!(
+            "- [ ] {} Rotate",
+            rotate_marker(&e.app_id, &e.key_id)
+        )));
+        assert!(body.contains(&format!(
+            "  - [ ] {} I accept the risk: this match is only LOW",
+            risk_marker(&e.app_id, &e.key_id)
+        )));
+        assert!(
+            !body.contains(&rotate_marker(&b.app_id, &b.key_id)),
+            "no box when blocked"
+        );
+        assert!(
+            body.contains("blocked: excluded by policy (name:legacy-\\*). Fix: remove it"),
+            "{body}"
+        );
+        // Expired first.
+        assert!(body.find("### Expired").expect("expired") < body.find("### Due").expect("due"));
+    }
+
+    #[test]
     fn urgency() {
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1000);
         let d = time::Duration::days;
