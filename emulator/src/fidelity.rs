@@ -61,6 +61,9 @@ pub struct Fidelity {
     /// Graph's eventual consistency: a password added by `addPassword` is missing from
     /// `GET /applications…` for this long.
     pub graph_read_delay_ms: u64,
+    /// A created certificate stays `inProgress` (with its `csr`) for this long; then the
+    /// pending operation is `completed` and the version and its backing secret exist.
+    pub certificate_delay_ms: u64,
     /// Key Vault api-versions accepted; any other answers 400 `BadParameter`.
     pub api_versions: Vec<String>,
     /// Service limits (off by default; the benchmark turns them on): over a budget of
@@ -80,6 +83,7 @@ impl Default for Fidelity {
             recover_delay_ms: 30,
             purge_delay_ms: 30,
             graph_read_delay_ms: 30,
+            certificate_delay_ms: 30,
             api_versions: DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect(),
             throttling: false,
             limits: crate::throttle::Limits::default(),

@@ -269,7 +269,7 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
             Route::DeleteSecret(name) => delete_secret(v, &name, &fid),
             Route::PurgeDeleted(name) => purge_deleted(v, &name, &fid),
             Route::RecoverDeleted(name) => recover_deleted(v, &name, &fid),
-            Route::CreateCertificate(name) => create_certificate(v, &name, req),
+            Route::CreateCertificate(name) => create_certificate(v, &name, req, &fid),
             _ => util::empty(StatusCode::INTERNAL_SERVER_ERROR),
         };
     }
@@ -566,6 +566,7 @@ fn set_secret(v: &mut Vault, name: &str, req: &Req) -> Response {
         created: now,
         updated: now,
         kid: None,
+        visible_at: None,
     };
     let e = v.secrets.entry(key).or_insert_with(|| SecretEntry {
         name: name.to_string(),
@@ -611,7 +612,7 @@ fn get_secret(v: &Vault, name: &str, version: Option<&str>) -> Response {
         Some(ver) => e
             .versions
             .iter()
-            .find(|x| x.version.eq_ignore_ascii_case(ver)),
+            .find(|x| x.visible() && x.version.eq_ignore_ascii_case(ver)),
     };
     let Some(x) = x else {
         return secret_not_found(name, version);
@@ -874,12 +875,13 @@ fn list_versions(v: &Vault, name: &str, req: &Req, api: &ApiCtx<'_>) -> Response
     let Some(e) = active(v, name) else {
         return secret_not_found(name, None);
     };
-    let ids: Vec<&str> = e.versions.iter().map(|x| x.version.as_str()).collect();
+    let shown: Vec<&SecretVersion> = e.versions.iter().filter(|x| x.visible()).collect();
+    let ids: Vec<&str> = shown.iter().map(|x| x.version.as_str()).collect();
     let items = api
         .fidelity
         .order_versions(&ids)
         .into_iter()
-        .map(|i| Value::Object(item(v, e, &e.versions[i], true)));
+        .map(|i| Value::Object(item(v, e, shown[i], true)));
     page(
         items,
         offset,
@@ -971,15 +973,41 @@ fn cert_bundle(v: &Vault, e: &CertEntry, c: &CertVersion) -> Value {
 }
 
 fn operation_json(v: &Vault, e: &CertEntry) -> Value {
-    json!({
+    let last = e.versions.last();
+    let done = last.is_none_or(CertVersion::ready);
+    let mut op = json!({
         "id": format!("{}certificates/{}/pending", v.url, e.name),
         "issuer": {"name": "Self"},
+        "csr": last.map(|c| c.csr.clone()),
         "cancellation_requested": false,
-        "status": "completed",
-        "status_details": "",
-        "target": format!("{}certificates/{}", v.url, e.name),
+        "status": if done { "completed" } else { "inProgress" },
+        "status_details": if done { "" } else { "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later." },
         "request_id": e.pending_request_id,
-    })
+    });
+    if done {
+        op["target"] = json!(format!("{}certificates/{}", v.url, e.name));
+    }
+    op
+}
+
+/// While the operation is in progress: `Retry-After` (seconds) and `retry-after-ms` (what the
+/// official SDKs' pollers read first) until it completes.
+fn operation_response(v: &Vault, e: &CertEntry, status: StatusCode) -> Response {
+    let mut r = util::json(status, &operation_json(v, e));
+    if let Some(c) = e.versions.last().filter(|c| !c.ready()) {
+        let left = c
+            .ready_at
+            .saturating_duration_since(std::time::Instant::now());
+        let ms = left.as_millis().max(1) as u64;
+        let h = r.headers_mut();
+        if let Ok(x) = HeaderValue::from_str(&ms.to_string()) {
+            h.insert("retry-after-ms", x);
+        }
+        if let Ok(x) = HeaderValue::from_str(&ms.div_ceil(1000).to_string()) {
+            h.insert(http::header::RETRY_AFTER, x);
+        }
+    }
+    r
 }
 
 fn subject_cn(subject: &str) -> String {
@@ -991,7 +1019,12 @@ fn subject_cn(subject: &str) -> String {
         .unwrap_or_else(|| subject.to_string())
 }
 
-fn create_certificate(v: &mut Vault, name: &str, req: &Req) -> Response {
+fn create_certificate(
+    v: &mut Vault,
+    name: &str,
+    req: &Req,
+    fid: &crate::fidelity::Fidelity,
+) -> Response {
     if let Some(r) = check_name(name) {
         return r;
     }
@@ -1043,7 +1076,31 @@ fn create_certificate(v: &mut Vault, name: &str, req: &Req) -> Response {
     let now = util::now();
     let nbf = now - time::Duration::minutes(5);
     let exp = now + time::Duration::days(30 * months);
-    let (der, pem) = match generate_cert(&subject, nbf, exp) {
+    let key_props = policy.get("key_props").cloned().unwrap_or(json!({}));
+    let kty = key_props
+        .get("kty")
+        .and_then(Value::as_str)
+        .unwrap_or("RSA")
+        .to_ascii_uppercase();
+    let key_size = key_props
+        .get("key_size")
+        .and_then(Value::as_u64)
+        .unwrap_or(2048);
+    let key_spec = match kty.as_str() {
+        "RSA" | "RSA-HSM" => match key_size {
+            2048 => KeySpec::Rsa(rcgen::RsaKeySize::_2048),
+            3072 => KeySpec::Rsa(rcgen::RsaKeySize::_3072),
+            4096 => KeySpec::Rsa(rcgen::RsaKeySize::_4096),
+            n => {
+                return bad(&format!(
+                    "Invalid key size {n}: RSA keys are 2048, 3072 or 4096 bits."
+                ));
+            }
+        },
+        "EC" | "EC-HSM" => KeySpec::P256,
+        k => return bad(&format!("Invalid key type '{k}'.")),
+    };
+    let (der, pem, csr) = match generate_cert(&subject, nbf, exp, key_spec) {
         Ok(x) => x,
         Err(e) => {
             return kv_error(
@@ -1056,9 +1113,15 @@ fn create_certificate(v: &mut Vault, name: &str, req: &Req) -> Response {
     };
     // Fill the policy defaults Key Vault reports back.
     if let Value::Object(m) = &mut policy {
-        m.entry("key_props").or_insert(
-            json!({"exportable": true, "kty": "EC", "crv": "P-256", "reuse_key": false}),
-        );
+        let kp = match key_spec {
+            KeySpec::Rsa(_) => {
+                json!({"exportable": true, "kty": kty, "key_size": key_size, "reuse_key": false})
+            }
+            KeySpec::P256 => {
+                json!({"exportable": true, "kty": kty, "crv": "P-256", "reuse_key": false})
+            }
+        };
+        m.insert("key_props".into(), kp);
         m.entry("secret_props")
             .or_insert(json!({"contentType": "application/x-pem-file"}));
         m.entry("issuer").or_insert(json!({"name": "Self"}));
@@ -1082,7 +1145,11 @@ fn create_certificate(v: &mut Vault, name: &str, req: &Req) -> Response {
         updated: ts,
         tags: tags.clone(),
         subject,
+        ready_at: std::time::Instant::now()
+            + std::time::Duration::from_millis(fid.certificate_delay_ms),
+        csr: util::b64(&csr),
     };
+    let ready_at = cv.ready_at;
     let url = v.url.clone();
     let entry = v
         .certificates
@@ -1112,39 +1179,53 @@ fn create_certificate(v: &mut Vault, name: &str, req: &Req) -> Response {
         created: ts,
         updated: ts,
         kid: Some(format!("{url}keys/{name}/{version}")),
+        visible_at: Some(ready_at),
     });
     let Some(e) = v.certificates.get(&key) else {
         return util::empty(StatusCode::INTERNAL_SERVER_ERROR);
     };
-    let mut r = util::json(StatusCode::ACCEPTED, &operation_json(v, e));
+    let mut r = operation_response(v, e, StatusCode::ACCEPTED);
     if let Ok(h) = HeaderValue::from_str(&format!("{url}certificates/{name}/pending")) {
         r.headers_mut().insert(http::header::LOCATION, h);
     }
     r
 }
 
-/// A self-signed certificate: (DER, PEM of private key + certificate).
+/// The key of a certificate: RSA (Key Vault's default, and all Entra accepts for client
+/// assertions) or EC P-256.
+#[derive(Debug, Clone, Copy)]
+enum KeySpec {
+    Rsa(rcgen::RsaKeySize),
+    P256,
+}
+
+/// A self-signed certificate: (DER, PEM of private key + certificate, DER of its CSR).
 fn generate_cert(
     subject: &str,
     nbf: time::OffsetDateTime,
     exp: time::OffsetDateTime,
-) -> anyhow::Result<(Vec<u8>, String)> {
+    spec: KeySpec,
+) -> anyhow::Result<(Vec<u8>, String, Vec<u8>)> {
     let cn = subject_cn(subject);
-    let key = rcgen::KeyPair::generate()?;
+    let key = match spec {
+        KeySpec::Rsa(size) => rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size)?,
+        KeySpec::P256 => rcgen::KeyPair::generate()?,
+    };
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CommonName, cn);
     params.distinguished_name = dn;
     params.not_before = nbf;
     params.not_after = exp;
+    let csr = params.serialize_request(&key)?.der().to_vec();
     let cert = params.self_signed(&key)?;
     let pem = format!("{}{}", key.serialize_pem(), cert.pem());
-    Ok((cert.der().to_vec(), pem))
+    Ok((cert.der().to_vec(), pem, csr))
 }
 
 fn certificate_operation(v: &Vault, name: &str) -> Response {
     match v.certificates.get(&name.to_ascii_lowercase()) {
-        Some(e) => util::json(StatusCode::OK, &operation_json(v, e)),
+        Some(e) => operation_response(v, e, StatusCode::OK),
         None => kv_error(
             StatusCode::NOT_FOUND,
             "PendingCertificateNotFound",
@@ -1159,11 +1240,11 @@ fn get_certificate(v: &Vault, name: &str, version: Option<&str>) -> Response {
         return cert_not_found(name);
     };
     let c = match version {
-        None => e.versions.last(),
+        None => e.versions.iter().rev().find(|c| c.ready()),
         Some(ver) => e
             .versions
             .iter()
-            .find(|c| c.version.eq_ignore_ascii_case(ver)),
+            .find(|c| c.ready() && c.version.eq_ignore_ascii_case(ver)),
     };
     match c {
         Some(c) => util::json(StatusCode::OK, &cert_bundle(v, e, c)),
@@ -1192,10 +1273,13 @@ fn list_certificates(v: &Vault, req: &Req, api: &ApiCtx<'_>) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let items = v
-        .certificates
-        .values()
-        .filter_map(|e| e.versions.last().map(|c| cert_item(v, e, c, false)));
+    let items = v.certificates.values().filter_map(|e| {
+        e.versions
+            .iter()
+            .rev()
+            .find(|c| c.ready())
+            .map(|c| cert_item(v, e, c, false))
+    });
     page(
         items,
         offset,
@@ -1215,7 +1299,11 @@ fn list_certificate_versions(v: &Vault, name: &str, req: &Req, api: &ApiCtx<'_>)
     let Some(e) = v.certificates.get(&name.to_ascii_lowercase()) else {
         return cert_not_found(name);
     };
-    let items = e.versions.iter().map(|c| cert_item(v, e, c, true));
+    let items = e
+        .versions
+        .iter()
+        .filter(|c| c.ready())
+        .map(|c| cert_item(v, e, c, true));
     page(
         items,
         offset,

@@ -31,9 +31,9 @@
 //! | vault `DELETE /secrets/{name}` | Officer / Administrator | soft delete → DeletedSecretBundle (`recoveryId`, `deletedDate`, `scheduledPurgeDate`) | modelled: the deletion takes `delete_delay_ms` (not yet among deleted, 409 meanwhile); simplified: never purged automatically |
 //! | vault `GET /deletedsecrets`, `GET /deletedsecrets/{name}` | Reader and up | deleted secrets | modelled: only once the deletion is over |
 //! | vault `POST /deletedsecrets/{name}/recover`, `DELETE /deletedsecrets/{name}` | Officer / Administrator | recover (→ bundle) / purge (→ 204) | modelled: 409 `ObjectIsBeingDeleted` during the deletion; a purge blocks the name for `purge_delay_ms` |
-//! | vault `POST /certificates/{name}/create` | Certificates Officer / Administrator | self-signed certificate from the policy (`x509_props.subject` CN, `validity_months`), operation `completed` at once (202); also a managed backing secret (PEM, `kid`) | simplified: completes at once, ECDSA P-256 whatever `key_props` say, PEM backing secret; not modelled: `inProgress` + `csr`, import, the keys API (`keys/{name}/sign`) |
-//! | vault `GET /certificates/{name}/pending` | Certificates Officer / Certificate User / Reader / Administrator | the (completed) operation | simplified: always `completed` |
-//! | vault `GET /certificates[/{name}[/{version}\|/versions]]` | same | CertificateBundle (`x5t` base64url SHA-1, `cer` base64 DER, `kid`, `sid`, policy) / lists | simplified |
+//! | vault `POST /certificates/{name}/create` | Certificates Officer / Administrator | self-signed certificate from the policy (`x509_props.subject` CN, `validity_months`; `key_props.kty` `RSA` (default; `key_size` 2048/3072/4096) or `EC` P-256): 202 with the operation `inProgress` and its `csr` (base64 DER), `Retry-After` and `retry-after-ms`, `Location`; after the fidelity's `certificate_delay_ms` it is `completed` and the version and its managed backing secret (PEM of key and certificate, `kid`) exist | modelled; simplified: issuer `Self` only, PEM backing secret (no PKCS#12); not modelled: import, the keys API (`keys/{name}/sign`) |
+//! | vault `GET /certificates/{name}/pending` | Certificates Officer / Certificate User / Reader / Administrator | the operation: `inProgress` (with `csr`, `Retry-After`, `retry-after-ms`) until it completes, then `completed` with `target` | modelled |
+//! | vault `GET /certificates[/{name}[/{version}\|/versions]]` | same | CertificateBundle (`x5t` base64url SHA-1, `cer` base64 DER, `kid`, `sid`, policy) / lists; versions still in progress are not shown | simplified |
 //! | `GET /_emulator/state` | none | the fixture's shape with absolute RFC 3339 times and every value (a test double: values included) | test double |
 //! | `GET /_emulator/requests`, `DELETE /_emulator/requests` | none | `{total, by_route: {"GET /v1.0/applications": n, "PUT /secrets/{name}": n, …}, by_vault}` / reset (counts and log) | test double |
 //! | `GET /_emulator/requests/log` | none | every non-admin request in arrival order (the first 100,000 since the last reset; `truncated: true` beyond): `{"log": [{"index": 1, "method": "POST", "route": "POST /v1.0/applications(appId='{appId}')/addPassword", "vault": null, "status": 200}, …], "truncated": false}`; `route` is the `by_route` label, `vault` the vault's name for vault listeners, `status` what was answered (also when a fault answered), `"dropped"`, `"hung"`, or `null` while in flight or when the client went away first | test double |
@@ -64,6 +64,7 @@
 //! | `recover_delay_ms` | 30 | a recovered secret is still 404 |
 //! | `purge_delay_ms` | 30 | writing a purged name → 409 `ObjectIsBeingDeleted` |
 //! | `graph_read_delay_ms` | 30 | a password added by `addPassword` is missing from Graph reads (eventual consistency) |
+//! | `certificate_delay_ms` | 30 | a created certificate stays `inProgress` (with its `csr`) before it completes |
 //! | `api_versions` | see above | Key Vault api-versions accepted |
 //! | `throttling`, `limits` | `false`, Azure's | the throttling model and its budgets (`vault_create_per_10s`, `vault_other_per_10s`, `graph_ru_per_10s`, `graph_writes_per_150s`) |
 //!
@@ -156,8 +157,7 @@
 //!
 //! ## Known simplifications
 //!
-//! Certificates use ECDSA P-256 keys whatever the policy's `key_props` say, complete at once
-//! (no `inProgress`, no `csr`), cannot be imported, and the backing secret holds PEM
+//! Certificates are self-signed only, cannot be imported, and the backing secret holds PEM
 //! (`application/x-pem-file`); there is no keys API (`keys/{name}/sign`) and no
 //! `addKey`/`removeKey`. Client assertions' signatures are not verified. Deleted secrets are
 //! never purged automatically.

@@ -100,6 +100,15 @@ pub struct SecretVersion {
     pub updated: i64,
     /// Set for secrets backing a certificate (`kid`, `managed: true`).
     pub kid: Option<String>,
+    /// A certificate's backing secret exists only once its operation completes.
+    pub visible_at: Option<std::time::Instant>,
+}
+
+impl SecretVersion {
+    pub fn visible(&self) -> bool {
+        self.visible_at
+            .is_none_or(|t| t <= std::time::Instant::now())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -134,7 +143,7 @@ impl SecretEntry {
     }
 
     pub fn latest(&self) -> Option<&SecretVersion> {
-        self.versions.last()
+        self.versions.iter().rev().find(|x| x.visible())
     }
 }
 
@@ -150,6 +159,16 @@ pub struct CertVersion {
     pub updated: i64,
     pub tags: BTreeMap<String, String>,
     pub subject: String,
+    /// The pending operation completes (the version becomes visible) at this instant.
+    pub ready_at: std::time::Instant,
+    /// Base64 DER of the certificate signing request (the pending operation's `csr`).
+    pub csr: String,
+}
+
+impl CertVersion {
+    pub fn ready(&self) -> bool {
+        self.ready_at <= std::time::Instant::now()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -376,6 +395,7 @@ impl Store {
                         created,
                         updated: created,
                         kid: None,
+                        visible_at: None,
                     });
                 } else {
                     let n = s.versions.len() as i64;
@@ -394,6 +414,7 @@ impl Store {
                             created,
                             updated: created,
                             kid: None,
+                            visible_at: None,
                         });
                     }
                 }

@@ -354,3 +354,118 @@ async fn throttling_is_off_by_default_and_enforces_budgets_when_on() {
     // one RU left: a cheap request still fits (refused requests did not count)
     assert_eq!(list(true).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn certificate_create_is_in_progress_with_a_csr_then_completes_with_an_rsa_key() {
+    let f = rotor_emulator::Fixture::from_json(
+        r#"{"principals":[{"display_name":"certs","vault_roles":{"*":["Key Vault Certificates Officer","Key Vault Secrets User"]}}],
+            "vaults":[{"name":"kv-certs"}]}"#,
+    )
+    .unwrap();
+    let emu = start(f).await;
+    emu.set_fidelity(json!({"certificate_delay_ms": 300}))
+        .unwrap();
+    let http = http(&emu);
+    let t = token_as(&emu, &http, "certs", VAULT_SCOPE).await;
+    let v = vault(&emu, "kv-certs");
+    let api = "api-version=2025-07-01";
+    let r = http
+        .post(format!("{v}certificates/c1/create?{api}"))
+        .bearer_auth(&t)
+        .json(
+            &json!({"policy": {"x509_props": {"subject": "CN=c1", "validity_months": 12},
+                                 "issuer": {"name": "Self"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(r.headers().contains_key("retry-after-ms"));
+    let op: Value = r.json().await.unwrap();
+    assert_eq!(op["status"], "inProgress");
+    let csr = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        op["csr"].as_str().unwrap(),
+    )
+    .unwrap();
+    let (_, req) =
+        <x509_parser::certification_request::X509CertificationRequest as x509_parser::prelude::FromDer<x509_parser::error::X509Error>>::from_der(&csr).unwrap();
+    assert!(
+        req.certification_request_info
+            .subject
+            .to_string()
+            .contains("CN=c1")
+    );
+    // not there yet: neither the certificate nor its backing secret
+    let (s, _, _) = get_h(&http, &format!("{v}certificates/c1?{api}"), &t, false).await;
+    assert_eq!(s, 404);
+    let (s, _, _) = get_h(&http, &format!("{v}secrets/c1?{api}"), &t, false).await;
+    assert_eq!(s, 404);
+    let (_, _, b) = get_h(
+        &http,
+        &format!("{v}certificates/c1/pending?{api}"),
+        &t,
+        false,
+    )
+    .await;
+    assert_eq!(j(&b)["status"], "inProgress");
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let (_, h, b) = get_h(
+        &http,
+        &format!("{v}certificates/c1/pending?{api}"),
+        &t,
+        false,
+    )
+    .await;
+    let op = j(&b);
+    assert_eq!(op["status"], "completed");
+    assert!(op["target"].as_str().unwrap().ends_with("/certificates/c1"));
+    assert!(!h.contains_key("retry-after-ms"));
+    let (s, _, b) = get_h(&http, &format!("{v}certificates/c1?{api}"), &t, false).await;
+    assert_eq!(s, 200);
+    let c = j(&b);
+    let der = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        c["cer"].as_str().unwrap(),
+    )
+    .unwrap();
+    use sha1::Digest;
+    let x5t = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        sha1::Sha1::digest(&der),
+    );
+    assert_eq!(c["x5t"], x5t.as_str());
+    assert_eq!(c["policy"]["key_props"]["kty"], "RSA");
+    assert_eq!(c["policy"]["key_props"]["key_size"], 2048);
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(
+        parsed.public_key().algorithm.algorithm,
+        x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION
+    );
+    // the backing secret: PEM of the private key and the certificate, managed
+    let (s, _, b) = get_h(&http, &format!("{v}secrets/c1?{api}"), &t, false).await;
+    assert_eq!(s, 200);
+    let sec = j(&b);
+    assert_eq!(sec["managed"], true);
+    assert!(sec["kid"].as_str().unwrap().contains("/keys/c1/"));
+    let pem = sec["value"].as_str().unwrap();
+    assert!(pem.contains("PRIVATE KEY") && pem.contains("BEGIN CERTIFICATE"));
+
+    // EC on request; unknown key types refused
+    emu.set_fidelity(json!({"certificate_delay_ms": 1}))
+        .unwrap();
+    for (kp, status) in [
+        (json!({"kty": "EC", "crv": "P-256"}), 202),
+        (json!({"kty": "oct"}), 400),
+        (json!({"kty": "RSA", "key_size": 1024}), 400),
+    ] {
+        let r = http
+            .post(format!("{v}certificates/c2/create?{api}"))
+            .bearer_auth(&t)
+            .json(&json!({"policy": {"key_props": kp, "x509_props": {"subject": "CN=c2"}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{kp}");
+    }
+}

@@ -428,6 +428,20 @@ async fn official_sdk_creates_a_certificate() {
     let certs = &state["vaults"][0]["certificates"][0];
     assert_eq!(certs["name"], "rotor-cert");
     assert_eq!(certs["versions"][0]["subject"], "CN=rotor-test");
+    // The poller went through the pending operation (inProgress first), and the key is RSA.
+    let counts = emu.request_counts();
+    assert!(
+        counts["by_route"]["GET /certificates/{name}/pending"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "{counts}"
+    );
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(
+        parsed.public_key().algorithm.algorithm,
+        x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION
+    );
 }
 
 /// The SDK with its *default* transport, configured only through the environment of a child
