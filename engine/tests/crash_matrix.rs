@@ -1196,8 +1196,17 @@ async fn baselines(shapes: &[Shape]) -> BTreeMap<Shape, Vec<String>> {
                 shape.name()
             );
             let got = routes(&env);
-            if let Some(prev) = &seen {
-                assert_eq!(prev, &got, "{}: the request order is fixed", shape.name());
+            if let Some(prev) = &seen
+                && prev != &got
+            {
+                // The engine interleaves some requests (e.g. a target's read-back and the next
+                // target's write) in no fixed order: k still counts requests, but may name a
+                // different one; such trials say so in their notes (and an outage, which targets
+                // k's route, is `unknown` when it misses).
+                println!(
+                    "note: {}: two clean runs sent their requests in different orders",
+                    shape.name()
+                );
             }
             seen = Some(got);
         }
