@@ -479,6 +479,80 @@ fn login_with_assertion(
             700027,
             "Client assertion failed signature validation: the certificate is not within its validity period.",
         )),
-        Some(_) => Ok(Caller::App(ai)),
+        Some(k) => {
+            if claims.get("exp").and_then(Value::as_i64).is_none() {
+                return Err(entra_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    50027,
+                    "JWT token is invalid or malformed: the client assertion has no 'exp' claim.",
+                ));
+            }
+            let tenant = &store.tenant_id;
+            let token_urls = [
+                format!("{}/{tenant}/oauth2/v2.0/token", ctx.main_url),
+                format!("{}/{tenant_id}/oauth2/v2.0/token", ctx.main_url),
+                format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+                format!("https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"),
+            ];
+            if !auds
+                .iter()
+                .any(|a| token_urls.iter().any(|u| u.eq_ignore_ascii_case(a)))
+            {
+                return Err(entra_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_client",
+                    700023,
+                    &format!(
+                        "Client assertion audience claim does not match Realm issuer. Review the documentation at https://aka.ms/certCreds . Audience: '{}'.",
+                        auds.join(",")
+                    ),
+                ));
+            }
+            if let Err(why) = verify_signature(assertion, &header, k.key_der.as_deref()) {
+                return Err(entra_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    700027,
+                    &format!("Client assertion failed signature validation. [Reason - {why}]"),
+                ));
+            }
+            Ok(Caller::App(ai))
+        }
     }
+}
+
+/// Checks a client assertion's signature against the certificate (DER) of the key credential
+/// it names: RS256 (PKCS#1 v1.5) or PS256 (PSS), RSA keys only — Entra accepts nothing else.
+fn verify_signature(
+    assertion: &str,
+    header: &Value,
+    cert_der: Option<&[u8]>,
+) -> Result<(), String> {
+    use aws_lc_rs::signature;
+    let Some(der) = cert_der else {
+        return Err(
+            "The key credential has no certificate (only a thumbprint) to verify against.".into(),
+        );
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| "The registered certificate cannot be parsed.".to_string())?;
+    let spki = cert.public_key();
+    if spki.algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION {
+        return Err("Only RSA certificates are supported for client assertions.".into());
+    }
+    let alg: &'static dyn signature::VerificationAlgorithm =
+        match header.get("alg").and_then(Value::as_str) {
+            Some("RS256") => &signature::RSA_PKCS1_2048_8192_SHA256,
+            Some("PS256") => &signature::RSA_PSS_2048_8192_SHA256,
+            Some(a) => return Err(format!("The signing algorithm '{a}' is not supported.")),
+            None => return Err("The assertion header has no 'alg'.".into()),
+        };
+    let Some((signed, sig_b64)) = assertion.rsplit_once('.') else {
+        return Err("The assertion has no signature.".into());
+    };
+    let sig = util::b64_decode_any(sig_b64).ok_or("The signature is not base64url.")?;
+    signature::UnparsedPublicKey::new(alg, spki.subject_public_key.data.as_ref())
+        .verify(signed.as_bytes(), &sig)
+        .map_err(|_| "The signature does not match the registered certificate's key.".to_string())
 }

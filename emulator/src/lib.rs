@@ -13,7 +13,7 @@
 //!
 //! | route | auth | behaviour | fidelity |
 //! |---|---|---|---|
-//! | `POST /{tenant}/oauth2/v2.0/token` | form: `client_id` + `client_secret` (or HTTP Basic) or `client_assertion` | client-credentials grant; `scope` must be `<resource>/.default` (Graph, Key Vault, ARM, or the emulator's own URLs). Returns `{token_type, expires_in: 3600, ext_expires_in, access_token}`; Entra errors `{error, error_description: "AADSTSnnn: …", error_codes}` (see below) | simplified: tokens are opaque table entries (unsigned); client assertions' signatures are not verified (shape, `exp`, issuer/subject, `x5t` only) |
+//! | `POST /{tenant}/oauth2/v2.0/token` | form: `client_id` + `client_secret` (or HTTP Basic) or `client_assertion` | client-credentials grant; `scope` must be `<resource>/.default` (Graph, Key Vault, ARM, or the emulator's own URLs). Returns `{token_type, expires_in: 3600, ext_expires_in, access_token}`; Entra errors `{error, error_description: "AADSTSnnn: …", error_codes}` (see below) | simplified: tokens are opaque table entries (unsigned); federated assertions' signatures are not verified; certificate assertions are (RS256/PS256, `x5t`/`x5t#S256`, `aud`, `exp`) |
 //! | `GET /{tenant}/v2.0/.well-known/openid-configuration` | none | OIDC metadata naming the token endpoint (for MSAL-style clients) | simplified: the fields MSAL-style clients read |
 //! | `GET /v1.0/applications` | Graph token; `Application.Read.All`, `Application.ReadWrite.All` (or `…OwnedBy`: owned apps only) | list; `$top` 1–999 (default 100), absolute `@odata.nextLink` with `$skiptoken`, `$select`, `$filter` (`appId`/`id`/`displayName`/`signInAudience` with `eq`, `in`, `startswith()`, `and`, `or`) | modelled: paging, `$select`, `$count`/`$search`/`$orderby` as Graph takes them (below), times in UTC with 7 fractional digits, new passwords missing for `graph_read_delay_ms`; simplified: the `$filter` subset listed |
 //! | `GET /v1.0/applications/{id}`, `GET /v1.0/applications(appId='{appId}')` | Graph read | one application (404 `Request_ResourceNotFound`); `$select` | modelled: malformed ids → 400 `Request_BadRequest`; `keyCredentials[].key` only here, under `$select=keyCredentials`; eventual consistency as for lists |
@@ -100,13 +100,19 @@
 //!   propagation delay or before its start (AADSTS7000215, as Entra answers), an expired secret
 //!   (AADSTS7000222), an app with `service_principal: false` (AADSTS7000229). Tokens issued to an
 //!   application carry no roles: enough to prove the secret works, nothing more.
-//! - **Client assertion** (`client_assertion_type` jwt-bearer). The JWT's **signature is not
-//!   verified**. Validated: the JWT's shape, `exp` (not past). For a *principal*, one of its
+//! - **Client assertion** (`client_assertion_type` jwt-bearer). Validated: the JWT's shape,
+//!   `exp` (not past). For a *principal* (federated credential; the signature is **not**
+//!   verified — the issuer's keys are not fetched), one of its
 //!   `federated_credentials` must match `iss` exactly, `sub` exactly (or by a trailing `*`
 //!   prefix) and have its `audience` (default `api://AzureADTokenExchange`) among `aud`
 //!   (otherwise AADSTS70021). For an *application* (certificate credential), `iss` and `sub` must
-//!   both be the app id and the header's `x5t` (or `x5t#S256`) must name one of the app's key
-//!   credentials that is currently valid (otherwise AADSTS700027).
+//!   both be the app id and the header's `x5t` (or `x5t#S256`; standard or URL-safe base64)
+//!   must name one of the app's key credentials that is currently valid (otherwise
+//!   AADSTS700027); `exp` is required (AADSTS50027), `aud` must be the token endpoint
+//!   (`{authority_host}/{tenant}/oauth2/v2.0/token`, or the login.microsoftonline.com one;
+//!   otherwise AADSTS700023), and the **signature is verified** against that credential's
+//!   certificate: RS256 or PS256 with an RSA key (otherwise AADSTS700027; a credential known
+//!   only by thumbprint cannot sign in).
 //! - **Graph permissions** (principal `graph_roles`): reads need `Application.Read.All` or
 //!   `Application.ReadWrite.All` (`Directory.*` equivalents accepted); writes need
 //!   `Application.ReadWrite.All`, or `Application.ReadWrite.OwnedBy` for applications whose
@@ -159,8 +165,8 @@
 //!
 //! Certificates are self-signed only, cannot be imported, and the backing secret holds PEM
 //! (`application/x-pem-file`); there is no keys API (`keys/{name}/sign`) and no
-//! `addKey`/`removeKey`. Client assertions' signatures are not verified. Deleted secrets are
-//! never purged automatically.
+//! `addKey`/`removeKey`. Federated client assertions' signatures are not verified. Deleted
+//! secrets are never purged automatically.
 
 #![forbid(unsafe_code)]
 // Handlers return `Result<_, Response>`: the error *is* the HTTP answer, built once and returned.

@@ -469,3 +469,150 @@ async fn certificate_create_is_in_progress_with_a_csr_then_completes_with_an_rsa
         assert_eq!(r.status(), status, "{kp}");
     }
 }
+
+fn b64u(b: &[u8]) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b)
+}
+
+/// A signed client assertion: `alg` RS256 or PS256 with the PKCS#8 key.
+fn signed_assertion(pkcs8: &[u8], header: Value, claims: Value) -> String {
+    use aws_lc_rs::signature;
+    let signed = format!(
+        "{}.{}",
+        b64u(header.to_string().as_bytes()),
+        b64u(claims.to_string().as_bytes())
+    );
+    let key = signature::RsaKeyPair::from_pkcs8(pkcs8).unwrap();
+    let enc: &'static dyn signature::RsaEncoding = if header["alg"] == "PS256" {
+        &signature::RSA_PSS_SHA256
+    } else {
+        &signature::RSA_PKCS1_SHA256
+    };
+    let mut sig = vec![0; key.public_modulus_len()];
+    key.sign(
+        enc,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        signed.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{signed}.{}", b64u(&sig))
+}
+
+#[tokio::test]
+async fn certificate_client_assertions_are_verified_by_signature() {
+    use sha1::Digest;
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["certy".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let other = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
+    let der = cert.der().to_vec();
+    let app_id = "e0000000-0000-4000-8000-000000000001";
+    let f = rotor_emulator::Fixture::from_json(
+        &json!({"applications": [{"display_name": "certy", "app_id": app_id,
+            "key_credentials": [{"key": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der)}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let emu = start(f).await;
+    let http = http(&emu);
+    let ep = emu.endpoints();
+    let aud = format!("{}/{}/oauth2/v2.0/token", ep.authority_host, ep.tenant_id);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // the Rust azure_identity form: x5t standard base64 with padding
+    let x5t = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        sha1::Sha1::digest(&der),
+    );
+    let x5t256 = b64u(&sha2::Sha256::digest(&der));
+    let claims = |aud: &str, exp: i64| {
+        json!({"iss": app_id, "sub": app_id, "aud": aud, "exp": exp, "nbf": now - 5,
+               "jti": uuid::Uuid::new_v4().to_string()})
+    };
+    let go = |assertion: String| {
+        let form: Vec<(String, String)> = vec![
+            ("grant_type".into(), "client_credentials".into()),
+            ("client_id".into(), app_id.into()),
+            (
+                "client_assertion_type".into(),
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            ),
+            ("client_assertion".into(), assertion),
+            ("scope".into(), GRAPH_SCOPE.into()),
+        ];
+        form
+    };
+    let pk = key.serialize_der();
+    let cases = [
+        (
+            "RS256 + x5t",
+            signed_assertion(
+                &pk,
+                json!({"alg": "RS256", "typ": "JWT", "x5t": x5t}),
+                claims(&aud, now + 300),
+            ),
+            Ok(()),
+        ),
+        (
+            "PS256 + x5t#S256",
+            signed_assertion(
+                &pk,
+                json!({"alg": "PS256", "typ": "JWT", "x5t#S256": x5t256}),
+                claims(&aud, now + 300),
+            ),
+            Ok(()),
+        ),
+        (
+            "signed by another key",
+            signed_assertion(
+                &other.serialize_der(),
+                json!({"alg": "RS256", "x5t": x5t}),
+                claims(&aud, now + 300),
+            ),
+            Err((401, 700027)),
+        ),
+        (
+            "wrong aud",
+            signed_assertion(
+                &pk,
+                json!({"alg": "RS256", "x5t": x5t}),
+                claims("https://example.com/token", now + 300),
+            ),
+            Err((400, 700023)),
+        ),
+        (
+            "expired",
+            signed_assertion(
+                &pk,
+                json!({"alg": "RS256", "x5t": x5t}),
+                claims(&aud, now - 60),
+            ),
+            Err((400, 700024)),
+        ),
+        (
+            "unsigned",
+            {
+                let s = signed_assertion(
+                    &pk,
+                    json!({"alg": "RS256", "x5t": x5t}),
+                    claims(&aud, now + 300),
+                );
+                format!("{}.c2ln", &s[..s.rfind('.').unwrap()])
+            },
+            Err((401, 700027)),
+        ),
+    ];
+    for (what, assertion, want) in cases {
+        let form = go(assertion);
+        let form: Vec<(&str, &str)> = form.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let got = token_raw(&emu, &http, &form)
+            .await
+            .map(|_| ())
+            .map_err(|(s, b)| (s, aadsts(&b)));
+        assert_eq!(got, want, "{what}");
+    }
+}
