@@ -34,31 +34,63 @@ use crate::resources::policy::{link_policy_type, parse_policy};
 use crate::schema::{Attribute, Schema};
 use crate::value::{Type, Value};
 
+/// Every attribute name of `rotor_secret_link`, in one place: the schema, the plan and apply
+/// logic and the tests all use these.
+pub mod attrs {
+    pub const ID: &str = "id";
+    pub const APPLICATION_ID: &str = "application_id";
+    pub const CREDENTIAL_DISPLAY_NAME: &str = "credential_display_name";
+    pub const TARGETS: &str = "targets";
+    pub const POLICY: &str = "policy";
+    pub const ROTATE_WHEN_CHANGED: &str = "rotate_when_changed";
+    pub const CLEANUP_ON_DESTROY: &str = "cleanup_on_destroy";
+    pub const CURRENT_KEY_ID: &str = "current_key_id";
+    pub const CURRENT_EXPIRES_AT: &str = "current_expires_at";
+    pub const ROTATED_AT: &str = "rotated_at";
+    pub const NEXT_ROTATION_AT: &str = "next_rotation_at";
+    pub const ROTATION_DUE: &str = "rotation_due";
+    pub const ROTATION_REASON: &str = "rotation_reason";
+    pub const PREVIOUS_KEY_IDS: &str = "previous_key_ids";
+    pub const TARGET_VERSIONS: &str = "target_versions";
+    pub const CONFIDENCE: &str = "confidence";
+    pub const EXCLUDED: &str = "excluded";
+    pub const REMOVABLE_KEY_IDS: &str = "removable_key_ids";
+    pub const VAULT_URL: &str = "vault_url";
+    pub const SECRET_NAME: &str = "secret_name";
+}
+
 /// The resource.
 pub struct SecretLinkResource;
 
 /// The type of one target.
 pub fn target_type() -> Type {
-    Type::object([("vault_url", Type::String), ("secret_name", Type::String)])
+    Type::object([
+        (attrs::VAULT_URL, Type::String),
+        (attrs::SECRET_NAME, Type::String),
+    ])
 }
 
 /// Computed attributes that describe Azure's state (everything a rotation can change).
 const STATUS_ATTRS: &[&str] = &[
-    "current_key_id",
-    "current_expires_at",
-    "rotated_at",
-    "next_rotation_at",
-    "rotation_due",
-    "rotation_reason",
-    "previous_key_ids",
-    "target_versions",
-    "confidence",
-    "excluded",
-    "removable_key_ids",
+    attrs::CURRENT_KEY_ID,
+    attrs::CURRENT_EXPIRES_AT,
+    attrs::ROTATED_AT,
+    attrs::NEXT_ROTATION_AT,
+    attrs::ROTATION_DUE,
+    attrs::ROTATION_REASON,
+    attrs::PREVIOUS_KEY_IDS,
+    attrs::TARGET_VERSIONS,
+    attrs::CONFIDENCE,
+    attrs::EXCLUDED,
+    attrs::REMOVABLE_KEY_IDS,
 ];
 
 /// Status attributes a rotation leaves alone when only configuration changes.
-const CREDENTIAL_ATTRS: &[&str] = &["current_key_id", "current_expires_at", "rotated_at"];
+const CREDENTIAL_ATTRS: &[&str] = &[
+    attrs::CURRENT_KEY_ID,
+    attrs::CURRENT_EXPIRES_AT,
+    attrs::ROTATED_AT,
+];
 
 fn schema() -> Schema {
     Schema {
@@ -72,24 +104,24 @@ fn schema() -> Schema {
             as `azuread_application_password` does. Destroying a link never deletes a Key Vault secret. No secret value \
             is ever stored in state or plan.",
         attributes: vec![
-            Attribute::computed("id", Type::String, "`<application_id>/<credential_display_name>`; `terraform import` takes this id (or `<application_id>/<key_id>`)."),
-            Attribute::required("application_id", Type::String, "Application (client) id of the App Registration whose secret is rotated. Changing it replaces the link.").force_new(),
-            Attribute::required("credential_display_name", Type::String, "Display name of the client-secret lineage (e.g. `Secret 1`). rotor names the secrets it creates `<credential_display_name> rotor:<rotation id>`, so the lineage survives rotations. Changing it replaces the link.").force_new(),
-            Attribute::required("targets", Type::set(target_type()), "Key Vault secrets that must hold the current value: a set of objects with `vault_url` (e.g. `https://kv-prod.vault.azure.net/`) and `secret_name`. Adding a target writes the current value into it (read from a target that holds it) without rotating; removing one leaves that secret as it is."),
-            Attribute::optional("policy", link_policy_type(), "Rotation policy: pass a whole `rotor_policy` (`policy = rotor_policy.standard`) or an object with `rotate_before_expiry_days`, `new_secret_validity_days`, `min_confidence`, `grace_period_days` and `exclusions`. Defaults to rotor's default policy (30, 365, `HIGH`, 7, none)."),
-            Attribute::optional("rotate_when_changed", Type::map(Type::String), "Arbitrary map of values; any change to it forces a rotation on the next apply (like `time_rotating` triggers, without deleting the old secret first)."),
-            Attribute::optional("cleanup_on_destroy", Type::Bool, "When true, destroying the link also removes the lineage's old client secrets that no target holds and whose grace period has passed (as `rotor cleanup` does). The current secret and every Key Vault secret are always kept. Default `false`."),
-            Attribute::computed("current_key_id", Type::String, "Key id of the client secret the targets hold now."),
-            Attribute::computed("current_expires_at", Type::String, "When the current client secret expires (RFC 3339)."),
-            Attribute::computed("rotated_at", Type::String, "When the current client secret was created, i.e. last rotated (RFC 3339)."),
-            Attribute::computed("next_rotation_at", Type::String, "When policy wants the next rotation: expiry minus `rotate_before_expiry_days` (RFC 3339)."),
-            Attribute::computed("rotation_due", Type::Bool, "Whether a rotation (or repair of diverged targets) is due now; the next apply performs it."),
-            Attribute::computed("rotation_reason", Type::String, "Why a rotation is due, or why the link is never rotated (excluded, low confidence); null when nothing is due."),
-            Attribute::computed("previous_key_ids", Type::list(Type::String), "Key ids of the lineage's older client secrets still present in Entra ID (kept for the grace period), oldest first."),
-            Attribute::computed("target_versions", Type::map(Type::String), "Current Key Vault secret version per target, keyed by `<vault_url><secret_name>`."),
-            Attribute::computed("confidence", Type::String, "How sure rotor is that the targets hold the current secret: `HIGH` (tagged by rotor or hint plus another signal), `MEDIUM`, `LOW` or `NONE`."),
-            Attribute::computed("excluded", Type::String, "The policy exclusion that matches this link (e.g. `name:legacy-*`); null when not excluded. Excluded links are never rotated."),
-            Attribute::computed("removable_key_ids", Type::list(Type::String), "Key ids of the lineage's old client secrets that cleanup removes now: their successor's grace period is over and no Key Vault secret in scope holds them. When not empty the plan shows an in-place update with a warning, and `terraform apply` removes them (as `rotor cleanup` does)."),
+            Attribute::computed(attrs::ID, Type::String, "`<application_id>/<credential_display_name>`; `terraform import` takes this id (or `<application_id>/<key_id>`)."),
+            Attribute::required(attrs::APPLICATION_ID, Type::String, "Application (client) id of the App Registration whose secret is rotated. Changing it replaces the link.").force_new(),
+            Attribute::required(attrs::CREDENTIAL_DISPLAY_NAME, Type::String, "Display name of the client-secret lineage (e.g. `Secret 1`). rotor names the secrets it creates `<credential_display_name> rotor:<rotation id>`, so the lineage survives rotations. Changing it replaces the link.").force_new(),
+            Attribute::required(attrs::TARGETS, Type::set(target_type()), "Key Vault secrets that must hold the current value: a set of objects with `vault_url` (e.g. `https://kv-prod.vault.azure.net/`) and `secret_name`. Adding a target writes the current value into it (read from a target that holds it) without rotating; removing one leaves that secret as it is."),
+            Attribute::optional(attrs::POLICY, link_policy_type(), "Rotation policy: pass a whole `rotor_policy` (`policy = rotor_policy.standard`) or an object with `rotate_before_expiry_days`, `new_secret_validity_days`, `min_confidence`, `grace_period_days` and `exclusions`. Defaults to rotor's default policy (30, 365, `HIGH`, 7, none)."),
+            Attribute::optional(attrs::ROTATE_WHEN_CHANGED, Type::map(Type::String), "Arbitrary map of values; any change to it forces a rotation on the next apply (like `time_rotating` triggers, without deleting the old secret first)."),
+            Attribute::optional(attrs::CLEANUP_ON_DESTROY, Type::Bool, "When true, destroying the link also removes the lineage's old client secrets that no target holds and whose grace period has passed (as `rotor cleanup` does). The current secret and every Key Vault secret are always kept. Default `false`."),
+            Attribute::computed(attrs::CURRENT_KEY_ID, Type::String, "Key id of the client secret the targets hold now."),
+            Attribute::computed(attrs::CURRENT_EXPIRES_AT, Type::String, "When the current client secret expires (RFC 3339)."),
+            Attribute::computed(attrs::ROTATED_AT, Type::String, "When the current client secret was created, i.e. last rotated (RFC 3339)."),
+            Attribute::computed(attrs::NEXT_ROTATION_AT, Type::String, "When policy wants the next rotation: expiry minus `rotate_before_expiry_days` (RFC 3339)."),
+            Attribute::computed(attrs::ROTATION_DUE, Type::Bool, "Whether a rotation (or repair of diverged targets) is due now; the next apply performs it."),
+            Attribute::computed(attrs::ROTATION_REASON, Type::String, "Why a rotation is due, or why the link is never rotated (excluded, low confidence); null when nothing is due."),
+            Attribute::computed(attrs::PREVIOUS_KEY_IDS, Type::list(Type::String), "Key ids of the lineage's older client secrets still present in Entra ID (kept for the grace period), oldest first."),
+            Attribute::computed(attrs::TARGET_VERSIONS, Type::map(Type::String), "Current Key Vault secret version per target, keyed by `<vault_url><secret_name>`."),
+            Attribute::computed(attrs::CONFIDENCE, Type::String, "How sure rotor is that the targets hold the current secret: `HIGH` (tagged by rotor or hint plus another signal), `MEDIUM`, `LOW` or `NONE`."),
+            Attribute::computed(attrs::EXCLUDED, Type::String, "The policy exclusion that matches this link (e.g. `name:legacy-*`); null when not excluded. Excluded links are never rotated."),
+            Attribute::computed(attrs::REMOVABLE_KEY_IDS, Type::list(Type::String), "Key ids of the lineage's old client secrets that cleanup removes now: their successor's grace period is over and no Key Vault secret in scope holds them. When not empty the plan shows an in-place update with a warning, and `terraform apply` removes them (as `rotor cleanup` does)."),
         ],
     }
 }
@@ -106,14 +138,15 @@ fn strings(items: impl IntoIterator<Item = String>) -> Value {
 
 /// The link described by a resource value. `Err` carries diagnostics.
 fn link_from(v: &Value, diags: &mut Diagnostics) -> Option<Link> {
-    let application_id = v.attr("application_id").as_str()?.to_string();
-    let credential_display_name = v.attr("credential_display_name").as_str()?.to_string();
+    let application_id = v.attr(attrs::APPLICATION_ID).as_str()?.to_string();
+    let credential_display_name = v.attr(attrs::CREDENTIAL_DISPLAY_NAME).as_str()?.to_string();
     let mut targets = BTreeSet::new();
     let mut seen = BTreeSet::new();
-    for t in v.attr("targets").as_elements().unwrap_or_default() {
-        let (Some(url), Some(name)) =
-            (t.attr("vault_url").as_str(), t.attr("secret_name").as_str())
-        else {
+    for t in v.attr(attrs::TARGETS).as_elements().unwrap_or_default() {
+        let (Some(url), Some(name)) = (
+            t.attr(attrs::VAULT_URL).as_str(),
+            t.attr(attrs::SECRET_NAME).as_str(),
+        ) else {
             return None;
         };
         match parse_vault_url(url) {
@@ -127,7 +160,7 @@ fn link_from(v: &Value, diags: &mut Diagnostics) -> Option<Link> {
                 diags.error(
                     format!("validating target vault URL `{url}`: {why}"),
                     "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
-                    Some(AttrPath::attr("targets")),
+                    Some(AttrPath::attr(attrs::TARGETS)),
                 );
                 return None;
             }
@@ -182,10 +215,10 @@ fn parse_vault_url(url: &str) -> Result<url::Url, String> {
 /// `application_id`, a policy setting → `policy`.
 fn subject_path(subject: &Subject) -> Option<AttrPath> {
     match subject {
-        Subject::Target(_) => Some(AttrPath::attr("targets")),
-        Subject::Lineage { .. } => Some(AttrPath::attr("credential_display_name")),
-        Subject::Application(_) => Some(AttrPath::attr("application_id")),
-        Subject::Setting(_) => Some(AttrPath::attr("policy")),
+        Subject::Target(_) => Some(AttrPath::attr(attrs::TARGETS)),
+        Subject::Lineage { .. } => Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
+        Subject::Application(_) => Some(AttrPath::attr(attrs::APPLICATION_ID)),
+        Subject::Setting(_) => Some(AttrPath::attr(attrs::POLICY)),
         _ => None,
     }
 }
@@ -199,13 +232,13 @@ fn error_path(e: &EngineError) -> Option<AttrPath> {
     if e.kind() == ErrorKind::Conflict {
         // A secret outside the targets holds the lineage (another link, or a target missing
         // from this one): the fix is in `targets`.
-        Some(AttrPath::attr("targets"))
+        Some(AttrPath::attr(attrs::TARGETS))
     } else if text.contains("Key Vault") || text.contains("vault") {
-        Some(AttrPath::attr("targets"))
+        Some(AttrPath::attr(attrs::TARGETS))
     } else if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Permission)
         || text.contains("application")
     {
-        Some(AttrPath::attr("application_id"))
+        Some(AttrPath::attr(attrs::APPLICATION_ID))
     } else {
         None
     }
@@ -242,21 +275,24 @@ fn never_rotated(confidence: &Value, excluded: &Value, policy: &Policy) -> Optio
 /// Writes a status into the computed attributes of `obj`.
 fn apply_status(obj: &mut BTreeMap<String, Value>, s: &LinkStatus, policy: &Policy) {
     obj.insert(
-        "current_key_id".into(),
+        attrs::CURRENT_KEY_ID.into(),
         s.current_key_id
             .clone()
             .map(Value::String)
             .unwrap_or(Value::Null),
     );
-    obj.insert("current_expires_at".into(), rfc3339(s.current_expires_at));
-    obj.insert("rotated_at".into(), rfc3339(s.rotated_at));
-    obj.insert("next_rotation_at".into(), rfc3339(s.next_rotation_at));
     obj.insert(
-        "previous_key_ids".into(),
+        attrs::CURRENT_EXPIRES_AT.into(),
+        rfc3339(s.current_expires_at),
+    );
+    obj.insert(attrs::ROTATED_AT.into(), rfc3339(s.rotated_at));
+    obj.insert(attrs::NEXT_ROTATION_AT.into(), rfc3339(s.next_rotation_at));
+    obj.insert(
+        attrs::PREVIOUS_KEY_IDS.into(),
         strings(s.previous_key_ids.clone()),
     );
     obj.insert(
-        "target_versions".into(),
+        attrs::TARGET_VERSIONS.into(),
         Value::Map(
             s.target_versions
                 .iter()
@@ -275,15 +311,15 @@ fn apply_status(obj: &mut BTreeMap<String, Value>, s: &LinkStatus, policy: &Poli
         _ => None,
     };
     obj.insert(
-        "rotation_due".into(),
+        attrs::ROTATION_DUE.into(),
         Value::Bool(s.rotation_due && blocked.is_none() && !s.in_progress),
     );
     obj.insert(
-        "rotation_reason".into(),
+        attrs::ROTATION_REASON.into(),
         reason.map(Value::String).unwrap_or(Value::Null),
     );
-    obj.insert("confidence".into(), confidence);
-    obj.insert("excluded".into(), excluded);
+    obj.insert(attrs::CONFIDENCE.into(), confidence);
+    obj.insert(attrs::EXCLUDED.into(), excluded);
 }
 
 /// The old credentials of the lineage cleanup would remove now (a dry-run cleanup, so the same
@@ -349,7 +385,7 @@ async fn observe(
     let s = inspect(ctx, engine, link, policy, fresh).await?;
     apply_status(obj, &s, policy);
     let removable = removable_now(engine, link, policy, &s).await;
-    obj.insert("removable_key_ids".into(), strings(removable));
+    obj.insert(attrs::REMOVABLE_KEY_IDS.into(), strings(removable));
     Ok(s)
 }
 
@@ -376,7 +412,7 @@ async fn blocked_warning(
     let fmt = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
     let mut facts = Vec::new();
     let mut hints = Vec::new();
-    let old = before.attr("target_versions");
+    let old = before.attr(attrs::TARGET_VERSIONS);
     let changed: Vec<String> = s
         .target_versions
         .iter()
@@ -390,7 +426,7 @@ async fn blocked_warning(
         .collect();
     // Remembered in `rotation_reason` so that every later plan says it too.
     let remembered = before
-        .attr("rotation_reason")
+        .attr(attrs::ROTATION_REASON)
         .as_str()
         .and_then(|r| r.split_once(OVERWRITTEN))
         .map(|(_, f)| f.to_string());
@@ -442,10 +478,10 @@ async fn blocked_warning(
         };
         match fact {
             Some(f) => {
-                if let Some(r) = obj.get("rotation_reason").and_then(Value::as_str) {
+                if let Some(r) = obj.get(attrs::ROTATION_REASON).and_then(Value::as_str) {
                     let r = r.split(OVERWRITTEN).next().unwrap_or(r).to_string();
                     obj.insert(
-                        "rotation_reason".into(),
+                        attrs::ROTATION_REASON.into(),
                         Value::String(format!("{r}{OVERWRITTEN}{f}")),
                     );
                 }
@@ -527,7 +563,7 @@ async fn dry_run_check(
         .error_subject
         .as_ref()
         .and_then(subject_path)
-        .or_else(|| on_targets.then(|| AttrPath::attr("targets")));
+        .or_else(|| on_targets.then(|| AttrPath::attr(attrs::TARGETS)));
     diags.error(summary, detail.join("\n"), path);
 }
 
@@ -554,8 +590,8 @@ fn import_hints(hints: &[String]) -> String {
 
 fn policy_of(v: &Value) -> Policy {
     parse_policy(
-        v.attr("policy"),
-        Some(&AttrPath::attr("policy")),
+        v.attr(attrs::POLICY),
+        Some(&AttrPath::attr(attrs::POLICY)),
         &mut Diagnostics::default(),
     )
     .unwrap_or_default()
@@ -563,19 +599,19 @@ fn policy_of(v: &Value) -> Policy {
 
 fn with_id(mut obj: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
     let id = match (
-        obj.get("application_id"),
-        obj.get("credential_display_name"),
+        obj.get(attrs::APPLICATION_ID),
+        obj.get(attrs::CREDENTIAL_DISPLAY_NAME),
     ) {
         (Some(Value::String(a)), Some(Value::String(c))) => Value::string(LinkId::state_id(a, c)),
         _ => Value::Unknown,
     };
-    obj.insert("id".into(), id);
+    obj.insert(attrs::ID.into(), id);
     obj
 }
 
 fn targets_of(v: &Value) -> Vec<Value> {
     let mut t: Vec<Value> = v
-        .attr("targets")
+        .attr(attrs::TARGETS)
         .as_elements()
         .unwrap_or_default()
         .iter()
@@ -591,8 +627,8 @@ fn added_targets(prior: &Value, planned: &Value) -> bool {
 }
 
 fn triggers_changed(prior: &Value, config: &Value) -> bool {
-    let a = prior.attr("rotate_when_changed");
-    let b = config.attr("rotate_when_changed");
+    let a = prior.attr(attrs::ROTATE_WHEN_CHANGED);
+    let b = config.attr(attrs::ROTATE_WHEN_CHANGED);
     let empty = |v: &Value| v.is_null() || v.as_map().is_some_and(BTreeMap::is_empty);
     if empty(a) && empty(b) {
         return false;
@@ -750,8 +786,8 @@ impl SecretLinkResource {
         }
         let link = link_from(config, diags)?;
         let policy = parse_policy(
-            config.attr("policy"),
-            Some(&AttrPath::attr("policy")),
+            config.attr(attrs::POLICY),
+            Some(&AttrPath::attr(attrs::POLICY)),
             diags,
         )?;
         let engine = engine(ctx, diags).await?;
@@ -772,7 +808,7 @@ impl SecretLinkResource {
                         if holders.len() == 1 { "holds" } else { "hold" },
                         if holders.len() == 1 { "is" } else { "are" },
                     ),
-                    Some(AttrPath::attr("targets")),
+                    Some(AttrPath::attr(attrs::TARGETS)),
                 );
                 Some(status)
             }
@@ -780,7 +816,7 @@ impl SecretLinkResource {
                 let mut obj = BTreeMap::new();
                 apply_status(&mut obj, &status, &policy);
                 let reason = obj
-                    .get("rotation_reason")
+                    .get(attrs::ROTATION_REASON)
                     .and_then(Value::as_str)
                     .map(str::to_string);
                 if let Some(r) = reason.as_deref().filter(|r| r.starts_with("never rotated")) {
@@ -791,7 +827,7 @@ impl SecretLinkResource {
                          to allow rotation",
                         None,
                     );
-                } else if creating && obj.get("rotation_due") == Some(&Value::Bool(true)) {
+                } else if creating && obj.get(attrs::ROTATION_DUE) == Some(&Value::Bool(true)) {
                     dry_run_check(&engine, &link, &policy, false, None, diags).await;
                     diags.warning(
                         format!("creating this link rotates {link} at once: {}", reason.unwrap_or_default()),
@@ -822,16 +858,16 @@ impl Resource for SecretLinkResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(id) = config.attr("application_id").as_str()
+        if let Some(id) = config.attr(attrs::APPLICATION_ID).as_str()
             && !is_guid(id)
         {
             diags.error(
                 format!("validating application_id `{id}`: not an application (client) id"),
                 "hint: use the App Registration's Application (client) ID, a GUID like 00000000-0000-0000-0000-000000000000",
-                Some(AttrPath::attr("application_id")),
+                Some(AttrPath::attr(attrs::APPLICATION_ID)),
             );
         }
-        if let Some(name) = config.attr("credential_display_name").as_str()
+        if let Some(name) = config.attr(attrs::CREDENTIAL_DISPLAY_NAME).as_str()
             && name.contains(" rotor:")
         {
             diags.error(
@@ -842,22 +878,23 @@ impl Resource for SecretLinkResource {
                     "hint: use the lineage name without the suffix: `{}`",
                     &name[..name.find(" rotor:").unwrap_or(0)]
                 ),
-                Some(AttrPath::attr("credential_display_name")),
+                Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
             );
         }
-        if let Some(targets) = config.attr("targets").as_elements() {
+        if let Some(targets) = config.attr(attrs::TARGETS).as_elements() {
             if targets.is_empty() {
                 diags.error(
                     "validating targets: a link needs at least one Key Vault secret",
                     "hint: add { vault_url = \"https://<vault>.vault.azure.net/\", secret_name = \"<name>\" }",
-                    Some(AttrPath::attr("targets")),
+                    Some(AttrPath::attr(attrs::TARGETS)),
                 );
             }
             let mut seen: BTreeMap<String, String> = BTreeMap::new();
             for t in targets {
-                if let (Some(url), Some(name)) =
-                    (t.attr("vault_url").as_str(), t.attr("secret_name").as_str())
-                {
+                if let (Some(url), Some(name)) = (
+                    t.attr(attrs::VAULT_URL).as_str(),
+                    t.attr(attrs::SECRET_NAME).as_str(),
+                ) {
                     let shown = format!("{url}{name}");
                     if let Some(first) = seen.insert(target_identity(url, name), shown.clone()) {
                         diags.error(
@@ -865,34 +902,34 @@ impl Resource for SecretLinkResource {
                                 "validating targets: `{first}` and `{shown}` are the same Key Vault secret"
                             ),
                             "Key Vault names (vaults and secrets) are case-insensitive, so this secret would be written twice.\nhint: list it once",
-                            Some(AttrPath::attr("targets")),
+                            Some(AttrPath::attr(attrs::TARGETS)),
                         );
                     }
                 }
-                if let Some(url) = t.attr("vault_url").as_str()
+                if let Some(url) = t.attr(attrs::VAULT_URL).as_str()
                     && let Err(why) = parse_vault_url(url)
                 {
                     diags.error(
                         format!("validating target vault URL `{url}`: {why}"),
                         "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
-                        Some(AttrPath::attr("targets")),
+                        Some(AttrPath::attr(attrs::TARGETS)),
                     );
                 }
-                if let Some(name) = t.attr("secret_name").as_str()
+                if let Some(name) = t.attr(attrs::SECRET_NAME).as_str()
                     && (name.is_empty()
                         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
                 {
                     diags.error(
                         format!("validating target secret name `{name}`: Key Vault secret names use only 0-9, a-z, A-Z and -"),
                         "",
-                        Some(AttrPath::attr("targets")),
+                        Some(AttrPath::attr(attrs::TARGETS)),
                     );
                 }
             }
         }
         let _ = parse_policy(
-            config.attr("policy"),
-            Some(&AttrPath::attr("policy")),
+            config.attr(attrs::POLICY),
+            Some(&AttrPath::attr(attrs::POLICY)),
             diags,
         );
     }
@@ -958,7 +995,7 @@ impl Resource for SecretLinkResource {
                 diags.error(
                     format!("planning {link}: another rotor_secret_link in this configuration links the same lineage"),
                     lineage_conflict_detail(&link, &first, &keys(&link)),
-                    Some(AttrPath::attr("credential_display_name")),
+                    Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
                 );
                 return PlanResponse {
                     planned: req.proposed.clone(),
@@ -999,8 +1036,8 @@ impl Resource for SecretLinkResource {
         }
 
         let Some(policy) = parse_policy(
-            req.config.attr("policy"),
-            Some(&AttrPath::attr("policy")),
+            req.config.attr(attrs::POLICY),
+            Some(&AttrPath::attr(attrs::POLICY)),
             diags,
         ) else {
             // unknown or invalid policy: decide at apply
@@ -1012,7 +1049,10 @@ impl Resource for SecretLinkResource {
                 requires_replace,
             };
         };
-        let policy_changed = !req.prior.attr("policy").same_as(req.config.attr("policy"));
+        let policy_changed = !req
+            .prior
+            .attr(attrs::POLICY)
+            .same_as(req.config.attr(attrs::POLICY));
         let link = link_from(req.prior, &mut Diagnostics::default());
         let name = link
             .as_ref()
@@ -1029,25 +1069,25 @@ impl Resource for SecretLinkResource {
                     let mut obj = BTreeMap::new();
                     apply_status(&mut obj, &status, &policy);
                     (
-                        obj.get("rotation_due") == Some(&Value::Bool(true)),
-                        obj.get("rotation_reason")
+                        obj.get(attrs::ROTATION_DUE) == Some(&Value::Bool(true)),
+                        obj.get(attrs::ROTATION_REASON)
                             .and_then(Value::as_str)
                             .map(str::to_string),
-                        never_rotated(&obj["confidence"], &obj["excluded"], &policy),
+                        never_rotated(&obj[attrs::CONFIDENCE], &obj[attrs::EXCLUDED], &policy),
                     )
                 }
                 None => (false, None, None),
             }
         } else {
             let blocked = never_rotated(
-                req.prior.attr("confidence"),
-                req.prior.attr("excluded"),
+                req.prior.attr(attrs::CONFIDENCE),
+                req.prior.attr(attrs::EXCLUDED),
                 &policy,
             );
             (
-                req.prior.attr("rotation_due").as_bool() == Some(true) && blocked.is_none(),
+                req.prior.attr(attrs::ROTATION_DUE).as_bool() == Some(true) && blocked.is_none(),
                 req.prior
-                    .attr("rotation_reason")
+                    .attr(attrs::ROTATION_REASON)
                     .as_str()
                     .map(str::to_string),
                 blocked,
@@ -1064,14 +1104,14 @@ impl Resource for SecretLinkResource {
                 .is_some_and(|r| r.starts_with("targets diverge"))
             && req
                 .prior
-                .attr("next_rotation_at")
+                .attr(attrs::NEXT_ROTATION_AT)
                 .as_str()
                 .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
                 .is_some_and(|t| t > OffsetDateTime::now_utc())
-            && !req.prior.attr("current_key_id").is_null();
+            && !req.prior.attr(attrs::CURRENT_KEY_ID).is_null();
         let cleanup: Vec<String> = if blocked.is_none() {
             req.prior
-                .attr("removable_key_ids")
+                .attr(attrs::REMOVABLE_KEY_IDS)
                 .as_elements()
                 .unwrap_or_default()
                 .iter()
@@ -1101,7 +1141,7 @@ impl Resource for SecretLinkResource {
                 None,
             );
             for a in STATUS_ATTRS {
-                if !CREDENTIAL_ATTRS.contains(a) && *a != "next_rotation_at" {
+                if !CREDENTIAL_ATTRS.contains(a) && *a != attrs::NEXT_ROTATION_AT {
                     planned.insert((*a).to_string(), Value::Unknown);
                 }
             }
@@ -1121,7 +1161,7 @@ impl Resource for SecretLinkResource {
                 let replace = forced
                     .then(|| {
                         req.prior
-                            .attr("current_key_id")
+                            .attr(attrs::CURRENT_KEY_ID)
                             .as_str()
                             .map(str::to_string)
                     })
@@ -1146,16 +1186,16 @@ impl Resource for SecretLinkResource {
         let config_changed = policy_changed
             || !req
                 .prior
-                .attr("targets")
-                .same_as(req.proposed.attr("targets"))
+                .attr(attrs::TARGETS)
+                .same_as(req.proposed.attr(attrs::TARGETS))
             || !req
                 .prior
-                .attr("rotate_when_changed")
-                .same_as(req.proposed.attr("rotate_when_changed"))
+                .attr(attrs::ROTATE_WHEN_CHANGED)
+                .same_as(req.proposed.attr(attrs::ROTATE_WHEN_CHANGED))
             || !req
                 .prior
-                .attr("cleanup_on_destroy")
-                .same_as(req.proposed.attr("cleanup_on_destroy"));
+                .attr(attrs::CLEANUP_ON_DESTROY)
+                .same_as(req.proposed.attr(attrs::CLEANUP_ON_DESTROY));
         if !cleanup.is_empty() {
             diags.warning(
                 format!(
@@ -1168,15 +1208,15 @@ impl Resource for SecretLinkResource {
                     "No Key Vault secret in scope holds {}, and the current client secret {} was created more than \
                      grace_period_days ({}) ago; removing {} ends {} validity (as `rotor cleanup` does).",
                     if cleanup.len() == 1 { "it" } else { "them" },
-                    req.prior.attr("current_key_id").as_str().unwrap_or("?"),
+                    req.prior.attr(attrs::CURRENT_KEY_ID).as_str().unwrap_or("?"),
                     policy.grace_period_days,
                     if cleanup.len() == 1 { "it" } else { "them" },
                     if cleanup.len() == 1 { "its" } else { "their" },
                 ),
                 None,
             );
-            planned.insert("previous_key_ids".into(), Value::Unknown);
-            planned.insert("removable_key_ids".into(), Value::Unknown);
+            planned.insert(attrs::PREVIOUS_KEY_IDS.into(), Value::Unknown);
+            planned.insert(attrs::REMOVABLE_KEY_IDS.into(), Value::Unknown);
         }
         if config_changed {
             // An apply will run (targets synced, cleanup): the status may move.
@@ -1205,12 +1245,12 @@ impl Resource for SecretLinkResource {
             // Destroy: forget. Key Vault secrets are never deleted. A create of the same lineage
             // later in this apply is a replacement (`-replace`, `taint`) and rotates.
             if let (Some(a), Some(c)) = (
-                req.prior.attr("application_id").as_str(),
-                req.prior.attr("credential_display_name").as_str(),
+                req.prior.attr(attrs::APPLICATION_ID).as_str(),
+                req.prior.attr(attrs::CREDENTIAL_DISPLAY_NAME).as_str(),
             ) {
                 ctx.note_destroyed(a, c);
             }
-            if req.prior.attr("cleanup_on_destroy").as_bool() == Some(true)
+            if req.prior.attr(attrs::CLEANUP_ON_DESTROY).as_bool() == Some(true)
                 && let Some(link) = link_from(req.prior, diags)
             {
                 let policy = policy_of(req.prior);
@@ -1230,8 +1270,8 @@ impl Resource for SecretLinkResource {
             };
         };
         let Some(policy) = parse_policy(
-            req.planned.attr("policy"),
-            Some(&AttrPath::attr("policy")),
+            req.planned.attr(attrs::POLICY),
+            Some(&AttrPath::attr(attrs::POLICY)),
             diags,
         ) else {
             return if creating {
@@ -1253,18 +1293,19 @@ impl Resource for SecretLinkResource {
         };
         let mut obj = BTreeMap::new();
         apply_status(&mut obj, &status, &policy);
-        let blocked = never_rotated(&obj["confidence"], &obj["excluded"], &policy);
+        let blocked = never_rotated(&obj[attrs::CONFIDENCE], &obj[attrs::EXCLUDED], &policy);
         // `-replace` / `taint`: Terraform destroyed this lineage's link a moment ago in this
         // apply and now creates it: rotate, as `azuread_application_password` does.
         let replaced =
             creating && ctx.take_destroyed(&link.application_id, &link.credential_display_name);
         let forced = replaced || (!creating && triggers_changed(req.prior, req.planned));
-        let rotate =
-            blocked.is_none() && (obj.get("rotation_due") == Some(&Value::Bool(true)) || forced);
-        let planned_rotation = req.planned.attr("current_key_id").is_unknown();
+        let rotate = blocked.is_none()
+            && (obj.get(attrs::ROTATION_DUE) == Some(&Value::Bool(true)) || forced);
+        let planned_rotation = req.planned.attr(attrs::CURRENT_KEY_ID).is_unknown();
         // A planned repair keeps the key id known and the target versions unknown.
-        let planned_repair = !planned_rotation && req.planned.attr("target_versions").is_unknown();
-        let planned_cleanup = !creating && req.planned.attr("removable_key_ids").is_unknown();
+        let planned_repair =
+            !planned_rotation && req.planned.attr(attrs::TARGET_VERSIONS).is_unknown();
+        let planned_cleanup = !creating && req.planned.attr(attrs::REMOVABLE_KEY_IDS).is_unknown();
         let mut rotated = false;
 
         if rotate && (planned_rotation || planned_repair || creating) {
@@ -1278,7 +1319,7 @@ impl Resource for SecretLinkResource {
                     status.current_key_id.clone()
                 } else if forced {
                     req.prior
-                        .attr("current_key_id")
+                        .attr(attrs::CURRENT_KEY_ID)
                         .as_str()
                         .map(str::to_string)
                 } else {
@@ -1356,7 +1397,7 @@ impl Resource for SecretLinkResource {
                         .error_subject
                         .as_ref()
                         .and_then(subject_path)
-                        .or_else(|| on_targets.then(|| AttrPath::attr("targets")));
+                        .or_else(|| on_targets.then(|| AttrPath::attr(attrs::TARGETS)));
                     diags.error(summary, detail.join("\n"), path);
                 }
             }
@@ -1429,16 +1470,16 @@ impl Resource for SecretLinkResource {
         if creating && diags.has_errors() {
             return Value::Null;
         }
-        let moved_on = out.get("current_key_id").and_then(Value::as_str)
-            != req.prior.attr("current_key_id").as_str();
+        let moved_on = out.get(attrs::CURRENT_KEY_ID).and_then(Value::as_str)
+            != req.prior.attr(attrs::CURRENT_KEY_ID).as_str();
         if forced && diags.has_errors() && !moved_on {
             // Nothing of the forced rotation reached a target: keep the old triggers so the next
             // plan forces it again. (When some target already holds the new credential, the
             // rotation started: the next plan shows the targets diverging and repairs them,
             // finishing this rotation instead of starting another.)
             out.insert(
-                "rotate_when_changed".into(),
-                req.prior.attr("rotate_when_changed").clone(),
+                attrs::ROTATE_WHEN_CHANGED.into(),
+                req.prior.attr(attrs::ROTATE_WHEN_CHANGED).clone(),
             );
         }
         Value::Object(with_id(out))
@@ -1536,26 +1577,26 @@ impl Resource for SecretLinkResource {
             .map(|a| (a.name.to_string(), Value::Null))
             .collect();
         obj.insert(
-            "application_id".into(),
+            attrs::APPLICATION_ID.into(),
             Value::string(link.application_id.clone()),
         );
         obj.insert(
-            "credential_display_name".into(),
+            attrs::CREDENTIAL_DISPLAY_NAME.into(),
             Value::string(link.credential_display_name.clone()),
         );
         obj.insert(
-            "targets".into(),
+            attrs::TARGETS.into(),
             Value::Set(
                 link.targets
                     .iter()
                     .map(|t| {
                         Value::Object(BTreeMap::from([
                             (
-                                "vault_url".to_string(),
+                                attrs::VAULT_URL.to_string(),
                                 Value::string(t.vault_url.to_string()),
                             ),
                             (
-                                "secret_name".to_string(),
+                                attrs::SECRET_NAME.to_string(),
                                 Value::string(t.secret_name.clone()),
                             ),
                         ]))
@@ -1579,19 +1620,22 @@ mod tests {
             .map(|a| (a.name.to_string(), Value::Null))
             .collect();
         obj.insert(
-            "application_id".into(),
+            attrs::APPLICATION_ID.into(),
             Value::string("b0000001-0000-4000-8000-000000000001"),
         );
-        obj.insert("credential_display_name".into(), Value::string("Secret 1"));
         obj.insert(
-            "targets".into(),
+            attrs::CREDENTIAL_DISPLAY_NAME.into(),
+            Value::string("Secret 1"),
+        );
+        obj.insert(
+            attrs::TARGETS.into(),
             Value::Set(
                 targets
                     .iter()
                     .map(|(u, n)| {
                         Value::Object(BTreeMap::from([
-                            ("vault_url".to_string(), Value::string(*u)),
-                            ("secret_name".to_string(), Value::string(*n)),
+                            (attrs::VAULT_URL.to_string(), Value::string(*u)),
+                            (attrs::SECRET_NAME.to_string(), Value::string(*n)),
                         ]))
                     })
                     .collect(),
@@ -1608,7 +1652,7 @@ mod tests {
         assert_eq!(l.targets.len(), 1);
         let mut d = Diagnostics::default();
         assert!(link_from(&link_value(&[("kv-prod", "a")]), &mut d).is_none());
-        assert_eq!(d.0[0].path, Some(AttrPath::attr("targets")));
+        assert_eq!(d.0[0].path, Some(AttrPath::attr(attrs::TARGETS)));
         assert!(parse_vault_url("http://kv/").is_err());
         assert!(parse_vault_url("https://kv.vault.azure.net/secrets/x").is_err());
     }
@@ -1628,7 +1672,7 @@ mod tests {
         assert!(!triggers_changed(&a, &b));
         if let Value::Object(o) = &mut a {
             o.insert(
-                "rotate_when_changed".into(),
+                attrs::ROTATE_WHEN_CHANGED.into(),
                 Value::Map(BTreeMap::from([("v".to_string(), Value::string("1"))])),
             );
         }
@@ -1658,24 +1702,24 @@ mod tests {
             "checking the link",
             "a secret outside its targets holds the lineage",
         );
-        assert_eq!(error_path(&e), Some(AttrPath::attr("targets")));
+        assert_eq!(error_path(&e), Some(AttrPath::attr(attrs::TARGETS)));
         let e = e.with_subject(Subject::Lineage {
             app_id: "a".into(),
             credential_display_name: "Secret 1".into(),
         });
         assert_eq!(
             error_path(&e),
-            Some(AttrPath::attr("credential_display_name"))
+            Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME))
         );
         let e = EngineError::new(ErrorKind::NotFound, "reading application x", "gone");
-        assert_eq!(error_path(&e), Some(AttrPath::attr("application_id")));
+        assert_eq!(error_path(&e), Some(AttrPath::attr(attrs::APPLICATION_ID)));
     }
 
     fn record(skip_reason: Option<SkipReason>, note: &str) -> AuditRecord {
         let mut r: AuditRecord = serde_json::from_value(serde_json::json!({
             "rotation_id": "r", "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:00Z",
             "actor": "terraform", "app_id": "a", "app_name": "", "old_key_id": null, "new_key_id": null,
-            "new_expires_at": null, "confidence": "HIGH", "targets": [], "status": "skipped", "error": null,
+            "new_expires_at": null, attrs::CONFIDENCE: "HIGH", attrs::TARGETS: [], "status": "skipped", "error": null,
         }))
         .expect("record");
         r.skip_reason = skip_reason;
