@@ -30,6 +30,7 @@
 //! | [`policy`], [`config`], [`pacing`] | policy, exclusions, `rotor.toml`; request budgets below Azure's service limits |
 //! | [`rotation`], [`links`], [`cleanup`] | the protocol (preflight, make room, create, verify, update, audit; design note `docs/protocol.md`), finding links, grace-period cleanup |
 //! | [`history`], [`progress`] | the JSON Lines audit trail; live progress events |
+//! | [`notify`] | run notifications: Slack, Teams (Adaptive Card) and generic JSON webhooks, with retries |
 //!
 //! ## Resumability
 //! Azure is the database: rotor's credentials are named `<name> rotor:<rotation-id>`, and every

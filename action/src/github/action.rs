@@ -658,12 +658,25 @@ async fn publish_dashboard<W: Write>(
     known: Option<u64>,
 ) -> Option<u64> {
     let body = d.render(markdown::COMMENT_LIMIT, true);
-    let full = d.render(markdown::SUMMARY_LIMIT, false);
-    if body.len() < full.len()
-        && let Some(summary) = &env.step_summary
-        && let Err(e) = runner::append_summary(summary, &full)
+    // The whole dashboard, in a file (like the report) and, as far as it fits in what is left
+    // of the step's 1 MiB, in the job summary the issue links to.
+    let everything = d.render(usize::MAX, false);
+    if let Some(dir) = &env.runner_temp
+        && let Err(e) = std::fs::write(dir.join("rotor-dashboard.md"), &everything)
     {
-        commands.warning("rotor: dashboard", &format!("{e:#}"));
+        commands.warning(
+            "rotor: dashboard",
+            &format!("writing rotor-dashboard.md: {e}"),
+        );
+    }
+    if body.len() < everything.len()
+        && let Some(summary) = &env.step_summary
+    {
+        let used = std::fs::metadata(summary).map_or(0, |m| m.len() as usize);
+        let full = d.render(markdown::SUMMARY_LIMIT.saturating_sub(used + 1024), false);
+        if let Err(e) = runner::append_summary(summary, &full) {
+            commands.warning("rotor: dashboard", &format!("{e:#}"));
+        }
     }
     let gh = match github_client(env) {
         Ok(gh) => gh,

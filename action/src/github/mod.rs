@@ -6,7 +6,8 @@
 //! | [`markdown`] | escaping of untrusted text; the report model and its trimmed rendering |
 //! | [`runner`] | the runner's environment (`GITHUB_*`), outputs, job summary, annotations, masks |
 //! | [`github_api`] | the REST calls (reqwest, `User-Agent: rotor/<version>`) and two GraphQL ones (`viewer`, `minimizeComment`): sticky comment, audit branch/commit/pull request |
-//! | [`action`] | `rotor action`: the flow for the event (pull request report or scheduled rotation) |
+//! | [`action`] | `rotor action`: the flow for the event (pull request report, scheduled rotation, one-click rotation from the dashboard) |
+//! | [`dashboard`] | the rotation dashboard issue: the tenant by urgency, its check-boxes |
 //! | [`report`] | `rotor report`: records / rotate JSON / a Terraform plan as a Markdown report |
 //! | [`records`] | audit records as read from JSON, and their conversion to report rows |
 
