@@ -118,7 +118,7 @@ fn main() {
         println!("rotor-emulator throughput: {clients} keep-alive HTTPS clients, {secs} s per route, {n_apps} applications, {cpus} CPUs (client and server in one process)");
 
         let kv_url = format!("{}secrets/bench-secret?api-version=2025-07-01", emu.endpoints().vaults["kv-bench"]);
-        let (ok, err, rate) = drive(&emu, kv_url, vault_token, clients, secs).await;
+        let (ok, err, rate) = drive(&emu, kv_url, vault_token.clone(), clients, secs).await;
         println!("Key Vault GET /secrets/{{name}}:               {rate:>9.0} req/s  ({ok} ok, {err} errors)");
 
         let graph_url = format!("{}/v1.0/applications?$top=100", emu.endpoints().graph_endpoint);
