@@ -444,3 +444,80 @@ async fn a_tenant_of_5000_apps_fits_githubs_body_limit_and_the_rest_goes_to_the_
         "no boxes in the summary"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_below_minimum_match_rotates_only_with_the_box_that_names_the_risk() {
+    // Graph read lag off: see the writer test.
+    let mut fixture = Fixture::sample();
+    let mut fidelity = fixture.fidelity.clone().unwrap_or_default();
+    fidelity.graph_read_delay_ms = 0;
+    fixture.fidelity = Some(fidelity);
+    let w = world_with(fixture).await;
+    w.gh.set_permission("octocat", "write");
+    let r = Runner::new(&w.gh, "schedule", &schedule());
+    w.write_config(&r);
+    let out = r
+        .rotor(&["action", "--dry-run", "--dashboard"], &w.env())
+        .await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let d = w.dashboard();
+    let Some(risk_line) = d
+        .body
+        .lines()
+        .find(|l| l.contains("<!-- rotor-risk: "))
+        .map(str::to_string)
+    else {
+        panic!(
+            "the sample has a match below the minimum confidence: {}",
+            d.body
+        );
+    };
+    assert!(risk_line.contains("I accept the risk"), "{risk_line}");
+    let ids = risk_line
+        .split("<!-- rotor-risk: ")
+        .nth(1)
+        .and_then(|x| x.split(" -->").next())
+        .expect("ids")
+        .to_string();
+    let (app, _) = ids.split_once(' ').expect("two ids");
+    let rotate_line = format!("- [ ] <!-- rotor-rotate: {ids} -->");
+    assert!(d.body.contains(&rotate_line), "{}", d.body);
+    let before = key_ids(&w.applications());
+
+    // The rotate box alone: refused.
+    let only = d
+        .body
+        .replacen(&rotate_line, &rotate_line.replacen("[ ]", "[x]", 1), 1);
+    w.gh.edit_issue_body(d.number, &only);
+    let r1 = Runner::new(&w.gh, "issues", &edited(d.number, "octocat"));
+    w.write_config(&r1);
+    let out1 = r1.rotor(&["action"], &w.env()).await;
+    assert_eq!(out1.code, Some(0), "{out1:#?}");
+    assert!(
+        out1.stdout.contains("tick the box that names the risk too"),
+        "{out1:#?}"
+    );
+    assert_eq!(key_ids(&w.applications()), before, "nothing rotated");
+
+    // Both boxes: that credential rotates, nothing else.
+    let d = w.dashboard();
+    let both = d
+        .body
+        .replacen(&rotate_line, &rotate_line.replacen("[ ]", "[x]", 1), 1)
+        .replacen(&risk_line, &risk_line.replacen("[ ]", "[x]", 1), 1);
+    assert_ne!(both, d.body);
+    w.gh.edit_issue_body(d.number, &both);
+    let r2 = Runner::new(&w.gh, "issues", &edited(d.number, "octocat"));
+    w.write_config(&r2);
+    let out2 = r2.rotor(&["action"], &w.env()).await;
+    assert_eq!(out2.code, Some(0), "{out2:#?}");
+    let after = key_ids(&w.applications());
+    for (a, keys) in &before {
+        if a.eq_ignore_ascii_case(app) {
+            assert_eq!(after[a].len(), keys.len() + 1, "{a} rotated once");
+        } else {
+            assert_eq!(&after[a], keys, "{a} untouched");
+        }
+    }
+    assert!(!w.dashboard().body.contains("- [x]"), "boxes cleared");
+}
