@@ -77,7 +77,7 @@ impl PolicyResource {
             }
         }
         let id = match out.get("name") {
-            Some(Value::String(n)) => Value::string(n.clone()),
+            Some(Value::String(n)) => Value::string(crate::ids::policy_state_id(n)),
             _ => Value::Unknown,
         };
         out.insert("id".to_string(), id);
