@@ -524,7 +524,7 @@ fn login_with_assertion(
 
 /// Checks a client assertion's signature against the certificate (DER) of the key credential
 /// it names: RS256 (PKCS#1 v1.5) or PS256 (PSS), RSA keys only — Entra accepts nothing else.
-fn verify_signature(
+pub(crate) fn verify_signature(
     assertion: &str,
     header: &Value,
     cert_der: Option<&[u8]>,

@@ -27,6 +27,8 @@ pub enum Route {
     Patch(AppKey),
     AddPassword(AppKey),
     RemovePassword(AppKey),
+    AddKey(AppKey),
+    RemoveKey(AppKey),
 }
 
 impl Route {
@@ -49,6 +51,10 @@ impl Route {
             Route::AddPassword(AppKey::AppId(_)) => {
                 "/v1.0/applications(appId='{appId}')/addPassword"
             }
+            Route::AddKey(AppKey::ObjectId(_)) => "/v1.0/applications/{id}/addKey",
+            Route::AddKey(AppKey::AppId(_)) => "/v1.0/applications(appId='{appId}')/addKey",
+            Route::RemoveKey(AppKey::ObjectId(_)) => "/v1.0/applications/{id}/removeKey",
+            Route::RemoveKey(AppKey::AppId(_)) => "/v1.0/applications(appId='{appId}')/removeKey",
             Route::RemovePassword(AppKey::ObjectId(_)) => "/v1.0/applications/{id}/removePassword",
             Route::RemovePassword(AppKey::AppId(_)) => {
                 "/v1.0/applications(appId='{appId}')/removePassword"
@@ -106,6 +112,8 @@ pub fn route(method: &Method, s: &[&str]) -> Option<Route> {
         (&Method::PATCH, []) => Some(Route::Patch(key)),
         (&Method::POST, ["addPassword"]) => Some(Route::AddPassword(key)),
         (&Method::POST, ["removePassword"]) => Some(Route::RemovePassword(key)),
+        (&Method::POST, ["addKey"]) => Some(Route::AddKey(key)),
+        (&Method::POST, ["removeKey"]) => Some(Route::RemoveKey(key)),
         _ => None,
     }
 }
@@ -229,6 +237,8 @@ pub fn handle(ctx: &Ctx, route: Route, req: &Req) -> Response {
     | Route::Patch(AppKey::ObjectId(id))
     | Route::AddPassword(AppKey::ObjectId(id))
     | Route::RemovePassword(AppKey::ObjectId(id))
+    | Route::AddKey(AppKey::ObjectId(id))
+    | Route::RemoveKey(AppKey::ObjectId(id))
     | Route::GetServicePrincipal(AppKey::ObjectId(id)) = &route
         && uuid::Uuid::try_parse(id).is_err()
     {
@@ -248,6 +258,8 @@ pub fn handle(ctx: &Ctx, route: Route, req: &Req) -> Response {
         Route::Patch(k) => patch(ctx, caller, &k, req),
         Route::AddPassword(k) => add_password(ctx, caller, &k, req),
         Route::RemovePassword(k) => remove_password(ctx, caller, &k, req),
+        Route::AddKey(k) => roll_key(ctx, caller, &k, req, true),
+        Route::RemoveKey(k) => roll_key(ctx, caller, &k, req, false),
     }
 }
 
@@ -963,6 +975,190 @@ fn count(ctx: &Ctx, caller: Caller, req: &Req) -> Response {
         http::HeaderValue::from_static("text/plain"),
     );
     r
+}
+
+// ---- addKey / removeKey (proof of possession) -------------------------------------------------
+
+/// The audience every addKey/removeKey proof must carry (AAD Graph's app id, as Graph's docs
+/// say).
+const PROOF_AUDIENCE: &str = "00000002-0000-0000-c000-000000000000";
+
+/// Checks an addKey/removeKey `proof`: a JWT signed (RS256/PS256) by one of the application's
+/// currently valid certificates, `aud` = [`PROOF_AUDIENCE`], `iss` = the application's object
+/// id, `nbf` ≤ now < `exp`, `exp` at most 10 minutes after `nbf`; no `=` padding.
+fn check_proof(app: &App, proof: &str) -> Result<(), String> {
+    if proof.contains('=') {
+        return Err("the proof must be base64url without '=' padding".into());
+    }
+    let mut parts = proof.split('.');
+    let (Some(h), Some(c), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("the proof is not a signed JWT".into());
+    };
+    let header: Value = util::b64_decode_any(h)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("the proof's header is not base64url JSON")?;
+    let claims: Value = util::b64_decode_any(c)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("the proof's claims are not base64url JSON")?;
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == PROOF_AUDIENCE,
+        Some(Value::Array(a)) => a.iter().any(|x| x == PROOF_AUDIENCE),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(format!("the proof's aud must be {PROOF_AUDIENCE}"));
+    }
+    if !claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .is_some_and(|i| i.eq_ignore_ascii_case(&app.object_id))
+    {
+        return Err("the proof's iss must be the application's object id".into());
+    }
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let (Some(nbf), Some(exp)) = (
+        claims.get("nbf").and_then(Value::as_i64),
+        claims.get("exp").and_then(Value::as_i64),
+    ) else {
+        return Err("the proof needs nbf and exp".into());
+    };
+    if exp - nbf > 600 {
+        return Err("the proof may be valid for at most 10 minutes".into());
+    }
+    if now < nbf || now >= exp {
+        return Err("the proof is not within its validity period".into());
+    }
+    let nowt = OffsetDateTime::now_utc();
+    let valid: Vec<&KeyCred> = app
+        .keys
+        .iter()
+        .filter(|k| k.key_der.is_some() && k.start <= nowt && nowt < k.end)
+        .collect();
+    if valid.is_empty() {
+        return Err("the application has no valid certificate to prove possession of; use PATCH /applications/{id} with keyCredentials instead".into());
+    }
+    if valid
+        .iter()
+        .any(|k| crate::entra::verify_signature(proof, &header, k.key_der.as_deref()).is_ok())
+    {
+        Ok(())
+    } else {
+        Err("the proof is not signed by any of the application's valid certificates".into())
+    }
+}
+
+fn roll_key(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req, add: bool) -> Response {
+    let body = match parse_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(proof) = body.get("proof").and_then(Value::as_str) else {
+        return graph_error(
+            req,
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "The request body must contain the property 'proof'.",
+        );
+    };
+    let mut store = ctx.store.write();
+    let access = Access::of(&store, caller);
+    let Some(i) = find(&store, key) else {
+        return not_found(req, key);
+    };
+    // "An application does not need any specific permission to roll its own keys."
+    let own = caller == Caller::App(i);
+    if !own && !access.can_write(&store.apps[i]) {
+        return denied(req);
+    }
+    if let Err(why) = check_proof(&store.apps[i], proof) {
+        return graph_error(
+            req,
+            StatusCode::UNAUTHORIZED,
+            "Authentication_MissingOrMalformed",
+            &format!("Invalid proof: {why}."),
+        );
+    }
+    let app = &mut store.apps[i];
+    if !add {
+        let Some(key_id) = body.get("keyId").and_then(Value::as_str) else {
+            return graph_error(
+                req,
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                "The request body must contain the property 'keyId'.",
+            );
+        };
+        let before = app.keys.len();
+        app.keys.retain(|k| !k.key_id.eq_ignore_ascii_case(key_id));
+        if app.keys.len() == before {
+            return graph_error(
+                req,
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                &format!(
+                    "No key credential with keyId '{key_id}' exists on application '{}'.",
+                    app.app_id
+                ),
+            );
+        }
+        return util::empty(StatusCode::NO_CONTENT);
+    }
+    let Some(kc) = body.get("keyCredential") else {
+        return graph_error(
+            req,
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "The request body must contain the property 'keyCredential'.",
+        );
+    };
+    for f in ["type", "usage", "key"] {
+        if kc.get(f).and_then(Value::as_str).is_none() {
+            return graph_error(
+                req,
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                &format!("keyCredential.{f} is required."),
+            );
+        }
+    }
+    if kc["type"] != "AsymmetricX509Cert" || kc["usage"] != "Verify" {
+        return graph_error(
+            req,
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "rotor-emulator supports keyCredential type AsymmetricX509Cert with usage Verify only.",
+        );
+    }
+    let mut item = kc.clone();
+    if let Value::Object(m) = &mut item {
+        m.remove("keyId");
+    }
+    let k = match key_from_patch(&item, &app.keys) {
+        Ok(k) => k,
+        Err(e) => {
+            return graph_error(
+                req,
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                &format!("Invalid keyCredential: {e}."),
+            );
+        }
+    };
+    let mut v = key_json(&k, false);
+    app.keys.push(k);
+    drop(store);
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "@odata.context".into(),
+            json!(format!(
+                "{}/v1.0/$metadata#microsoft.graph.keyCredential",
+                ctx.main_url
+            )),
+        );
+    }
+    util::json(StatusCode::OK, &v)
 }
 
 fn parse_body(req: &Req) -> Result<Value, Response> {

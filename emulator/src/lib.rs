@@ -20,6 +20,7 @@
 //! | `POST …/addPassword` | Graph write (`ReadWrite.All`, or `ReadWrite.OwnedBy` + owner) | new password: random 40-char `secretText` (returned once), `hint` = first 3 chars, `keyId`, default lifetime 2 years. Apps whose `signInAudience` accepts personal accounts are capped at 2 passwords → 400 `TooManyAppPasswords`. The new secret logs in only after the propagation delay. With the fixture's `max_password_lifetime_days`, longer lifetimes → 400 `CredentialInvalidLifetimeAsPerAppPolicy` | modelled: caps, policy, propagation delay before login, eventual consistency of reads |
 //! | `GET /v1.0/servicePrincipals`, `GET /v1.0/servicePrincipals/{id}`, `GET /v1.0/servicePrincipals(appId='{appId}')` | Graph read (`Application.Read.All` and up) | the principals and every application with `service_principal: true` (`id`, `appId`, `displayName`); `$filter` as for applications, `$top` (no further paging); 404 when an app has no service principal | simplified: `id`, `appId`, `displayName` only |
 //! | `POST …/removePassword` | Graph write | `{keyId}` → 204; unknown keyId → 404 `Request_ResourceNotFound` | modelled |
+//! | `POST …/addKey`, `POST …/removeKey` (by `{id}` or `(appId=…)`) | Graph write, or the application itself (it may roll its own keys) | `{keyCredential: {type: AsymmetricX509Cert, usage: Verify, key: base64 DER}, passwordCredential: null, proof}` → 200 keyCredential / `{keyId, proof}` → 204. The `proof` JWT must be signed (RS256/PS256) by one of the app's currently valid certificates, with `aud` `00000002-0000-0000-c000-000000000000`, `iss` the app's object id, `nbf` ≤ now < `exp` ≤ `nbf` + 10 min, no `=` padding; otherwise 401 `Authentication_MissingOrMalformed` | modelled; simplified: `X509CertAndPassword`/`Sign` refused |
 //! | `PATCH /v1.0/applications/{id}` (or `(appId=…)`) | Graph write | `keyCredentials` replaces the collection (existing entries may be sent back by `keyId` without `key`; new ones need `key` = base64 DER, thumbprint and dates derive from it), `displayName`; `passwordCredentials` is refused → 204 | simplified: only `keyCredentials` and `displayName` |
 //! | `GET /subscriptions` | ARM token | subscriptions the principal may read | simplified |
 //! | `GET /subscriptions/{sub}/resources?$filter=resourceType eq 'Microsoft.KeyVault/vaults'&api-version=…` | ARM token; principal's `subscription_roles` (absent: all) | `{value:[{id,name,type,location,properties:{vaultUri}}]}` with the emulator's vault URLs; 404 `SubscriptionNotFound`, 403 `AuthorizationFailed` | simplified: only the Key Vault resource-type filter |
@@ -164,8 +165,7 @@
 //! ## Known simplifications
 //!
 //! Certificates are self-signed only, cannot be imported, and the backing secret holds PEM
-//! (`application/x-pem-file`); there is no keys API (`keys/{name}/sign`) and no
-//! `addKey`/`removeKey`. Federated client assertions' signatures are not verified. Deleted
+//! (`application/x-pem-file`); there is no keys API (`keys/{name}/sign`). Federated client assertions' signatures are not verified. Deleted
 //! secrets are never purged automatically.
 
 #![forbid(unsafe_code)]

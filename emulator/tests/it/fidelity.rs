@@ -616,3 +616,120 @@ async fn certificate_client_assertions_are_verified_by_signature() {
         assert_eq!(got, want, "{what}");
     }
 }
+
+#[tokio::test]
+async fn add_key_and_remove_key_need_a_valid_proof_of_possession() {
+    use sha1::Digest;
+    let rsa = || {
+        rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap()
+    };
+    let cert_of = |k: &rcgen::KeyPair, cn: &str| {
+        rcgen::CertificateParams::new(vec![cn.to_string()])
+            .unwrap()
+            .self_signed(k)
+            .unwrap()
+            .der()
+            .to_vec()
+    };
+    let std_b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+    let (k1, k2) = (rsa(), rsa());
+    let (c1, c2) = (cert_of(&k1, "one"), cert_of(&k2, "two"));
+    let oid = "f0000000-0000-4000-8000-000000000001";
+    let app_id = "f0000000-0000-4000-8000-0000000000a1";
+    let f = rotor_emulator::Fixture::from_json(
+        &json!({
+            "principals": [{"display_name": "admin", "graph_roles": ["Application.ReadWrite.All"]},
+                           {"display_name": "reader", "graph_roles": ["Application.Read.All"]}],
+            "applications": [{"display_name": "roller", "object_id": oid, "app_id": app_id,
+                              "key_credentials": [{"key": std_b64(&c1)}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let emu = start(f).await;
+    let http = http(&emu);
+    let t = token_as(&emu, &http, "admin", GRAPH_SCOPE).await;
+    let g = &emu.endpoints().graph_endpoint;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let proof = |key: &rcgen::KeyPair, cert: &[u8], claims: Value| {
+        signed_assertion(
+            &key.serialize_der(),
+            json!({"alg": "RS256", "typ": "JWT", "x5t": b64u(&sha1::Sha1::digest(cert))}),
+            claims,
+        )
+    };
+    let good = json!({"aud": "00000002-0000-0000-c000-000000000000", "iss": oid, "nbf": now - 5, "exp": now + 590});
+    let add = |proof: String, token: String| {
+        let body = json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": std_b64(&c2)},
+                          "passwordCredential": null, "proof": proof});
+        let http = http.clone();
+        let url = format!("{g}/v1.0/applications/{oid}/addKey");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // refused proofs: wrong aud (Graph's app id, the common mistake), wrong iss, too long,
+    // signed by a key the app does not hold, padded
+    let mut bad = good.clone();
+    bad["aud"] = json!("00000003-0000-0000-c000-000000000000");
+    let mut bad_iss = good.clone();
+    bad_iss["iss"] = json!(app_id);
+    let mut long = good.clone();
+    long["exp"] = json!(now + 3600);
+    for (what, p) in [
+        ("aud", proof(&k1, &c1, bad)),
+        ("iss", proof(&k1, &c1, bad_iss)),
+        ("lifetime", proof(&k1, &c1, long)),
+        ("foreign key", proof(&k2, &c2, good.clone())),
+        ("padding", format!("{}=", proof(&k1, &c1, good.clone()))),
+    ] {
+        let (s, b) = add(p, t.clone()).await;
+        assert_eq!(s, 401, "{what}: {b}");
+        assert_eq!(
+            b["error"]["code"], "Authentication_MissingOrMalformed",
+            "{what}"
+        );
+    }
+    // a reader may not, even with a good proof
+    let rt = token_as(&emu, &http, "reader", GRAPH_SCOPE).await;
+    assert_eq!(add(proof(&k1, &c1, good.clone()), rt).await.0, 403);
+    // a good proof adds the key
+    let (s, b) = add(proof(&k1, &c1, good.clone()), t.clone()).await;
+    assert_eq!(s, 200, "{b}");
+    let new_id = b["keyId"].as_str().unwrap().to_string();
+    assert_eq!(
+        b["customKeyIdentifier"],
+        std_b64(&sha1::Sha1::digest(&c2)).as_str()
+    );
+    let (_, _, body) = get_h(
+        &http,
+        &format!("{g}/v1.0/applications/{oid}?$select=keyCredentials"),
+        &t,
+        false,
+    )
+    .await;
+    assert_eq!(j(&body)["keyCredentials"].as_array().unwrap().len(), 2);
+    // removeKey with a proof signed by the new certificate removes the old one
+    let old_id = emu.state()["applications"][0]["key_credentials"][0]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http
+        .post(format!("{g}/v1.0/applications/{oid}/removeKey"))
+        .bearer_auth(&t)
+        .json(&json!({"keyId": old_id, "proof": proof(&k2, &c2, good.clone())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let keys = emu.state()["applications"][0]["key_credentials"].clone();
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    assert_eq!(keys[0]["key_id"], new_id.as_str());
+}
