@@ -17,7 +17,8 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 fn entra_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
     let trace = util::guid();
     let corr = util::guid();
-    let ts = util::rfc3339(util::now());
+    // Entra's own format: `2025-01-02 03:04:05Z` (a space, no fraction).
+    let ts = util::rfc3339(util::now()).replacen('T', " ", 1);
     util::json(
         status,
         &json!({

@@ -239,6 +239,15 @@ async fn graph_ids_times_and_correlation_headers() {
         .await
         .unwrap();
     assert!(r.headers().contains_key("x-ms-request-id"));
+    let b: Value = r.json().await.unwrap();
+    let re = regex::Regex::new(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$").unwrap();
+    assert!(re.is_match(b["timestamp"].as_str().unwrap()), "{b}");
+    assert!(
+        b["error_description"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("Timestamp: {}", b["timestamp"].as_str().unwrap()))
+    );
 }
 
 #[tokio::test]
