@@ -246,3 +246,35 @@ async fn rotor_rotate_on_the_cli_notifies_through_the_same_implementation() {
     }
     assert!(!out.stdout.contains(HOOK_SECRET) && !out.stderr.contains(HOOK_SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_that_cannot_log_in_notifies_the_failure_and_keeps_its_exit_code() {
+    let emu = emulator().await;
+    let gh = FakeGitHub::start().await;
+    let (h, base) = hooks().await;
+    let r = Runner::new(&gh, "schedule", &schedule());
+    write_config(&emu, &r, "");
+    let mut env = emu.endpoints().env.clone();
+    for v in ["AZURE_CLIENT_SECRET", "ARM_CLIENT_SECRET"] {
+        env.insert(v.into(), "not-the-secret-0123456789".into());
+    }
+    env.insert("ROTOR_NOTIFY_WEBHOOK".into(), format!("{base}/json"));
+    let out = r.rotor(&["action"], &env).await;
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert_ne!(out.code, None);
+    let got = h.received.lock().expect("lock").clone();
+    assert_eq!(got.len(), 1, "the default `on = failure` notifies: {got:?}");
+    let body: Value = serde_json::from_str(&got[0].1).expect("json");
+    assert_eq!(body["outcome"], "failure");
+    assert!(
+        body["run_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    assert!(!got[0].1.contains("not-the-secret-0123456789"));
+    for v in secret_values(&emu) {
+        assert!(
+            !got[0].1.contains(v.as_str()),
+            "a secret value in the payload"
+        );
+    }
+}

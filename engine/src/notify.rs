@@ -284,6 +284,9 @@ pub struct Message<'a> {
     pub cleanup_failed: usize,
     /// Link to the run (a CI run page), when there is one.
     pub run_url: Option<String>,
+    /// The run failed before it could rotate (configuration, login, listing): why. Counts as a
+    /// failure. Error texts name objects, never values.
+    pub run_error: Option<String>,
 }
 
 impl Message<'_> {
@@ -294,7 +297,8 @@ impl Message<'_> {
             .iter()
             .filter(|r| r.status == RotationStatus::Failed)
             .count()
-            + self.cleanup_failed;
+            + self.cleanup_failed
+            + usize::from(self.run_error.is_some());
         let ok = self
             .records
             .iter()
@@ -323,20 +327,26 @@ impl Message<'_> {
     }
 
     fn lines(&self) -> Vec<(String, String, String)> {
-        self.records
+        let run = self
+            .run_error
             .iter()
-            .filter(|r| matches!(r.status, RotationStatus::Success | RotationStatus::Failed))
-            .map(|r| {
-                let name = if r.app_name.is_empty() {
-                    r.app_id.clone()
-                } else {
-                    r.app_name.clone()
-                };
-                let status = r.status.to_string();
-                let detail = r.error.clone().unwrap_or_default();
-                (name, status, detail)
-            })
-            .collect()
+            .map(|e| ("the run".to_string(), "failed".to_string(), e.clone()));
+        run.chain(
+            self.records
+                .iter()
+                .filter(|r| matches!(r.status, RotationStatus::Success | RotationStatus::Failed))
+                .map(|r| {
+                    let name = if r.app_name.is_empty() {
+                        r.app_id.clone()
+                    } else {
+                        r.app_name.clone()
+                    };
+                    let status = r.status.to_string();
+                    let detail = r.error.clone().unwrap_or_default();
+                    (name, status, detail)
+                }),
+        )
+        .collect()
     }
 }
 
@@ -408,6 +418,7 @@ pub fn payload(format: Format, m: &Message<'_>) -> Value {
             "succeeded": ok,
             "removed": m.removed,
             "run_url": m.run_url,
+            "run_error": m.run_error,
             "records": m.records,
         }),
         Format::Slack => {

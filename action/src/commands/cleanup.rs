@@ -211,6 +211,7 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
             &[],
             view.removed_key_ids.len(),
             cleanup_failed,
+            None,
         )
         .await;
     }

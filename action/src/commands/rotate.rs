@@ -426,9 +426,20 @@ pub fn print_plan(ctx: &Context, planned: &[Planned], validity_days: u32) {
 
 /// Runs `rotor rotate`.
 pub async fn run(ctx: &Context, args: &RotateArgs) -> anyhow::Result<ExitCode> {
-    let (code, records) = run_collect(ctx, args).await?;
-    notify(ctx, "rotate", &records, 0, 0).await;
-    Ok(code)
+    match run_collect(ctx, args).await {
+        Ok((code, records)) => {
+            if !args.change.dry_run {
+                notify(ctx, "rotate", &records, 0, 0, None).await;
+            }
+            Ok(code)
+        }
+        Err(e) => {
+            if !args.change.dry_run {
+                notify(ctx, "rotate", &[], 0, 0, Some(format!("{e:#}"))).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Sends `[notify]`'s webhooks (with the `ROTOR_NOTIFY_*` overrides) after a run; a failure is
@@ -439,6 +450,7 @@ pub async fn notify(
     records: &[AuditRecord],
     removed: usize,
     cleanup_failed: usize,
+    run_error: Option<String>,
 ) {
     let cfg = match ctx
         .config()
@@ -458,6 +470,7 @@ pub async fn notify(
         removed,
         cleanup_failed,
         run_url: None,
+        run_error,
     };
     for sent in rotor_engine::notify::send(&cfg, &m).await {
         if sent.error.is_some() {

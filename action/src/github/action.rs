@@ -382,6 +382,19 @@ pub async fn run_action_with<W: Write>(
         }
         Err(e) => {
             report_run_error(env, commands, &e);
+            if matches!(event, Event::Rotate { .. }) && !args.dry_run {
+                notify(
+                    ctx,
+                    env,
+                    commands,
+                    "rotation run",
+                    &[],
+                    0,
+                    0,
+                    Some(format!("{e:#}")),
+                )
+                .await;
+            }
             return Err(e);
         }
     };
@@ -547,6 +560,7 @@ pub async fn run_action_with<W: Write>(
             &outcome.audit,
             outcome.removed,
             outcome.cleanup_failed,
+            None,
         )
         .await;
     }
@@ -892,6 +906,7 @@ async fn one_click<W: Write>(
         &records,
         0,
         0,
+        None,
     )
     .await;
     // Re-rendered from Azure as it is now: the boxes are cleared.
@@ -1411,6 +1426,7 @@ pub async fn notify<W: Write>(
     records: &[rotor_engine::AuditRecord],
     removed: usize,
     cleanup_failed: usize,
+    run_error: Option<String>,
 ) {
     let cfg = match ctx
         .config()
@@ -1430,6 +1446,7 @@ pub async fn notify<W: Write>(
         removed,
         cleanup_failed,
         run_url: env.run_url(),
+        run_error,
     };
     for sent in rotor_engine::notify::send(&cfg, &m).await {
         if sent.error.is_some() {
