@@ -145,6 +145,7 @@ pub fn retry_after_secs(d: Duration) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
