@@ -468,7 +468,7 @@ struct Configured {
 }
 
 /// How long a batch of application reads gathers appIds before it is sent.
-const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(25);
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(60);
 /// How long a link status read by one RPC serves the next RPCs of this process.
 const STATUS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
