@@ -168,11 +168,14 @@ pub fn parse_fault(body: &[u8]) -> Result<FaultRule, String> {
     })
 }
 
-/// `POST fidelity`: the given fields replace the current ones (others are kept); the result.
+/// `POST fidelity`: the given fields replace the current ones (others are kept) and the
+/// throttling windows start afresh; the result.
 pub fn set_fidelity(ctx: &Ctx, body: &[u8]) -> Result<Value, String> {
     let patch: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let mut store = ctx.store.write();
     store.fidelity = store.fidelity.merged(patch)?;
+    // New settings start with fresh throttling windows.
+    *ctx.throttle.lock() = Default::default();
     Ok(json!(store.fidelity))
 }
 
