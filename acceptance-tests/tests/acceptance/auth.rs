@@ -116,3 +116,23 @@ async fn auth_connection_refused_fails_fast_naming_the_endpoint() {
     assert!(out.to_lowercase().contains("refused"), "{out}");
     assert!(out.contains(&format!("127.0.0.1:{port}")), "{out}");
 }
+
+/// A CA file that does not vouch for the endpoint (the system bundle, not the emulator's CA):
+/// certificate verification fails in seconds, saying so, with the `SSL_CERT_FILE` hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_untrusted_certificate_fails_fast_saying_certificate() {
+    let em = emulator(fixture()).await;
+    let mut tf = Tf::new(Some(&em));
+    tf.set_env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt");
+    tf.config(&config(&em, "provider \"rotor\" {}\n"));
+    let started = Instant::now();
+    let run = tf.plan().await.failed();
+    let out = run.output();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}:\n{out}",
+        started.elapsed()
+    );
+    assert!(out.to_lowercase().contains("certificate"), "{out}");
+    assert!(out.contains("SSL_CERT_FILE"), "{out}");
+}
