@@ -385,13 +385,15 @@ pub async fn run_action_with<W: Write>(
             if matches!(event, Event::Rotate { .. }) && !args.dry_run {
                 notify(
                     ctx,
-                    env,
                     commands,
-                    "rotation run",
-                    &[],
-                    0,
-                    0,
-                    Some(format!("{e:#}")),
+                    rotor_engine::notify::Message {
+                        what: "rotation run".into(),
+                        records: &[],
+                        removed: 0,
+                        cleanup_failed: 0,
+                        run_url: env.run_url(),
+                        run_error: Some(format!("{e:#}")),
+                    },
                 )
                 .await;
             }
@@ -554,13 +556,15 @@ pub async fn run_action_with<W: Write>(
     if matches!(event, Event::Rotate { .. }) && !args.dry_run {
         notify(
             ctx,
-            env,
             commands,
-            "rotation run",
-            &outcome.audit,
-            outcome.removed,
-            outcome.cleanup_failed,
-            None,
+            rotor_engine::notify::Message {
+                what: "rotation run".into(),
+                records: &outcome.audit,
+                removed: outcome.removed,
+                cleanup_failed: outcome.cleanup_failed,
+                run_url: env.run_url(),
+                run_error: None,
+            },
         )
         .await;
     }
@@ -900,13 +904,15 @@ async fn one_click<W: Write>(
     }
     notify(
         ctx,
-        env,
         commands,
-        "rotation requested on the dashboard",
-        &records,
-        0,
-        0,
-        None,
+        rotor_engine::notify::Message {
+            what: "rotation requested on the dashboard".into(),
+            records: &records,
+            removed: 0,
+            cleanup_failed: 0,
+            run_url: env.run_url(),
+            run_error: None,
+        },
     )
     .await;
     // Re-rendered from Azure as it is now: the boxes are cleared.
@@ -1420,13 +1426,8 @@ async fn rotate_due<W: Write>(
 /// is a warning; it never changes the exit code. Webhook URLs are never printed.
 pub async fn notify<W: Write>(
     ctx: &Context,
-    env: &RunnerEnv,
     commands: &mut Commands<W>,
-    what: &str,
-    records: &[rotor_engine::AuditRecord],
-    removed: usize,
-    cleanup_failed: usize,
-    run_error: Option<String>,
+    m: rotor_engine::notify::Message<'_>,
 ) {
     let cfg = match ctx
         .config()
@@ -1439,14 +1440,6 @@ pub async fn notify<W: Write>(
             commands.warning("rotor: no notification", &e.to_string());
             return;
         }
-    };
-    let m = rotor_engine::notify::Message {
-        what: what.to_string(),
-        records,
-        removed,
-        cleanup_failed,
-        run_url: env.run_url(),
-        run_error,
     };
     for sent in rotor_engine::notify::send(&cfg, &m).await {
         if sent.error.is_some() {
