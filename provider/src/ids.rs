@@ -119,24 +119,19 @@ mod tests {
         );
     }
 
+    fn err(id: &str) -> String {
+        match parse_link_import(id) {
+            Err(e) => e,
+            Ok(v) => panic!("`{id}` parsed as {v:?}"),
+        }
+    }
+
     #[test]
     fn bad_ids_say_why() {
-        assert!(parse_link_import("myapp").unwrap_err().contains("no `/`"));
-        assert!(
-            parse_link_import("myapp/Secret 1")
-                .unwrap_err()
-                .contains("GUID")
-        );
-        assert!(
-            parse_link_import(&format!("{APP}/"))
-                .unwrap_err()
-                .contains("empty")
-        );
-        assert!(
-            parse_link_import(&format!("{APP}/Secret 1 rotor:abc"))
-                .unwrap_err()
-                .contains("`Secret 1`")
-        );
+        assert!(err("myapp").contains("no `/`"));
+        assert!(err("myapp/Secret 1").contains("GUID"));
+        assert!(err(&format!("{APP}/")).contains("empty"));
+        assert!(err(&format!("{APP}/Secret 1 rotor:abc")).contains("`Secret 1`"));
         assert!(is_guid(APP) && !is_guid("myapp"));
     }
 }

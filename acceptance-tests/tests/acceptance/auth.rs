@@ -100,7 +100,7 @@ async fn auth_connection_refused_fails_fast_naming_the_endpoint() {
         .local_addr()
         .expect("addr")
         .port();
-    let mut tf = Tf::new(Some(&em));
+    let tf = Tf::new(Some(&em));
     tf.config(&config(
         &em,
         &format!("provider \"rotor\" {{\n  authority_host = \"https://127.0.0.1:{port}/\"\n}}\n"),

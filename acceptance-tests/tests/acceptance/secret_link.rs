@@ -319,7 +319,8 @@ async fn secret_link_import_then_plan_is_empty() {
         .await
         .failed();
     assert!(
-        bad.stderr.contains("<application_id>/<credential_display_name>"),
+        bad.stderr
+            .contains("<application_id>/<credential_display_name>"),
         "{}",
         bad.output()
     );
@@ -612,7 +613,7 @@ async fn secret_link_two_links_on_one_lineage_fail_the_plan_naming_both() {
     ));
     let writes = |em: &rotor_emulator::Emulator| {
         requests(em, |r| {
-            !(r.starts_with("GET") || r.starts_with("HEAD")) && !r.contains("/token")
+            !(r.starts_with("GET") || r.starts_with("HEAD") || r.contains("/token"))
         })
     };
     let before = (writes(&em), passwords(&em, APP_ID).len());
