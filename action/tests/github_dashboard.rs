@@ -370,6 +370,10 @@ async fn hostile_names_render_inert_on_the_dashboard() {
         .find(|a| a.display_name == "consumer-app")
         .expect("consumer-app");
     app.display_name = format!("consumer-app {}", support::HOSTILE.join(" "));
+    // Graph read lag off: see the writer test.
+    let mut fidelity = fixture.fidelity.clone().unwrap_or_default();
+    fidelity.graph_read_delay_ms = 0;
+    fixture.fidelity = Some(fidelity);
     let w = world_with(fixture).await;
     let r = Runner::new(&w.gh, "schedule", &schedule());
     w.write_config(&r);
@@ -390,6 +394,43 @@ async fn hostile_names_render_inert_on_the_dashboard() {
     .expect("regex");
     let stripped = markers.replace_all(&d.body, "");
     support::assert_inert("dashboard issue", &support::render_gfm(&stripped));
+
+    // The result comment of a one-click rotation of the hostile application is inert too.
+    w.gh.set_permission("octocat", "write");
+    let line = d
+        .body
+        .lines()
+        .find(|l| l.starts_with("- [ ] <!-- rotor-rotate: ") && l.contains("consumer-app"))
+        .expect("a box for the hostile app")
+        .to_string();
+    w.gh.edit_issue_body(
+        d.number,
+        &d.body.replacen(&line, &line.replacen("[ ]", "[x]", 1), 1),
+    );
+    let run = Runner::new(&w.gh, "issues", &edited(d.number, "octocat"));
+    w.write_config(&run);
+    let out = run.rotor(&["action"], &w.env()).await;
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let comments = w.gh.comments_on(d.number);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(
+        comments[0].body.contains("www\u{200B}.evil.example/login"),
+        "{}",
+        comments[0].body
+    );
+    support::assert_inert(
+        "dashboard result comment",
+        &support::render_gfm(&comments[0].body),
+    );
+    support::assert_inert(
+        "one-click job summary",
+        &support::render_gfm(&run.summary()),
+    );
+    let again = w.dashboard();
+    support::assert_inert(
+        "re-rendered dashboard",
+        &support::render_gfm(&markers.replace_all(&again.body, "")),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
