@@ -11,6 +11,33 @@ use crate::secret::SecretValue;
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
+/// How long Graph may take to show a password `addPassword` just created (Graph is eventually
+/// consistent: a read right after a write can miss it).
+pub(crate) const VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads the application until credential `key_id` shows up or `within` passes; returns the last
+/// read and whether it was seen. A credential that stays invisible that long was removed.
+pub(crate) async fn read_until_visible(
+    e: &Engine,
+    app_id: &str,
+    key_id: &str,
+    within: std::time::Duration,
+) -> Result<(crate::model::Application, bool)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut wait = std::time::Duration::from_millis(50);
+    loop {
+        let app = e.inner.fetch_app(app_id).await?;
+        if app.password(key_id).is_some() {
+            return Ok((app, true));
+        }
+        if tokio::time::Instant::now() + wait > deadline {
+            return Ok((app, false));
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(1));
+    }
+}
+
 /// A created credential and its value (held only in memory), with when it was created.
 pub(crate) struct Pending {
     pub credential: PasswordCredential,
@@ -83,15 +110,24 @@ pub(crate) async fn run(
                 && (err.code() == Some("TooManyAppPasswords")
                     || err.failure().cause.contains("TooManyAppPasswords")) =>
         {
-            // At the cap: a concurrent run's credential may hold the slot we planned for.
-            let fresh = inner.fetch_app(&link.application_id).await?;
-            if let Some(rival) = rival_of(&fresh.lineage(&link.credential_display_name), st, None) {
-                return Ok(Created::Rival {
-                    rival,
-                    removed_ours: None,
-                });
+            // At the cap: a concurrent run's credential may hold the slot we planned for (Graph
+            // may not show it yet: read again for a while).
+            let deadline = tokio::time::Instant::now() + VISIBLE_WITHIN;
+            loop {
+                let fresh = inner.fetch_app(&link.application_id).await?;
+                if let Some(rival) =
+                    rival_of(&fresh.lineage(&link.credential_display_name), st, None)
+                {
+                    return Ok(Created::Rival {
+                        rival,
+                        removed_ours: None,
+                    });
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(err);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
-            return Err(err);
         }
         Err(err) => return Err(err),
     };
@@ -106,7 +142,9 @@ pub(crate) async fn run(
             credential.hint.clone().unwrap_or_default()
         ),
     );
-    let fresh = inner.fetch_app(&link.application_id).await?;
+    let fresh = read_until_visible(e, &link.application_id, &credential.key_id, VISIBLE_WITHIN)
+        .await?
+        .0;
     if let Some(rival) = rival_of(
         &fresh.lineage(&link.credential_display_name),
         st,

@@ -444,8 +444,16 @@ async fn verify_and_write(
         return Err(record::cancelled_error(link, "writing the targets")
             .with_hint(format!("credential {} was created but written nowhere: a later run removes it as an orphan after the pending window", newc.key_id)));
     }
-    let fresh = e.inner.fetch_app(&link.application_id).await?;
-    if fresh.password(&newc.key_id).is_none() {
+    // Graph may lag behind its own writes: a credential that verified but is missing from one read
+    // is read again for a while before it counts as removed.
+    let (_, visible) = create::read_until_visible(
+        e,
+        &link.application_id,
+        &newc.key_id,
+        create::VISIBLE_WITHIN,
+    )
+    .await?;
+    if !visible {
         rec.new_key_id = None;
         rec.new_expires_at = None;
         return Err(Error::new(
