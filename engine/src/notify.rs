@@ -616,6 +616,22 @@ mod tests {
     }
 
     #[test]
+    fn rotor_toml_takes_a_notify_table_and_names_bad_keys() {
+        let cfg = crate::Config::parse(
+            "[notify]\non = \"success\"\nwebhook = \"https://example.invalid/hook\"\n",
+            "rotor.toml",
+        )
+        .expect("parses");
+        assert_eq!(cfg.notify.on, When::Success);
+        assert_eq!(cfg.notify.webhooks[0].format, Format::Json);
+        let e = crate::Config::parse("[notify]\nemail = \"x\"\n", "rotor.toml")
+            .expect_err("unknown key");
+        assert!(e.to_string().contains("notify.email"), "{e}");
+        let e = crate::Config::parse("notify = 3\n", "rotor.toml").expect_err("not a table");
+        assert!(e.to_string().contains("notify"), "{e}");
+    }
+
+    #[test]
     fn names_are_escaped_per_format() {
         let s = escape_slack("<!channel> *bold* <https://evil.example|x> @here");
         assert!(
