@@ -225,14 +225,7 @@ async fn a_person_s_issue_with_the_marker_is_not_taken_for_the_dashboard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ticking_a_box_as_a_writer_rotates_exactly_that_credential_and_clears_the_box() {
-    // Graph's read lag after addPassword (fidelity `graph_read_delay_ms`, 30 ms by default) is
-    // the rotation protocol's concern, not the dashboard's: at the time of writing the engine
-    // takes the lagging read for "removed by someone else" (every rotating test in
-    // github_action.rs fails the same way), so this test turns the lag off.
-    let mut fixture = Fixture::sample();
-    let mut fidelity = fixture.fidelity.clone().unwrap_or_default();
-    fidelity.graph_read_delay_ms = 0;
-    fixture.fidelity = Some(fidelity);
+    let fixture = Fixture::sample();
     let w = world_with(fixture).await;
     let r = Runner::new(&w.gh, "schedule", &schedule());
     w.write_config(&r);
@@ -370,10 +363,6 @@ async fn hostile_names_render_inert_on_the_dashboard() {
         .find(|a| a.display_name == "consumer-app")
         .expect("consumer-app");
     app.display_name = format!("consumer-app {}", support::HOSTILE.join(" "));
-    // Graph read lag off: see the writer test.
-    let mut fidelity = fixture.fidelity.clone().unwrap_or_default();
-    fidelity.graph_read_delay_ms = 0;
-    fixture.fidelity = Some(fidelity);
     let w = world_with(fixture).await;
     let r = Runner::new(&w.gh, "schedule", &schedule());
     w.write_config(&r);
@@ -488,11 +477,7 @@ async fn a_tenant_of_5000_apps_fits_githubs_body_limit_and_the_rest_goes_to_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_below_minimum_match_rotates_only_with_the_box_that_names_the_risk() {
-    // Graph read lag off: see the writer test.
-    let mut fixture = Fixture::sample();
-    let mut fidelity = fixture.fidelity.clone().unwrap_or_default();
-    fidelity.graph_read_delay_ms = 0;
-    fixture.fidelity = Some(fidelity);
+    let fixture = Fixture::sample();
     let w = world_with(fixture).await;
     w.gh.set_permission("octocat", "write");
     let r = Runner::new(&w.gh, "schedule", &schedule());
