@@ -294,6 +294,17 @@ pub(crate) async fn vault_facts(
     vault: &Url,
     concurrency: usize,
 ) -> Result<(Vec<SecretFacts>, usize)> {
+    vault_facts_with(e, vault, concurrency, false).await
+}
+
+/// [`vault_facts`]; with `skip_tagged`, a secret whose `rotor-key-id` tag says what it holds is
+/// not read (the scope scan needs values only for untagged secrets).
+pub(crate) async fn vault_facts_with(
+    e: &Engine,
+    vault: &Url,
+    concurrency: usize,
+    skip_tagged: bool,
+) -> Result<(Vec<SecretFacts>, usize)> {
     let inner = &e.inner;
     let items = inner.vaults.list_secrets(vault).await?;
     let vault_name = inner.vaults.vault_name(vault);
@@ -313,7 +324,9 @@ pub(crate) async fn vault_facts(
                     expires: item.expires,
                     subscription: inner.vaults.subscription_of(vault),
                 };
-                if !item.enabled {
+                if !item.enabled
+                    || (skip_tagged && item.tags.keys().any(|k| k.eq_ignore_ascii_case(TAG_KEY_ID)))
+                {
                     return (f, 0usize);
                 }
                 let fp = fingerprint(&item);

@@ -185,7 +185,7 @@ async fn vault_scan(e: &Engine, vault: &Url, fresh: bool) -> Result<Arc<Vec<Secr
     {
         return Ok(facts.clone());
     }
-    let (facts, _) = crate::matching::vault_facts(e, vault, e.inner.per_vault).await?;
+    let (facts, _) = crate::matching::vault_facts_with(e, vault, e.inner.per_vault, true).await?;
     let facts = Arc::new(facts);
     e.inner
         .scope_cache
