@@ -489,7 +489,10 @@ fn example_workflows_ask_for_the_permissions_they_need_and_no_more() {
                 Some("write"),
                 "{name}: the dashboard issue needs issues: write"
             );
-            let types = on["issues"]["types"].as_sequence().cloned().unwrap_or_default();
+            let types = on["issues"]["types"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default();
             assert_eq!(
                 types,
                 vec![Value::from("edited")],

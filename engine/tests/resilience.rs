@@ -304,7 +304,10 @@ async fn failure_in_read_back_then_rerun() {
     // The read-back of the written version failed, but reading the current version settles it:
     // the write landed, so the run may even succeed; it never removes the new credential.
     assert!(
-        matches!(first.status, RotationStatus::Failed | RotationStatus::Success),
+        matches!(
+            first.status,
+            RotationStatus::Failed | RotationStatus::Success
+        ),
         "{first:#?}"
     );
     assert!(first.removed_key_ids.is_empty(), "{first:#?}");

@@ -113,7 +113,10 @@ resource "rotor_policy" "bad" {{
     let plan = tf.plan().await.failed();
     let err = &plan.stderr;
     assert!(err.contains("rotate_before_expiry_days = -5"), "{err}");
-    assert!(err.contains("-5 is out of range: must be from 0 to 3650"), "{err}");
+    assert!(
+        err.contains("-5 is out of range: must be from 0 to 3650"),
+        "{err}"
+    );
     assert!(
         err.contains("min_confidence            = \"CERTAIN\""),
         "{err}"
