@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+/// A vault's two budgets: secret CREATE, everything else.
+type VaultBuckets = (Option<Arc<Bucket>>, Option<Arc<Bucket>>);
 
 /// Request budgets (per period). `None` disables that budget.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +89,7 @@ pub enum GraphOp {
 #[derive(Debug)]
 pub struct Pacer {
     limits: Limits,
-    vaults: Mutex<HashMap<String, (Option<Arc<Bucket>>, Option<Arc<Bucket>>)>>,
+    vaults: Mutex<HashMap<String, VaultBuckets>>,
     graph_requests: Option<Arc<Bucket>>,
     graph_writes: Option<Arc<Bucket>>,
     waited: std::sync::atomic::AtomicU64,

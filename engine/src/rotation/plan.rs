@@ -345,7 +345,10 @@ mod tests {
 
     fn target(i: usize, holds: Option<&str>) -> TargetState {
         TargetState {
-            target: Target::new(Url::parse(&format!("https://kv{i}.example/")).unwrap(), "s"),
+            target: Target::new(
+                Url::parse(&format!("https://kv{i}.example/")).expect("url"),
+                "s",
+            ),
             current: holds.map(|k| SecretVersion {
                 name: "s".into(),
                 version: format!("v{i}"),
@@ -441,7 +444,7 @@ mod tests {
     fn decide_table() {
         let capped = Some("AzureADandPersonalMicrosoftAccount");
         let outside = |k: &str| OutsideHolder {
-            target: Target::new(Url::parse("https://other.example/").unwrap(), "x"),
+            target: Target::new(Url::parse("https://other.example/").expect("url"), "x"),
             key_id: k.into(),
             by_tag: true,
         };
@@ -617,7 +620,7 @@ mod tests {
             vec![],
             None,
         );
-        let why = removable(&st, &st.lineage[0], &policy, NOW, &label).unwrap_err();
+        let why = removable(&st, &st.lineage[0], &policy, NOW, &label).expect_err("kept");
         assert!(why.starts_with("grace period until"), "{why}");
         let st = state(
             vec![cred("k0a", "S", 300, 60), cred("k1b", "S rotor:r1", 8, 357)],
@@ -631,14 +634,14 @@ mod tests {
         );
         assert!(
             removable(&st, &st.lineage[1], &policy, NOW, &label)
-                .unwrap_err()
+                .expect_err("kept")
                 .starts_with("held by")
         );
         let mut scan_failed = st.clone();
         scan_failed.scan_errors.push("kv: 503".into());
         assert!(
             removable(&scan_failed, &st.lineage[0], &policy, NOW, &label)
-                .unwrap_err()
+                .expect_err("kept")
                 .contains("cannot prove")
         );
     }

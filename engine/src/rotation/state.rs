@@ -433,7 +433,7 @@ mod tests {
 
     fn holder(key: &str) -> OutsideHolder {
         OutsideHolder {
-            target: Target::new(Url::parse("https://kv.example/").unwrap(), "other"),
+            target: Target::new(Url::parse("https://kv.example/").expect("url"), "other"),
             key_id: key.into(),
             by_tag: true,
         }
@@ -534,7 +534,7 @@ mod tests {
         assert!(rejection(&app, &t, &[Signal::Expiry, Signal::Name]).is_none());
         assert!(rejection(&app, &t, &[]).is_none());
         t.insert("app-id".to_owned(), "B".to_owned());
-        let why = rejection(&app, &t, &[Signal::Hint, Signal::Name]).unwrap();
+        let why = rejection(&app, &t, &[Signal::Hint, Signal::Name]).expect("rejected");
         assert!(why.contains("another application (B)"), "{why}");
     }
 }
