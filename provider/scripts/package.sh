@@ -55,11 +55,13 @@ for spec in "${BINARIES[@]}"; do
   [[ "$target" =~ ^[a-z0-9]+_[a-z0-9]+$ ]] || die "--binary $spec: expected <os>_<arch>=<path>, e.g. linux_amd64=target/release/$NAME"
   [ -f "$bin" ] || die "--binary $spec: $bin does not exist (build it first: cargo build --release -p $NAME)"
   zipname="${NAME}_${VERSION}_${target}.zip"
+  exe="${NAME}_v${VERSION}"
+  case "$target" in windows_*) exe="$exe.exe" ;; esac   # Terraform runs it only with .exe there
   mkdir -p "$WORK/$target"
-  cp "$bin" "$WORK/$target/${NAME}_v${VERSION}"
-  chmod 0755 "$WORK/$target/${NAME}_v${VERSION}"
+  cp "$bin" "$WORK/$target/$exe"
+  chmod 0755 "$WORK/$target/$exe"
   # -X: no extra attributes, so the zip (and its sha256) depends only on the binary.
-  (cd "$WORK/$target" && rm -f "$OUT/$zipname" && TZ=UTC touch -t 198001010000 "${NAME}_v${VERSION}" && zip -q -X "$OUT/$zipname" "${NAME}_v${VERSION}")
+  (cd "$WORK/$target" && rm -f "$OUT/$zipname" && TZ=UTC touch -t 198001010000 "$exe" && zip -q -X "$OUT/$zipname" "$exe")
   files+=("$zipname")
 done
 
