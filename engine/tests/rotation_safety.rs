@@ -535,3 +535,36 @@ async fn a_cancelled_run_stops_before_changing_anything() {
     assert!(r.error.unwrap_or_default().contains("stopped before"));
     assert_eq!(env.state()["applications"], before["applications"]);
 }
+
+/// `rotor rotate --app A` (forced, no key id named) re-run after a run that wrote one of three
+/// targets: the unfinished rotation is finished, not followed by a second one.
+#[tokio::test]
+async fn forced_rerun_after_a_partial_write_finishes_without_a_second_rotation() {
+    let env = sample().await;
+    let link = env.myapp_link();
+    for vault in ["kv-dev", "kv-staging"] {
+        env.emu
+            .add_fault(
+                json!({"method": "PUT", "path": "^/secrets/", "vault": vault, "status": 403}),
+            )
+            .expect("fault");
+    }
+    let first = fast_engine(&env)
+        .rotate(&link, &Policy::default(), &forced(), &NoProgress)
+        .await;
+    assert_eq!(first.status, RotationStatus::Failed, "{first:#?}");
+    let new_key = first.new_key_id.clone().expect("kept");
+    env.emu.clear_faults();
+    let before = env.passwords(MYAPP).len();
+    let second = fast_engine(&env)
+        .rotate(&link, &Policy::default(), &forced(), &NoProgress)
+        .await;
+    assert_eq!(second.status, RotationStatus::Success, "{second:#?}");
+    assert_eq!(
+        second.new_key_id.as_deref(),
+        Some(new_key.as_str()),
+        "{second:#?}"
+    );
+    assert_eq!(env.passwords(MYAPP).len(), before, "no second credential");
+    assert_eq!(all_log_in(&env, &link).await.len(), 1);
+}

@@ -30,13 +30,22 @@ pub(crate) fn plus_days(t: OffsetDateTime, days: u32) -> OffsetDateTime {
         .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
 }
 
-/// The forced rotation still to do: `force`, unless the caller named the credential to replace
-/// and the lineage has already moved past it (a re-run after a crash that finished the work).
+/// The forced rotation still to do: `force`, unless a rotation is unfinished (targets diverge on a
+/// rotor credential: the repair completes it) or the caller named the credential to replace and
+/// the lineage has already moved past it (a re-run after a crash that finished the work).
 fn still_forced(st: &LinkState, opts: &RotateOptions) -> bool {
     if !opts.force {
         return false;
     }
-    let (Some(k), Some(cur)) = (&opts.replace_key_id, &st.current) else {
+    let Some(cur) = &st.current else {
+        return true;
+    };
+    // Targets that diverge on a rotor credential are an unfinished rotation: finishing it (the
+    // repair) is the rotation that was asked for, so a re-run after a crash never rotates twice.
+    if st.diverged && cur.rotation_id().is_some() {
+        return false;
+    }
+    let Some(k) = &opts.replace_key_id else {
         return true;
     };
     let rank = |key: &str| {
