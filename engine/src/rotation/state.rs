@@ -176,7 +176,9 @@ pub(crate) fn scope_of(e: &Engine, link: &Link) -> Vec<Url> {
 }
 
 /// Facts (tags, value hint; never a value) about every secret in `vault`, reused for
-/// [`SCAN_TTL`] within one engine unless `fresh`.
+/// [`SCAN_TTL`] within one engine unless `fresh`. The engine's own writes do not invalidate it:
+/// they only make a link's own targets hold that link's new credential, and a link's own targets
+/// are never outside holders (links of one run never share a lineage).
 async fn vault_scan(e: &Engine, vault: &Url, fresh: bool) -> Result<Arc<Vec<SecretFacts>>> {
     let key = vault.as_str().to_ascii_lowercase();
     if !fresh
@@ -194,13 +196,6 @@ async fn vault_scan(e: &Engine, vault: &Url, fresh: bool) -> Result<Arc<Vec<Secr
     Ok(facts)
 }
 
-/// Forgets the scan of `vault` (after this engine wrote to it).
-pub(crate) fn forget_scan(e: &Engine, vault: &Url) {
-    e.inner
-        .scope_cache
-        .lock()
-        .remove(&vault.as_str().to_ascii_lowercase());
-}
 
 /// Secrets in scope, outside the link's targets, holding a credential of `lineage`: by tag
 /// `rotor-key-id`, or by the value's first three characters (conservative: a hint collision

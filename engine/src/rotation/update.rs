@@ -5,7 +5,7 @@
 //! target again, and the new credential is removed only when every outcome is `NotWritten`.
 
 use super::record::{Reporter, set_target};
-use super::state::{LinkState, TargetState, forget_scan};
+use super::state::{LinkState, TargetState};
 use super::tags;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind};
@@ -80,7 +80,6 @@ pub(crate) async fn write_target(
         rotated_at,
     );
     let content_type = t.current.as_ref().and_then(|v| v.content_type.clone());
-    forget_scan(e, &t.target.vault_url);
     let version = match inner
         .vaults
         .set_secret(&t.target, value, content_type, tags, Some(cred.end))
