@@ -196,7 +196,6 @@ async fn vault_scan(e: &Engine, vault: &Url, fresh: bool) -> Result<Arc<Vec<Secr
     Ok(facts)
 }
 
-
 /// Secrets in scope, outside the link's targets, holding a credential of `lineage`: by tag
 /// `rotor-key-id`, or by the value's first three characters (conservative: a hint collision
 /// keeps a credential, never removes one). Returns the holders and the vaults that failed.
