@@ -192,19 +192,9 @@ pub(crate) async fn due_links(e: &Engine, config: &Config) -> Result<Vec<(Link, 
             Err(err) => out.push((
                 l,
                 LinkStatus {
-                    current_key_id: None,
-                    current_expires_at: None,
-                    rotated_at: None,
-                    next_rotation_at: None,
                     rotation_due: true,
                     due_reason: Some(format!("its state could not be read: {err}")),
-                    diverged: false,
-                    excluded: None,
-                    confidence: crate::model::Confidence::None,
-                    previous_key_ids: Vec::new(),
-                    target_versions: BTreeMap::new(),
-                    in_progress: false,
-                    claimed_elsewhere: Vec::new(),
+                    ..LinkStatus::default()
                 },
             )),
         }

@@ -381,7 +381,7 @@ pub struct MatchReport {
 }
 
 /// What refresh (`inspect_link`) learned about a link, read-only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkStatus {
     /// keyId of the credential the targets hold (the newest one held when they disagree);
     /// `None` when no target holds a credential of the lineage.

@@ -70,6 +70,36 @@ fn one_target(env: &Env, app: &str, name: &str, vault: &str, secret: &str) -> Li
     }
 }
 
+/// A policy that accepts LOW matches: the rejection rules must hold even there.
+fn low() -> Policy {
+    Policy {
+        min_confidence: Confidence::Low,
+        ..Policy::default()
+    }
+}
+
+/// Matches MyApp alone (as `rotate --app` does) and returns the candidate `secret` and the links.
+async fn match_myapp(
+    engine: &Engine,
+    env: &Env,
+    policy: &Policy,
+    secret: &str,
+) -> (rotor_engine::Match, Vec<Link>) {
+    let app = engine.get_application(MYAPP).await.expect("app");
+    let report = engine
+        .match_secrets(std::slice::from_ref(&app), &env.vaults(), policy)
+        .await
+        .expect("match");
+    let m = report
+        .matches
+        .iter()
+        .find(|m| m.secret_name == secret)
+        .cloned()
+        .expect("the candidate is reported, with why it was rejected");
+    let links = rotor_engine::rotation::links_from_matches(&report, &[app], policy);
+    (m, links)
+}
+
 /// #1: two links on one lineage. Rotating the first must not let the second remove the first's
 /// live credential as an "orphan"; the second is refused, naming the secret that holds it.
 #[tokio::test]
@@ -318,21 +348,8 @@ async fn a_secret_tagged_for_another_app_is_never_a_target() {
         }));
     }))
     .await;
-    let engine = fast_engine(&env);
-    let policy = Policy {
-        min_confidence: Confidence::Low,
-        ..Policy::default()
-    };
-    let app = engine.get_application(MYAPP).await.expect("app");
-    let report = engine
-        .match_secrets(std::slice::from_ref(&app), &env.vaults(), &policy)
-        .await
-        .expect("match");
-    let m = report
-        .matches
-        .iter()
-        .find(|m| m.secret_name == "shared-client-secret")
-        .expect("the candidate is reported, with why it was rejected");
+    let (engine, policy) = (fast_engine(&env), low());
+    let (m, links) = match_myapp(&engine, &env, &policy, "shared-client-secret").await;
     assert!(
         m.rejected
             .as_deref()
@@ -340,7 +357,6 @@ async fn a_secret_tagged_for_another_app_is_never_a_target() {
             .contains("another application"),
         "{m:#?}"
     );
-    let links = rotor_engine::rotation::links_from_matches(&report, &[app], &policy);
     assert!(
         links.iter().all(|l| l
             .targets
@@ -378,26 +394,11 @@ async fn expiry_alone_never_qualifies_a_secret() {
             }));
     }))
     .await;
-    let engine = fast_engine(&env);
-    let policy = Policy {
-        min_confidence: Confidence::Low,
-        ..Policy::default()
-    };
-    let app = engine.get_application(MYAPP).await.expect("app");
-    let report = engine
-        .match_secrets(std::slice::from_ref(&app), &env.vaults(), &policy)
-        .await
-        .expect("match");
-    let m = report
-        .matches
-        .iter()
-        .find(|m| m.secret_name == "unrelated-thing")
-        .expect("reported");
+    let (m, links) = match_myapp(&fast_engine(&env), &env, &low(), "unrelated-thing").await;
     assert!(
         m.rejected.as_deref().unwrap_or("").contains("expiry alone"),
         "{m:#?}"
     );
-    let links = rotor_engine::rotation::links_from_matches(&report, &[app], &policy);
     assert!(
         links
             .iter()
