@@ -4,7 +4,8 @@ use crate::config::Config;
 use crate::endpoints::Endpoints;
 use crate::error::Result;
 use crate::model::{
-    Application, AuditRecord, CleanupOutcome, Link, LinkStatus, MatchReport, RotateOptions,
+    Application, AuditRecord, CertificateLink, CertificateLinkStatus, CleanupOutcome, Link,
+    LinkStatus, MatchReport, RotateOptions,
 };
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -275,6 +276,75 @@ impl Engine {
         dry_run: bool,
     ) -> Vec<Result<CleanupOutcome>> {
         crate::cleanup::cleanup_many(self, links, policy, dry_run).await
+    }
+
+    /// Every certificate link found by matching (key credentials ↔ Key Vault certificates by
+    /// thumbprint, at ≥ `config.policy.min_confidence`, not excluded), one per (application,
+    /// certificate credential lineage). Certificates are separate from [`Engine::links`]; bulk
+    /// front ends call both (docs/protocol.md, "Certificates").
+    pub async fn certificate_links(&self, config: &Config) -> Result<Vec<CertificateLink>> {
+        crate::certificates::certificate_links(self, config).await
+    }
+
+    /// Read-only status of a certificate link: the current key credential and thumbprint,
+    /// each certificate's current Key Vault version, whether a rotation (new version) or a sync
+    /// (a newer Key Vault version the application lacks, e.g. from AutoRenew) is due, and
+    /// whether a certificate operation is in progress. Reads no private key material.
+    pub async fn inspect_certificate_link(
+        &self,
+        link: &CertificateLink,
+        policy: &Policy,
+    ) -> Result<CertificateLinkStatus> {
+        crate::certificates::inspect(self, link, policy).await
+    }
+
+    /// Runs the certificate protocol for one link: new Key Vault version from its policy (or
+    /// adopt the newer version Key Vault already made), add its public key to the application
+    /// (`addKey` with a proof signed through Key Vault, else PATCH of the whole collection),
+    /// verify by signing in with it. Never panics and never returns `Err`: failures are in the
+    /// record (`kind` = certificate). Appends the record to the history file when configured.
+    pub async fn rotate_certificate(
+        &self,
+        link: &CertificateLink,
+        policy: &Policy,
+        opts: &RotateOptions,
+        progress: &dyn Progress,
+    ) -> AuditRecord {
+        crate::certificates::rotate(self, link, policy, opts, progress).await
+    }
+
+    /// Removes key credentials of the lineage that rotor added, whose successor started more
+    /// than `grace_period_days` ago — never the application's `tokenEncryptionKeyId` key, never
+    /// one whose thumbprint a Key Vault certificate in scope holds as current, never one rotor
+    /// did not add. `dry_run` lists without removing.
+    pub async fn cleanup_certificate(
+        &self,
+        link: &CertificateLink,
+        policy: &Policy,
+        dry_run: bool,
+    ) -> Result<CleanupOutcome> {
+        crate::certificates::cleanup(self, link, policy, dry_run).await
+    }
+
+    /// Every certificate link of [`Engine::certificate_links`] with its status, keeping those
+    /// whose rotation or sync is due (a link whose state cannot be read is kept, as for secrets).
+    pub async fn due_certificate_links(
+        &self,
+        config: &Config,
+    ) -> Result<Vec<(CertificateLink, CertificateLinkStatus)>> {
+        crate::certificates::due(self, config).await
+    }
+
+    /// Import/adopt: the certificate link of key credential `key_id` (any application): its
+    /// lineage and every Key Vault certificate in the configuration's vaults whose thumbprint
+    /// is a key credential of that lineage. `Err(NotFound)` when no such key credential or
+    /// certificate exists.
+    pub async fn adopt_certificate(
+        &self,
+        config: &Config,
+        key_id: &str,
+    ) -> Result<CertificateLink> {
+        crate::certificates::adopt(self, config, key_id).await
     }
 
     /// Vaults that could not be listed while matching, so far. Matching goes on with the other

@@ -146,6 +146,7 @@ mod tests {
     fn rec(app: &str, status: RotationStatus, day: i64) -> AuditRecord {
         let t = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000 + day);
         AuditRecord {
+            kind: Default::default(),
             rotation_id: format!("r{day}"),
             started_at: t,
             finished_at: t,
@@ -163,6 +164,8 @@ mod tests {
             hints: vec![],
             dry_run: false,
             removed_key_ids: vec![],
+            old_thumbprint: None,
+            new_thumbprint: None,
             skip_reason: None,
             error_subject: None,
         }

@@ -42,6 +42,7 @@
 //! removes its own credential and steps back.
 
 pub mod arm;
+pub mod certificates;
 pub mod cleanup;
 pub mod config;
 pub mod discovery;
@@ -74,10 +75,10 @@ pub use hints::HintCache;
 pub use history::{History, HistoryFilter};
 pub use identity::{AuthConfig, AuthMethod, AuthSettings};
 pub use model::{
-    Application, AuditRecord, CleanupOutcome, Confidence, CredentialKind, KeptCredential,
-    KeyCredential, Link, LinkStatus, Match, MatchReport, PasswordCredential, RotateOptions,
-    RotationStatus, Signal, SkipReason, Target, TargetRecord, TargetStatus, Unmatched,
-    VaultFailure,
+    Application, AuditRecord, CertificateLink, CertificateLinkStatus, CertificateTarget,
+    CleanupOutcome, Confidence, CredentialKind, KeptCredential, KeyCredential, Link, LinkStatus,
+    Match, MatchReport, PasswordCredential, RotateOptions, RotationStatus, Signal, SkipReason,
+    Target, TargetRecord, TargetStatus, Unmatched, VaultFailure,
 };
 pub use policy::{Exclusion, ExclusionKind, Policy};
 pub use progress::{CollectProgress, NoProgress, Progress, ProgressEvent, Step, StepState};

@@ -292,6 +292,113 @@ impl fmt::Display for Link {
     }
 }
 
+/// A Key Vault certificate that holds (the private key of) a certificate credential's current
+/// version. Key Vault makes its new versions from the certificate's own policy; the key never
+/// leaves Key Vault (docs/protocol.md, "Certificates").
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CertificateTarget {
+    /// Vault URL with a trailing `/` (`https://kv-prod.vault.azure.net/`).
+    pub vault_url: Url,
+    /// Certificate name.
+    pub certificate_name: String,
+}
+
+impl CertificateTarget {
+    /// A certificate target; the vault URL is normalised to end with `/`.
+    pub fn new(vault_url: Url, certificate_name: impl Into<String>) -> CertificateTarget {
+        CertificateTarget {
+            vault_url: normalize_vault_url(&vault_url),
+            certificate_name: certificate_name.into(),
+        }
+    }
+
+    /// Stable key `"{vault_url}{certificate_name}"`, used in
+    /// [`CertificateLinkStatus::certificate_versions`].
+    pub fn key(&self) -> String {
+        format!(
+            "{}{}",
+            normalize_vault_url(&self.vault_url),
+            self.certificate_name
+        )
+    }
+
+    /// Short vault name derived from the URL.
+    pub fn vault_name(&self) -> String {
+        vault_name_from_url(&self.vault_url)
+    }
+}
+
+impl fmt::Display for CertificateTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Key Vault certificate `{}` (vault `{}`)",
+            self.certificate_name,
+            self.vault_name()
+        )
+    }
+}
+
+/// One application's certificate credential lineage (key credentials named `<name>` or
+/// `<name> rotor:<rotation-id>`) plus the Key Vault certificate(s) holding it, matched by
+/// thumbprint. Exactly one certificate generates new versions; see docs/protocol.md.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CertificateLink {
+    /// The application's appId (client id).
+    pub application_id: String,
+    /// The lineage's display name; rotor's key credentials are `<name> rotor:<id>`.
+    pub credential_display_name: String,
+    /// The Key Vault certificate(s) whose current version the application must accept.
+    pub certificates: BTreeSet<CertificateTarget>,
+}
+
+impl fmt::Display for CertificateLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "certificate credential `{}` of application {}",
+            self.credential_display_name, self.application_id
+        )
+    }
+}
+
+/// What inspection of a [`CertificateLink`] learned (read-only), shaped like [`LinkStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateLinkStatus {
+    /// keyId of the lineage's key credential whose thumbprint is the certificate's current
+    /// Key Vault version (else the newest key credential of the lineage).
+    pub current_key_id: Option<String>,
+    /// SHA-1 thumbprint (upper-case hex) of that credential.
+    pub current_thumbprint: Option<String>,
+    /// End date of the current credential.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub current_expires_at: Option<OffsetDateTime>,
+    /// Start date of the current credential.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub rotated_at: Option<OffsetDateTime>,
+    /// When policy wants the next rotation (`current_expires_at - rotate_before_expiry_days`).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_rotation_at: Option<OffsetDateTime>,
+    /// True when a rotation (new Key Vault version) or a sync (add the vault's current version
+    /// to the application) should run now.
+    pub rotation_due: bool,
+    /// Human sentence: why; `None` when nothing is due.
+    pub due_reason: Option<String>,
+    /// Why the link is excluded by policy, if it is.
+    pub excluded: Option<String>,
+    /// keyIds of the lineage's older key credentials still on the application, oldest first.
+    pub previous_key_ids: Vec<String>,
+    /// Current (newest completed) Key Vault version per certificate, keyed by
+    /// [`CertificateTarget::key`].
+    pub certificate_versions: BTreeMap<String, String>,
+    /// A Key Vault version newer than what the application holds (made by Key Vault AutoRenew,
+    /// by hand, or by a run that stopped before adding it): a "sync" is due. Its version id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_version: Option<String>,
+    /// True when a certificate operation (a new version) is in progress in Key Vault.
+    pub in_progress: bool,
+}
+
 /// Which kind of credential a match or unmatched entry is about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -301,6 +408,13 @@ pub enum CredentialKind {
     Secret,
     /// A key credential (certificate) matched to a Key Vault certificate by thumbprint.
     Certificate,
+}
+
+impl CredentialKind {
+    /// True for [`CredentialKind::Secret`] (serde: secret records keep their historic format).
+    pub fn is_secret(&self) -> bool {
+        *self == CredentialKind::Secret
+    }
 }
 
 /// A (credential, Key Vault secret) pair found by matching.
@@ -512,6 +626,10 @@ pub struct TargetRecord {
 /// omitted when empty). One JSON line in the history file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
+    /// Secret (default, omitted) or certificate. For a certificate, [`TargetRecord::secret_name`]
+    /// is the Key Vault certificate name and `version` its version; key ids are key credentials.
+    #[serde(default, skip_serializing_if = "CredentialKind::is_secret")]
+    pub kind: CredentialKind,
     /// Id of this rotation (also in the new credential's display name `… rotor:<id>`).
     pub rotation_id: String,
     /// Start.
@@ -553,6 +671,12 @@ pub struct AuditRecord {
     /// Credentials removed during this attempt (make room, orphans, cleanup).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_key_ids: Vec<String>,
+    /// Certificates: SHA-1 thumbprint (upper-case hex) of the credential before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_thumbprint: Option<String>,
+    /// Certificates: SHA-1 thumbprint (upper-case hex) of the new (or adopted) credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_thumbprint: Option<String>,
     /// Why a `skipped` attempt changed nothing (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,

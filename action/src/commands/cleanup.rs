@@ -125,6 +125,7 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
         };
         if !removed.is_empty() || error.is_some() {
             let record = AuditRecord {
+                kind: Default::default(),
                 rotation_id: uuid::Uuid::new_v4().to_string(),
                 started_at: started,
                 finished_at: engine.now(),
@@ -157,6 +158,8 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
                 hints,
                 dry_run,
                 removed_key_ids: removed.clone(),
+                old_thumbprint: None,
+                new_thumbprint: None,
                 skip_reason: None,
                 error_subject: None,
             };

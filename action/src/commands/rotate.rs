@@ -338,6 +338,7 @@ fn excluded_record(
 ) -> AuditRecord {
     let now = engine.now();
     AuditRecord {
+        kind: Default::default(),
         rotation_id: uuid::Uuid::new_v4().to_string(),
         started_at: now,
         finished_at: now,
@@ -371,6 +372,8 @@ fn excluded_record(
         )],
         dry_run,
         removed_key_ids: Vec::new(),
+        old_thumbprint: None,
+        new_thumbprint: None,
         skip_reason: None,
         error_subject: None,
     }

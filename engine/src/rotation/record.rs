@@ -62,6 +62,7 @@ impl<'a> Reporter<'a> {
 pub(crate) fn new_record(e: &Engine, link: &Link, rotation_id: &str) -> AuditRecord {
     let now = e.inner.now();
     AuditRecord {
+        kind: Default::default(),
         rotation_id: rotation_id.to_owned(),
         started_at: now,
         finished_at: now,
@@ -89,6 +90,8 @@ pub(crate) fn new_record(e: &Engine, link: &Link, rotation_id: &str) -> AuditRec
         hints: Vec::new(),
         dry_run: false,
         removed_key_ids: Vec::new(),
+        old_thumbprint: None,
+        new_thumbprint: None,
         skip_reason: None,
         error_subject: None,
     }
