@@ -7,8 +7,12 @@ use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::server::{Audience, AuthError, Caller, Ctx, Req};
-use crate::state::{CertEntry, CertVersion, Deleted, SecretEntry, SecretVersion, Vault};
+use crate::state::{
+    CertEntry, CertVersion, Deleted, PrivateKey, SecretEntry, SecretVersion, Vault,
+};
 use crate::util;
+
+mod keys;
 
 /// Largest secret value Key Vault accepts (25 KiB).
 pub const MAX_VALUE_BYTES: usize = 25 * 1024;
@@ -40,6 +44,10 @@ pub enum Route {
     GetCertificate(String, Option<String>),
     ListCertificates,
     ListCertificateVersions(String),
+    GetKey(String, Option<String>),
+    ListKeys,
+    ListKeyVersions(String),
+    Sign(String, Option<String>),
 }
 
 impl Route {
@@ -62,6 +70,11 @@ impl Route {
             Route::GetCertificate(_, Some(_)) => "/certificates/{name}/{version}",
             Route::ListCertificates => "/certificates",
             Route::ListCertificateVersions(_) => "/certificates/{name}/versions",
+            Route::GetKey(_, None) => "/keys/{name}",
+            Route::GetKey(_, Some(_)) => "/keys/{name}/{version}",
+            Route::ListKeys => "/keys",
+            Route::ListKeyVersions(_) => "/keys/{name}/versions",
+            Route::Sign(..) => "/keys/{name}/{version}/sign",
         }
     }
 }
@@ -91,6 +104,12 @@ pub fn route(method: &Method, segs: &[String]) -> Option<Route> {
         }
         (&Method::GET, ["certificates", name]) => Route::GetCertificate(n(name), None),
         (&Method::GET, ["certificates", name, ver]) => Route::GetCertificate(n(name), v(ver)),
+        (&Method::GET, ["keys"] | ["keys", ""]) => Route::ListKeys,
+        (&Method::GET, ["keys", name, "versions"]) => Route::ListKeyVersions(n(name)),
+        (&Method::GET, ["keys", name]) => Route::GetKey(n(name), None),
+        (&Method::GET, ["keys", name, ver]) => Route::GetKey(n(name), v(ver)),
+        (&Method::POST, ["keys", name, "sign"]) => Route::Sign(n(name), None),
+        (&Method::POST, ["keys", name, ver, "sign"]) => Route::Sign(n(name), v(ver)),
         _ => return None,
     })
 }
@@ -106,6 +125,8 @@ enum Op {
     PurgeSecret,
     ReadCertificate,
     CreateCertificate,
+    ReadKey,
+    SignKey,
 }
 
 impl Op {
@@ -119,10 +140,15 @@ impl Op {
             Op::PurgeSecret => "Microsoft.KeyVault/vaults/deletedSecrets/delete",
             Op::ReadCertificate => "Microsoft.KeyVault/vaults/certificates/read",
             Op::CreateCertificate => "Microsoft.KeyVault/vaults/certificates/create/action",
+            Op::ReadKey => "Microsoft.KeyVault/vaults/keys/read",
+            Op::SignKey => "Microsoft.KeyVault/vaults/keys/sign/action",
         }
     }
 
-    /// Whether a built-in role grants this operation.
+    /// Whether a built-in role grants this operation (the data actions of Azure's built-in
+    /// role definitions: Certificates Officer has `certificates/*` only — no key or secret
+    /// access; Certificate User reads certificates, their secrets and keys; Crypto User and
+    /// Crypto Officer read and sign with keys; Reader reads metadata, keys included).
     fn granted_by(self, role: &str) -> bool {
         let r = role.to_ascii_lowercase();
         match r.as_str() {
@@ -137,11 +163,21 @@ impl Op {
                     | Op::PurgeSecret
             ),
             "key vault secrets user" => matches!(self, Op::GetSecret | Op::ReadSecretMetadata),
-            "key vault reader" => matches!(self, Op::ReadSecretMetadata | Op::ReadCertificate),
+            "key vault reader" => matches!(
+                self,
+                Op::ReadSecretMetadata | Op::ReadCertificate | Op::ReadKey
+            ),
             "key vault certificates officer" => {
                 matches!(self, Op::ReadCertificate | Op::CreateCertificate)
             }
-            "key vault certificate user" => matches!(self, Op::ReadCertificate),
+            "key vault certificate user" => matches!(
+                self,
+                Op::ReadCertificate | Op::GetSecret | Op::ReadSecretMetadata | Op::ReadKey
+            ),
+            "key vault crypto officer" | "key vault crypto user" => {
+                matches!(self, Op::ReadKey | Op::SignKey)
+            }
+            "key vault crypto service encryption user" => matches!(self, Op::ReadKey),
             _ => false,
         }
     }
@@ -241,6 +277,8 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
         | Route::GetCertificate(..)
         | Route::ListCertificates
         | Route::ListCertificateVersions(_) => Op::ReadCertificate,
+        Route::GetKey(..) | Route::ListKeys | Route::ListKeyVersions(_) => Op::ReadKey,
+        Route::Sign(..) => Op::SignKey,
     };
     if let Some(r) = authorize(ctx, vault, caller, op, &route) {
         return r;
@@ -287,6 +325,10 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
         Route::GetCertificate(name, ver) => get_certificate(v, &name, ver.as_deref()),
         Route::ListCertificates => list_certificates(v, req, &ctx_api),
         Route::ListCertificateVersions(name) => list_certificate_versions(v, &name, req, &ctx_api),
+        Route::GetKey(name, ver) => keys::get_key(v, &name, ver.as_deref()),
+        Route::ListKeys => keys::list_keys(v, req, &ctx_api),
+        Route::ListKeyVersions(name) => keys::list_key_versions(v, &name, req, &ctx_api),
+        Route::Sign(name, ver) => keys::sign(v, &name, ver.as_deref(), req),
         _ => util::empty(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
@@ -332,6 +374,9 @@ fn authorize(ctx: &Ctx, vault: usize, caller: Caller, op: Op, route: &Route) -> 
         | Route::CertificateOperation(n)
         | Route::GetCertificate(n, _)
         | Route::ListCertificateVersions(n) => format!("/certificates/{n}"),
+        Route::GetKey(n, _) | Route::ListKeyVersions(n) | Route::Sign(n, _) => {
+            format!("/keys/{n}")
+        }
         _ => String::new(),
     };
     let message = format!(
@@ -1100,7 +1145,7 @@ fn create_certificate(
         "EC" | "EC-HSM" => KeySpec::P256,
         k => return bad(&format!("Invalid key type '{k}'.")),
     };
-    let (der, pem, csr) = match generate_cert(&subject, nbf, exp, key_spec) {
+    let (der, pem, csr, key_der) = match generate_cert(&subject, nbf, exp, key_spec) {
         Ok(x) => x,
         Err(e) => {
             return kv_error(
@@ -1137,6 +1182,7 @@ fn create_certificate(
     let cv = CertVersion {
         version: version.clone(),
         der,
+        key: key_der,
         policy,
         enabled,
         nbf: nbf.unix_timestamp(),
@@ -1199,13 +1245,14 @@ enum KeySpec {
     P256,
 }
 
-/// A self-signed certificate: (DER, PEM of private key + certificate, DER of its CSR).
+/// A self-signed certificate: (DER, PEM of private key + certificate, DER of its CSR, PKCS#8
+/// DER of its key).
 fn generate_cert(
     subject: &str,
     nbf: time::OffsetDateTime,
     exp: time::OffsetDateTime,
     spec: KeySpec,
-) -> anyhow::Result<(Vec<u8>, String, Vec<u8>)> {
+) -> anyhow::Result<(Vec<u8>, String, Vec<u8>, PrivateKey)> {
     let cn = subject_cn(subject);
     let key = match spec {
         KeySpec::Rsa(size) => rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size)?,
@@ -1220,7 +1267,12 @@ fn generate_cert(
     let csr = params.serialize_request(&key)?.der().to_vec();
     let cert = params.self_signed(&key)?;
     let pem = format!("{}{}", key.serialize_pem(), cert.pem());
-    Ok((cert.der().to_vec(), pem, csr))
+    Ok((
+        cert.der().to_vec(),
+        pem,
+        csr,
+        PrivateKey(key.serialize_der()),
+    ))
 }
 
 fn certificate_operation(v: &Vault, name: &str) -> Response {
@@ -1349,7 +1401,25 @@ mod tests {
             t(Method::GET, "/certificates/c/pending"),
             Some("/certificates/{name}/pending")
         );
-        assert!(r(Method::GET, "/keys/k").is_none());
+        assert_eq!(t(Method::GET, "/keys/k"), Some("/keys/{name}"));
+        assert_eq!(t(Method::GET, "/keys/k/"), Some("/keys/{name}"));
+        assert_eq!(
+            t(Method::GET, "/keys/k/0a1b"),
+            Some("/keys/{name}/{version}")
+        );
+        assert_eq!(
+            t(Method::GET, "/keys/k/versions"),
+            Some("/keys/{name}/versions")
+        );
+        assert_eq!(
+            t(Method::POST, "/keys/k//sign"),
+            Some("/keys/{name}/{version}/sign")
+        );
+        assert!(matches!(r(Method::POST, "/keys/k//sign"), Some(Route::Sign(n, None)) if n == "k"));
+        assert!(
+            matches!(r(Method::POST, "/keys/k/0a1b/sign"), Some(Route::Sign(_, Some(v))) if v == "0a1b")
+        );
+        assert!(r(Method::PUT, "/keys/k").is_none());
         assert!(r(Method::POST, "/secrets/a").is_none());
         assert!(
             matches!(r(Method::GET, "/secrets/a/"), Some(Route::GetSecret(n, None)) if n == "a")
@@ -1368,6 +1438,14 @@ mod tests {
         assert!(!Op::GetSecret.granted_by("Key Vault Reader"));
         assert!(Op::PurgeSecret.granted_by("Key Vault Administrator"));
         assert!(!Op::CreateCertificate.granted_by("Key Vault Secrets Officer"));
+        assert!(Op::SignKey.granted_by("Key Vault Crypto User"));
+        assert!(Op::SignKey.granted_by("Key Vault Crypto Officer"));
+        assert!(!Op::SignKey.granted_by("Key Vault Certificates Officer"));
+        assert!(!Op::ReadKey.granted_by("Key Vault Certificates Officer"));
+        assert!(Op::ReadKey.granted_by("Key Vault Certificate User"));
+        assert!(!Op::SignKey.granted_by("Key Vault Certificate User"));
+        assert!(Op::ReadKey.granted_by("Key Vault Reader"));
+        assert!(!Op::SignKey.granted_by("Key Vault Reader"));
     }
 
     #[test]

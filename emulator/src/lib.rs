@@ -32,9 +32,12 @@
 //! | vault `DELETE /secrets/{name}` | Officer / Administrator | soft delete → DeletedSecretBundle (`recoveryId`, `deletedDate`, `scheduledPurgeDate`) | modelled: the deletion takes `delete_delay_ms` (not yet among deleted, 409 meanwhile); simplified: never purged automatically |
 //! | vault `GET /deletedsecrets`, `GET /deletedsecrets/{name}` | Reader and up | deleted secrets | modelled: only once the deletion is over |
 //! | vault `POST /deletedsecrets/{name}/recover`, `DELETE /deletedsecrets/{name}` | Officer / Administrator | recover (→ bundle) / purge (→ 204) | modelled: 409 `ObjectIsBeingDeleted` during the deletion; a purge blocks the name for `purge_delay_ms` |
-//! | vault `POST /certificates/{name}/create` | Certificates Officer / Administrator | self-signed certificate from the policy (`x509_props.subject` CN, `validity_months`; `key_props.kty` `RSA` (default; `key_size` 2048/3072/4096) or `EC` P-256): 202 with the operation `inProgress` and its `csr` (base64 DER), `Retry-After` and `retry-after-ms`, `Location`; after the fidelity's `certificate_delay_ms` it is `completed` and the version and its managed backing secret (PEM of key and certificate, `kid`) exist | modelled; simplified: issuer `Self` only, PEM backing secret (no PKCS#12); not modelled: import, the keys API (`keys/{name}/sign`) |
+//! | vault `POST /certificates/{name}/create` | Certificates Officer / Administrator | self-signed certificate from the policy (`x509_props.subject` CN, `validity_months`; `key_props.kty` `RSA` (default; `key_size` 2048/3072/4096) or `EC` P-256): 202 with the operation `inProgress` and its `csr` (base64 DER), `Retry-After` and `retry-after-ms`, `Location`; after the fidelity's `certificate_delay_ms` it is `completed` and the version and its managed backing secret (PEM of key and certificate, `kid`) exist | modelled; simplified: issuer `Self` only, PEM backing secret (no PKCS#12); not modelled: import |
 //! | vault `GET /certificates/{name}/pending` | Certificates Officer / Certificate User / Reader / Administrator | the operation: `inProgress` (with `csr`, `Retry-After`, `retry-after-ms`) until it completes, then `completed` with `target` | modelled |
 //! | vault `GET /certificates[/{name}[/{version}\|/versions]]` | same | CertificateBundle (`x5t` base64url SHA-1, `cer` base64 DER, `kid`, `sid`, policy) / lists; versions still in progress are not shown | simplified |
+//! | vault `GET /keys/{name}`, `GET /keys/{name}/{version}` | Crypto User / Crypto Officer / Certificate User / Reader / Administrator (`keys/read`) | every completed certificate version's key is the key of the same name and version (the certificate's `kid`): KeyBundle: `key` = `{kid, kty: "RSA", n, e, key_ops: [sign, verify, wrapKey, unwrapKey, encrypt, decrypt]}` (EC P-256: `crv`, `x`, `y`, `key_ops` `[sign, verify]`), `attributes` (the certificate version's `enabled`, `nbf`, `exp`, `created`, `updated`, plus `exportable`, `recoverableDays`, `recoveryLevel`), `tags`, `managed: true`; unknown name or version → 404 `KeyNotFound`; disabled → 403 `Forbidden` / `KeyDisabled` | modelled; not modelled: stand-alone keys (create/import/update/delete/rotate) |
+//! | vault `GET /keys`, `GET /keys/{name}/versions` | same | KeyItems `{kid, attributes, tags, managed: true}` (latest per certificate / every completed version, in the fidelity's `version_order`), `maxresults` ≤ 25, seeded empty pages as for secrets | modelled |
+//! | vault `POST /keys/{name}/{version}/sign` (empty or absent version: latest; one `by_route` label `POST /keys/{name}/{version}/sign`) | Crypto User / Crypto Officer / Administrator (`keys/sign/action`; *not* Certificates Officer, Certificate User or Reader) | `{alg, value: base64url digest}` → `{kid, value: base64url signature}`; Key Vault signs a **pre-computed digest**: `RS256`/`PS256` take 32 bytes, `RS384`/`PS384` 48, `RS512`/`PS512` 64 (PSS salt = digest length); wrong length, unknown `alg`, missing fields → 400 `BadParameter`; disabled → 403 `KeyDisabled`; before `nbf` / from `exp` → 403 (`KeyNotYetValid` / `KeyExpired`); unknown → 404 `KeyNotFound` | modelled; not modelled: EC signing (`ES*` on an EC key → 400 naming it), `verify`/`encrypt`/`wrapKey` |
 //! | `GET /_emulator/state` | none | the fixture's shape with absolute RFC 3339 times and every value (a test double: values included) | test double |
 //! | `GET /_emulator/requests`, `DELETE /_emulator/requests` | none | `{total, by_route: {"GET /v1.0/applications": n, "PUT /secrets/{name}": n, …}, by_vault}` / reset (counts and log) | test double |
 //! | `GET /_emulator/requests/log` | none | every non-admin request in arrival order (the first 100,000 since the last reset; `truncated: true` beyond): `{"log": [{"index": 1, "method": "POST", "route": "POST /v1.0/applications(appId='{appId}')/addPassword", "vault": null, "status": 200}, …], "truncated": false}`; `route` is the `by_route` label, `vault` the vault's name for vault listeners, `status` what was answered (also when a fault answered), `"dropped"`, `"hung"`, or `null` while in flight or when the client went away first | test double |
@@ -121,8 +124,11 @@
 //!   `OwnedBy`, lists show owned applications only. Otherwise 403 `Authorization_RequestDenied`.
 //! - **Key Vault roles** (principal `vault_roles`, by vault name or `*`): `Key Vault
 //!   Administrator` (all), `Key Vault Secrets Officer` (all secret operations), `Key Vault Secrets
-//!   User` (get + list), `Key Vault Reader` (list/metadata, certificates read), `Key Vault
-//!   Certificates Officer` (certificates), `Key Vault Certificate User` (read certificates).
+//!   User` (get + list), `Key Vault Reader` (list/metadata, certificates and keys read), `Key Vault
+//!   Certificates Officer` (certificates only: no key or secret access, as Azure's
+//!   `certificates/*`), `Key Vault Certificate User` (read certificates, their secrets and keys),
+//!   `Key Vault Crypto User` / `Key Vault Crypto Officer` (read keys, sign), `Key Vault Crypto
+//!   Service Encryption User` (read keys).
 //!   Otherwise 403 `Forbidden` / `ForbiddenByRbac` naming the action, as Key Vault does.
 //! - **Key Vault challenge**: requests without a bearer token get 401 with
 //!   `WWW-Authenticate: Bearer authorization="{authority_host}/{tenant}", resource="https://vault.azure.net"`.
@@ -165,7 +171,8 @@
 //! ## Known simplifications
 //!
 //! Certificates are self-signed only, cannot be imported, and the backing secret holds PEM
-//! (`application/x-pem-file`); there is no keys API (`keys/{name}/sign`). Federated client assertions' signatures are not verified. Deleted
+//! (`application/x-pem-file`); the keys API covers only certificates' keys (read and RSA
+//! `sign`). Federated client assertions' signatures are not verified. Deleted
 //! secrets are never purged automatically.
 
 #![forbid(unsafe_code)]

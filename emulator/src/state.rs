@@ -147,10 +147,28 @@ impl SecretEntry {
     }
 }
 
+/// A private key (PKCS#8 DER). Debug never prints it.
+#[derive(Clone)]
+pub struct PrivateKey(pub Vec<u8>);
+
+impl PrivateKey {
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKey([redacted])")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CertVersion {
     pub version: String,
     pub der: Vec<u8>,
+    /// The certificate's key: the Key Vault key `keys/{name}/{version}`.
+    pub key: PrivateKey,
     pub policy: Value,
     pub enabled: bool,
     pub nbf: i64,

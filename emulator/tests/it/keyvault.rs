@@ -381,7 +381,7 @@ async fn unknown_routes_answer_501_naming_method_and_path() {
     let emu = sample().await;
     let http = http(&emu);
     let r = http
-        .get(format!("{}keys/foo?{API}", vault(&emu, "kv-prod")))
+        .get(format!("{}storage/foo?{API}", vault(&emu, "kv-prod")))
         .send()
         .await
         .unwrap();
@@ -391,7 +391,7 @@ async fn unknown_routes_answer_501_naming_method_and_path() {
         b["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("GET /keys/foo")
+            .contains("GET /storage/foo")
     );
     let r = http
         .delete(format!(

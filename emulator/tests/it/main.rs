@@ -8,6 +8,7 @@ mod faults;
 mod fidelity;
 mod fixture;
 mod graph;
+mod keys;
 mod keyvault;
 mod sdk;
 mod token;
