@@ -411,8 +411,47 @@ fn login_with_assertion(
         _ => Vec::new(),
     };
     let store = ctx.store.read();
+    let x5t = header
+        .get("x5t")
+        .and_then(Value::as_str)
+        .and_then(util::b64_decode_any);
+    let x5t256 = header
+        .get("x5t#S256")
+        .and_then(Value::as_str)
+        .and_then(util::b64_decode_any);
+    let names_cert = |der: &[u8]| {
+        use sha1::Digest as _;
+        x5t.as_deref() == Some(&sha1::Sha1::digest(der)[..])
+            || x5t256.as_deref() == Some(&sha2::Sha256::digest(der)[..])
+    };
     if let Some(i) = principal_index(&store, client_id) {
         let p = &store.principals[i];
+        if x5t.is_some() || x5t256.is_some() {
+            // A certificate credential of rotor's own identity.
+            let Some(der) = p.certificates.iter().find(|d| names_cert(d)) else {
+                return Err(entra_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    700027,
+                    &format!(
+                        "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}']",
+                        x5t.as_deref().map(util::hex_upper).unwrap_or_default()
+                    ),
+                ));
+            };
+            check_certificate_assertion(
+                ctx, &store, client_id, tenant_id, iss, sub, &auds, &claims,
+            )?;
+            if let Err(why) = verify_signature(assertion, &header, Some(der)) {
+                return Err(entra_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    700027,
+                    &format!("Client assertion failed signature validation. [Reason - {why}]"),
+                ));
+            }
+            return Ok(Caller::Principal(i));
+        }
         let ok = p.federated_credentials.iter().any(|f| {
             f.issuer == iss
                 && subject_matches(&f.subject, sub)
@@ -435,34 +474,9 @@ fn login_with_assertion(
     let ai = signable_app(&store, client_id, tenant_id)?;
     let app = &store.apps[ai];
     // Certificate credential: iss = sub = client id, header x5t = a registered thumbprint.
-    let x5t = header
-        .get("x5t")
-        .and_then(Value::as_str)
-        .and_then(util::b64_decode_any);
-    let x5t256 = header
-        .get("x5t#S256")
-        .and_then(Value::as_str)
-        .and_then(util::b64_decode_any);
-    if !iss.eq_ignore_ascii_case(client_id) || !sub.eq_ignore_ascii_case(client_id) {
-        return Err(entra_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_client",
-            700023,
-            "Client assertion audience claim does not match Realm issuer, or iss/sub do not name the client.",
-        ));
-    }
     let nowt = time::OffsetDateTime::now_utc();
     let key = app.keys.iter().find(|k| {
-        x5t.as_deref() == Some(&k.thumbprint[..])
-            || (x5t256.is_some()
-                && k.key_der
-                    .as_deref()
-                    .map(|d| {
-                        use sha2::Digest;
-                        sha2::Sha256::digest(d).to_vec()
-                    })
-                    .as_deref()
-                    == x5t256.as_deref())
+        x5t.as_deref() == Some(&k.thumbprint[..]) || k.key_der.as_deref().is_some_and(names_cert)
     });
     match key {
         None => Err(entra_error(
@@ -481,35 +495,9 @@ fn login_with_assertion(
             "Client assertion failed signature validation: the certificate is not within its validity period.",
         )),
         Some(k) => {
-            if claims.get("exp").and_then(Value::as_i64).is_none() {
-                return Err(entra_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    50027,
-                    "JWT token is invalid or malformed: the client assertion has no 'exp' claim.",
-                ));
-            }
-            let tenant = &store.tenant_id;
-            let token_urls = [
-                format!("{}/{tenant}/oauth2/v2.0/token", ctx.main_url),
-                format!("{}/{tenant_id}/oauth2/v2.0/token", ctx.main_url),
-                format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
-                format!("https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"),
-            ];
-            if !auds
-                .iter()
-                .any(|a| token_urls.iter().any(|u| u.eq_ignore_ascii_case(a)))
-            {
-                return Err(entra_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_client",
-                    700023,
-                    &format!(
-                        "Client assertion audience claim does not match Realm issuer. Review the documentation at https://aka.ms/certCreds . Audience: '{}'.",
-                        auds.join(",")
-                    ),
-                ));
-            }
+            check_certificate_assertion(
+                ctx, &store, client_id, tenant_id, iss, sub, &auds, &claims,
+            )?;
             if let Err(why) = verify_signature(assertion, &header, k.key_der.as_deref()) {
                 return Err(entra_error(
                     StatusCode::UNAUTHORIZED,
@@ -521,6 +509,59 @@ fn login_with_assertion(
             Ok(Caller::App(ai))
         }
     }
+}
+
+/// The claims Entra checks on a certificate client assertion: `iss` = `sub` = the client id, an
+/// `exp`, and `aud` naming this tenant's token endpoint.
+#[allow(clippy::too_many_arguments)]
+fn check_certificate_assertion(
+    ctx: &Ctx,
+    store: &Store,
+    client_id: &str,
+    tenant_id: &str,
+    iss: &str,
+    sub: &str,
+    auds: &[String],
+    claims: &Value,
+) -> Result<(), Response> {
+    if !iss.eq_ignore_ascii_case(client_id) || !sub.eq_ignore_ascii_case(client_id) {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            700023,
+            "Client assertion audience claim does not match Realm issuer, or iss/sub do not name the client.",
+        ));
+    }
+    if claims.get("exp").and_then(Value::as_i64).is_none() {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed: the client assertion has no 'exp' claim.",
+        ));
+    }
+    let tenant = &store.tenant_id;
+    let token_urls = [
+        format!("{}/{tenant}/oauth2/v2.0/token", ctx.main_url),
+        format!("{}/{tenant_id}/oauth2/v2.0/token", ctx.main_url),
+        format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+        format!("https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"),
+    ];
+    if !auds
+        .iter()
+        .any(|a| token_urls.iter().any(|u| u.eq_ignore_ascii_case(a)))
+    {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            700023,
+            &format!(
+                "Client assertion audience claim does not match Realm issuer. Review the documentation at https://aka.ms/certCreds . Audience: '{}'.",
+                auds.join(",")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a client assertion's signature against the certificate (DER) of the key credential

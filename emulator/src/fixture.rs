@@ -68,6 +68,11 @@ pub struct FixturePrincipal {
     /// Federated identity credentials accepted as client assertions.
     #[serde(default)]
     pub federated_credentials: Vec<FederatedCredential>,
+    /// Certificates (base64 DER, public part only) whose keys may sign client assertions for this
+    /// principal (`x5t`/`x5t#S256` header, RS256/PS256), as a certificate credential on rotor's
+    /// own app registration would.
+    #[serde(default)]
+    pub certificates: Vec<String>,
 }
 
 /// One role name or a list of them.

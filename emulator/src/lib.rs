@@ -152,6 +152,7 @@
 //! | principal | `vault_roles` values | a role name or a list of role names |
 //! | principal | `subscription_roles` | subscription id/name (or `*`) → role; absent: every subscription readable |
 //! | principal | `federated_credentials` | `[{issuer, subject, audience}]` accepted as client assertions |
+//! | principal | `certificates` | base64 DER certificates whose RSA keys may sign client assertions for the principal (`x5t`/`x5t#S256` naming one, `iss` = `sub` = client id, `aud` the token endpoint, `exp`, signature verified) |
 //! | application | `service_principal` | default `true`; `false`: its passwords cannot log in (AADSTS7000229) |
 //! | application | `owners` | principal client ids (or object ids) for `Application.ReadWrite.OwnedBy` |
 //! | application | `created` | `createdDateTime`; default start of its credentials |

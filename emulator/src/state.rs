@@ -22,6 +22,8 @@ pub struct Principal {
     pub vault_roles: BTreeMap<String, Vec<String>>,
     pub subscription_roles: Option<BTreeMap<String, String>>,
     pub federated_credentials: Vec<FederatedCredential>,
+    /// DER certificates accepted for certificate client assertions.
+    pub certificates: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -274,7 +276,8 @@ impl Store {
         let principals = fixture
             .principals
             .iter()
-            .map(|p| Principal {
+            .map(|p| -> anyhow::Result<Principal> {
+                Ok(Principal {
                 client_id: p.client_id.clone().unwrap_or_else(util::guid),
                 client_secret: p
                     .client_secret
@@ -290,8 +293,21 @@ impl Store {
                     .collect(),
                 subscription_roles: p.subscription_roles.clone(),
                 federated_credentials: p.federated_credentials.clone(),
+                certificates: p
+                    .certificates
+                    .iter()
+                    .map(|c| {
+                        util::b64_decode_any(c.trim()).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "principal `{}`: `certificates` entries must be base64 DER certificates",
+                                p.display_name
+                            )
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
             })
-            .collect();
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let subscriptions: Vec<Subscription> = fixture
             .subscriptions
             .iter()
@@ -588,6 +604,7 @@ impl Store {
                 "vault_roles": p.vault_roles,
                 "subscription_roles": p.subscription_roles,
                 "federated_credentials": p.federated_credentials,
+                "certificates": p.certificates.iter().map(|c| util::b64(c)).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "subscriptions": self.subscriptions.iter().map(|s| json!({"id": s.id, "name": s.name})).collect::<Vec<_>>(),
             "applications": self.apps.iter().map(|a| json!({

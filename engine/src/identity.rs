@@ -1,5 +1,5 @@
-//! Who rotor is: a credential chain over `azure_identity` (client secret, workload identity file,
-//! GitHub OIDC, Azure CLI, managed identity).
+//! Who rotor is: a credential chain over `azure_identity` (client secret, client certificate,
+//! workload identity file, GitHub OIDC, Azure CLI, managed identity).
 
 use crate::endpoints::Endpoints;
 use crate::error::Result;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Authentication settings (provider block / environment).
 ///
 /// **A configured method is the only one tried.** Configured means: a client secret
-/// (`client_secret`), a workload identity / OIDC token file (`federated_token_file` or
+/// (`client_secret`), a client certificate (`client_certificate_path`), a workload identity / OIDC token file (`federated_token_file` or
 /// `oidc_token_file_path`), a ready OIDC token (`oidc_token`), GitHub OIDC chosen explicitly
 /// (`use_oidc` with a source, e.g. `AZURE_USE_OIDC=true`), or an explicit Azure CLI / managed
 /// identity choice (`use_cli` / `use_msi` `true` with a source, e.g. `AZURE_USE_CLI=true`). When
@@ -30,6 +30,14 @@ pub struct AuthConfig {
     pub client_id: Option<String>,
     /// Client secret.
     pub client_secret: Option<SecretValue>,
+    /// A PEM (certificate + RSA key) or PKCS#12 file whose key signs client assertions
+    /// (`AZURE_CLIENT_CERTIFICATE_PATH`).
+    pub client_certificate_path: Option<PathBuf>,
+    /// Password of a protected PKCS#12 file (`AZURE_CLIENT_CERTIFICATE_PASSWORD`).
+    pub client_certificate_password: Option<SecretValue>,
+    /// Send the certificate chain (`x5c`) with each assertion, for subject name / issuer
+    /// authentication (`AZURE_CLIENT_SEND_CERTIFICATE_CHAIN`).
+    pub send_certificate_chain: bool,
     /// Use GitHub Actions OIDC (`ACTIONS_ID_TOKEN_REQUEST_URL`/`_TOKEN`).
     pub use_oidc: bool,
     /// GitHub's OIDC request URL.
@@ -62,6 +70,12 @@ impl fmt::Debug for AuthConfig {
             .field("tenant_id", &self.tenant_id)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
+            .field("client_certificate_path", &self.client_certificate_path)
+            .field(
+                "client_certificate_password",
+                &self.client_certificate_password,
+            )
+            .field("send_certificate_chain", &self.send_certificate_chain)
             .field("use_oidc", &self.use_oidc)
             .field("oidc_request_url", &self.oidc_request_url)
             .field("oidc_request_token", &self.oidc_request_token)
@@ -80,6 +94,8 @@ impl fmt::Debug for AuthConfig {
 pub enum AuthMethod {
     /// Client id + client secret.
     ClientSecret,
+    /// Client id + a certificate whose key signs each client assertion.
+    ClientCertificate(PathBuf),
     /// Client assertion read from a file at each request.
     TokenFile(PathBuf),
     /// A fixed client assertion.
@@ -96,6 +112,7 @@ impl fmt::Display for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuthMethod::ClientSecret => f.write_str("client secret"),
+            AuthMethod::ClientCertificate(p) => write!(f, "client certificate `{}`", p.display()),
             AuthMethod::TokenFile(p) => {
                 write!(f, "workload identity token file `{}`", p.display())
             }
@@ -119,6 +136,7 @@ fn truthy(v: &str) -> Option<bool> {
 
 impl AuthConfig {
     /// From the process environment: `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`,
+    /// `AZURE_CLIENT_CERTIFICATE_PATH` (+ `_PASSWORD`, `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN`),
     /// `AZURE_FEDERATED_TOKEN_FILE`, `ACTIONS_ID_TOKEN_REQUEST_URL`/`_TOKEN` (OIDC is used when
     /// both are set and a client id is known, or `AZURE_USE_OIDC=true`), `AZURE_USE_CLI` and
     /// `AZURE_USE_MSI` (default true).
@@ -137,6 +155,11 @@ impl AuthConfig {
         let mut sources = BTreeMap::new();
         for (field, var) in [
             ("client_secret", "AZURE_CLIENT_SECRET"),
+            ("client_certificate_path", "AZURE_CLIENT_CERTIFICATE_PATH"),
+            (
+                "client_certificate_password",
+                "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+            ),
             ("oidc_token", "AZURE_OIDC_TOKEN"),
             ("oidc_token_file_path", "AZURE_OIDC_TOKEN_FILE_PATH"),
             ("federated_token_file", "AZURE_FEDERATED_TOKEN_FILE"),
@@ -159,6 +182,12 @@ impl AuthConfig {
             tenant_id: get("AZURE_TENANT_ID"),
             client_id: get("AZURE_CLIENT_ID"),
             client_secret: get("AZURE_CLIENT_SECRET").map(SecretValue::from),
+            client_certificate_path: get("AZURE_CLIENT_CERTIFICATE_PATH").map(PathBuf::from),
+            client_certificate_password: get("AZURE_CLIENT_CERTIFICATE_PASSWORD")
+                .map(SecretValue::from),
+            send_certificate_chain: get("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")
+                .and_then(|v| truthy(&v))
+                .unwrap_or(false),
             use_oidc,
             oidc_request_url,
             oidc_request_token,
@@ -185,6 +214,9 @@ impl AuthConfig {
         let mut m = Vec::new();
         if self.client_secret.is_some() {
             m.push(AuthMethod::ClientSecret);
+        }
+        if let Some(p) = &self.client_certificate_path {
+            m.push(AuthMethod::ClientCertificate(p.clone()));
         }
         if let Some(p) = self.token_file() {
             m.push(AuthMethod::TokenFile(p.clone()));
@@ -225,6 +257,7 @@ impl AuthConfig {
     /// True when the methods come from configuration rather than the chain.
     pub fn is_explicit(&self) -> bool {
         self.client_secret.is_some()
+            || self.client_certificate_path.is_some()
             || self.token_file().is_some()
             || self.oidc_token.is_some()
             || ["use_oidc", "use_cli", "use_msi"]
@@ -258,6 +291,8 @@ impl AuthConfig {
         }
         match field {
             "client_secret" => "AZURE_CLIENT_SECRET",
+            "client_certificate_path" => "AZURE_CLIENT_CERTIFICATE_PATH",
+            "client_certificate_password" => "AZURE_CLIENT_CERTIFICATE_PASSWORD",
             "oidc_token" => "AZURE_OIDC_TOKEN",
             "oidc_token_file_path" => "AZURE_OIDC_TOKEN_FILE_PATH",
             "federated_token_file" => "AZURE_FEDERATED_TOKEN_FILE",
@@ -285,6 +320,11 @@ impl AuthConfig {
             AuthMethod::ClientSecret => {
                 format!("client secret from {}", self.source("client_secret"))
             }
+            AuthMethod::ClientCertificate(p) => format!(
+                "client certificate `{}` from {}",
+                p.display(),
+                self.source("client_certificate_path")
+            ),
             AuthMethod::TokenFile(p) => {
                 let field = if self.federated_token_file.is_some() {
                     "federated_token_file"

@@ -36,6 +36,32 @@ impl ClientAssertion for FileAssertion {
     }
 }
 
+/// A fresh assertion signed by rotor's own certificate at each token request.
+struct CertificateAssertion {
+    cert: crate::identity_cert::ClientCertificate,
+    client_id: String,
+    audience: String,
+    send_chain: bool,
+}
+
+impl fmt::Debug for CertificateAssertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateAssertion")
+            .field("cert", &self.cert)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientAssertion for CertificateAssertion {
+    async fn secret(&self, _o: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+        self.cert
+            .assertion(&self.client_id, &self.audience, self.send_chain)
+            .map_err(cred_error)
+    }
+}
+
 /// A fixed assertion.
 #[derive(Debug)]
 struct FixedAssertion(SecretValue);
@@ -246,6 +272,31 @@ pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn T
                     client_id.clone(),
                     Secret::new(secret),
                     Some(ClientSecretCredentialOptions {
+                        client_options: opts.clone(),
+                    }),
+                )
+                .map_err(|e| sdk_err(&m, e))?
+            }
+            AuthMethod::ClientCertificate(p) => {
+                let cert = crate::identity_cert::ClientCertificate::load(
+                    p,
+                    cfg.client_certificate_password.as_ref(),
+                    &cfg.source("client_certificate_path"),
+                )?;
+                let audience = format!(
+                    "{}/{tenant}/oauth2/v2.0/token",
+                    endpoints.authority_host.as_str().trim_end_matches('/')
+                );
+                ClientAssertionCredential::new(
+                    tenant.clone(),
+                    client_id.clone(),
+                    CertificateAssertion {
+                        cert,
+                        client_id: client_id.clone(),
+                        audience,
+                        send_chain: cfg.send_certificate_chain,
+                    },
+                    Some(ClientAssertionCredentialOptions {
                         client_options: opts.clone(),
                     }),
                 )

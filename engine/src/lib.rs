@@ -55,6 +55,7 @@ pub mod hints;
 pub mod history;
 pub mod http;
 pub mod identity;
+mod identity_cert;
 mod identity_impl;
 pub mod keyvault;
 pub mod links;

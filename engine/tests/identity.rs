@@ -225,3 +225,126 @@ async fn wrong_explicit_client_secret_fails_naming_it_and_never_tries_cli_or_msi
     assert!(e.to_string().contains("AZURE_CLIENT_SECRET"), "{e}");
     assert!(e.to_string().contains("AZURE_TENANT_ID"), "{e}");
 }
+
+/// A self-signed RSA certificate (PEM) and its key (PKCS#8 PEM).
+fn rsa_cert() -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("rsa key");
+    let cert = rcgen::CertificateParams::new(vec!["rotor-ci".into()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("self-signed");
+    (cert, key)
+}
+
+/// The sample tenant with `cert` registered on rotor-ci (the principal `CI_CLIENT`).
+async fn with_ci_certificate(cert: &rcgen::Certificate) -> Env {
+    let mut f = rotor_emulator::Fixture::sample();
+    let p = f
+        .principals
+        .iter_mut()
+        .find(|p| p.client_id.as_deref() == Some(CI_CLIENT))
+        .expect("rotor-ci in the sample tenant");
+    p.certificates
+        .push(base64::engine::general_purpose::STANDARD.encode(cert.der()));
+    start(f).await
+}
+
+#[tokio::test]
+async fn client_certificate_pem_signs_in_and_a_foreign_certificate_is_refused_by_entra() {
+    let (cert, key) = rsa_cert();
+    let env = with_ci_certificate(&cert).await;
+    let file = env.dir.path().join("rotor-ci.pem");
+    std::fs::write(&file, format!("{}{}", cert.pem(), key.serialize_pem())).expect("write");
+    let a = AuthConfig::from_lookup(|k| match k {
+        "AZURE_TENANT_ID" => Some(env.emu.endpoints().tenant_id.clone()),
+        "AZURE_CLIENT_ID" => Some(CI_CLIENT.into()),
+        "AZURE_CLIENT_CERTIFICATE_PATH" => Some(file.display().to_string()),
+        _ => None,
+    });
+    assert_eq!(
+        a.methods(),
+        vec![AuthMethod::ClientCertificate(file.clone())]
+    );
+    let cred = a.build(&env.endpoints()).expect("build");
+    cred.get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect("token from the certificate");
+    // Debug of the settings and the credential shows no key material.
+    let key_pem = key.serialize_pem();
+    let body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let dbg = format!("{a:?} {cred:?}");
+    assert!(!dbg.contains(&body[..48]), "{dbg}");
+
+    // A certificate Entra does not know: the token endpoint refuses it (AADSTS700027), and the
+    // error names the method and where it came from.
+    let (other, other_key) = rsa_cert();
+    let file2 = env.dir.path().join("other.pem");
+    std::fs::write(
+        &file2,
+        format!("{}{}", other.pem(), other_key.serialize_pem()),
+    )
+    .expect("write");
+    let a2 = AuthConfig {
+        client_certificate_path: Some(file2.clone()),
+        ..auth(&env)
+    };
+    let err = a2
+        .build(&env.endpoints())
+        .expect("build")
+        .get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect_err("an unregistered certificate does not sign in");
+    let msg = format!("{err}");
+    assert!(msg.contains("700027"), "{msg}");
+    assert!(msg.contains("other.pem"), "{msg}");
+}
+
+#[tokio::test]
+async fn client_certificate_pkcs12_with_a_password() {
+    let (cert, key) = rsa_cert();
+    let env = with_ci_certificate(&cert).await;
+    let chain = p12_keystore::PrivateKeyChain::new(
+        vec![1u8; 20],
+        p12_keystore::PrivateKey::from_der(&key.serialize_der()).expect("pkcs8"),
+        [p12_keystore::Certificate::from_der(cert.der()).expect("cert")],
+    );
+    let mut store = p12_keystore::KeyStore::new();
+    store.add_entry(
+        "rotor-ci",
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+    );
+    let pfx = store.writer("s3cret-pfx").write().expect("pfx");
+    let file = env.dir.path().join("rotor-ci.pfx");
+    std::fs::write(&file, pfx).expect("write");
+
+    let wrong = AuthConfig {
+        client_certificate_path: Some(file.clone()),
+        client_certificate_password: Some(SecretValue::from("wrong".to_string())),
+        ..auth(&env)
+    };
+    let err = wrong
+        .build(&env.endpoints())
+        .err()
+        .expect("a wrong password fails at build");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("rotor-ci.pfx") && msg.contains("password"),
+        "{msg}"
+    );
+
+    let a = AuthConfig {
+        client_certificate_path: Some(file),
+        client_certificate_password: Some(SecretValue::from("s3cret-pfx".to_string())),
+        send_certificate_chain: true,
+        ..auth(&env)
+    };
+    a.build(&env.endpoints())
+        .expect("build")
+        .get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect("token from the PKCS#12 certificate");
+    assert!(!format!("{a:?}").contains("s3cret-pfx"));
+}
