@@ -1,5 +1,5 @@
 //! The provider's own, Terraform-native vocabulary: diagnostics with attribute paths, and the
-//! traits each resource and data source implements. The gRPC layer (`grpc.rs`) translates between
+//! traits each resource and data source implements. The gRPC layer ([`crate::grpc`]) translates between
 //! these and protobuf/msgpack; resources never see either.
 
 use std::fmt;

@@ -1,20 +1,23 @@
-//! The protocol layer: tfplugin6 gRPC ↔ the provider's own types. It only translates —
-//! msgpack/JSON ↔ [`Value`], [`Schema`] → protobuf, [`Diagnostic`] → protobuf — and dispatches to
-//! the registry. It never calls Azure.
+//! The protocol layer: the tonic `Provider` service. Each RPC converts what Terraform sent
+//! ([`convert`]), lets [`server`] decide, and converts the answer back. It never calls Azure.
+//!
+//! - [`convert`]: msgpack/JSON ↔ [`Value`](crate::value::Value), [`Schema`] and diagnostics → protobuf (pure);
+//! - [`server`]: RPC semantics in the provider's own types (what survives an error).
+
+pub mod convert;
+pub mod server;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use crate::framework::{
-    ApplyRequest, AttrPath, DataSource, Diagnostic, Diagnostics, PathStep, PlanRequest, Resource,
-    Severity,
-};
+use crate::framework::{ApplyRequest, DataSource, Diagnostics, PlanRequest, Resource};
 use crate::proto::tfplugin6 as tf;
 use crate::provider::{self, ProviderState};
-use crate::schema::{Mode, Schema};
-use crate::value::{self, Type, Value};
+use crate::schema::Schema;
+use convert::{capabilities, decode, diags_to_proto, encode, path_to_proto, schema_to_proto};
+use server::Validator;
 
 /// The tfplugin6 `Provider` service.
 pub struct GrpcProvider {
@@ -53,164 +56,6 @@ impl GrpcProvider {
         self.data_sources
             .get(type_name)
             .ok_or_else(|| Status::not_found(format!("rotor has no data source `{type_name}`")))
-    }
-}
-
-/// The type whose static validation a `Validate*Config` call runs.
-enum Validator<'a> {
-    Resource(&'a dyn Resource),
-    DataSource(&'a dyn DataSource),
-}
-
-/// `ValidateResourceConfig` / `ValidateDataResourceConfig`: decodes the configuration against
-/// `schema` and, only when it decodes, runs the type's own `validate`.
-async fn validate_config(
-    validator: Validator<'_>,
-    schema: &Schema,
-    config: Option<&tf::DynamicValue>,
-) -> Vec<tf::Diagnostic> {
-    let mut diags = Diagnostics::default();
-    let config = decode(config, &schema.ty(), "configuration", &mut diags);
-    if !diags.has_errors() {
-        match validator {
-            Validator::Resource(r) => r.validate(&config, &mut diags).await,
-            Validator::DataSource(d) => d.validate(&config, &mut diags).await,
-        }
-    }
-    diags_to_proto(&diags)
-}
-
-/// `Schema` → protobuf.
-pub fn schema_to_proto(schema: &Schema) -> tf::Schema {
-    let attributes = schema
-        .attributes
-        .iter()
-        .map(|a| tf::schema::Attribute {
-            name: a.name.to_string(),
-            r#type: serde_json::to_vec(&a.ty.to_json()).unwrap_or_default(),
-            nested_type: None,
-            description: a.description.to_string(),
-            required: a.mode == Mode::Required,
-            optional: matches!(a.mode, Mode::Optional | Mode::OptionalComputed),
-            computed: matches!(a.mode, Mode::Computed | Mode::OptionalComputed),
-            sensitive: a.sensitive,
-            description_kind: tf::StringKind::Markdown as i32,
-            deprecated: a.deprecated,
-            write_only: false,
-            deprecation_message: String::new(),
-        })
-        .collect();
-    tf::Schema {
-        version: schema.version,
-        block: Some(tf::schema::Block {
-            version: schema.version,
-            attributes,
-            block_types: Vec::new(),
-            description: schema.description.to_string(),
-            description_kind: tf::StringKind::Markdown as i32,
-            deprecated: false,
-            deprecation_message: String::new(),
-        }),
-    }
-}
-
-/// `AttrPath` → protobuf.
-pub fn path_to_proto(path: &AttrPath) -> tf::AttributePath {
-    use tf::attribute_path::step::Selector;
-    tf::AttributePath {
-        steps: path
-            .0
-            .iter()
-            .map(|s| tf::attribute_path::Step {
-                selector: Some(match s {
-                    PathStep::Attr(a) => Selector::AttributeName(a.clone()),
-                    PathStep::Key(k) => Selector::ElementKeyString(k.clone()),
-                    PathStep::Index(i) => Selector::ElementKeyInt(*i),
-                }),
-            })
-            .collect(),
-    }
-}
-
-/// `Diagnostic` → protobuf.
-pub fn diag_to_proto(d: &Diagnostic) -> tf::Diagnostic {
-    tf::Diagnostic {
-        severity: match d.severity {
-            Severity::Error => tf::diagnostic::Severity::Error as i32,
-            Severity::Warning => tf::diagnostic::Severity::Warning as i32,
-        },
-        summary: d.summary.clone(),
-        detail: d.detail.clone(),
-        attribute: d.path.as_ref().map(path_to_proto),
-    }
-}
-
-fn diags_to_proto(d: &Diagnostics) -> Vec<tf::Diagnostic> {
-    d.0.iter().map(diag_to_proto).collect()
-}
-
-/// Decodes a `DynamicValue` (msgpack, else JSON) of type `ty`; an absent value is null.
-pub fn decode(
-    dv: Option<&tf::DynamicValue>,
-    ty: &Type,
-    what: &str,
-    diags: &mut Diagnostics,
-) -> Value {
-    let Some(dv) = dv else { return Value::Null };
-    let result = if !dv.msgpack.is_empty() {
-        value::from_msgpack(&dv.msgpack, ty)
-    } else if !dv.json.is_empty() {
-        serde_json::from_slice::<serde_json::Value>(&dv.json)
-            .map_err(|e| value::ValueError {
-                path: "(root)".into(),
-                cause: e.to_string(),
-            })
-            .and_then(|j| value::from_json(&j, ty))
-    } else {
-        Ok(Value::Null)
-    };
-    match result {
-        Ok(v) => v,
-        Err(e) => {
-            diags.error(
-                format!("decoding the {what} sent by Terraform: {e}"),
-                "hint: this is a bug in terraform-provider-rotor or an unsupported Terraform version; please report it",
-                None,
-            );
-            Value::Null
-        }
-    }
-}
-
-/// Encodes a value of type `ty` as msgpack.
-pub fn encode(
-    v: &Value,
-    ty: &Type,
-    what: &str,
-    diags: &mut Diagnostics,
-) -> Option<tf::DynamicValue> {
-    match value::to_msgpack(v, ty) {
-        Ok(msgpack) => Some(tf::DynamicValue {
-            msgpack,
-            json: Vec::new(),
-        }),
-        Err(e) => {
-            diags.error(
-                format!("encoding the {what}: {e}"),
-                "hint: this is a bug in terraform-provider-rotor; please report it",
-                None,
-            );
-            None
-        }
-    }
-}
-
-fn capabilities() -> tf::ServerCapabilities {
-    tf::ServerCapabilities {
-        plan_destroy: true,
-        get_provider_schema_optional: false,
-        move_resource_state: false,
-        generate_resource_config: false,
     }
 }
 
@@ -305,14 +150,16 @@ impl tf::provider_server::Provider for GrpcProvider {
     ) -> Result<Response<tf::validate_resource_config::Response>, Status> {
         let req = request.into_inner();
         let (resource, schema) = self.resource(&req.type_name)?;
-        let diagnostics = validate_config(
-            Validator::Resource(&**resource),
-            schema,
+        let mut diags = Diagnostics::default();
+        let config = decode(
             req.config.as_ref(),
-        )
-        .await;
+            &schema.ty(),
+            "configuration",
+            &mut diags,
+        );
+        server::validate(Validator::Resource(&**resource), &config, &mut diags).await;
         Ok(Response::new(tf::validate_resource_config::Response {
-            diagnostics,
+            diagnostics: diags_to_proto(&diags),
         }))
     }
 
@@ -322,10 +169,16 @@ impl tf::provider_server::Provider for GrpcProvider {
     ) -> Result<Response<tf::validate_data_resource_config::Response>, Status> {
         let req = request.into_inner();
         let (ds, schema) = self.data_source(&req.type_name)?;
-        let diagnostics =
-            validate_config(Validator::DataSource(&**ds), schema, req.config.as_ref()).await;
+        let mut diags = Diagnostics::default();
+        let config = decode(
+            req.config.as_ref(),
+            &schema.ty(),
+            "configuration",
+            &mut diags,
+        );
+        server::validate(Validator::DataSource(&**ds), &config, &mut diags).await;
         Ok(Response::new(tf::validate_data_resource_config::Response {
-            diagnostics,
+            diagnostics: diags_to_proto(&diags),
         }))
     }
 
@@ -342,25 +195,8 @@ impl tf::provider_server::Provider for GrpcProvider {
             .as_ref()
             .map(|r| r.json.as_slice())
             .unwrap_or_default();
-        let value = if json.is_empty() {
-            Value::Null
-        } else {
-            match serde_json::from_slice::<serde_json::Value>(json)
-                .map_err(|e| e.to_string())
-                .and_then(|j| value::from_json(&j, &ty).map_err(|e| e.to_string()))
-            {
-                Ok(v) => v,
-                Err(e) => {
-                    diags.error(
-                        format!("upgrading the stored state of {}: {e}", req.type_name),
-                        "hint: the state was written by an incompatible provider version; remove it with \
-                         `terraform state rm` and import the resource again",
-                        None,
-                    );
-                    Value::Null
-                }
-            }
-        };
+        let decoded = convert::decode_raw_state(json, &ty);
+        let value = server::upgrade(&req.type_name, decoded, &mut diags);
         let upgraded_state = encode(&value, &ty, "upgraded state", &mut diags);
         Ok(Response::new(tf::upgrade_resource_state::Response {
             upgraded_state,
@@ -396,20 +232,7 @@ impl tf::provider_server::Provider for GrpcProvider {
         let ty = schema.ty();
         let mut diags = Diagnostics::default();
         let current = decode(req.current_state.as_ref(), &ty, "current state", &mut diags);
-        let new_state = if diags.has_errors() || current.is_null() {
-            current.clone()
-        } else {
-            resource
-                .read(&self.state, &current, &mut diags)
-                .await
-                .unwrap_or(Value::Null)
-        };
-        // On error, keep the state as it was rather than losing track of the resource.
-        let new_state = if diags.has_errors() && new_state.is_null() {
-            current
-        } else {
-            new_state
-        };
+        let new_state = server::read(&**resource, &self.state, current, &mut diags).await;
         let new_state = encode(&new_state, &ty, "refreshed state", &mut diags);
         Ok(Response::new(tf::read_resource::Response {
             new_state,
@@ -436,23 +259,17 @@ impl tf::provider_server::Provider for GrpcProvider {
             &mut diags,
         );
         let config = decode(req.config.as_ref(), &ty, "configuration", &mut diags);
-        if diags.has_errors() {
+        let plan_req = PlanRequest {
+            prior: &prior,
+            proposed: &proposed,
+            config: &config,
+        };
+        let Some(plan) = server::plan(&**resource, &self.state, plan_req, &mut diags).await else {
             return Ok(Response::new(tf::plan_resource_change::Response {
                 diagnostics: diags_to_proto(&diags),
                 ..Default::default()
             }));
-        }
-        let plan = resource
-            .plan(
-                &self.state,
-                PlanRequest {
-                    prior: &prior,
-                    proposed: &proposed,
-                    config: &config,
-                },
-                &mut diags,
-            )
-            .await;
+        };
         let planned_state = encode(&plan.planned, &ty, "planned state", &mut diags);
         Ok(Response::new(tf::plan_resource_change::Response {
             planned_state,
@@ -479,29 +296,21 @@ impl tf::provider_server::Provider for GrpcProvider {
         let prior = decode(req.prior_state.as_ref(), &ty, "prior state", &mut diags);
         let planned = decode(req.planned_state.as_ref(), &ty, "planned state", &mut diags);
         let config = decode(req.config.as_ref(), &ty, "configuration", &mut diags);
-        if diags.has_errors() {
-            let new_state = encode(&prior, &ty, "state", &mut diags);
-            return Ok(Response::new(tf::apply_resource_change::Response {
-                new_state,
-                diagnostics: diags_to_proto(&diags),
-                ..Default::default()
-            }));
-        }
-        let new_state = resource
-            .apply(
-                &self.state,
-                ApplyRequest {
-                    prior: &prior,
-                    planned: &planned,
-                    config: &config,
-                },
-                &mut diags,
-            )
-            .await;
+        let decoded = !diags.has_errors();
+        let apply_req = ApplyRequest {
+            prior: &prior,
+            planned: &planned,
+            config: &config,
+        };
+        let new_state = server::apply(&**resource, &self.state, apply_req, &mut diags).await;
         let new_state = encode(&new_state, &ty, "new state", &mut diags);
         Ok(Response::new(tf::apply_resource_change::Response {
             new_state,
-            private: req.planned_private,
+            private: if decoded {
+                req.planned_private
+            } else {
+                Vec::new()
+            },
             diagnostics: diags_to_proto(&diags),
             legacy_type_system: false,
             new_identity: None,
@@ -516,18 +325,16 @@ impl tf::provider_server::Provider for GrpcProvider {
         let (resource, schema) = self.resource(&req.type_name)?;
         let ty = schema.ty();
         let mut diags = Diagnostics::default();
-        let imported = resource.import(&self.state, &req.id, &mut diags).await;
-        let mut imported_resources = Vec::new();
-        if let Some(state) = imported
-            && !diags.has_errors()
-        {
-            imported_resources.push(tf::import_resource_state::ImportedResource {
+        let imported = server::import(&**resource, &self.state, &req.id, &mut diags).await;
+        let imported_resources = imported
+            .map(|state| tf::import_resource_state::ImportedResource {
                 type_name: req.type_name.clone(),
                 state: encode(&state, &ty, "imported state", &mut diags),
                 private: Vec::new(),
                 identity: None,
-            });
-        }
+            })
+            .into_iter()
+            .collect();
         Ok(Response::new(tf::import_resource_state::Response {
             imported_resources,
             diagnostics: diags_to_proto(&diags),
@@ -544,16 +351,8 @@ impl tf::provider_server::Provider for GrpcProvider {
         let ty = schema.ty();
         let mut diags = Diagnostics::default();
         let config = decode(req.config.as_ref(), &ty, "configuration", &mut diags);
-        let state = if diags.has_errors() {
-            Value::Null
-        } else {
-            ds.read(&self.state, &config, &mut diags).await
-        };
-        let state = if diags.has_errors() {
-            None
-        } else {
-            encode(&state, &ty, "data", &mut diags)
-        };
+        let data = server::read_data(&**ds, &self.state, &config, &mut diags).await;
+        let state = data.and_then(|d| encode(&d, &ty, "data", &mut diags));
         Ok(Response::new(tf::read_data_source::Response {
             state,
             diagnostics: diags_to_proto(&diags),
@@ -577,6 +376,7 @@ impl tf::provider_server::Provider for GrpcProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Value;
     use tf::provider_server::Provider as _;
 
     fn provider() -> GrpcProvider {

@@ -2,9 +2,12 @@
 //!
 //! Layers, outside in:
 //! - [`plugin`]: go-plugin's handshake, AutoMTLS, health, controller, stdio and broker;
-//! - [`grpc`]: tfplugin6 ↔ the provider's own types (it only translates);
+//! - [`grpc`]: the tonic service; each RPC is [`grpc::convert`] (tfplugin6 ↔ the provider's own
+//!   types, pure) around [`grpc::server`] (what survives an error: RPC semantics);
 //! - [`lifecycle`]: noticing that Terraform went away (stop at a safe point, exit);
-//! - [`resources`]: one module per resource and data source, plus the registry;
+//! - [`resources`]: one module per resource and data source, plus the registry; each works on
+//!   its typed model ([`model`]: `Attr<T>` fields, attribute names in one place per resource),
+//!   and engine errors land on attributes from their subject ([`resources::diag`]);
 //! - [`provider`]: the provider block and the per-process [`provider::ProviderState`] holding one
 //!   lazily built `rotor_engine::Engine`.
 //!
@@ -19,6 +22,7 @@ pub mod grpc;
 pub mod ids;
 pub mod lifecycle;
 pub mod logging;
+pub mod model;
 pub mod plugin;
 pub mod proto;
 pub mod provider;

@@ -8,41 +8,147 @@ use rotor_engine::rotation::links_from_matches;
 use rotor_engine::{Application, Confidence, CredentialKind, MatchReport, Policy};
 
 use crate::framework::{AttrPath, DataSource, Diagnostics};
+use crate::model::{Attr, Field, ModelError, Reader, Set, Writer, decoded, object_model};
 use crate::provider::{ProviderState, hint_lines};
+use crate::resources::diag::engine_error_on;
+use crate::resources::secret_link::model::TargetModel;
 use crate::resources::secret_link::target_type;
 use crate::schema::{Attribute, Schema};
 use crate::value::{Type, Value};
 
+/// Every top-level attribute name of `rotor_matches`, in one place (nested objects name theirs
+/// in their [`object_model!`] tables).
+pub mod attrs {
+    pub const ID: &str = "id";
+    pub const APPLICATION_ID: &str = "application_id";
+    pub const VAULT_URLS: &str = "vault_urls";
+    pub const MIN_CONFIDENCE: &str = "min_confidence";
+    pub const EXCLUSIONS: &str = "exclusions";
+    pub const MATCHES: &str = "matches";
+    pub const UNMATCHED: &str = "unmatched";
+    pub const LINKS: &str = "links";
+}
+
 /// The data source.
 pub struct MatchesDataSource;
 
-fn match_type() -> Type {
-    Type::object([
-        ("app_id", Type::String),
-        ("app_name", Type::String),
-        ("key_id", Type::String),
-        ("credential_display_name", Type::String),
-        ("vault", Type::String),
-        ("vault_url", Type::String),
-        ("secret_name", Type::String),
-        ("confidence", Type::String),
-        ("signals", Type::list(Type::String)),
-        ("excluded", Type::String),
-    ])
+object_model! {
+    /// One client secret held by one Key Vault secret.
+    pub struct MatchModel {
+        /// Application (client) id.
+        app_id: String = Type::String,
+        /// Application display name.
+        app_name: String = Type::String,
+        /// Key id of the client secret.
+        key_id: String = Type::String,
+        /// The client secret's display name.
+        credential_display_name: Attr<String> = Type::String,
+        /// Vault name.
+        vault: String = Type::String,
+        /// Vault URL.
+        vault_url: String = Type::String,
+        /// Key Vault secret name.
+        secret_name: String = Type::String,
+        /// `HIGH`, `MEDIUM`, `LOW`.
+        confidence: String = Type::String,
+        /// The signals behind the match.
+        signals: Vec<String> = Type::list(Type::String),
+        /// The exclusion that matches, if any.
+        excluded: Attr<String> = Type::String,
+    }
 }
 
-fn link_type() -> Type {
-    Type::object([
-        ("application_id", Type::String),
-        ("application_name", Type::String),
-        ("credential_display_name", Type::String),
-        ("key_id", Type::String),
-        ("targets", Type::set(target_type())),
-    ])
+object_model! {
+    /// A client secret no Key Vault secret matched.
+    pub struct UnmatchedModel {
+        /// Application (client) id.
+        app_id: String = Type::String,
+        /// Key id.
+        key_id: String = Type::String,
+    }
 }
 
-fn opt(s: Option<&str>) -> Value {
-    s.map(Value::string).unwrap_or(Value::Null)
+object_model! {
+    /// A ready-made `rotor_secret_link` argument set.
+    pub struct MatchedLinkModel {
+        /// Application (client) id.
+        application_id: String = Type::String,
+        /// Application display name.
+        application_name: String = Type::String,
+        /// The lineage.
+        credential_display_name: String = Type::String,
+        /// The newest credential the targets hold.
+        key_id: String = Type::String,
+        /// The Key Vault secrets.
+        targets: Set<TargetModel> = Type::set(target_type()),
+    }
+}
+
+/// A `rotor_matches` value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MatchesModel {
+    /// `id`.
+    pub id: Attr<String>,
+    /// `application_id`.
+    pub application_id: Attr<String>,
+    /// `vault_urls`.
+    pub vault_urls: Attr<Vec<Attr<String>>>,
+    /// `min_confidence`.
+    pub min_confidence: Attr<String>,
+    /// `exclusions`.
+    pub exclusions: Attr<Vec<Attr<String>>>,
+    /// `matches`.
+    pub matches: Attr<Vec<MatchModel>>,
+    /// `unmatched`.
+    pub unmatched: Attr<Vec<UnmatchedModel>>,
+    /// `links`.
+    pub links: Attr<BTreeMap<String, MatchedLinkModel>>,
+}
+
+impl Field for MatchesModel {
+    fn from_value(v: &Value) -> Result<Self, ModelError> {
+        let r = Reader::new(v)?;
+        Ok(MatchesModel {
+            id: r.get(attrs::ID)?,
+            application_id: r.get(attrs::APPLICATION_ID)?,
+            vault_urls: r.get(attrs::VAULT_URLS)?,
+            min_confidence: r.get(attrs::MIN_CONFIDENCE)?,
+            exclusions: r.get(attrs::EXCLUSIONS)?,
+            matches: r.get(attrs::MATCHES)?,
+            unmatched: r.get(attrs::UNMATCHED)?,
+            links: r.get(attrs::LINKS)?,
+        })
+    }
+    fn to_value(&self) -> Value {
+        Writer::default()
+            .put(attrs::ID, &self.id)
+            .put(attrs::APPLICATION_ID, &self.application_id)
+            .put(attrs::VAULT_URLS, &self.vault_urls)
+            .put(attrs::MIN_CONFIDENCE, &self.min_confidence)
+            .put(attrs::EXCLUSIONS, &self.exclusions)
+            .put(attrs::MATCHES, &self.matches)
+            .put(attrs::UNMATCHED, &self.unmatched)
+            .put(attrs::LINKS, &self.links)
+            .build()
+    }
+}
+
+impl MatchesModel {
+    fn exclusion_list(&self) -> impl Iterator<Item = &str> {
+        self.exclusions
+            .known()
+            .into_iter()
+            .flatten()
+            .filter_map(Attr::as_deref)
+    }
+}
+
+/// The computed values of a match report.
+#[derive(Debug, Default)]
+struct ReportValues {
+    matches: Vec<MatchModel>,
+    unmatched: Vec<UnmatchedModel>,
+    links: BTreeMap<String, MatchedLinkModel>,
 }
 
 /// The computed `matches`, `unmatched` and `links` of a match report. Only client secrets:
@@ -51,60 +157,32 @@ fn opt(s: Option<&str>) -> Value {
 /// credential lineage, at or above `min_confidence`, none for a lineage with an excluded copy),
 /// keyed by `<application name>/<lineage>` (`<application name> (<appId>)/<lineage>` when two
 /// applications share a name).
-fn report_values(
-    report: &MatchReport,
-    apps: &[Application],
-    policy: &Policy,
-) -> (Value, Value, Value) {
+fn report_values(report: &MatchReport, apps: &[Application], policy: &Policy) -> ReportValues {
     let is_secret = |k: CredentialKind| k == CredentialKind::Secret;
     let matches = report
         .matches
         .iter()
         .filter(|m| is_secret(m.kind))
-        .map(|m| {
-            Value::Object(BTreeMap::from([
-                ("app_id".to_string(), Value::string(m.app_id.clone())),
-                ("app_name".to_string(), Value::string(m.app_name.clone())),
-                ("key_id".to_string(), Value::string(m.key_id.clone())),
-                (
-                    "credential_display_name".to_string(),
-                    opt(m.credential_display_name.as_deref()),
-                ),
-                ("vault".to_string(), Value::string(m.vault.clone())),
-                (
-                    "vault_url".to_string(),
-                    Value::string(m.vault_url.to_string()),
-                ),
-                (
-                    "secret_name".to_string(),
-                    Value::string(m.secret_name.clone()),
-                ),
-                (
-                    "confidence".to_string(),
-                    Value::string(m.confidence.to_string()),
-                ),
-                (
-                    "signals".to_string(),
-                    Value::List(
-                        m.signals
-                            .iter()
-                            .map(|s| Value::string(s.as_str()))
-                            .collect(),
-                    ),
-                ),
-                ("excluded".to_string(), opt(m.excluded.as_deref())),
-            ]))
+        .map(|m| MatchModel {
+            app_id: m.app_id.clone(),
+            app_name: m.app_name.clone(),
+            key_id: m.key_id.clone(),
+            credential_display_name: Attr::from_option(m.credential_display_name.clone()),
+            vault: m.vault.clone(),
+            vault_url: m.vault_url.to_string(),
+            secret_name: m.secret_name.clone(),
+            confidence: m.confidence.to_string(),
+            signals: m.signals.iter().map(|s| s.as_str().to_string()).collect(),
+            excluded: Attr::from_option(m.excluded.clone()),
         })
         .collect();
     let unmatched = report
         .unmatched
         .iter()
         .filter(|u| is_secret(u.kind))
-        .map(|u| {
-            Value::Object(BTreeMap::from([
-                ("app_id".to_string(), Value::string(u.app_id.clone())),
-                ("key_id".to_string(), Value::string(u.key_id.clone())),
-            ]))
+        .map(|u| UnmatchedModel {
+            app_id: u.app_id.clone(),
+            key_id: u.key_id.clone(),
         })
         .collect();
     let mut links = BTreeMap::new();
@@ -142,44 +220,22 @@ fn report_values(
             );
         }
         owner.insert(key.clone(), link.application_id.clone());
-        let targets = link
-            .targets
-            .iter()
-            .map(|t| {
-                Value::Object(BTreeMap::from([
-                    (
-                        "vault_url".to_string(),
-                        Value::string(t.vault_url.to_string()),
-                    ),
-                    (
-                        "secret_name".to_string(),
-                        Value::string(t.secret_name.clone()),
-                    ),
-                ]))
-            })
-            .collect();
         links.insert(
             key,
-            Value::Object(BTreeMap::from([
-                (
-                    "application_id".to_string(),
-                    Value::string(link.application_id.clone()),
-                ),
-                ("application_name".to_string(), Value::string(app_name)),
-                (
-                    "credential_display_name".to_string(),
-                    Value::string(link.credential_display_name.clone()),
-                ),
-                ("key_id".to_string(), Value::string(key_id)),
-                ("targets".to_string(), Value::Set(targets)),
-            ])),
+            MatchedLinkModel {
+                application_id: link.application_id.clone(),
+                application_name: app_name,
+                credential_display_name: link.credential_display_name.clone(),
+                key_id,
+                targets: Set(link.targets.iter().map(TargetModel::of).collect()),
+            },
         );
     }
-    (
-        Value::List(matches),
-        Value::List(unmatched),
-        Value::Map(links),
-    )
+    ReportValues {
+        matches,
+        unmatched,
+        links,
+    }
 }
 
 #[async_trait]
@@ -196,43 +252,40 @@ impl DataSource for MatchesDataSource {
                 the matches at or above `min_confidence` into ready-made `rotor_secret_link` arguments for `for_each`. \
                 Client secrets only: certificates are not rotated yet, so certificate matches are left out.",
             attributes: vec![
-                Attribute::computed("id", Type::String, "Identifier of this read."),
+                Attribute::computed(attrs::ID, Type::String, "Identifier of this read."),
                 Attribute::optional(
-                    "application_id",
+                    attrs::APPLICATION_ID,
                     Type::String,
                     "Only this application (client) id. Unset matches every application.",
                 ),
                 Attribute::optional(
-                    "vault_urls",
+                    attrs::VAULT_URLS,
                     Type::list(Type::String),
                     "Key Vaults to search. Defaults to the provider's `vault_urls` and the vaults of its `subscription_id`.",
                 ),
                 Attribute::optional(
-                    "min_confidence",
+                    attrs::MIN_CONFIDENCE,
                     Type::String,
                     "Lowest confidence (`HIGH`, `MEDIUM`, `LOW`) for a match to be part of `links`. Default `HIGH`. `matches` lists every match regardless.",
                 ),
                 Attribute::optional(
-                    "exclusions",
+                    attrs::EXCLUSIONS,
                     Type::list(Type::String),
                     "Exclusion patterns (`app-id:GLOB`, `name:GLOB`, `secret:GLOB`); excluded matches are reported with `excluded` set and left out of `links`.",
                 ),
                 Attribute::computed(
-                    "matches",
-                    Type::list(match_type()),
+                    attrs::MATCHES,
+                    Type::list(MatchModel::ty()),
                     "Every client-secret match: `app_id`, `app_name`, `key_id`, `credential_display_name`, `vault`, `vault_url`, `secret_name`, `confidence`, `signals` (e.g. `hint`, `tag-app`) and `excluded`.",
                 ),
                 Attribute::computed(
-                    "unmatched",
-                    Type::list(Type::object([
-                        ("app_id", Type::String),
-                        ("key_id", Type::String),
-                    ])),
+                    attrs::UNMATCHED,
+                    Type::list(UnmatchedModel::ty()),
                     "Client secrets no Key Vault secret matched: `app_id` and `key_id`.",
                 ),
                 Attribute::computed(
-                    "links",
-                    Type::map(link_type()),
+                    attrs::LINKS,
+                    Type::map(MatchedLinkModel::ty()),
                     "Links formed by the matches at or above `min_confidence`, one per application and credential lineage, keyed by `<application name>/<credential display name>` (`<application name> (<application id>)/<credential display name>` when two applications share a name): `application_id`, `application_name`, `credential_display_name`, `key_id` (the newest credential the targets hold) and `targets` (set of `vault_url`, `secret_name`). A lineage with an excluded copy forms no link (rotating it would break the excluded secret).",
                 ),
             ],
@@ -240,31 +293,36 @@ impl DataSource for MatchesDataSource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(c) = config.attr("min_confidence").as_str()
+        let Some(config) = decoded("configuration", MatchesModel::from_value(config), diags) else {
+            return;
+        };
+        if let Some(c) = config.min_confidence.as_deref()
             && !matches!(c, "HIGH" | "MEDIUM" | "LOW")
         {
             diags.error(
                 format!("validating `min_confidence`: `{c}` is not a confidence level"),
                 "hint: use one of HIGH, MEDIUM or LOW (upper case)",
-                Some(AttrPath::attr("min_confidence")),
+                Some(AttrPath::attr(attrs::MIN_CONFIDENCE)),
             );
         }
-        if let Some(items) = config.attr("exclusions").as_elements() {
-            for (i, item) in items.iter().enumerate() {
-                if let Some(s) = item.as_str()
-                    && let Err(e) = rotor_engine::Exclusion::parse(s)
-                {
-                    diags.error(
-                        format!("validating exclusion `{s}`: {}", e.failure().cause),
-                        hint_lines(&e.hints()),
-                        Some(AttrPath::attr("exclusions").then_index(i as i64)),
-                    );
-                }
+        for (i, item) in config.exclusions.known().into_iter().flatten().enumerate() {
+            if let Some(s) = item.as_deref()
+                && let Err(e) = rotor_engine::Exclusion::parse(s)
+            {
+                diags.error(
+                    format!("validating exclusion `{s}`: {}", e.failure().cause),
+                    hint_lines(&e.hints()),
+                    Some(AttrPath::attr(attrs::EXCLUSIONS).then_index(i as i64)),
+                );
             }
         }
     }
 
     async fn read(&self, ctx: &ProviderState, config: &Value, diags: &mut Diagnostics) -> Value {
+        let Some(mut out) = decoded("configuration", MatchesModel::from_value(config), diags)
+        else {
+            return Value::Null;
+        };
         let engine = match ctx.engine().await {
             Ok(e) => e,
             Err(f) => {
@@ -273,68 +331,56 @@ impl DataSource for MatchesDataSource {
             }
         };
         let mut policy = Policy::default();
-        if let Some(c) = config
-            .attr("min_confidence")
-            .as_str()
+        if let Some(c) = out
+            .min_confidence
+            .as_deref()
             .and_then(|c| c.parse::<Confidence>().ok())
         {
             policy.min_confidence = c;
         }
-        for item in config.attr("exclusions").as_elements().unwrap_or_default() {
-            if let Some(e) = item
-                .as_str()
-                .and_then(|s| rotor_engine::Exclusion::parse(s).ok())
-            {
-                policy.exclusions.push(e);
-            }
-        }
-        let vaults = match config.attr("vault_urls").as_elements() {
+        policy.exclusions.extend(
+            out.exclusion_list()
+                .filter_map(|s| rotor_engine::Exclusion::parse(s).ok()),
+        );
+        let vaults = match out.vault_urls.known() {
             Some(items) if !items.is_empty() => {
-                let mut out = Vec::new();
+                let mut urls = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    let s = item.as_str().unwrap_or_default();
+                    let s = item.as_deref().unwrap_or_default();
                     match url::Url::parse(s) {
-                        Ok(u) if u.scheme() == "https" => out.push(u),
+                        Ok(u) if u.scheme() == "https" => urls.push(u),
                         _ => {
                             diags.error(
                                 format!("validating vault URL `{s}`: not an https URL"),
                                 "hint: use vault URIs such as https://kv-prod.vault.azure.net/",
-                                Some(AttrPath::attr("vault_urls").then_index(i as i64)),
+                                Some(AttrPath::attr(attrs::VAULT_URLS).then_index(i as i64)),
                             );
                             return Value::Null;
                         }
                     }
                 }
-                out
+                urls
             }
             _ => match ctx.vaults(&engine).await {
                 Ok(v) => v,
                 Err(e) => {
-                    diags.error(
-                        e.to_string(),
-                        hint_lines(&e.hints()),
-                        Some(AttrPath::attr("vault_urls")),
-                    );
+                    engine_error_on(diags, &e, Some(AttrPath::attr(attrs::VAULT_URLS)));
                     return Value::Null;
                 }
             },
         };
-        let apps = match config.attr("application_id").as_str() {
+        let apps = match out.application_id.as_deref() {
             Some(id) => match engine.get_application(id).await {
                 Ok(a) => vec![a],
                 Err(e) => {
-                    diags.error(
-                        e.to_string(),
-                        hint_lines(&e.hints()),
-                        Some(AttrPath::attr("application_id")),
-                    );
+                    engine_error_on(diags, &e, Some(AttrPath::attr(attrs::APPLICATION_ID)));
                     return Value::Null;
                 }
             },
             None => match engine.discover(None).await {
                 Ok(a) => a,
                 Err(e) => {
-                    diags.error(e.to_string(), hint_lines(&e.hints()), None);
+                    engine_error_on(diags, &e, None);
                     return Value::Null;
                 }
             },
@@ -342,24 +388,20 @@ impl DataSource for MatchesDataSource {
         let report = match engine.match_secrets(&apps, &vaults, &policy).await {
             Ok(r) => r,
             Err(e) => {
-                diags.error(e.to_string(), hint_lines(&e.hints()), None);
+                engine_error_on(diags, &e, None);
                 return Value::Null;
             }
         };
 
-        let (matches, unmatched, links) = report_values(&report, &apps, &policy);
-        let mut out = config.as_object().cloned().unwrap_or_default();
-        out.insert(
-            "id".into(),
-            Value::string(format!(
-                "matches:{}",
-                config.attr("application_id").as_str().unwrap_or("*")
-            )),
-        );
-        out.insert("matches".into(), matches);
-        out.insert("unmatched".into(), unmatched);
-        out.insert("links".into(), links);
-        Value::Object(out)
+        let values = report_values(&report, &apps, &policy);
+        out.id = Attr::Known(format!(
+            "matches:{}",
+            out.application_id.as_deref().unwrap_or("*")
+        ));
+        out.matches = Attr::Known(values.matches);
+        out.unmatched = Attr::Known(values.unmatched);
+        out.links = Attr::Known(values.links);
+        out.to_value()
     }
 }
 
@@ -425,6 +467,20 @@ mod tests {
         }
     }
 
+    /// The report as the Terraform values `matches`, `unmatched` and `links`.
+    fn values(
+        report: &MatchReport,
+        apps: &[Application],
+        policy: &Policy,
+    ) -> (Value, Value, Value) {
+        let v = report_values(report, apps, policy);
+        (
+            v.matches.to_value(),
+            v.unmatched.to_value(),
+            v.links.to_value(),
+        )
+    }
+
     fn names(v: &Value, field: &str) -> Vec<String> {
         v.as_elements()
             .unwrap_or_default()
@@ -454,8 +510,7 @@ mod tests {
             ],
             ..MatchReport::default()
         };
-        let (matches, unmatched, links) =
-            report_values(&report, &[app(APP, "MyApp")], &Policy::default());
+        let (matches, unmatched, links) = values(&report, &[app(APP, "MyApp")], &Policy::default());
         assert_eq!(names(&matches, "secret_name"), ["myapp-secret"]);
         assert_eq!(names(&unmatched, "key_id"), [OLD]);
         let Value::Map(links) = links else {
@@ -494,7 +549,7 @@ mod tests {
         };
         let apps = [app(APP, "MyApp"), app(OTHER, "Other")];
         let policy = Policy::default();
-        let (_, _, links) = report_values(&report, &apps, &policy);
+        let (_, _, links) = values(&report, &apps, &policy);
         let Value::Map(links) = links else {
             panic!("links is a map: {links:?}")
         };
@@ -524,7 +579,7 @@ mod tests {
             ..MatchReport::default()
         };
         let apps = [app(APP, "MyApp"), app(TWIN, "MyApp")];
-        let (_, _, links) = report_values(&report, &apps, &Policy::default());
+        let (_, _, links) = values(&report, &apps, &Policy::default());
         let Value::Map(links) = links else {
             panic!("links is a map: {links:?}")
         };

@@ -2,6 +2,7 @@
 //! module (schema, plan, apply, read, import and unit tests side by side) and list it here.
 
 pub mod applications;
+pub mod diag;
 pub mod matches;
 pub mod policy;
 pub mod secret_link;

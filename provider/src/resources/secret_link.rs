@@ -15,82 +15,39 @@
 //! - `-replace` / `taint`: the create that follows the destroy in the same apply rotates.
 //! - Destroy forgets the link (optionally cleans up old credentials); it never deletes a Key Vault
 //!   secret. State holds ids, dates and versions, never a value.
+//!
+//! The resource works on [`SecretLinkModel`] ([`model`]): decode the model, decide, call the
+//! engine, encode. Engine errors land on attributes through [`PLACEMENT`].
 
-use std::collections::{BTreeMap, BTreeSet};
+pub mod model;
+
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use rotor_engine::{
-    AuditRecord, Confidence, Engine, Error as EngineError, ErrorKind, Link, LinkStatus, Policy,
-    RotateOptions, RotationStatus, SkipReason, Subject, Target,
+    AuditRecord, Engine, ErrorKind, Link, LinkStatus, Policy, RotateOptions, RotationStatus,
+    SkipReason, Target,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
-use crate::ids::{LINK_IMPORT_FORMS, LinkId, LinkImport, is_guid, parse_link_import};
+use crate::ids::{LINK_IMPORT_FORMS, LinkImport, is_guid, parse_link_import};
 use crate::lifecycle::{TerraformProgress, terraform_gone};
+use crate::model::{Attr, Field, decoded};
 use crate::provider::{ProviderState, hint_lines};
-use crate::resources::policy::{link_policy_type, parse_policy};
+use crate::resources::diag::engine_error;
+use crate::resources::policy::link_policy_type;
 use crate::schema::{Attribute, Schema};
 use crate::value::{Type, Value};
-
-/// Every attribute name of `rotor_secret_link`, in one place: the schema, the plan and apply
-/// logic and the tests all use these.
-pub mod attrs {
-    pub const ID: &str = "id";
-    pub const APPLICATION_ID: &str = "application_id";
-    pub const CREDENTIAL_DISPLAY_NAME: &str = "credential_display_name";
-    pub const TARGETS: &str = "targets";
-    pub const POLICY: &str = "policy";
-    pub const ROTATE_WHEN_CHANGED: &str = "rotate_when_changed";
-    pub const CLEANUP_ON_DESTROY: &str = "cleanup_on_destroy";
-    pub const CURRENT_KEY_ID: &str = "current_key_id";
-    pub const CURRENT_EXPIRES_AT: &str = "current_expires_at";
-    pub const ROTATED_AT: &str = "rotated_at";
-    pub const NEXT_ROTATION_AT: &str = "next_rotation_at";
-    pub const ROTATION_DUE: &str = "rotation_due";
-    pub const ROTATION_REASON: &str = "rotation_reason";
-    pub const PREVIOUS_KEY_IDS: &str = "previous_key_ids";
-    pub const TARGET_VERSIONS: &str = "target_versions";
-    pub const CONFIDENCE: &str = "confidence";
-    pub const EXCLUDED: &str = "excluded";
-    pub const REMOVABLE_KEY_IDS: &str = "removable_key_ids";
-    pub const VAULT_URL: &str = "vault_url";
-    pub const SECRET_NAME: &str = "secret_name";
-}
+use model::parse_vault_url;
+pub use model::{
+    PLACEMENT, SecretLinkModel, StatusModel, attrs, status_never_rotated, target_identity,
+    target_type,
+};
 
 /// The resource.
 pub struct SecretLinkResource;
-
-/// The type of one target.
-pub fn target_type() -> Type {
-    Type::object([
-        (attrs::VAULT_URL, Type::String),
-        (attrs::SECRET_NAME, Type::String),
-    ])
-}
-
-/// Computed attributes that describe Azure's state (everything a rotation can change).
-const STATUS_ATTRS: &[&str] = &[
-    attrs::CURRENT_KEY_ID,
-    attrs::CURRENT_EXPIRES_AT,
-    attrs::ROTATED_AT,
-    attrs::NEXT_ROTATION_AT,
-    attrs::ROTATION_DUE,
-    attrs::ROTATION_REASON,
-    attrs::PREVIOUS_KEY_IDS,
-    attrs::TARGET_VERSIONS,
-    attrs::CONFIDENCE,
-    attrs::EXCLUDED,
-    attrs::REMOVABLE_KEY_IDS,
-];
-
-/// Status attributes a rotation leaves alone when only configuration changes.
-const CREDENTIAL_ATTRS: &[&str] = &[
-    attrs::CURRENT_KEY_ID,
-    attrs::CURRENT_EXPIRES_AT,
-    attrs::ROTATED_AT,
-];
 
 fn schema() -> Schema {
     Schema {
@@ -126,128 +83,6 @@ fn schema() -> Schema {
     }
 }
 
-fn rfc3339(t: Option<OffsetDateTime>) -> Value {
-    t.and_then(|t| t.format(&Rfc3339).ok())
-        .map(Value::String)
-        .unwrap_or(Value::Null)
-}
-
-fn strings(items: impl IntoIterator<Item = String>) -> Value {
-    Value::List(items.into_iter().map(Value::String).collect())
-}
-
-/// The link described by a resource value. `Err` carries diagnostics.
-fn link_from(v: &Value, diags: &mut Diagnostics) -> Option<Link> {
-    let application_id = v.attr(attrs::APPLICATION_ID).as_str()?.to_string();
-    let credential_display_name = v.attr(attrs::CREDENTIAL_DISPLAY_NAME).as_str()?.to_string();
-    let mut targets = BTreeSet::new();
-    let mut seen = BTreeSet::new();
-    for t in v.attr(attrs::TARGETS).as_elements().unwrap_or_default() {
-        let (Some(url), Some(name)) = (
-            t.attr(attrs::VAULT_URL).as_str(),
-            t.attr(attrs::SECRET_NAME).as_str(),
-        ) else {
-            return None;
-        };
-        match parse_vault_url(url) {
-            Ok(u) => {
-                // Vault hosts and secret names are case-insensitive in Key Vault: one secret.
-                if seen.insert(target_identity(url, name)) {
-                    targets.insert(Target::new(u, name));
-                }
-            }
-            Err(why) => {
-                diags.error(
-                    format!("validating target vault URL `{url}`: {why}"),
-                    "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
-                    Some(AttrPath::attr(attrs::TARGETS)),
-                );
-                return None;
-            }
-        }
-    }
-    Some(Link {
-        application_id,
-        credential_display_name,
-        targets,
-    })
-}
-
-/// A target's identity: Key Vault compares vault hosts and secret names case-insensitively, so
-/// `MyApp-Secret` and `myapp-secret` are one secret.
-fn target_identity(vault_url: &str, secret_name: &str) -> String {
-    let host = url::Url::parse(vault_url)
-        .ok()
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(443)))
-        })
-        .unwrap_or_else(|| vault_url.to_string());
-    format!(
-        "{}/{}",
-        host.to_ascii_lowercase(),
-        secret_name.to_ascii_lowercase()
-    )
-}
-
-fn parse_vault_url(url: &str) -> Result<url::Url, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("not an absolute URL ({e})"))?;
-    if u.scheme() != "https" {
-        return Err(format!(
-            "the scheme is `{}`; Key Vault is served over https",
-            u.scheme()
-        ));
-    }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Err("no host".into());
-    }
-    if u.path() != "/" && !u.path().is_empty() {
-        return Err(format!(
-            "it has a path (`{}`); give the vault URL only, and the name in `secret_name`",
-            u.path()
-        ));
-    }
-    Ok(u)
-}
-
-/// The attribute an engine error's subject is: a target → `targets`, the lineage (a secret
-/// outside the targets holds it) → `credential_display_name`, the application →
-/// `application_id`, a policy setting → `policy`.
-fn subject_path(subject: &Subject) -> Option<AttrPath> {
-    match subject {
-        Subject::Target(_) => Some(AttrPath::attr(attrs::TARGETS)),
-        Subject::Lineage { .. } => Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
-        Subject::Application(_) => Some(AttrPath::attr(attrs::APPLICATION_ID)),
-        Subject::Setting(_) => Some(AttrPath::attr(attrs::POLICY)),
-        _ => None,
-    }
-}
-
-/// Which attribute an engine error is about.
-fn error_path(e: &EngineError) -> Option<AttrPath> {
-    if let Some(path) = e.subject().and_then(subject_path) {
-        return Some(path);
-    }
-    let text = e.to_string();
-    if e.kind() == ErrorKind::Conflict {
-        // A secret outside the targets holds the lineage (another link, or a target missing
-        // from this one): the fix is in `targets`.
-        Some(AttrPath::attr(attrs::TARGETS))
-    } else if text.contains("Key Vault") || text.contains("vault") {
-        Some(AttrPath::attr(attrs::TARGETS))
-    } else if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Permission)
-        || text.contains("application")
-    {
-        Some(AttrPath::attr(attrs::APPLICATION_ID))
-    } else {
-        None
-    }
-}
-
-fn engine_error(diags: &mut Diagnostics, e: &EngineError) {
-    diags.error(e.to_string(), hint_lines(&e.hints()), error_path(e));
-}
-
 async fn engine(ctx: &ProviderState, diags: &mut Diagnostics) -> Option<Engine> {
     match ctx.engine().await {
         Ok(e) => Some(e),
@@ -256,70 +91,6 @@ async fn engine(ctx: &ProviderState, diags: &mut Diagnostics) -> Option<Engine> 
             None
         }
     }
-}
-
-/// Why a link is never rotated, if it is not: excluded, or confidence below the policy minimum.
-fn never_rotated(confidence: &Value, excluded: &Value, policy: &Policy) -> Option<String> {
-    if let Some(pattern) = excluded.as_str() {
-        return Some(format!("it is excluded by policy exclusion `{pattern}`"));
-    }
-    let c = confidence.as_str()?.parse::<Confidence>().ok()?;
-    (c < policy.min_confidence).then(|| {
-        format!(
-            "rotor's confidence that the targets hold this credential is {c}, below the policy minimum {}",
-            policy.min_confidence
-        )
-    })
-}
-
-/// Writes a status into the computed attributes of `obj`.
-fn apply_status(obj: &mut BTreeMap<String, Value>, s: &LinkStatus, policy: &Policy) {
-    obj.insert(
-        attrs::CURRENT_KEY_ID.into(),
-        s.current_key_id
-            .clone()
-            .map(Value::String)
-            .unwrap_or(Value::Null),
-    );
-    obj.insert(
-        attrs::CURRENT_EXPIRES_AT.into(),
-        rfc3339(s.current_expires_at),
-    );
-    obj.insert(attrs::ROTATED_AT.into(), rfc3339(s.rotated_at));
-    obj.insert(attrs::NEXT_ROTATION_AT.into(), rfc3339(s.next_rotation_at));
-    obj.insert(
-        attrs::PREVIOUS_KEY_IDS.into(),
-        strings(s.previous_key_ids.clone()),
-    );
-    obj.insert(
-        attrs::TARGET_VERSIONS.into(),
-        Value::Map(
-            s.target_versions
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::string(v.clone())))
-                .collect(),
-        ),
-    );
-    let confidence = Value::string(s.confidence.to_string());
-    let excluded = s.excluded.clone().map(Value::String).unwrap_or(Value::Null);
-    let blocked = never_rotated(&confidence, &excluded, policy);
-    let reason = match (&blocked, s.rotation_due, &s.due_reason) {
-        (Some(b), _, _) => Some(format!("never rotated: {b}")),
-        (None, _, Some(r)) if s.in_progress => Some(r.clone()),
-        (None, true, Some(r)) => Some(r.clone()),
-        (None, true, None) => Some("a rotation is due".to_string()),
-        _ => None,
-    };
-    obj.insert(
-        attrs::ROTATION_DUE.into(),
-        Value::Bool(s.rotation_due && blocked.is_none() && !s.in_progress),
-    );
-    obj.insert(
-        attrs::ROTATION_REASON.into(),
-        reason.map(Value::String).unwrap_or(Value::Null),
-    );
-    obj.insert(attrs::CONFIDENCE.into(), confidence);
-    obj.insert(attrs::EXCLUDED.into(), excluded);
 }
 
 /// The old credentials of the lineage cleanup would remove now (a dry-run cleanup, so the same
@@ -332,12 +103,7 @@ async fn removable_now(
     policy: &Policy,
     s: &LinkStatus,
 ) -> Vec<String> {
-    let confidence = Value::string(s.confidence.to_string());
-    let excluded = s.excluded.clone().map(Value::String).unwrap_or(Value::Null);
-    if s.previous_key_ids.is_empty()
-        || s.in_progress
-        || never_rotated(&confidence, &excluded, policy).is_some()
-    {
+    if s.previous_key_ids.is_empty() || s.in_progress || status_never_rotated(s, policy).is_some() {
         return Vec::new();
     }
     let grace = time::Duration::days(i64::from(policy.grace_period_days));
@@ -373,19 +139,18 @@ async fn inspect(
     Ok(s)
 }
 
-/// Status plus what cleanup would remove, into `obj`.
+/// Status plus what cleanup would remove, into `status`.
 async fn observe(
     ctx: &ProviderState,
     engine: &Engine,
     link: &Link,
     policy: &Policy,
-    obj: &mut BTreeMap<String, Value>,
+    status: &mut StatusModel,
     fresh: bool,
 ) -> rotor_engine::Result<LinkStatus> {
     let s = inspect(ctx, engine, link, policy, fresh).await?;
-    apply_status(obj, &s, policy);
-    let removable = removable_now(engine, link, policy, &s).await;
-    obj.insert(attrs::REMOVABLE_KEY_IDS.into(), strings(removable));
+    status.observe(&s, policy);
+    status.removable_key_ids = Attr::Known(removable_now(engine, link, policy, &s).await);
     Ok(s)
 }
 
@@ -397,37 +162,30 @@ async fn blocked_warning(
     engine: &Engine,
     link: &Link,
     policy: &Policy,
-    before: &Value,
+    before: &StatusModel,
     s: &LinkStatus,
-    obj: &mut BTreeMap<String, Value>,
+    out: &mut StatusModel,
     diags: &mut Diagnostics,
 ) {
     const OVERWRITTEN: &str = "; overwritten: ";
-    let confidence = Value::string(s.confidence.to_string());
-    let excluded = s.excluded.clone().map(Value::String).unwrap_or(Value::Null);
-    let Some(why) = never_rotated(&confidence, &excluded, policy) else {
+    let Some(why) = status_never_rotated(s, policy) else {
         return;
     };
     let now = engine.now();
     let fmt = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
     let mut facts = Vec::new();
     let mut hints = Vec::new();
-    let old = before.attr(attrs::TARGET_VERSIONS);
+    let old = before.target_versions.known();
     let changed: Vec<String> = s
         .target_versions
         .iter()
-        .filter(|(k, v)| {
-            old.as_map()
-                .and_then(|m| m.get(*k))
-                .and_then(Value::as_str)
-                .is_some_and(|o| o != v.as_str())
-        })
+        .filter(|(k, v)| old.and_then(|m| m.get(*k)).is_some_and(|o| o != *v))
         .map(|(k, _)| format!("`{k}`"))
         .collect();
     // Remembered in `rotation_reason` so that every later plan says it too.
     let remembered = before
-        .attr(attrs::ROTATION_REASON)
-        .as_str()
+        .rotation_reason
+        .as_deref()
         .and_then(|r| r.split_once(OVERWRITTEN))
         .map(|(_, f)| f.to_string());
     let overwritten = (!changed.is_empty() && (s.diverged || s.current_key_id.is_none()))
@@ -478,12 +236,9 @@ async fn blocked_warning(
         };
         match fact {
             Some(f) => {
-                if let Some(r) = obj.get(attrs::ROTATION_REASON).and_then(Value::as_str) {
+                if let Some(r) = out.rotation_reason.as_deref() {
                     let r = r.split(OVERWRITTEN).next().unwrap_or(r).to_string();
-                    obj.insert(
-                        attrs::ROTATION_REASON.into(),
-                        Value::String(format!("{r}{OVERWRITTEN}{f}")),
-                    );
+                    out.rotation_reason = Attr::Known(format!("{r}{OVERWRITTEN}{f}"));
                 }
                 facts.push(f);
             }
@@ -558,13 +313,7 @@ async fn dry_run_check(
         detail.push(hint_lines(&record.hints));
     }
     detail.push("Nothing was changed; this is what apply would run into.".into());
-    let on_targets = record.targets.iter().any(|t| t.error.is_some());
-    let path = record
-        .error_subject
-        .as_ref()
-        .and_then(subject_path)
-        .or_else(|| on_targets.then(|| AttrPath::attr(attrs::TARGETS)));
-    diags.error(summary, detail.join("\n"), path);
+    diags.error(summary, detail.join("\n"), PLACEMENT.record_path(&record));
 }
 
 /// The engine's adopt hints, made true for `terraform import` (which takes no targets and no
@@ -586,54 +335,6 @@ fn import_hints(hints: &[String]) -> String {
             .to_string(),
     );
     hint_lines(&out)
-}
-
-fn policy_of(v: &Value) -> Policy {
-    parse_policy(
-        v.attr(attrs::POLICY),
-        Some(&AttrPath::attr(attrs::POLICY)),
-        &mut Diagnostics::default(),
-    )
-    .unwrap_or_default()
-}
-
-fn with_id(mut obj: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
-    let id = match (
-        obj.get(attrs::APPLICATION_ID),
-        obj.get(attrs::CREDENTIAL_DISPLAY_NAME),
-    ) {
-        (Some(Value::String(a)), Some(Value::String(c))) => Value::string(LinkId::state_id(a, c)),
-        _ => Value::Unknown,
-    };
-    obj.insert(attrs::ID.into(), id);
-    obj
-}
-
-fn targets_of(v: &Value) -> Vec<Value> {
-    let mut t: Vec<Value> = v
-        .attr(attrs::TARGETS)
-        .as_elements()
-        .unwrap_or_default()
-        .iter()
-        .map(Value::normalized)
-        .collect();
-    t.sort_by_key(|x| format!("{x:?}"));
-    t
-}
-
-fn added_targets(prior: &Value, planned: &Value) -> bool {
-    let before = targets_of(prior);
-    targets_of(planned).iter().any(|t| !before.contains(t))
-}
-
-fn triggers_changed(prior: &Value, config: &Value) -> bool {
-    let a = prior.attr(attrs::ROTATE_WHEN_CHANGED);
-    let b = config.attr(attrs::ROTATE_WHEN_CHANGED);
-    let empty = |v: &Value| v.is_null() || v.as_map().is_some_and(BTreeMap::is_empty);
-    if empty(a) && empty(b) {
-        return false;
-    }
-    !a.same_as(b)
 }
 
 /// Why two links on one lineage are refused, naming both (Terraform does not tell providers
@@ -748,24 +449,38 @@ fn another_run_detail(record: &AuditRecord, orphan_at: Option<OffsetDateTime>) -
     lines.join("\n")
 }
 
+/// Decodes a value Terraform sent as the link's model (a decode failure is a provider bug).
+fn model_of(what: &str, v: &Value, diags: &mut Diagnostics) -> Option<SecretLinkModel> {
+    decoded(what, SecretLinkModel::from_value(v), diags)
+}
+
 impl SecretLinkResource {
     async fn refreshed(
         &self,
         ctx: &ProviderState,
         engine: &Engine,
-        base: &Value,
+        base: &SecretLinkModel,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let link = link_from(base, diags)?;
-        let policy = policy_of(base);
-        let mut obj = base.as_object().cloned().unwrap_or_default();
-        match observe(ctx, engine, &link, &policy, &mut obj, true).await {
+        let link = base.link(diags)?;
+        let policy = base.policy_or_default();
+        let mut out = base.clone();
+        match observe(ctx, engine, &link, &policy, &mut out.status, true).await {
             Ok(status) => {
-                blocked_warning(engine, &link, &policy, base, &status, &mut obj, diags).await;
-                Some(Value::Object(with_id(obj)))
+                blocked_warning(
+                    engine,
+                    &link,
+                    &policy,
+                    &base.status,
+                    &status,
+                    &mut out.status,
+                    diags,
+                )
+                .await;
+                Some(out.with_id().to_value())
             }
             Err(e) => {
-                engine_error(diags, &e);
+                engine_error(diags, &e, &PLACEMENT);
                 None
             }
         }
@@ -777,19 +492,15 @@ impl SecretLinkResource {
     async fn preview(
         &self,
         ctx: &ProviderState,
-        config: &Value,
+        config: &SecretLinkModel,
         creating: bool,
         diags: &mut Diagnostics,
     ) -> Option<LinkStatus> {
-        if config.contains_unknown() {
+        if config.to_value().contains_unknown() {
             return None;
         }
-        let link = link_from(config, diags)?;
-        let policy = parse_policy(
-            config.attr(attrs::POLICY),
-            Some(&AttrPath::attr(attrs::POLICY)),
-            diags,
-        )?;
+        let link = config.link(diags)?;
+        let policy = config.policy(diags)?;
         let engine = engine(ctx, diags).await?;
         match inspect(ctx, &engine, &link, &policy, false).await {
             Ok(status) if !status.claimed_elsewhere.is_empty() => {
@@ -813,12 +524,8 @@ impl SecretLinkResource {
                 Some(status)
             }
             Ok(status) => {
-                let mut obj = BTreeMap::new();
-                apply_status(&mut obj, &status, &policy);
-                let reason = obj
-                    .get(attrs::ROTATION_REASON)
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                let observed = StatusModel::observed(&status, &policy);
+                let reason = observed.rotation_reason.known().cloned();
                 if let Some(r) = reason.as_deref().filter(|r| r.starts_with("never rotated")) {
                     diags.warning(
                         format!("{link} is {r}"),
@@ -827,7 +534,7 @@ impl SecretLinkResource {
                          to allow rotation",
                         None,
                     );
-                } else if creating && obj.get(attrs::ROTATION_DUE) == Some(&Value::Bool(true)) {
+                } else if creating && observed.due() {
                     dry_run_check(&engine, &link, &policy, false, None, diags).await;
                     diags.warning(
                         format!("creating this link rotates {link} at once: {}", reason.unwrap_or_default()),
@@ -840,147 +547,141 @@ impl SecretLinkResource {
                 Some(status)
             }
             Err(e) => {
-                engine_error(diags, &e);
+                engine_error(diags, &e, &PLACEMENT);
                 None
             }
         }
     }
 }
 
-#[async_trait]
-impl Resource for SecretLinkResource {
-    fn type_name(&self) -> &'static str {
-        "rotor_secret_link"
-    }
+/// What an update or create apply works from.
+struct Change<'a> {
+    creating: bool,
+    prior: &'a SecretLinkModel,
+    planned: &'a SecretLinkModel,
+    link: &'a Link,
+    policy: &'a Policy,
+    /// The status inspected at the start of this apply.
+    status: LinkStatus,
+}
 
-    fn schema(&self) -> Schema {
-        schema()
-    }
-
-    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(id) = config.attr(attrs::APPLICATION_ID).as_str()
-            && !is_guid(id)
-        {
-            diags.error(
-                format!("validating application_id `{id}`: not an application (client) id"),
-                "hint: use the App Registration's Application (client) ID, a GUID like 00000000-0000-0000-0000-000000000000",
-                Some(AttrPath::attr(attrs::APPLICATION_ID)),
+/// Reports a rotation that did not succeed. The forced rotation that another run kept from
+/// happening is an error, so Terraform keeps the old triggers and the next plan forces it again.
+async fn report_rotation(
+    engine: &Engine,
+    c: &Change<'_>,
+    forced: bool,
+    record: &AuditRecord,
+    diags: &mut Diagnostics,
+) {
+    let link = c.link;
+    match record.status {
+        RotationStatus::Success => {
+            tracing::info!(
+                "rotated {link}: {} -> {}",
+                record.old_key_id.as_deref().unwrap_or("none"),
+                record.new_key_id.as_deref().unwrap_or("none")
             );
         }
-        if let Some(name) = config.attr(attrs::CREDENTIAL_DISPLAY_NAME).as_str()
-            && name.contains(" rotor:")
-        {
+        RotationStatus::Skipped if forced && skipped_for_another_run(record) => {
+            let orphan_at = pending_until(engine, link, c.policy, &c.status).await;
             diags.error(
                 format!(
-                    "validating credential_display_name `{name}`: ` rotor:` is rotor's own suffix"
+                    "rotating {link}: another rotation of this lineage is in progress; the forced rotation did not run"
                 ),
-                format!(
-                    "hint: use the lineage name without the suffix: `{}`",
-                    &name[..name.find(" rotor:").unwrap_or(0)]
-                ),
-                Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
+                another_run_detail(record, orphan_at),
+                None,
             );
         }
-        if let Some(targets) = config.attr(attrs::TARGETS).as_elements() {
-            if targets.is_empty() {
-                diags.error(
-                    "validating targets: a link needs at least one Key Vault secret",
-                    "hint: add { vault_url = \"https://<vault>.vault.azure.net/\", secret_name = \"<name>\" }",
-                    Some(AttrPath::attr(attrs::TARGETS)),
-                );
-            }
-            let mut seen: BTreeMap<String, String> = BTreeMap::new();
-            for t in targets {
-                if let (Some(url), Some(name)) = (
-                    t.attr(attrs::VAULT_URL).as_str(),
-                    t.attr(attrs::SECRET_NAME).as_str(),
-                ) {
-                    let shown = format!("{url}{name}");
-                    if let Some(first) = seen.insert(target_identity(url, name), shown.clone()) {
-                        diags.error(
-                            format!(
-                                "validating targets: `{first}` and `{shown}` are the same Key Vault secret"
-                            ),
-                            "Key Vault names (vaults and secrets) are case-insensitive, so this secret would be written twice.\nhint: list it once",
-                            Some(AttrPath::attr(attrs::TARGETS)),
-                        );
-                    }
-                }
-                if let Some(url) = t.attr(attrs::VAULT_URL).as_str()
-                    && let Err(why) = parse_vault_url(url)
-                {
-                    diags.error(
-                        format!("validating target vault URL `{url}`: {why}"),
-                        "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
-                        Some(AttrPath::attr(attrs::TARGETS)),
-                    );
-                }
-                if let Some(name) = t.attr(attrs::SECRET_NAME).as_str()
-                    && (name.is_empty()
-                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-                {
-                    diags.error(
-                        format!("validating target secret name `{name}`: Key Vault secret names use only 0-9, a-z, A-Z and -"),
-                        "",
-                        Some(AttrPath::attr(attrs::TARGETS)),
-                    );
-                }
-            }
+        RotationStatus::Skipped => {
+            diags.warning(
+                format!("rotating {link}: skipped"),
+                record
+                    .error
+                    .clone()
+                    .or_else(|| record.notes.first().cloned())
+                    .unwrap_or_default(),
+                None,
+            );
         }
-        let _ = parse_policy(
-            config.attr(attrs::POLICY),
-            Some(&AttrPath::attr(attrs::POLICY)),
-            diags,
-        );
+        RotationStatus::Excluded => {
+            diags.warning(
+                format!("rotating {link}: excluded by policy"),
+                record.error.clone().unwrap_or_default(),
+                None,
+            );
+        }
+        RotationStatus::Failed => {
+            let summary = match record.error.as_deref() {
+                Some(e) if e.starts_with("rotating ") => e.to_string(),
+                Some(e) => format!("rotating {link}: {e}"),
+                None => format!("rotating {link}: failed"),
+            };
+            let mut detail = Vec::new();
+            for t in &record.targets {
+                if let Some(e) = &t.error
+                    && !summary.contains(e.as_str())
+                {
+                    detail.push(format!(
+                        "{}: {e}",
+                        Target::new(t.vault_url.clone(), t.secret_name.clone())
+                    ));
+                }
+            }
+            if !record.hints.is_empty() {
+                detail.push(hint_lines(&record.hints));
+            }
+            detail
+                .push("The previous client secret stays valid; run apply again to resume.".into());
+            diags.error(summary, detail.join("\n"), PLACEMENT.record_path(record));
+        }
     }
+}
 
-    async fn read(
+impl SecretLinkResource {
+    /// Destroy: forget. Key Vault secrets are never deleted. A create of the same lineage later
+    /// in this apply is a replacement (`-replace`, `taint`) and rotates. `false` when the
+    /// requested cleanup failed (the link stays in state).
+    async fn destroy(
         &self,
         ctx: &ProviderState,
-        state: &Value,
+        engine: &Engine,
+        prior: &SecretLinkModel,
         diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        let engine = engine(ctx, diags).await?;
-        let link = link_from(state, diags)?;
-        let policy = policy_of(state);
-        let mut obj = state.as_object().cloned().unwrap_or_default();
-        match observe(ctx, &engine, &link, &policy, &mut obj, true).await {
-            Ok(status) => {
-                blocked_warning(&engine, &link, &policy, state, &status, &mut obj, diags).await;
-                Some(Value::Object(with_id(obj)))
-            }
-            // inspect_link answers NotFound only when the application itself is gone: so is the
-            // link. (Missing Key Vault secrets show as absent target versions instead.)
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                diags.warning(
-                    format!("refreshing {link}: {e}"),
-                    "The application no longer exists, so the link is removed from state; the Key Vault \
-                     secrets are left as they are.",
-                    None,
-                );
-                None
-            }
-            Err(e) => {
-                engine_error(diags, &e);
-                Some(state.clone())
-            }
+    ) -> bool {
+        if let (Some(a), Some(c)) = (
+            prior.application_id.as_deref(),
+            prior.credential_display_name.as_deref(),
+        ) {
+            ctx.note_destroyed(a, c);
         }
+        if prior.cleanup_on_destroy.known() == Some(&true)
+            && let Some(link) = prior.link(diags)
+            && let Err(e) = engine
+                .cleanup(&link, &prior.policy_or_default(), false)
+                .await
+        {
+            engine_error(diags, &e, &PLACEMENT);
+            return false;
+        }
+        true
     }
 
-    async fn plan(
+    /// Plans a create or an update (not a destroy).
+    async fn plan_update(
         &self,
         ctx: &ProviderState,
-        req: PlanRequest<'_>,
+        creating: bool,
+        prior: SecretLinkModel,
+        proposed: SecretLinkModel,
+        config: SecretLinkModel,
         diags: &mut Diagnostics,
     ) -> PlanResponse {
-        let none = PlanResponse {
-            planned: Value::Null,
-            requires_replace: Vec::new(),
+        let planned_as = |planned: SecretLinkModel, requires_replace: Vec<AttrPath>| PlanResponse {
+            planned: planned.with_id().to_value(),
+            requires_replace,
         };
-        if req.proposed.is_null() {
-            return none; // destroy
-        }
-        if let Some(link) = link_from(req.config, &mut Diagnostics::default()) {
+        if let Some(link) = config.link(&mut Diagnostics::default()) {
             let keys = |l: &Link| -> BTreeSet<String> {
                 l.targets
                     .iter()
@@ -998,63 +699,34 @@ impl Resource for SecretLinkResource {
                     Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
                 );
                 return PlanResponse {
-                    planned: req.proposed.clone(),
+                    planned: proposed.to_value(),
                     requires_replace: Vec::new(),
                 };
             }
         }
-        let schema = schema();
-        let mut planned = req.proposed.as_object().cloned().unwrap_or_default();
+        let mut planned = proposed;
 
-        if req.prior.is_null() {
+        if creating {
             // Create: every computed attribute is decided by apply.
-            for a in STATUS_ATTRS {
-                planned.insert((*a).to_string(), Value::Unknown);
-            }
-
-            let _ = self.preview(ctx, req.config, true, diags).await;
-            return PlanResponse {
-                planned: Value::Object(with_id(planned)),
-                requires_replace: Vec::new(),
-            };
+            planned.status = StatusModel::unknown();
+            let _ = self.preview(ctx, &config, true, diags).await;
+            return planned_as(planned, Vec::new());
         }
 
-        let mut requires_replace = Vec::new();
-        for a in &schema.attributes {
-            if a.force_new && !req.prior.attr(a.name).same_as(req.proposed.attr(a.name)) {
-                requires_replace.push(AttrPath::attr(a.name));
-            }
-        }
+        let requires_replace = planned.replaced_by(&prior);
         if !requires_replace.is_empty() {
-            for a in STATUS_ATTRS {
-                planned.insert((*a).to_string(), Value::Unknown);
-            }
-            return PlanResponse {
-                planned: Value::Object(with_id(planned)),
-                requires_replace,
-            };
+            planned.status = StatusModel::unknown();
+            return planned_as(planned, requires_replace);
         }
 
-        let Some(policy) = parse_policy(
-            req.config.attr(attrs::POLICY),
-            Some(&AttrPath::attr(attrs::POLICY)),
-            diags,
-        ) else {
+        let Some(policy) = config.policy(diags) else {
             // unknown or invalid policy: decide at apply
-            for a in STATUS_ATTRS {
-                planned.insert((*a).to_string(), Value::Unknown);
-            }
-            return PlanResponse {
-                planned: Value::Object(with_id(planned)),
-                requires_replace,
-            };
+            planned.status = StatusModel::unknown();
+            return planned_as(planned, requires_replace);
         };
-        let policy_changed = !req
-            .prior
-            .attr(attrs::POLICY)
-            .same_as(req.config.attr(attrs::POLICY));
-        let link = link_from(req.prior, &mut Diagnostics::default());
-        let name = link
+        let policy_changed = prior.policy_differs_from(&config);
+        let name = prior
+            .link(&mut Diagnostics::default())
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_else(|| "this link".into());
@@ -1062,38 +734,28 @@ impl Resource for SecretLinkResource {
         // What Azure says, under the policy that will apply.
         let (due, reason, blocked) = if policy_changed {
             match self
-                .preview(ctx, &Value::Object(with_id(planned.clone())), false, diags)
+                .preview(ctx, &planned.clone().with_id(), false, diags)
                 .await
             {
                 Some(status) => {
-                    let mut obj = BTreeMap::new();
-                    apply_status(&mut obj, &status, &policy);
+                    let observed = StatusModel::observed(&status, &policy);
                     (
-                        obj.get(attrs::ROTATION_DUE) == Some(&Value::Bool(true)),
-                        obj.get(attrs::ROTATION_REASON)
-                            .and_then(Value::as_str)
-                            .map(str::to_string),
-                        never_rotated(&obj[attrs::CONFIDENCE], &obj[attrs::EXCLUDED], &policy),
+                        observed.due(),
+                        observed.rotation_reason.known().cloned(),
+                        observed.never_rotated(&policy),
                     )
                 }
                 None => (false, None, None),
             }
         } else {
-            let blocked = never_rotated(
-                req.prior.attr(attrs::CONFIDENCE),
-                req.prior.attr(attrs::EXCLUDED),
-                &policy,
-            );
+            let blocked = prior.status.never_rotated(&policy);
             (
-                req.prior.attr(attrs::ROTATION_DUE).as_bool() == Some(true) && blocked.is_none(),
-                req.prior
-                    .attr(attrs::ROTATION_REASON)
-                    .as_str()
-                    .map(str::to_string),
+                prior.status.due() && blocked.is_none(),
+                prior.status.rotation_reason.known().cloned(),
                 blocked,
             )
         };
-        let forced = triggers_changed(req.prior, req.config);
+        let forced = config.triggers_differ_from(&prior);
 
         // Divergence alone (the current credential is not due): a repair copies it to the targets
         // that lack it; the key id and dates stay as they are.
@@ -1102,21 +764,20 @@ impl Resource for SecretLinkResource {
             && reason
                 .as_deref()
                 .is_some_and(|r| r.starts_with("targets diverge"))
-            && req
-                .prior
-                .attr(attrs::NEXT_ROTATION_AT)
-                .as_str()
+            && prior
+                .status
+                .next_rotation_at
+                .as_deref()
                 .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
                 .is_some_and(|t| t > OffsetDateTime::now_utc())
-            && !req.prior.attr(attrs::CURRENT_KEY_ID).is_null();
+            && !prior.status.current_key_id.is_null();
         let cleanup: Vec<String> = if blocked.is_none() {
-            req.prior
-                .attr(attrs::REMOVABLE_KEY_IDS)
-                .as_elements()
+            prior
+                .status
+                .removable_key_ids
+                .known()
+                .cloned()
                 .unwrap_or_default()
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
         } else {
             Vec::new()
         };
@@ -1140,32 +801,22 @@ impl Resource for SecretLinkResource {
                  lack it; no new client secret is created, so the key id and dates stay as they are",
                 None,
             );
-            for a in STATUS_ATTRS {
-                if !CREDENTIAL_ATTRS.contains(a) && *a != attrs::NEXT_ROTATION_AT {
-                    planned.insert((*a).to_string(), Value::Unknown);
-                }
-            }
-            return PlanResponse {
-                planned: Value::Object(with_id(planned)),
-                requires_replace,
-            };
+            planned.status.unknown_but_credential_and_schedule();
+            return planned_as(planned, requires_replace);
         } else if due || forced {
             let why = if forced && !due {
                 "`rotate_when_changed` changed".to_string()
             } else {
                 reason.unwrap_or_else(|| "a rotation is due".into())
             };
-            if let Some(l) = link_from(req.config, &mut Diagnostics::default()).as_ref()
+            if let Some(l) = config.link(&mut Diagnostics::default()).as_ref()
                 && let Ok(engine) = ctx.engine().await
             {
-                let replace = forced
-                    .then(|| {
-                        req.prior
-                            .attr(attrs::CURRENT_KEY_ID)
-                            .as_str()
-                            .map(str::to_string)
-                    })
-                    .flatten();
+                let replace = if forced {
+                    prior.status.current_key_id.known().cloned()
+                } else {
+                    None
+                };
                 dry_run_check(&engine, l, &policy, forced, replace, diags).await;
             }
             diags.warning(
@@ -1174,141 +825,67 @@ impl Resource for SecretLinkResource {
                  for the grace period; the new key id is known after apply",
                 None,
             );
-            for a in STATUS_ATTRS {
-                planned.insert((*a).to_string(), Value::Unknown);
-            }
-            return PlanResponse {
-                planned: Value::Object(with_id(planned)),
-                requires_replace,
-            };
+            planned.status = StatusModel::unknown();
+            return planned_as(planned, requires_replace);
         }
 
-        let config_changed = policy_changed
-            || !req
-                .prior
-                .attr(attrs::TARGETS)
-                .same_as(req.proposed.attr(attrs::TARGETS))
-            || !req
-                .prior
-                .attr(attrs::ROTATE_WHEN_CHANGED)
-                .same_as(req.proposed.attr(attrs::ROTATE_WHEN_CHANGED))
-            || !req
-                .prior
-                .attr(attrs::CLEANUP_ON_DESTROY)
-                .same_as(req.proposed.attr(attrs::CLEANUP_ON_DESTROY));
+        let config_changed = policy_changed || prior.other_config_differs_from(&planned);
         if !cleanup.is_empty() {
+            let one = cleanup.len() == 1;
             diags.warning(
                 format!(
                     "{name}: apply removes {} old client secret{} whose grace period is over: {}",
                     cleanup.len(),
-                    if cleanup.len() == 1 { "" } else { "s" },
+                    if one { "" } else { "s" },
                     cleanup.join(", ")
                 ),
                 format!(
                     "No Key Vault secret in scope holds {}, and the current client secret {} was created more than \
                      grace_period_days ({}) ago; removing {} ends {} validity (as `rotor cleanup` does).",
-                    if cleanup.len() == 1 { "it" } else { "them" },
-                    req.prior.attr(attrs::CURRENT_KEY_ID).as_str().unwrap_or("?"),
+                    if one { "it" } else { "them" },
+                    prior.status.current_key_id.as_deref().unwrap_or("?"),
                     policy.grace_period_days,
-                    if cleanup.len() == 1 { "it" } else { "them" },
-                    if cleanup.len() == 1 { "its" } else { "their" },
+                    if one { "it" } else { "them" },
+                    if one { "its" } else { "their" },
                 ),
                 None,
             );
-            planned.insert(attrs::PREVIOUS_KEY_IDS.into(), Value::Unknown);
-            planned.insert(attrs::REMOVABLE_KEY_IDS.into(), Value::Unknown);
+            planned.status.previous_key_ids = Attr::Unknown;
+            planned.status.removable_key_ids = Attr::Unknown;
         }
         if config_changed {
             // An apply will run (targets synced, cleanup): the status may move.
-            for a in STATUS_ATTRS {
-                if !CREDENTIAL_ATTRS.contains(a) {
-                    planned.insert((*a).to_string(), Value::Unknown);
-                }
-            }
+            planned.status.unknown_but_credential();
         }
-        PlanResponse {
-            planned: Value::Object(with_id(planned)),
-            requires_replace,
-        }
+        planned_as(planned, requires_replace)
     }
 
-    async fn apply(
+    /// Applies a create or an update: rotate when due or forced (and planned), else copy to
+    /// added targets, then clean up when planned; the new state is the plan with the status read
+    /// back from Azure.
+    async fn apply_update(
         &self,
         ctx: &ProviderState,
-        req: ApplyRequest<'_>,
+        engine: &Engine,
+        c: Change<'_>,
         diags: &mut Diagnostics,
-    ) -> Value {
-        let Some(engine) = engine(ctx, diags).await else {
-            return req.prior.clone();
-        };
-        if req.planned.is_null() {
-            // Destroy: forget. Key Vault secrets are never deleted. A create of the same lineage
-            // later in this apply is a replacement (`-replace`, `taint`) and rotates.
-            if let (Some(a), Some(c)) = (
-                req.prior.attr(attrs::APPLICATION_ID).as_str(),
-                req.prior.attr(attrs::CREDENTIAL_DISPLAY_NAME).as_str(),
-            ) {
-                ctx.note_destroyed(a, c);
-            }
-            if req.prior.attr(attrs::CLEANUP_ON_DESTROY).as_bool() == Some(true)
-                && let Some(link) = link_from(req.prior, diags)
-            {
-                let policy = policy_of(req.prior);
-                if let Err(e) = engine.cleanup(&link, &policy, false).await {
-                    engine_error(diags, &e);
-                    return req.prior.clone();
-                }
-            }
-            return Value::Null;
-        }
-        let creating = req.prior.is_null();
-        let Some(link) = link_from(req.planned, diags) else {
-            return if creating {
-                Value::Null
-            } else {
-                req.prior.clone()
-            };
-        };
-        let Some(policy) = parse_policy(
-            req.planned.attr(attrs::POLICY),
-            Some(&AttrPath::attr(attrs::POLICY)),
-            diags,
-        ) else {
-            return if creating {
-                Value::Null
-            } else {
-                req.prior.clone()
-            };
-        };
-        let status = match inspect(ctx, &engine, &link, &policy, false).await {
-            Ok(s) => s,
-            Err(e) => {
-                engine_error(diags, &e);
-                return if creating {
-                    Value::Null
-                } else {
-                    req.prior.clone()
-                };
-            }
-        };
-        let mut obj = BTreeMap::new();
-        apply_status(&mut obj, &status, &policy);
-        let blocked = never_rotated(&obj[attrs::CONFIDENCE], &obj[attrs::EXCLUDED], &policy);
+    ) -> SecretLinkModel {
+        let (link, policy, status) = (c.link, c.policy, &c.status);
+        let observed = StatusModel::observed(status, policy);
+        let blocked = observed.never_rotated(policy);
         // `-replace` / `taint`: Terraform destroyed this lineage's link a moment ago in this
         // apply and now creates it: rotate, as `azuread_application_password` does.
         let replaced =
-            creating && ctx.take_destroyed(&link.application_id, &link.credential_display_name);
-        let forced = replaced || (!creating && triggers_changed(req.prior, req.planned));
-        let rotate = blocked.is_none()
-            && (obj.get(attrs::ROTATION_DUE) == Some(&Value::Bool(true)) || forced);
-        let planned_rotation = req.planned.attr(attrs::CURRENT_KEY_ID).is_unknown();
+            c.creating && ctx.take_destroyed(&link.application_id, &link.credential_display_name);
+        let forced = replaced || (!c.creating && c.planned.triggers_differ_from(c.prior));
+        let rotate = blocked.is_none() && (observed.due() || forced);
+        let planned_rotation = c.planned.status.current_key_id.is_unknown();
         // A planned repair keeps the key id known and the target versions unknown.
-        let planned_repair =
-            !planned_rotation && req.planned.attr(attrs::TARGET_VERSIONS).is_unknown();
-        let planned_cleanup = !creating && req.planned.attr(attrs::REMOVABLE_KEY_IDS).is_unknown();
+        let planned_repair = !planned_rotation && c.planned.status.target_versions.is_unknown();
+        let planned_cleanup = !c.creating && c.planned.status.removable_key_ids.is_unknown();
         let mut rotated = false;
 
-        if rotate && (planned_rotation || planned_repair || creating) {
+        if rotate && (planned_rotation || planned_repair || c.creating) {
             let opts = RotateOptions {
                 dry_run: false,
                 force: forced,
@@ -1318,92 +895,18 @@ impl Resource for SecretLinkResource {
                 replace_key_id: if replaced {
                     status.current_key_id.clone()
                 } else if forced {
-                    req.prior
-                        .attr(attrs::CURRENT_KEY_ID)
-                        .as_str()
-                        .map(str::to_string)
+                    c.prior.status.current_key_id.known().cloned()
                 } else {
                     None
                 },
             };
-            ctx.forget_status(&link);
-            let record = engine
-                .rotate(&link, &policy, &opts, &TerraformProgress)
-                .await;
-            match record.status {
-                RotationStatus::Success => {
-                    rotated = true;
-                    tracing::info!(
-                        "rotated {link}: {} -> {}",
-                        record.old_key_id.as_deref().unwrap_or("none"),
-                        record.new_key_id.as_deref().unwrap_or("none")
-                    );
-                }
-                RotationStatus::Skipped if forced && skipped_for_another_run(&record) => {
-                    // The forced rotation did not happen: an error, so Terraform keeps the old
-                    // triggers (below) and the next plan forces it again.
-                    let orphan_at = pending_until(&engine, &link, &policy, &status).await;
-                    diags.error(
-                        format!(
-                            "rotating {link}: another rotation of this lineage is in progress; the forced rotation did not run"
-                        ),
-                        another_run_detail(&record, orphan_at),
-                        None,
-                    );
-                }
-                RotationStatus::Skipped => {
-                    diags.warning(
-                        format!("rotating {link}: skipped"),
-                        record
-                            .error
-                            .clone()
-                            .or_else(|| record.notes.first().cloned())
-                            .unwrap_or_default(),
-                        None,
-                    );
-                }
-                RotationStatus::Excluded => {
-                    diags.warning(
-                        format!("rotating {link}: excluded by policy"),
-                        record.error.clone().unwrap_or_default(),
-                        None,
-                    );
-                }
-                RotationStatus::Failed => {
-                    let summary = match record.error.as_deref() {
-                        Some(e) if e.starts_with("rotating ") => e.to_string(),
-                        Some(e) => format!("rotating {link}: {e}"),
-                        None => format!("rotating {link}: failed"),
-                    };
-                    let mut detail = Vec::new();
-                    for t in &record.targets {
-                        if let Some(e) = &t.error
-                            && !summary.contains(e.as_str())
-                        {
-                            detail.push(format!(
-                                "{}: {e}",
-                                Target::new(t.vault_url.clone(), t.secret_name.clone())
-                            ));
-                        }
-                    }
-                    if !record.hints.is_empty() {
-                        detail.push(hint_lines(&record.hints));
-                    }
-                    detail.push(
-                        "The previous client secret stays valid; run apply again to resume.".into(),
-                    );
-                    let on_targets = record.targets.iter().any(|t| t.error.is_some());
-                    let path = record
-                        .error_subject
-                        .as_ref()
-                        .and_then(subject_path)
-                        .or_else(|| on_targets.then(|| AttrPath::attr(attrs::TARGETS)));
-                    diags.error(summary, detail.join("\n"), path);
-                }
-            }
-            if record.status == RotationStatus::Success
+            ctx.forget_status(link);
+            let record = engine.rotate(link, policy, &opts, &TerraformProgress).await;
+            rotated = record.status == RotationStatus::Success;
+            report_rotation(engine, &c, forced, &record, diags).await;
+            if rotated
                 && !terraform_gone()
-                && let Err(e) = engine.cleanup(&link, &policy, false).await
+                && let Err(e) = engine.cleanup(link, policy, false).await
             {
                 diags.warning(
                     format!("cleaning up old client secrets of {link}: {e}"),
@@ -1411,16 +914,13 @@ impl Resource for SecretLinkResource {
                     None,
                 );
             }
-        } else if !creating
-            && added_targets(req.prior, req.planned)
+        } else if !c.creating
+            && c.planned.adds_targets_to(c.prior)
             && status.current_key_id.is_some()
         {
-            ctx.forget_status(&link);
-            if let Err(e) = engine
-                .sync_targets(&link, &policy, &TerraformProgress)
-                .await
-            {
-                engine_error(diags, &e);
+            ctx.forget_status(link);
+            if let Err(e) = engine.sync_targets(link, policy, &TerraformProgress).await {
+                engine_error(diags, &e, &PLACEMENT);
             }
         } else if rotate && !planned_rotation {
             // Became due between plan and apply: do not change what the plan promised.
@@ -1436,8 +936,8 @@ impl Resource for SecretLinkResource {
             && !diags.has_errors()
             && !terraform_gone()
         {
-            ctx.forget_status(&link);
-            match engine.cleanup(&link, &policy, false).await {
+            ctx.forget_status(link);
+            match engine.cleanup(link, policy, false).await {
                 Ok(o) => {
                     if !o.removed_key_ids.is_empty() {
                         tracing::info!(
@@ -1446,43 +946,238 @@ impl Resource for SecretLinkResource {
                         );
                     }
                 }
-                Err(e) => engine_error(diags, &e),
+                Err(e) => engine_error(diags, &e, &PLACEMENT),
             }
         }
 
         // The new state: configuration as planned, status read back from Azure.
-        let mut out = req.planned.as_object().cloned().unwrap_or_default();
-        match observe(ctx, &engine, &link, &policy, &mut out, false).await {
-            Ok(_) => {}
-            Err(e) => {
-                engine_error(diags, &e);
-                apply_status(&mut out, &status, &policy);
-            }
+        let mut out = c.planned.clone();
+        if let Err(e) = observe(ctx, engine, link, policy, &mut out.status, false).await {
+            engine_error(diags, &e, &PLACEMENT);
+            out.status.observe(status, policy);
         }
         // Keep every value the plan promised (Terraform rejects changes to known planned values).
-        if let Some(planned) = req.planned.as_object() {
-            for (k, v) in planned {
-                if !v.is_unknown() && STATUS_ATTRS.contains(&k.as_str()) {
-                    out.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        if creating && diags.has_errors() {
-            return Value::Null;
-        }
-        let moved_on = out.get(attrs::CURRENT_KEY_ID).and_then(Value::as_str)
-            != req.prior.attr(attrs::CURRENT_KEY_ID).as_str();
+        out.status.keep_planned(&c.planned.status);
+        let moved_on =
+            out.status.current_key_id.as_deref() != c.prior.status.current_key_id.as_deref();
         if forced && diags.has_errors() && !moved_on {
             // Nothing of the forced rotation reached a target: keep the old triggers so the next
             // plan forces it again. (When some target already holds the new credential, the
             // rotation started: the next plan shows the targets diverging and repairs them,
             // finishing this rotation instead of starting another.)
-            out.insert(
-                attrs::ROTATE_WHEN_CHANGED.into(),
-                req.prior.attr(attrs::ROTATE_WHEN_CHANGED).clone(),
+            out.rotate_when_changed = c.prior.rotate_when_changed.clone();
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Resource for SecretLinkResource {
+    fn type_name(&self) -> &'static str {
+        "rotor_secret_link"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        let Some(config) = model_of("configuration", config, diags) else {
+            return;
+        };
+        if let Some(id) = config.application_id.as_deref()
+            && !is_guid(id)
+        {
+            diags.error(
+                format!("validating application_id `{id}`: not an application (client) id"),
+                "hint: use the App Registration's Application (client) ID, a GUID like 00000000-0000-0000-0000-000000000000",
+                Some(AttrPath::attr(attrs::APPLICATION_ID)),
             );
         }
-        Value::Object(with_id(out))
+        if let Some(name) = config.credential_display_name.as_deref()
+            && name.contains(" rotor:")
+        {
+            diags.error(
+                format!(
+                    "validating credential_display_name `{name}`: ` rotor:` is rotor's own suffix"
+                ),
+                format!(
+                    "hint: use the lineage name without the suffix: `{}`",
+                    &name[..name.find(" rotor:").unwrap_or(0)]
+                ),
+                Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
+            );
+        }
+        if let Some(targets) = config.targets.known() {
+            if targets.0.is_empty() {
+                diags.error(
+                    "validating targets: a link needs at least one Key Vault secret",
+                    "hint: add { vault_url = \"https://<vault>.vault.azure.net/\", secret_name = \"<name>\" }",
+                    Some(AttrPath::attr(attrs::TARGETS)),
+                );
+            }
+            let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+            for t in targets.0.iter().filter_map(Attr::known) {
+                let (url, name) = (t.vault_url.as_deref(), t.secret_name.as_deref());
+                if let (Some(url), Some(name)) = (url, name) {
+                    let shown = format!("{url}{name}");
+                    if let Some(first) = seen.insert(target_identity(url, name), shown.clone()) {
+                        diags.error(
+                            format!(
+                                "validating targets: `{first}` and `{shown}` are the same Key Vault secret"
+                            ),
+                            "Key Vault names (vaults and secrets) are case-insensitive, so this secret would be written twice.\nhint: list it once",
+                            Some(AttrPath::attr(attrs::TARGETS)),
+                        );
+                    }
+                }
+                if let Some(url) = url
+                    && let Err(why) = parse_vault_url(url)
+                {
+                    diags.error(
+                        format!("validating target vault URL `{url}`: {why}"),
+                        "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
+                        Some(AttrPath::attr(attrs::TARGETS)),
+                    );
+                }
+                if let Some(name) = name
+                    && (name.is_empty()
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                {
+                    diags.error(
+                        format!("validating target secret name `{name}`: Key Vault secret names use only 0-9, a-z, A-Z and -"),
+                        "",
+                        Some(AttrPath::attr(attrs::TARGETS)),
+                    );
+                }
+            }
+        }
+        let _ = config.policy(diags);
+    }
+
+    async fn read(
+        &self,
+        ctx: &ProviderState,
+        state: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let engine = engine(ctx, diags).await?;
+        let prior = model_of("current state", state, diags)?;
+        let link = prior.link(diags)?;
+        let policy = prior.policy_or_default();
+        let mut out = prior.clone();
+        match observe(ctx, &engine, &link, &policy, &mut out.status, true).await {
+            Ok(status) => {
+                blocked_warning(
+                    &engine,
+                    &link,
+                    &policy,
+                    &prior.status,
+                    &status,
+                    &mut out.status,
+                    diags,
+                )
+                .await;
+                Some(out.with_id().to_value())
+            }
+            // inspect_link answers NotFound only when the application itself is gone: so is the
+            // link. (Missing Key Vault secrets show as absent target versions instead.)
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                diags.warning(
+                    format!("refreshing {link}: {e}"),
+                    "The application no longer exists, so the link is removed from state; the Key Vault \
+                     secrets are left as they are.",
+                    None,
+                );
+                None
+            }
+            Err(e) => {
+                engine_error(diags, &e, &PLACEMENT);
+                Some(state.clone())
+            }
+        }
+    }
+
+    async fn plan(
+        &self,
+        ctx: &ProviderState,
+        req: PlanRequest<'_>,
+        diags: &mut Diagnostics,
+    ) -> PlanResponse {
+        let none = PlanResponse {
+            planned: Value::Null,
+            requires_replace: Vec::new(),
+        };
+        if req.proposed.is_null() {
+            return none; // destroy
+        }
+        let (Some(prior), Some(proposed), Some(config)) = (
+            model_of("prior state", req.prior, diags),
+            model_of("proposed state", req.proposed, diags),
+            model_of("configuration", req.config, diags),
+        ) else {
+            return none;
+        };
+        self.plan_update(ctx, req.prior.is_null(), prior, proposed, config, diags)
+            .await
+    }
+
+    async fn apply(
+        &self,
+        ctx: &ProviderState,
+        req: ApplyRequest<'_>,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let Some(engine) = engine(ctx, diags).await else {
+            return req.prior.clone();
+        };
+        let (Some(prior), Some(planned)) = (
+            model_of("prior state", req.prior, diags),
+            model_of("planned state", req.planned, diags),
+        ) else {
+            return req.prior.clone();
+        };
+        if req.planned.is_null() {
+            return if self.destroy(ctx, &engine, &prior, diags).await {
+                Value::Null
+            } else {
+                req.prior.clone()
+            };
+        }
+        let creating = req.prior.is_null();
+        let fallback = || {
+            if creating {
+                Value::Null
+            } else {
+                req.prior.clone()
+            }
+        };
+        let Some(link) = planned.link(diags) else {
+            return fallback();
+        };
+        let Some(policy) = planned.policy(diags) else {
+            return fallback();
+        };
+        let status = match inspect(ctx, &engine, &link, &policy, false).await {
+            Ok(s) => s,
+            Err(e) => {
+                engine_error(diags, &e, &PLACEMENT);
+                return fallback();
+            }
+        };
+        let change = Change {
+            creating,
+            prior: &prior,
+            planned: &planned,
+            link: &link,
+            policy: &policy,
+            status,
+        };
+        let out = self.apply_update(ctx, &engine, change, diags).await;
+        if creating && diags.has_errors() {
+            return Value::Null;
+        }
+        out.with_id().to_value()
     }
 
     async fn import(
@@ -1508,7 +1203,7 @@ impl Resource for SecretLinkResource {
         let vaults = match ctx.vaults(&engine).await {
             Ok(v) => v,
             Err(e) => {
-                engine_error(diags, &e);
+                engine_error(diags, &e, &PLACEMENT);
                 return None;
             }
         };
@@ -1571,40 +1266,7 @@ impl Resource for SecretLinkResource {
                 return None;
             }
         };
-        let mut obj: BTreeMap<String, Value> = schema()
-            .attributes
-            .iter()
-            .map(|a| (a.name.to_string(), Value::Null))
-            .collect();
-        obj.insert(
-            attrs::APPLICATION_ID.into(),
-            Value::string(link.application_id.clone()),
-        );
-        obj.insert(
-            attrs::CREDENTIAL_DISPLAY_NAME.into(),
-            Value::string(link.credential_display_name.clone()),
-        );
-        obj.insert(
-            attrs::TARGETS.into(),
-            Value::Set(
-                link.targets
-                    .iter()
-                    .map(|t| {
-                        Value::Object(BTreeMap::from([
-                            (
-                                attrs::VAULT_URL.to_string(),
-                                Value::string(t.vault_url.to_string()),
-                            ),
-                            (
-                                attrs::SECRET_NAME.to_string(),
-                                Value::string(t.secret_name.clone()),
-                            ),
-                        ]))
-                    })
-                    .collect(),
-            ),
-        );
-        self.refreshed(ctx, &engine, &Value::Object(obj), diags)
+        self.refreshed(ctx, &engine, &SecretLinkModel::of(&link), diags)
             .await
     }
 }
@@ -1613,45 +1275,74 @@ impl Resource for SecretLinkResource {
 mod tests {
     use super::*;
 
-    fn link_value(targets: &[(&str, &str)]) -> Value {
-        let mut obj: BTreeMap<String, Value> = schema()
+    use crate::model::Set;
+    use model::TargetModel;
+    use rotor_engine::{Error as EngineError, Subject};
+    use std::collections::BTreeMap;
+
+    fn link_value(targets: &[(&str, &str)]) -> SecretLinkModel {
+        SecretLinkModel {
+            application_id: Attr::Known("b0000001-0000-4000-8000-000000000001".into()),
+            credential_display_name: Attr::Known("Secret 1".into()),
+            targets: Attr::Known(Set(targets
+                .iter()
+                .map(|(u, n)| {
+                    Attr::Known(TargetModel {
+                        vault_url: Attr::Known(u.to_string()),
+                        secret_name: Attr::Known(n.to_string()),
+                    })
+                })
+                .collect())),
+            ..SecretLinkModel::default()
+        }
+    }
+
+    #[test]
+    fn the_model_round_trips_every_schema_attribute() {
+        let mut m = link_value(&[("https://kv.vault.azure.net/", "a")]);
+        m.status = StatusModel::unknown();
+        m.rotate_when_changed = Attr::Known(BTreeMap::from([("v".to_string(), Attr::Unknown)]));
+        let v = m.clone().with_id().to_value();
+        let Value::Object(obj) = &v else {
+            panic!("object")
+        };
+        let names: Vec<&str> = obj.keys().map(String::as_str).collect();
+        let mut schema_names: Vec<&str> = schema().attributes.iter().map(|a| a.name).collect();
+        schema_names.sort();
+        assert_eq!(names, schema_names);
+        assert_eq!(
+            SecretLinkModel::from_value(&v).expect("decodes"),
+            m.with_id()
+        );
+        assert!(crate::value::to_msgpack(&v, &schema().ty()).is_ok());
+    }
+
+    #[test]
+    fn replacing_attributes_are_the_schemas_force_new_ones() {
+        let prior = link_value(&[]);
+        let mut changed = prior.clone();
+        changed.application_id = Attr::Known("other".into());
+        changed.credential_display_name = Attr::Known("other".into());
+        let paths = changed.replaced_by(&prior);
+        let force_new: Vec<AttrPath> = schema()
             .attributes
             .iter()
-            .map(|a| (a.name.to_string(), Value::Null))
+            .filter(|a| a.force_new)
+            .map(|a| AttrPath::attr(a.name))
             .collect();
-        obj.insert(
-            attrs::APPLICATION_ID.into(),
-            Value::string("b0000001-0000-4000-8000-000000000001"),
-        );
-        obj.insert(
-            attrs::CREDENTIAL_DISPLAY_NAME.into(),
-            Value::string("Secret 1"),
-        );
-        obj.insert(
-            attrs::TARGETS.into(),
-            Value::Set(
-                targets
-                    .iter()
-                    .map(|(u, n)| {
-                        Value::Object(BTreeMap::from([
-                            (attrs::VAULT_URL.to_string(), Value::string(*u)),
-                            (attrs::SECRET_NAME.to_string(), Value::string(*n)),
-                        ]))
-                    })
-                    .collect(),
-            ),
-        );
-        Value::Object(obj)
+        assert_eq!(paths, force_new);
+        assert!(prior.replaced_by(&prior).is_empty());
     }
 
     #[test]
     fn links_parse_and_bad_urls_point_at_targets() {
         let mut d = Diagnostics::default();
-        let l =
-            link_from(&link_value(&[("https://kv.vault.azure.net/", "a")]), &mut d).expect("link");
+        let l = link_value(&[("https://kv.vault.azure.net/", "a")])
+            .link(&mut d)
+            .expect("link");
         assert_eq!(l.targets.len(), 1);
         let mut d = Diagnostics::default();
-        assert!(link_from(&link_value(&[("kv-prod", "a")]), &mut d).is_none());
+        assert!(link_value(&[("kv-prod", "a")]).link(&mut d).is_none());
         assert_eq!(d.0[0].path, Some(AttrPath::attr(attrs::TARGETS)));
         assert!(parse_vault_url("http://kv/").is_err());
         assert!(parse_vault_url("https://kv.vault.azure.net/secrets/x").is_err());
@@ -1661,35 +1352,37 @@ mod tests {
     fn target_changes_are_detected() {
         let a = link_value(&[("https://a/", "x")]);
         let b = link_value(&[("https://a/", "x"), ("https://b/", "y")]);
-        assert!(added_targets(&a, &b));
-        assert!(!added_targets(&b, &a));
+        assert!(b.adds_targets_to(&a));
+        assert!(!a.adds_targets_to(&b));
     }
 
     #[test]
     fn trigger_changes_force_rotation() {
         let mut a = link_value(&[]);
-        let b = a.clone();
-        assert!(!triggers_changed(&a, &b));
-        if let Value::Object(o) = &mut a {
-            o.insert(
-                attrs::ROTATE_WHEN_CHANGED.into(),
-                Value::Map(BTreeMap::from([("v".to_string(), Value::string("1"))])),
-            );
-        }
-        assert!(triggers_changed(&b, &a));
+        let mut b = a.clone();
+        assert!(!b.triggers_differ_from(&a));
+        a.rotate_when_changed =
+            Attr::Known(BTreeMap::from([("v".to_string(), Attr::Known("1".into()))]));
+        assert!(a.triggers_differ_from(&b));
+        b.rotate_when_changed = Attr::Known(BTreeMap::new());
+        let empty = link_value(&[]);
+        assert!(
+            !b.triggers_differ_from(&empty),
+            "empty and null are the same"
+        );
     }
 
     #[test]
     fn low_confidence_and_exclusions_block_rotation() {
         let p = Policy::default();
-        assert!(never_rotated(&Value::string("HIGH"), &Value::Null, &p).is_none());
+        assert!(model::never_rotated(Some("HIGH"), None, &p).is_none());
         assert!(
-            never_rotated(&Value::string("LOW"), &Value::Null, &p)
+            model::never_rotated(Some("LOW"), None, &p)
                 .expect("blocked")
                 .contains("LOW")
         );
         assert!(
-            never_rotated(&Value::string("HIGH"), &Value::string("name:x*"), &p)
+            model::never_rotated(Some("HIGH"), Some("name:x*"), &p)
                 .expect("blocked")
                 .contains("name:x*")
         );
@@ -1702,17 +1395,23 @@ mod tests {
             "checking the link",
             "a secret outside its targets holds the lineage",
         );
-        assert_eq!(error_path(&e), Some(AttrPath::attr(attrs::TARGETS)));
+        assert_eq!(
+            PLACEMENT.error_path(&e),
+            Some(AttrPath::attr(attrs::TARGETS))
+        );
         let e = e.with_subject(Subject::Lineage {
             app_id: "a".into(),
             credential_display_name: "Secret 1".into(),
         });
         assert_eq!(
-            error_path(&e),
+            PLACEMENT.error_path(&e),
             Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME))
         );
         let e = EngineError::new(ErrorKind::NotFound, "reading application x", "gone");
-        assert_eq!(error_path(&e), Some(AttrPath::attr(attrs::APPLICATION_ID)));
+        assert_eq!(
+            PLACEMENT.error_path(&e),
+            Some(AttrPath::attr(attrs::APPLICATION_ID))
+        );
     }
 
     fn record(skip_reason: Option<SkipReason>, note: &str) -> AuditRecord {
@@ -1762,11 +1461,9 @@ mod tests {
 
     #[test]
     fn lineage_conflicts_name_both_target_sets() {
-        let l = link_from(
-            &link_value(&[("https://kv-dev.vault.azure.net/", "b")]),
-            &mut Diagnostics::default(),
-        )
-        .expect("link");
+        let l = link_value(&[("https://kv-dev.vault.azure.net/", "b")])
+            .link(&mut Diagnostics::default())
+            .expect("link");
         let first = BTreeSet::from(["https://kv-prod.vault.azure.net/a".to_string()]);
         let this = BTreeSet::from(["https://kv-dev.vault.azure.net/b".to_string()]);
         let d = lineage_conflict_detail(&l, &first, &this);
