@@ -12,6 +12,7 @@ use crate::state::{
 };
 use crate::util;
 
+mod import;
 mod keys;
 
 /// Largest secret value Key Vault accepts (25 KiB).
@@ -40,6 +41,7 @@ pub enum Route {
     PurgeDeleted(String),
     RecoverDeleted(String),
     CreateCertificate(String),
+    ImportCertificate(String),
     CertificateOperation(String),
     GetCertificate(String, Option<String>),
     ListCertificates,
@@ -65,6 +67,7 @@ impl Route {
             Route::PurgeDeleted(_) => "/deletedsecrets/{name}",
             Route::RecoverDeleted(_) => "/deletedsecrets/{name}/recover",
             Route::CreateCertificate(_) => "/certificates/{name}/create",
+            Route::ImportCertificate(_) => "/certificates/{name}/import",
             Route::CertificateOperation(_) => "/certificates/{name}/pending",
             Route::GetCertificate(_, None) => "/certificates/{name}",
             Route::GetCertificate(_, Some(_)) => "/certificates/{name}/{version}",
@@ -97,6 +100,7 @@ pub fn route(method: &Method, segs: &[String]) -> Option<Route> {
         (&Method::DELETE, ["deletedsecrets", name]) => Route::PurgeDeleted(n(name)),
         (&Method::POST, ["deletedsecrets", name, "recover"]) => Route::RecoverDeleted(n(name)),
         (&Method::POST, ["certificates", name, "create"]) => Route::CreateCertificate(n(name)),
+        (&Method::POST, ["certificates", name, "import"]) => Route::ImportCertificate(n(name)),
         (&Method::GET, ["certificates", name, "pending"]) => Route::CertificateOperation(n(name)),
         (&Method::GET, ["certificates"]) => Route::ListCertificates,
         (&Method::GET, ["certificates", name, "versions"]) => {
@@ -125,6 +129,7 @@ enum Op {
     PurgeSecret,
     ReadCertificate,
     CreateCertificate,
+    ImportCertificate,
     ReadKey,
     SignKey,
 }
@@ -140,6 +145,7 @@ impl Op {
             Op::PurgeSecret => "Microsoft.KeyVault/vaults/deletedSecrets/delete",
             Op::ReadCertificate => "Microsoft.KeyVault/vaults/certificates/read",
             Op::CreateCertificate => "Microsoft.KeyVault/vaults/certificates/create/action",
+            Op::ImportCertificate => "Microsoft.KeyVault/vaults/certificates/import/action",
             Op::ReadKey => "Microsoft.KeyVault/vaults/keys/read",
             Op::SignKey => "Microsoft.KeyVault/vaults/keys/sign/action",
         }
@@ -168,7 +174,10 @@ impl Op {
                 Op::ReadSecretMetadata | Op::ReadCertificate | Op::ReadKey
             ),
             "key vault certificates officer" => {
-                matches!(self, Op::ReadCertificate | Op::CreateCertificate)
+                matches!(
+                    self,
+                    Op::ReadCertificate | Op::CreateCertificate | Op::ImportCertificate
+                )
             }
             "key vault certificate user" => matches!(
                 self,
@@ -273,6 +282,7 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
         Route::RecoverDeleted(_) => Op::RecoverSecret,
         Route::PurgeDeleted(_) => Op::PurgeSecret,
         Route::CreateCertificate(_) => Op::CreateCertificate,
+        Route::ImportCertificate(_) => Op::ImportCertificate,
         Route::CertificateOperation(_)
         | Route::GetCertificate(..)
         | Route::ListCertificates
@@ -295,6 +305,7 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
             | Route::PurgeDeleted(_)
             | Route::RecoverDeleted(_)
             | Route::CreateCertificate(_)
+            | Route::ImportCertificate(_)
     );
     if writes {
         let mut store = ctx.store.write();
@@ -308,6 +319,7 @@ pub fn handle(ctx: &Ctx, vault: usize, route: Route, req: &Req) -> Response {
             Route::PurgeDeleted(name) => purge_deleted(v, &name, &fid),
             Route::RecoverDeleted(name) => recover_deleted(v, &name, &fid),
             Route::CreateCertificate(name) => create_certificate(v, &name, req, &fid),
+            Route::ImportCertificate(name) => import::import_certificate(v, &name, req),
             _ => util::empty(StatusCode::INTERNAL_SERVER_ERROR),
         };
     }
@@ -371,6 +383,7 @@ fn authorize(ctx: &Ctx, vault: usize, caller: Caller, op: Op, route: &Route) -> 
         | Route::PurgeDeleted(n)
         | Route::RecoverDeleted(n) => format!("/secrets/{n}"),
         Route::CreateCertificate(n)
+        | Route::ImportCertificate(n)
         | Route::CertificateOperation(n)
         | Route::GetCertificate(n, _)
         | Route::ListCertificateVersions(n) => format!("/certificates/{n}"),
@@ -432,6 +445,9 @@ fn bundle(v: &Vault, e: &SecretEntry, x: &SecretVersion, with_value: bool) -> Ma
     if let Some(kid) = &x.kid {
         m.insert("kid".into(), json!(kid));
         m.insert("managed".into(), json!(true));
+    }
+    if let Some(p) = &x.previous_version {
+        m.insert("previousVersion".into(), json!(p));
     }
     m
 }
@@ -612,6 +628,7 @@ fn set_secret(v: &mut Vault, name: &str, req: &Req) -> Response {
         updated: now,
         kid: None,
         visible_at: None,
+        previous_version: None,
     };
     let e = v.secrets.entry(key).or_insert_with(|| SecretEntry {
         name: name.to_string(),
@@ -1009,6 +1026,9 @@ fn cert_bundle(v: &Vault, e: &CertEntry, c: &CertVersion) -> Value {
     );
     m.insert("x5t".into(), json!(util::b64url(&util::sha1(&c.der))));
     m.insert("cer".into(), json!(util::b64(&c.der)));
+    if let Some(ct) = c.policy.pointer("/secret_props/contentType") {
+        m.insert("contentType".into(), ct.clone());
+    }
     m.insert("attributes".into(), cert_attributes(c));
     m.insert("policy".into(), policy);
     if !c.tags.is_empty() {
@@ -1195,7 +1215,31 @@ fn create_certificate(
             + std::time::Duration::from_millis(fid.certificate_delay_ms),
         csr: util::b64(&csr),
     };
-    let ready_at = cv.ready_at;
+    let url = v.url.clone();
+    store_version(v, name, cv, pem, "application/x-pem-file");
+    if let Some(e) = v.certificates.get_mut(&key) {
+        e.pending_request_id = util::hex32();
+    }
+    let Some(e) = v.certificates.get(&key) else {
+        return util::empty(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let mut r = operation_response(v, e, StatusCode::ACCEPTED);
+    if let Ok(h) = HeaderValue::from_str(&format!("{url}certificates/{name}/pending")) {
+        r.headers_mut().insert(http::header::LOCATION, h);
+    }
+    r
+}
+
+/// Add a certificate version and its managed backing secret version (same version id, `kid`
+/// naming the key, `previousVersion` the certificate's version before it).
+fn store_version(
+    v: &mut Vault,
+    name: &str,
+    cv: CertVersion,
+    secret_value: String,
+    content_type: &str,
+) {
+    let key = name.to_ascii_lowercase();
     let url = v.url.clone();
     let entry = v
         .certificates
@@ -1205,36 +1249,29 @@ fn create_certificate(
             versions: Vec::new(),
             pending_request_id: String::new(),
         });
+    let previous = entry.versions.last().map(|c| c.version.clone());
+    let secret = SecretVersion {
+        version: cv.version.clone(),
+        value: secret_value,
+        content_type: Some(content_type.to_string()),
+        tags: cv.tags.clone(),
+        enabled: cv.enabled,
+        nbf: Some(cv.nbf),
+        exp: Some(cv.exp),
+        created: cv.created,
+        updated: cv.updated,
+        kid: Some(format!("{url}keys/{}/{}", entry.name, cv.version)),
+        visible_at: Some(cv.ready_at),
+        previous_version: previous,
+    };
     entry.versions.push(cv);
-    entry.pending_request_id = util::hex32();
-    // The backing secret (managed): PEM of key and certificate.
-    let s = v.secrets.entry(key.clone()).or_insert_with(|| SecretEntry {
+    let s = v.secrets.entry(key).or_insert_with(|| SecretEntry {
         name: name.to_string(),
         versions: Vec::new(),
         deleted: None,
         recovering_until: None,
     });
-    s.versions.push(SecretVersion {
-        version: version.clone(),
-        value: pem,
-        content_type: Some("application/x-pem-file".into()),
-        tags,
-        enabled,
-        nbf: Some(nbf.unix_timestamp()),
-        exp: Some(exp.unix_timestamp()),
-        created: ts,
-        updated: ts,
-        kid: Some(format!("{url}keys/{name}/{version}")),
-        visible_at: Some(ready_at),
-    });
-    let Some(e) = v.certificates.get(&key) else {
-        return util::empty(StatusCode::INTERNAL_SERVER_ERROR);
-    };
-    let mut r = operation_response(v, e, StatusCode::ACCEPTED);
-    if let Ok(h) = HeaderValue::from_str(&format!("{url}certificates/{name}/pending")) {
-        r.headers_mut().insert(http::header::LOCATION, h);
-    }
-    r
+    s.versions.push(secret);
 }
 
 /// The key of a certificate: RSA (Key Vault's default, and all Entra accepts for client
@@ -1276,7 +1313,13 @@ fn generate_cert(
 }
 
 fn certificate_operation(v: &Vault, name: &str) -> Response {
-    match v.certificates.get(&name.to_ascii_lowercase()) {
+    // An imported version has no operation (and no CSR).
+    let created = |e: &&CertEntry| e.versions.last().is_some_and(|c| !c.csr.is_empty());
+    match v
+        .certificates
+        .get(&name.to_ascii_lowercase())
+        .filter(created)
+    {
         Some(e) => operation_response(v, e, StatusCode::OK),
         None => kv_error(
             StatusCode::NOT_FOUND,

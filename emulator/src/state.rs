@@ -104,6 +104,9 @@ pub struct SecretVersion {
     pub kid: Option<String>,
     /// A certificate's backing secret exists only once its operation completes.
     pub visible_at: Option<std::time::Instant>,
+    /// A certificate's backing secret: the certificate version before this one
+    /// (`previousVersion`, Key Vault 2025-07-01).
+    pub previous_version: Option<String>,
 }
 
 impl SecretVersion {
@@ -430,6 +433,7 @@ impl Store {
                         updated: created,
                         kid: None,
                         visible_at: None,
+                        previous_version: None,
                     });
                 } else {
                     let n = s.versions.len() as i64;
@@ -449,6 +453,7 @@ impl Store {
                             updated: created,
                             kid: None,
                             visible_at: None,
+                            previous_version: None,
                         });
                     }
                 }

@@ -468,3 +468,353 @@ fn util_b64url(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
+
+// ---- import ---------------------------------------------------------------------------------
+
+/// A self-signed RSA certificate: (cert DER, PKCS#8 key DER, PEM of key + cert).
+fn rsa_cert(cn: &str) -> (Vec<u8>, Vec<u8>, String) {
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![format!("{cn}.example")]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let cert = params.self_signed(&key).unwrap();
+    let pem = format!("{}{}", key.serialize_pem(), cert.pem());
+    (cert.der().to_vec(), key.serialize_der(), pem)
+}
+
+fn pfx(cert: &[u8], key: &[u8], password: &str) -> Vec<u8> {
+    let chain = p12_keystore::PrivateKeyChain::new(
+        vec![1u8, 2, 3],
+        p12_keystore::PrivateKey::from_der(key).unwrap(),
+        [p12_keystore::Certificate::from_der(cert).unwrap()],
+    );
+    let mut ks = p12_keystore::KeyStore::new();
+    ks.add_entry("c", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    ks.writer(password).write().unwrap()
+}
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[tokio::test]
+async fn official_sdk_imports_pfx_and_pem_and_the_backing_secret_names_the_previous_version() {
+    use azure_security_keyvault_certificates::models::ImportCertificateParameters;
+    use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
+    use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+    let fixture = rotor_emulator::Fixture::from_json(
+        r#"{"principals":[
+            {"display_name":"certs","vault_roles":{"*":["Key Vault Certificates Officer","Key Vault Secrets User","Key Vault Crypto User"]}},
+            {"display_name":"secrets","vault_roles":{"*":"Key Vault Secrets Officer"}}],
+          "vaults":[{"name":"kv-keys"}]}"#,
+    )
+    .unwrap();
+    let emu = start(fixture).await;
+    let certs = cert_client(&emu, "certs");
+
+    // 1. a password-protected PFX
+    let (der1, key1, _) = rsa_cert("imported-one");
+    let imported = certs
+        .import_certificate(
+            "imported",
+            ImportCertificateParameters {
+                base64_encoded_certificate: Some(b64(&pfx(&der1, &key1, "s3cret pwd"))),
+                password: Some("s3cret pwd".into()),
+                tags: Some([("owner".to_string(), "rotor".to_string())].into()),
+                ..Default::default()
+            }
+            .try_into()
+            .unwrap(),
+            None,
+        )
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(imported.cer.as_deref(), Some(&der1[..]));
+    assert_eq!(
+        imported.x509_thumbprint.clone().unwrap(),
+        sha1::Sha1::digest(&der1).to_vec()
+    );
+    assert_eq!(
+        imported.content_type.as_deref(),
+        Some("application/x-pkcs12")
+    );
+    let v1 = imported
+        .kid
+        .clone()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let policy = imported.policy.unwrap();
+    assert_eq!(
+        policy
+            .x509_certificate_properties
+            .unwrap()
+            .subject
+            .as_deref(),
+        Some("CN=imported-one")
+    );
+    assert_eq!(policy.key_properties.unwrap().key_size, Some(2048));
+
+    // its key signs, and the signature verifies against the imported certificate
+    let digest = sha2::Sha256::digest(b"imported").to_vec();
+    let (kid, sig) = sign(
+        &key_client(&emu, "certs"),
+        "imported",
+        None,
+        SignatureAlgorithm::Rs256,
+        digest.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(Some(kid), imported.kid);
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        spki_key(&der1),
+    )
+    .verify(b"imported", &sig)
+    .unwrap();
+
+    // the backing secret: a PFX without password holding the same key and certificate; no
+    // previousVersion on the first version
+    let secrets = SecretClient::new(
+        &vault(&emu, "kv-keys"),
+        sdk_credential(&emu, "certs"),
+        Some(SecretClientOptions {
+            client_options: sdk_client_options(&emu),
+            verify_challenge_resource: Some(false),
+            ..Default::default()
+        }),
+    )
+    .unwrap();
+    let s1 = secrets
+        .get_secret("imported", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(s1.content_type.as_deref(), Some("application/x-pkcs12"));
+    assert_eq!(s1.managed, Some(true));
+    assert_eq!(s1.previous_version, None);
+    let bytes = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(s1.value.unwrap())
+            .unwrap()
+    };
+    let ks =
+        p12_keystore::KeyStore::from_pkcs12(&bytes, "", p12_keystore::Pkcs12ImportPolicy::Strict)
+            .unwrap();
+    let (_, chain) = ks.private_key_chain().unwrap();
+    assert_eq!(chain.key().as_der(), &key1[..]);
+    assert_eq!(chain.certs()[0].as_der(), &der1[..]);
+
+    // 2. a second version from PEM: previousVersion names the first
+    let (der2, _, pem2) = rsa_cert("imported-two");
+    let second = certs
+        .import_certificate(
+            "imported",
+            ImportCertificateParameters {
+                base64_encoded_certificate: Some(pem2),
+                certificate_policy: Some(
+                    azure_security_keyvault_certificates::models::CertificatePolicy {
+                        secret_properties: Some(
+                            azure_security_keyvault_certificates::models::SecretProperties {
+                                content_type: Some("application/x-pem-file".into()),
+                            },
+                        ),
+                        ..Default::default()
+                    },
+                ),
+                ..Default::default()
+            }
+            .try_into()
+            .unwrap(),
+            None,
+        )
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(second.cer.as_deref(), Some(&der2[..]));
+    let v2 = second.kid.unwrap().rsplit('/').next().unwrap().to_string();
+    let s2 = secrets
+        .get_secret("imported", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(s2.content_type.as_deref(), Some("application/x-pem-file"));
+    assert!(s2.value.unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert_eq!(s2.previous_version.as_deref(), Some(v1.as_str()));
+    let again = secrets
+        .get_secret(
+            "imported",
+            Some(SecretClientGetSecretOptions {
+                secret_version: Some(v2.clone()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(again.previous_version.as_deref(), Some(v1.as_str()));
+    // the certificate's latest is the second, the key's too
+    let key = key_client(&emu, "certs")
+        .get_key("imported", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert!(key.key.unwrap().kid.unwrap().ends_with(&v2));
+    // no pending operation for an imported certificate
+    assert_eq!(
+        certs
+            .get_certificate_operation("imported", None)
+            .await
+            .unwrap_err()
+            .http_status()
+            .map(u16::from),
+        Some(404)
+    );
+
+    // refusals: wrong password, PKCS#1 key, EC key, key of another certificate, no key;
+    // a Secrets Officer may not import
+    let http = http(&emu);
+    let tok = token_as(&emu, &http, "certs", VAULT_SCOPE).await;
+    let base = vault(&emu, "kv-keys");
+    let import = |tok: String, body: Value| {
+        let http = http.clone();
+        let url = format!("{base}certificates/refused/import?api-version=2025-07-01");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(&tok)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            let b: Value = r.json().await.unwrap();
+            (
+                s,
+                b["error"]["code"].as_str().unwrap_or("").to_string(),
+                b["error"]["message"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    let (s, code, msg) = import(
+        tok.clone(),
+        json!({"value": b64(&pfx(&der1, &key1, "right")), "pwd": "wrong"}),
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (400, "BadParameter"), "{msg}");
+    assert!(msg.contains("pwd"), "{msg}");
+    let rsa_pkcs1 = {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::pkcs8::DecodePrivateKey;
+        rsa::RsaPrivateKey::from_pkcs8_der(&key1)
+            .unwrap()
+            .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap()
+            .to_string()
+    };
+    let cert1_pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        b64(&der1)
+    );
+    let (s, _, msg) = import(
+        tok.clone(),
+        json!({"value": format!("{rsa_pkcs1}{cert1_pem}")}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("PKCS#8"), "{msg}");
+    let ec_key = rcgen::KeyPair::generate().unwrap();
+    let ec_cert = rcgen::CertificateParams::new(vec!["ec.example".to_string()])
+        .unwrap()
+        .self_signed(&ec_key)
+        .unwrap();
+    let (s, _, msg) = import(
+        tok.clone(),
+        json!({"value": format!("{}{}", ec_key.serialize_pem(), ec_cert.pem())}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("RSA"), "{msg}");
+    let (_, _, pem3) = rsa_cert("other");
+    let other_key = pem3
+        .split("-----BEGIN CERTIFICATE-----")
+        .next()
+        .unwrap()
+        .to_string();
+    let (s, _, msg) = import(
+        tok.clone(),
+        json!({"value": format!("{other_key}{cert1_pem}")}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("does not match"), "{msg}");
+    let (s, _, msg) = import(tok.clone(), json!({"value": cert1_pem})).await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("Private key"), "{msg}");
+    let tok = token_as(&emu, &http, "secrets", VAULT_SCOPE).await;
+    let (s, code, _) = import(tok, json!({"value": b64(&pfx(&der1, &key1, ""))})).await;
+    assert_eq!((s, code.as_str()), (403, "Forbidden"));
+    // 2 SDK imports (the first after the SDK's unauthenticated challenge request) + 6 refused
+    assert_eq!(
+        emu.request_counts()["by_route"]["POST /certificates/{name}/import"],
+        9
+    );
+}
+
+#[tokio::test]
+async fn a_created_certificate_s_second_version_names_the_first_as_previous() {
+    let emu = start(rotor_emulator::Fixture::from_json(
+        r#"{"principals":[{"display_name":"certs","vault_roles":{"*":["Key Vault Certificates Officer","Key Vault Secrets User"]}}],
+          "vaults":[{"name":"kv-keys"}]}"#,
+    ).unwrap())
+    .await;
+    let (_, kid1) = create_cert(&emu, "renewed", 2048).await;
+    let (_, kid2) = create_cert(&emu, "renewed", 2048).await;
+    let http = http(&emu);
+    let tok = token_as(&emu, &http, "certs", VAULT_SCOPE).await;
+    let get = |path: String| {
+        let http = http.clone();
+        let tok = tok.clone();
+        async move {
+            http.get(path)
+                .bearer_auth(&tok)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let v1 = kid1.rsplit('/').next().unwrap();
+    let v2 = kid2.rsplit('/').next().unwrap();
+    let base = vault(&emu, "kv-keys");
+    let s2 = get(format!("{base}secrets/renewed?api-version=2025-07-01")).await;
+    assert_eq!(s2["previousVersion"], v1);
+    assert_eq!(s2["kid"], kid2);
+    let s1 = get(format!("{base}secrets/renewed/{v1}?api-version=2025-07-01")).await;
+    assert!(s1.get("previousVersion").is_none(), "{s1}");
+    // list items carry no previousVersion (the spec puts it on the bundle)
+    let list = get(format!(
+        "{base}secrets/renewed/versions?api-version=2025-07-01&maxresults=25"
+    ))
+    .await;
+    for i in list["value"].as_array().unwrap() {
+        assert!(i.get("previousVersion").is_none());
+    }
+    let _ = v2;
+}
