@@ -142,6 +142,9 @@ pub struct FixtureApplication {
     pub password_credentials: Vec<FixturePassword>,
     #[serde(default)]
     pub key_credentials: Vec<FixtureKeyCredential>,
+    /// `tokenEncryptionKeyId`: the keyId of one of `key_credentials` Entra encrypts tokens with.
+    #[serde(default)]
+    pub token_encryption_key_id: Option<String>,
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]

@@ -299,6 +299,7 @@ const PROPERTIES: &[&str] = &[
     "tags",
     "keyCredentials",
     "passwordCredentials",
+    "tokenEncryptionKeyId",
 ];
 
 pub fn password_json(p: &Password, secret: Option<&str>) -> Value {
@@ -356,6 +357,7 @@ fn app_json_with(a: &App, select: Option<&[&'static str]>, with_key: bool) -> Va
             "publisherDomain" => json!("rotor-emulator.onmicrosoft.com"),
             "signInAudience" => json!(a.sign_in_audience),
             "tags" => json!([]),
+            "tokenEncryptionKeyId" => json!(a.token_encryption_key_id),
             "keyCredentials" => {
                 Value::Array(a.keys.iter().map(|k| key_json(k, with_key)).collect())
             }
@@ -1459,7 +1461,7 @@ fn patch(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response {
     };
     for k in obj.keys() {
         match k.as_str() {
-            "keyCredentials" | "displayName" => {}
+            "keyCredentials" | "displayName" | "tokenEncryptionKeyId" => {}
             "passwordCredentials" => {
                 return graph_error(
                     req,
@@ -1523,6 +1525,11 @@ fn patch(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response {
     }
     if let Some(name) = obj.get("displayName").and_then(Value::as_str) {
         app.display_name = name.to_string();
+    }
+    match obj.get("tokenEncryptionKeyId") {
+        Some(Value::String(k)) => app.token_encryption_key_id = Some(k.to_ascii_lowercase()),
+        Some(Value::Null) => app.token_encryption_key_id = None,
+        _ => {}
     }
     util::empty(StatusCode::NO_CONTENT)
 }

@@ -77,6 +77,8 @@ pub struct App {
     pub created: OffsetDateTime,
     pub passwords: Vec<Password>,
     pub keys: Vec<KeyCred>,
+    /// `tokenEncryptionKeyId` (a keyId of `keys`, or none).
+    pub token_encryption_key_id: Option<String>,
 }
 
 impl App {
@@ -397,6 +399,7 @@ impl Store {
                 created,
                 passwords,
                 keys,
+                token_encryption_key_id: a.token_encryption_key_id.clone(),
             });
         }
         let mut vaults = Vec::new();
@@ -638,6 +641,7 @@ impl Store {
                     "start": t(k.start),
                     "end": t(k.end),
                 })).collect::<Vec<_>>(),
+                "token_encryption_key_id": a.token_encryption_key_id,
             })).collect::<Vec<_>>(),
             "vaults": self.vaults.iter().map(|v| json!({
                 "name": v.name,

@@ -431,3 +431,185 @@ impl GraphClient {
         Err(e)
     }
 }
+
+/// An application's key credentials exactly as Graph returned them under
+/// `?$select=keyCredentials` (the only read that carries each public `key`), and its
+/// `tokenEncryptionKeyId`. Re-sent unchanged by [`GraphClient::patch_key_credentials`].
+#[derive(Clone)]
+pub struct KeyCredentialSet {
+    /// Each entry as a JSON object, unchanged.
+    pub entries: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// `tokenEncryptionKeyId`: the key Entra encrypts tokens with (never removed).
+    pub token_encryption_key_id: Option<String>,
+}
+
+impl std::fmt::Debug for KeyCredentialSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.get("keyId").and_then(|v| v.as_str()))
+            .collect();
+        f.debug_struct("KeyCredentialSet")
+            .field("key_ids", &ids)
+            .field("token_encryption_key_id", &self.token_encryption_key_id)
+            .finish()
+    }
+}
+
+impl KeyCredentialSet {
+    /// The thumbprint (upper-case hex) of entry `i`, from `customKeyIdentifier`.
+    pub fn thumbprint(entry: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+        thumbprint(entry.get("customKeyIdentifier").and_then(|v| v.as_str()))
+    }
+
+    /// True when an entry has thumbprint `tp`.
+    pub fn has_thumbprint(&self, tp: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|e| Self::thumbprint(e).is_some_and(|t| t.eq_ignore_ascii_case(tp)))
+    }
+}
+
+impl GraphClient {
+    /// The key credentials of `app` with their public keys, and its `tokenEncryptionKeyId`.
+    pub async fn get_key_credentials(&self, app: &Application) -> Result<KeyCredentialSet> {
+        let action = format!("reading the key credentials of {app}");
+        let mut url = self.url(&format!("/v1.0/applications/{}", app.object_id))?;
+        url.query_pairs_mut()
+            .append_pair("$select", "id,keyCredentials,tokenEncryptionKeyId");
+        let body = self.get_json(url, &action, Need::Read, None).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?;
+        let entries = v
+            .get("keyCredentials")
+            .and_then(|k| k.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_object().cloned()).collect())
+            .unwrap_or_default();
+        Ok(KeyCredentialSet {
+            entries,
+            token_encryption_key_id: v
+                .get("tokenEncryptionKeyId")
+                .and_then(|t| t.as_str())
+                .map(|s| s.to_ascii_lowercase()),
+        })
+    }
+
+    async fn write(
+        &self,
+        url: Url,
+        method: reqwest::Method,
+        body: &serde_json::Value,
+        action: &str,
+        bearer: Option<&SecretValue>,
+        mode: Retry,
+        app: &Application,
+    ) -> Result<()> {
+        self.pace(crate::pacing::GraphOp::Write).await;
+        let token = match bearer {
+            Some(t) => t.clone(),
+            None => self.token(action).await?,
+        };
+        let reply = send_with(
+            || {
+                self.http
+                    .request(method.clone(), url.clone())
+                    .bearer_auth(token.expose())
+                    .json(body)
+            },
+            self.max_retries,
+            action,
+            mode,
+        )
+        .await?;
+        if reply.status.is_success() {
+            return Ok(());
+        }
+        Err(graph_error(
+            reply.status,
+            &reply.body,
+            action,
+            Need::Write,
+            Some(&app.to_string()),
+        ))
+    }
+
+    /// `addKey` with a proof-of-possession JWT: adds `key_credential` (type, usage, key,
+    /// displayName, dates). `bearer`: a token to call with instead of rotor's own (the
+    /// application's, which may roll its own keys).
+    pub async fn add_key(
+        &self,
+        app: &Application,
+        key_credential: serde_json::Value,
+        proof: &str,
+        bearer: Option<&SecretValue>,
+    ) -> Result<()> {
+        let action = format!("adding a key credential to {app} (addKey)");
+        let url = self.url(&format!("/v1.0/applications/{}/addKey", app.object_id))?;
+        let body = serde_json::json!({
+            "keyCredential": key_credential,
+            "passwordCredential": null,
+            "proof": proof,
+        });
+        self.write(
+            url,
+            reqwest::Method::POST,
+            &body,
+            &action,
+            bearer,
+            Retry::NotIdempotent,
+            app,
+        )
+        .await
+    }
+
+    /// `removeKey` with a proof-of-possession JWT. A key that is already gone counts as removed.
+    pub async fn remove_key(
+        &self,
+        app: &Application,
+        key_id: &str,
+        proof: &str,
+        bearer: Option<&SecretValue>,
+    ) -> Result<()> {
+        let action = format!("removing key credential {key_id} from {app} (removeKey)");
+        let url = self.url(&format!("/v1.0/applications/{}/removeKey", app.object_id))?;
+        let body = serde_json::json!({"keyId": key_id, "proof": proof});
+        match self
+            .write(
+                url,
+                reqwest::Method::POST,
+                &body,
+                &action,
+                bearer,
+                Retry::Idempotent,
+                app,
+            )
+            .await
+        {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    /// `PATCH /applications/{id}` with the whole `keyCredentials` collection (`entries`, each
+    /// sent exactly as given). Graph replaces the collection: every entry to keep must be in it.
+    pub async fn patch_key_credentials(
+        &self,
+        app: &Application,
+        entries: &[serde_json::Map<String, serde_json::Value>],
+    ) -> Result<()> {
+        let action = format!("updating the key credentials of {app} (PATCH)");
+        let url = self.url(&format!("/v1.0/applications/{}", app.object_id))?;
+        let body = serde_json::json!({"keyCredentials": entries});
+        self.write(
+            url,
+            reqwest::Method::PATCH,
+            &body,
+            &action,
+            None,
+            Retry::Idempotent,
+            app,
+        )
+        .await
+    }
+}

@@ -525,6 +525,425 @@ impl KeyVaults {
     }
 }
 
+/// One version of a Key Vault certificate: public material and metadata only (the private key
+/// stays in Key Vault; rotor never reads the backing secret).
+#[derive(Clone)]
+pub struct CertificateVersion {
+    /// Certificate name.
+    pub name: String,
+    /// Version id.
+    pub version: String,
+    /// SHA-1 thumbprint (`x5t`), upper-case hex.
+    pub thumbprint: String,
+    /// The public certificate (DER, `cer`).
+    pub cer: Vec<u8>,
+    /// `nbf` (the certificate's NotBefore).
+    pub not_before: Option<OffsetDateTime>,
+    /// `exp` (the certificate's NotAfter).
+    pub expires: Option<OffsetDateTime>,
+    /// Enabled.
+    pub enabled: bool,
+    /// Created.
+    pub created: Option<OffsetDateTime>,
+    /// The policy, when the response carried it (the latest version's read does).
+    pub policy: Option<azure_security_keyvault_certificates::models::CertificatePolicy>,
+}
+
+impl fmt::Debug for CertificateVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateVersion")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("thumbprint", &self.thumbprint)
+            .field("not_before", &self.not_before)
+            .field("expires", &self.expires)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateVersion {
+    /// The key type of the policy (`RSA`, `RSA-HSM`, `EC`, …), when known.
+    pub fn key_type(&self) -> Option<String> {
+        use azure_security_keyvault_certificates::models::KeyType;
+        let k = self
+            .policy
+            .as_ref()?
+            .key_properties
+            .as_ref()?
+            .key_type
+            .as_ref()?;
+        Some(
+            match k {
+                KeyType::Rsa => "RSA",
+                KeyType::RsaHsm => "RSA-HSM",
+                KeyType::Ec => "EC",
+                KeyType::EcHsm => "EC-HSM",
+                KeyType::Oct => "oct",
+                KeyType::OctHsm => "oct-HSM",
+                KeyType::UnknownValue(s) => s.as_str(),
+            }
+            .to_owned(),
+        )
+    }
+
+    /// The policy's `validity_months`.
+    pub fn validity_months(&self) -> Option<i32> {
+        self.policy
+            .as_ref()?
+            .x509_certificate_properties
+            .as_ref()?
+            .validity_in_months
+    }
+
+    /// True when the policy renews the certificate itself (lifetime action `AutoRenew`).
+    pub fn auto_renews(&self) -> bool {
+        use azure_security_keyvault_certificates::models::CertificatePolicyAction;
+        self.policy
+            .as_ref()
+            .and_then(|p| p.lifetime_actions.as_ref())
+            .is_some_and(|a| {
+                a.iter().any(|x| {
+                    x.action
+                        .as_ref()
+                        .and_then(|t| t.action_type.as_ref())
+                        .is_some_and(|t| *t == CertificatePolicyAction::AutoRenew)
+                })
+            })
+    }
+}
+
+/// A certificate version as listed (no `cer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateVersionItem {
+    /// Version id.
+    pub version: String,
+    /// SHA-1 thumbprint, upper-case hex.
+    pub thumbprint: Option<String>,
+    /// Enabled.
+    pub enabled: bool,
+    /// `nbf`.
+    pub not_before: Option<OffsetDateTime>,
+    /// `exp`.
+    pub expires: Option<OffsetDateTime>,
+    /// Created.
+    pub created: Option<OffsetDateTime>,
+}
+
+/// The state of a certificate's pending operation (`GET /certificates/{name}/pending`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateOperationState {
+    /// `inProgress`, `completed`, `failed`, `cancelled`, …
+    pub status: String,
+    /// The operation's error message, when it failed.
+    pub error: Option<String>,
+}
+
+impl CertificateOperationState {
+    /// True while Key Vault is still making the version.
+    pub fn in_progress(&self) -> bool {
+        self.status.eq_ignore_ascii_case("inProgress")
+    }
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+fn version_of_cert_id(id: &str) -> Option<String> {
+    let u = Url::parse(id).ok()?;
+    let segs: Vec<&str> = u.path_segments()?.filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        [.., "certificates", _name, version] => Some((*version).to_owned()),
+        _ => None,
+    }
+}
+
+impl KeyVaults {
+    fn certificate_client(
+        &self,
+        vault_url: &Url,
+        action: &str,
+    ) -> Result<azure_security_keyvault_certificates::CertificateClient> {
+        use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
+        CertificateClient::new(
+            normalize_vault_url(vault_url).as_str(),
+            self.credential.clone(),
+            Some(CertificateClientOptions {
+                client_options: self.sdk_options(),
+                verify_challenge_resource: Some(self.endpoints.verify_challenge),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| Error::config(action.to_owned(), e.to_string()))
+    }
+
+    async fn slot(&self, vault_url: &Url) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let (_, sem) = self.client(vault_url)?;
+        sem.acquire_owned()
+            .await
+            .map_err(|e| Error::other("waiting for a vault slot", e.to_string()))
+    }
+
+    /// "Key Vault certificate `x` (vault `kv-prod`)" with the friendly vault name.
+    pub fn certificate_label(&self, t: &crate::model::CertificateTarget) -> String {
+        format!(
+            "Key Vault certificate `{}` (vault `{}`)",
+            t.certificate_name,
+            self.vault_name(&t.vault_url)
+        )
+    }
+
+    /// A certificate's version (the latest completed one when `version` is `None`) with its
+    /// public DER, dates and (for the latest) policy. `Ok(None)` when it does not exist.
+    pub async fn get_certificate(
+        &self,
+        t: &crate::model::CertificateTarget,
+        version: Option<&str>,
+    ) -> Result<Option<CertificateVersion>> {
+        use azure_security_keyvault_certificates::models::CertificateClientGetCertificateOptions;
+        let _permit = self.slot(&t.vault_url).await?;
+        let _slot = crate::http::permit().await;
+        let vault = self.vault_name(&t.vault_url);
+        let action = format!("reading {}", self.certificate_label(t));
+        let client = self.certificate_client(&t.vault_url, &action)?;
+        let r = client
+            .get_certificate(
+                &t.certificate_name,
+                Some(CertificateClientGetCertificateOptions {
+                    certificate_version: version.map(str::to_owned),
+                    ..Default::default()
+                }),
+            )
+            .await;
+        let c = match r {
+            Ok(rsp) => rsp
+                .into_model()
+                .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?,
+            Err(e) => {
+                let err = kv_error(&action, &e, &vault, None, Access::ReadCertificate);
+                if err.kind() == ErrorKind::NotFound {
+                    return Ok(None);
+                }
+                return Err(err);
+            }
+        };
+        let cer = c.cer.clone().unwrap_or_default();
+        if cer.is_empty() {
+            return Err(Error::other(
+                action,
+                "the response carried no certificate (`cer`)",
+            ));
+        }
+        let thumbprint = {
+            use sha1::Digest;
+            hex_upper(&sha1::Sha1::digest(&cer))
+        };
+        let a = c.attributes.clone().unwrap_or_default();
+        let version = c
+            .id
+            .as_deref()
+            .and_then(version_of_cert_id)
+            .ok_or_else(|| Error::other(action.clone(), "the response carried no version id"))?;
+        Ok(Some(CertificateVersion {
+            name: t.certificate_name.clone(),
+            version,
+            thumbprint,
+            cer,
+            not_before: a.not_before,
+            expires: a.expires,
+            enabled: a.enabled.unwrap_or(true),
+            created: a.created,
+            policy: c.policy,
+        }))
+    }
+
+    /// Every version of a certificate (metadata and thumbprints; completed versions only).
+    pub async fn list_certificate_versions(
+        &self,
+        t: &crate::model::CertificateTarget,
+    ) -> Result<Vec<CertificateVersionItem>> {
+        use azure_security_keyvault_certificates::models::CertificateClientListCertificatePropertiesVersionsOptions;
+        let _permit = self.slot(&t.vault_url).await?;
+        let _slot = crate::http::permit().await;
+        let vault = self.vault_name(&t.vault_url);
+        let action = format!("listing the versions of {}", self.certificate_label(t));
+        let client = self.certificate_client(&t.vault_url, &action)?;
+        let mut pager = client
+            .list_certificate_properties_versions(
+                &t.certificate_name,
+                Some(CertificateClientListCertificatePropertiesVersionsOptions {
+                    maxresults: Some(25),
+                    ..Default::default()
+                }),
+            )
+            .map_err(|e| kv_error(&action, &e, &vault, None, Access::ReadCertificate))?;
+        let mut out = Vec::new();
+        loop {
+            let next = match pager.try_next().await {
+                Ok(n) => n,
+                Err(e) => {
+                    let err = kv_error(&action, &e, &vault, None, Access::ReadCertificate);
+                    if err.kind() == ErrorKind::NotFound {
+                        return Ok(out);
+                    }
+                    return Err(err);
+                }
+            };
+            let Some(p) = next else { break };
+            let Some(version) = p.id.as_deref().and_then(version_of_cert_id) else {
+                continue;
+            };
+            let a = p.attributes.unwrap_or_default();
+            out.push(CertificateVersionItem {
+                version,
+                thumbprint: p.x509_thumbprint.as_deref().map(hex_upper),
+                enabled: a.enabled.unwrap_or(true),
+                not_before: a.not_before,
+                expires: a.expires,
+                created: a.created,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The certificate's pending operation; `Ok(None)` when there is none.
+    pub async fn certificate_operation(
+        &self,
+        t: &crate::model::CertificateTarget,
+    ) -> Result<Option<CertificateOperationState>> {
+        let _permit = self.slot(&t.vault_url).await?;
+        let _slot = crate::http::permit().await;
+        let vault = self.vault_name(&t.vault_url);
+        let action = format!(
+            "reading the pending operation of {}",
+            self.certificate_label(t)
+        );
+        let client = self.certificate_client(&t.vault_url, &action)?;
+        match client
+            .get_certificate_operation(&t.certificate_name, None)
+            .await
+        {
+            Ok(rsp) => {
+                let op = rsp.into_model().map_err(|e| {
+                    Error::other(action.clone(), format!("unexpected response: {e}"))
+                })?;
+                Ok(Some(CertificateOperationState {
+                    status: op.status.unwrap_or_default(),
+                    error: op.error.and_then(|e| e.message.or(e.code)),
+                }))
+            }
+            Err(e) => {
+                let err = kv_error(&action, &e, &vault, None, Access::ReadCertificate);
+                if err.kind() == ErrorKind::NotFound {
+                    return Ok(None);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Starts a new version of the certificate from `policy` (its own, as read) and waits until
+    /// Key Vault completes it (`begin_create_certificate`, polled by the SDK, at most `timeout`).
+    /// Returns the new version id.
+    pub async fn create_certificate_version(
+        &self,
+        t: &crate::model::CertificateTarget,
+        policy: azure_security_keyvault_certificates::models::CertificatePolicy,
+        timeout: std::time::Duration,
+    ) -> Result<String> {
+        use azure_security_keyvault_certificates::models::CreateCertificateParameters;
+        let permit = self.slot(&t.vault_url).await?;
+        let vault = self.vault_name(&t.vault_url);
+        let action = format!("creating a new version of {}", self.certificate_label(t));
+        let client = self.certificate_client(&t.vault_url, &action)?;
+        let params = CreateCertificateParameters {
+            certificate_policy: Some(policy),
+            ..Default::default()
+        };
+        let content = params
+            .try_into()
+            .map_err(|e: azure_core::Error| Error::other(action.clone(), e.to_string()))?;
+        let poller = client
+            .begin_create_certificate(&t.certificate_name, content, None)
+            .map_err(|e| kv_error(&action, &e, &vault, None, Access::CreateCertificate))?;
+        drop(permit);
+        let done = tokio::time::timeout(timeout, poller)
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Network,
+                    action.clone(),
+                    format!(
+                        "Key Vault did not complete the new version within {} s",
+                        timeout.as_secs()
+                    ),
+                )
+                .with_hint("the operation goes on in Key Vault; the next run finds the new version and adds it to the application")
+            })?
+            .map_err(|e| kv_error(&action, &e, &vault, None, Access::CreateCertificate))?
+            .into_model()
+            .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?;
+        done.id
+            .as_deref()
+            .and_then(version_of_cert_id)
+            .ok_or_else(|| Error::other(action, "the completed operation named no version"))
+    }
+
+    /// Signs a SHA-256 `digest` with RS256 by the key of certificate version `version`
+    /// (`POST /keys/{name}/{version}/sign`); the key never leaves Key Vault.
+    pub async fn sign_rs256(
+        &self,
+        t: &crate::model::CertificateTarget,
+        version: &str,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        use azure_security_keyvault_keys::models::{
+            KeyClientSignOptions, SignParameters, SignatureAlgorithm,
+        };
+        use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+        let _permit = self.slot(&t.vault_url).await?;
+        let _slot = crate::http::permit().await;
+        let vault = self.vault_name(&t.vault_url);
+        let action = format!(
+            "signing with the key of {} (version {version})",
+            self.certificate_label(t)
+        );
+        let client = KeyClient::new(
+            normalize_vault_url(&t.vault_url).as_str(),
+            self.credential.clone(),
+            Some(KeyClientOptions {
+                client_options: self.sdk_options(),
+                verify_challenge_resource: Some(self.endpoints.verify_challenge),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| Error::config(action.clone(), e.to_string()))?;
+        let params = SignParameters {
+            algorithm: Some(SignatureAlgorithm::Rs256),
+            value: Some(digest.to_vec()),
+        };
+        let content = params
+            .try_into()
+            .map_err(|e: azure_core::Error| Error::other(action.clone(), e.to_string()))?;
+        let r = client
+            .sign(
+                &t.certificate_name,
+                content,
+                Some(KeyClientSignOptions {
+                    key_version: Some(version.to_owned()),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| kv_error(&action, &e, &vault, None, Access::Sign))?
+            .into_model()
+            .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?;
+        r.result
+            .ok_or_else(|| Error::other(action, "the response carried no signature"))
+    }
+}
+
 fn soft_deleted(action: &str, vault: &str, secret: &str) -> Error {
     Error::new(
         ErrorKind::SoftDeleted,
@@ -552,6 +971,13 @@ pub(crate) enum Access {
     WriteSecret,
     /// Listing certificates: `Key Vault Certificate User` (or `Key Vault Reader`).
     ListCertificates,
+    /// Reading a certificate, its versions and its pending operation: `Key Vault Certificate
+    /// User` (or `Key Vault Reader`).
+    ReadCertificate,
+    /// Creating a certificate version: `Key Vault Certificates Officer`.
+    CreateCertificate,
+    /// Signing with a certificate's key (`keys/sign`): `Key Vault Crypto User`.
+    Sign,
 }
 
 impl Access {
@@ -572,6 +998,21 @@ impl Access {
                 "`Key Vault Certificate User` (or `Key Vault Reader`)",
                 "listing certificates",
                 "certificate permissions get and list",
+            ),
+            Access::ReadCertificate => (
+                "`Key Vault Certificate User` (or `Key Vault Reader`)",
+                "reading certificates",
+                "certificate permissions get and list",
+            ),
+            Access::CreateCertificate => (
+                "`Key Vault Certificates Officer`",
+                "creating a certificate version from its policy",
+                "certificate permissions get, list and create",
+            ),
+            Access::Sign => (
+                "`Key Vault Crypto User`",
+                "signing with the certificate's key (proofs and client assertions; the key never leaves Key Vault)",
+                "key permissions get and sign",
             ),
         }
     }
@@ -619,7 +1060,13 @@ pub(crate) fn kv_error(
                         None => String::new(),
                     };
                     let (role, what, policy) = access.needs();
-                    let policy = if access == Access::ListCertificates {
+                    let policy = if matches!(
+                        access,
+                        Access::ListCertificates
+                            | Access::ReadCertificate
+                            | Access::CreateCertificate
+                            | Access::Sign
+                    ) {
                         policy.to_owned()
                     } else {
                         format!("secret permissions {policy}")

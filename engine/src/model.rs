@@ -226,6 +226,31 @@ pub struct KeyCredential {
     pub end: OffsetDateTime,
 }
 
+impl KeyCredential {
+    /// The lineage name: the display name without a ` rotor:<id>` suffix (empty when unnamed).
+    pub fn lineage_name(&self) -> &str {
+        let n = self.display_name.as_deref().unwrap_or("");
+        match n.rfind(" rotor:") {
+            Some(i) => &n[..i],
+            None => n,
+        }
+    }
+
+    /// The rotation id when rotor added this key credential (`… rotor:<id>`).
+    pub fn rotation_id(&self) -> Option<&str> {
+        let n = self.display_name.as_deref()?;
+        n.rfind(" rotor:").map(|i| &n[i + " rotor:".len()..])
+    }
+
+    /// True when this key credential belongs to the lineage `credential_display_name`.
+    pub fn in_lineage(&self, credential_display_name: &str) -> bool {
+        let n = self.display_name.as_deref().unwrap_or("");
+        n == credential_display_name
+            || n.strip_prefix(credential_display_name)
+                .is_some_and(|rest| rest.starts_with(" rotor:"))
+    }
+}
+
 /// A Key Vault secret that must hold a credential's current value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Target {

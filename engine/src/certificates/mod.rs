@@ -1,58 +1,73 @@
-//! Certificate rotation: the protocol of docs/protocol.md ("Certificates"), resumable from
-//! Azure's state alone (the Key Vault certificate's versions and pending operation, the
-//! application's key credentials).
+//! Certificate rotation, resumable from Azure's state alone: the Key Vault certificate's
+//! versions and pending operation, and the application's key credentials (design note:
+//! docs/protocol.md, "Certificates").
+//!
+//! | module | step |
+//! |---|---|
+//! | `state.rs` | read the application's key credentials, the certificates, the scope |
+//! | `plan.rs` | pure: due, [`plan::decide`](self), the one `removable()` rule |
+//! | `preflight.rs` | 1. RSA only, lifetime, collection size |
+//! | `create.rs` (here: [`create_version`]) | 2. a new Key Vault version from its own policy |
+//! | `add.rs` | 3. addKey with a proof signed through Key Vault, else PATCH of the whole collection |
+//! | `verify.rs` | 4. sign in with a client assertion signed by the new version's key |
+//! | `jwt.rs` | proofs and client assertions signed through Key Vault `keys/sign` |
+//! | `links.rs` | finding links by thumbprint (current or older versions) |
+//! | `cleanup.rs` | 6. removing what rotor added once the grace period is over |
+
+mod add;
+mod cleanup;
+mod jwt;
+mod links;
+pub(crate) mod plan;
+pub mod preflight;
+pub(crate) mod state;
+mod verify;
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result, Subject};
 use crate::model::{
-    AuditRecord, CertificateLink, CertificateLinkStatus, CleanupOutcome, RotateOptions,
+    AuditRecord, CertificateLink, CertificateLinkStatus, CertificateTarget, Confidence,
+    CredentialKind, RotateOptions, RotationStatus, SkipReason, TargetRecord, TargetStatus,
 };
 use crate::policy::Policy;
-use crate::progress::Progress;
+use crate::progress::{Progress, Step, StepState};
+use crate::rotation::fmt_time;
+use crate::rotation::record::{Reporter, finish, skip};
+use futures::StreamExt;
+use plan::Decision;
+use state::CertState;
+use std::time::Duration;
 
-fn not_built(what: &str) -> Error {
-    Error::other(what.to_owned(), "not built yet")
-}
+pub(crate) use cleanup::cleanup;
 
-pub(crate) async fn certificate_links(
-    _e: &Engine,
-    _config: &Config,
-) -> Result<Vec<CertificateLink>> {
-    Err(not_built("finding certificate links"))
-}
-
-pub(crate) async fn inspect(
-    _e: &Engine,
-    link: &CertificateLink,
-    _policy: &Policy,
-) -> Result<CertificateLinkStatus> {
-    Err(not_built(&format!("inspecting {link}")))
-}
-
-pub(crate) async fn rotate(
-    e: &Engine,
-    link: &CertificateLink,
-    _policy: &Policy,
-    _opts: &RotateOptions,
-    _progress: &dyn Progress,
-) -> AuditRecord {
-    let now = e.now();
+fn new_record(e: &Engine, link: &CertificateLink, rotation_id: &str) -> AuditRecord {
+    let now = e.inner.now();
     AuditRecord {
-        kind: crate::model::CredentialKind::Certificate,
-        rotation_id: uuid::Uuid::new_v4().to_string(),
+        kind: CredentialKind::Certificate,
+        rotation_id: rotation_id.to_owned(),
         started_at: now,
         finished_at: now,
-        actor: String::new(),
+        actor: e.inner.actor.clone(),
         app_id: link.application_id.clone(),
         app_name: String::new(),
         old_key_id: None,
         new_key_id: None,
         new_expires_at: None,
-        confidence: crate::model::Confidence::None,
-        targets: Vec::new(),
-        status: crate::model::RotationStatus::Failed,
-        error: Some(not_built(&format!("rotating {link}")).to_string()),
+        confidence: Confidence::High,
+        targets: link
+            .certificates
+            .iter()
+            .map(|t| TargetRecord {
+                vault_url: t.vault_url.clone(),
+                secret_name: t.certificate_name.clone(),
+                version: None,
+                status: TargetStatus::Skipped,
+                error: None,
+            })
+            .collect(),
+        status: RotationStatus::Failed,
+        error: None,
         notes: Vec::new(),
         hints: Vec::new(),
         dry_run: false,
@@ -64,22 +79,545 @@ pub(crate) async fn rotate(
     }
 }
 
-pub(crate) async fn cleanup(
-    _e: &Engine,
+fn set_cert(rec: &mut AuditRecord, t: &CertificateTarget, version: &str, status: TargetStatus) {
+    if let Some(r) = rec.targets.iter_mut().find(|r| {
+        r.vault_url == t.vault_url && r.secret_name.eq_ignore_ascii_case(&t.certificate_name)
+    }) {
+        r.version = Some(version.to_owned());
+        r.status = status;
+    }
+}
+
+fn excluded(
     link: &CertificateLink,
-    _policy: &Policy,
-    _dry_run: bool,
-) -> Result<CleanupOutcome> {
-    Err(not_built(&format!("cleaning up {link}")))
+    st_app: &crate::model::Application,
+    policy: &Policy,
+) -> Option<String> {
+    policy
+        .excluded(
+            &st_app.app_id,
+            &st_app.display_name,
+            Some(&link.credential_display_name),
+            None,
+        )
+        .or_else(|| {
+            link.certificates.iter().find_map(|t| {
+                policy.excluded(
+                    &st_app.app_id,
+                    &st_app.display_name,
+                    None,
+                    Some(&t.certificate_name),
+                )
+            })
+        })
+}
+
+fn lineage_subject(link: &CertificateLink) -> Subject {
+    Subject::Lineage {
+        app_id: link.application_id.clone(),
+        credential_display_name: link.credential_display_name.clone(),
+    }
+}
+
+fn status_of(
+    e: &Engine,
+    link: &CertificateLink,
+    st: &CertState,
+    policy: &Policy,
+) -> CertificateLinkStatus {
+    let now = e.inner.now();
+    let exc = excluded(link, &st.app, policy);
+    let cur = st.current().cloned();
+    let decision = plan::decide(st, policy, &RotateOptions::default(), now);
+    let (due, reason, in_progress) = match &decision {
+        Decision::InProgress(i) => (
+            false,
+            Some(format!(
+                "rotation in progress: Key Vault is making a new version of {}",
+                st.certs[*i].target
+            )),
+            true,
+        ),
+        Decision::NoCertificate(i) => (
+            true,
+            Some(format!("{} does not exist", st.certs[*i].target)),
+            false,
+        ),
+        Decision::Refused(m) => (true, Some(m.clone()), false),
+        Decision::NotDue { .. } => (false, None, false),
+        Decision::Act { sync, rotate } => {
+            let mut parts = Vec::new();
+            for i in sync {
+                if let Some(v) = &st.certs[*i].current {
+                    parts.push(format!(
+                        "{} has a newer version {} (thumbprint {}) that the application lacks",
+                        st.certs[*i].target, v.version, v.thumbprint
+                    ));
+                }
+            }
+            if let Some(r) = rotate {
+                parts.push(r.clone());
+            }
+            (true, Some(parts.join("; ")), false)
+        }
+    };
+    let pending_version = st
+        .missing()
+        .first()
+        .and_then(|i| st.certs[*i].current.as_ref().map(|v| v.version.clone()));
+    CertificateLinkStatus {
+        current_key_id: cur.as_ref().map(|c| c.key_id.clone()),
+        current_thumbprint: cur.as_ref().and_then(|c| c.thumbprint.clone()),
+        current_expires_at: cur.as_ref().map(|c| c.end),
+        rotated_at: cur.as_ref().map(|c| c.start),
+        next_rotation_at: plan::next_rotation_at(st, policy),
+        rotation_due: due && exc.is_none(),
+        due_reason: if exc.is_some() { None } else { reason },
+        excluded: exc,
+        previous_key_ids: match &cur {
+            Some(c) => st
+                .lineage
+                .iter()
+                .take_while(|k| k.key_id != c.key_id)
+                .map(|k| k.key_id.clone())
+                .collect(),
+            None => Vec::new(),
+        },
+        certificate_versions: st
+            .certs
+            .iter()
+            .filter_map(|c| Some((c.target.key(), c.current.as_ref()?.version.clone())))
+            .collect(),
+        pending_version,
+        in_progress,
+    }
+}
+
+pub(crate) async fn inspect(
+    e: &Engine,
+    link: &CertificateLink,
+    policy: &Policy,
+) -> Result<CertificateLinkStatus> {
+    let app = e.get_application(&link.application_id).await?;
+    let st = state::read(e, link, app, false).await?;
+    Ok(status_of(e, link, &st, policy))
+}
+
+pub(crate) async fn certificate_links(e: &Engine, config: &Config) -> Result<Vec<CertificateLink>> {
+    let apps = e.discover(None).await?;
+    let vaults = e.resolve_vaults(config).await?;
+    links::find(e, &apps, &vaults, &config.policy).await
 }
 
 pub(crate) async fn due(
-    _e: &Engine,
-    _config: &Config,
+    e: &Engine,
+    config: &Config,
 ) -> Result<Vec<(CertificateLink, CertificateLinkStatus)>> {
-    Err(not_built("finding due certificate links"))
+    let links = certificate_links(e, config).await?;
+    let conc = config.policy.max_concurrent.max(1);
+    let each: Vec<_> = links
+        .into_iter()
+        .map(|l| async move {
+            let s = inspect(e, &l, &config.policy).await;
+            (l, s)
+        })
+        .collect();
+    let all: Vec<_> = futures::stream::iter(each).buffered(conc).collect().await;
+    let mut out = Vec::new();
+    for (l, s) in all {
+        match s {
+            Ok(s) if s.rotation_due => out.push((l, s)),
+            Ok(_) => {}
+            Err(err) => out.push((
+                l,
+                CertificateLinkStatus {
+                    rotation_due: true,
+                    due_reason: Some(format!("its state could not be read: {err}")),
+                    ..Default::default()
+                },
+            )),
+        }
+    }
+    Ok(out)
 }
 
-pub(crate) async fn adopt(_e: &Engine, _config: &Config, key_id: &str) -> Result<CertificateLink> {
-    Err(not_built(&format!("adopting key credential {key_id}")))
+pub(crate) async fn adopt(e: &Engine, config: &Config, key_id: &str) -> Result<CertificateLink> {
+    let apps = e.discover(None).await?;
+    let Some(app) = apps.iter().find(|a| {
+        a.key_credentials
+            .iter()
+            .any(|k| k.key_id.eq_ignore_ascii_case(key_id))
+    }) else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("adopting key credential {key_id}"),
+            "no application rotor can see has a key credential with this keyId",
+        )
+        .with_hint("`rotor discover` lists the applications and their certificates"));
+    };
+    let Some(k) = app
+        .key_credentials
+        .iter()
+        .find(|k| k.key_id.eq_ignore_ascii_case(key_id))
+    else {
+        return Err(Error::other("adopting a key credential", "vanished"));
+    };
+    let lineage = k.lineage_name().to_owned();
+    let vaults = e.resolve_vaults(config).await?;
+    let links = links::find(e, std::slice::from_ref(app), &vaults, &config.policy).await?;
+    links
+        .into_iter()
+        .find(|l| l.credential_display_name == lineage)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("adopting key credential {key_id} of {app}"),
+                "no Key Vault certificate in the configured vaults holds it (no version's thumbprint matches the lineage)",
+            )
+            .with_hint("add the vault holding the certificate to `vaults` in rotor.toml")
+        })
+}
+
+pub(crate) async fn rotate(
+    e: &Engine,
+    link: &CertificateLink,
+    policy: &Policy,
+    opts: &RotateOptions,
+    progress: &dyn Progress,
+) -> AuditRecord {
+    let rotation_id = uuid::Uuid::new_v4().to_string();
+    let mut rec = new_record(e, link, &rotation_id);
+    rec.dry_run = opts.dry_run;
+    let rep = Reporter::new(progress, &rotation_id, &link.application_id);
+    let lock = e.inner.link_lock(
+        &link.application_id,
+        &format!("certificate:{}", link.credential_display_name),
+    );
+    let _guard = lock.lock().await;
+    let result = crate::http::with_limit(
+        policy.max_concurrent,
+        run(e, link, policy, opts, &rep, &mut rec),
+    )
+    .await
+    .map_err(|err| {
+        if err.subject().is_some() {
+            err
+        } else {
+            err.with_subject(Subject::Application(link.application_id.clone()))
+        }
+    });
+    finish(e, &mut rec, &rep, result);
+    rec
+}
+
+async fn read_state(e: &Engine, link: &CertificateLink) -> Result<CertState> {
+    let app = e.inner.fetch_app(&link.application_id).await?;
+    state::read(e, link, app, false).await
+}
+
+/// Waits (up to the verification timeout) for a certificate operation in progress.
+async fn wait_for_operation(e: &Engine, t: &CertificateTarget) -> Result<bool> {
+    let deadline = tokio::time::Instant::now() + e.inner.verify_timeout;
+    loop {
+        let op = e.inner.vaults.certificate_operation(t).await?;
+        if !op.as_ref().is_some_and(|o| o.in_progress()) {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn run(
+    e: &Engine,
+    link: &CertificateLink,
+    policy: &Policy,
+    opts: &RotateOptions,
+    rep: &Reporter<'_>,
+    rec: &mut AuditRecord,
+) -> Result<()> {
+    rep.emit(
+        Step::Preflight,
+        StepState::Started,
+        None,
+        format!(
+            "reading {} and {} certificate(s)",
+            link.application_id,
+            link.certificates.len()
+        ),
+    );
+    if link.certificates.is_empty() {
+        return Err(
+            Error::usage(format!("rotating {link}"), "the link has no certificates").with_hint(
+                "add the Key Vault certificate (vault_url, certificate name) to the link",
+            ),
+        );
+    }
+    crate::rotation::preflight::check_history(e, opts.dry_run)?;
+    let mut st = read_state(e, link).await?;
+    rec.app_name = st.app.display_name.clone();
+    *rep.app_name.lock() = st.app.display_name.clone();
+    if let Some(x) = excluded(link, &st.app, policy) {
+        rec.status = RotationStatus::Excluded;
+        rec.notes
+            .push(format!("excluded by policy (`{x}`); nothing was changed"));
+        return Ok(());
+    }
+    let mut decision = plan::decide(&st, policy, opts, e.inner.now());
+    if let Decision::InProgress(i) = decision {
+        // a run (or Key Vault AutoRenew) is making a version: wait for it instead of making another
+        let t = st.certs[i].target.clone();
+        rep.emit(
+            Step::Create,
+            StepState::Waiting,
+            None,
+            format!("Key Vault is making a new version of {t}; waiting for it"),
+        );
+        if wait_for_operation(e, &t).await? {
+            st = read_state(e, link).await?;
+            decision = plan::decide(&st, policy, opts, e.inner.now());
+        }
+    }
+    if let Some(c) = st.current() {
+        rec.old_key_id = Some(c.key_id.clone());
+        rec.old_thumbprint = c.thumbprint.clone();
+    }
+    for c in &st.certs {
+        if let Some(v) = &c.current {
+            set_cert(rec, &c.target, &v.version, TargetStatus::Skipped);
+        }
+    }
+    let (sync, rotate) = match decision {
+        Decision::InProgress(i) => {
+            skip(
+                rec,
+                SkipReason::InProgress,
+                format!(
+                    "rotation in progress: Key Vault is still making a new version of {} after {} s; the next run adds it",
+                    st.certs[i].target,
+                    e.inner.verify_timeout.as_secs()
+                ),
+            );
+            return Ok(());
+        }
+        Decision::NoCertificate(i) => {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("rotating {link}"),
+                format!("{} does not exist (or has no completed version)", st.certs[i].target),
+            )
+            .with_hint("check the certificate name and vault of the link; `rotor match` lists the certificates that hold the application's key credentials"));
+        }
+        Decision::Refused(m) => {
+            return Err(
+                Error::new(ErrorKind::Conflict, format!("rotating {link}"), m)
+                    .with_subject(lineage_subject(link)),
+            );
+        }
+        Decision::NotDue { next } => {
+            skip(
+                rec,
+                SkipReason::NotDue,
+                match next {
+                    Some(n) => format!("not due: next rotation at {}", fmt_time(n)),
+                    None => "not due".to_owned(),
+                },
+            );
+            rep.emit(Step::Preflight, StepState::Skipped, None, "not due");
+            return Ok(());
+        }
+        Decision::Act { sync, rotate } => (sync, rotate),
+    };
+    // Preflight, before anything changes.
+    let adds = sync.len() + usize::from(rotate.is_some());
+    preflight::check_room(&st, adds)?;
+    if rotate.is_some() {
+        let c = &st.certs[0];
+        if let Some(v) = &c.current {
+            preflight::check_rsa(&c.target, v)?;
+            preflight::check_lifetime(&c.target, v, policy)?;
+        }
+    }
+    rep.emit(Step::Preflight, StepState::Done, None, "ready");
+    let display = format!("{} rotor:{}", link.credential_display_name, rec.rotation_id);
+    if opts.dry_run {
+        rec.status = RotationStatus::Skipped;
+        rec.skip_reason = Some(SkipReason::DryRun);
+        for i in &sync {
+            let c = &st.certs[*i];
+            if let Some(v) = &c.current {
+                rec.notes.push(format!(
+                    "would add version {} of {} (thumbprint {}) to the application as `{display}`",
+                    v.version, c.target, v.thumbprint
+                ));
+                set_cert(rec, &c.target, &v.version, TargetStatus::WouldUpdate);
+            }
+        }
+        if let Some(r) = &rotate {
+            rec.notes.push(format!("rotating: {r}"));
+            rec.notes.push(format!(
+                "would make a new version of {} from its policy, add it to the application as `{display}` and sign in with it",
+                st.certs[0].target
+            ));
+            set_cert(
+                rec,
+                &st.certs[0].target,
+                st.certs[0]
+                    .current
+                    .as_ref()
+                    .map(|v| v.version.as_str())
+                    .unwrap_or(""),
+                TargetStatus::WouldUpdate,
+            );
+        }
+        return Ok(());
+    }
+    // Sync first: every certificate's current version on the application.
+    for i in &sync {
+        if rep.cancelled() {
+            return Err(crate::rotation::record::cancelled_error_for(
+                &link.to_string(),
+                "adding a key credential",
+            ));
+        }
+        let c = st.certs[*i].clone();
+        let Some(v) = c.current.clone() else { continue };
+        rec.notes.push(format!(
+            "syncing: version {} of {} (thumbprint {}) is not on the application (made by Key Vault AutoRenew, by hand, or by a run that stopped)",
+            v.version, c.target, v.thumbprint
+        ));
+        add_and_verify(e, &st, &c.target, &v, &display, rep, rec).await?;
+        st = read_state(e, link).await?;
+    }
+    let Some(reason) = rotate else {
+        rec.status = RotationStatus::Success;
+        return Ok(());
+    };
+    rec.notes.push(format!("rotating: {reason}"));
+    if rep.cancelled() {
+        return Err(crate::rotation::record::cancelled_error_for(
+            &link.to_string(),
+            "creating a certificate version",
+        ));
+    }
+    let c = st.certs[0].clone();
+    let Some(cur) = c.current.clone() else {
+        return Err(Error::other(
+            format!("rotating {link}"),
+            "the certificate vanished",
+        ));
+    };
+    let Some(policy_kv) = cur.policy.clone() else {
+        return Err(Error::new(
+            ErrorKind::Other,
+            format!("reading the policy of {}", c.target),
+            "Key Vault returned the certificate without its policy",
+        ));
+    };
+    rep.emit(
+        Step::Create,
+        StepState::Started,
+        None,
+        format!("making a new version of {} from its policy", c.target),
+    );
+    let version = e
+        .inner
+        .vaults
+        .create_certificate_version(&c.target, policy_kv, e.inner.verify_timeout)
+        .await?;
+    rep.emit(
+        Step::Create,
+        StepState::Done,
+        None,
+        format!("Key Vault made version {version}"),
+    );
+    // Right away: the window between Key Vault completing the version and Entra accepting it
+    // lasts only as long as the add.
+    let Some(v) = e
+        .inner
+        .vaults
+        .get_certificate(&c.target, Some(&version))
+        .await?
+    else {
+        return Err(Error::other(
+            format!("reading version {version} of {}", c.target),
+            "Key Vault completed the version but does not show it",
+        )
+        .with_hint("re-run: the next run finds the version and adds it"));
+    };
+    add_and_verify(e, &st, &c.target, &v, &display, rep, rec).await?;
+    rec.status = RotationStatus::Success;
+    Ok(())
+}
+
+/// Steps 3 and 4 for one certificate version.
+async fn add_and_verify(
+    e: &Engine,
+    st: &CertState,
+    t: &CertificateTarget,
+    v: &crate::keyvault::CertificateVersion,
+    display: &str,
+    rep: &Reporter<'_>,
+    rec: &mut AuditRecord,
+) -> Result<()> {
+    rep.emit(
+        Step::UpdateTarget,
+        StepState::Started,
+        None,
+        format!("adding version {} of {t} to the application", v.version),
+    );
+    let (k, path) = match add::run(e, st, t, v, display).await {
+        Ok(x) => x,
+        Err(err) => {
+            set_cert(rec, t, &v.version, TargetStatus::Failed);
+            rep.emit(Step::UpdateTarget, StepState::Failed, None, err.to_string());
+            return Err(err.with_hint(format!(
+                "version {} stays in Key Vault; re-run to add it to the application",
+                v.version
+            )));
+        }
+    };
+    e.inner.invalidate(&st.app.app_id);
+    rec.notes.push(format!(
+        "key credential {} ({}): {}",
+        k.key_id,
+        v.thumbprint,
+        path.describe()
+    ));
+    rec.new_key_id = Some(k.key_id.clone());
+    rec.new_thumbprint = Some(v.thumbprint.clone());
+    rec.new_expires_at = v.expires.or(Some(k.end));
+    rep.emit(Step::UpdateTarget, StepState::Done, None, path.describe());
+    rep.emit(
+        Step::Verify,
+        StepState::Started,
+        None,
+        "signing in with the new certificate",
+    );
+    match verify::run(e, &st.app.app_id, t, &v.version, &v.thumbprint).await {
+        Ok(verify::Verified::SignedIn) => rep.emit(
+            Step::Verify,
+            StepState::Done,
+            None,
+            "the new certificate signs in",
+        ),
+        Ok(verify::Verified::NoServicePrincipal) => {
+            rec.notes.push("verified by read-back: the application has no service principal (AADSTS7000229), so signing in as it is impossible".to_owned());
+            rep.emit(
+                Step::Verify,
+                StepState::Skipped,
+                None,
+                "no service principal",
+            );
+        }
+        Err(err) => {
+            set_cert(rec, t, &v.version, TargetStatus::Failed);
+            rep.emit(Step::Verify, StepState::Failed, None, err.to_string());
+            return Err(err);
+        }
+    }
+    set_cert(rec, t, &v.version, TargetStatus::Updated);
+    Ok(())
 }

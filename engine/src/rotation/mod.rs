@@ -19,8 +19,8 @@
 mod create;
 mod make_room;
 pub(crate) mod plan;
-mod preflight;
-mod record;
+pub(crate) mod preflight;
+pub(crate) mod record;
 mod resume;
 pub(crate) mod state;
 mod tags;

@@ -190,3 +190,12 @@ pub(crate) fn cancelled_error(link: &Link, step: &str) -> Error {
     )
     .with_hint("nothing is lost: the next run resumes from what Azure shows (docs/troubleshooting.md, \"A run that was killed\")")
 }
+
+/// [`cancelled_error`] for any subject (certificate links).
+pub(crate) fn cancelled_error_for(subject: &str, step: &str) -> Error {
+    Error::other(
+        format!("rotating {subject}"),
+        format!("stopped before {step}: the caller went away"),
+    )
+    .with_hint("nothing is lost: the next run resumes from what Azure shows (docs/troubleshooting.md, \"A run that was killed\")")
+}
