@@ -39,6 +39,20 @@ pub const SETTINGS: &[Setting] = &[
         env: &["ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET"],
     },
     Setting {
+        name: "client_certificate_path",
+        env: &[
+            "ARM_CLIENT_CERTIFICATE_PATH",
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+        ],
+    },
+    Setting {
+        name: "client_certificate_password",
+        env: &[
+            "ARM_CLIENT_CERTIFICATE_PASSWORD",
+            "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        ],
+    },
+    Setting {
         name: "use_oidc",
         env: &["ARM_USE_OIDC", "AZURE_USE_OIDC"],
     },
@@ -128,6 +142,8 @@ pub fn schema() -> Schema {
             Attribute::optional("tenant_id", Type::String, "Tenant (directory) id of rotor's identity. Defaults to `ARM_TENANT_ID`, then `AZURE_TENANT_ID`."),
             Attribute::optional("client_id", Type::String, "Client (application) id of rotor's identity. Defaults to `ARM_CLIENT_ID`, then `AZURE_CLIENT_ID`."),
             Attribute::optional("client_secret", Type::String, "Client secret of rotor's identity; when set, it is the only method tried. Defaults to `ARM_CLIENT_SECRET`, then `AZURE_CLIENT_SECRET`. Prefer the environment variable to writing it in configuration.").sensitive(),
+            Attribute::optional("client_certificate_path", Type::String, "Path of a PEM (certificate and RSA private key) or PKCS#12 (`.pfx`) file whose key signs rotor's client assertions; when set, it is tried (after `client_secret` if that is set too) and the automatic chain is not. The file is read once, at configuration; its key never appears in logs or state. Defaults to `ARM_CLIENT_CERTIFICATE_PATH`, then `AZURE_CLIENT_CERTIFICATE_PATH`."),
+            Attribute::optional("client_certificate_password", Type::String, "Password of a protected PKCS#12 `client_certificate_path`. Defaults to `ARM_CLIENT_CERTIFICATE_PASSWORD`, then `AZURE_CLIENT_CERTIFICATE_PASSWORD`.").sensitive(),
             Attribute::optional("use_oidc", Type::Bool, "Authenticate with an OIDC token (GitHub Actions workload identity federation): `true` makes it the only method tried. Defaults to `ARM_USE_OIDC`, then `AZURE_USE_OIDC`."),
             Attribute::optional("oidc_request_url", Type::String, "URL to request a GitHub Actions OIDC token from. Defaults to `ARM_OIDC_REQUEST_URL`, `AZURE_OIDC_REQUEST_URL`, then `ACTIONS_ID_TOKEN_REQUEST_URL`."),
             Attribute::optional("oidc_request_token", Type::String, "Bearer token for `oidc_request_url`. Defaults to `ARM_OIDC_REQUEST_TOKEN`, `AZURE_OIDC_REQUEST_TOKEN`, then `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.").sensitive(),
@@ -399,6 +415,12 @@ impl ProviderConfig {
         if let Some(v) = self.get("client_secret") {
             auth.client_secret = Some(SecretValue::from(v.to_string()));
         }
+        if let Some(v) = self.get("client_certificate_path") {
+            auth.client_certificate_path = Some(v.into());
+        }
+        if let Some(v) = self.get("client_certificate_password") {
+            auth.client_certificate_password = Some(SecretValue::from(v.to_string()));
+        }
         if let Some(v) = self.flag("use_oidc") {
             auth.use_oidc = v;
         }
@@ -422,6 +444,8 @@ impl ProviderConfig {
         // ``provider setting `client_secret` ``) and explicit choices are only what was set.
         for field in [
             "client_secret",
+            "client_certificate_path",
+            "client_certificate_password",
             "oidc_token",
             "oidc_token_file_path",
             "use_oidc",
