@@ -147,7 +147,14 @@ pub(crate) fn removable(
     if k.end <= now {
         return Ok(format!("expired at {}", fmt_time(k.end)));
     }
-    let Some(next) = st.lineage.iter().find(|n| n.start > k.start) else {
+    // Its successor: the next newer credential of the lineage, else (start times can tie: they
+    // are the certificates' NotBefore) the one holding the current version.
+    let next = st
+        .lineage
+        .iter()
+        .find(|n| n.start > k.start)
+        .or(st.current().filter(|c| c.key_id != k.key_id));
+    let Some(next) = next else {
         return Err("the newest key credential of the lineage".to_owned());
     };
     let until = plus_days(next.start, policy.grace_period_days);

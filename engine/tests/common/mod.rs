@@ -1,6 +1,8 @@
 //! Shared test helpers: an emulator plus an engine pointed at it.
 #![allow(dead_code)]
 
+pub mod certs;
+
 use rotor_emulator::{Emulator, EmulatorOptions, Fixture};
 use rotor_engine::{AuthConfig, Endpoints, Engine, EngineOptions, Link, Target};
 use serde_json::Value;
