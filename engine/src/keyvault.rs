@@ -856,7 +856,25 @@ impl KeyVaults {
         let permit = self.slot(&t.vault_url).await?;
         let vault = self.vault_name(&t.vault_url);
         let action = format!("creating a new version of {}", self.certificate_label(t));
-        let client = self.certificate_client(&t.vault_url, &action)?;
+        // Not retried: a create Key Vault applied but answered badly would make a second
+        // version. The next run finds whatever was made (docs/protocol.md, "Resuming").
+        let client = {
+            use azure_security_keyvault_certificates::{
+                CertificateClient, CertificateClientOptions,
+            };
+            let mut client_options = self.sdk_options();
+            client_options.retry = azure_core::http::RetryOptions::none();
+            CertificateClient::new(
+                normalize_vault_url(&t.vault_url).as_str(),
+                self.credential.clone(),
+                Some(CertificateClientOptions {
+                    client_options,
+                    verify_challenge_resource: Some(self.endpoints.verify_challenge),
+                    ..Default::default()
+                }),
+            )
+            .map_err(|e| Error::config(action.clone(), e.to_string()))?
+        };
         let params = CreateCertificateParameters {
             certificate_policy: Some(policy),
             ..Default::default()

@@ -111,6 +111,25 @@ impl Env {
         )
     }
 
+    /// The DER of version `version` of certificate `name`.
+    pub async fn cert_der(&self, name: &str, version: &str) -> Vec<u8> {
+        use azure_security_keyvault_certificates::models::CertificateClientGetCertificateOptions;
+        self.cert_client()
+            .get_certificate(
+                name,
+                Some(CertificateClientGetCertificateOptions {
+                    certificate_version: Some(version.to_owned()),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("get certificate")
+            .into_model()
+            .expect("model")
+            .cer
+            .unwrap_or_default()
+    }
+
     pub fn cert_target(&self, name: &str) -> CertificateTarget {
         CertificateTarget::new(self.vault(VAULT), name)
     }
