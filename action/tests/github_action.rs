@@ -816,6 +816,10 @@ async fn a_failed_rotation_is_annotated_and_exits_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn azure_login_through_github_oidc_needs_no_stored_secret() {
     let w = world().await;
+    w.gh.set_oidc_signer(
+        w.emu
+            .oidc_signer("https://token.actions.githubusercontent.com"),
+    );
     let r = Runner::new(&w.gh, "schedule", &schedule_payload());
     w.write_config(&r, "");
     let mut env = w.env();

@@ -99,6 +99,9 @@ pub struct State {
     pub issues: Vec<FakeIssue>,
     /// login -> repository permission (`admin`, `write`, `read`, …); absent: not a collaborator.
     pub permissions: BTreeMap<String, String>,
+    /// The key the runner's OIDC service signs with: GitHub's issuer as the emulator plays it
+    /// ([`FakeGitHub::set_oidc_signer`]); absent: the OIDC service answers 500.
+    pub oidc_signer: Option<rotor_emulator::OidcSigner>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +132,12 @@ pub struct FakeGitHub {
 }
 
 impl FakeGitHub {
+    /// The key the runner's OIDC service signs with (GitHub's issuer, as the emulator plays it:
+    /// `emu.oidc_signer("https://token.actions.githubusercontent.com")`).
+    pub fn set_oidc_signer(&self, signer: rotor_emulator::OidcSigner) {
+        self.state.lock().expect("lock").oidc_signer = Some(signer);
+    }
+
     /// Starts the fake on 127.0.0.1 (a random port) with branch `main` and a few comments
     /// by people on pull request 2 (one of them quoting rotor's marker).
     pub async fn start() -> FakeGitHub {
@@ -575,7 +584,7 @@ fn route(
     body: &str,
 ) -> Response {
     if uri.path() == "/_oidc/token" {
-        return oidc_token(uri, headers);
+        return oidc_token(uri, headers, st.oidc_signer.as_ref());
     }
     if uri.path() == "/api/graphql" {
         let Some(login) = login_of(headers) else {
@@ -1079,8 +1088,13 @@ fn route_repo(
 }
 
 /// The runner's OIDC token service (`ACTIONS_ID_TOKEN_REQUEST_URL`): a JWT for `audience`,
-/// issued by GitHub's issuer for [`OIDC_SUBJECT`]. Unsigned, as the emulator does not verify it.
-fn oidc_token(uri: &Uri, headers: &HeaderMap) -> Response {
+/// issued by GitHub's issuer for [`OIDC_SUBJECT`], signed with the issuer key the emulator
+/// verifies against (set with [`FakeGitHub::set_oidc_signer`]).
+fn oidc_token(
+    uri: &Uri,
+    headers: &HeaderMap,
+    signer: Option<&rotor_emulator::OidcSigner>,
+) -> Response {
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -1092,25 +1106,25 @@ fn oidc_token(uri: &Uri, headers: &HeaderMap) -> Response {
     let Some(audience) = q.get("audience") else {
         return err(400, "audience is required");
     };
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Some(signer) = signer else {
+        return err(
+            500,
+            "fake GitHub: no OIDC signing key (call FakeGitHub::set_oidc_signer with the emulator's)",
+        );
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let header = b64.encode(br#"{"alg":"RS256","typ":"JWT","kid":"fake"}"#);
-    let claims = b64.encode(
-        json!({
-            "iss": "https://token.actions.githubusercontent.com",
-            "sub": OIDC_SUBJECT,
-            "aud": audience.replace("%3A", ":").replace("%2F", "/"),
-            "iat": now,
-            "nbf": now,
-            "exp": now + 600,
-            "repository": "certifyclouds/rotor",
-        })
-        .to_string(),
-    );
-    let jwt = format!("{header}.{claims}.{}", b64.encode(b"not-a-real-signature"));
+    let jwt = signer.mint_claims(&json!({
+        "iss": signer.issuer(),
+        "sub": OIDC_SUBJECT,
+        "aud": audience.replace("%3A", ":").replace("%2F", "/"),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "repository": "certifyclouds/rotor",
+    }));
     json_response(200, &[], json!({"count": 1, "value": jwt}))
 }
 

@@ -217,6 +217,8 @@ pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
             }
             Err(msg) => bad(&msg),
         },
+        (&Method::POST, "oidc/token") => mint_oidc(ctx, &body),
+        (&Method::GET, "oidc/jwks") => util::json(StatusCode::OK, &ctx.issuers.lock().all_jwks()),
         (&Method::DELETE, "faults") => {
             ctx.faults.lock().clear();
             util::empty(StatusCode::NO_CONTENT)
@@ -268,4 +270,49 @@ pub fn handle(ctx: &Ctx, method: &Method, path: &str, body: Bytes) -> Response {
         }
         _ => crate::server::not_implemented(method, path),
     }
+}
+
+/// `POST /_emulator/oidc/token` `{issuer, subject, audience?, lifetime_secs?, claims?}` →
+/// `{token, kid}`: a token signed by the issuer's key; `claims` replaces the standard claims
+/// entirely (to mint what a real issuer never would).
+fn mint_oidc(ctx: &Ctx, body: &[u8]) -> Response {
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return bad(&format!("the body is not JSON: {e}")),
+    };
+    let Some(issuer) = v.get("issuer").and_then(Value::as_str) else {
+        return bad("`issuer` (the OIDC issuer URL, as in a federated credential) is required");
+    };
+    let signer = match ctx.issuers.lock().signer(issuer) {
+        Ok(s) => s,
+        Err(e) => {
+            return util::json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": format!("{e}")}),
+            );
+        }
+    };
+    let token = if let Some(claims) = v.get("claims") {
+        if !claims.is_object() {
+            return bad("`claims` must be an object");
+        }
+        signer.mint_claims(claims)
+    } else {
+        let Some(subject) = v.get("subject").and_then(Value::as_str) else {
+            return bad("`subject` (or `claims`) is required");
+        };
+        let audience = v
+            .get("audience")
+            .and_then(Value::as_str)
+            .unwrap_or("api://AzureADTokenExchange");
+        let lifetime = v
+            .get("lifetime_secs")
+            .and_then(Value::as_u64)
+            .unwrap_or(600);
+        signer.mint(subject, audience, std::time::Duration::from_secs(lifetime))
+    };
+    util::json(
+        StatusCode::OK,
+        &json!({"token": token, "kid": signer.kid()}),
+    )
 }

@@ -457,10 +457,8 @@ fn login_with_assertion(
                 && subject_matches(&f.subject, sub)
                 && auds.iter().any(|a| a == &f.audience)
         });
-        return if ok {
-            Ok(Caller::Principal(i))
-        } else {
-            Err(entra_error(
+        if !ok {
+            return Err(entra_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 70021,
@@ -468,8 +466,10 @@ fn login_with_assertion(
                     "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'.",
                     auds.join(",")
                 ),
-            ))
-        };
+            ));
+        }
+        verify_federated(ctx, assertion, &header, &claims, iss)?;
+        return Ok(Caller::Principal(i));
     }
     let ai = signable_app(&store, client_id, tenant_id)?;
     let app = &store.apps[ai];
@@ -509,6 +509,74 @@ fn login_with_assertion(
             Ok(Caller::App(ai))
         }
     }
+}
+
+/// A federated assertion is checked against its issuer's signing keys, as Entra does with the
+/// issuer's JWKS: RS256 only (AADSTS5002738 otherwise), the header's `kid` naming one of the
+/// issuer's keys and the signature verifying with it (AADSTS50013), an `exp` (AADSTS50027),
+/// `nbf` not in the future (AADSTS700024). The emulator holds the keys of every issuer
+/// ([`crate::oidc`]); an issuer whose key was never created signed nothing.
+fn verify_federated(
+    ctx: &Ctx,
+    assertion: &str,
+    header: &Value,
+    claims: &Value,
+    iss: &str,
+) -> Result<(), Response> {
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if alg != "RS256" {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            5002738,
+            &format!("Invalid JWT token. '{alg}' is not a supported signature algorithm."),
+        ));
+    }
+    if claims.get("exp").and_then(Value::as_i64).is_none() {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed: the assertion has no 'exp' claim.",
+        ));
+    }
+    let now = util::now().unix_timestamp();
+    if claims
+        .get("nbf")
+        .and_then(Value::as_i64)
+        .is_some_and(|nbf| nbf > now + 300)
+    {
+        return Err(entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            700024,
+            "Client assertion is not within its valid time range (nbf is in the future).",
+        ));
+    }
+    let kid = header.get("kid").and_then(Value::as_str).unwrap_or("");
+    let signer = ctx.issuers.lock().get(iss).cloned();
+    let Some(signer) = signer.filter(|s| s.kid() == kid) else {
+        return Err(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            50013,
+            &format!(
+                "Assertion failed signature validation. [Reason - The key was not found., Key ID: '{kid}', Issuer: '{iss}'. The assertion must be signed by one of the issuer's published keys (in tests: Emulator::oidc_signer or POST /_emulator/oidc/token).]"
+            ),
+        ));
+    };
+    let verified = assertion.rsplit_once('.').is_some_and(|(signed, sig)| {
+        util::b64_decode_any(sig).is_some_and(|sig| signer.verifies(signed.as_bytes(), &sig))
+    });
+    if !verified {
+        return Err(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            50013,
+            "Assertion failed signature validation. [Reason - Key was found, but use of the key to verify the signature failed.]",
+        ));
+    }
+    Ok(())
 }
 
 /// The claims Entra checks on a certificate client assertion: `iss` = `sub` = the client id, an

@@ -263,6 +263,20 @@ pub fn handle(ctx: &Ctx, route: Route, req: &Req) -> Response {
     }
 }
 
+/// Whether a write route targets an application whose `signInAudience` accepts personal
+/// Microsoft accounts (Graph caps writes to those at 60 per minute).
+pub fn writes_personal_app(store: &Store, route: &Route) -> bool {
+    let key = match route {
+        Route::Patch(k)
+        | Route::AddPassword(k)
+        | Route::RemovePassword(k)
+        | Route::AddKey(k)
+        | Route::RemoveKey(k) => k,
+        _ => return false,
+    };
+    find(store, key).is_some_and(|i| store.apps[i].password_cap().is_some())
+}
+
 fn find(store: &Store, key: &AppKey) -> Option<usize> {
     match key {
         AppKey::ObjectId(id) => store.app_index_by_object_id(id),

@@ -13,7 +13,7 @@
 //!
 //! | route | auth | behaviour | fidelity |
 //! |---|---|---|---|
-//! | `POST /{tenant}/oauth2/v2.0/token` | form: `client_id` + `client_secret` (or HTTP Basic) or `client_assertion` | client-credentials grant; `scope` must be `<resource>/.default` (Graph, Key Vault, ARM, or the emulator's own URLs). Returns `{token_type, expires_in: 3600, ext_expires_in, access_token}`; Entra errors `{error, error_description: "AADSTSnnn: …", error_codes}` (see below) | simplified: tokens are opaque table entries (unsigned); federated assertions' signatures are not verified; certificate assertions are (RS256/PS256, `x5t`/`x5t#S256`, `aud`, `exp`) |
+//! | `POST /{tenant}/oauth2/v2.0/token` | form: `client_id` + `client_secret` (or HTTP Basic) or `client_assertion` | client-credentials grant; `scope` must be `<resource>/.default` (Graph, Key Vault, ARM, or the emulator's own URLs). Returns `{token_type, expires_in: 3600, ext_expires_in, access_token}`; Entra errors `{error, error_description: "AADSTSnnn: …", error_codes}` (see below) | modelled: federated assertions verified against the issuer's signing key (RS256, `kid`, `iss`, `sub`, `aud`, `exp`, `nbf`; the emulator plays every issuer, see Identity), certificate assertions by signature (RS256/PS256, `x5t`/`x5t#S256`, `aud`, `exp`); simplified: tokens are opaque table entries (unsigned), issuer keys are not fetched from a JWKS URL |
 //! | `GET /{tenant}/v2.0/.well-known/openid-configuration` | none | OIDC metadata naming the token endpoint (for MSAL-style clients) | simplified: the fields MSAL-style clients read |
 //! | `GET /v1.0/applications` | Graph token; `Application.Read.All`, `Application.ReadWrite.All` (or `…OwnedBy`: owned apps only) | list; `$top` 1–999 (default 100), absolute `@odata.nextLink` with `$skiptoken`, `$select`, `$filter` (`appId`/`id`/`displayName`/`signInAudience` with `eq`, `in`, `startswith()`, `and`, `or`) | modelled: paging, `$select`, `$count`/`$search`/`$orderby` as Graph takes them (below), times in UTC with 7 fractional digits, new passwords missing for `graph_read_delay_ms`; simplified: the `$filter` subset listed |
 //! | `GET /v1.0/applications/{id}`, `GET /v1.0/applications(appId='{appId}')` | Graph read | one application (404 `Request_ResourceNotFound`); `$select` | modelled: malformed ids → 400 `Request_BadRequest`; `keyCredentials[].key` only here, under `$select=keyCredentials`; eventual consistency as for lists |
@@ -45,12 +45,13 @@
 //! | `POST /_emulator/faults`, `GET /_emulator/faults`, `DELETE /_emulator/faults` | none | a rule (below); the list shows each rule as posted plus `fired`, `remaining`, `after`, `hang`, `skip`, `skip_remaining` / remove all | test double |
 //! | `POST /_emulator/latency` | none | `{"ms": N}` added to every non-admin request | test double |
 //! | `POST /_emulator/propagation` | none | `{"ms": N}`: delay before a new password can log in | test double |
+//! | `POST /_emulator/oidc/token`, `GET /_emulator/oidc/jwks` | none | `{issuer, subject, audience? (default api://AzureADTokenExchange), lifetime_secs? (600)}` or `{issuer, claims}` → `{token, kid}`: a JWT signed (RS256) by the issuer's key, as the IdP (GitHub's token service, …) would hand out; the issuers' JWKS by issuer. Same keys as [`Emulator::oidc_signer`] | test double |
 //! | `POST /_emulator/age` | none | `{"days": N}` or `{"seconds": N}`: every stored time moves N into the past, as if that much time had passed (certificates excepted) | test double |
 //! | `GET /_emulator/fidelity`, `POST /_emulator/fidelity` | none | the fidelity settings (below) / replace the given fields (others kept; the throttling windows start afresh) and answer the result; 400 naming a refused value | test double |
 //! | vault, every route: `api-version` | — | accepted only from the fidelity's `api_versions` (default: the stable Key Vault data-plane versions `2016-10-01`, `7.0`–`7.6`, `7.6-preview.2`, `2025-07-01`; the official Rust crates send `2025-07-01`, `azure-keyvault-secrets` 4.10 sends `7.6`); others → 400 `BadParameter` "The specified version (…) is not recognized. Consider using the latest supported version (…)." | modelled |
 //! | every answer | — | Graph `request-id` (the one in error bodies) and `client-request-id` (the client's, else the request id); Entra, Key Vault and ARM `x-ms-request-id`; `x-ms-client-request-id` echoed | modelled |
 //! | Graph `$count`, `$search`, `$orderby` | — | `$search` and `$count=true` (and `GET /v1.0/applications/$count`, text/plain) need `ConsistencyLevel: eventual` (else 400 `Request_UnsupportedQuery` / `Request_BadRequest` "$count is not currently supported."); `$search="displayName:word"` clauses joined by `AND` or `OR`, tokenized prefix match; without the header `$orderby` takes `displayName` only and not with `$filter` ("Sorting not supported for current query."), with it also `createdDateTime` and `appId` | simplified: `$search` on `displayName`/`appId` only |
-//! | throttling (fidelity `throttling`, off by default) | — | sliding windows: per vault 300 `PUT /secrets/{name}` and 4,000 other requests per 10 s; Graph per app+tenant 3,500 resource units per 10 s (`GET /applications` 2, other requests 1, `$select` and `$top` < 20 one less, at least 1) and 3,000 writes per 150 s; over budget → 429 with `Retry-After` (Key Vault `Throttled`, Graph `TooManyRequests` + `x-ms-throttle-scope`); refused requests do not count; budgets in `limits` | simplified: no subscription-wide or global budgets, no 60-per-minute write cap for personal-account apps |
+//! | throttling (fidelity `throttling`, off by default) | — | sliding windows: per vault 300 `PUT /secrets/{name}` and 4,000 other requests per 10 s; Graph per app+tenant 3,500 resource units per 10 s (`GET /applications` 2, other requests 1, `$select` and `$top` < 20 one less, at least 1) and 3,000 writes per 150 s; writes (`PATCH`, `addPassword`, `removePassword`, `addKey`, `removeKey`) to an application whose `signInAudience` accepts personal accounts (`AzureADandPersonalMicrosoftAccount`, `PersonalMicrosoftAccount`) 60 per minute per app+tenant; per tenant 18,000 writes per 5 min across all callers (`x-ms-throttle-scope: Tenant/ReadWrite/{tenant}`); per vault 4,000 key transactions (`/keys…`, `sign`) per 10 s, apart from secrets; over budget → 429 with `Retry-After` (Key Vault `Throttled`, Graph `TooManyRequests` + `x-ms-throttle-scope` `Tenant_Application/{Read\|ReadWrite}/{appId}/{tenant}`); refused requests count in no window; budgets in `limits` | modelled: those budgets; simplified: key transactions cost the same for every key size (Azure: RSA-2048 software keys); not modelled: subscription-wide Key Vault budgets, Graph's per-app budgets across tenants (150,000 RU / 20 s, 35,000 writes / 5 min — one tenant never reaches them before its app+tenant budget), `x-ms-resource-unit` headers |
 //!
 //! ### Fidelity
 //!
@@ -71,7 +72,7 @@
 //! | `graph_read_delay_ms` | 30 | a password added by `addPassword` is missing from Graph reads (eventual consistency) |
 //! | `certificate_delay_ms` | 30 | a created certificate stays `inProgress` (with its `csr`) before it completes |
 //! | `api_versions` | see above | Key Vault api-versions accepted |
-//! | `throttling`, `limits` | `false`, Azure's | the throttling model and its budgets (`vault_create_per_10s`, `vault_other_per_10s`, `graph_ru_per_10s`, `graph_writes_per_150s`) |
+//! | `throttling`, `limits` | `false`, Azure's | the throttling model and its budgets (`vault_create_per_10s` 300, `vault_other_per_10s` 4,000, `vault_key_other_per_10s` 4,000, `graph_ru_per_10s` 3,500, `graph_writes_per_150s` 3,000, `graph_personal_app_writes_per_60s` 60, `graph_tenant_writes_per_300s` 18,000) |
 //!
 //! Faults and latency never apply to the admin API; requests answered by a fault are still
 //! counted and logged.
@@ -106,11 +107,16 @@
 //!   (AADSTS7000222), an app with `service_principal: false` (AADSTS7000229). Tokens issued to an
 //!   application carry no roles: enough to prove the secret works, nothing more.
 //! - **Client assertion** (`client_assertion_type` jwt-bearer). Validated: the JWT's shape,
-//!   `exp` (not past). For a *principal* (federated credential; the signature is **not**
-//!   verified — the issuer's keys are not fetched), one of its
+//!   `exp` (not past, AADSTS700024). For a *principal* (federated credential), one of its
 //!   `federated_credentials` must match `iss` exactly, `sub` exactly (or by a trailing `*`
 //!   prefix) and have its `audience` (default `api://AzureADTokenExchange`) among `aud`
-//!   (otherwise AADSTS70021). For an *application* (certificate credential), `iss` and `sub` must
+//!   (otherwise AADSTS70021); then, as Entra checks against the issuer's JWKS, the token must
+//!   be RS256 (otherwise AADSTS5002738), carry an `exp` (AADSTS50027) and an `nbf` not more than
+//!   5 minutes ahead (AADSTS700024), and be **signed by the issuer's key** its header `kid` names
+//!   (otherwise AADSTS50013, 401). The emulator plays every issuer: each issuer URL gets an
+//!   RSA-2048 key on first use, and tests mint its tokens with [`Emulator::oidc_signer`]
+//!   ([`OidcSigner::mint`], or `mint_claims` for odd claims) or `POST /_emulator/oidc/token` —
+//!   an unsigned or foreign-signed token with the right claims is refused. For an *application* (certificate credential), `iss` and `sub` must
 //!   both be the app id and the header's `x5t` (or `x5t#S256`; standard or URL-safe base64)
 //!   must name one of the app's key credentials that is currently valid (otherwise
 //!   AADSTS700027); `exp` is required (AADSTS50027), `aud` must be the token endpoint
@@ -175,7 +181,7 @@
 //!
 //! Created certificates are self-signed only and their backing secret holds PEM
 //! (`application/x-pem-file`); the keys API covers only certificates' keys (read and RSA
-//! `sign`). Federated client assertions' signatures are not verified. Deleted
+//! `sign`). Federated issuers' keys live in the emulator (no JWKS is fetched). Deleted
 //! secrets are never purged automatically.
 
 #![forbid(unsafe_code)]
@@ -189,6 +195,7 @@ pub mod fidelity;
 pub mod fixture;
 mod graph;
 mod keyvault;
+pub mod oidc;
 mod server;
 mod state;
 pub mod throttle;
@@ -208,6 +215,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use fixture::{Fixture, FixtureError, TimeSpec};
+pub use oidc::OidcSigner;
 
 /// Options for [`Emulator::start`].
 #[derive(Debug, Clone, Default)]
@@ -384,6 +392,7 @@ impl Emulator {
             main_url,
             vault_urls,
             vault_names,
+            issuers: Mutex::new(Default::default()),
         });
         let mut tasks = vec![tokio::spawn(server::serve(
             main_listener,
@@ -492,6 +501,21 @@ impl Emulator {
         let body = serde_json::to_vec(&patch)?;
         admin::set_fidelity(&self.ctx, &body).map_err(anyhow::Error::msg)?;
         Ok(())
+    }
+
+    /// The signing key of the OIDC issuer `issuer` (created on first use), to mint the
+    /// federated tokens the token endpoint accepts for credentials naming that issuer — what
+    /// GitHub's (or any IdP's) token service would hand out. Same key as
+    /// `POST {admin}/oidc/token`.
+    ///
+    /// # Panics
+    ///
+    /// When no RSA key can be generated (the platform's crypto is broken).
+    pub fn oidc_signer(&self, issuer: &str) -> OidcSigner {
+        match self.ctx.issuers.lock().signer(issuer) {
+            Ok(s) => s,
+            Err(e) => panic!("Emulator::oidc_signer({issuer}): {e}"),
+        }
     }
 
     /// Change the delay before new passwords can log in.

@@ -159,6 +159,8 @@ pub struct Ctx {
     pub vault_urls: Vec<String>,
     /// Vault names by index (immutable).
     pub vault_names: Vec<String>,
+    /// The OIDC issuers' signing keys (federated credentials).
+    pub issuers: Mutex<crate::oidc::Issuers>,
 }
 
 /// A request with its body read.
@@ -382,22 +384,31 @@ enum ThrottleKind {
     Vault {
         vault: usize,
         create: bool,
+        /// A keys route (its own per-vault budget).
+        key: bool,
     },
-    /// Graph: `list` is `GET /applications`.
+    /// Graph: `list` is `GET /applications`; `personal`: a write to an application that
+    /// accepts personal Microsoft accounts.
     Graph {
         list: bool,
+        personal: bool,
     },
     None,
 }
 
-fn routed_kind(r: &Routed) -> ThrottleKind {
+fn routed_kind(ctx: &Ctx, r: &Routed) -> ThrottleKind {
     match r {
         Routed::Vault(i, route) => ThrottleKind::Vault {
             vault: *i,
             create: matches!(route, keyvault::Route::SetSecret(_)),
+            key: route.template().starts_with("/keys"),
         },
         Routed::Main(MainRoute::Graph(g)) => ThrottleKind::Graph {
             list: matches!(g, graph::Route::List),
+            personal: {
+                let store = ctx.store.read();
+                store.fidelity.throttling && graph::writes_personal_app(&store, g)
+            },
         },
         _ => ThrottleKind::None,
     }
@@ -425,11 +436,12 @@ fn throttled(ctx: &Ctx, kind: &ThrottleKind, method: &Method, req: &Req) -> Opti
         }
     };
     let charge = match kind {
-        ThrottleKind::Vault { vault, create } => crate::throttle::Charge::Vault {
+        ThrottleKind::Vault { vault, create, key } => crate::throttle::Charge::Vault {
             vault: ctx.vault_names.get(*vault)?,
             create: *create,
+            key: *key,
         },
-        ThrottleKind::Graph { list } => {
+        ThrottleKind::Graph { list, personal } => {
             let write = method != Method::GET;
             let mut cost: i64 = if *list { 2 } else { 1 };
             if !write {
@@ -447,14 +459,17 @@ fn throttled(ctx: &Ctx, kind: &ThrottleKind, method: &Method, req: &Req) -> Opti
             }
             crate::throttle::Charge::Graph {
                 caller: &caller_id,
+                tenant: &tenant,
                 cost: cost.max(1) as u64,
                 write,
+                personal: *personal,
             }
         }
         ThrottleKind::None => return None,
     };
     let is_vault = matches!(charge, crate::throttle::Charge::Vault { .. });
-    let wait = ctx.throttle.lock().charge(&limits, charge).err()?;
+    let refusal = ctx.throttle.lock().charge(&limits, charge).err()?;
+    let wait = refusal.wait;
     let secs = crate::throttle::retry_after_secs(wait);
     let mut resp = if is_vault {
         util::json(
@@ -468,14 +483,17 @@ fn throttled(ctx: &Ctx, kind: &ThrottleKind, method: &Method, req: &Req) -> Opti
             "TooManyRequests",
             "Too many requests.",
         );
-        let scope = format!(
-            "Tenant_Application/{}/{caller_id}/{tenant}",
-            if method == Method::GET {
-                "Read"
-            } else {
-                "ReadWrite"
+        let rw = if method == Method::GET {
+            "Read"
+        } else {
+            "ReadWrite"
+        };
+        let scope = match refusal.scope {
+            crate::throttle::Scope::Tenant => format!("Tenant/{rw}/{tenant}"),
+            crate::throttle::Scope::AppTenant => {
+                format!("Tenant_Application/{rw}/{caller_id}/{tenant}")
             }
-        );
+        };
         if let Ok(v) = http::HeaderValue::from_str(&scope) {
             r.headers_mut().insert("x-ms-throttle-scope", v);
         }
@@ -565,7 +583,7 @@ pub async fn handle(
         headers: parts.headers,
         body,
     };
-    if let Some(resp) = throttled(&ctx, &routed_kind(&routed), &method, &req) {
+    if let Some(resp) = throttled(&ctx, &routed_kind(&ctx, &routed), &method, &req) {
         ctx.record(ticket, Outcome::Status(resp.status().as_u16()));
         return Ok(resp);
     }

@@ -22,6 +22,15 @@ pub struct Limits {
     pub graph_ru_per_10s: u64,
     /// Graph writes per app+tenant per 150 s (3,000).
     pub graph_writes_per_150s: u64,
+    /// Graph writes per app+tenant per 60 s to applications whose `signInAudience` accepts
+    /// personal Microsoft accounts (`AzureADandPersonalMicrosoftAccount`,
+    /// `PersonalMicrosoftAccount`): 60.
+    pub graph_personal_app_writes_per_60s: u64,
+    /// Graph writes per tenant (all callers together) per 300 s: 18,000.
+    pub graph_tenant_writes_per_300s: u64,
+    /// Key Vault, per vault per 10 s: key transactions (`GET /keys…`, `sign`) on software
+    /// RSA keys: 4,000.
+    pub vault_key_other_per_10s: u64,
 }
 
 impl Default for Limits {
@@ -31,6 +40,9 @@ impl Default for Limits {
             vault_other_per_10s: 4000,
             graph_ru_per_10s: 3500,
             graph_writes_per_150s: 3000,
+            graph_personal_app_writes_per_60s: 60,
+            graph_tenant_writes_per_300s: 18_000,
+            vault_key_other_per_10s: 4000,
         }
     }
 }
@@ -43,6 +55,29 @@ struct Window {
 }
 
 impl Window {
+    /// Drops events older than `span`; `Err(wait)` if `cost` does not fit in `limit`.
+    fn check(
+        &mut self,
+        now: Instant,
+        span: Duration,
+        limit: u64,
+        cost: u64,
+    ) -> Result<(), Duration> {
+        while let Some(&(t, c)) = self.events.front() {
+            if now.duration_since(t) >= span {
+                self.events.pop_front();
+                self.sum -= c;
+            } else {
+                break;
+            }
+        }
+        if self.sum + cost > limit {
+            let oldest = self.events.front().map(|e| e.0).unwrap_or(now);
+            return Err((oldest + span).saturating_duration_since(now));
+        }
+        Ok(())
+    }
+
     /// Takes `cost` if the budget allows, else the wait until it would.
     fn take(
         &mut self,
@@ -80,22 +115,49 @@ pub enum Charge<'a> {
     Vault {
         vault: &'a str,
         create: bool,
+        /// A keys transaction (its own budget).
+        key: bool,
     },
     Graph {
         caller: &'a str,
+        tenant: &'a str,
         cost: u64,
         write: bool,
+        /// A write to an application that accepts personal Microsoft accounts.
+        personal: bool,
     },
 }
 
+/// Which budget refused (Graph's `x-ms-throttle-scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The caller's budget in this tenant (and every vault budget).
+    AppTenant,
+    /// The tenant's budget across all callers.
+    Tenant,
+}
+
+/// A request over budget: wait this long; `scope` names the budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal {
+    pub wait: Duration,
+    pub scope: Scope,
+}
+
 impl Throttle {
-    /// `Err(retry_after)` when the request is over a budget (and then nothing is counted).
-    pub fn charge(&mut self, limits: &Limits, charge: Charge<'_>) -> Result<(), Duration> {
+    /// `Err` when the request is over a budget (and then nothing is counted).
+    pub fn charge(&mut self, limits: &Limits, charge: Charge<'_>) -> Result<(), Refusal> {
         let now = Instant::now();
         let ten = Duration::from_secs(10);
+        let app = |wait| Refusal {
+            wait,
+            scope: Scope::AppTenant,
+        };
         match charge {
-            Charge::Vault { vault, create } => {
-                let (key, limit) = if create {
+            Charge::Vault { vault, create, key } => {
+                let (key, limit) = if key {
+                    (format!("kv-key:{vault}"), limits.vault_key_other_per_10s)
+                } else if create {
                     (format!("kv-create:{vault}"), limits.vault_create_per_10s)
                 } else {
                     (format!("kv-other:{vault}"), limits.vault_other_per_10s)
@@ -104,36 +166,71 @@ impl Throttle {
                     .entry(key)
                     .or_default()
                     .take(now, ten, limit, 1)
+                    .map_err(app)
             }
             Charge::Graph {
                 caller,
+                tenant,
                 cost,
                 write,
+                personal,
             } => {
+                // Every window is checked first and only then taken: a refusal counts nowhere.
+                let mut plan: Vec<(String, Duration, u64, u64, Scope)> = vec![(
+                    format!("graph-ru:{caller}"),
+                    ten,
+                    limits.graph_ru_per_10s,
+                    cost,
+                    Scope::AppTenant,
+                )];
                 if write {
-                    // check the write budget first without taking RU on refusal
-                    let w = self.windows.entry(format!("graph-w:{caller}")).or_default();
-                    w.take(
-                        now,
+                    plan.push((
+                        format!("graph-w:{caller}"),
                         Duration::from_secs(150),
                         limits.graph_writes_per_150s,
                         1,
-                    )?;
+                        Scope::AppTenant,
+                    ));
+                    plan.push((
+                        format!("graph-tenant-w:{tenant}"),
+                        Duration::from_secs(300),
+                        limits.graph_tenant_writes_per_300s,
+                        1,
+                        Scope::Tenant,
+                    ));
+                    if personal {
+                        plan.push((
+                            format!("graph-personal-w:{caller}"),
+                            Duration::from_secs(60),
+                            limits.graph_personal_app_writes_per_60s,
+                            1,
+                            Scope::AppTenant,
+                        ));
+                    }
                 }
-                let r = self
-                    .windows
-                    .entry(format!("graph-ru:{caller}"))
-                    .or_default()
-                    .take(now, ten, limits.graph_ru_per_10s, cost);
-                if r.is_err()
-                    && write
-                    && let Some(w) = self.windows.get_mut(&format!("graph-w:{caller}"))
-                    && let Some((_, c)) = w.events.pop_back()
-                {
-                    // refused: the write does not count either
-                    w.sum -= c;
+                let mut worst: Option<Refusal> = None;
+                for (key, span, limit, c, scope) in &plan {
+                    let w = self.windows.entry(key.clone()).or_default();
+                    if let Err(wait) = w.check(now, *span, *limit, *c)
+                        && worst.is_none_or(|r| wait > r.wait)
+                    {
+                        worst = Some(Refusal {
+                            wait,
+                            scope: *scope,
+                        });
+                    }
                 }
-                r
+                if let Some(r) = worst {
+                    return Err(r);
+                }
+                for (key, span, limit, c, _) in &plan {
+                    let _ = self
+                        .windows
+                        .entry(key.clone())
+                        .or_default()
+                        .take(now, *span, *limit, *c);
+                }
+                Ok(())
             }
         }
     }
@@ -162,6 +259,7 @@ mod tests {
                 Charge::Vault {
                     vault: "a",
                     create: true,
+                    key: false,
                 },
             )
             .unwrap();
@@ -172,9 +270,11 @@ mod tests {
                 Charge::Vault {
                     vault: "a",
                     create: true,
+                    key: false,
                 },
             )
-            .unwrap_err();
+            .unwrap_err()
+            .wait;
         assert!(wait <= Duration::from_secs(10) && wait > Duration::from_secs(9));
         assert!(retry_after_secs(wait) >= 1);
         // other budget and other vault unaffected
@@ -183,6 +283,7 @@ mod tests {
             Charge::Vault {
                 vault: "a",
                 create: false,
+                key: false,
             },
         )
         .unwrap();
@@ -191,9 +292,68 @@ mod tests {
             Charge::Vault {
                 vault: "b",
                 create: true,
+                key: false,
             },
         )
         .unwrap();
         assert_eq!(t.windows["kv-create:a"].sum, 3);
+    }
+
+    fn graph<'a>(caller: &'a str, write: bool, personal: bool) -> Charge<'a> {
+        Charge::Graph {
+            caller,
+            tenant: "t",
+            cost: 1,
+            write,
+            personal,
+        }
+    }
+
+    #[test]
+    fn personal_account_apps_take_60_writes_a_minute_and_the_tenant_caps_all_callers() {
+        let limits = Limits::default();
+        let mut t = Throttle::default();
+        for _ in 0..60 {
+            t.charge(&limits, graph("a", true, true)).unwrap();
+        }
+        let r = t.charge(&limits, graph("a", true, true)).unwrap_err();
+        assert_eq!(r.scope, Scope::AppTenant);
+        assert!(r.wait <= Duration::from_secs(60) && r.wait > Duration::from_secs(59));
+        // the refusal counted nowhere; writes to other apps and reads still pass
+        assert_eq!(t.windows["graph-w:a"].sum, 60);
+        t.charge(&limits, graph("a", true, false)).unwrap();
+        t.charge(&limits, graph("a", false, false)).unwrap();
+        // tenant-wide: a small cap shared by two callers
+        let small = Limits {
+            graph_tenant_writes_per_300s: 3,
+            ..Limits::default()
+        };
+        let mut t = Throttle::default();
+        t.charge(&small, graph("a", true, false)).unwrap();
+        t.charge(&small, graph("b", true, false)).unwrap();
+        t.charge(&small, graph("c", true, false)).unwrap();
+        let r = t.charge(&small, graph("d", true, false)).unwrap_err();
+        assert_eq!(r.scope, Scope::Tenant);
+        assert!(r.wait > Duration::from_secs(299));
+        t.charge(&small, graph("d", false, false)).unwrap();
+        assert_eq!(t.windows["graph-ru:d"].sum, 1);
+    }
+
+    #[test]
+    fn key_transactions_have_their_own_vault_budget() {
+        let limits = Limits {
+            vault_key_other_per_10s: 2,
+            ..Limits::default()
+        };
+        let mut t = Throttle::default();
+        let key = |k| Charge::Vault {
+            vault: "a",
+            create: false,
+            key: k,
+        };
+        t.charge(&limits, key(true)).unwrap();
+        t.charge(&limits, key(true)).unwrap();
+        assert!(t.charge(&limits, key(true)).is_err());
+        t.charge(&limits, key(false)).unwrap();
     }
 }

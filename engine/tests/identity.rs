@@ -13,19 +13,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CI_CLIENT: &str = "7c1e0d5a-0000-4000-8000-0000000000c1";
 
-fn github_jwt() -> String {
-    let b = |v: serde_json::Value| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-    };
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
-    format!(
-        "{}.{}.sig",
-        b(serde_json::json!({"alg": "RS256", "typ": "JWT"})),
-        b(
-            serde_json::json!({"iss": "https://token.actions.githubusercontent.com",
-            "sub": "repo:certifyclouds/rotor:ref:refs/heads/main", "aud": "api://AzureADTokenExchange", "exp": exp})
-        )
+/// What GitHub's token service hands out: a token signed by the issuer's key, which the
+/// emulator (playing the issuer) holds and the token endpoint verifies.
+fn github_jwt(github: &rotor_emulator::OidcSigner) -> String {
+    github.mint(
+        "repo:certifyclouds/rotor:ref:refs/heads/main",
+        "api://AzureADTokenExchange",
+        std::time::Duration::from_secs(600),
     )
+}
+
+fn github(env: &Env) -> rotor_emulator::OidcSigner {
+    env.emu
+        .oidc_signer("https://token.actions.githubusercontent.com")
 }
 
 fn auth(env: &Env) -> AuthConfig {
@@ -57,7 +57,7 @@ async fn client_secret_from_the_environment_map() {
 async fn workload_identity_token_file() {
     let env = sample().await;
     let file = env.dir.path().join("token");
-    std::fs::write(&file, github_jwt()).expect("write");
+    std::fs::write(&file, github_jwt(&github(&env))).expect("write");
     let a = AuthConfig {
         federated_token_file: Some(file.clone()),
         ..auth(&env)
@@ -70,6 +70,34 @@ async fn workload_identity_token_file() {
 }
 
 #[tokio::test]
+async fn workload_identity_token_not_signed_by_the_issuer_is_refused() {
+    let env = sample().await;
+    let file = env.dir.path().join("token");
+    // GitHub's claims, signed by a key that is not GitHub's
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+    let forged = env.emu.oidc_signer("https://attacker.example").mint_claims(
+        &serde_json::json!({"iss": "https://token.actions.githubusercontent.com",
+            "sub": "repo:certifyclouds/rotor:ref:refs/heads/main",
+            "aud": "api://AzureADTokenExchange", "exp": exp}),
+    );
+    std::fs::write(&file, forged).expect("write");
+    let a = AuthConfig {
+        federated_token_file: Some(file.clone()),
+        ..auth(&env)
+    };
+    let cred = a.build(&env.endpoints()).expect("build");
+    let err = cred
+        .get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect_err("a forged token is refused");
+    let text = format!("{err}");
+    assert!(
+        text.contains("50013") || text.contains("signature"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn github_oidc_fetches_a_fresh_token() {
     let env = sample().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -78,6 +106,7 @@ async fn github_oidc_fetches_a_fresh_token() {
     let port = listener.local_addr().expect("addr").port();
     let hits = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let signer = github(&env);
     {
         let hits = hits.clone();
         let seen = seen.clone();
@@ -91,7 +120,7 @@ async fn github_oidc_fetches_a_fresh_token() {
                 seen.lock()
                     .push(String::from_utf8_lossy(&buf[..n]).into_owned());
                 hits.fetch_add(1, Ordering::SeqCst);
-                let body = serde_json::json!({"value": github_jwt()}).to_string();
+                let body = serde_json::json!({"value": github_jwt(&signer)}).to_string();
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()

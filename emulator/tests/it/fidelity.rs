@@ -365,6 +365,77 @@ async fn throttling_is_off_by_default_and_enforces_budgets_when_on() {
 }
 
 #[tokio::test]
+async fn throttling_caps_writes_to_personal_account_apps_and_the_tenant_s_writes() {
+    let f = rotor_emulator::Fixture::from_json(
+        r#"{"principals":[
+              {"display_name":"one","graph_roles":["Application.ReadWrite.All"]},
+              {"display_name":"two","graph_roles":["Application.ReadWrite.All"]}],
+            "applications":[
+              {"display_name":"consumer","sign_in_audience":"AzureADandPersonalMicrosoftAccount"},
+              {"display_name":"org","sign_in_audience":"AzureADMyOrg"}]}"#,
+    )
+    .unwrap();
+    let emu = start(f).await;
+    emu.set_fidelity(json!({"throttling": true,
+        "limits": {"graph_personal_app_writes_per_60s": 2, "graph_tenant_writes_per_300s": 6}}))
+        .unwrap();
+    let http = http(&emu);
+    let state = emu.state();
+    let id = |n: &str| app(&state, n)["object_id"].as_str().unwrap().to_string();
+    let (consumer, org) = (id("consumer"), id("org"));
+    let g = emu.endpoints().graph_endpoint.clone();
+    let one = token_as(&emu, &http, "one", GRAPH_SCOPE).await;
+    let two = token_as(&emu, &http, "two", GRAPH_SCOPE).await;
+    let patch = |tok: &str, obj: &str, name: &str| {
+        http.patch(format!("{g}/v1.0/applications/{obj}"))
+            .bearer_auth(tok)
+            .json(&json!({"displayName": name}))
+            .send()
+    };
+    // personal-account app: 2 writes a minute for caller one
+    assert_eq!(patch(&one, &consumer, "c1").await.unwrap().status(), 204);
+    assert_eq!(patch(&one, &consumer, "c2").await.unwrap().status(), 204);
+    let r = patch(&one, &consumer, "c3").await.unwrap();
+    assert_eq!(r.status(), 429);
+    let ra: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((50..=60).contains(&ra), "{ra}");
+    assert!(
+        r.headers()["x-ms-throttle-scope"]
+            .to_str()
+            .unwrap()
+            .starts_with("Tenant_Application/ReadWrite/")
+    );
+    // the organisational app is not capped that way; caller two has its own budget
+    assert_eq!(patch(&one, &org, "o1").await.unwrap().status(), 204);
+    assert_eq!(patch(&two, &consumer, "c4").await.unwrap().status(), 204);
+    // tenant-wide writes: 6 in 5 minutes across callers (4 taken so far)
+    assert_eq!(patch(&two, &org, "o2").await.unwrap().status(), 204);
+    assert_eq!(patch(&one, &org, "o3").await.unwrap().status(), 204);
+    let r = patch(&two, &org, "o4").await.unwrap();
+    assert_eq!(r.status(), 429);
+    let scope = r.headers()["x-ms-throttle-scope"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        scope,
+        format!("Tenant/ReadWrite/{}", emu.endpoints().tenant_id)
+    );
+    // reads are not writes
+    let r = http
+        .get(format!("{g}/v1.0/applications/{org}"))
+        .bearer_auth(&two)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
 async fn certificate_create_is_in_progress_with_a_csr_then_completes_with_an_rsa_key() {
     let f = rotor_emulator::Fixture::from_json(
         r#"{"principals":[{"display_name":"certs","vault_roles":{"*":["Key Vault Certificates Officer","Key Vault Secrets User"]}}],

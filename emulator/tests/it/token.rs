@@ -251,30 +251,38 @@ fn jwt(header: Value, claims: Value) -> String {
 
 #[tokio::test]
 async fn federated_client_assertion() {
+    const GITHUB: &str = "https://token.actions.githubusercontent.com";
+    const SUBJECT: &str = "repo:certifyclouds/rotor:ref:refs/heads/main";
     let emu = sample().await;
     let http = http(&emu);
     let (id, _) = principal(&emu, "rotor-ci");
+    let github = emu.oidc_signer(GITHUB);
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 300;
-    let good = jwt(
-        json!({"alg": "RS256", "typ": "JWT"}),
-        json!({"iss": "https://token.actions.githubusercontent.com", "sub": "repo:certifyclouds/rotor:ref:refs/heads/main",
-               "aud": "api://AzureADTokenExchange", "exp": exp}),
-    );
-    let form = |a: &str| {
-        vec![
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", id.clone()),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
-            ),
-            ("client_assertion", a.to_string()),
-            ("scope", GRAPH_SCOPE.to_string()),
-        ]
+    let login = |a: String| {
+        let id = id.clone();
+        let http = http.clone();
+        let emu = &emu;
+        async move {
+            let f = [
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", id),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
+                ),
+                ("client_assertion", a),
+                ("scope", GRAPH_SCOPE.to_string()),
+            ];
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            token_raw(emu, &http, &f).await
+        }
     };
-    let f = form(&good);
-    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let t = token_raw(&emu, &http, &f).await.unwrap();
+    let good = github.mint(
+        SUBJECT,
+        "api://AzureADTokenExchange",
+        std::time::Duration::from_secs(300),
+    );
+    let t = login(good.clone()).await.unwrap();
     // The token works in Graph with rotor-ci's permissions.
     let r = http
         .get(format!(
@@ -287,25 +295,93 @@ async fn federated_client_assertion() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let wrong_sub = jwt(
-        json!({"alg": "RS256"}),
-        json!({"iss": "https://token.actions.githubusercontent.com", "sub": "repo:evil/fork:ref:refs/heads/main",
-               "aud": "api://AzureADTokenExchange", "exp": exp}),
-    );
-    let f = form(&wrong_sub);
-    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (s, b) = token_raw(&emu, &http, &f).await.unwrap_err();
-    assert_eq!((s, aadsts(&b)), (400, 70021));
+    // The admin route mints with the same key; its JWKS is published.
+    let minted: Value = http
+        .post(format!("{}/oidc/token", emu.endpoints().admin))
+        .json(&json!({"issuer": GITHUB, "subject": SUBJECT}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(minted["kid"], github.kid());
+    login(minted["token"].as_str().unwrap().to_string())
+        .await
+        .unwrap();
+    let jwks: Value = http
+        .get(format!("{}/oidc/jwks", emu.endpoints().admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks[GITHUB]["keys"][0]["kid"], github.kid());
 
-    let expired = jwt(
-        json!({"alg": "RS256"}),
-        json!({"iss": "https://token.actions.githubusercontent.com", "sub": "repo:certifyclouds/rotor:x",
-               "aud": "api://AzureADTokenExchange", "exp": exp - 3600}),
-    );
-    let f = form(&expired);
-    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (s, b) = token_raw(&emu, &http, &f).await.unwrap_err();
+    let claims = |sub: &str, exp: i64| json!({"iss": GITHUB, "sub": sub, "aud": "api://AzureADTokenExchange", "exp": exp});
+    // signed, but not a matching credential: 70021
+    let (s, b) = login(github.mint_claims(&claims("repo:evil/fork:ref:refs/heads/main", exp)))
+        .await
+        .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (400, 70021));
+    let (s, b) = login(github.mint(
+        SUBJECT,
+        "api://SomethingElse",
+        std::time::Duration::from_secs(60),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (400, 70021));
+    // expired: 700024
+    let (s, b) = login(github.mint_claims(&claims("repo:certifyclouds/rotor:x", exp - 3600)))
+        .await
+        .unwrap_err();
     assert_eq!((s, aadsts(&b)), (400, 700024));
+    // no exp: 50027
+    let (s, b) =
+        login(github.mint_claims(
+            &json!({"iss": GITHUB, "sub": SUBJECT, "aud": "api://AzureADTokenExchange"}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (400, 50027));
+    // the right claims, unsigned or signed by someone else: 50013
+    let forged = jwt(
+        json!({"alg": "RS256", "typ": "JWT", "kid": github.kid()}),
+        claims(SUBJECT, exp),
+    );
+    let (s, b) = login(forged).await.unwrap_err();
+    assert_eq!((s, aadsts(&b)), (401, 50013), "{b}");
+    let other = emu.oidc_signer("https://attacker.example");
+    let (s, b) = login(other.mint_claims(&claims(SUBJECT, exp)))
+        .await
+        .unwrap_err();
+    assert_eq!((s, aadsts(&b)), (401, 50013), "{b}");
+    assert!(
+        b["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("key was not found"),
+        "{b}"
+    );
+    // a good token with its claims tampered with: 50013
+    let (h, rest) = good.split_once('.').unwrap();
+    let sig = rest.rsplit_once('.').unwrap().1;
+    let tampered = format!("{h}.{}.{sig}", {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(claims("repo:certifyclouds/rotor:ref:refs/heads/evil", exp).to_string())
+    });
+    let (s, b) = login(tampered).await.unwrap_err();
+    assert_eq!((s, aadsts(&b)), (401, 50013), "{b}");
+    // alg other than RS256: 5002738
+    let es = jwt(
+        json!({"alg": "ES256", "kid": github.kid()}),
+        claims(SUBJECT, exp),
+    );
+    let (s, b) = login(es).await.unwrap_err();
+    assert_eq!((s, aadsts(&b)), (400, 5002738));
 }
 
 #[tokio::test]
