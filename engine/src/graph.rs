@@ -495,6 +495,7 @@ impl GraphClient {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         url: Url,

@@ -10,7 +10,8 @@
 //! made more than one new Key Vault version.
 //!
 //! - `cargo test -p rotor-engine --test certificate_crash_matrix` runs a subset (every k of every
-//!   shape, modes `fail`, `applied-then-500` and `stop`).
+//!   shape but the first of each Key Vault challenge pair, modes `fail` and `applied-then-500`,
+//!   and `stop` for the rotation), in about a minute.
 //! - `cargo test -p rotor-engine --test certificate_crash_matrix -- --ignored --nocapture` runs
 //!   every mode and prints the table.
 
@@ -340,7 +341,10 @@ async fn baseline(shape: Shape) -> Vec<String> {
     routes(&s.env)
 }
 
-async fn matrix(modes: &[Mode]) -> Vec<TrialResult> {
+/// `subset`: skip the first of two identical consecutive requests (the Key Vault SDK's
+/// unauthenticated challenge before each call: a fault there only tests the SDK's retry), and
+/// run more trials at once.
+async fn matrix(modes: &[Mode], subset: bool) -> Vec<TrialResult> {
     let started = Instant::now();
     let mut jobs = Vec::new();
     for shape in Shape::ALL {
@@ -350,12 +354,19 @@ async fn matrix(modes: &[Mode]) -> Vec<TrialResult> {
             println!("  {:>2} {r}", i + 1);
         }
         for k in 1..=b.len() {
+            if subset && b.get(k) == b.get(k - 1) {
+                continue;
+            }
             for &m in modes {
+                // the subset stops runs only in the rotation (the shape with every step)
+                if subset && m == Mode::Stop && shape != Shape::Rotate {
+                    continue;
+                }
                 jobs.push((shape, k, m));
             }
         }
     }
-    let sem = Arc::new(tokio::sync::Semaphore::new(4));
+    let sem = Arc::new(tokio::sync::Semaphore::new(if subset { 8 } else { 4 }));
     let mut handles = Vec::new();
     for (shape, k, m) in jobs {
         let sem = sem.clone();
@@ -403,7 +414,7 @@ async fn matrix(modes: &[Mode]) -> Vec<TrialResult> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_crash_matrix_subset() {
-    let out = matrix(&[Mode::Stop, Mode::Fail, Mode::AppliedThen500]).await;
+    let out = matrix(&[Mode::Stop, Mode::Fail, Mode::AppliedThen500], true).await;
     let bad: Vec<&TrialResult> = out.iter().filter(|r| !r.violations.is_empty()).collect();
     assert!(bad.is_empty(), "{bad:#?}");
     let unknown = out.iter().filter(|r| r.unknown.is_some()).count();
@@ -413,7 +424,7 @@ async fn certificate_crash_matrix_subset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "every mode: cargo test -p rotor-engine --test certificate_crash_matrix -- --ignored --nocapture"]
 async fn certificate_crash_matrix_full() {
-    let out = matrix(&Mode::ALL).await;
+    let out = matrix(&Mode::ALL, false).await;
     let bad: Vec<&TrialResult> = out.iter().filter(|r| !r.violations.is_empty()).collect();
     assert!(bad.is_empty(), "{bad:#?}");
 }

@@ -111,11 +111,10 @@ pub(crate) async fn read_until_present(
 pub(crate) async fn run(
     e: &Engine,
     st: &CertState,
-    target: &CertificateTarget,
+    _target: &CertificateTarget,
     v: &CertificateVersion,
     display_name: &str,
 ) -> Result<(KeyCredential, Path)> {
-    let _ = target;
     if let Some(k) = st.key_with_thumbprint(&v.thumbprint) {
         return Ok((k.clone(), Path::Present));
     }
@@ -175,10 +174,10 @@ pub(crate) async fn run(
         path = Path::Patch;
         // read again right before writing: the collection replaces what is there
         let fresh = graph.get_key_credentials(app).await?;
-        if fresh.has_thumbprint(&v.thumbprint) {
-            if let Some(k) = read_until_present(e, st, &v.thumbprint, Duration::ZERO).await? {
-                return Ok((k, Path::Present));
-            }
+        if fresh.has_thumbprint(&v.thumbprint)
+            && let Some(k) = read_until_present(e, st, &v.thumbprint, Duration::ZERO).await?
+        {
+            return Ok((k, Path::Present));
         }
         let mut with_id = new.clone();
         with_id.insert(

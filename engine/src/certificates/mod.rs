@@ -489,7 +489,9 @@ async fn run(
             v.version, c.target, v.thumbprint
         ));
         add_and_verify(e, &st, &c.target, &v, &display, rep, rec).await?;
-        st = read_state(e, link).await?;
+        if rotate.is_some() || sync.len() > 1 {
+            st = read_state(e, link).await?;
+        }
     }
     let Some(reason) = rotate else {
         rec.status = RotationStatus::Success;
