@@ -550,10 +550,27 @@ async fn demo_runs_end_to_end() {
         .expect("demo runs");
     let r = Run::from(out);
     r.assert_code(0);
-    for step in 1..=6 {
-        assert!(r.stdout.contains(&format!("step {step}/6")), "{r}");
+    for step in 1..=7 {
+        assert!(r.stdout.contains(&format!("step {step}/7")), "{r}");
     }
     assert!(r.stdout.contains("holds the new credential"), "{r}");
+    // The certificate lineage: created in Key Vault at start, rotated, accepted by MyApp.
+    assert!(
+        r.stdout
+            .contains("Key Vault certificate kv-prod/myapp-signing created"),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains("MyApp accepts the new certificate"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("MyApp signing (certificate "), "{r}");
+    for marker in ["-----BEGIN", "PRIVATE KEY"] {
+        assert!(
+            !r.stdout.contains(marker) && !r.stderr.contains(marker),
+            "{r}"
+        );
+    }
     assert!(r.stdout.contains("logs in"), "{r}");
     assert!(!r.stdout.contains('✗'), "{r}");
     assert!(

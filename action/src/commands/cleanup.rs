@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use rotor_engine::{AuditRecord, Confidence, History, KeptCredential, Link, RotationStatus};
+use rotor_engine::{AuditRecord, Confidence, History, KeptCredential, RotationStatus};
 use serde::Serialize;
 
 use super::confirm::{self, ChangeArgs};
+use super::lineage::{self, AnyLink};
 use super::output;
 use super::{Context, report_error_line};
 use crate::cli::OutputFormat;
@@ -38,6 +39,9 @@ pub struct CleanupLinkJson {
     pub app_id: String,
     pub app_name: String,
     pub credential_display_name: String,
+    /// `certificate` for a certificate lineage; omitted for secrets.
+    #[serde(skip_serializing_if = "rotor_engine::CredentialKind::is_secret")]
+    pub kind: rotor_engine::CredentialKind,
     pub removed_key_ids: Vec<String>,
     pub kept: Vec<KeptCredential>,
     pub dry_run: bool,
@@ -48,23 +52,27 @@ pub struct CleanupLinkJson {
 pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> {
     confirm::check_can_change(&args.change, "cleanup")?;
     let engine = ctx.engine()?;
-    let links: Vec<Link> = if args.apps.is_empty() {
+    let links: Vec<AnyLink> = if args.apps.is_empty() {
         let vaults = engine.resolve_vaults(ctx.config()).await?;
         if vaults.is_empty() {
             return Err(super::matching::no_vaults(ctx).into());
         }
-        engine.links(ctx.config()).await?
+        lineage::links_all(&engine, ctx.config()).await?
     } else {
-        super::rotate::links_for_apps(ctx, &engine, &args.apps)
-            .await?
-            .0
+        let (secrets, apps) = super::rotate::links_for_apps(ctx, &engine, &args.apps).await?;
+        let certs = super::rotate::certificate_links_of(ctx, &engine, &apps).await?;
+        secrets
+            .into_iter()
+            .map(AnyLink::Secret)
+            .chain(certs.into_iter().map(AnyLink::Certificate))
+            .collect()
     };
     let policy = ctx.config().policy.clone();
 
     // Always look first (dry run), then ask, then remove.
     let preview: Vec<_> = links
         .iter()
-        .zip(engine.cleanup_many(&links, &policy, true).await)
+        .zip(lineage::cleanup_all(&engine, &links, &policy, true).await)
         .collect();
     let to_remove: usize = preview
         .iter()
@@ -81,8 +89,8 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
                 let ids: Vec<&str> = o.removed_key_ids.iter().map(|k| output::short(k)).collect();
                 eprintln!(
                     "{} · {}: remove {}",
-                    link.application_id,
-                    link.credential_display_name,
+                    link.application_id(),
+                    link.label(None),
                     ids.join(", ")
                 );
             }
@@ -105,12 +113,12 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
     let mut failed = false;
     let started = engine.now();
     let outcomes = if apply {
-        engine.cleanup_many(&links, &policy, false).await
+        lineage::cleanup_all(&engine, &links, &policy, false).await
     } else {
         preview.into_iter().map(|(_, o)| o).collect()
     };
     for (link, outcome) in links.iter().zip(outcomes) {
-        let app = engine.get_application(&link.application_id).await.ok();
+        let app = engine.get_application(link.application_id()).await.ok();
         let app_name = app
             .as_ref()
             .map(|a| a.display_name.clone())
@@ -125,12 +133,12 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
         };
         if !removed.is_empty() || error.is_some() {
             let record = AuditRecord {
-                kind: Default::default(),
+                kind: link.kind(),
                 rotation_id: uuid::Uuid::new_v4().to_string(),
                 started_at: started,
                 finished_at: engine.now(),
                 actor: ctx.actor().to_owned(),
-                app_id: link.application_id.clone(),
+                app_id: link.application_id().to_owned(),
                 app_name: app_name.clone(),
                 old_key_id: None,
                 new_key_id: None,
@@ -146,8 +154,13 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
                 },
                 error: error.clone(),
                 notes: vec![format!(
-                    "cleanup of credential `{}`: {} old credential(s) {}",
-                    link.credential_display_name,
+                    "cleanup of {} `{}`: {} old credential(s) {}",
+                    if link.is_certificate() {
+                        "certificate credential"
+                    } else {
+                        "credential"
+                    },
+                    link.credential_display_name(),
                     removed.len(),
                     if dry_run {
                         "would be removed"
@@ -170,9 +183,10 @@ pub async fn run(ctx: &Context, args: &CleanupArgs) -> anyhow::Result<ExitCode> 
         }
         view.removed_key_ids.extend(removed.iter().cloned());
         view.links.push(CleanupLinkJson {
-            app_id: link.application_id.clone(),
+            app_id: link.application_id().to_owned(),
             app_name,
-            credential_display_name: link.credential_display_name.clone(),
+            credential_display_name: link.credential_display_name().to_owned(),
+            kind: link.kind(),
             removed_key_ids: removed,
             kept,
             dry_run,
@@ -250,7 +264,11 @@ fn rows(view: &CleanupJson) -> Vec<Vec<String>> {
                 } else {
                     l.app_name.clone()
                 },
-                l.credential_display_name.clone(),
+                if l.kind.is_secret() {
+                    l.credential_display_name.clone()
+                } else {
+                    format!("{} (certificate)", l.credential_display_name)
+                },
                 removed,
                 kept.join("\n"),
             ]

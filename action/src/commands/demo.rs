@@ -6,6 +6,16 @@
 //! the same `discover`, `match`, `rotate`, `cleanup` and `history` functions users run, with a
 //! [`Context`] built from the emulator's endpoints — then proves the result by logging in with
 //! the new credential and reading the vaults (printing key ids, hints and versions, never values).
+//!
+//! The sample tenant also has a certificate lineage: at start the demo asks the emulator's Key
+//! Vault (as the demo's own principal, Key Vault Certificates Officer) to create the certificate
+//! `myapp-signing` in kv-prod — the key is generated inside the vault and never leaves it — and
+//! adds its public part to MyApp as the key credential "MyApp signing" (Graph PATCH). A fixture
+//! cannot seed a Key Vault certificate with its key, so this happens at start, in well under a
+//! second. `rotor demo` then rotates that certificate too (a new Key Vault version from the
+//! certificate's own policy, added to the application, verified by signing in through Key
+//! Vault's sign operation) and shows the result: thumbprints, key ids and versions, never key
+//! material.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,6 +127,20 @@ async fn run_on(
     ));
 
     let mut all_ok = true;
+    let cert_subject = if is_sample_tenant(emulator) {
+        match seed_certificate(&ctx, emulator).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                output::print(&format!(
+                    "  ✗ could not create the demo's Key Vault certificate: {e:#}"
+                ));
+                all_ok = false;
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     step(
         1,
@@ -183,6 +207,42 @@ async fn run_on(
 
     step(
         5,
+        "rotate a certificate: a new Key Vault version from its policy, added to the application, verified by signing in",
+        started,
+    );
+    match &cert_subject {
+        Some(cert) => {
+            let result = rotate::run_collect(
+                &ctx,
+                &rotate::RotateArgs {
+                    apps: vec![cert.app_id.clone()],
+                    key_id: Some(cert.key_id.clone()),
+                    due: false,
+                    expiry_days: None,
+                    change: ChangeArgs {
+                        dry_run: false,
+                        yes: true,
+                    },
+                },
+            )
+            .await;
+            match result {
+                Ok((code, records)) => {
+                    all_ok &= code == ExitCode::SUCCESS;
+                    all_ok &= verify_certificate(&ctx, emulator, cert, &records);
+                }
+                Err(e) => {
+                    // the secret half of the demo still goes on to cleanup and history
+                    all_ok = false;
+                    let _ = super::report_error(&e);
+                }
+            }
+        }
+        None => output::print("  (this fixture has no Key Vault certificate: skipped)"),
+    }
+
+    step(
+        6,
         "cleanup --dry-run: old credentials are removed only after the grace period",
         started,
     );
@@ -199,7 +259,7 @@ async fn run_on(
     .await?;
     all_ok &= code == ExitCode::SUCCESS;
 
-    step(6, "history: the audit trail", started);
+    step(7, "history: the audit trail", started);
     let code = history::run_with_names(
         &demo_global,
         &history::HistoryArgs {
@@ -232,9 +292,12 @@ fn banner(text: &str) {
     output::print(&format!("\n=== {text}\n"));
 }
 
+/// How many steps the demo has.
+const STEPS: u32 = 7;
+
 fn step(n: u32, text: &str, started: Instant) {
     output::print(&format!(
-        "\n--- step {n}/6 [{:>5.1} s] {text}\n",
+        "\n--- step {n}/{STEPS} [{:>5.1} s] {text}\n",
         started.elapsed().as_secs_f64()
     ));
 }
@@ -428,6 +491,262 @@ async fn verify(
                 ));
             }
         }
+    }
+    ok
+}
+
+/// MyApp in the sample tenant (the demo's certificate lineage belongs to it).
+const SAMPLE_MYAPP: &str = "b0000001-0000-4000-8000-000000000001";
+/// The demo's Key Vault certificate (in kv-prod) and its key credential's display name.
+const DEMO_CERTIFICATE: &str = "myapp-signing";
+const DEMO_CERTIFICATE_LINEAGE: &str = "MyApp signing";
+
+/// The certificate lineage the demo creates and rotates.
+struct CertSubject {
+    app_id: String,
+    /// The key credential added for the certificate's first version.
+    key_id: String,
+    /// Its thumbprint (upper-case hex).
+    thumbprint: String,
+}
+
+/// True when the emulator runs the built-in sample tenant (MyApp and kv-prod exist).
+fn is_sample_tenant(emulator: &Emulator) -> bool {
+    let state = emulator.state();
+    emulator.endpoints().vaults.contains_key("kv-prod")
+        && state["applications"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["app_id"] == SAMPLE_MYAPP))
+}
+
+/// A token for `scope` as the demo's own principal (the emulator's first principal).
+async fn demo_token(ctx: &Context, emulator: &Emulator, scope: &str) -> anyhow::Result<String> {
+    let env = &emulator.endpoints().env;
+    let get = |k: &str| {
+        env.get(k)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the emulator's environment lacks {k}"))
+    };
+    let client = rotor_engine::http::http_client(ctx.endpoints())?;
+    let url = ctx.endpoints().token_url(&get("AZURE_TENANT_ID")?)?;
+    let (id, secret) = (get("AZURE_CLIENT_ID")?, get("AZURE_CLIENT_SECRET")?);
+    let resp = client
+        .post(url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .context("requesting a token")?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    match body["access_token"].as_str() {
+        Some(t) if status.is_success() => Ok(t.to_owned()),
+        _ => anyhow::bail!(
+            "token endpoint answered {status}: {}",
+            body["error_description"].as_str().unwrap_or("")
+        ),
+    }
+}
+
+/// Creates `myapp-signing` in kv-prod (RSA 2048, self-signed, 12 months, key not exportable)
+/// and adds its public certificate to MyApp as the key credential "MyApp signing". Reads only
+/// the certificate's public parts (`cer`, `x5t`).
+async fn seed_certificate(ctx: &Context, emulator: &Emulator) -> anyhow::Result<CertSubject> {
+    let client = rotor_engine::http::http_client(ctx.endpoints())?;
+    let vault = emulator
+        .endpoints()
+        .vaults
+        .get("kv-prod")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the sample tenant has no kv-prod"))?;
+    let vault = vault.trim_end_matches('/').to_owned();
+    let kv = demo_token(ctx, emulator, "https://vault.azure.net/.default").await?;
+    let api = [("api-version", "7.6")];
+    let resp = client
+        .post(format!("{vault}/certificates/{DEMO_CERTIFICATE}/create"))
+        .query(&api)
+        .bearer_auth(&kv)
+        .json(&serde_json::json!({
+            "policy": {
+                "key_props": {"kty": "RSA", "key_size": 2048, "exportable": false, "reuse_key": false},
+                "x509_props": {"subject": "CN=myapp-signing", "validity_months": 12},
+                "issuer": {"name": "Self"},
+                "lifetime_actions": [{"trigger": {"days_before_expiry": 30}, "action": {"action_type": "EmailContacts"}}]
+            },
+            "tags": {"app-id": SAMPLE_MYAPP}
+        }))
+        .send()
+        .await
+        .context("creating Key Vault certificate `myapp-signing` in kv-prod")?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        anyhow::bail!(
+            "creating Key Vault certificate `{DEMO_CERTIFICATE}` in kv-prod: {status}: {}",
+            body["error"]["message"].as_str().unwrap_or("")
+        );
+    }
+    // The operation completes after the emulator's certificate delay (tens of milliseconds).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let op: Value = client
+            .get(format!("{vault}/certificates/{DEMO_CERTIFICATE}/pending"))
+            .query(&api)
+            .bearer_auth(&kv)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match op["status"].as_str() {
+            Some("completed") => break,
+            Some("inProgress") if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => anyhow::bail!(
+                "Key Vault certificate `{DEMO_CERTIFICATE}`: operation {}",
+                other.unwrap_or("unknown")
+            ),
+        }
+    }
+    let cert: Value = client
+        .get(format!("{vault}/certificates/{DEMO_CERTIFICATE}"))
+        .query(&api)
+        .bearer_auth(&kv)
+        .send()
+        .await?
+        .error_for_status()
+        .context("reading Key Vault certificate `myapp-signing`")?
+        .json()
+        .await?;
+    let cer = cert["cer"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("Key Vault certificate `{DEMO_CERTIFICATE}` has no `cer`"))?
+        .to_owned();
+    let state = emulator.state();
+    let app = state["applications"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["app_id"] == SAMPLE_MYAPP))
+        .ok_or_else(|| anyhow::anyhow!("the sample tenant has no MyApp"))?;
+    let object_id = str_of(&app["object_id"]);
+    let graph = demo_token(ctx, emulator, &ctx.endpoints().graph_scope()).await?;
+    let graph_base = ctx
+        .endpoints()
+        .graph
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    let resp = client
+        .patch(format!("{graph_base}/v1.0/applications/{object_id}"))
+        .bearer_auth(&graph)
+        .json(&serde_json::json!({
+            "keyCredentials": [{
+                "type": "AsymmetricX509Cert",
+                "usage": "Verify",
+                "key": cer,
+                "displayName": DEMO_CERTIFICATE_LINEAGE,
+            }]
+        }))
+        .send()
+        .await
+        .context("adding the certificate to MyApp")?;
+    if !resp.status().is_success() {
+        anyhow::bail!("adding the certificate to MyApp: {}", resp.status());
+    }
+    let state = emulator.state();
+    let key = key_credentials(&state, SAMPLE_MYAPP)
+        .into_iter()
+        .find(|k| k["display_name"] == DEMO_CERTIFICATE_LINEAGE)
+        .ok_or_else(|| {
+            anyhow::anyhow!("MyApp has no key credential `{DEMO_CERTIFICATE_LINEAGE}`")
+        })?;
+    let subject = CertSubject {
+        app_id: SAMPLE_MYAPP.to_owned(),
+        key_id: str_of(&key["key_id"]),
+        thumbprint: str_of(&key["thumbprint"]).to_ascii_uppercase(),
+    };
+    output::print(&format!(
+        "  Key Vault certificate kv-prod/{DEMO_CERTIFICATE} created (key made in the vault, not exportable); MyApp accepts it as key credential {} \"{DEMO_CERTIFICATE_LINEAGE}\" (thumbprint {})",
+        output::short(&subject.key_id),
+        crate::github::records::thumb(&subject.thumbprint)
+    ));
+    Ok(subject)
+}
+
+fn key_credentials(state: &Value, app_id: &str) -> Vec<Value> {
+    state["applications"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["app_id"] == app_id))
+        .and_then(|a| a["key_credentials"].as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Step 5's proof: the record succeeded with a new thumbprint, the application holds a key
+/// credential with it (and still the old one: cleanup removes it after the grace period), and
+/// Key Vault's current version of the certificate is that thumbprint.
+fn verify_certificate(
+    ctx: &Context,
+    emulator: &Emulator,
+    cert: &CertSubject,
+    records: &[AuditRecord],
+) -> bool {
+    let Some(r) = records.first() else {
+        output::print("  ✗ no certificate rotation record");
+        return false;
+    };
+    let Some(new_thumb) = r
+        .new_thumbprint
+        .clone()
+        .filter(|t| !t.eq_ignore_ascii_case(&cert.thumbprint))
+    else {
+        output::print(&format!(
+            "  ✗ the certificate was not rotated: {}",
+            r.error.clone().unwrap_or_else(|| r.status.to_string())
+        ));
+        return false;
+    };
+    let state = emulator.state();
+    let keys = key_credentials(&state, &cert.app_id);
+    let has = |t: &str| {
+        keys.iter()
+            .any(|k| str_of(&k["thumbprint"]).eq_ignore_ascii_case(t))
+    };
+    let mut ok = true;
+    for (holds, line) in [
+        (
+            has(&new_thumb),
+            format!(
+                "MyApp accepts the new certificate {} (key credential {}, valid until {})",
+                crate::github::records::thumb(&new_thumb),
+                r.new_key_id.as_deref().map(output::short).unwrap_or("-"),
+                r.new_expires_at.map(output::fmt_time).unwrap_or_default()
+            ),
+        ),
+        (
+            has(&cert.thumbprint),
+            format!(
+                "the old certificate {} still signs in until cleanup after the grace period",
+                crate::github::records::thumb(&cert.thumbprint)
+            ),
+        ),
+    ] {
+        ok &= holds;
+        output::print(&format!("  {} {line}", if holds { "✓" } else { "✗" }));
+    }
+    for t in &r.targets {
+        output::print(&format!(
+            "  ✓ {}/{}: current version {}",
+            ctx.vault_name(&t.vault_url),
+            t.secret_name,
+            t.version.as_deref().map(output::short).unwrap_or("-")
+        ));
+    }
+    for n in &r.notes {
+        output::print(&format!("  · {n}"));
     }
     ok
 }

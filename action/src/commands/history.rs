@@ -153,7 +153,7 @@ pub fn print(
                 "App",
                 "Old → new key",
                 "New expiry",
-                "Key Vault secrets",
+                "Key Vault secrets / certificates",
                 "Actor",
                 "Status",
             ]);
@@ -185,11 +185,7 @@ pub fn print(
                 t.add_row(vec![
                     output::fmt_time(r.started_at),
                     r.app_name.clone(),
-                    format!(
-                        "{} → {}",
-                        r.old_key_id.as_deref().map(output::short).unwrap_or("-"),
-                        r.new_key_id.as_deref().map(output::short).unwrap_or("-")
-                    ),
+                    super::lineage::keys_cell(r),
                     r.new_expires_at.map(output::fmt_time).unwrap_or_default(),
                     targets.join("\n"),
                     r.actor.clone(),

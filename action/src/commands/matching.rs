@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use rotor_engine::{Application, Confidence, Engine, Match, MatchReport, Signal};
+use rotor_engine::{Application, Confidence, CredentialKind, Engine, Match, MatchReport, Signal};
 use serde::Serialize;
 
 use super::output;
@@ -35,6 +35,10 @@ pub struct MatchJson {
 /// One link candidate.
 #[derive(Debug, Serialize)]
 pub struct MatchItem {
+    /// `certificate` for a key credential matched to a Key Vault certificate by thumbprint
+    /// (`secret_name` is then the certificate's name); omitted for secrets.
+    #[serde(skip_serializing_if = "CredentialKind::is_secret")]
+    pub kind: CredentialKind,
     pub app_id: String,
     pub app_name: String,
     pub key_id: String,
@@ -57,6 +61,9 @@ pub struct MatchItem {
 /// A credential without any match.
 #[derive(Debug, Serialize)]
 pub struct UnmatchedItem {
+    /// `certificate` for a key credential; omitted for secrets.
+    #[serde(skip_serializing_if = "CredentialKind::is_secret")]
+    pub kind: CredentialKind,
     pub app_id: String,
     pub app_name: String,
     pub key_id: String,
@@ -109,6 +116,7 @@ pub fn to_json(report: &MatchReport, min: Confidence, ctx: &Context) -> MatchJso
         .iter()
         .filter(|m| m.confidence >= min || m.rejected.is_some())
         .map(|m| MatchItem {
+            kind: m.kind,
             app_id: m.app_id.clone(),
             app_name: m.app_name.clone(),
             key_id: m.key_id.clone(),
@@ -127,6 +135,7 @@ pub fn to_json(report: &MatchReport, min: Confidence, ctx: &Context) -> MatchJso
         .unmatched
         .iter()
         .map(|u| UnmatchedItem {
+            kind: u.kind,
             app_id: u.app_id.clone(),
             app_name: u.app_name.clone(),
             key_id: u.key_id.clone(),

@@ -14,6 +14,7 @@ pub mod context;
 pub mod demo;
 pub mod discover;
 pub mod history;
+pub mod lineage;
 pub mod matching;
 pub mod output;
 pub mod progress;

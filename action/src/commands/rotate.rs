@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use rotor_engine::{
-    AuditRecord, Engine, Link, LinkStatus, RotateOptions, RotationStatus, TargetStatus,
-};
+use rotor_engine::{AuditRecord, Engine, Link, RotateOptions, RotationStatus, TargetStatus};
 use serde::Serialize;
 
 use super::confirm::{self, ChangeArgs};
+use super::lineage::{self, AnyLink, AnyStatus};
 use super::output;
 use super::{Context, UsageError};
 use crate::cli::OutputFormat;
@@ -19,7 +18,8 @@ pub struct RotateArgs {
     /// each app. With --due: only the due links of these apps.
     #[arg(long = "app", value_name = "APP_ID", required_unless_present = "due")]
     pub apps: Vec<String>,
-    /// The credential (keyId) to rotate; needs exactly one --app.
+    /// The credential (keyId) to rotate — a client secret or a certificate credential; needs
+    /// exactly one --app.
     #[arg(long, value_name = "KEY_ID")]
     pub key_id: Option<String>,
     /// Rotate everything due per policy (expiring within `rotate_before_expiry_days`, confidence
@@ -44,12 +44,12 @@ pub struct RotateJson {
     pub vault_errors: Vec<rotor_engine::VaultFailure>,
 }
 
-/// One link selected for rotation, with what refresh knows about it.
+/// One link (secret or certificate) selected for rotation, with what refresh knows about it.
 #[derive(Debug, Clone)]
 pub struct Planned {
-    pub link: Link,
+    pub link: AnyLink,
     pub app_name: String,
-    pub status: Option<LinkStatus>,
+    pub status: Option<AnyStatus>,
     /// The exclusion pattern that applies (`name:legacy-*`): reported as excluded, never rotated.
     pub excluded: Option<String>,
 }
@@ -151,8 +151,16 @@ pub async fn links_for_apps_with_exclusions(
 
 fn sort_plan(planned: &mut [Planned]) {
     planned.sort_by(|a, b| {
-        (a.app_name.to_lowercase(), &a.link.credential_display_name)
-            .cmp(&(b.app_name.to_lowercase(), &b.link.credential_display_name))
+        (
+            a.app_name.to_lowercase(),
+            a.link.credential_display_name(),
+            a.link.is_certificate(),
+        )
+            .cmp(&(
+                b.app_name.to_lowercase(),
+                b.link.credential_display_name(),
+                b.link.is_certificate(),
+            ))
     });
 }
 
@@ -169,8 +177,8 @@ pub async fn select(
     let mut planned = Vec::new();
     if args.due && args.apps.is_empty() {
         ensure_vaults(ctx, engine).await?;
-        for (link, status) in engine.due_links(ctx.config()).await? {
-            let app_name = app_name(engine, &link.application_id).await;
+        for (link, status) in lineage::due_all(engine, ctx.config()).await? {
+            let app_name = app_name(engine, link.application_id()).await;
             planned.push(Planned {
                 link,
                 app_name,
@@ -185,6 +193,22 @@ pub async fn select(
         let app_id = &args.apps[0];
         let vaults = ensure_vaults(ctx, engine).await?;
         let app = engine.get_application(app_id).await?;
+        if app
+            .key_credentials
+            .iter()
+            .any(|k| k.key_id.eq_ignore_ascii_case(key_id))
+        {
+            // A certificate credential: its lineage and the Key Vault certificate(s) holding it.
+            let link = engine.adopt_certificate(ctx.config(), key_id).await?;
+            let status = engine.inspect_certificate_link(&link, policy).await?;
+            planned.push(Planned {
+                link: AnyLink::Certificate(link),
+                app_name: app.display_name.clone(),
+                status: Some(AnyStatus::Certificate(status)),
+                excluded: None,
+            });
+            return Ok((planned, true));
+        }
         if let Some(cred) = app.password(key_id)
             && let Some(pattern) = policy.excluded(
                 &app.app_id,
@@ -194,11 +218,11 @@ pub async fn select(
             )
         {
             planned.push(Planned {
-                link: Link {
+                link: AnyLink::Secret(Link {
                     application_id: app.app_id.clone(),
                     credential_display_name: cred.lineage_name().to_owned(),
                     targets: Default::default(),
-                },
+                }),
                 app_name: app.display_name.clone(),
                 status: None,
                 excluded: Some(pattern),
@@ -208,14 +232,15 @@ pub async fn select(
         let link = engine.adopt(app_id, key_id, &vaults, policy).await?;
         let status = engine.inspect_link(&link, policy).await?;
         planned.push(Planned {
-            link,
+            link: AnyLink::Secret(link),
             app_name: app.display_name.clone(),
-            status: Some(status),
+            status: Some(AnyStatus::Secret(status)),
             excluded: None,
         });
         return Ok((planned, true));
     }
     let (links, apps, excluded) = links_for_apps_with_exclusions(ctx, engine, &args.apps).await?;
+    let cert_links = certificate_links_of(ctx, engine, &apps).await?;
     for (link, pattern) in excluded {
         let app_name = apps
             .iter()
@@ -223,7 +248,7 @@ pub async fn select(
             .map(|a| a.display_name.clone())
             .unwrap_or_default();
         planned.push(Planned {
-            link,
+            link: AnyLink::Secret(link),
             app_name,
             status: None,
             excluded: Some(pattern),
@@ -234,10 +259,14 @@ pub async fn select(
             .iter()
             .filter(|l| l.application_id.eq_ignore_ascii_case(&app.app_id))
             .collect();
+        let certs: Vec<&rotor_engine::CertificateLink> = cert_links
+            .iter()
+            .filter(|l| l.application_id.eq_ignore_ascii_case(&app.app_id))
+            .collect();
         let has_excluded = planned
             .iter()
-            .any(|p| p.excluded.is_some() && p.link.application_id == app.app_id);
-        if mine.is_empty() && !args.due && !has_excluded {
+            .any(|p| p.excluded.is_some() && p.link.application_id() == app.app_id);
+        if mine.is_empty() && certs.is_empty() && !args.due && !has_excluded {
             return Err(rotor_engine::Error::new(
                 rotor_engine::ErrorKind::NotFound,
                 format!(
@@ -245,7 +274,7 @@ pub async fn select(
                     app.display_name, app.app_id
                 ),
                 format!(
-                    "no credential of it is linked to a Key Vault secret with confidence {} or above",
+                    "no credential of it is linked to a Key Vault secret with confidence {} or above, and no certificate credential to a Key Vault certificate",
                     policy.min_confidence
                 ),
             )
@@ -263,15 +292,78 @@ pub async fn select(
                 continue;
             }
             planned.push(Planned {
-                link: link.clone(),
+                link: AnyLink::Secret(link.clone()),
                 app_name: app.display_name.clone(),
-                status: Some(status),
+                status: Some(AnyStatus::Secret(status)),
+                excluded: None,
+            });
+        }
+        for link in certs {
+            let status = engine.inspect_certificate_link(link, policy).await?;
+            if args.due && !status.rotation_due {
+                continue;
+            }
+            planned.push(Planned {
+                link: AnyLink::Certificate(link.clone()),
+                app_name: app.display_name.clone(),
+                status: Some(AnyStatus::Certificate(status)),
                 excluded: None,
             });
         }
     }
     sort_plan(&mut planned);
     Ok((planned, !args.due))
+}
+
+/// The lineage name of a key credential (its display name without ` rotor:<id>`).
+fn key_lineage(k: &rotor_engine::KeyCredential) -> &str {
+    let n = k.display_name.as_deref().unwrap_or("");
+    n.rfind(" rotor:").map_or(n, |i| &n[..i])
+}
+
+/// The certificate links of some applications: for each certificate credential lineage, the
+/// link [`Engine::adopt_certificate`] builds from its newest key credential (the Key Vault
+/// certificates whose thumbprint the lineage holds). A lineage no Key Vault certificate holds
+/// is no link. Applications without certificate credentials cost no request.
+pub async fn certificate_links_of(
+    ctx: &Context,
+    engine: &Engine,
+    apps: &[rotor_engine::Application],
+) -> anyhow::Result<Vec<rotor_engine::CertificateLink>> {
+    let mut out: Vec<rotor_engine::CertificateLink> = Vec::new();
+    for app in apps {
+        let mut lineages: Vec<&rotor_engine::KeyCredential> = Vec::new();
+        for k in &app.key_credentials {
+            match lineages
+                .iter_mut()
+                .find(|n| key_lineage(n) == key_lineage(k))
+            {
+                Some(newest) if newest.start < k.start => *newest = k,
+                Some(_) => {}
+                None => lineages.push(k),
+            }
+        }
+        for k in lineages {
+            match engine.adopt_certificate(ctx.config(), &k.key_id).await {
+                Ok(link) => {
+                    if !out.iter().any(|l| {
+                        l.application_id == link.application_id
+                            && l.credential_display_name == link.credential_display_name
+                    }) {
+                        out.push(link);
+                    }
+                }
+                Err(e) if e.kind() == rotor_engine::ErrorKind::NotFound => {
+                    tracing::debug!(
+                        "certificate credential {} is in no Key Vault: {e}",
+                        k.key_id
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn ensure_vaults(ctx: &Context, engine: &Engine) -> anyhow::Result<Vec<url::Url>> {
@@ -299,13 +391,12 @@ pub async fn execute(
     opts: &RotateOptions,
 ) -> Vec<AuditRecord> {
     let reporter = ctx.progress();
-    let links: Vec<Link> = planned
+    let links: Vec<AnyLink> = planned
         .iter()
         .filter(|p| p.excluded.is_none())
         .map(|p| p.link.clone())
         .collect();
-    let mut rotated = engine
-        .rotate_many(&links, &ctx.config().policy, opts, &reporter)
+    let mut rotated = lineage::rotate_all(engine, &links, &ctx.config().policy, opts, &reporter)
         .await
         .into_iter();
     reporter.finish();
@@ -338,12 +429,12 @@ fn excluded_record(
 ) -> AuditRecord {
     let now = engine.now();
     AuditRecord {
-        kind: Default::default(),
+        kind: p.link.kind(),
         rotation_id: uuid::Uuid::new_v4().to_string(),
         started_at: now,
         finished_at: now,
         actor: ctx.actor().to_owned(),
-        app_id: p.link.application_id.clone(),
+        app_id: p.link.application_id().to_owned(),
         app_name: p.app_name.clone(),
         old_key_id: None,
         new_key_id: None,
@@ -351,11 +442,11 @@ fn excluded_record(
         confidence: rotor_engine::Confidence::None,
         targets: p
             .link
-            .targets
-            .iter()
-            .map(|t| rotor_engine::TargetRecord {
-                vault_url: t.vault_url.clone(),
-                secret_name: t.secret_name.clone(),
+            .targets()
+            .into_iter()
+            .map(|(vault_url, secret_name)| rotor_engine::TargetRecord {
+                vault_url,
+                secret_name,
                 version: None,
                 status: TargetStatus::Skipped,
                 error: None,
@@ -364,7 +455,8 @@ fn excluded_record(
         status: RotationStatus::Excluded,
         error: Some(format!(
             "credential `{}` of application `{}` is excluded by policy (`{pattern}`)",
-            p.link.credential_display_name, p.app_name
+            p.link.credential_display_name(),
+            p.app_name
         )),
         notes: Vec::new(),
         hints: vec![format!(
@@ -384,21 +476,16 @@ pub fn print_plan(ctx: &Context, planned: &[Planned], validity_days: u32) {
     let mut t = output::table(&[
         "App",
         "Credential",
-        "Key Vault secrets",
+        "Key Vault secrets / certificates",
         "Confidence",
         "Why",
     ]);
     for p in planned {
-        let mut targets: Vec<(String, String)> = p
+        let targets: Vec<String> = p
             .link
-            .targets
-            .iter()
-            .map(|t| (t.secret_name.clone(), ctx.vault_name(&t.vault_url)))
-            .collect();
-        targets.sort();
-        let targets: Vec<String> = targets
+            .targets()
             .into_iter()
-            .map(|(secret, vault)| format!("{vault}/{secret}"))
+            .map(|(vault, name)| format!("{}/{name}", ctx.vault_name(&vault)))
             .collect();
         let (conf, why) = match (&p.excluded, &p.status) {
             (Some(pattern), _) => (
@@ -406,16 +493,14 @@ pub fn print_plan(ctx: &Context, planned: &[Planned], validity_days: u32) {
                 format!("excluded by `{pattern}`: not rotated"),
             ),
             (None, Some(s)) => (
-                s.confidence.to_string(),
-                s.due_reason
-                    .clone()
-                    .unwrap_or_else(|| "requested".to_owned()),
+                s.confidence().to_string(),
+                s.due_reason().unwrap_or("requested").to_owned(),
             ),
             (None, None) => (String::new(), String::new()),
         };
         t.add_row(vec![
             p.app_name.clone(),
-            p.link.credential_display_name.clone(),
+            p.link.label(p.status.as_ref()),
             targets.join("\n"),
             conf,
             why,
@@ -522,12 +607,25 @@ pub async fn run_collect(
     let to_rotate: Vec<&Planned> = planned.iter().filter(|p| p.excluded.is_none()).collect();
     if !args.change.dry_run && !args.change.yes && !to_rotate.is_empty() {
         print_plan(ctx, &planned, validity);
-        let targets: usize = to_rotate.iter().map(|p| p.link.targets.len()).sum();
-        let question = format!(
-            "Rotate {} credential(s) and update {} Key Vault secret(s)?",
-            to_rotate.len(),
-            targets
-        );
+        let certs = to_rotate.iter().filter(|p| p.link.is_certificate()).count();
+        let targets: usize = to_rotate
+            .iter()
+            .filter(|p| !p.link.is_certificate())
+            .map(|p| p.link.targets().len())
+            .sum();
+        let question = if certs == 0 {
+            format!(
+                "Rotate {} credential(s) and update {} Key Vault secret(s)?",
+                to_rotate.len(),
+                targets
+            )
+        } else {
+            format!(
+                "Rotate {} credential(s) ({certs} certificate(s): a new Key Vault version each, added to the application) and update {} Key Vault secret(s)?",
+                to_rotate.len(),
+                targets
+            )
+        };
         if !confirm::ask(&args.change, &question) {
             eprintln!("Aborted; nothing changed.");
             return Ok((ExitCode::SUCCESS, Vec::new()));
@@ -639,19 +737,15 @@ pub fn records_table(
         "Credential",
         "Old → new key",
         "New expiry",
-        "Key Vault secrets",
+        "Key Vault secrets / certificates",
         "Status",
     ]);
     for (i, r) in records.iter().enumerate() {
         let cred = planned
             .get(i)
-            .map(|p| p.link.credential_display_name.clone())
+            .map(|p| p.link.label(p.status.as_ref()))
             .unwrap_or_default();
-        let keys = format!(
-            "{} → {}",
-            r.old_key_id.as_deref().map(output::short).unwrap_or("-"),
-            r.new_key_id.as_deref().map(output::short).unwrap_or("-")
-        );
+        let keys = lineage::keys_cell(r);
         let mut sorted: Vec<&rotor_engine::TargetRecord> = r.targets.iter().collect();
         sorted.sort_by(|a, b| (&a.secret_name, &a.vault_url).cmp(&(&b.secret_name, &b.vault_url)));
         let targets: Vec<String> = sorted

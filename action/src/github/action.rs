@@ -31,6 +31,7 @@ use super::records::{self, Record};
 use super::runner::{self, Commands, RunnerEnv};
 use super::{ActionArgs, CommentMode, DASHBOARD_EVENT, NothingDue, REPORT_EVENTS, ROTATE_EVENTS};
 use crate::commands::Context;
+use crate::commands::lineage::{self, AnyLink, AnyStatus};
 
 /// `rotor action`.
 pub async fn run_action(ctx: &Context, args: &ActionArgs) -> anyhow::Result<ExitCode> {
@@ -1215,8 +1216,9 @@ impl rotor_engine::Progress for LogProgress {
     }
 }
 
-/// Lists what is due, then runs the rotation protocol on each due link (`dry_run`: read-only
-/// preflight), at most `policy.max_concurrent` at a time. Names from Azure are printed only
+/// Lists what is due — secret links and certificate links — then runs the rotation protocol on
+/// each due link (`dry_run`: read-only preflight), secret links at most `policy.max_concurrent`
+/// at a time, then each certificate link. Names from Azure are printed only
 /// between `::stop-commands::` markers.
 async fn rotate_links<W: Write>(
     ctx: &Context,
@@ -1224,7 +1226,7 @@ async fn rotate_links<W: Write>(
     commands: &mut Commands<W>,
     dry_run: bool,
 ) -> anyhow::Result<(
-    Vec<(rotor_engine::Link, rotor_engine::LinkStatus)>,
+    Vec<(AnyLink, AnyStatus)>,
     Vec<rotor_engine::AuditRecord>,
     Vec<rotor_engine::VaultFailure>,
 )> {
@@ -1235,17 +1237,16 @@ async fn rotate_links<W: Write>(
         "rotor: rotating what is due"
     });
     let token = commands.stop_commands();
-    let due = engine.due_links(&config).await;
+    let due = lineage::due_all(&engine, &config).await;
     let result = match due {
         Ok(due) => {
             let opts = rotor_engine::RotateOptions {
                 dry_run,
                 ..rotor_engine::RotateOptions::default()
             };
-            let links: Vec<rotor_engine::Link> = due.iter().map(|(l, _)| l.clone()).collect();
-            let records = engine
-                .rotate_many(&links, &config.policy, &opts, &LogProgress)
-                .await;
+            let links: Vec<AnyLink> = due.iter().map(|(l, _)| l.clone()).collect();
+            let records =
+                lineage::rotate_all(&engine, &links, &config.policy, &opts, &LogProgress).await;
             Ok((due, records, engine.vault_failures()))
         }
         Err(e) => Err(anyhow::Error::new(e)),
@@ -1267,16 +1268,16 @@ async fn dry_run<W: Write>(
     for ((link, status), rec) in due.iter().zip(&engine_records) {
         let rec = Record::from_engine(rec);
         let mut row = rec.to_row(true);
-        complete_row(&mut row, link);
+        complete_row(&mut row, link, Some(status));
         if row.status != Status::Failed
-            && let Some(reason) = &status.due_reason
+            && let Some(reason) = status.due_reason()
         {
-            row.detail = reason.clone();
+            row.detail = reason.to_owned();
         }
         if row.confidence.is_empty() {
-            row.confidence = status.confidence.to_string();
+            row.confidence = status.confidence().to_string();
         }
-        row.expires_at = status.current_expires_at;
+        row.expires_at = status.current_expires_at();
         rows.push(row);
         records_out.push(rec);
     }
@@ -1317,9 +1318,9 @@ async fn cleanup<W: Write>(
     };
     commands.group("rotor: removing old credentials whose grace period has passed");
     let token = commands.stop_commands();
-    let links = engine.links(&config).await;
+    let links = lineage::links_all(&engine, &config).await;
     let results = match &links {
-        Ok(links) => engine.cleanup_many(links, &config.policy, false).await,
+        Ok(links) => lineage::cleanup_all(&engine, links, &config.policy, false).await,
         Err(_) => Vec::new(),
     };
     commands.resume(&token);
@@ -1354,8 +1355,8 @@ async fn cleanup<W: Write>(
                 commands.error("rotor: cleanup failed", &msg);
                 outcome.report.failures.push(markdown::Failure {
                     app: String::new(),
-                    app_id: link.application_id.clone(),
-                    credential: link.credential_display_name.clone(),
+                    app_id: link.application_id().to_owned(),
+                    credential: link.label(None),
                     error: e.to_string(),
                     hints: e.hints(),
                 });
@@ -1374,20 +1375,30 @@ async fn cleanup<W: Write>(
     ));
 }
 
-/// Fills what a record may lack from the link: the lineage name and the targets.
-fn complete_row(row: &mut markdown::Row, link: &rotor_engine::Link) {
-    if row.credential.is_empty() || row.credential.starts_with("key ") {
-        row.credential = link.credential_display_name.clone();
+/// Fills what a record may lack from the link: the lineage name (for a certificate with its
+/// kind and thumbprint) and the targets.
+fn complete_row(row: &mut markdown::Row, link: &AnyLink, status: Option<&AnyStatus>) {
+    if row.credential.is_empty()
+        || row.credential.starts_with("key ")
+        || row.credential.starts_with("(certificate")
+    {
+        match (link, row.credential.find("(certificate ")) {
+            // the record's own thumbprint (the new one) is kept; else the current one
+            (AnyLink::Certificate(l), Some(i)) => {
+                row.credential = format!("{} {}", l.credential_display_name, &row.credential[i..]);
+            }
+            _ => row.credential = link.label(status),
+        }
     }
     if row.targets.is_empty() {
         row.targets = link
-            .targets
-            .iter()
-            .map(|t| (t.vault_url.to_string(), t.secret_name.clone()))
+            .targets()
+            .into_iter()
+            .map(|(vault, name)| (vault.to_string(), name))
             .collect();
     }
     if row.app_id.is_empty() {
-        row.app_id = link.application_id.clone();
+        row.app_id = link.application_id().to_owned();
     }
 }
 
@@ -1405,8 +1416,8 @@ async fn rotate_due<W: Write>(
         &records_out,
         false,
     );
-    for (row, (link, _)) in report.rows.iter_mut().zip(&due) {
-        complete_row(row, link);
+    for (row, (link, status)) in report.rows.iter_mut().zip(&due) {
+        complete_row(row, link, Some(status));
     }
     report
         .intro

@@ -13,6 +13,9 @@ use crate::commands::output::short;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Record {
+    /// `certificate` for a certificate lineage; absent (secret) in secret records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub rotation_id: String,
     pub started_at: String,
     pub finished_at: String,
@@ -38,6 +41,12 @@ pub struct Record {
     /// Why a `skipped` attempt changed nothing (`not-due`, `in-progress`, `lost-race`, `dry-run`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<String>,
+    /// Certificates: SHA-1 thumbprint (hex) of the key credential before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_thumbprint: Option<String>,
+    /// Certificates: SHA-1 thumbprint (hex) of the new (or adopted) key credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_thumbprint: Option<String>,
     /// Fields this version does not know (`notes`, `removed_key_ids`, …), kept so a record
     /// read and written again (audit pull requests) loses nothing.
     #[serde(flatten)]
@@ -110,11 +119,18 @@ impl Record {
             self.skip_reason.as_deref(),
         );
         let detail = match status {
-            Status::Rotated => match (&self.new_key_id, &self.new_expires_at) {
-                (Some(k), Some(e)) => format!("new key {} valid until {e}", short(k)),
-                (Some(k), None) => format!("new key {}", short(k)),
-                _ => String::new(),
-            },
+            Status::Rotated => {
+                let key = match (&self.new_key_id, &self.new_expires_at) {
+                    (Some(k), Some(e)) => format!("new key {} valid until {e}", short(k)),
+                    (Some(k), None) => format!("new key {}", short(k)),
+                    _ => String::new(),
+                };
+                match (&self.new_thumbprint, key.is_empty()) {
+                    (Some(t), true) => format!("new certificate {}", thumb(t)),
+                    (Some(t), false) => format!("new certificate {}, {key}", thumb(t)),
+                    (None, _) => key,
+                }
+            }
             _ => self.error.clone().unwrap_or_default(),
         };
         Row {
@@ -161,15 +177,44 @@ impl Record {
         })
     }
 
+    /// True for a certificate lineage's record (`kind: "certificate"`).
+    pub fn is_certificate(&self) -> bool {
+        self.kind.as_deref() == Some("certificate")
+    }
+
     fn credential(&self) -> String {
-        if let Some(n) = &self.credential_display_name {
-            return n.clone();
+        let name = if let Some(n) = &self.credential_display_name {
+            n.clone()
+        } else {
+            match &self.old_key_id {
+                Some(k) => format!("key {}", short(k)),
+                None => String::new(),
+            }
+        };
+        if !self.is_certificate() {
+            return name;
         }
-        match &self.old_key_id {
-            Some(k) => format!("key {}", short(k)),
-            None => String::new(),
+        // The kind and the thumbprint the lineage holds now (else the one it held).
+        let kind = match self
+            .new_thumbprint
+            .as_ref()
+            .or(self.old_thumbprint.as_ref())
+        {
+            Some(t) => format!("(certificate {})", thumb(t)),
+            None => "(certificate)".to_owned(),
+        };
+        if name.is_empty() {
+            kind
+        } else {
+            format!("{name} {kind}")
         }
     }
+}
+
+/// A thumbprint as reports show it: its first 8 hex digits (upper case), enough to find it in
+/// the portal's "Certificates & secrets" list.
+pub fn thumb(t: &str) -> String {
+    t.get(..8).unwrap_or(t).to_ascii_uppercase()
 }
 
 /// A report of audit records: one row each, failures listed with error and hints.

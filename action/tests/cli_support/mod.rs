@@ -277,3 +277,4 @@ pub fn assert_no_secret(place: &str, text: &str, secrets: &[String]) {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+pub mod certificates;
