@@ -4,7 +4,10 @@
 //! | resource | state `id` | import accepts |
 //! |---|---|---|
 //! | `rotor_secret_link` | `<application_id>/<credential_display_name>` | the state id, or `<application_id>/<key_id>` |
+//! | `rotor_certificate_link` | `<application_id>/<credential_display_name>` | the state id, or `<application_id>/<key_id>` (a key credential of the lineage) |
 //! | `rotor_policy` | `<name>` | the state id |
+//!
+//! Both link resources share [`LinkId`] and [`parse_link_import`]: one grammar, two lineages.
 
 /// A `rotor_secret_link` id: the application and the lineage (its credential display name).
 #[derive(Debug, Clone, PartialEq, Eq)]

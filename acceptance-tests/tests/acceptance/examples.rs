@@ -163,6 +163,47 @@ async fn example_import_adopts_then_plans_nothing() {
     assert_eq!(plan.code, 0, "{}", plan.output());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_certificate_link_rotates_the_due_certificate() {
+    use crate::certificate_link as cert;
+    let em = emulator(cert::fixture()).await;
+    // Key Vault holds a version the application lacks (as after AutoRenew): the apply syncs it
+    cert::create_certificate(&em, cert::CERT).await;
+    let tf = Tf::new(Some(&em));
+    tf.copy_dir(&example("certificate-link"));
+    tf.write(
+        "terraform.tfvars.json",
+        &json!({
+            "application_id": cert::CERT_APP,
+            "vault_url": em.endpoints().vaults[cert::VAULT],
+            "certificate_name": cert::CERT,
+        })
+        .to_string(),
+    );
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "{}", plan.output());
+    tf.apply().await.ok();
+    let thumbprint = cert::cert_versions(&em, cert::CERT)
+        .last()
+        .map(|v| v["thumbprint"].clone())
+        .expect("version");
+    assert_eq!(
+        tf.resource("rotor_certificate_link.myapp")["thumbprint"],
+        thumbprint
+    );
+    assert!(
+        cert::key_credentials(&em, cert::CERT_APP)
+            .iter()
+            .any(|k| k["thumbprint"]
+                .as_str()
+                .map(str::to_ascii_uppercase)
+                .as_ref()
+                == thumbprint.as_str().map(str::to_string).as_ref()),
+        "the application holds the certificate"
+    );
+    assert_eq!(tf.plan().await.code, 0);
+}
+
 /// Every example directory has a README that says what it shows, names each of its variables and
 /// how to run it against the emulator, and is exercised by a test in this file.
 #[test]

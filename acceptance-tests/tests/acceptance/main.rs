@@ -3,6 +3,7 @@
 
 mod auth;
 mod bench;
+mod certificate_link;
 mod complete;
 mod data_sources;
 mod distribution;

@@ -10,6 +10,7 @@ use rotor_engine::{Application, Confidence, CredentialKind, MatchReport, Policy}
 use crate::framework::{AttrPath, DataSource, Diagnostics};
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer, decoded, object_model};
 use crate::provider::{ProviderState, hint_lines};
+use crate::resources::certificate_link::CertificateModel;
 use crate::resources::diag::engine_error_on;
 use crate::resources::secret_link::model::TargetModel;
 use crate::resources::secret_link::target_type;
@@ -27,6 +28,7 @@ pub mod attrs {
     pub const MATCHES: &str = "matches";
     pub const UNMATCHED: &str = "unmatched";
     pub const LINKS: &str = "links";
+    pub const CERTIFICATE_LINKS: &str = "certificate_links";
 }
 
 /// The data source.
@@ -84,6 +86,22 @@ object_model! {
     }
 }
 
+object_model! {
+    /// A ready-made `rotor_certificate_link` argument set.
+    pub struct MatchedCertificateLinkModel {
+        /// Application (client) id.
+        application_id: String = Type::String,
+        /// Application display name.
+        application_name: String = Type::String,
+        /// The certificate lineage.
+        credential_display_name: String = Type::String,
+        /// The newest key credential the certificates hold.
+        key_id: String = Type::String,
+        /// The Key Vault certificates.
+        certificates: Set<CertificateModel> = Type::set(CertificateModel::ty()),
+    }
+}
+
 /// A `rotor_matches` value.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MatchesModel {
@@ -103,6 +121,8 @@ pub struct MatchesModel {
     pub unmatched: Attr<Vec<UnmatchedModel>>,
     /// `links`.
     pub links: Attr<BTreeMap<String, MatchedLinkModel>>,
+    /// `certificate_links`.
+    pub certificate_links: Attr<BTreeMap<String, MatchedCertificateLinkModel>>,
 }
 
 impl Field for MatchesModel {
@@ -117,6 +137,7 @@ impl Field for MatchesModel {
             matches: r.get(attrs::MATCHES)?,
             unmatched: r.get(attrs::UNMATCHED)?,
             links: r.get(attrs::LINKS)?,
+            certificate_links: r.get(attrs::CERTIFICATE_LINKS)?,
         })
     }
     fn to_value(&self) -> Value {
@@ -129,6 +150,7 @@ impl Field for MatchesModel {
             .put(attrs::MATCHES, &self.matches)
             .put(attrs::UNMATCHED, &self.unmatched)
             .put(attrs::LINKS, &self.links)
+            .put(attrs::CERTIFICATE_LINKS, &self.certificate_links)
             .build()
     }
 }
@@ -149,10 +171,95 @@ struct ReportValues {
     matches: Vec<MatchModel>,
     unmatched: Vec<UnmatchedModel>,
     links: BTreeMap<String, MatchedLinkModel>,
+    certificate_links: BTreeMap<String, MatchedCertificateLinkModel>,
 }
 
-/// The computed `matches`, `unmatched` and `links` of a match report. Only client secrets:
-/// certificate matches (matched by the engine, not rotated yet) are left out of all three.
+/// The key of a link in `links` / `certificate_links`: `<application name>/<lineage>`, or
+/// `<application name> (<appId>)/<lineage>` when another application of that name took it.
+fn link_key(
+    owner: &mut BTreeMap<String, String>,
+    app_name: &str,
+    app_id: &str,
+    lineage: &str,
+) -> String {
+    let mut key = format!("{app_name}/{lineage}");
+    if owner.get(&key).is_some_and(|id| id != app_id) {
+        key = format!("{app_name} ({app_id})/{lineage}");
+    }
+    owner.insert(key.clone(), app_id.to_string());
+    key
+}
+
+/// Certificate links formed by the report's certificate matches: one per application and
+/// certificate lineage (the key credential's display name without rotor's ` rotor:<id>`), of
+/// the matches at or above `min_confidence`; a lineage with an excluded match forms none (as for
+/// secrets). `key_id` is the newest key credential a certificate holds.
+fn certificate_links(
+    report: &MatchReport,
+    apps: &[Application],
+    policy: &Policy,
+) -> BTreeMap<String, MatchedCertificateLinkModel> {
+    type Group<'a> = (Vec<&'a rotor_engine::Match>, bool);
+    let mut groups: BTreeMap<(String, String), Group<'_>> = BTreeMap::new();
+    for m in report
+        .matches
+        .iter()
+        .filter(|m| m.kind == CredentialKind::Certificate)
+    {
+        let name = m.credential_display_name.as_deref().unwrap_or_default();
+        let lineage = name.split(" rotor:").next().unwrap_or(name).to_string();
+        let g = groups.entry((m.app_id.clone(), lineage)).or_default();
+        if m.excluded.is_some() {
+            g.1 = true;
+        } else if m.confidence >= policy.min_confidence && m.rejected.is_none() {
+            g.0.push(m);
+        }
+    }
+    let mut owner = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for ((app_id, lineage), (held, excluded)) in groups {
+        if excluded || held.is_empty() {
+            continue;
+        }
+        let app = apps.iter().find(|a| a.app_id == app_id);
+        let app_name = app
+            .map(|a| a.display_name.clone())
+            .unwrap_or_else(|| held[0].app_name.clone());
+        let started = |key_id: &str| {
+            app.and_then(|a| a.key_credentials.iter().find(|k| k.key_id == key_id))
+                .map(|k| k.start)
+        };
+        let key_id = held
+            .iter()
+            .max_by_key(|m| started(&m.key_id))
+            .map(|m| m.key_id.clone())
+            .unwrap_or_default();
+        let mut certificates: Vec<CertificateModel> = held
+            .iter()
+            .map(|m| CertificateModel {
+                vault_url: Attr::Known(m.vault_url.to_string()),
+                certificate_name: Attr::Known(m.secret_name.clone()),
+            })
+            .collect();
+        certificates.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        certificates.dedup();
+        let key = link_key(&mut owner, &app_name, &app_id, &lineage);
+        out.insert(
+            key,
+            MatchedCertificateLinkModel {
+                application_id: app_id,
+                application_name: app_name,
+                credential_display_name: lineage,
+                key_id,
+                certificates: Set(certificates),
+            },
+        );
+    }
+    out
+}
+
+/// The computed `matches`, `unmatched`, `links` and `certificate_links` of a match report.
+/// Certificate matches are left out of the first three and form `certificate_links`.
 /// `links` are the engine's own grouping ([`links_from_matches`]: one per application and
 /// credential lineage, at or above `min_confidence`, none for a lineage with an excluded copy),
 /// keyed by `<application name>/<lineage>` (`<application name> (<appId>)/<lineage>` when two
@@ -212,14 +319,12 @@ fn report_values(report: &MatchReport, apps: &[Application], policy: &Policy) ->
             .max_by_key(|m| started(&m.key_id))
             .map(|m| m.key_id.clone())
             .unwrap_or_default();
-        let mut key = format!("{app_name}/{}", link.credential_display_name);
-        if owner.get(&key).is_some_and(|id| *id != link.application_id) {
-            key = format!(
-                "{app_name} ({})/{}",
-                link.application_id, link.credential_display_name
-            );
-        }
-        owner.insert(key.clone(), link.application_id.clone());
+        let key = link_key(
+            &mut owner,
+            &app_name,
+            &link.application_id,
+            &link.credential_display_name,
+        );
         links.insert(
             key,
             MatchedLinkModel {
@@ -235,6 +340,7 @@ fn report_values(report: &MatchReport, apps: &[Application], policy: &Policy) ->
         matches,
         unmatched,
         links,
+        certificate_links: certificate_links(report, apps, policy),
     }
 }
 
@@ -250,7 +356,8 @@ impl DataSource for MatchesDataSource {
             description: "Matches client secrets to the Key Vault secrets that hold them, using tags, the secret's \
                 hint, names and expiry dates (values are read only to compare hints, and never stored). `links` groups \
                 the matches at or above `min_confidence` into ready-made `rotor_secret_link` arguments for `for_each`. \
-                Client secrets only: certificates are not rotated yet, so certificate matches are left out.",
+                `matches` and `unmatched` list client secrets; certificates (matched by thumbprint) form \
+                `certificate_links`, ready-made `rotor_certificate_link` arguments.",
             attributes: vec![
                 Attribute::computed(attrs::ID, Type::String, "Identifier of this read."),
                 Attribute::optional(
@@ -287,6 +394,11 @@ impl DataSource for MatchesDataSource {
                     attrs::LINKS,
                     Type::map(MatchedLinkModel::ty()),
                     "Links formed by the matches at or above `min_confidence`, one per application and credential lineage, keyed by `<application name>/<credential display name>` (`<application name> (<application id>)/<credential display name>` when two applications share a name): `application_id`, `application_name`, `credential_display_name`, `key_id` (the newest credential the targets hold) and `targets` (set of `vault_url`, `secret_name`). A lineage with an excluded copy forms no link (rotating it would break the excluded secret).",
+                ),
+                Attribute::computed(
+                    attrs::CERTIFICATE_LINKS,
+                    Type::map(MatchedCertificateLinkModel::ty()),
+                    "Certificate links formed by the certificate matches (thumbprints) at or above `min_confidence`, one per application and certificate lineage (the key credential's display name without rotor's ` rotor:<id>`), keyed like `links`: `application_id`, `application_name`, `credential_display_name`, `key_id` (the newest key credential a certificate holds) and `certificates` (set of `vault_url`, `certificate_name`) — ready for `rotor_certificate_link` with `for_each`. A lineage with an excluded certificate forms no link.",
                 ),
             ],
         }
@@ -401,6 +513,7 @@ impl DataSource for MatchesDataSource {
         out.matches = Attr::Known(values.matches);
         out.unmatched = Attr::Known(values.unmatched);
         out.links = Attr::Known(values.links);
+        out.certificate_links = Attr::Known(values.certificate_links);
         out.to_value()
     }
 }
@@ -520,6 +633,44 @@ mod tests {
         let link = &links["MyApp/main"];
         assert_eq!(names(link.attr("targets"), "secret_name"), ["myapp-secret"]);
         assert_eq!(link.attr("key_id").as_str(), Some(NEW));
+        let certs =
+            report_values(&report, &[app(APP, "MyApp")], &Policy::default()).certificate_links;
+        let keys: Vec<&String> = certs.keys().collect();
+        assert_eq!(
+            keys,
+            ["MyApp/main", "MyApp/tls"],
+            "certificate lineages apart from secrets"
+        );
+        assert_eq!(certs["MyApp/tls"].certificates.0.len(), 1);
+        assert_eq!(
+            certs["MyApp/tls"].certificates.0[0]
+                .certificate_name
+                .as_deref(),
+            Some("myapp-tls")
+        );
+        assert_eq!(certs["MyApp/tls"].key_id, CERT);
+    }
+
+    #[test]
+    fn certificate_lineages_with_an_excluded_or_weak_match_form_no_link() {
+        let mut excluded = m(
+            APP,
+            CredentialKind::Certificate,
+            CERT,
+            "tls rotor:r1",
+            "tls-a",
+        );
+        excluded.excluded = Some("secret:tls-a".into());
+        let held = m(APP, CredentialKind::Certificate, CERT, "tls", "tls-b");
+        let mut weak = m(APP, CredentialKind::Certificate, CERT, "api", "api-cert");
+        weak.confidence = Confidence::Low;
+        let report = MatchReport {
+            matches: vec![excluded, held, weak],
+            ..MatchReport::default()
+        };
+        let certs =
+            report_values(&report, &[app(APP, "MyApp")], &Policy::default()).certificate_links;
+        assert!(certs.is_empty(), "{certs:?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! module (schema, plan, apply, read, import and unit tests side by side) and list it here.
 
 pub mod applications;
+pub mod certificate_link;
 pub mod diag;
 pub mod matches;
 pub mod policy;
@@ -14,6 +15,7 @@ use crate::framework::{DataSource, Resource};
 /// Every managed resource type.
 pub fn resources() -> Vec<Arc<dyn Resource>> {
     vec![
+        Arc::new(certificate_link::CertificateLinkResource),
         Arc::new(policy::PolicyResource),
         Arc::new(secret_link::SecretLinkResource),
     ]
@@ -36,10 +38,12 @@ pub fn doc_examples() -> Vec<(&'static str, &'static str, &'static str)> {
         include_str!("../../../examples/terraform/one-link-three-vaults/main.tf");
     const POLICY: &str = include_str!("../../../examples/terraform/policy-with-exclusions/main.tf");
     const DISCOVERY: &str = include_str!("../../../examples/terraform/discovery-for-each/main.tf");
+    const CERTIFICATE: &str = include_str!("../../../examples/terraform/certificate-link/main.tf");
     vec![
         ("provider", "rotor", PROVIDER),
         ("resource", "rotor_policy", POLICY),
         ("resource", "rotor_secret_link", ONE_LINK),
+        ("resource", "rotor_certificate_link", CERTIFICATE),
         ("data source", "rotor_matches", DISCOVERY),
         ("data source", "rotor_applications", DISCOVERY),
     ]

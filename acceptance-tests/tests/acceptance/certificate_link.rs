@@ -1,0 +1,414 @@
+//! `rotor_certificate_link` with real Terraform against the emulator, checked in the emulator's
+//! state: create syncs the certificate Key Vault holds onto the application (PATCH, every other
+//! key credential unchanged), a version Key Vault made on its own (AutoRenew) is a due sync that
+//! apply performs without making another, `rotate_when_changed` forces a new Key Vault version,
+//! import by both id forms round-trips, destroy keeps the Key Vault certificate and the key
+//! credentials, and no private key material reaches state, plan or logs.
+//!
+//! A rotation due by expiry cannot be staged here (the emulator does not age certificates and a
+//! fresh certificate outlives `rotate_before_expiry_days`); the engine tests cover it
+//! (`engine/tests/certificates.rs`). The due case here is the sync.
+
+use serde_json::{Value, json};
+
+use crate::support::{Tf, emulator};
+use rotor_emulator::Emulator;
+
+pub const CERT_APP: &str = "b0000c01-0000-4000-8000-000000000c01";
+const FOREIGN_KEY: &str = "f0000c01-0000-4000-8000-0000000000f1";
+pub const VAULT: &str = "kv-certs";
+pub const CERT: &str = "certapp-tls";
+
+/// A tenant: rotor's principal with Graph write and the Key Vault certificate roles, `CertApp`
+/// holding one key credential rotor does not own, and an empty vault `kv-certs`.
+pub fn fixture() -> Value {
+    json!({
+        "principals": [{
+            "display_name": "rotor-ci", "client_id": "7c1e0d5a-0000-4000-8000-0000000000c1",
+            "client_secret": "rotor-ci-secret-value-0123456789",
+            "graph_roles": ["Application.ReadWrite.All"],
+            "vault_roles": {"*": ["Key Vault Secrets Officer", "Key Vault Certificates Officer", "Key Vault Crypto User"]}
+        }],
+        "applications": [{
+            "display_name": "CertApp", "app_id": CERT_APP, "object_id": "a0000c01-0000-4000-8000-000000000c01",
+            "key_credentials": [
+                {"key_id": FOREIGN_KEY, "display_name": "CN=other-tool", "thumbprint": "FFEEDDCCBBAA99887766554433221100FFEEDDCC", "start": "-10d", "end": "+300d"}
+            ]
+        }],
+        "vaults": [{"name": VAULT}]
+    })
+}
+
+/// One Key Vault request as the test principal (a person, or Key Vault AutoRenew); the JSON
+/// answer.
+pub async fn kv_json(
+    em: &Emulator,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let env = &em.endpoints().env;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(em.ca_pem().as_bytes()).expect("emulator CA"),
+        )
+        .build()
+        .expect("client");
+    let token: Value = client
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            env["AZURE_AUTHORITY_HOST"].trim_end_matches('/'),
+            env["AZURE_TENANT_ID"]
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", env["AZURE_CLIENT_ID"].as_str()),
+            ("client_secret", env["AZURE_CLIENT_SECRET"].as_str()),
+            ("scope", "https://vault.azure.net/.default"),
+        ])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    let url = format!(
+        "{}{}?api-version=7.5",
+        em.endpoints().vaults[VAULT].trim_end_matches('/'),
+        path
+    );
+    let mut req = client
+        .request(method.clone(), url)
+        .bearer_auth(token["access_token"].as_str().expect("access_token"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("Key Vault request");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Makes a new version of certificate `name` from a self-signed RSA policy, as a person or
+/// AutoRenew would, and waits until it is completed.
+pub async fn create_certificate(em: &Emulator, name: &str) {
+    kv_json(
+        em,
+        reqwest::Method::POST,
+        &format!("/certificates/{name}/create"),
+        Some(json!({"policy": {
+            "key_props": {"kty": "RSA", "key_size": 2048, "exportable": true, "reuse_key": false},
+            "secret_props": {"contentType": "application/x-pkcs12"},
+            "x509_props": {"subject": format!("CN={name}"), "validity_months": 12},
+            "issuer": {"name": "Self"}
+        }})),
+    )
+    .await;
+    for _ in 0..100 {
+        let op = kv_json(
+            em,
+            reqwest::Method::GET,
+            &format!("/certificates/{name}/pending"),
+            None,
+        )
+        .await;
+        if op["status"] == "completed" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("certificate {name} did not complete");
+}
+
+/// The versions of certificate `name` in the emulator's state, oldest first.
+pub fn cert_versions(em: &Emulator, name: &str) -> Vec<Value> {
+    let state = em.state();
+    for v in state["vaults"].as_array().into_iter().flatten() {
+        for c in v["certificates"].as_array().into_iter().flatten() {
+            if c["name"] == name {
+                return c["versions"].as_array().cloned().unwrap_or_default();
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// The application's key credentials in the emulator's state.
+pub fn key_credentials(em: &Emulator, app_id: &str) -> Vec<Value> {
+    let state = em.state();
+    state["applications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["app_id"] == app_id)
+        .and_then(|a| a["key_credentials"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn current_thumbprint(em: &Emulator) -> String {
+    cert_versions(em, CERT)
+        .last()
+        .and_then(|v| v["thumbprint"].as_str())
+        .expect("a version")
+        .to_string()
+}
+
+fn lineage_thumbprints(em: &Emulator) -> Vec<String> {
+    key_credentials(em, CERT_APP)
+        .iter()
+        .filter(|k| {
+            k["display_name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("tls rotor:"))
+        })
+        .filter_map(|k| k["thumbprint"].as_str().map(str::to_ascii_uppercase))
+        .collect()
+}
+
+/// Private key material the emulator's vault holds for `name`: the certificate's backing
+/// secret (the PFX, base64) read through Key Vault, cut into pieces long enough to be unique.
+async fn key_material(em: &Emulator, name: &str) -> Vec<String> {
+    let secret = kv_json(em, reqwest::Method::GET, &format!("/secrets/{name}"), None).await;
+    let value = secret["value"]
+        .as_str()
+        .expect("backing secret value")
+        .to_string();
+    assert!(value.len() > 200, "a PFX or PEM with the key");
+    let body: String = value.lines().filter(|l| !l.starts_with("-----")).collect();
+    body.as_bytes()
+        .chunks(48)
+        .filter(|c| c.len() == 48)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
+}
+
+/// The attributes of data source `ty.name` in the state.
+fn data_source(tf: &Tf, ty: &str, name: &str) -> Value {
+    let state = tf.state();
+    state["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["type"] == ty && r["name"] == name && r["mode"] == "data")
+        .map(|r| r["instances"][0]["attributes"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn config(vault_url: &str, triggers: &str) -> String {
+    format!(
+        r#"provider "rotor" {{
+  vault_urls = ["{vault_url}"]
+}}
+
+resource "rotor_certificate_link" "tls" {{
+  application_id          = "{CERT_APP}"
+  credential_display_name = "tls"
+  certificates = [{{
+    vault_url        = "{vault_url}"
+    certificate_name = "{CERT}"
+  }}]
+  {triggers}
+}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_link_syncs_rotates_imports_and_destroy_keeps_everything() {
+    let em = emulator(fixture()).await;
+    let vault_url = em.endpoints().vaults[VAULT].clone();
+    create_certificate(&em, CERT).await;
+    let v1 = current_thumbprint(&em);
+    let mut tf = Tf::new(Some(&em));
+    tf.set_env("TF_LOG", "trace");
+    tf.set_env(
+        "TF_LOG_PATH",
+        &tf.path().join("tf.log").display().to_string(),
+    );
+    tf.config(&config(&vault_url, ""));
+
+    // create: the certificate Key Vault holds is not on the application yet — a sync
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "{}", plan.output());
+    assert!(
+        plan.output().contains("creating this link syncs"),
+        "{}",
+        plan.output()
+    );
+    let applied = tf.apply().await.ok();
+    let link = tf.resource("rotor_certificate_link.tls");
+    assert_eq!(link["thumbprint"], v1.as_str(), "{}", applied.output());
+    assert_eq!(link["id"], format!("{CERT_APP}/tls").as_str());
+    assert_eq!(link["rotation_due"], false);
+    assert_eq!(
+        lineage_thumbprints(&em),
+        std::slice::from_ref(&v1),
+        "the app holds the version"
+    );
+    let keys = key_credentials(&em, CERT_APP);
+    assert!(
+        keys.iter().any(|k| k["key_id"] == FOREIGN_KEY),
+        "foreign key kept: {keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k["key_id"] == link["key_id"]),
+        "state's key_id is on the application"
+    );
+    assert_eq!(cert_versions(&em, CERT).len(), 1, "a sync makes no version");
+    let calm = tf.plan().await;
+    assert_eq!(
+        calm.code,
+        0,
+        "nothing to do after the sync:\n{}",
+        calm.output()
+    );
+
+    // rotor_matches finds the same link, ready for for_each
+    tf.config(&format!(
+        "{}\ndata \"rotor_matches\" \"m\" {{\n  application_id = \"{CERT_APP}\"\n}}\n",
+        config(&vault_url, "")
+    ));
+    tf.apply().await.ok();
+    let data = data_source(&tf, "rotor_matches", "m");
+    let found = &data["certificate_links"]["CertApp/tls"];
+    assert_eq!(found["application_id"], CERT_APP, "{data}");
+    assert_eq!(found["key_id"], link["key_id"], "{data}");
+    assert_eq!(found["certificates"][0]["certificate_name"], CERT, "{data}");
+    assert_eq!(
+        found["certificates"][0]["vault_url"],
+        vault_url.as_str(),
+        "{data}"
+    );
+    assert!(
+        data["links"].as_object().is_none_or(|l| l.is_empty()),
+        "no secret link: {data}"
+    );
+    tf.config(&config(&vault_url, ""));
+
+    // AutoRenew made a version the app lacks: a due sync, planned with a warning, applied
+    create_certificate(&em, CERT).await;
+    let v2 = current_thumbprint(&em);
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "{}", plan.output());
+    assert!(
+        plan.output().contains("will be rotated"),
+        "{}",
+        plan.output()
+    );
+    tf.apply().await.ok();
+    assert_eq!(
+        tf.resource("rotor_certificate_link.tls")["thumbprint"],
+        v2.as_str()
+    );
+    assert_eq!(
+        cert_versions(&em, CERT).len(),
+        2,
+        "the AutoRenew version is adopted, not remade"
+    );
+    assert!(lineage_thumbprints(&em).contains(&v2));
+
+    // forced: a new Key Vault version, on the application
+    tf.config(&config(
+        &vault_url,
+        "rotate_when_changed = { reason = \"drill\" }",
+    ));
+    let plan = tf.plan().await;
+    assert!(
+        plan.output().contains("`rotate_when_changed` changed"),
+        "{}",
+        plan.output()
+    );
+    tf.apply().await.ok();
+    assert_eq!(
+        cert_versions(&em, CERT).len(),
+        3,
+        "a forced rotation makes a version"
+    );
+    let v3 = current_thumbprint(&em);
+    assert_ne!(v3, v2);
+    let link = tf.resource("rotor_certificate_link.tls");
+    assert_eq!(link["thumbprint"], v3.as_str());
+    assert!(lineage_thumbprints(&em).contains(&v3));
+    assert_eq!(tf.plan().await.code, 0);
+
+    // import by the resource's own id, then by key id: both round-trip to an empty plan (an
+    // import has no triggers, so the configuration has none either)
+    tf.config(&config(&vault_url, ""));
+    for id in [
+        format!("{CERT_APP}/tls"),
+        format!("{CERT_APP}/{}", link["key_id"].as_str().expect("key id")),
+    ] {
+        tf.run(&["state", "rm", "rotor_certificate_link.tls"])
+            .await
+            .ok();
+        let imported = tf
+            .run(&["import", "-input=false", "rotor_certificate_link.tls", &id])
+            .await;
+        assert_eq!(imported.code, 0, "import {id}:\n{}", imported.output());
+        let got = tf.resource("rotor_certificate_link.tls");
+        assert_eq!(got["id"], format!("{CERT_APP}/tls").as_str(), "{id}");
+        assert_eq!(got["thumbprint"], v3.as_str(), "{id}");
+        assert_eq!(got["certificates"][0]["certificate_name"], CERT, "{id}");
+        let plan = tf.plan().await;
+        assert_eq!(plan.code, 0, "after importing {id}:\n{}", plan.output());
+    }
+    let bad = tf
+        .run(&[
+            "import",
+            "-input=false",
+            "rotor_certificate_link.other",
+            "myapp",
+        ])
+        .await;
+    assert_ne!(bad.code, 0);
+
+    // no private key material in state, plan JSON or the trace log
+    let (plan_json, _) = tf.plan_json().await;
+    let material = key_material(&em, CERT).await;
+    let log = std::fs::read_to_string(tf.path().join("tf.log")).unwrap_or_default();
+    assert!(
+        log.contains("rotor_certificate_link"),
+        "the trace log was written"
+    );
+    for (what, text) in [
+        ("state", tf.state_text()),
+        ("plan JSON", plan_json.to_string()),
+        ("TF_LOG=trace", log),
+    ] {
+        assert!(!text.contains("PRIVATE KEY"), "{what} holds a PEM key");
+        for piece in &material {
+            assert!(!text.contains(piece.as_str()), "{what} holds key material");
+        }
+    }
+
+    // destroy forgets: Key Vault certificate and key credentials stay
+    let before = key_credentials(&em, CERT_APP);
+    tf.destroy().await.ok();
+    assert_eq!(cert_versions(&em, CERT).len(), 3);
+    assert_eq!(key_credentials(&em, CERT_APP), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_link_diagnostics_point_at_the_attribute() {
+    let em = emulator(fixture()).await;
+    let vault_url = em.endpoints().vaults[VAULT].clone();
+    let tf = Tf::new(Some(&em));
+    tf.config(&format!(
+        r#"provider "rotor" {{}}
+resource "rotor_certificate_link" "bad" {{
+  application_id          = "not-a-guid"
+  credential_display_name = "tls"
+  certificates = [{{ vault_url = "{vault_url}", certificate_name = "bad_name" }}]
+}}"#
+    ));
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 1);
+    let out = plan.output();
+    assert!(out.contains("not an application (client) id"), "{out}");
+    assert!(out.contains("application_id"), "{out}");
+    assert!(
+        out.contains("Key Vault certificate names use only"),
+        "{out}"
+    );
+}

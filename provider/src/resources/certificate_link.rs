@@ -1,0 +1,868 @@
+//! `rotor_certificate_link`: one certificate credential lineage of one application and the Key
+//! Vault certificate(s) that hold it (matched by thumbprint). `terraform apply` rotates: Key
+//! Vault makes the new version from the certificate's own policy (the private key never leaves
+//! Key Vault), rotor adds its public key to the application and proves it signs in
+//! (docs/protocol.md, "Certificates").
+//!
+//! - Refresh: `engine.inspect_certificate_link` (read-only) fills the computed attributes.
+//! - Plan: a due rotation, a due **sync** (Key Vault holds a version the application lacks, e.g.
+//!   from AutoRenew) or a forced one (`rotate_when_changed`) is an in-place update with the key
+//!   id etc. unknown and a warning saying why; an excluded link is never rotated and the plan
+//!   says so; old key credentials cleanup would remove are planned as for secret links.
+//! - Create adopts what the certificates hold; a due link rotates (or syncs) on its first apply.
+//! - `-replace` / `taint` rotate, as for `rotor_secret_link`.
+//! - Import by `<application_id>/<credential_display_name>` (the `id`) or
+//!   `<application_id>/<key_id>` (parsed in [`crate::ids`]) via `engine.adopt_certificate`.
+//! - Destroy forgets the link: no Key Vault certificate and no key credential is deleted. State
+//!   holds ids, thumbprints, dates and versions — never key material.
+
+pub mod model;
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use rotor_engine::{
+    AuditRecord, CertificateLink, CertificateLinkStatus, Config, Engine, ErrorKind, Policy,
+    RotateOptions, RotationStatus,
+};
+
+use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
+use crate::ids::{LINK_IMPORT_FORMS, LinkImport, is_guid, parse_link_import};
+use crate::lifecycle::{TerraformProgress, terraform_gone};
+use crate::model::{Attr, Field, decoded};
+use crate::provider::{ProviderState, hint_lines};
+use crate::resources::diag::engine_error;
+use crate::resources::policy::link_policy_type;
+use crate::resources::secret_link::model::{parse_vault_url, target_identity};
+use crate::schema::{Attribute, Schema};
+use crate::value::{Type, Value};
+pub use model::{CertStatusModel, CertificateLinkModel, CertificateModel, PLACEMENT, attrs};
+
+/// The resource.
+pub struct CertificateLinkResource;
+
+/// The key under which `-replace` is remembered (apart from secret lineages of the same name).
+fn replace_key(credential_display_name: &str) -> String {
+    format!("certificate:{credential_display_name}")
+}
+
+fn schema() -> Schema {
+    Schema {
+        version: 0,
+        description: "Links one certificate-credential lineage of an Entra ID application (`application_id` + \
+            `credential_display_name`) to the Key Vault certificate(s) that hold it, matched by thumbprint. Refresh \
+            reads Azure; when a rotation is due (or forced with `rotate_when_changed`), or Key Vault holds a version \
+            the application lacks (AutoRenew: a *sync*), the plan shows an in-place update with a warning saying \
+            why, and `terraform apply` runs rotor's certificate protocol: Key Vault makes the new version from the \
+            certificate's own policy (the private key never leaves Key Vault), rotor adds its public key to the \
+            application, proves it signs in, and removes old key credentials it added after the grace period. \
+            Creating a link adopts what the certificates hold. Replacing it (`-replace`, `taint`) rotates. \
+            Destroying a link deletes no Key Vault certificate and no key credential. No key material is ever \
+            stored in state or plan.",
+        attributes: vec![
+            Attribute::computed(attrs::ID, Type::String, "`<application_id>/<credential_display_name>`; `terraform import` takes this id (or `<application_id>/<key_id>`)."),
+            Attribute::required(attrs::APPLICATION_ID, Type::String, "Application (client) id of the App Registration whose certificate is rotated. Changing it replaces the link.").force_new(),
+            Attribute::required(attrs::CREDENTIAL_DISPLAY_NAME, Type::String, "Display name of the certificate-credential lineage (the key credentials' `displayName`, e.g. `tls`). rotor names the key credentials it adds `<credential_display_name> rotor:<rotation id>`, so the lineage survives rotations. Changing it replaces the link.").force_new(),
+            Attribute::required(attrs::CERTIFICATES, Type::set(CertificateModel::ty()), "Key Vault certificates that hold the lineage: a set of objects with `vault_url` (e.g. `https://kv-prod.vault.azure.net/`) and `certificate_name`. Every certificate's current version is kept on the application (sync); a rotation makes a new version in exactly one of them (with several, a due rotation is refused naming them). rotor never copies a certificate between vaults."),
+            Attribute::optional(attrs::POLICY, link_policy_type(), "Rotation policy: pass a whole `rotor_policy` (`policy = rotor_policy.standard`) or an object with `rotate_before_expiry_days`, `grace_period_days` and `exclusions` (`new_secret_validity_days` and `min_confidence` do not apply: a new version's lifetime comes from the certificate's Key Vault policy, and certificates are matched by thumbprint). Defaults to rotor's default policy."),
+            Attribute::optional(attrs::ROTATE_WHEN_CHANGED, Type::map(Type::String), "Arbitrary map of values; any change to it forces a rotation (a new Key Vault version) on the next apply."),
+            Attribute::computed(attrs::KEY_ID, Type::String, "Key id of the application's key credential that holds the current certificate version."),
+            Attribute::computed(attrs::THUMBPRINT, Type::String, "SHA-1 thumbprint (upper-case hex) of the current certificate version."),
+            Attribute::computed(attrs::EXPIRES_AT, Type::String, "When the current certificate version expires (RFC 3339)."),
+            Attribute::computed(attrs::ROTATED_AT, Type::String, "When the current key credential starts, i.e. the last rotation or sync (RFC 3339)."),
+            Attribute::computed(attrs::NEXT_ROTATION_AT, Type::String, "When policy wants the next rotation: expiry minus `rotate_before_expiry_days` (RFC 3339)."),
+            Attribute::computed(attrs::ROTATION_DUE, Type::Bool, "Whether a rotation or a sync is due now; the next apply performs it."),
+            Attribute::computed(attrs::ROTATION_REASON, Type::String, "Why a rotation or sync is due, or why the link is never rotated (excluded); null when nothing is due."),
+            Attribute::computed(attrs::PREVIOUS_KEY_IDS, Type::list(Type::String), "Key ids of the lineage's older key credentials still on the application, oldest first."),
+            Attribute::computed(attrs::VERSIONS, Type::map(Type::String), "Current Key Vault version per certificate, keyed by `<vault_url><certificate_name>`."),
+            Attribute::computed(attrs::EXCLUDED, Type::String, "The policy exclusion that matches this link; null when not excluded. Excluded links are never rotated."),
+            Attribute::computed(attrs::REMOVABLE_KEY_IDS, Type::list(Type::String), "Key ids of old key credentials rotor added to this lineage that cleanup removes now (their successor's grace period is over and no certificate in scope holds them as current). When not empty the plan shows an in-place update with a warning, and apply removes them."),
+        ],
+    }
+}
+
+async fn engine(ctx: &ProviderState, diags: &mut Diagnostics) -> Option<Engine> {
+    match ctx.engine().await {
+        Ok(e) => Some(e),
+        Err(f) => {
+            diags.error(f.summary, f.detail, None);
+            None
+        }
+    }
+}
+
+fn model_of(what: &str, v: &Value, diags: &mut Diagnostics) -> Option<CertificateLinkModel> {
+    decoded(what, CertificateLinkModel::from_value(v), diags)
+}
+
+/// The old key credentials cleanup would remove now (a dry-run cleanup), asked only when older
+/// ones exist and nothing blocks the link.
+async fn removable_now(
+    engine: &Engine,
+    link: &CertificateLink,
+    policy: &Policy,
+    s: &CertificateLinkStatus,
+) -> Vec<String> {
+    if s.previous_key_ids.is_empty() || s.in_progress || s.excluded.is_some() {
+        return Vec::new();
+    }
+    match engine.cleanup_certificate(link, policy, true).await {
+        Ok(o) => o.removed_key_ids,
+        Err(e) => {
+            tracing::warn!("checking what cleanup of {link} would remove: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Status plus what cleanup would remove, into `status`.
+async fn observe(
+    engine: &Engine,
+    link: &CertificateLink,
+    policy: &Policy,
+    status: &mut CertStatusModel,
+) -> rotor_engine::Result<CertificateLinkStatus> {
+    let s = engine.inspect_certificate_link(link, policy).await?;
+    status.observe(&s);
+    status.removable_key_ids = Attr::Known(removable_now(engine, link, policy, &s).await);
+    Ok(s)
+}
+
+/// A warning on every refresh of an excluded link whose certificate is due or expired.
+fn blocked_warning(
+    engine: &Engine,
+    link: &CertificateLink,
+    s: &CertificateLinkStatus,
+    diags: &mut Diagnostics,
+) {
+    let Some(pattern) = s.excluded.as_deref() else {
+        return;
+    };
+    let now = engine.now();
+    let fact = match (s.current_expires_at, s.next_rotation_at) {
+        (Some(end), _) if end <= now => "its certificate has expired",
+        (_, Some(next)) if next <= now => "its certificate is due for rotation",
+        _ => return,
+    };
+    diags.warning(
+        format!("{link} will not be rotated: it is excluded by policy exclusion `{pattern}`"),
+        format!(
+            "{fact}.\nhint: remove the exclusion `{pattern}` from the policy to let rotor rotate it"
+        ),
+        None,
+    );
+}
+
+/// Reports a rotation that did not succeed (a failure is an error on the attribute its subject
+/// names).
+fn report_rotation(link: &CertificateLink, record: &AuditRecord, diags: &mut Diagnostics) {
+    match record.status {
+        RotationStatus::Success => tracing::info!(
+            "rotated {link}: {} -> {}",
+            record.old_thumbprint.as_deref().unwrap_or("none"),
+            record.new_thumbprint.as_deref().unwrap_or("none")
+        ),
+        RotationStatus::Skipped | RotationStatus::Excluded => diags.warning(
+            format!(
+                "rotating {link}: {}",
+                if record.status == RotationStatus::Skipped {
+                    "skipped"
+                } else {
+                    "excluded by policy"
+                }
+            ),
+            record
+                .error
+                .clone()
+                .or_else(|| record.notes.first().cloned())
+                .unwrap_or_default(),
+            None,
+        ),
+        RotationStatus::Failed => {
+            let summary = match record.error.as_deref() {
+                Some(e) if e.starts_with("rotating ") => e.to_string(),
+                Some(e) => format!("rotating {link}: {e}"),
+                None => format!("rotating {link}: failed"),
+            };
+            let mut detail = Vec::new();
+            if !record.hints.is_empty() {
+                detail.push(hint_lines(&record.hints));
+            }
+            detail.push(
+                "The current certificate stays on the application; run apply again to resume (a new Key Vault \
+                 version already made is synced, not made again)."
+                    .into(),
+            );
+            diags.error(summary, detail.join("\n"), PLACEMENT.record_path(record));
+        }
+    }
+}
+
+impl CertificateLinkResource {
+    async fn refreshed(
+        &self,
+        engine: &Engine,
+        base: &CertificateLinkModel,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let link = base.link(diags)?;
+        let policy = base.policy_or_default();
+        let mut out = base.clone();
+        match observe(engine, &link, &policy, &mut out.status).await {
+            Ok(s) => {
+                blocked_warning(engine, &link, &s, diags);
+                Some(out.with_id().to_value())
+            }
+            Err(e) => {
+                engine_error(diags, &e, &PLACEMENT);
+                None
+            }
+        }
+    }
+
+    /// Plan-time look at Azure for a create or a policy change: errors surface at plan time on
+    /// the right attribute; warns when the apply will rotate or sync, or never will.
+    async fn preview(
+        &self,
+        ctx: &ProviderState,
+        config: &CertificateLinkModel,
+        creating: bool,
+        diags: &mut Diagnostics,
+    ) -> Option<CertificateLinkStatus> {
+        if config.to_value().contains_unknown() {
+            return None;
+        }
+        let link = config.link(diags)?;
+        let policy = config.policy(diags)?;
+        let engine = engine(ctx, diags).await?;
+        match engine.inspect_certificate_link(&link, &policy).await {
+            Ok(status) => {
+                let observed = CertStatusModel::observed(&status);
+                if let Some(b) = observed.never_rotated() {
+                    diags.warning(
+                        format!("{link} is never rotated: {b}"),
+                        "rotor keeps reporting this link but will not change it.\nhint: remove the exclusion to allow rotation",
+                        None,
+                    );
+                } else if creating && observed.due() {
+                    diags.warning(
+                        format!(
+                            "creating this link {} {link} at once: {}",
+                            if status.pending_version.is_some() { "syncs" } else { "rotates" },
+                            observed.rotation_reason.as_deref().unwrap_or_default()
+                        ),
+                        "apply adds the certificate's new Key Vault version to the application, proves it signs in and \
+                         keeps the old key credential for the grace period",
+                        None,
+                    );
+                }
+                Some(status)
+            }
+            Err(e) => {
+                engine_error(diags, &e, &PLACEMENT);
+                None
+            }
+        }
+    }
+
+    async fn plan_update(
+        &self,
+        ctx: &ProviderState,
+        creating: bool,
+        prior: CertificateLinkModel,
+        mut planned: CertificateLinkModel,
+        config: CertificateLinkModel,
+        diags: &mut Diagnostics,
+    ) -> PlanResponse {
+        let planned_as = |planned: CertificateLinkModel, requires_replace| PlanResponse {
+            planned: planned.with_id().to_value(),
+            requires_replace,
+        };
+        if creating {
+            planned.status = CertStatusModel::unknown();
+            let _ = self.preview(ctx, &config, true, diags).await;
+            return planned_as(planned, Vec::new());
+        }
+        let requires_replace = planned.replaced_by(&prior);
+        if !requires_replace.is_empty() {
+            planned.status = CertStatusModel::unknown();
+            return planned_as(planned, requires_replace);
+        }
+        let Some(_policy) = config.policy(diags) else {
+            planned.status = CertStatusModel::unknown();
+            return planned_as(planned, requires_replace);
+        };
+        let policy_changed = prior.policy_differs_from(&config);
+        let name = prior
+            .link(&mut Diagnostics::default())
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "this link".into());
+        let status = if policy_changed {
+            self.preview(ctx, &planned.clone().with_id(), false, diags)
+                .await
+                .map(|s| CertStatusModel::observed(&s))
+                .unwrap_or_default()
+        } else {
+            prior.status.clone()
+        };
+        let blocked = status.never_rotated();
+        let due = status.due() && blocked.is_none();
+        let forced = config.triggers_differ_from(&prior);
+        if let Some(b) = &blocked {
+            if forced {
+                diags.warning(
+                    format!("{name} is not rotated: {b}"),
+                    "rotor never rotates excluded links.\nhint: remove the exclusion",
+                    None,
+                );
+            }
+        } else if due || forced {
+            let why = if forced && !due {
+                "`rotate_when_changed` changed".to_string()
+            } else {
+                status
+                    .rotation_reason
+                    .known()
+                    .cloned()
+                    .unwrap_or_else(|| "a rotation is due".into())
+            };
+            diags.warning(
+                format!("{name} will be rotated: {why}"),
+                "apply makes (or adopts) the certificate's new Key Vault version, adds its public key to the \
+                 application, proves it signs in and keeps the old key credential for the grace period; the new key \
+                 id and thumbprint are known after apply",
+                None,
+            );
+            planned.status = CertStatusModel::unknown();
+            return planned_as(planned, requires_replace);
+        }
+        let cleanup: Vec<String> = if blocked.is_none() {
+            prior
+                .status
+                .removable_key_ids
+                .known()
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if !cleanup.is_empty() {
+            diags.warning(
+                format!(
+                    "{name}: apply removes {} old key credential(s) whose grace period is over: {}",
+                    cleanup.len(),
+                    cleanup.join(", ")
+                ),
+                "rotor added them; no Key Vault certificate in scope holds them as its current version. No Key Vault \
+                 certificate is changed.",
+                None,
+            );
+            planned.status.previous_key_ids = Attr::Unknown;
+            planned.status.removable_key_ids = Attr::Unknown;
+        }
+        if policy_changed || prior.other_config_differs_from(&planned) {
+            planned.status.unknown_but_credential();
+        }
+        planned_as(planned, requires_replace)
+    }
+
+    async fn apply_update(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        creating: bool,
+        prior: &CertificateLinkModel,
+        planned: &CertificateLinkModel,
+        diags: &mut Diagnostics,
+    ) -> Option<CertificateLinkModel> {
+        let link = planned.link(diags)?;
+        let policy = planned.policy(diags)?;
+        let status = match engine.inspect_certificate_link(&link, &policy).await {
+            Ok(s) => s,
+            Err(e) => {
+                engine_error(diags, &e, &PLACEMENT);
+                return None;
+            }
+        };
+        let observed = CertStatusModel::observed(&status);
+        let replaced = creating
+            && ctx.take_destroyed(
+                &link.application_id,
+                &replace_key(&link.credential_display_name),
+            );
+        let forced = replaced || (!creating && planned.triggers_differ_from(prior));
+        let rotate = observed.never_rotated().is_none() && (observed.due() || forced);
+        let planned_rotation = planned.status.key_id.is_unknown();
+        let planned_cleanup = !creating && planned.status.removable_key_ids.is_unknown();
+        let mut rotated = false;
+        if rotate && (planned_rotation || creating) {
+            let opts = RotateOptions {
+                dry_run: false,
+                force: forced,
+                validity_days: None,
+                replace_key_id: if replaced {
+                    status.current_key_id.clone()
+                } else if forced {
+                    prior.status.key_id.known().cloned()
+                } else {
+                    None
+                },
+            };
+            let record = engine
+                .rotate_certificate(&link, &policy, &opts, &TerraformProgress)
+                .await;
+            rotated = record.status == RotationStatus::Success;
+            report_rotation(&link, &record, diags);
+        } else if rotate {
+            diags.warning(
+                format!("{link} became due after the plan"),
+                "the next plan will show the rotation",
+                None,
+            );
+        }
+        if (rotated || planned_cleanup) && !diags.has_errors() && !terraform_gone() {
+            match engine.cleanup_certificate(&link, &policy, false).await {
+                Ok(o) if !o.removed_key_ids.is_empty() => tracing::info!(
+                    "{link}: removed old key credentials {}",
+                    o.removed_key_ids.join(", ")
+                ),
+                Ok(_) => {}
+                Err(e) if rotated => diags.warning(
+                    format!("cleaning up old key credentials of {link}: {e}"),
+                    hint_lines(&e.hints()),
+                    None,
+                ),
+                Err(e) => engine_error(diags, &e, &PLACEMENT),
+            }
+        }
+        let mut out = planned.clone();
+        if let Err(e) = observe(engine, &link, &policy, &mut out.status).await {
+            engine_error(diags, &e, &PLACEMENT);
+            out.status.observe(&status);
+        }
+        out.status.keep_planned(&planned.status);
+        let moved_on = out.status.key_id.as_deref() != prior.status.key_id.as_deref();
+        if forced && diags.has_errors() && !moved_on {
+            // Nothing of the forced rotation happened: keep the old triggers so the next plan
+            // forces it again.
+            out.rotate_when_changed = prior.rotate_when_changed.clone();
+        }
+        Some(out)
+    }
+}
+
+#[async_trait]
+impl Resource for CertificateLinkResource {
+    fn type_name(&self) -> &'static str {
+        "rotor_certificate_link"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        let Some(config) = model_of("configuration", config, diags) else {
+            return;
+        };
+        if let Some(id) = config.application_id.as_deref()
+            && !is_guid(id)
+        {
+            diags.error(
+                format!("validating application_id `{id}`: not an application (client) id"),
+                "hint: use the App Registration's Application (client) ID, a GUID like 00000000-0000-0000-0000-000000000000",
+                Some(AttrPath::attr(attrs::APPLICATION_ID)),
+            );
+        }
+        if let Some(name) = config.credential_display_name.as_deref()
+            && name.contains(" rotor:")
+        {
+            diags.error(
+                format!(
+                    "validating credential_display_name `{name}`: ` rotor:` is rotor's own suffix"
+                ),
+                format!(
+                    "hint: use the lineage name without the suffix: `{}`",
+                    &name[..name.find(" rotor:").unwrap_or(0)]
+                ),
+                Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
+            );
+        }
+        if let Some(certs) = config.certificates.known() {
+            if certs.0.is_empty() {
+                diags.error(
+                    "validating certificates: a link needs at least one Key Vault certificate",
+                    "hint: add { vault_url = \"https://<vault>.vault.azure.net/\", certificate_name = \"<name>\" }",
+                    Some(AttrPath::attr(attrs::CERTIFICATES)),
+                );
+            }
+            let mut seen = BTreeSet::new();
+            for c in certs.0.iter().filter_map(Attr::known) {
+                let (url, name) = (c.vault_url.as_deref(), c.certificate_name.as_deref());
+                if let (Some(url), Some(name)) = (url, name)
+                    && !seen.insert(target_identity(url, name))
+                {
+                    diags.error(
+                        format!("validating certificates: `{url}{name}` is listed twice"),
+                        "Key Vault names (vaults and certificates) are case-insensitive.\nhint: list it once",
+                        Some(AttrPath::attr(attrs::CERTIFICATES)),
+                    );
+                }
+                if let Some(url) = url
+                    && let Err(why) = parse_vault_url(url)
+                {
+                    diags.error(
+                        format!("validating certificate vault URL `{url}`: {why}"),
+                        "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
+                        Some(AttrPath::attr(attrs::CERTIFICATES)),
+                    );
+                }
+                if let Some(name) = name
+                    && (name.is_empty()
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                {
+                    diags.error(
+                        format!("validating certificate name `{name}`: Key Vault certificate names use only 0-9, a-z, A-Z and -"),
+                        "",
+                        Some(AttrPath::attr(attrs::CERTIFICATES)),
+                    );
+                }
+            }
+        }
+        let _ = config.policy(diags);
+    }
+
+    async fn read(
+        &self,
+        ctx: &ProviderState,
+        state: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let engine = engine(ctx, diags).await?;
+        let prior = model_of("current state", state, diags)?;
+        let link = prior.link(diags)?;
+        let policy = prior.policy_or_default();
+        let mut out = prior.clone();
+        match observe(&engine, &link, &policy, &mut out.status).await {
+            Ok(s) => {
+                blocked_warning(&engine, &link, &s, diags);
+                Some(out.with_id().to_value())
+            }
+            Err(e)
+                if e.kind() == ErrorKind::NotFound
+                    && e.subject()
+                        .is_some_and(|s| matches!(s, rotor_engine::Subject::Application(_))) =>
+            {
+                diags.warning(
+                    format!("refreshing {link}: {e}"),
+                    "The application no longer exists, so the link is removed from state; the Key Vault \
+                     certificates are left as they are.",
+                    None,
+                );
+                None
+            }
+            Err(e) => {
+                engine_error(diags, &e, &PLACEMENT);
+                Some(state.clone())
+            }
+        }
+    }
+
+    async fn plan(
+        &self,
+        ctx: &ProviderState,
+        req: PlanRequest<'_>,
+        diags: &mut Diagnostics,
+    ) -> PlanResponse {
+        let none = PlanResponse {
+            planned: Value::Null,
+            requires_replace: Vec::new(),
+        };
+        if req.proposed.is_null() {
+            return none;
+        }
+        let (Some(prior), Some(proposed), Some(config)) = (
+            model_of("prior state", req.prior, diags),
+            model_of("proposed state", req.proposed, diags),
+            model_of("configuration", req.config, diags),
+        ) else {
+            return none;
+        };
+        self.plan_update(ctx, req.prior.is_null(), prior, proposed, config, diags)
+            .await
+    }
+
+    async fn apply(
+        &self,
+        ctx: &ProviderState,
+        req: ApplyRequest<'_>,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let Some(engine) = engine(ctx, diags).await else {
+            return req.prior.clone();
+        };
+        let (Some(prior), Some(planned)) = (
+            model_of("prior state", req.prior, diags),
+            model_of("planned state", req.planned, diags),
+        ) else {
+            return req.prior.clone();
+        };
+        if req.planned.is_null() {
+            // Destroy: forget. Nothing in Key Vault or Entra is deleted. A create of the same
+            // lineage later in this apply is a replacement and rotates.
+            if let (Some(a), Some(c)) = (
+                prior.application_id.as_deref(),
+                prior.credential_display_name.as_deref(),
+            ) {
+                ctx.note_destroyed(a, &replace_key(c));
+            }
+            return Value::Null;
+        }
+        let creating = req.prior.is_null();
+        match self
+            .apply_update(ctx, &engine, creating, &prior, &planned, diags)
+            .await
+        {
+            Some(_) if creating && diags.has_errors() => Value::Null,
+            Some(out) => out.with_id().to_value(),
+            None if creating => Value::Null,
+            None => req.prior.clone(),
+        }
+    }
+
+    async fn import(
+        &self,
+        ctx: &ProviderState,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let parsed = match parse_link_import(id) {
+            Ok(p) => p,
+            Err(why) => {
+                diags.error(
+                    format!("importing rotor_certificate_link `{id}`: {why}"),
+                    format!(
+                        "The id is {LINK_IMPORT_FORMS}.\nhint: terraform import rotor_certificate_link.example \"<application (client) id>/tls\""
+                    ),
+                    None,
+                );
+                return None;
+            }
+        };
+        let engine = engine(ctx, diags).await?;
+        let key_id = match parsed {
+            LinkImport::KeyId { key_id, .. } => key_id,
+            LinkImport::Lineage(l) => {
+                let app = match engine.get_application(&l.application_id).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        diags.error(
+                            format!("importing rotor_certificate_link `{id}`: {e}"),
+                            hint_lines(&e.hints()),
+                            None,
+                        );
+                        return None;
+                    }
+                };
+                let mut lineage: Vec<_> = app
+                    .key_credentials
+                    .iter()
+                    .filter(|k| k.lineage_name() == l.credential_display_name)
+                    .collect();
+                lineage.sort_by_key(|k| k.start);
+                match lineage.last() {
+                    Some(k) => k.key_id.clone(),
+                    None => {
+                        let names: BTreeSet<String> = app
+                            .key_credentials
+                            .iter()
+                            .map(|k| format!("`{}`", k.lineage_name()))
+                            .collect();
+                        diags.error(
+                            format!(
+                                "importing rotor_certificate_link `{id}`: application {} has no certificate named `{}`",
+                                l.application_id, l.credential_display_name
+                            ),
+                            if names.is_empty() {
+                                "It has no certificates (key credentials).".to_string()
+                            } else {
+                                format!(
+                                    "hint: its certificates are named {}; import `{}/<one of those>`",
+                                    names.into_iter().collect::<Vec<_>>().join(", "),
+                                    l.application_id
+                                )
+                            },
+                            None,
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let vaults = match ctx.vaults(&engine).await {
+            Ok(v) => v,
+            Err(e) => {
+                engine_error(diags, &e, &PLACEMENT);
+                return None;
+            }
+        };
+        let config = Config {
+            vaults,
+            ..Config::default()
+        };
+        let link = match engine.adopt_certificate(&config, &key_id).await {
+            Ok(l) => l,
+            Err(e) => {
+                let mut hints = e.hints();
+                hints.push(
+                    "or, instead of importing, declare the rotor_certificate_link with its `certificates` and run \
+                     `terraform apply`: creating a link adopts what the certificates hold, without rotating"
+                        .into(),
+                );
+                diags.error(
+                    format!("importing rotor_certificate_link `{id}`: {e}"),
+                    hint_lines(&hints),
+                    None,
+                );
+                return None;
+            }
+        };
+        self.refreshed(&engine, &CertificateLinkModel::of(&link), diags)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Set;
+    use std::collections::BTreeMap;
+
+    const APP: &str = "b0000001-0000-4000-8000-000000000001";
+
+    fn link_value(certs: &[(&str, &str)]) -> CertificateLinkModel {
+        CertificateLinkModel {
+            application_id: Attr::Known(APP.into()),
+            credential_display_name: Attr::Known("tls".into()),
+            certificates: Attr::Known(Set(certs
+                .iter()
+                .map(|(u, n)| {
+                    Attr::Known(CertificateModel {
+                        vault_url: Attr::Known(u.to_string()),
+                        certificate_name: Attr::Known(n.to_string()),
+                    })
+                })
+                .collect())),
+            ..CertificateLinkModel::default()
+        }
+    }
+
+    #[test]
+    fn the_model_round_trips_every_schema_attribute() {
+        let mut m = link_value(&[("https://kv.vault.azure.net/", "tls-cert")]);
+        m.status = CertStatusModel::unknown();
+        let v = m.clone().with_id().to_value();
+        let Value::Object(obj) = &v else {
+            panic!("object")
+        };
+        let mut names: Vec<&str> = schema().attributes.iter().map(|a| a.name).collect();
+        names.sort();
+        assert_eq!(obj.keys().map(String::as_str).collect::<Vec<_>>(), names);
+        assert!(crate::value::to_msgpack(&v, &schema().ty()).is_ok());
+        assert_eq!(
+            CertificateLinkModel::from_value(&v).expect("decodes"),
+            m.with_id()
+        );
+    }
+
+    #[test]
+    fn links_dedup_case_insensitively_and_bad_urls_point_at_certificates() {
+        let mut d = Diagnostics::default();
+        let l = link_value(&[
+            ("https://kv.vault.azure.net/", "tls"),
+            ("https://KV.vault.azure.net/", "TLS"),
+        ])
+        .link(&mut d)
+        .expect("link");
+        assert_eq!(l.certificates.len(), 1);
+        assert_eq!(
+            l.to_string(),
+            format!("certificate credential `tls` of application {APP}")
+        );
+        let mut d = Diagnostics::default();
+        assert!(link_value(&[("kv-prod", "tls")]).link(&mut d).is_none());
+        assert_eq!(d.0[0].path, Some(AttrPath::attr(attrs::CERTIFICATES)));
+    }
+
+    #[test]
+    fn a_due_status_explains_rotation_and_sync_and_exclusion_blocks_it() {
+        let due = CertificateLinkStatus {
+            current_key_id: Some("k1".into()),
+            current_thumbprint: Some("AB".into()),
+            rotation_due: true,
+            pending_version: Some("v2".into()),
+            ..CertificateLinkStatus::default()
+        };
+        let m = CertStatusModel::observed(&due);
+        assert!(m.due());
+        assert!(
+            m.rotation_reason
+                .as_deref()
+                .expect("reason")
+                .contains("sync"),
+            "{m:?}"
+        );
+        assert_eq!(m.thumbprint.as_deref(), Some("AB"));
+        let excluded = CertificateLinkStatus {
+            excluded: Some("secret:tls*".into()),
+            ..due
+        };
+        let m = CertStatusModel::observed(&excluded);
+        assert!(!m.due());
+        assert!(m.never_rotated().expect("blocked").contains("secret:tls*"));
+    }
+
+    #[test]
+    fn triggers_and_replacing_attributes() {
+        let a = link_value(&[]);
+        let mut b = a.clone();
+        assert!(!b.triggers_differ_from(&a));
+        b.rotate_when_changed =
+            Attr::Known(BTreeMap::from([("v".to_string(), Attr::Known("1".into()))]));
+        assert!(b.triggers_differ_from(&a));
+        b.credential_display_name = Attr::Known("other".into());
+        let force_new: Vec<AttrPath> = schema()
+            .attributes
+            .iter()
+            .filter(|a| a.force_new && a.name != attrs::APPLICATION_ID)
+            .map(|a| AttrPath::attr(a.name))
+            .collect();
+        assert_eq!(b.replaced_by(&a), force_new);
+    }
+
+    #[tokio::test]
+    async fn validation_points_at_the_attribute() {
+        let mut v = link_value(&[("http://kv/", "bad_name")]);
+        v.application_id = Attr::Known("myapp".into());
+        v.credential_display_name = Attr::Known("tls rotor:abc".into());
+        let mut d = Diagnostics::default();
+        CertificateLinkResource
+            .validate(&v.to_value(), &mut d)
+            .await;
+        let paths: Vec<String> =
+            d.0.iter()
+                .filter_map(|x| x.path.as_ref().map(ToString::to_string))
+                .collect();
+        assert_eq!(
+            paths,
+            [
+                "application_id",
+                "credential_display_name",
+                "certificates",
+                "certificates"
+            ],
+            "{:?}",
+            d.0
+        );
+    }
+}

@@ -1,0 +1,401 @@
+//! The `rotor_certificate_link` model: its attribute names ([`attrs`]) and the typed value the
+//! resource works on. [`CertificateLinkModel`]'s conversion and the schema are the only places
+//! that name attributes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rotor_engine::{CertificateLink, CertificateLinkStatus, CertificateTarget, Policy};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::framework::{AttrPath, Diagnostics};
+use crate::ids::LinkId;
+use crate::model::{Attr, Field, ModelError, Reader, Set, Writer, object_model};
+use crate::resources::diag::Placement;
+use crate::resources::policy::{PolicySettings, parse_link_policy};
+use crate::resources::secret_link::model::{parse_vault_url, target_identity};
+use crate::value::{Type, Value};
+
+/// Every attribute name of `rotor_certificate_link`, in one place: the schema and the model use
+/// these (the elements of `certificates` name theirs in [`CertificateModel`]).
+pub mod attrs {
+    pub const ID: &str = "id";
+    pub const APPLICATION_ID: &str = "application_id";
+    pub const CREDENTIAL_DISPLAY_NAME: &str = "credential_display_name";
+    pub const CERTIFICATES: &str = "certificates";
+    pub const POLICY: &str = "policy";
+    pub const ROTATE_WHEN_CHANGED: &str = "rotate_when_changed";
+    pub const KEY_ID: &str = "key_id";
+    pub const THUMBPRINT: &str = "thumbprint";
+    pub const EXPIRES_AT: &str = "expires_at";
+    pub const ROTATED_AT: &str = "rotated_at";
+    pub const NEXT_ROTATION_AT: &str = "next_rotation_at";
+    pub const ROTATION_DUE: &str = "rotation_due";
+    pub const ROTATION_REASON: &str = "rotation_reason";
+    pub const PREVIOUS_KEY_IDS: &str = "previous_key_ids";
+    pub const VERSIONS: &str = "versions";
+    pub const EXCLUDED: &str = "excluded";
+    pub const REMOVABLE_KEY_IDS: &str = "removable_key_ids";
+}
+
+/// Where engine errors about a certificate link land.
+pub const PLACEMENT: Placement = Placement {
+    application: attrs::APPLICATION_ID,
+    target: attrs::CERTIFICATES,
+    lineage: attrs::CREDENTIAL_DISPLAY_NAME,
+    setting: attrs::POLICY,
+};
+
+object_model! {
+    /// One element of `certificates`: a Key Vault certificate.
+    pub struct CertificateModel {
+        /// The vault's URL (`https://kv-prod.vault.azure.net/`).
+        vault_url: Attr<String> = Type::String,
+        /// The certificate's name in that vault.
+        certificate_name: Attr<String> = Type::String,
+    }
+}
+
+impl CertificateModel {
+    /// The model of an engine certificate target.
+    pub fn of(t: &CertificateTarget) -> Self {
+        CertificateModel {
+            vault_url: Attr::Known(t.vault_url.to_string()),
+            certificate_name: Attr::Known(t.certificate_name.clone()),
+        }
+    }
+}
+
+/// The computed attributes that describe Azure's state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CertStatusModel {
+    /// `key_id`.
+    pub key_id: Attr<String>,
+    /// `thumbprint`.
+    pub thumbprint: Attr<String>,
+    /// `expires_at` (RFC 3339).
+    pub expires_at: Attr<String>,
+    /// `rotated_at` (RFC 3339).
+    pub rotated_at: Attr<String>,
+    /// `next_rotation_at` (RFC 3339).
+    pub next_rotation_at: Attr<String>,
+    /// `rotation_due`.
+    pub rotation_due: Attr<bool>,
+    /// `rotation_reason`.
+    pub rotation_reason: Attr<String>,
+    /// `previous_key_ids`.
+    pub previous_key_ids: Attr<Vec<String>>,
+    /// `versions`.
+    pub versions: Attr<BTreeMap<String, String>>,
+    /// `excluded`.
+    pub excluded: Attr<String>,
+    /// `removable_key_ids`.
+    pub removable_key_ids: Attr<Vec<String>>,
+}
+
+fn rfc3339(t: Option<OffsetDateTime>) -> Attr<String> {
+    Attr::from_option(t.and_then(|t| t.format(&Rfc3339).ok()))
+}
+
+/// Why a certificate link is never rotated: an exclusion matches it. (Certificates are matched
+/// by thumbprint, so there is no confidence to fall short of.)
+pub fn never_rotated(excluded: Option<&str>) -> Option<String> {
+    excluded.map(|p| format!("it is excluded by policy exclusion `{p}`"))
+}
+
+impl CertStatusModel {
+    /// Everything unknown: a rotation (or create) decides it.
+    pub fn unknown() -> Self {
+        CertStatusModel {
+            key_id: Attr::Unknown,
+            thumbprint: Attr::Unknown,
+            expires_at: Attr::Unknown,
+            rotated_at: Attr::Unknown,
+            next_rotation_at: Attr::Unknown,
+            rotation_due: Attr::Unknown,
+            rotation_reason: Attr::Unknown,
+            previous_key_ids: Attr::Unknown,
+            versions: Attr::Unknown,
+            excluded: Attr::Unknown,
+            removable_key_ids: Attr::Unknown,
+        }
+    }
+
+    /// Everything but the current credential (key id, thumbprint, dates) unknown.
+    pub fn unknown_but_credential(&mut self) {
+        *self = CertStatusModel {
+            key_id: self.key_id.clone(),
+            thumbprint: self.thumbprint.clone(),
+            expires_at: self.expires_at.clone(),
+            rotated_at: self.rotated_at.clone(),
+            ..CertStatusModel::unknown()
+        };
+    }
+
+    /// The status as the engine observed it (`removable_key_ids` is left as it is).
+    pub fn observe(&mut self, s: &CertificateLinkStatus) {
+        let blocked = never_rotated(s.excluded.as_deref());
+        let reason = match (&blocked, s.rotation_due, &s.due_reason) {
+            (Some(b), _, _) => Some(format!("never rotated: {b}")),
+            (None, _, Some(r)) if s.in_progress => Some(r.clone()),
+            (None, true, Some(r)) => Some(r.clone()),
+            (None, true, None) if s.pending_version.is_some() => Some(
+                "Key Vault holds a certificate version the application lacks: a sync is due"
+                    .to_string(),
+            ),
+            (None, true, None) => Some("a rotation is due".to_string()),
+            _ => None,
+        };
+        *self = CertStatusModel {
+            key_id: Attr::from_option(s.current_key_id.clone()),
+            thumbprint: Attr::from_option(s.current_thumbprint.clone()),
+            expires_at: rfc3339(s.current_expires_at),
+            rotated_at: rfc3339(s.rotated_at),
+            next_rotation_at: rfc3339(s.next_rotation_at),
+            rotation_due: Attr::Known(s.rotation_due && blocked.is_none() && !s.in_progress),
+            rotation_reason: Attr::from_option(reason),
+            previous_key_ids: Attr::Known(s.previous_key_ids.clone()),
+            versions: Attr::Known(s.certificate_versions.clone()),
+            excluded: Attr::from_option(s.excluded.clone()),
+            removable_key_ids: self.removable_key_ids.clone(),
+        };
+    }
+
+    /// The status observed from `s` (`removable_key_ids` null).
+    pub fn observed(s: &CertificateLinkStatus) -> Self {
+        let mut out = CertStatusModel::default();
+        out.observe(s);
+        out
+    }
+
+    /// Keeps every value `planned` promised (Terraform rejects changes to known planned values).
+    pub fn keep_planned(&mut self, planned: &CertStatusModel) {
+        self.key_id.keep_known(&planned.key_id);
+        self.thumbprint.keep_known(&planned.thumbprint);
+        self.expires_at.keep_known(&planned.expires_at);
+        self.rotated_at.keep_known(&planned.rotated_at);
+        self.next_rotation_at.keep_known(&planned.next_rotation_at);
+        self.rotation_due.keep_known(&planned.rotation_due);
+        self.rotation_reason.keep_known(&planned.rotation_reason);
+        self.previous_key_ids.keep_known(&planned.previous_key_ids);
+        self.versions.keep_known(&planned.versions);
+        self.excluded.keep_known(&planned.excluded);
+        self.removable_key_ids
+            .keep_known(&planned.removable_key_ids);
+    }
+
+    /// Why this link is never rotated, if it is not.
+    pub fn never_rotated(&self) -> Option<String> {
+        never_rotated(self.excluded.as_deref())
+    }
+
+    /// Whether a rotation or sync is due (known true).
+    pub fn due(&self) -> bool {
+        self.rotation_due.known() == Some(&true)
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Self, ModelError> {
+        Ok(CertStatusModel {
+            key_id: r.get(attrs::KEY_ID)?,
+            thumbprint: r.get(attrs::THUMBPRINT)?,
+            expires_at: r.get(attrs::EXPIRES_AT)?,
+            rotated_at: r.get(attrs::ROTATED_AT)?,
+            next_rotation_at: r.get(attrs::NEXT_ROTATION_AT)?,
+            rotation_due: r.get(attrs::ROTATION_DUE)?,
+            rotation_reason: r.get(attrs::ROTATION_REASON)?,
+            previous_key_ids: r.get(attrs::PREVIOUS_KEY_IDS)?,
+            versions: r.get(attrs::VERSIONS)?,
+            excluded: r.get(attrs::EXCLUDED)?,
+            removable_key_ids: r.get(attrs::REMOVABLE_KEY_IDS)?,
+        })
+    }
+
+    fn write(&self, w: Writer) -> Writer {
+        w.put(attrs::KEY_ID, &self.key_id)
+            .put(attrs::THUMBPRINT, &self.thumbprint)
+            .put(attrs::EXPIRES_AT, &self.expires_at)
+            .put(attrs::ROTATED_AT, &self.rotated_at)
+            .put(attrs::NEXT_ROTATION_AT, &self.next_rotation_at)
+            .put(attrs::ROTATION_DUE, &self.rotation_due)
+            .put(attrs::ROTATION_REASON, &self.rotation_reason)
+            .put(attrs::PREVIOUS_KEY_IDS, &self.previous_key_ids)
+            .put(attrs::VERSIONS, &self.versions)
+            .put(attrs::EXCLUDED, &self.excluded)
+            .put(attrs::REMOVABLE_KEY_IDS, &self.removable_key_ids)
+    }
+}
+
+/// A `rotor_certificate_link` value: configuration and status.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CertificateLinkModel {
+    /// `id`: `<application_id>/<credential_display_name>`.
+    pub id: Attr<String>,
+    /// `application_id`.
+    pub application_id: Attr<String>,
+    /// `credential_display_name`.
+    pub credential_display_name: Attr<String>,
+    /// `certificates`.
+    pub certificates: Attr<Set<Attr<CertificateModel>>>,
+    /// `policy`.
+    pub policy: Attr<PolicySettings>,
+    /// `rotate_when_changed`.
+    pub rotate_when_changed: Attr<BTreeMap<String, Attr<String>>>,
+    /// The computed status.
+    pub status: CertStatusModel,
+}
+
+impl Field for CertificateLinkModel {
+    fn from_value(v: &Value) -> Result<Self, ModelError> {
+        let r = Reader::new(v)?;
+        Ok(CertificateLinkModel {
+            id: r.get(attrs::ID)?,
+            application_id: r.get(attrs::APPLICATION_ID)?,
+            credential_display_name: r.get(attrs::CREDENTIAL_DISPLAY_NAME)?,
+            certificates: r.get(attrs::CERTIFICATES)?,
+            policy: r.get(attrs::POLICY)?,
+            rotate_when_changed: r.get(attrs::ROTATE_WHEN_CHANGED)?,
+            status: CertStatusModel::read(&r)?,
+        })
+    }
+
+    fn to_value(&self) -> Value {
+        let w = Writer::default()
+            .put(attrs::ID, &self.id)
+            .put(attrs::APPLICATION_ID, &self.application_id)
+            .put(
+                attrs::CREDENTIAL_DISPLAY_NAME,
+                &self.credential_display_name,
+            )
+            .put(attrs::CERTIFICATES, &self.certificates)
+            .put(attrs::POLICY, &self.policy)
+            .put(attrs::ROTATE_WHEN_CHANGED, &self.rotate_when_changed);
+        self.status.write(w).build()
+    }
+}
+
+impl CertificateLinkModel {
+    /// A link's configuration with every other attribute null (import, tests).
+    pub fn of(link: &CertificateLink) -> Self {
+        CertificateLinkModel {
+            application_id: Attr::Known(link.application_id.clone()),
+            credential_display_name: Attr::Known(link.credential_display_name.clone()),
+            certificates: Attr::Known(Set(link
+                .certificates
+                .iter()
+                .map(|t| Attr::Known(CertificateModel::of(t)))
+                .collect())),
+            ..CertificateLinkModel::default()
+        }
+    }
+
+    /// The certificates as listed (none when the set is unknown or null).
+    pub fn certificate_list(&self) -> &[Attr<CertificateModel>] {
+        self.certificates
+            .known()
+            .map(|s| s.0.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// The engine link this value describes; `None` while something is unknown, and (with an
+    /// error on `certificates`) when a vault URL is not one.
+    pub fn link(&self, diags: &mut Diagnostics) -> Option<CertificateLink> {
+        let application_id = self.application_id.known()?.clone();
+        let credential_display_name = self.credential_display_name.known()?.clone();
+        let mut certificates = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        for c in self.certificate_list() {
+            let c = c.known()?;
+            let (Some(url), Some(name)) = (c.vault_url.as_deref(), c.certificate_name.as_deref())
+            else {
+                return None;
+            };
+            match parse_vault_url(url) {
+                Ok(u) => {
+                    // Key Vault names are case-insensitive: one certificate.
+                    if seen.insert(target_identity(url, name)) {
+                        certificates.insert(CertificateTarget::new(u, name));
+                    }
+                }
+                Err(why) => {
+                    diags.error(
+                        format!("validating certificate vault URL `{url}`: {why}"),
+                        "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
+                        Some(AttrPath::attr(attrs::CERTIFICATES)),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(CertificateLink {
+            application_id,
+            credential_display_name,
+            certificates,
+        })
+    }
+
+    /// The policy (null: rotor's default); `None` when unknown or invalid, with diagnostics on
+    /// `policy`.
+    pub fn policy(&self, diags: &mut Diagnostics) -> Option<Policy> {
+        parse_link_policy(&self.policy, &AttrPath::attr(attrs::POLICY), diags)
+    }
+
+    /// The policy, or rotor's default when it does not parse (state written by this provider).
+    pub fn policy_or_default(&self) -> Policy {
+        self.policy(&mut Diagnostics::default()).unwrap_or_default()
+    }
+
+    /// `self` with `id` derived from the application id and lineage (unknown until both are).
+    pub fn with_id(mut self) -> Self {
+        self.id = match (
+            self.application_id.as_deref(),
+            self.credential_display_name.as_deref(),
+        ) {
+            (Some(a), Some(c)) => Attr::Known(LinkId::state_id(a, c)),
+            _ => Attr::Unknown,
+        };
+        self
+    }
+
+    /// Whether `rotate_when_changed` differs from `prior`'s (null and empty are the same).
+    pub fn triggers_differ_from(&self, prior: &CertificateLinkModel) -> bool {
+        let empty = |v: &Attr<BTreeMap<String, Attr<String>>>| {
+            v.is_null() || v.known().is_some_and(BTreeMap::is_empty)
+        };
+        if empty(&self.rotate_when_changed) && empty(&prior.rotate_when_changed) {
+            return false;
+        }
+        !self
+            .rotate_when_changed
+            .to_value()
+            .same_as(&prior.rotate_when_changed.to_value())
+    }
+
+    /// Whether the policy differs from `other`'s.
+    pub fn policy_differs_from(&self, other: &CertificateLinkModel) -> bool {
+        !self.policy.to_value().same_as(&other.policy.to_value())
+    }
+
+    /// Whether `certificates` or `rotate_when_changed` differ from `other`'s.
+    pub fn other_config_differs_from(&self, other: &CertificateLinkModel) -> bool {
+        !self
+            .certificates
+            .to_value()
+            .same_as(&other.certificates.to_value())
+            || !self
+                .rotate_when_changed
+                .to_value()
+                .same_as(&other.rotate_when_changed.to_value())
+    }
+
+    /// The attributes that replace the link when they change.
+    pub fn replaced_by(&self, prior: &CertificateLinkModel) -> Vec<AttrPath> {
+        let mut out = Vec::new();
+        if self.application_id != prior.application_id {
+            out.push(AttrPath::attr(attrs::APPLICATION_ID));
+        }
+        if self.credential_display_name != prior.credential_display_name {
+            out.push(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME));
+        }
+        out
+    }
+}
