@@ -17,7 +17,7 @@
 mod add;
 mod cleanup;
 mod jwt;
-mod links;
+pub mod links;
 pub(crate) mod plan;
 pub mod preflight;
 pub(crate) mod state;
