@@ -5,9 +5,9 @@
 //! import by both id forms round-trips, destroy keeps the Key Vault certificate and the key
 //! credentials, and no private key material reaches state, plan or logs.
 //!
-//! A rotation due by expiry cannot be staged here (the emulator does not age certificates and a
-//! fresh certificate outlives `rotate_before_expiry_days`); the engine tests cover it
-//! (`engine/tests/certificates.rs`). The due case here is the sync.
+//! A rotation due by expiry is staged with a certificate made by the `openssl` CLI (expiring in 10
+//! days, imported into Key Vault with a 12-month policy), since the emulator does not age
+//! certificates: that test needs `openssl` on `PATH`.
 
 use serde_json::{Value, json};
 
@@ -411,4 +411,109 @@ resource "rotor_certificate_link" "bad" {{
         out.contains("Key Vault certificate names use only"),
         "{out}"
     );
+}
+
+/// A self-signed RSA certificate valid for `days` days from now, made with the `openssl` CLI:
+/// `(PEM of the PKCS#8 key and the certificate, base64 DER of the certificate)`.
+fn openssl_certificate(dir: &std::path::Path, days: u32) -> (String, String) {
+    let (key, cert, der) = (dir.join("k.pem"), dir.join("c.pem"), dir.join("c.der"));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl (install it to run this test: apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (k, c, d) = (
+        key.display().to_string(),
+        cert.display().to_string(),
+        der.display().to_string(),
+    );
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &k,
+        "-out",
+        &c,
+        "-days",
+        &days.to_string(),
+        "-subj",
+        &format!("/CN={CERT}"),
+    ]);
+    run(&["x509", "-in", &c, "-outform", "DER", "-out", &d]);
+    let pem = format!(
+        "{}{}",
+        std::fs::read_to_string(&key).expect("key"),
+        std::fs::read_to_string(&cert).expect("cert")
+    );
+    use base64::Engine as _;
+    let der = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&der).expect("der"));
+    (pem, der)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_link_due_by_expiry_rotates_on_apply() {
+    // The application already holds the certificate Key Vault has, and it expires in 10 days:
+    // within rotate_before_expiry_days (30), so the link is due at once.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (pem, der) = openssl_certificate(tmp.path(), 10);
+    let mut f = fixture();
+    f["applications"][0]["key_credentials"]
+        .as_array_mut()
+        .expect("keys")
+        .push(json!({"key_id": "c0000c01-0000-4000-8000-000000000c11", "display_name": "tls", "key": der}));
+    let em = emulator(f).await;
+    kv_json(
+        &em,
+        reqwest::Method::POST,
+        &format!("/certificates/{CERT}/import"),
+        Some(json!({"value": pem, "policy": {
+            "key_props": {"kty": "RSA", "key_size": 2048, "exportable": true, "reuse_key": false},
+            "secret_props": {"contentType": "application/x-pem-file"},
+            "x509_props": {"subject": format!("CN={CERT}"), "validity_months": 12},
+            "issuer": {"name": "Self"}
+        }})),
+    )
+    .await;
+    let old = current_thumbprint(&em);
+    let vault_url = em.endpoints().vaults[VAULT].clone();
+    let tf = Tf::new(Some(&em));
+    tf.config(&config(&vault_url, ""));
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "{}", plan.output());
+    assert!(
+        plan.output().contains("creating this link rotates"),
+        "{}",
+        plan.output()
+    );
+    let applied = tf.apply().await.ok();
+    let versions = cert_versions(&em, CERT);
+    assert_eq!(
+        versions.len(),
+        2,
+        "a new Key Vault version:\n{}",
+        applied.output()
+    );
+    let new = current_thumbprint(&em);
+    assert_ne!(new, old);
+    let link = tf.resource("rotor_certificate_link.tls");
+    assert_eq!(link["thumbprint"], new.as_str());
+    assert_eq!(link["rotation_due"], false);
+    let held: Vec<String> = key_credentials(&em, CERT_APP)
+        .iter()
+        .filter_map(|k| k["thumbprint"].as_str().map(str::to_ascii_uppercase))
+        .collect();
+    assert!(
+        held.contains(&new) && held.contains(&old),
+        "old kept for the grace period: {held:?}"
+    );
+    assert_eq!(tf.plan().await.code, 0);
 }
