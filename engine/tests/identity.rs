@@ -354,10 +354,9 @@ async fn client_certificate_pkcs12_with_a_password() {
         client_certificate_password: Some(SecretValue::from("wrong".to_string())),
         ..auth(&env)
     };
-    let err = wrong
-        .build(&env.endpoints())
-        .err()
-        .expect("a wrong password fails at build");
+    let Err(err) = wrong.build(&env.endpoints()) else {
+        panic!("a wrong password fails at build");
+    };
     let msg = err.to_string();
     assert!(
         msg.contains("rotor-ci.pfx") && msg.contains("password"),
