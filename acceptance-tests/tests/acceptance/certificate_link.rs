@@ -517,3 +517,37 @@ async fn certificate_link_due_by_expiry_rotates_on_apply() {
     );
     assert_eq!(tf.plan().await.code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_link_replace_rotates_once() {
+    let em = emulator(fixture()).await;
+    create_certificate(&em, CERT).await;
+    let vault_url = em.endpoints().vaults[VAULT].clone();
+    let tf = Tf::new(Some(&em));
+    tf.config(&config(&vault_url, ""));
+    tf.apply().await.ok();
+    let before = current_thumbprint(&em);
+    assert_eq!(cert_versions(&em, CERT).len(), 1);
+    let replaced = tf
+        .run(&[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-replace=rotor_certificate_link.tls",
+        ])
+        .await
+        .ok();
+    assert_eq!(
+        cert_versions(&em, CERT).len(),
+        2,
+        "-replace makes one new version:\n{}",
+        replaced.output()
+    );
+    let after = current_thumbprint(&em);
+    assert_ne!(after, before);
+    assert_eq!(
+        tf.resource("rotor_certificate_link.tls")["thumbprint"],
+        after.as_str()
+    );
+    assert_eq!(tf.plan().await.code, 0);
+}
