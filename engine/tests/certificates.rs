@@ -387,3 +387,49 @@ async fn no_private_key_material_in_records_statuses_errors_or_history() {
     assert_eq!(history.lines().count(), 3);
     assert!(history.contains("\"kind\":\"certificate\""));
 }
+
+#[tokio::test]
+async fn without_graph_write_the_application_rolls_its_own_key() {
+    let env = env().await;
+    let (v1, der1, first) = onboard(&env).await;
+    let mut o = env.options_as(Some((LEAST_ID, LEAST_SECRET)));
+    o.scope_vaults = env.vaults();
+    let e = Engine::new(o).expect("engine");
+    let before = entries(&env.raw_keys().await);
+    let opts = RotateOptions {
+        force: true,
+        replace_key_id: first.new_key_id.clone(),
+        ..Default::default()
+    };
+    let rec = e
+        .rotate_certificate(&env.cert_link(), &Policy::default(), &opts, &NoProgress)
+        .await;
+    assert_eq!(rec.status, RotationStatus::Success, "{rec:#?}");
+    assert!(note(&rec, "as the application itself"), "{:?}", rec.notes);
+    let after = entries(&env.raw_keys().await);
+    for (id, e) in &before {
+        assert_eq!(after.get(id), Some(e), "entry {id} changed");
+    }
+    assert!(env.cert_signs_in(CERTAPP, CERT, &v1, &der1).await);
+    let v2 = rec.targets[0].version.clone().expect("version");
+    let der2 = env.cert_der(CERT, &v2).await;
+    assert!(env.cert_signs_in(CERTAPP, CERT, &v2, &der2).await);
+    // cleanup past the grace period, with the same rights: removeKey as the application
+    let mut o = env.options_as(Some((LEAST_ID, LEAST_SECRET)));
+    o.scope_vaults = env.vaults();
+    o.clock = Some(Arc::new(|| {
+        time::OffsetDateTime::now_utc() + time::Duration::days(8)
+    }));
+    let later = Engine::new(o).expect("engine");
+    let out = later
+        .cleanup_certificate(&env.cert_link(), &Policy::default(), false)
+        .await
+        .expect("cleanup");
+    assert_eq!(
+        out.removed_key_ids,
+        vec![first.new_key_id.clone().expect("k1")],
+        "{out:?}"
+    );
+    assert!(env.cert_signs_in(CERTAPP, CERT, &v2, &der2).await);
+    assert!(entries(&env.raw_keys().await).contains_key(FOREIGN_KEY));
+}

@@ -47,21 +47,35 @@ pub(crate) async fn cleanup(
     for (k, why) in &remove {
         tracing::info!(app_id = %st.app.app_id, key_id = %k.key_id, "removing key credential: {why}");
         // a signer other than the key being removed
-        let signer = st.signer(OffsetDateTime::now_utc()).filter(|(_, _, tp)| {
-            k.thumbprint
-                .as_deref()
-                .is_none_or(|t| !t.eq_ignore_ascii_case(tp))
-        });
+        let signer = st.signer_except(OffsetDateTime::now_utc(), k.thumbprint.as_deref());
         let mut done = false;
         if let Some((ci, version, tp)) = signer {
             let proof =
                 jwt::proof(e, &st.app.object_id, &st.certs[ci].target, &version, &tp).await?;
+            let signer_t = &st.certs[ci].target;
             match inner
                 .graph
                 .remove_key(&st.app, &k.key_id, proof.expose(), None)
                 .await
             {
                 Ok(()) => done = true,
+                Err(err) if err.status() == Some(403) => {
+                    // rotor may not write applications: the application removes its own key
+                    let scope = inner.endpoints.graph_scope();
+                    if let Ok(token) =
+                        jwt::sign_in(e, &st.app.app_id, signer_t, &version, &tp, &scope).await?
+                    {
+                        let proof =
+                            jwt::proof(e, &st.app.object_id, signer_t, &version, &tp).await?;
+                        inner
+                            .graph
+                            .remove_key(&st.app, &k.key_id, proof.expose(), Some(&token))
+                            .await?;
+                        done = true;
+                    } else {
+                        return Err(err);
+                    }
+                }
                 Err(err) => tracing::warn!("{err}; removing with PATCH instead"),
             }
         }

@@ -111,10 +111,22 @@ impl CertState {
     /// thumbprint is an enabled, unexpired version of one of the link's certificates.
     /// (certificate index, version id, thumbprint).
     pub fn signer(&self, now: OffsetDateTime) -> Option<(usize, String, String)> {
+        self.signer_except(now, None)
+    }
+
+    /// [`CertState::signer`] other than the key credential with thumbprint `except`.
+    pub fn signer_except(
+        &self,
+        now: OffsetDateTime,
+        except: Option<&str>,
+    ) -> Option<(usize, String, String)> {
         for k in &self.all {
             let Some(tp) = k.thumbprint.as_deref() else {
                 continue;
             };
+            if except.is_some_and(|x| x.eq_ignore_ascii_case(tp)) {
+                continue;
+            }
             if !(k.start <= now && now < k.end) {
                 continue;
             }

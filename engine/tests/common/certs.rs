@@ -23,6 +23,9 @@ pub const CERTAPP_OID: &str = "a0000c01-0000-4000-8000-000000000c01";
 pub const VAULT: &str = "kv-certs";
 pub const CERT: &str = "certapp-signing";
 pub const FOREIGN_KEY: &str = "f0000c01-0000-4000-8000-0000000000f1";
+/// A principal that may only read applications (and create/sign in Key Vault).
+pub const LEAST_ID: &str = "7c1e0d5a-0000-4000-8000-0000000000c2";
+pub const LEAST_SECRET: &str = "lSt8Q~Bo5fEyX9Pm5GnFDkWKej3pevvipCp4y7P4";
 pub const OTHER_TOOL_KEY: &str = "f0000c01-0000-4000-8000-0000000000f2";
 
 /// A tenant: principal `rotor` (Graph write, Certificates Officer + Crypto User), application
@@ -35,6 +38,10 @@ pub fn fixture_json() -> Value {
             "client_secret": "rCi8Q~Bo5fEyX9Pm5GnFDkWKej3pevvipCp4y7P4",
             "graph_roles": ["Application.ReadWrite.All"],
             "vault_roles": {"*": ["Key Vault Certificates Officer", "Key Vault Crypto User", "Key Vault Secrets Officer"]}
+        }, {
+            "display_name": "rotor-least", "client_id": LEAST_ID, "client_secret": LEAST_SECRET,
+            "graph_roles": ["Application.Read.All"],
+            "vault_roles": {"*": ["Key Vault Certificates Officer", "Key Vault Crypto User"]}
         }],
         "applications": [{
             "display_name": "CertApp", "app_id": CERTAPP, "object_id": CERTAPP_OID,
