@@ -978,6 +978,11 @@ async fn run_action_yml(
     let mut logs = Vec::new();
     for step in action["runs"]["steps"].as_sequence().expect("steps") {
         let id = step["id"].as_str().expect("step id").to_string();
+        if step["uses"].is_string() {
+            // another action (`actions/cache`): not modelled here, its step has no outputs
+            // (`action_yml_keeps_the_hint_cache_per_tenant` checks what it is given)
+            continue;
+        }
         let out_file = runner.path(&format!("step-{id}-output"));
         std::fs::write(&out_file, "").expect("output file");
         let script = runner.path(&format!("step-{id}.sh"));
@@ -1040,6 +1045,145 @@ async fn run_action_yml(
     (outputs, logs)
 }
 
+/// Runs the `hint-cache` step of action.yml with `env`; its outputs.
+fn hint_cache_step(env: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root");
+    let action: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("action.yml")).expect("yml"))
+            .expect("yaml");
+    let step = action["runs"]["steps"]
+        .as_sequence()
+        .expect("steps")
+        .iter()
+        .find(|s| s["id"] == "hint-cache")
+        .expect("hint-cache step");
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("out");
+    std::fs::write(&out, "").expect("out");
+    let status = std::process::Command::new("bash")
+        .args(["--noprofile", "--norc", "-eo", "pipefail", "-c"])
+        .arg(step["run"].as_str().expect("run"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GITHUB_OUTPUT", &out)
+        .env("RUNNER_TEMP", "/runner/temp")
+        .env("ROTOR_INPUT_HINT_CACHE", "true")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("bash");
+    assert!(status.success());
+    std::fs::read_to_string(&out)
+        .expect("outputs")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn action_yml_keeps_the_hint_cache_per_tenant() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root");
+    let action: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("action.yml")).expect("yml"))
+            .expect("yaml");
+    let steps = action["runs"]["steps"].as_sequence().expect("steps");
+    let pos = |id: &str| {
+        steps
+            .iter()
+            .position(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("step {id}"))
+    };
+    let (key, restore, run, save) = (
+        pos("hint-cache"),
+        pos("hint-cache-restore"),
+        pos("run"),
+        pos("hint-cache-save"),
+    );
+    assert!(key < restore && restore < run && run < save);
+    let path = "${{ steps.hint-cache.outputs.path }}";
+    let key_expr = "${{ steps.hint-cache.outputs.key }}";
+    let (restore, save, run) = (&steps[restore], &steps[save], &steps[run]);
+    assert!(
+        restore["uses"]
+            .as_str()
+            .expect("uses")
+            .starts_with("actions/cache/restore@")
+    );
+    assert!(
+        save["uses"]
+            .as_str()
+            .expect("uses")
+            .starts_with("actions/cache/save@")
+    );
+    for s in [restore, save] {
+        // the key (which holds the tenant's hash) and the file rotor is given
+        assert_eq!(s["with"]["path"], path, "{s:?}");
+        assert_eq!(s["with"]["key"], key_expr, "{s:?}");
+        assert!(
+            s["if"]
+                .as_str()
+                .expect("if")
+                .contains("steps.hint-cache.outputs.enabled == 'true'")
+        );
+    }
+    assert_eq!(
+        restore["with"]["restore-keys"],
+        "${{ steps.hint-cache.outputs.prefix }}"
+    );
+    assert!(save["if"].as_str().expect("if").contains("always()"));
+    assert_eq!(run["env"]["ROTOR_HINT_CACHE_FILE"], path);
+    assert!(
+        run["run"]
+            .as_str()
+            .expect("run")
+            .contains(r#"args+=(--hint-cache "$ROTOR_HINT_CACHE_FILE")"#)
+    );
+
+    // the key: the tenant's hash (never the id), then the run; the prefix restores the newest
+    let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let a = hint_cache_step(&[("ROTOR_INPUT_TENANT_ID", tenant), ("GITHUB_RUN_ID", "100")]);
+    assert_eq!(a["enabled"], "true", "{a:?}");
+    assert_eq!(a["path"], "/runner/temp/rotor-hint-cache/hints.json");
+    assert!(a["prefix"].starts_with("rotor-hints-v1-") && a["key"].starts_with(&a["prefix"]));
+    assert!(a["key"].contains("-100-"), "{a:?}");
+    assert!(
+        !a["key"].contains(tenant) && !a["key"].contains("72f988bf"),
+        "{a:?}"
+    );
+    // the same tenant (from the job's environment, other case): the same prefix, a new key
+    let b = hint_cache_step(&[
+        ("AZURE_TENANT_ID", &tenant.to_ascii_uppercase()),
+        ("GITHUB_RUN_ID", "101"),
+    ]);
+    assert_eq!(a["prefix"], b["prefix"]);
+    assert_ne!(a["key"], b["key"]);
+    // another tenant never shares a prefix
+    let c = hint_cache_step(&[
+        (
+            "ROTOR_INPUT_TENANT_ID",
+            "0000aaaa-86f1-41af-91ab-2d7cd011db47",
+        ),
+        ("GITHUB_RUN_ID", "100"),
+    ]);
+    assert_ne!(a["prefix"], c["prefix"]);
+    // no tenant, or the input off: nothing cached
+    assert_eq!(
+        hint_cache_step(&[("GITHUB_RUN_ID", "100")])["enabled"],
+        "false"
+    );
+    let off = hint_cache_step(&[
+        ("ROTOR_INPUT_TENANT_ID", tenant),
+        ("ROTOR_INPUT_HINT_CACHE", "false"),
+    ]);
+    assert_eq!(off["enabled"], "false");
+    assert!(!off.contains_key("key"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn action_yml_runs_rotor_with_its_inputs_mapped() {
     let w = world().await;
@@ -1074,6 +1218,28 @@ async fn action_yml_runs_rotor_with_its_inputs_mapped() {
     assert_eq!(outputs["rotated"], "0");
     assert!(!outputs["comment-id"].is_empty());
     assert_eq!(w.gh.bot_comments_on(2).len(), 1);
+    // the hint cache the cache steps keep: written where they look, hints and fingerprints only
+    let cache = std::path::Path::new(&r.env["RUNNER_TEMP"]).join("rotor-hint-cache/hints.json");
+    let cache: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache).expect("hint cache written"))
+            .expect("hint cache JSON");
+    let hints = cache["hints"].as_object().expect("hints");
+    assert!(!hints.is_empty(), "{cache}");
+    assert!(
+        hints
+            .values()
+            .all(|h| h.as_str().is_some_and(|h| h.chars().count() == 3))
+    );
+    assert!(
+        cache["current"]
+            .as_object()
+            .expect("current")
+            .values()
+            .all(|c| c
+                .as_object()
+                .is_some_and(|c| c.keys().all(|k| k == "version" || k == "fingerprint"))),
+        "{cache}"
+    );
 
     // Schedule with an audit pull request, history in a subdirectory.
     let r = Runner::new(&w.gh, "schedule", &schedule_payload());
@@ -1148,9 +1314,9 @@ async fn action_yml_runs_rotor_with_its_inputs_mapped() {
 
     // The client secret input is masked before anything else is printed.
     assert!(
-        logs[1].stdout.starts_with(&format!("::add-mask::{secret}")),
+        logs[2].stdout.starts_with(&format!("::add-mask::{secret}")),
         "{}",
-        logs[1].stdout
+        logs[2].stdout
     );
     let refs: Vec<&support::Output> = logs.iter().collect();
     w.assert_no_secret_leaked(&r, &refs);

@@ -174,7 +174,13 @@ fn every_input_is_mapped_explicitly() {
         action["inputs"]["github-token"]["default"].as_str(),
         Some("${{ github.token }}")
     );
-    let run_env = &composite_steps(&action)[1].0;
+    let run_step = action["runs"]["steps"]
+        .as_sequence()
+        .expect("steps")
+        .iter()
+        .position(|s| s["id"] == "run")
+        .expect("the run step");
+    let run_env = &composite_steps(&action)[run_step].0;
     assert_eq!(
         run_env.get("GITHUB_TOKEN").map(String::as_str),
         Some("${{ inputs.github-token }}")

@@ -48,13 +48,41 @@ pub(crate) async fn discover(e: &Engine, filter: Option<&str>) -> Result<Vec<App
     for a in &apps {
         inner.remember(a);
     }
+    sort_apps(&mut apps);
+    Ok(apps)
+}
+
+fn sort_apps(apps: &mut [Application]) {
     apps.sort_by(|a, b| {
         a.display_name
             .to_ascii_lowercase()
             .cmp(&b.display_name.to_ascii_lowercase())
             .then_with(|| a.app_id.cmp(&b.app_id))
     });
-    Ok(apps)
+}
+
+/// Every application (as [`discover`] without a filter) matched against `vaults` (as
+/// [`crate::Engine::match_secrets`]), the application pages listed while the vaults are: the
+/// Graph paging and the vault listings overlap instead of following each other. The
+/// applications are parsed page by page into the one list returned and are not memoised (a
+/// second copy of every application): callers memoise those they go on with.
+pub(crate) async fn discover_and_match(
+    e: &Engine,
+    vaults: &[Url],
+    policy: &crate::policy::Policy,
+) -> Result<(Vec<Application>, crate::model::MatchReport)> {
+    let apps = async {
+        let mut apps = e.inner.graph.list_applications(None).await?;
+        sort_apps(&mut apps);
+        Ok::<_, Error>(apps)
+    };
+    let facts = crate::matching::gather_facts(e, vaults, policy);
+    let (apps, facts) = futures::join!(apps, facts);
+    // the Graph error first, as when discovery ran before matching
+    let apps = apps?;
+    let (facts, read) = facts?;
+    let report = crate::matching::finish_matching(e, &apps, facts, read, vaults, policy).await?;
+    Ok((apps, report))
 }
 
 pub(crate) async fn get_application(e: &Engine, app_id: &str) -> Result<Application> {

@@ -188,6 +188,18 @@ impl Engine {
         crate::matching::match_secrets(self, apps, vaults, policy).await
     }
 
+    /// [`Engine::discover`] (no filter) and [`Engine::match_secrets`] in one: the application
+    /// pages are listed while the vaults are (Graph paging and vault listings overlap), and the
+    /// applications are not memoised (memoise the ones you go on with, as [`Engine::links`]
+    /// does). Same applications, same report, same errors (Graph's first).
+    pub async fn discover_and_match(
+        &self,
+        vaults: &[Url],
+        policy: &Policy,
+    ) -> Result<(Vec<Application>, MatchReport)> {
+        crate::discovery::discover_and_match(self, vaults, policy).await
+    }
+
     /// Read-only status of a link (refresh): which credential the targets hold, whether a rotation
     /// is due and why, divergence, exclusion, in-progress. Reads each target's current version
     /// metadata; reads a value only when its tags do not say which credential it holds and the

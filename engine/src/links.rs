@@ -116,9 +116,15 @@ pub fn links_from_matches(
     apps: &[Application],
     policy: &Policy,
 ) -> Vec<Link> {
+    // by appId, built once (the first of equal appIds, as a search from the start finds)
+    let mut by_id: std::collections::HashMap<&str, &Application> =
+        std::collections::HashMap::with_capacity(apps.len());
+    for a in apps {
+        by_id.entry(a.app_id.as_str()).or_insert(a);
+    }
     let lineage_of = |m: &crate::model::Match| {
-        apps.iter()
-            .find(|a| a.app_id == m.app_id)
+        by_id
+            .get(m.app_id.as_str())
             .and_then(|a| a.password(&m.key_id))
             .map(|c| c.lineage_name().to_owned())
             .unwrap_or_else(|| m.credential_display_name.clone().unwrap_or_default())
@@ -161,10 +167,22 @@ pub fn links_from_matches(
 }
 
 pub(crate) async fn links(e: &Engine, config: &Config) -> Result<Vec<Link>> {
-    let apps = e.discover(None).await?;
-    let vaults = e.resolve_vaults(config).await?;
-    let report = e.match_secrets(&apps, &vaults, &config.policy).await?;
-    Ok(links_from_matches(&report, &apps, &config.policy))
+    let vaults = match e.resolve_vaults(config).await {
+        Ok(v) => v,
+        Err(err) => {
+            // discovery's error first, as when it ran before the vaults were resolved
+            e.discover(None).await?;
+            return Err(err);
+        }
+    };
+    let (apps, report) = e.discover_and_match(&vaults, &config.policy).await?;
+    let links = links_from_matches(&report, &apps, &config.policy);
+    // the applications the links go on with are memoised (inspection and rotation read them)
+    let linked: BTreeSet<&str> = links.iter().map(|l| l.application_id.as_str()).collect();
+    for a in apps.iter().filter(|a| linked.contains(a.app_id.as_str())) {
+        e.inner.remember(a);
+    }
+    Ok(links)
 }
 
 pub(crate) async fn due_links(e: &Engine, config: &Config) -> Result<Vec<(Link, LinkStatus)>> {
@@ -210,17 +228,23 @@ pub(crate) async fn rotate_many(
     progress: &dyn Progress,
 ) -> Vec<AuditRecord> {
     // Futures built eagerly (lazy until polled) so this future stays `Send` (see `match_secrets`).
+    // Unordered: the next link starts as soon as any rotation ends (an ordered buffer keeps a
+    // finished rotation's slot until every earlier one has finished); records are put back in
+    // input order.
     let each: Vec<_> = links
         .iter()
-        .map(|l| rotate(e, l, policy, opts, progress))
+        .enumerate()
+        .map(|(i, l)| async move { (i, rotate(e, l, policy, opts, progress).await) })
         .collect();
-    crate::http::with_limit(
+    let mut records: Vec<(usize, AuditRecord)> = crate::http::with_limit(
         policy.max_concurrent,
         futures::stream::iter(each)
-            .buffered(policy.max_concurrent.max(1))
+            .buffer_unordered(policy.max_concurrent.max(1))
             .collect(),
     )
-    .await
+    .await;
+    records.sort_by_key(|(i, _)| *i);
+    records.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]

@@ -426,6 +426,7 @@ pub fn match_facts_with(
     let mut idx_exp: HashMap<i64, Vec<usize>> = HashMap::new();
     let mut idx_tok: HashMap<String, Vec<usize>> = HashMap::new();
     let mut idx_guid: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut prefixes: Vec<(String, usize)> = Vec::with_capacity(secrets.len());
     for (i, s) in secrets.iter().enumerate() {
         for g in guids_in(&s.name) {
             idx_guid.entry(g).or_default().push(i);
@@ -447,19 +448,28 @@ pub fn match_facts_with(
                 .or_default()
                 .push(i);
         }
-        for t in slug(&s.name).split('-') {
+        let name_slug = slug(&s.name);
+        for t in name_slug.split('-') {
             if !t.is_empty() {
                 idx_tok.entry(t.to_owned()).or_default().push(i);
             }
         }
-        let compact = slug(&s.name).replace('-', "");
-        for n in 4..=compact.len().min(24) {
-            idx_tok
-                .entry(format!("^{}", &compact[..n]))
-                .or_default()
-                .push(i);
+        let compact = name_slug.replace('-', "");
+        if compact.len() >= 4 {
+            prefixes.push((compact, i));
         }
     }
+    // Compact names sorted, so "every secret whose compact name starts with P" is one range
+    // (one entry per secret, instead of one index key per prefix length).
+    prefixes.sort_unstable();
+    let starting_with = |p: &str| -> Vec<usize> {
+        let from = prefixes.partition_point(|(c, _)| c.as_str() < p);
+        prefixes[from..]
+            .iter()
+            .take_while(|(c, _)| c.starts_with(p))
+            .map(|(_, i)| *i)
+            .collect()
+    };
     let lookup_token = |t: &str| idx_tok.get(t).cloned().unwrap_or_default();
     for a in apps {
         let subs = subscriptions_for(a, app_subscriptions);
@@ -502,10 +512,8 @@ pub fn match_facts_with(
                 }
                 let compact = app_slug.replace('-', "");
                 if compact.len() >= 4 {
-                    cand.extend(lookup_token(&format!(
-                        "^{}",
-                        &compact[..compact.len().min(24)]
-                    )));
+                    // secrets whose compact name starts with the app's (its first 24 characters)
+                    cand.extend(starting_with(&compact[..compact.len().min(24)]));
                 }
             }
             cand.extend(
@@ -691,19 +699,37 @@ pub(crate) async fn match_secrets(
     vaults: &[Url],
     policy: &Policy,
 ) -> Result<MatchReport> {
+    let (facts, read) = gather_facts(e, vaults, policy).await?;
+    finish_matching(e, apps, facts, read, vaults, policy).await
+}
+
+/// The first half of [`match_secrets`]: every vault's secret facts (values read on hint-cache
+/// misses), into the scope-scan cache too. `Err` only when every vault failed.
+pub(crate) async fn gather_facts(
+    e: &Engine,
+    vaults: &[Url],
+    policy: &Policy,
+) -> Result<(Vec<SecretFacts>, usize)> {
     let conc = policy.max_concurrent.max(1);
     e.inner.widen_scope(vaults);
     // The futures are built eagerly (they do nothing until polled): a stream that maps borrowed
     // items through a closure would make this method's future `!Send` (rustc cannot prove the
-    // closure's output `Send` for every lifetime).
-    let per_vault: Vec<_> = vaults.iter().map(|v| vault_facts(e, v, conc)).collect();
-    let results = crate::http::with_limit(
+    // closure's output `Send` for every lifetime). Unordered, so a vault with more pages does
+    // not hold up the next ones; put back in the vaults' order below.
+    let per_vault: Vec<_> = vaults
+        .iter()
+        .enumerate()
+        .map(|(i, v)| async move { (i, vault_facts(e, v, conc).await) })
+        .collect();
+    let mut results = crate::http::with_limit(
         conc,
         futures::stream::iter(per_vault)
-            .buffered(conc)
+            .buffer_unordered(conc)
             .collect::<Vec<_>>(),
     )
     .await;
+    results.sort_by_key(|(i, _)| *i);
+    let results: Vec<_> = results.into_iter().map(|(_, r)| r).collect();
     let mut facts = Vec::new();
     let mut read = 0;
     // Per-vault isolation: a vault that cannot be listed fails the links in it (unknown this
@@ -738,6 +764,18 @@ pub(crate) async fn match_secrets(
     if let Err(err) = e.inner.hints.save() {
         tracing::warn!("{err}");
     }
+    Ok((facts, read))
+}
+
+/// The second half of [`match_secrets`]: scores `apps` against `facts`, then certificates.
+pub(crate) async fn finish_matching(
+    e: &Engine,
+    apps: &[Application],
+    facts: Vec<SecretFacts>,
+    read: usize,
+    vaults: &[Url],
+    policy: &Policy,
+) -> Result<MatchReport> {
     let mut report = match_facts_with(apps, &facts, policy, &e.inner.app_subscriptions);
     if !e.inner.app_subscriptions.is_empty() {
         report.signals_tried.push(Signal::Subscription);

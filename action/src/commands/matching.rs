@@ -77,9 +77,21 @@ pub async fn match_all(
     engine: &Engine,
     app_ids: &[String],
 ) -> anyhow::Result<(Vec<Application>, MatchReport)> {
-    let apps = if app_ids.is_empty() {
-        engine.discover(None).await?
-    } else {
+    if app_ids.is_empty() {
+        return match engine.resolve_vaults(ctx.config()).await {
+            // the application pages are listed while the vaults are, and matched as they come
+            Ok(vaults) if !vaults.is_empty() => Ok(engine
+                .discover_and_match(&vaults, &ctx.config().policy)
+                .await?),
+            other => {
+                // discovery's error first, as when it ran before the vaults were resolved
+                engine.discover(None).await?;
+                other?;
+                Err(no_vaults(ctx).into())
+            }
+        };
+    }
+    let apps = {
         let mut v = Vec::new();
         for id in app_ids {
             v.push(engine.get_application(id).await?);
@@ -197,7 +209,7 @@ pub async fn run(ctx: &Context, args: &MatchArgs) -> anyhow::Result<ExitCode> {
         None => Confidence::Low,
     };
     let engine = ctx.engine()?;
-    let (_apps, report) = match_all(ctx, &engine, &args.apps).await?;
+    let (_, report) = match_all(ctx, &engine, &args.apps).await?;
     let mut view = to_json(&report, min, ctx);
     view.vault_errors = engine.vault_failures();
     let policy_min = ctx.config().policy.min_confidence;

@@ -13,9 +13,10 @@ use time::format_description::well_known::Rfc3339;
 
 /// Writes `value` as pretty JSON plus a newline on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
+    // written as it is serialised (no copy of the whole document in memory)
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
     out.flush()?;
     Ok(())
 }
