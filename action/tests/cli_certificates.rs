@@ -146,6 +146,18 @@ async fn one_certificate_rotates_by_key_id_and_shows_in_json_tables_markdown_and
     assert!(r.stdout.contains("(certificate "), "{r}");
     assert!(r.stdout.contains(&new_thumb[..8]), "{r}");
 
+    // rotor report (the history file as the Action's Markdown report).
+    let r = w.run(&["report"]).await;
+    r.assert_code(0);
+    outputs.push(("report".into(), r.stdout.clone()));
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("(certificate ") && l.contains("rotated"))
+        .unwrap_or_else(|| panic!("no certificate row in {r}"));
+    assert!(row.contains(CERT_NAME), "{row}");
+    assert!(row.contains(&new_thumb[..8]), "{row}");
+
     // cleanup: the certificate lineage is a link; the old key is kept through the grace period.
     let r = w
         .run(&["cleanup", "--app", MYAPP, "--dry-run", "--output", "json"])

@@ -729,7 +729,7 @@ fn verify_certificate(
         (
             has(&cert.thumbprint),
             format!(
-                "the old certificate {} still signs in until cleanup after the grace period",
+                "the old certificate {} stays on MyApp (consumers still using it keep signing in) until cleanup after the grace period",
                 crate::github::records::thumb(&cert.thumbprint)
             ),
         ),

@@ -272,6 +272,42 @@ mod tests {
     }
 
     #[test]
+    fn certificate_rows_name_the_kind_and_the_thumbprint() {
+        let text = REC
+            .replace("{\"rotation_id\"", "{\"kind\":\"certificate\",\"rotation_id\"")
+            .replace(
+                "\"status\":\"success\"",
+                "\"status\":\"success\",\"old_thumbprint\":\"84b5c62eba51f602f765893df14c83ec84136ba7\",\"new_thumbprint\":\"3D42C9BF00112233445566778899AABBCCDDEEFF\"",
+            );
+        let r = parse_records(&text).expect("ok").remove(0);
+        assert!(r.is_certificate());
+        let row = r.to_row(false);
+        assert_eq!(row.credential, "key aaaaaaaa (certificate 3D42C9BF)");
+        assert!(
+            row.detail
+                .starts_with("new certificate 3D42C9BF, new key bbbbbbbb"),
+            "{}",
+            row.detail
+        );
+        // a secret record keeps its format: no kind, no thumbprints
+        let secret = parse_records(REC).expect("ok").remove(0);
+        assert!(!secret.is_certificate());
+        let v = serde_json::to_value(&secret).expect("json");
+        assert!(
+            v.get("kind").is_none() && v.get("new_thumbprint").is_none(),
+            "{v}"
+        );
+        assert_eq!(secret.to_row(false).credential, "key aaaaaaaa");
+        // written again, the certificate record keeps kind and thumbprints
+        let again = serde_json::to_value(&r).expect("json");
+        assert_eq!(again["kind"], "certificate");
+        assert_eq!(
+            again["old_thumbprint"],
+            "84b5c62eba51f602f765893df14c83ec84136ba7"
+        );
+    }
+
+    #[test]
     fn unknown_fields_survive_a_round_trip() {
         let text = REC.replace(
             "\"status\":\"success\"",
