@@ -433,3 +433,58 @@ async fn without_graph_write_the_application_rolls_its_own_key() {
     assert!(env.cert_signs_in(CERTAPP, CERT, &v2, &der2).await);
     assert!(entries(&env.raw_keys().await).contains_key(FOREIGN_KEY));
 }
+
+#[tokio::test]
+async fn a_certificate_near_expiry_is_due_and_a_dry_run_changes_nothing() {
+    let env = env().await;
+    onboard(&env).await;
+    // 340 days later the 12-month certificate is within rotate_before_expiry_days (30)
+    let e = engine_at(&env, time::Duration::days(340));
+    let st = e
+        .inspect_certificate_link(&env.cert_link(), &Policy::default())
+        .await
+        .expect("inspect");
+    assert!(st.rotation_due, "{st:?}");
+    assert!(
+        st.due_reason
+            .clone()
+            .unwrap_or_default()
+            .contains("expires"),
+        "{st:?}"
+    );
+    assert!(st.pending_version.is_none());
+    let keys = entries(&env.raw_keys().await);
+    let dry = e
+        .rotate_certificate(
+            &env.cert_link(),
+            &Policy::default(),
+            &RotateOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+            &NoProgress,
+        )
+        .await;
+    assert_eq!(dry.status, RotationStatus::Skipped, "{dry:#?}");
+    assert_eq!(dry.skip_reason, Some(SkipReason::DryRun));
+    assert!(note(&dry, "would make a new version"), "{:?}", dry.notes);
+    assert_eq!(entries(&env.raw_keys().await), keys);
+    assert_eq!(env.cert_versions(CERT).len(), 1);
+    let rec = e
+        .rotate_certificate(
+            &env.cert_link(),
+            &Policy::default(),
+            &RotateOptions::default(),
+            &NoProgress,
+        )
+        .await;
+    assert_eq!(rec.status, RotationStatus::Success, "{rec:#?}");
+    assert_eq!(env.cert_versions(CERT).len(), 2);
+    // (Key Vault dates the new version from its own clock: seen from today it is not due)
+    let st = engine_at(&env, time::Duration::ZERO)
+        .inspect_certificate_link(&env.cert_link(), &Policy::default())
+        .await
+        .expect("inspect");
+    assert!(!st.rotation_due, "{st:?}");
+    assert_eq!(st.current_key_id, rec.new_key_id);
+}
