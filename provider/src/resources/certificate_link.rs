@@ -548,10 +548,14 @@ impl Resource for CertificateLinkResource {
                 blocked_warning(&engine, &link, &s, diags);
                 Some(out.with_id().to_value())
             }
+            // The link is gone only when the application is (a missing Key Vault certificate
+            // is an error on `certificates`, and the link stays).
             Err(e)
                 if e.kind() == ErrorKind::NotFound
-                    && e.subject()
-                        .is_some_and(|s| matches!(s, rotor_engine::Subject::Application(_))) =>
+                    && engine
+                        .get_application(&link.application_id)
+                        .await
+                        .is_err_and(|g| g.kind() == ErrorKind::NotFound) =>
             {
                 diags.warning(
                     format!("refreshing {link}: {e}"),
