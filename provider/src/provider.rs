@@ -874,7 +874,12 @@ mod tests {
             .collect();
         assert_eq!(
             sensitive,
-            ["client_secret", "oidc_request_token", "oidc_token"]
+            [
+                "client_secret",
+                "client_certificate_password",
+                "oidc_request_token",
+                "oidc_token"
+            ]
         );
         for (name, _) in &pairs {
             assert_eq!(c.get(name), Some(format!("value-of-{name}").as_str()));
