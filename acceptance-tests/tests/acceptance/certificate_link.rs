@@ -551,3 +551,84 @@ async fn certificate_link_replace_rotates_once() {
     );
     assert_eq!(tf.plan().await.code, 0);
 }
+
+/// The SHA-1 thumbprint (upper-case hex) of the PEM certificate in `pem`, by `openssl`.
+fn openssl_thumbprint(dir: &std::path::Path, pem: &str) -> String {
+    let path = dir.join("thumb.pem");
+    std::fs::write(&path, pem).expect("write pem");
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
+        .arg(&path)
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split('=')
+        .nth(1)
+        .expect("fingerprint")
+        .trim()
+        .replace(':', "")
+        .to_ascii_uppercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_link_cleanup_due_is_planned_and_applied() {
+    // The application holds the certificate's current version since 30 days (the current key
+    // credential) and an old key credential rotor added before it: past the grace period (7
+    // days), so cleanup is due. The foreign key credential stays.
+    const OLD: &str = "c0000c01-0000-4000-8000-0000000000d1";
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (pem, _) = openssl_certificate(tmp.path(), 365);
+    let thumbprint = openssl_thumbprint(tmp.path(), &pem);
+    let mut f = fixture();
+    let keys = f["applications"][0]["key_credentials"]
+        .as_array_mut()
+        .expect("keys");
+    keys.push(
+        json!({"key_id": "c0000c01-0000-4000-8000-0000000000d2", "display_name": "tls rotor:r2",
+        "thumbprint": thumbprint, "start": "-30d", "end": "+335d"}),
+    );
+    keys.push(json!({"key_id": OLD, "display_name": "tls rotor:r1",
+        "thumbprint": "0102030405060708090A0B0C0D0E0F1011121314", "start": "-400d", "end": "+5d"}));
+    let em = emulator(f).await;
+    kv_json(
+        &em,
+        reqwest::Method::POST,
+        &format!("/certificates/{CERT}/import"),
+        Some(json!({"value": pem})),
+    )
+    .await;
+    let vault_url = em.endpoints().vaults[VAULT].clone();
+    let tf = Tf::new(Some(&em));
+    tf.config(&config(&vault_url, ""));
+    tf.apply().await.ok();
+    let link = tf.resource("rotor_certificate_link.tls");
+    assert_eq!(
+        link["thumbprint"],
+        thumbprint.as_str(),
+        "adopted, not rotated"
+    );
+    assert_eq!(link["key_id"], "c0000c01-0000-4000-8000-0000000000d2");
+    assert_eq!(cert_versions(&em, CERT).len(), 1);
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 2, "cleanup is an update:\n{}", plan.output());
+    assert!(
+        plan.output().contains("apply removes 1 old key credential") && plan.output().contains(OLD),
+        "{}",
+        plan.output()
+    );
+    tf.apply().await.ok();
+    let ids: Vec<Value> = key_credentials(&em, CERT_APP)
+        .iter()
+        .map(|k| k["key_id"].clone())
+        .collect();
+    assert!(
+        !ids.contains(&json!(OLD)),
+        "the old key credential is removed: {ids:?}"
+    );
+    assert!(ids.contains(&json!(FOREIGN_KEY)), "{ids:?}");
+    assert!(
+        ids.contains(&json!("c0000c01-0000-4000-8000-0000000000d2")),
+        "{ids:?}"
+    );
+    assert_eq!(tf.plan().await.code, 0);
+}
