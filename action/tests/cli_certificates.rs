@@ -111,12 +111,19 @@ async fn one_certificate_rotates_by_key_id_and_shows_in_json_tables_markdown_and
             "--key-id",
             &seeded.key_id,
             "--yes",
+            "--expiry-days",
+            "30",
             "--output",
             "json",
         ])
         .await;
     outputs.push(("rotate again".into(), format!("{}{}", r.stdout, r.stderr)));
     r.assert_code(0);
+    assert!(
+        r.stderr
+            .contains("--expiry-days does not apply to certificates"),
+        "{r}"
+    );
     assert_ne!(r.json()["rotations"][0]["status"], "success", "{r}");
     assert_eq!(key_credentials(&w.emu, MYAPP).len(), keys.len(), "{r}");
 
@@ -338,4 +345,44 @@ async fn without_crypto_user_the_error_names_the_role() {
     let material = key_material(&w.emu);
     assert_no_key_material("stderr", &r.stderr, &material);
     assert_no_key_material("stdout", &r.stdout, &material);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_excluded_certificate_is_reported_excluded_and_never_rotated() {
+    let w = World::start("").await;
+    let toml = read(&w.path("rotor.toml")).replace(
+        "exclusions = [\"name:legacy-*\"]",
+        "exclusions = [\"name:legacy-*\", \"secret:myapp-signing\"]",
+    );
+    assert!(toml.contains("secret:myapp-signing"));
+    std::fs::write(w.path("rotor.toml"), toml).expect("write rotor.toml");
+    let seeded = seed_certificate(&w.emu, 12).await;
+    let r = w
+        .run(&[
+            "rotate",
+            "--app",
+            MYAPP,
+            "--key-id",
+            &seeded.key_id,
+            "--yes",
+            "--output",
+            "json",
+        ])
+        .await;
+    r.assert_code(0);
+    let recs = cert_records(&r.json());
+    assert_eq!(recs.len(), 1, "{r}");
+    assert_eq!(recs[0]["status"], "excluded", "{r}");
+    assert!(
+        recs[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("secret:myapp-signing")),
+        "{r}"
+    );
+    let r = w
+        .run(&["rotate", "--due", "--dry-run", "--output", "json"])
+        .await;
+    r.assert_code(0);
+    assert!(cert_records(&r.json()).is_empty(), "{r}");
+    assert_eq!(key_credentials(&w.emu, MYAPP).len(), 1);
 }

@@ -199,6 +199,11 @@ pub async fn select(
             .any(|k| k.key_id.eq_ignore_ascii_case(key_id))
         {
             // A certificate credential: its lineage and the Key Vault certificate(s) holding it.
+            // An excluded lineage or certificate forms no link: it is reported as excluded.
+            if let Some(p) = excluded_certificate(ctx, engine, &app, key_id, &vaults).await? {
+                planned.push(p);
+                return Ok((planned, true));
+            }
             let link = engine.adopt_certificate(ctx.config(), key_id).await?;
             let status = engine.inspect_certificate_link(&link, policy).await?;
             planned.push(Planned {
@@ -313,6 +318,56 @@ pub async fn select(
     }
     sort_plan(&mut planned);
     Ok((planned, !args.due))
+}
+
+/// The plan entry of key credential `key_id` when policy excludes it: by application or lineage
+/// name, or because matching links it to a Key Vault certificate an exclusion names (the engine
+/// forms no link then, so this asks matching which pattern applies).
+async fn excluded_certificate(
+    ctx: &Context,
+    engine: &Engine,
+    app: &rotor_engine::Application,
+    key_id: &str,
+    vaults: &[url::Url],
+) -> anyhow::Result<Option<Planned>> {
+    let policy = &ctx.config().policy;
+    let Some(k) = app
+        .key_credentials
+        .iter()
+        .find(|k| k.key_id.eq_ignore_ascii_case(key_id))
+    else {
+        return Ok(None);
+    };
+    let lineage = key_lineage(k).to_owned();
+    let mut link = rotor_engine::CertificateLink {
+        application_id: app.app_id.clone(),
+        credential_display_name: lineage.clone(),
+        certificates: Default::default(),
+    };
+    let mut pattern = policy.excluded(&app.app_id, &app.display_name, Some(&lineage), None);
+    if pattern.is_none() {
+        let report = engine
+            .match_secrets(std::slice::from_ref(app), vaults, policy)
+            .await?;
+        for m in report.matches.iter().filter(|m| {
+            m.kind == rotor_engine::CredentialKind::Certificate
+                && m.key_id.eq_ignore_ascii_case(key_id)
+                && m.excluded.is_some()
+        }) {
+            pattern = pattern.or(m.excluded.clone());
+            link.certificates
+                .insert(rotor_engine::CertificateTarget::new(
+                    m.vault_url.clone(),
+                    m.secret_name.clone(),
+                ));
+        }
+    }
+    Ok(pattern.map(|pattern| Planned {
+        link: AnyLink::Certificate(link),
+        app_name: app.display_name.clone(),
+        status: None,
+        excluded: Some(pattern),
+    }))
 }
 
 /// The lineage name of a key credential (its display name without ` rotor:<id>`).
@@ -630,6 +685,11 @@ pub async fn run_collect(
             eprintln!("Aborted; nothing changed.");
             return Ok((ExitCode::SUCCESS, Vec::new()));
         }
+    }
+    if args.expiry_days.is_some() && to_rotate.iter().any(|p| p.link.is_certificate()) {
+        eprintln!(
+            "warning: --expiry-days does not apply to certificates: a new Key Vault version lasts what the certificate policy's validity_months says"
+        );
     }
     let opts = RotateOptions {
         dry_run: args.change.dry_run,
