@@ -173,10 +173,9 @@ async fn patch_without_graph_write_fails_naming_the_permission_and_changes_nothi
 async fn autorenew_during_a_rotation_is_synced_and_rotor_makes_one_version() {
     let env = env().await;
     let (_, _, first) = onboard(&env).await;
-    // hold rotor's read of its new version, meanwhile Key Vault renews on its own
+    // hold rotor's addKey of its new version; meanwhile Key Vault renews on its own
     env.emu
-        .add_fault(json!({"method": "GET", "vault": VAULT,
-            "path": format!("^/certificates/{CERT}/[0-9a-f]{{32}}$"), "latency_ms": 1500, "count": 1}))
+        .add_fault(json!({"method": "POST", "path": "/addKey$", "latency_ms": 1500, "count": 1}))
         .expect("fault");
     let e = engine_at(&env, time::Duration::ZERO);
     let link = env.cert_link();
@@ -190,6 +189,8 @@ async fn autorenew_during_a_rotation_is_synced_and_rotor_makes_one_version() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        // past the operation's completion, while rotor's addKey is held
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         env.create_cert(CERT, KeyType::Rsa).await
     };
     let (rec, (v3, der3)) = tokio::join!(run, renew);
@@ -198,6 +199,11 @@ async fn autorenew_during_a_rotation_is_synced_and_rotor_makes_one_version() {
         env.cert_versions(CERT).len(),
         3,
         "rotor made one version, AutoRenew one"
+    );
+    assert_ne!(
+        rec.targets[0].version.as_deref(),
+        Some(v3.as_str()),
+        "AutoRenew came after rotor's create (the race was staged)"
     );
     // the next run adds what the application lacks, with no new version
     let rec2 = rotate(&e, &link, &opts).await;
