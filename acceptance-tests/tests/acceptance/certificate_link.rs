@@ -5,9 +5,9 @@
 //! import by both id forms round-trips, destroy keeps the Key Vault certificate and the key
 //! credentials, and no private key material reaches state, plan or logs.
 //!
-//! A rotation due by expiry is staged with a certificate made by the `openssl` CLI (expiring in 10
-//! days, imported into Key Vault with a 12-month policy), since the emulator does not age
-//! certificates: that test needs `openssl` on `PATH`.
+//! A rotation due by expiry is staged with a certificate made in process with rcgen (expiring in
+//! 10 days, imported into Key Vault with a 12-month policy), since the emulator does not age
+//! certificates.
 
 use serde_json::{Value, json};
 
@@ -413,49 +413,21 @@ resource "rotor_certificate_link" "bad" {{
     );
 }
 
-/// A self-signed RSA certificate valid for `days` days from now, made with the `openssl` CLI:
+/// A self-signed RSA certificate valid for `days` days from now (rcgen, in process):
 /// `(PEM of the PKCS#8 key and the certificate, base64 DER of the certificate)`.
-fn openssl_certificate(dir: &std::path::Path, days: u32) -> (String, String) {
-    let (key, cert, der) = (dir.join("k.pem"), dir.join("c.pem"), dir.join("c.der"));
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl (install it to run this test: apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let (k, c, d) = (
-        key.display().to_string(),
-        cert.display().to_string(),
-        der.display().to_string(),
-    );
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &k,
-        "-out",
-        &c,
-        "-days",
-        &days.to_string(),
-        "-subj",
-        &format!("/CN={CERT}"),
-    ]);
-    run(&["x509", "-in", &c, "-outform", "DER", "-out", &d]);
-    let pem = format!(
-        "{}{}",
-        std::fs::read_to_string(&key).expect("key"),
-        std::fs::read_to_string(&cert).expect("cert")
-    );
+fn test_certificate(_dir: &std::path::Path, days: u32) -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("rsa key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, CERT);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(i64::from(days));
+    let cert = params.self_signed(&key).expect("self-signed");
+    let pem = format!("{}{}", key.serialize_pem(), cert.pem());
     use base64::Engine as _;
-    let der = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&der).expect("der"));
+    let der = base64::engine::general_purpose::STANDARD.encode(cert.der());
     (pem, der)
 }
 
@@ -464,7 +436,7 @@ async fn certificate_link_due_by_expiry_rotates_on_apply() {
     // The application already holds the certificate Key Vault has, and it expires in 10 days:
     // within rotate_before_expiry_days (30), so the link is due at once.
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (pem, der) = openssl_certificate(tmp.path(), 10);
+    let (pem, der) = test_certificate(tmp.path(), 10);
     let mut f = fixture();
     f["applications"][0]["key_credentials"]
         .as_array_mut()
@@ -552,22 +524,24 @@ async fn certificate_link_replace_rotates_once() {
     assert_eq!(tf.plan().await.code, 0);
 }
 
-/// The SHA-1 thumbprint (upper-case hex) of the PEM certificate in `pem`, by `openssl`.
-fn openssl_thumbprint(dir: &std::path::Path, pem: &str) -> String {
-    let path = dir.join("thumb.pem");
-    std::fs::write(&path, pem).expect("write pem");
-    let out = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
-        .arg(&path)
-        .output()
-        .expect("openssl");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split('=')
+/// The SHA-1 thumbprint (upper-case hex) of the (first) PEM certificate in `pem`.
+fn pem_thumbprint(_dir: &std::path::Path, pem: &str) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let b64: String = pem
+        .split("-----BEGIN CERTIFICATE-----")
         .nth(1)
-        .expect("fingerprint")
-        .trim()
-        .replace(':', "")
-        .to_ascii_uppercase()
+        .and_then(|rest| rest.split("-----END CERTIFICATE-----").next())
+        .expect("a certificate in the PEM")
+        .split_whitespace()
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64 certificate");
+    sha1::Sha1::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -577,8 +551,8 @@ async fn certificate_link_cleanup_due_is_planned_and_applied() {
     // days), so cleanup is due. The foreign key credential stays.
     const OLD: &str = "c0000c01-0000-4000-8000-0000000000d1";
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (pem, _) = openssl_certificate(tmp.path(), 365);
-    let thumbprint = openssl_thumbprint(tmp.path(), &pem);
+    let (pem, _) = test_certificate(tmp.path(), 365);
+    let thumbprint = pem_thumbprint(tmp.path(), &pem);
     let mut f = fixture();
     let keys = f["applications"][0]["key_credentials"]
         .as_array_mut()
