@@ -659,6 +659,40 @@ fn version_of_cert_id(id: &str) -> Option<String> {
     }
 }
 
+fn version_from_model(
+    t: &crate::model::CertificateTarget,
+    c: azure_security_keyvault_certificates::models::Certificate,
+    action: &str,
+) -> Result<CertificateVersion> {
+    let cer = c.cer.clone().unwrap_or_default();
+    if cer.is_empty() {
+        return Err(Error::other(
+            action.to_owned(),
+            "the response carried no certificate (`cer`)",
+        ));
+    }
+    let thumbprint = {
+        use sha1::Digest;
+        hex_upper(&sha1::Sha1::digest(&cer))
+    };
+    let a = c.attributes.clone().unwrap_or_default();
+    let version =
+        c.id.as_deref()
+            .and_then(version_of_cert_id)
+            .ok_or_else(|| Error::other(action.to_owned(), "the response carried no version id"))?;
+    Ok(CertificateVersion {
+        name: t.certificate_name.clone(),
+        version,
+        thumbprint,
+        cer,
+        not_before: a.not_before,
+        expires: a.expires,
+        enabled: a.enabled.unwrap_or(true),
+        created: a.created,
+        policy: c.policy,
+    })
+}
+
 impl KeyVaults {
     fn certificate_client(
         &self,
@@ -728,34 +762,7 @@ impl KeyVaults {
                 return Err(err);
             }
         };
-        let cer = c.cer.clone().unwrap_or_default();
-        if cer.is_empty() {
-            return Err(Error::other(
-                action,
-                "the response carried no certificate (`cer`)",
-            ));
-        }
-        let thumbprint = {
-            use sha1::Digest;
-            hex_upper(&sha1::Sha1::digest(&cer))
-        };
-        let a = c.attributes.clone().unwrap_or_default();
-        let version = c
-            .id
-            .as_deref()
-            .and_then(version_of_cert_id)
-            .ok_or_else(|| Error::other(action.clone(), "the response carried no version id"))?;
-        Ok(Some(CertificateVersion {
-            name: t.certificate_name.clone(),
-            version,
-            thumbprint,
-            cer,
-            not_before: a.not_before,
-            expires: a.expires,
-            enabled: a.enabled.unwrap_or(true),
-            created: a.created,
-            policy: c.policy,
-        }))
+        version_from_model(t, c, &action).map(Some)
     }
 
     /// Every version of a certificate (metadata and thumbprints; completed versions only).
@@ -845,13 +852,13 @@ impl KeyVaults {
 
     /// Starts a new version of the certificate from `policy` (its own, as read) and waits until
     /// Key Vault completes it (`begin_create_certificate`, polled by the SDK, at most `timeout`).
-    /// Returns the new version id.
+    /// Returns the new version, as the poller's final read of the certificate returned it.
     pub async fn create_certificate_version(
         &self,
         t: &crate::model::CertificateTarget,
         policy: azure_security_keyvault_certificates::models::CertificatePolicy,
         timeout: std::time::Duration,
-    ) -> Result<String> {
+    ) -> Result<CertificateVersion> {
         use azure_security_keyvault_certificates::models::CreateCertificateParameters;
         let permit = self.slot(&t.vault_url).await?;
         let vault = self.vault_name(&t.vault_url);
@@ -902,10 +909,7 @@ impl KeyVaults {
             .map_err(|e| kv_error(&action, &e, &vault, None, Access::CreateCertificate))?
             .into_model()
             .map_err(|e| Error::other(action.clone(), format!("unexpected response: {e}")))?;
-        done.id
-            .as_deref()
-            .and_then(version_of_cert_id)
-            .ok_or_else(|| Error::other(action, "the completed operation named no version"))
+        version_from_model(t, done, &action)
     }
 
     /// Signs a SHA-256 `digest` with RS256 by the key of certificate version `version`

@@ -524,7 +524,7 @@ async fn run(
         None,
         format!("making a new version of {} from its policy", c.target),
     );
-    let version = e
+    let v = e
         .inner
         .vaults
         .create_certificate_version(&c.target, policy_kv, e.inner.verify_timeout)
@@ -533,22 +533,10 @@ async fn run(
         Step::Create,
         StepState::Done,
         None,
-        format!("Key Vault made version {version}"),
+        format!("Key Vault made version {}", v.version),
     );
-    // Right away: the window between Key Vault completing the version and Entra accepting it
-    // lasts only as long as the add.
-    let Some(v) = e
-        .inner
-        .vaults
-        .get_certificate(&c.target, Some(&version))
-        .await?
-    else {
-        return Err(Error::other(
-            format!("reading version {version} of {}", c.target),
-            "Key Vault completed the version but does not show it",
-        )
-        .with_hint("re-run: the next run finds the version and adds it"));
-    };
+    // Right away, from the poller's own final read: the window between Key Vault completing
+    // the version and Entra accepting it lasts only as long as the add.
     add_and_verify(e, &st, &c.target, &v, &display, rep, rec).await?;
     rec.status = RotationStatus::Success;
     Ok(())
