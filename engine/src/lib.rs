@@ -29,6 +29,7 @@
 //! | [`discovery`], [`matching`], [`hints`] | applications and vaults; signals and confidence; the hint cache |
 //! | [`policy`], [`config`], [`pacing`] | policy, exclusions, `rotor.toml`; request budgets below Azure's service limits |
 //! | [`rotation`], [`links`], [`cleanup`] | the protocol (preflight, make room, create, verify, update, audit; design note `docs/protocol.md`), finding links, grace-period cleanup |
+//! | [`certificates`] | certificate rotation: new Key Vault version from its policy, addKey (proof signed through Key Vault) or PATCH of the whole collection, sign-in with the new version, cleanup (`docs/protocol.md`, "Certificates") |
 //! | [`history`], [`progress`] | the JSON Lines audit trail; live progress events |
 //! | [`notify`] | run notifications: Slack, Teams (Adaptive Card) and generic JSON webhooks, with retries |
 //!

@@ -5,14 +5,15 @@
 //! | module | step |
 //! |---|---|
 //! | `state.rs` | read the application's key credentials, the certificates, the scope |
-//! | `plan.rs` | pure: due, [`plan::decide`](self), the one `removable()` rule |
+//! | `plan.rs` | pure: due, `decide`, the one `removable()` rule (table tests) |
 //! | `preflight.rs` | 1. RSA only, lifetime, collection size |
-//! | `create.rs` (here: [`create_version`]) | 2. a new Key Vault version from its own policy |
+//! | here + [`crate::keyvault::KeyVaults::create_certificate_version`] | 2. a new Key Vault version from its own policy |
 //! | `add.rs` | 3. addKey with a proof signed through Key Vault, else PATCH of the whole collection |
 //! | `verify.rs` | 4. sign in with a client assertion signed by the new version's key |
 //! | `jwt.rs` | proofs and client assertions signed through Key Vault `keys/sign` |
 //! | `links.rs` | finding links by thumbprint (current or older versions) |
 //! | `cleanup.rs` | 6. removing what rotor added once the grace period is over |
+//! | `mod.rs` | the driver: preflight, decide, sync, rotate, the audit record (`kind: certificate`) |
 
 mod add;
 mod cleanup;
