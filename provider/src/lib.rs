@@ -8,6 +8,7 @@
 //! - [`resources`]: one module per resource and data source, plus the registry; each works on
 //!   its typed model ([`model`]: `Attr<T>` fields, attribute names in one place per resource),
 //!   and engine errors land on attributes from their subject ([`resources::diag`]);
+//! - [`notify`]: the `notify` setting and the message sent after a link's apply;
 //! - [`provider`]: the provider block and the per-process [`provider::ProviderState`] holding one
 //!   lazily built `rotor_engine::Engine`.
 //!
@@ -23,6 +24,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod logging;
 pub mod model;
+pub mod notify;
 pub mod plugin;
 pub mod proto;
 pub mod provider;

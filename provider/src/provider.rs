@@ -156,6 +156,7 @@ pub fn schema() -> Schema {
             Attribute::optional("arm_endpoint", Type::String, "Azure Resource Manager base URL, e.g. `https://management.azure.com` (the default). Defaults to `ARM_RESOURCE_MANAGER_ENDPOINT`, `AZURE_RESOURCE_MANAGER_ENDPOINT`, then `ROTOR_ARM_ENDPOINT`."),
             Attribute::optional("subscription_id", Type::String, "Subscription whose Key Vaults (listed through Azure Resource Manager) are searched when importing links and in the `rotor_matches` data source. Defaults to `ARM_SUBSCRIPTION_ID`, then `AZURE_SUBSCRIPTION_ID`."),
             Attribute::optional("vault_urls", Type::list(Type::String), "Key Vault URLs searched when importing links and in the `rotor_matches` data source, in addition to the vaults of `subscription_id`. Defaults to `ROTOR_VAULTS` (comma-separated)."),
+            Attribute::optional(crate::notify::ATTR, Type::map(Type::String), crate::notify::DESCRIPTION).sensitive(),
             Attribute::optional("key_vault_verify_challenge", Type::Bool, "Whether the Key Vault client checks that the authentication challenge names the vault's own host (true, as in Azure; set false only for emulators). Defaults to `ARM_KEYVAULT_VERIFY_CHALLENGE`, `AZURE_KEYVAULT_VERIFY_CHALLENGE`, then `ROTOR_KEYVAULT_VERIFY_CHALLENGE`."),
         ],
     }
@@ -165,6 +166,8 @@ pub fn schema() -> Schema {
 #[derive(Default)]
 pub struct ProviderConfig {
     settings: BTreeMap<&'static str, String>,
+    /// `notify` (with its `ROTOR_NOTIFY_*` defaults); its URLs redact themselves.
+    notify: rotor_engine::notify::NotifyConfig,
     /// Where each setting came from: ``provider setting `client_secret` `` or the variable.
     sources: BTreeMap<&'static str, String>,
 }
@@ -184,6 +187,7 @@ impl std::fmt::Debug for ProviderConfig {
             .collect();
         f.debug_struct("ProviderConfig")
             .field("settings", &redacted)
+            .field("notify", &self.notify)
             .finish()
     }
 }
@@ -229,7 +233,12 @@ impl ProviderConfig {
                 sources.insert(s.name, source);
             }
         }
-        let cfg = ProviderConfig { settings, sources };
+        let notify = crate::notify::resolve(config, lookup, diags);
+        let cfg = ProviderConfig {
+            settings,
+            sources,
+            notify,
+        };
         for name in [
             "use_oidc",
             "use_cli",
@@ -724,6 +733,18 @@ impl ProviderState {
         }
     }
 
+    /// Sends the notification of one apply (provider setting `notify`); a failed webhook is a
+    /// warning, never an error.
+    pub async fn notify(
+        &self,
+        what: String,
+        outcome: &crate::notify::Outcome,
+        diags: &mut Diagnostics,
+    ) {
+        let current = self.current();
+        crate::notify::send(&current.config.notify, what, outcome, diags).await;
+    }
+
     /// The vaults to search for import and matching: `vault_urls` plus the vaults ARM lists in
     /// `subscription_id`. `Err` names the subscription or URL.
     pub async fn vaults(&self, engine: &Engine) -> rotor_engine::Result<Vec<url::Url>> {
@@ -878,7 +899,8 @@ mod tests {
                 "client_secret",
                 "client_certificate_password",
                 "oidc_request_token",
-                "oidc_token"
+                "oidc_token",
+                "notify"
             ]
         );
         for (name, _) in &pairs {
@@ -886,7 +908,9 @@ mod tests {
             let shown = debug.contains(&format!("\"value-of-{name}\""));
             assert_eq!(shown, !sensitive.contains(name), "{name}: {debug}");
         }
-        assert_eq!(debug.matches("[redacted]").count(), sensitive.len());
+        // `notify` is a map, not among the string settings: its URLs redact themselves.
+        let sensitive_strings = pairs.iter().filter(|(n, _)| sensitive.contains(n)).count();
+        assert_eq!(debug.matches("[redacted]").count(), sensitive_strings);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanRes
 use crate::ids::{LINK_IMPORT_FORMS, LinkImport, is_guid, parse_link_import};
 use crate::lifecycle::{TerraformProgress, terraform_gone};
 use crate::model::{Attr, Field, decoded};
+use crate::notify::Outcome;
 use crate::provider::{ProviderState, hint_lines};
 use crate::resources::diag::engine_error;
 use crate::resources::policy::link_policy_type;
@@ -377,9 +378,34 @@ impl CertificateLinkResource {
     ) -> Option<CertificateLinkModel> {
         let link = planned.link(diags)?;
         let policy = planned.policy(diags)?;
+        let mut sent = Outcome::default();
+        let out = self
+            .apply_link(
+                ctx, engine, creating, prior, planned, &link, &policy, &mut sent, diags,
+            )
+            .await;
+        ctx.notify(format!("terraform apply, {link}"), &sent, diags)
+            .await;
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_link(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        creating: bool,
+        prior: &CertificateLinkModel,
+        planned: &CertificateLinkModel,
+        link: &CertificateLink,
+        policy: &Policy,
+        sent: &mut Outcome,
+        diags: &mut Diagnostics,
+    ) -> Option<CertificateLinkModel> {
         let status = match engine.inspect_certificate_link(&link, &policy).await {
             Ok(s) => s,
             Err(e) => {
+                sent.failed(format!("reading {link}: {e}"));
                 engine_error(diags, &e, &PLACEMENT);
                 return None;
             }
@@ -411,6 +437,7 @@ impl CertificateLinkResource {
             let record = engine
                 .rotate_certificate(&link, &policy, &opts, &TerraformProgress)
                 .await;
+            sent.record(&record);
             rotated = record.status == RotationStatus::Success;
             report_rotation(&link, &record, diags);
         } else if rotate {
@@ -421,7 +448,9 @@ impl CertificateLinkResource {
             );
         }
         if (rotated || planned_cleanup) && !diags.has_errors() && !terraform_gone() {
-            match engine.cleanup_certificate(&link, &policy, false).await {
+            let cleaned = engine.cleanup_certificate(&link, &policy, false).await;
+            sent.cleanup(&cleaned);
+            match cleaned {
                 Ok(o) if !o.removed_key_ids.is_empty() => tracing::info!(
                     "{link}: removed old key credentials {}",
                     o.removed_key_ids.join(", ")

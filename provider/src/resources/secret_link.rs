@@ -35,6 +35,7 @@ use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanRes
 use crate::ids::{LINK_IMPORT_FORMS, LinkImport, is_guid, parse_link_import};
 use crate::lifecycle::{TerraformProgress, terraform_gone};
 use crate::model::{Attr, Field, decoded};
+use crate::notify::Outcome;
 use crate::provider::{ProviderState, hint_lines};
 use crate::resources::diag::engine_error;
 use crate::resources::policy::link_policy_type;
@@ -649,6 +650,25 @@ impl SecretLinkResource {
         prior: &SecretLinkModel,
         diags: &mut Diagnostics,
     ) -> bool {
+        let mut sent = Outcome::default();
+        let ok = self
+            .destroy_link(ctx, engine, prior, &mut sent, diags)
+            .await;
+        if let Some(link) = prior.link(&mut Diagnostics::default()) {
+            ctx.notify(format!("terraform destroy, {link}"), &sent, diags)
+                .await;
+        }
+        ok
+    }
+
+    async fn destroy_link(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        prior: &SecretLinkModel,
+        sent: &mut Outcome,
+        diags: &mut Diagnostics,
+    ) -> bool {
         if let (Some(a), Some(c)) = (
             prior.application_id.as_deref(),
             prior.credential_display_name.as_deref(),
@@ -657,12 +677,15 @@ impl SecretLinkResource {
         }
         if prior.cleanup_on_destroy.known() == Some(&true)
             && let Some(link) = prior.link(diags)
-            && let Err(e) = engine
-                .cleanup(&link, &prior.policy_or_default(), false)
-                .await
         {
-            engine_error(diags, &e, &PLACEMENT);
-            return false;
+            let cleaned = engine
+                .cleanup(&link, &prior.policy_or_default(), false)
+                .await;
+            sent.cleanup(&cleaned);
+            if let Err(e) = cleaned {
+                engine_error(diags, &e, &PLACEMENT);
+                return false;
+            }
         }
         true
     }
@@ -868,6 +891,7 @@ impl SecretLinkResource {
         ctx: &ProviderState,
         engine: &Engine,
         c: Change<'_>,
+        sent: &mut Outcome,
         diags: &mut Diagnostics,
     ) -> SecretLinkModel {
         let (link, policy, status) = (c.link, c.policy, &c.status);
@@ -902,25 +926,31 @@ impl SecretLinkResource {
             };
             ctx.forget_status(link);
             let record = engine.rotate(link, policy, &opts, &TerraformProgress).await;
+            sent.record(&record);
             rotated = record.status == RotationStatus::Success;
             report_rotation(engine, &c, forced, &record, diags).await;
-            if rotated
-                && !terraform_gone()
-                && let Err(e) = engine.cleanup(link, policy, false).await
-            {
-                diags.warning(
-                    format!("cleaning up old client secrets of {link}: {e}"),
-                    hint_lines(&e.hints()),
-                    None,
-                );
+            if rotated && !terraform_gone() {
+                let cleaned = engine.cleanup(link, policy, false).await;
+                sent.cleanup(&cleaned);
+                if let Err(e) = cleaned {
+                    diags.warning(
+                        format!("cleaning up old client secrets of {link}: {e}"),
+                        hint_lines(&e.hints()),
+                        None,
+                    );
+                }
             }
         } else if !c.creating
             && c.planned.adds_targets_to(c.prior)
             && status.current_key_id.is_some()
         {
             ctx.forget_status(link);
-            if let Err(e) = engine.sync_targets(link, policy, &TerraformProgress).await {
-                engine_error(diags, &e, &PLACEMENT);
+            match engine.sync_targets(link, policy, &TerraformProgress).await {
+                Ok(record) => sent.record(&record),
+                Err(e) => {
+                    sent.failed(format!("copying {link} to its added targets: {e}"));
+                    engine_error(diags, &e, &PLACEMENT);
+                }
             }
         } else if rotate && !planned_rotation {
             // Became due between plan and apply: do not change what the plan promised.
@@ -937,7 +967,9 @@ impl SecretLinkResource {
             && !terraform_gone()
         {
             ctx.forget_status(link);
-            match engine.cleanup(link, policy, false).await {
+            let cleaned = engine.cleanup(link, policy, false).await;
+            sent.cleanup(&cleaned);
+            match cleaned {
                 Ok(o) => {
                     if !o.removed_key_ids.is_empty() {
                         tracing::info!(
@@ -1158,10 +1190,14 @@ impl Resource for SecretLinkResource {
         let Some(policy) = planned.policy(diags) else {
             return fallback();
         };
+        let what = format!("terraform apply, {link}");
+        let mut sent = Outcome::default();
         let status = match inspect(ctx, &engine, &link, &policy, false).await {
             Ok(s) => s,
             Err(e) => {
+                sent.failed(format!("reading {link}: {e}"));
                 engine_error(diags, &e, &PLACEMENT);
+                ctx.notify(what, &sent, diags).await;
                 return fallback();
             }
         };
@@ -1173,7 +1209,10 @@ impl Resource for SecretLinkResource {
             policy: &policy,
             status,
         };
-        let out = self.apply_update(ctx, &engine, change, diags).await;
+        let out = self
+            .apply_update(ctx, &engine, change, &mut sent, diags)
+            .await;
+        ctx.notify(what, &sent, diags).await;
         if creating && diags.has_errors() {
             return Value::Null;
         }
