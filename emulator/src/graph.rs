@@ -373,7 +373,15 @@ fn app_json_with(a: &App, select: Option<&[&'static str]>, with_key: bool) -> Va
             "tags" => json!([]),
             "tokenEncryptionKeyId" => json!(a.token_encryption_key_id),
             "keyCredentials" => {
-                Value::Array(a.keys.iter().map(|k| key_json(k, with_key)).collect())
+                // eventual consistency: a new key credential shows up only after a while
+                let now = std::time::Instant::now();
+                Value::Array(
+                    a.keys
+                        .iter()
+                        .filter(|k| k.readable_after <= now)
+                        .map(|k| key_json(k, with_key))
+                        .collect(),
+                )
             }
             "passwordCredentials" => {
                 // eventual consistency: a new password shows up only after a while
@@ -1079,6 +1087,7 @@ fn roll_key(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req, add: bool) -> Re
         );
     };
     let mut store = ctx.store.write();
+    let read_delay = std::time::Duration::from_millis(store.fidelity.graph_read_delay_ms);
     let access = Access::of(&store, caller);
     let Some(i) = find(&store, key) else {
         return not_found(req, key);
@@ -1162,6 +1171,8 @@ fn roll_key(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req, add: bool) -> Re
             );
         }
     };
+    let mut k = k;
+    k.readable_after = std::time::Instant::now() + read_delay;
     let mut v = key_json(&k, false);
     app.keys.push(k);
     drop(store);
@@ -1533,8 +1544,19 @@ fn patch(ctx: &Ctx, caller: Caller, key: &AppKey, req: &Req) -> Response {
             );
         }
     };
+    let read_delay = std::time::Duration::from_millis(store.fidelity.graph_read_delay_ms);
     let app = &mut store.apps[i];
-    if let Some(keys) = new_keys {
+    if let Some(mut keys) = new_keys {
+        // entries new to the application are missing from reads for a while
+        for k in &mut keys {
+            if !app
+                .keys
+                .iter()
+                .any(|e| e.key_id.eq_ignore_ascii_case(&k.key_id))
+            {
+                k.readable_after = std::time::Instant::now() + read_delay;
+            }
+        }
         app.keys = keys;
     }
     if let Some(name) = obj.get("displayName").and_then(Value::as_str) {
@@ -1612,6 +1634,12 @@ fn key_from_patch(item: &Value, existing: &[KeyCred]) -> Result<KeyCred, String>
                 key_der: Some(der),
                 start,
                 end,
+                // a key credential already on the application keeps its instant (below)
+                readable_after: existing
+                    .iter()
+                    .find(|k| key_id.is_some_and(|id| k.key_id.eq_ignore_ascii_case(id)))
+                    .map(|k| k.readable_after)
+                    .unwrap_or_else(std::time::Instant::now),
             })
         }
         (None, None) => Err("a new key credential needs a 'key' (base64 DER certificate)".into()),

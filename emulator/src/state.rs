@@ -63,6 +63,8 @@ pub struct KeyCred {
     pub key_der: Option<Vec<u8>>,
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
+    /// Graph reads show the key credential only from this instant (eventual consistency).
+    pub readable_after: std::time::Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -383,6 +385,7 @@ impl Store {
                     key_der: der,
                     start,
                     end,
+                    readable_after: std::time::Instant::now(),
                 });
             }
             apps.push(App {

@@ -788,6 +788,11 @@ async fn add_key_and_remove_key_need_a_valid_proof_of_possession() {
         b["customKeyIdentifier"],
         std_b64(&sha1::Sha1::digest(&c2)).as_str()
     );
+    // (a new key credential is readable once the read delay is over)
+    tokio::time::sleep(std::time::Duration::from_millis(
+        emu.fidelity().graph_read_delay_ms + 20,
+    ))
+    .await;
     let (_, _, body) = get_h(
         &http,
         &format!("{g}/v1.0/applications/{oid}?$select=keyCredentials"),

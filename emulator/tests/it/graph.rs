@@ -327,6 +327,24 @@ async fn patch_key_credentials_replaces_the_collection() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    // Eventual consistency: a key credential new to the application is missing from an
+    // immediate read (the old ones are already gone: the collection was replaced)...
+    let (_, body) = get(
+        &http,
+        &format!("{g}/v1.0/applications/{oid}?$select=keyCredentials"),
+        &rw,
+    )
+    .await;
+    assert_eq!(
+        body["keyCredentials"].as_array().unwrap().len(),
+        0,
+        "a new key credential is missing from an immediate read"
+    );
+    // ...and shows once the read delay is over.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        emu.fidelity().graph_read_delay_ms + 20,
+    ))
+    .await;
     let (_, body) = get(
         &http,
         &format!("{g}/v1.0/applications/{oid}?$select=keyCredentials"),
