@@ -8,8 +8,12 @@
 //! | Microsoft Graph requests (identity resource units, app + tenant, small tenant) | 3,500 RU per 10 s | 3,150 per 10 s |
 //! | Microsoft Graph writes (app + tenant) | 3,000 per 150 s | 2,700 per 150 s |
 //!
-//! Each budget is a GCRA token bucket ([`governor`]) that starts full, so a small run never
-//! waits; a request beyond the budget waits for its slot instead of drawing a 429. 429s that still
+//! Each budget is a GCRA token bucket ([`governor`]) shaped for Azure's *sliding* windows: a
+//! burst of a tenth of the budget, then the other nine tenths spread evenly over the window, so
+//! no window of the limit's length ever holds more than the budget (a bucket that started full
+//! and refilled at the whole budget's rate would let up to twice the budget through its first
+//! window). A small run never waits; a request beyond the budget waits for its slot instead of
+//! drawing a 429. 429s that still
 //! come (other tools sharing the budget) are retried after `Retry-After` as before.
 //! `max_concurrent` bounds rotations in flight; pacing bounds requests per second.
 
@@ -61,9 +65,18 @@ impl Limits {
     }
 }
 
+/// The bucket for `n` requests per `period`: `(burst, interval between further requests)`, with
+/// `burst + period / interval <= n`, so any window of `period` admits at most `n`.
+fn shape(n: NonZeroU32, period: Duration) -> (NonZeroU32, Duration) {
+    let burst = (n.get() / 10).max(1);
+    let rest = (n.get() - burst).max(1);
+    (NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN), period / rest)
+}
+
 fn bucket(per: Option<u32>, period: Duration) -> Option<Arc<Bucket>> {
     let n = NonZeroU32::new(per?)?;
-    let quota = Quota::with_period(period / n.get())?.allow_burst(n);
+    let (burst, interval) = shape(n, period);
+    let quota = Quota::with_period(interval)?.allow_burst(burst);
     Some(Arc::new(RateLimiter::direct(quota)))
 }
 
@@ -195,10 +208,32 @@ impl azure_core::http::HttpClient for PacedTransport {
 mod tests {
     use super::*;
 
+    #[test]
+    fn no_window_of_the_limits_length_admits_more_than_the_budget() {
+        let period = Duration::from_secs(10);
+        for n in [1u32, 2, 5, 9, 10, 11, 50, 270, 300, 2_700, 3_150, 3_600, 4_000] {
+            let (burst, interval) = shape(NonZeroU32::new(n).unwrap(), period);
+            // at most `burst` at once, then one per `interval`: in any window of `period`
+            // (closed at both ends) at most burst + floor(period / interval) requests
+            let admitted = burst.get() as u128 + period.as_nanos() / interval.as_nanos();
+            assert!(
+                admitted <= u128::from(n.max(2)),
+                "{n} per 10 s admits {admitted}"
+            );
+            // and the steady rate keeps at least 80 % of the budget for n >= 10
+            if n >= 10 {
+                assert!(
+                    (period.as_nanos() / interval.as_nanos()) * 10 >= u128::from(n) * 8,
+                    "{n}"
+                );
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_burst_within_the_budget_never_waits_and_beyond_it_is_spread() {
         let pacer = Pacer::new(Limits {
-            keyvault_creates_per_10s: Some(5),
+            keyvault_creates_per_10s: Some(50),
             keyvault_other_per_10s: None,
             graph_requests_per_10s: None,
             graph_writes_per_150s: None,
@@ -209,7 +244,7 @@ mod tests {
         }
         assert!(
             t.elapsed() < Duration::from_millis(200),
-            "the bucket starts full"
+            "a tenth of the budget goes at once"
         );
         assert_eq!(pacer.waited(), Duration::ZERO);
         // another vault has its own budget
@@ -226,10 +261,10 @@ mod tests {
     #[tokio::test]
     async fn the_sixth_create_waits_for_its_slot() {
         let pacer = Pacer::new(Limits {
-            keyvault_creates_per_10s: Some(50), // one slot per 200 ms
+            keyvault_creates_per_10s: Some(50), // a burst of 5, then one slot per 222 ms
             ..Limits::unlimited()
         });
-        for _ in 0..50 {
+        for _ in 0..5 {
             pacer.keyvault("kv:443", KeyVaultOp::Create).await;
         }
         let t = std::time::Instant::now();
