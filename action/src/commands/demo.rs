@@ -656,6 +656,30 @@ async fn seed_certificate(ctx: &Context, emulator: &Emulator) -> anyhow::Result<
     if !resp.status().is_success() {
         anyhow::bail!("adding the certificate to MyApp: {}", resp.status());
     }
+    // Graph is eventually consistent: wait until a read shows the key credential.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body: Value = client
+            .get(format!(
+                "{graph_base}/v1.0/applications/{object_id}?$select=keyCredentials"
+            ))
+            .bearer_auth(&graph)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let seen = body["keyCredentials"].as_array().is_some_and(|ks| {
+            ks.iter()
+                .any(|k| k["displayName"] == DEMO_CERTIFICATE_LINEAGE)
+        });
+        if seen {
+            break;
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("MyApp's new key credential never showed in Graph reads");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let state = emulator.state();
     let key = key_credentials(&state, SAMPLE_MYAPP)
         .into_iter()

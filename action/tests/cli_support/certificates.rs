@@ -159,6 +159,34 @@ pub async fn seed_certificate_with_key(
         .await
         .expect("patch");
     assert!(resp.status().is_success(), "patch: {}", resp.status());
+    // Graph is eventually consistent (the emulator's `graph_read_delay_ms`): wait until a read
+    // shows the new key credential, so the run under test sees it as Azure eventually would.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body: Value = http
+            .get(format!(
+                "{}/v1.0/applications/{object_id}?$select=keyCredentials",
+                emu.endpoints().graph_endpoint.trim_end_matches('/')
+            ))
+            .bearer_auth(&graph)
+            .send()
+            .await
+            .expect("read back")
+            .json()
+            .await
+            .expect("read back json");
+        let seen = body["keyCredentials"]
+            .as_array()
+            .is_some_and(|ks| ks.iter().any(|k| k["displayName"] == CERT_LINEAGE));
+        if seen {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the key credential never showed: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let key = key_credentials(emu, MYAPP)
         .into_iter()
         .find(|k| k["display_name"] == CERT_LINEAGE)
