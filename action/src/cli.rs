@@ -14,12 +14,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands;
 
-/// Rotate Entra ID application secrets and every Azure Key Vault secret that holds them.
+/// Rotate Entra ID application secrets and certificates, and every Azure Key Vault secret or
+/// certificate that holds them.
 ///
 /// rotor discovers app registrations, links their client secrets to the Key Vault secrets that
-/// hold them (with a confidence level and the signals behind it), rotates them safely (the old
-/// credential stays valid until the new one is verified and in every vault), cleans up after a
-/// grace period and keeps an audit trail.
+/// hold them (with a confidence level and the signals behind it) and their certificates to the
+/// Key Vault certificates holding their keys (by thumbprint), rotates them safely (the old
+/// credential stays valid until the new one is verified and in every vault; a new certificate
+/// version is made in Key Vault and its key never leaves it), cleans up after a grace period and
+/// keeps an audit trail.
 ///
 /// Try it without Azure: `rotor demo`.
 #[derive(Debug, Parser)]
