@@ -93,6 +93,10 @@ fn thumbprint(cki: Option<&str>) -> Option<String> {
         return Some(s.to_ascii_uppercase());
     }
     let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    // The ASCII of a 40-hex thumbprint sent as Edm.Binary (`UTF8.GetBytes($thumbprint)`).
+    if bytes.len() == 40 && bytes.iter().all(u8::is_ascii_hexdigit) {
+        return Some(String::from_utf8_lossy(&bytes).to_ascii_uppercase());
+    }
     Some(bytes.iter().map(|b| format!("{b:02X}")).collect())
 }
 

@@ -321,7 +321,7 @@ fn custom_key_identifier_raw_bytes_and_hex_string_give_the_same_thumbprint() {
 // (5b) The hex string as Graph returns it when it was set as the bytes of the string
 // (Edm.Binary: base64 of the ASCII hex, as `[Text.Encoding]::UTF8.GetBytes($thumbprint)` makes).
 #[test]
-#[ignore = "bug: a customKeyIdentifier holding the ASCII hex thumbprint (base64 of 40 hex chars) is read as a 40-byte identifier, so the key credential matches no certificate"]
+
 fn custom_key_identifier_holding_the_ascii_hex_thumbprint_matches() {
     let tp = "00112233445566778899AABBCCDDEEFF00112233";
     let m: serde_json::Map<String, Value> = serde_json::from_value(json!({
@@ -355,7 +355,7 @@ async fn without_crypto_user_the_error_names_the_role() {
 // (6b) ... and refused before Key Vault makes a version nobody can add: otherwise consumers
 // following the latest version are locked out until someone grants the role.
 #[tokio::test]
-#[ignore = "bug: without Key Vault Crypto User a rotation still makes a new Key Vault version, then cannot add it (addKey proof cannot be signed): the latest version does not sign in"]
+
 async fn without_crypto_user_no_version_is_made() {
     let env = env().await;
     let (_, _, first) = onboard(&env).await;
@@ -389,7 +389,7 @@ async fn a_non_rsa_certificate_is_refused_without_changes_when_forced() {
 }
 
 #[tokio::test]
-#[ignore = "bug: an EC certificate that is only synced (not rotated) skips check_rsa: its key is PATCHed onto the application, then verify fails"]
+
 async fn a_non_rsa_certificate_is_refused_without_changes_when_synced() {
     let env = env().await;
     env.create_cert("certapp-ec", KeyType::Ec).await;

@@ -434,11 +434,28 @@ async fn run(
     // Preflight, before anything changes.
     let adds = sync.len() + usize::from(rotate.is_some());
     preflight::check_room(&st, adds)?;
+    for i in &sync {
+        let c = &st.certs[*i];
+        if let Some(v) = &c.current {
+            preflight::check_rsa(&c.target, v)?;
+        }
+    }
     if rotate.is_some() {
         let c = &st.certs[0];
         if let Some(v) = &c.current {
             preflight::check_rsa(&c.target, v)?;
             preflight::check_lifetime(&c.target, v, policy)?;
+        }
+    }
+    if !opts.dry_run {
+        // every add is verified by signing with the version added: prove the right first
+        let probe = sync
+            .first()
+            .copied()
+            .or(rotate.as_ref().map(|_| 0))
+            .and_then(|i| Some((&st.certs[i].target, st.certs[i].current.as_ref()?)));
+        if let Some((t, v)) = probe {
+            preflight::probe_sign(e, t, &v.version).await?;
         }
     }
     rep.emit(Step::Preflight, StepState::Done, None, "ready");

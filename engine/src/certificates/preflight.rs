@@ -67,3 +67,20 @@ pub(crate) fn check_room(st: &CertState, adds: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Proves that Key Vault lets rotor sign with `version` of `t` (every proof and the verifying
+/// sign-in need it), before anything changes: otherwise a new version would exist that rotor
+/// cannot add or prove.
+pub(crate) async fn probe_sign(
+    e: &crate::engine::Engine,
+    t: &CertificateTarget,
+    version: &str,
+) -> Result<()> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(b"rotor preflight: may sign");
+    e.inner
+        .vaults
+        .sign_rs256(t, version, &digest)
+        .await
+        .map(|_| ())
+}
