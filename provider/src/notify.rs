@@ -67,20 +67,12 @@ pub fn resolve(config: &Value, lookup: &Lookup, diags: &mut Diagnostics) -> Noti
                     Value::String(s) if !s.trim().is_empty() => {
                         set.insert(k.clone(), s.trim().to_string());
                     }
-                    Value::Unknown => diags.error(
-                        format!("reading provider setting `notify`: `{k}` is not known until apply"),
-                        "hint: set it from a variable or the environment, not from a resource",
-                        path,
-                    ),
+                    // Unknown (validation, or a plan before what it comes from exists): as
+                    // the other settings, unset for now; the apply that sends has it.
                     _ => {}
                 }
             }
         }
-        Value::Unknown => diags.error(
-            "reading provider setting `notify`: it is not known until apply",
-            "hint: set it from variables, or leave it out and use the ROTOR_NOTIFY_* environment variables",
-            Some(AttrPath::attr(ATTR)),
-        ),
         _ => {}
     }
     // The environment for every key the block does not set.

@@ -9,6 +9,7 @@ mod data_sources;
 mod distribution;
 mod examples;
 mod import;
+mod notify;
 mod plan_truth;
 mod policy;
 mod protocol;
