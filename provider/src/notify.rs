@@ -51,29 +51,26 @@ pub const DESCRIPTION: &str = "Webhooks notified after an apply of a `rotor_secr
 pub fn resolve(config: &Value, lookup: &Lookup, diags: &mut Diagnostics) -> NotifyConfig {
     let attr = config.attr(ATTR);
     let mut set: BTreeMap<String, String> = BTreeMap::new();
-    match attr {
-        Value::Map(m) => {
-            for (k, v) in m {
-                let path = Some(AttrPath::attr(ATTR).then_key(k));
-                if !KEYS.iter().any(|(key, _)| key == k) {
-                    diags.error(
-                        format!("reading provider setting `notify`: `{k}` is not a known key"),
-                        "hint: the keys of `notify` are slack, teams, webhook, on and attempts",
-                        path,
-                    );
-                    continue;
+    if let Value::Map(m) = attr {
+        for (k, v) in m {
+            let path = Some(AttrPath::attr(ATTR).then_key(k));
+            if !KEYS.iter().any(|(key, _)| key == k) {
+                diags.error(
+                    format!("reading provider setting `notify`: `{k}` is not a known key"),
+                    "hint: the keys of `notify` are slack, teams, webhook, on and attempts",
+                    path,
+                );
+                continue;
+            }
+            match v {
+                Value::String(s) if !s.trim().is_empty() => {
+                    set.insert(k.clone(), s.trim().to_string());
                 }
-                match v {
-                    Value::String(s) if !s.trim().is_empty() => {
-                        set.insert(k.clone(), s.trim().to_string());
-                    }
-                    // Unknown (validation, or a plan before what it comes from exists): as
-                    // the other settings, unset for now; the apply that sends has it.
-                    _ => {}
-                }
+                // Unknown (validation, or a plan before what it comes from exists): as
+                // the other settings, unset for now; the apply that sends has it.
+                _ => {}
             }
         }
-        _ => {}
     }
     // The environment for every key the block does not set.
     let env = |name: &str| -> Option<String> {

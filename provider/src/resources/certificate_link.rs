@@ -402,7 +402,7 @@ impl CertificateLinkResource {
         sent: &mut Outcome,
         diags: &mut Diagnostics,
     ) -> Option<CertificateLinkModel> {
-        let status = match engine.inspect_certificate_link(&link, &policy).await {
+        let status = match engine.inspect_certificate_link(link, policy).await {
             Ok(s) => s,
             Err(e) => {
                 sent.failed(format!("reading {link}: {e}"));
@@ -435,11 +435,11 @@ impl CertificateLinkResource {
                 },
             };
             let record = engine
-                .rotate_certificate(&link, &policy, &opts, &TerraformProgress)
+                .rotate_certificate(link, policy, &opts, &TerraformProgress)
                 .await;
             sent.record(&record);
             rotated = record.status == RotationStatus::Success;
-            report_rotation(&link, &record, diags);
+            report_rotation(link, &record, diags);
         } else if rotate {
             diags.warning(
                 format!("{link} became due after the plan"),
@@ -448,7 +448,7 @@ impl CertificateLinkResource {
             );
         }
         if (rotated || planned_cleanup) && !diags.has_errors() && !terraform_gone() {
-            let cleaned = engine.cleanup_certificate(&link, &policy, false).await;
+            let cleaned = engine.cleanup_certificate(link, policy, false).await;
             sent.cleanup(&cleaned);
             match cleaned {
                 Ok(o) if !o.removed_key_ids.is_empty() => tracing::info!(
@@ -465,7 +465,7 @@ impl CertificateLinkResource {
             }
         }
         let mut out = planned.clone();
-        if let Err(e) = observe(engine, &link, &policy, &mut out.status).await {
+        if let Err(e) = observe(engine, link, policy, &mut out.status).await {
             engine_error(diags, &e, &PLACEMENT);
             out.status.observe(&status);
         }
