@@ -1165,6 +1165,22 @@ fn create_certificate(
         "EC" | "EC-HSM" => KeySpec::P256,
         k => return bad(&format!("Invalid key type '{k}'.")),
     };
+    // Key Vault answers 409 to a create while an earlier operation on the certificate is
+    // still pending.
+    let pending = std::time::Instant::now();
+    if v.certificates
+        .get(&key)
+        .is_some_and(|e| e.versions.iter().any(|cv| cv.ready_at > pending))
+    {
+        return kv_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            &format!(
+                "There was a conflict while creating certificate '{name}': a certificate operation is already pending. This can happen when multiple operations are performed in parallel against the pending certificate. To avoid this error, perform operations against the pending certificate in a sequential manner."
+            ),
+            None,
+        );
+    }
     let (der, pem, csr, key_der) = match generate_cert(&subject, nbf, exp, key_spec) {
         Ok(x) => x,
         Err(e) => {

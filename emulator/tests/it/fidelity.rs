@@ -548,6 +548,25 @@ async fn certificate_create_is_in_progress_with_a_csr_then_completes_with_an_rsa
             .unwrap();
         assert_eq!(r.status(), status, "{kp}");
     }
+
+    // a create while an operation on the certificate is pending: 409, as Key Vault answers
+    emu.set_fidelity(json!({"certificate_delay_ms": 2000}))
+        .unwrap();
+    let create = || {
+        http.post(format!("{v}certificates/c3/create?{api}"))
+            .bearer_auth(&t)
+            .json(&json!({"policy": {"x509_props": {"subject": "CN=c3"}}}))
+            .send()
+    };
+    assert_eq!(create().await.unwrap().status(), 202);
+    let r = create().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "Conflict", "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("pending"),
+        "{b}"
+    );
 }
 
 fn b64u(b: &[u8]) -> String {

@@ -316,6 +316,10 @@ async fn read_state(e: &Engine, link: &CertificateLink) -> Result<CertState> {
     state::read(e, link, app, false).await
 }
 
+/// How long a run that found another operation making the version waits for that run's add
+/// to show on the application before adding the version itself.
+const OTHER_RUNS_ADD_WITHIN: Duration = Duration::from_secs(10);
+
 /// Waits (up to the verification timeout) for a certificate operation in progress.
 async fn wait_for_operation(e: &Engine, t: &CertificateTarget) -> Result<bool> {
     let deadline = tokio::time::Instant::now() + e.inner.verify_timeout;
@@ -542,11 +546,71 @@ async fn run(
         None,
         format!("making a new version of {} from its policy", c.target),
     );
-    let v = e
+    let v = match e
         .inner
         .vaults
         .create_certificate_version(&c.target, policy_kv, e.inner.verify_timeout)
-        .await?;
+        .await
+    {
+        Ok(v) => v,
+        Err(err) if err.status() == Some(409) => {
+            // Key Vault refuses a create while another operation on the certificate is pending:
+            // another run (or AutoRenew) is making the version this request asked for. Wait
+            // for it and sync it; never make a second one.
+            rep.emit(
+                Step::Create,
+                StepState::Waiting,
+                None,
+                format!(
+                    "Key Vault is already making a new version of {}; waiting for it",
+                    c.target
+                ),
+            );
+            if !wait_for_operation(e, &c.target).await? {
+                skip(
+                    rec,
+                    SkipReason::InProgress,
+                    format!(
+                        "rotation in progress: another operation is still making a new version of {} after {} s; the next run adds it",
+                        c.target,
+                        e.inner.verify_timeout.as_secs()
+                    ),
+                );
+                return Ok(());
+            }
+            let mut st2 = read_state(e, link).await?;
+            let Some(v) = st2.certs.first().and_then(|c| c.current.clone()) else {
+                return Err(Error::other(
+                    format!("rotating {link}"),
+                    "the certificate vanished",
+                ));
+            };
+            // The run that made it adds it right after completion; give that add (and Graph's
+            // read lag) time to show before adding it ourselves, so it is not added twice.
+            let deadline = tokio::time::Instant::now() + OTHER_RUNS_ADD_WITHIN;
+            while st2.key_with_thumbprint(&v.thumbprint).is_none()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                e.inner.invalidate(&link.application_id);
+                st2 = read_state(e, link).await?;
+            }
+            rec.notes.push(format!(
+                "another operation made version {} of {} while this run was about to: it is used instead of making a second one",
+                v.version, c.target
+            ));
+            if st2.key_with_thumbprint(&v.thumbprint).is_some() {
+                set_cert(rec, &c.target, &v.version, TargetStatus::Unchanged);
+                rec.new_thumbprint = Some(v.thumbprint.clone());
+                rec.status = RotationStatus::Success;
+                return Ok(());
+            }
+            add_and_verify(e, &st2, &c.target, &v, &display, rep, rec).await?;
+            rec.status = RotationStatus::Success;
+            return Ok(());
+        }
+        Err(err) => return Err(err),
+    };
     rep.emit(
         Step::Create,
         StepState::Done,
