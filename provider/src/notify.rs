@@ -165,6 +165,15 @@ impl Outcome {
     }
 }
 
+/// How messages name a webhook of `format`.
+fn label(format: Format) -> &'static str {
+    match format {
+        Format::Slack => "Slack",
+        Format::Teams => "Teams",
+        Format::Json => "JSON",
+    }
+}
+
 /// The webhook's host, for messages (never its path or query: they hold its token).
 fn host(url: &WebhookUrl) -> String {
     url::Url::parse(url.expose())
@@ -197,11 +206,11 @@ pub async fn send(cfg: &NotifyConfig, what: String, outcome: &Outcome, diags: &m
             .map(|w| host(&w.url))
             .unwrap_or_default();
         match &sent.error {
-            None => tracing::info!("{} notification sent to {at}", sent.format.key()),
+            None => tracing::info!("{} notification sent to {at}", label(sent.format)),
             Some(e) => diags.warning(
                 format!(
                     "notifying the {} webhook at {at}: {e}",
-                    sent.format.key()
+                    label(sent.format)
                 ),
                 "The apply itself is unaffected; only the notification was lost.\n\
                  hint: check that the webhook (provider setting `notify` or ROTOR_NOTIFY_*) still exists and accepts posts",
@@ -367,7 +376,7 @@ mod tests {
         let w = &d.0[0];
         assert!(
             w.summary
-                .contains(&format!("slack webhook at 127.0.0.1:{port}")),
+                .contains(&format!("Slack webhook at 127.0.0.1:{port}")),
             "{w:?}"
         );
         assert!(!format!("{w:?}").contains("sekrit-token"), "{w:?}");
@@ -375,5 +384,52 @@ mod tests {
         let mut d = Diagnostics::default();
         send(&cfg, "terraform apply".into(), &Outcome::default(), &mut d).await;
         assert!(d.0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn on_failure_sends_for_a_failed_cleanup_only() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let mut cfg = NotifyConfig {
+            attempts: 1,
+            ..Default::default()
+        };
+        assert_eq!(cfg.on, When::Failure);
+        cfg.set(
+            Format::Json,
+            WebhookUrl::new(format!("http://127.0.0.1:{port}/hook")),
+        );
+        let removed = Ok(CleanupOutcome {
+            removed_key_ids: vec!["k1".into()],
+            kept: Vec::new(),
+            dry_run: false,
+        });
+        let mut ok = Outcome::default();
+        ok.cleanup(&removed);
+        let mut d = Diagnostics::default();
+        send(&cfg, "terraform apply".into(), &ok, &mut d).await;
+        assert!(
+            d.0.is_empty(),
+            "a success is not sent on failure: {:?}",
+            d.0
+        );
+
+        let mut failed = Outcome::default();
+        failed.cleanup(&removed);
+        failed.cleanup(&Err(rotor_engine::Error::config("cleaning up", "boom")));
+        send(&cfg, "terraform apply".into(), &failed, &mut d).await;
+        assert_eq!(
+            d.0.len(),
+            1,
+            "a failed cleanup is sent (and fails here): {:?}",
+            d.0
+        );
+        assert!(
+            d.0[0].summary.contains("JSON webhook at 127.0.0.1"),
+            "{:?}",
+            d.0
+        );
     }
 }

@@ -165,7 +165,7 @@ async fn notify_posts_one_slack_message_per_rotating_apply_and_a_failing_webhook
     let out = failing.output();
     assert!(out.contains("Warning:"), "{out}");
     assert!(
-        out.contains(&format!("notifying the slack webhook at {host}")),
+        out.contains(&format!("notifying the Slack webhook at {host}")),
         "{out}"
     );
     assert!(out.contains("500"), "{out}");
@@ -182,7 +182,7 @@ async fn notify_posts_one_slack_message_per_rotating_apply_and_a_failing_webhook
     // The URL is a secret: nowhere in state, plan or the trace log.
     let log = std::fs::read_to_string(&log_path).expect("TF_LOG_PATH written");
     assert!(
-        log.contains(&format!("slack notification sent to {host}")),
+        log.contains(&format!("Slack notification sent to {host}")),
         "the trace log has the provider's notification line (with the host only)"
     );
     for (what, text) in [
