@@ -27,7 +27,7 @@ use rotor_engine::{
 };
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
-use crate::ids::{LINK_IMPORT_FORMS, LinkImport, is_guid, parse_link_import};
+use crate::ids::{LINK_IMPORT_FORMS, LinkImport, parse_link_import};
 use crate::lifecycle::{TerraformProgress, terraform_gone};
 use crate::model::{Attr, Field, decoded};
 use crate::notify::Outcome;
@@ -494,29 +494,11 @@ impl Resource for CertificateLinkResource {
         let Some(config) = model_of("configuration", config, diags) else {
             return;
         };
-        if let Some(id) = config.application_id.as_deref()
-            && !is_guid(id)
-        {
-            diags.error(
-                format!("validating application_id `{id}`: not an application (client) id"),
-                "hint: use the App Registration's Application (client) ID, a GUID like 00000000-0000-0000-0000-000000000000",
-                Some(AttrPath::attr(attrs::APPLICATION_ID)),
-            );
-        }
-        if let Some(name) = config.credential_display_name.as_deref()
-            && name.contains(" rotor:")
-        {
-            diags.error(
-                format!(
-                    "validating credential_display_name `{name}`: ` rotor:` is rotor's own suffix"
-                ),
-                format!(
-                    "hint: use the lineage name without the suffix: `{}`",
-                    &name[..name.find(" rotor:").unwrap_or(0)]
-                ),
-                Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
-            );
-        }
+        crate::resources::diag::validate_lineage(
+            config.application_id.as_deref(),
+            config.credential_display_name.as_deref(),
+            diags,
+        );
         if let Some(certs) = config.certificates.known() {
             if certs.0.is_empty() {
                 diags.error(
