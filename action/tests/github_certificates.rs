@@ -102,7 +102,10 @@ async fn a_pull_request_comment_lists_the_due_certificate_and_changes_nothing() 
         .lines()
         .find(|l| l.contains(CERT_LINEAGE))
         .unwrap_or_else(|| panic!("no certificate row: {body}"));
-    assert!(row.contains(&format!("{CERT_LINEAGE} (certificate")), "{row}");
+    assert!(
+        row.contains(&format!("{CERT_LINEAGE} (certificate")),
+        "{row}"
+    );
     assert!(row.contains("would rotate"), "{row}");
     // the due reason names the version Key Vault made and its thumbprint
     assert!(row.contains("newer version"), "{row}");
