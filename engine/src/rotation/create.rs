@@ -24,7 +24,7 @@ pub(crate) async fn read_until_visible(
     within: std::time::Duration,
 ) -> Result<(crate::model::Application, bool)> {
     let deadline = tokio::time::Instant::now() + within;
-    let mut wait = std::time::Duration::from_millis(50);
+    let mut wait = std::time::Duration::from_millis(20);
     loop {
         let app = e.inner.fetch_app(app_id).await?;
         if app.password(key_id).is_some() {
