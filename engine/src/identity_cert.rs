@@ -209,33 +209,35 @@ mod tests {
     use super::*;
 
     fn pem_pair() -> (String, String) {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("test setup");
         let cert = rcgen::CertificateParams::new(vec!["rotor".into()])
-            .unwrap()
+            .expect("test setup")
             .self_signed(&key)
-            .unwrap();
+            .expect("test setup");
         (cert.pem(), key.serialize_pem())
     }
 
     #[test]
     fn a_pem_file_signs_assertions_and_debug_shows_no_key() {
         let (cert, key) = pem_pair();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
         let p = dir.path().join("rotor.pem");
-        std::fs::write(&p, format!("{key}{cert}")).unwrap();
-        let c = ClientCertificate::load(&p, None, "AZURE_CLIENT_CERTIFICATE_PATH").unwrap();
+        std::fs::write(&p, format!("{key}{cert}")).expect("test setup");
+        let c =
+            ClientCertificate::load(&p, None, "AZURE_CLIENT_CERTIFICATE_PATH").expect("test setup");
         let jwt = c
             .assertion("client", "https://login/t/oauth2/v2.0/token", false)
-            .unwrap();
+            .expect("test setup");
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
         let header: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).expect("test setup"))
+                .expect("test setup");
         assert_eq!(header["alg"], "RS256");
         assert_eq!(
             URL_SAFE_NO_PAD
-                .decode(header["x5t"].as_str().unwrap())
-                .unwrap()
+                .decode(header["x5t"].as_str().expect("test setup"))
+                .expect("test setup")
                 .len(),
             20
         );
@@ -249,10 +251,11 @@ mod tests {
     fn a_key_without_its_certificate_is_refused_naming_the_file() {
         let (_, key) = pem_pair();
         let (other_cert, _) = pem_pair();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
         let p = dir.path().join("mismatch.pem");
-        std::fs::write(&p, format!("{key}{other_cert}")).unwrap();
-        let e = ClientCertificate::load(&p, None, "AZURE_CLIENT_CERTIFICATE_PATH").unwrap_err();
+        std::fs::write(&p, format!("{key}{other_cert}")).expect("test setup");
+        let e = ClientCertificate::load(&p, None, "AZURE_CLIENT_CERTIFICATE_PATH")
+            .expect_err("refused");
         let msg = e.to_string();
         assert!(msg.contains("mismatch.pem"), "{msg}");
         assert!(msg.contains("matches its private key"), "{msg}");
@@ -265,7 +268,7 @@ mod tests {
             None,
             "ARM_CLIENT_CERTIFICATE_PATH",
         )
-        .unwrap_err();
+        .expect_err("refused");
         assert!(e.to_string().contains("ARM_CLIENT_CERTIFICATE_PATH"), "{e}");
     }
 }
