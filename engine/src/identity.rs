@@ -33,6 +33,10 @@ pub struct AuthConfig {
     /// A PEM (certificate + RSA key) or PKCS#12 file whose key signs client assertions
     /// (`AZURE_CLIENT_CERTIFICATE_PATH`).
     pub client_certificate_path: Option<PathBuf>,
+    /// The certificate itself instead of a file: base64 of a PKCS#12 file or PEM text (the
+    /// provider's `client_certificate` / `ARM_CLIENT_CERTIFICATE`, e.g. a Key Vault certificate's
+    /// secret value).
+    pub client_certificate: Option<SecretValue>,
     /// Password of a protected PKCS#12 file (`AZURE_CLIENT_CERTIFICATE_PASSWORD`).
     pub client_certificate_password: Option<SecretValue>,
     /// Send the certificate chain (`x5c`) with each assertion, for subject name / issuer
@@ -71,6 +75,7 @@ impl fmt::Debug for AuthConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("client_certificate_path", &self.client_certificate_path)
+            .field("client_certificate", &self.client_certificate)
             .field(
                 "client_certificate_password",
                 &self.client_certificate_password,
@@ -96,6 +101,8 @@ pub enum AuthMethod {
     ClientSecret,
     /// Client id + a certificate whose key signs each client assertion.
     ClientCertificate(PathBuf),
+    /// The same, from the certificate's content (`client_certificate`).
+    ClientCertificateContent,
     /// Client assertion read from a file at each request.
     TokenFile(PathBuf),
     /// A fixed client assertion.
@@ -113,6 +120,7 @@ impl fmt::Display for AuthMethod {
         match self {
             AuthMethod::ClientSecret => f.write_str("client secret"),
             AuthMethod::ClientCertificate(p) => write!(f, "client certificate `{}`", p.display()),
+            AuthMethod::ClientCertificateContent => f.write_str("client certificate"),
             AuthMethod::TokenFile(p) => {
                 write!(f, "workload identity token file `{}`", p.display())
             }
@@ -183,6 +191,7 @@ impl AuthConfig {
             client_id: get("AZURE_CLIENT_ID"),
             client_secret: get("AZURE_CLIENT_SECRET").map(SecretValue::from),
             client_certificate_path: get("AZURE_CLIENT_CERTIFICATE_PATH").map(PathBuf::from),
+            client_certificate: None,
             client_certificate_password: get("AZURE_CLIENT_CERTIFICATE_PASSWORD")
                 .map(SecretValue::from),
             send_certificate_chain: get("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")
@@ -217,6 +226,9 @@ impl AuthConfig {
         }
         if let Some(p) = &self.client_certificate_path {
             m.push(AuthMethod::ClientCertificate(p.clone()));
+        }
+        if self.client_certificate.is_some() {
+            m.push(AuthMethod::ClientCertificateContent);
         }
         if let Some(p) = self.token_file() {
             m.push(AuthMethod::TokenFile(p.clone()));
@@ -258,6 +270,7 @@ impl AuthConfig {
     pub fn is_explicit(&self) -> bool {
         self.client_secret.is_some()
             || self.client_certificate_path.is_some()
+            || self.client_certificate.is_some()
             || self.token_file().is_some()
             || self.oidc_token.is_some()
             || ["use_oidc", "use_cli", "use_msi"]
@@ -292,6 +305,7 @@ impl AuthConfig {
         match field {
             "client_secret" => "AZURE_CLIENT_SECRET",
             "client_certificate_path" => "AZURE_CLIENT_CERTIFICATE_PATH",
+            "client_certificate" => "ARM_CLIENT_CERTIFICATE",
             "client_certificate_password" => "AZURE_CLIENT_CERTIFICATE_PASSWORD",
             "oidc_token" => "AZURE_OIDC_TOKEN",
             "oidc_token_file_path" => "AZURE_OIDC_TOKEN_FILE_PATH",
@@ -320,6 +334,10 @@ impl AuthConfig {
             AuthMethod::ClientSecret => {
                 format!("client secret from {}", self.source("client_secret"))
             }
+            AuthMethod::ClientCertificateContent => format!(
+                "client certificate from {}",
+                self.source("client_certificate")
+            ),
             AuthMethod::ClientCertificate(p) => format!(
                 "client certificate `{}` from {}",
                 p.display(),

@@ -52,6 +52,42 @@ impl ClientCertificate {
         let data = std::fs::read(path).map_err(|e| {
             Error::config(&action, format!("{e} (from {source})")).with_hint(hint())
         })?;
+        Self::parse(&data, password, path.to_path_buf(), &action, &hint)
+    }
+
+    /// From the content itself: base64 of a PKCS#12 file, or PEM text (the provider's
+    /// `client_certificate`, e.g. fed from a Key Vault secret). `source` names the setting.
+    pub(crate) fn from_content(
+        content: &SecretValue,
+        password: Option<&SecretValue>,
+        source: &str,
+    ) -> Result<ClientCertificate> {
+        let action = format!("reading the client certificate from {source}");
+        let hint = || {
+            format!(
+                "{source} must hold the base64 of a PKCS#12 (.pfx) file (Terraform: filebase64(\"rotor.pfx\"), or a Key Vault certificate's secret value) or PEM text with the certificate and its RSA private key"
+            )
+        };
+        let text = content.expose().trim();
+        let data = if text.starts_with("-----BEGIN") {
+            text.as_bytes().to_vec()
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.split_whitespace().collect::<String>())
+                .map_err(|_| Error::config(&action, "neither PEM nor base64").with_hint(hint()))?
+        };
+        Self::parse(&data, password, PathBuf::from(source), &action, &hint)
+    }
+
+    fn parse(
+        data: &[u8],
+        password: Option<&SecretValue>,
+        path: PathBuf,
+        action: &str,
+        hint: &dyn Fn() -> String,
+    ) -> Result<ClientCertificate> {
+        let action = action.to_owned();
+        let data = data.to_vec();
         let (keys, certs) = if data.starts_with(b"-----BEGIN") || looks_like_pem(&data) {
             from_pem(&data).map_err(|why| Error::config(&action, why).with_hint(hint()))?
         } else {
@@ -92,11 +128,7 @@ impl ClientCertificate {
         let mut chain = certs;
         let leaf_der = chain.remove(leaf);
         chain.insert(0, leaf_der);
-        Ok(ClientCertificate {
-            key,
-            chain,
-            path: path.to_path_buf(),
-        })
+        Ok(ClientCertificate { key, chain, path })
     }
 
     /// SHA-1 thumbprint of the leaf certificate, upper-case hex (what Entra shows).

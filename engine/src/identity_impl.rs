@@ -277,12 +277,21 @@ pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn T
                 )
                 .map_err(|e| sdk_err(&m, e))?
             }
-            AuthMethod::ClientCertificate(p) => {
-                let cert = crate::identity_cert::ClientCertificate::load(
-                    p,
-                    cfg.client_certificate_password.as_ref(),
-                    &cfg.source("client_certificate_path"),
-                )?;
+            AuthMethod::ClientCertificate(_) | AuthMethod::ClientCertificateContent => {
+                let cert = match (&m, &cfg.client_certificate) {
+                    (AuthMethod::ClientCertificate(p), _) => {
+                        crate::identity_cert::ClientCertificate::load(
+                            p,
+                            cfg.client_certificate_password.as_ref(),
+                            &cfg.source("client_certificate_path"),
+                        )?
+                    }
+                    (_, content) => crate::identity_cert::ClientCertificate::from_content(
+                        &content.clone().unwrap_or_default(),
+                        cfg.client_certificate_password.as_ref(),
+                        &cfg.source("client_certificate"),
+                    )?,
+                };
                 let audience = format!(
                     "{}/{tenant}/oauth2/v2.0/token",
                     endpoints.authority_host.as_str().trim_end_matches('/')

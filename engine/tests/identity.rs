@@ -376,3 +376,50 @@ async fn client_certificate_pkcs12_with_a_password() {
         .expect("token from the PKCS#12 certificate");
     assert!(!format!("{a:?}").contains("s3cret-pfx"));
 }
+
+#[tokio::test]
+async fn client_certificate_content_base64_pkcs12_as_the_provider_passes_it() {
+    let (cert, key) = rsa_cert();
+    let env = with_ci_certificate(&cert).await;
+    let chain = p12_keystore::PrivateKeyChain::new(
+        vec![2u8; 20],
+        p12_keystore::PrivateKey::from_der(&key.serialize_der()).expect("pkcs8"),
+        [p12_keystore::Certificate::from_der(cert.der()).expect("cert")],
+    );
+    let mut store = p12_keystore::KeyStore::new();
+    store.add_entry(
+        "rotor-ci",
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+    );
+    let pfx = store.writer("").write().expect("pfx");
+    let content = base64::engine::general_purpose::STANDARD.encode(&pfx);
+    let mut a = AuthConfig {
+        client_certificate: Some(SecretValue::from(content.clone())),
+        ..auth(&env)
+    };
+    a.sources.insert(
+        "client_certificate".into(),
+        "provider setting `client_certificate`".into(),
+    );
+    assert_eq!(a.methods(), vec![AuthMethod::ClientCertificateContent]);
+    a.build(&env.endpoints())
+        .expect("build")
+        .get_token(&[env.endpoints().graph_scope().as_str()], None)
+        .await
+        .expect("token from the certificate content");
+    assert!(!format!("{a:?}").contains(&content[..40]));
+    // content that is neither PEM nor base64: refused at build, naming the setting
+    let bad = AuthConfig {
+        client_certificate: Some(SecretValue::from("not a certificate!".to_string())),
+        sources: a.sources.clone(),
+        ..auth(&env)
+    };
+    let Err(err) = bad.build(&env.endpoints()) else {
+        panic!("garbage content is refused");
+    };
+    assert!(
+        err.to_string()
+            .contains("provider setting `client_certificate`"),
+        "{err}"
+    );
+}

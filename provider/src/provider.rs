@@ -46,6 +46,10 @@ pub const SETTINGS: &[Setting] = &[
         ],
     },
     Setting {
+        name: "client_certificate",
+        env: &["ARM_CLIENT_CERTIFICATE"],
+    },
+    Setting {
         name: "client_certificate_password",
         env: &[
             "ARM_CLIENT_CERTIFICATE_PASSWORD",
@@ -143,6 +147,7 @@ pub fn schema() -> Schema {
             Attribute::optional("client_id", Type::String, "Client (application) id of rotor's identity. Defaults to `ARM_CLIENT_ID`, then `AZURE_CLIENT_ID`."),
             Attribute::optional("client_secret", Type::String, "Client secret of rotor's identity; when set, it is the only method tried. Defaults to `ARM_CLIENT_SECRET`, then `AZURE_CLIENT_SECRET`. Prefer the environment variable to writing it in configuration.").sensitive(),
             Attribute::optional("client_certificate_path", Type::String, "Path of a PEM (certificate and RSA private key) or PKCS#12 (`.pfx`) file whose key signs rotor's client assertions; when set, it is tried (after `client_secret` if that is set too) and the automatic chain is not. The file is read once, at configuration; its key never appears in logs or state. Defaults to `ARM_CLIENT_CERTIFICATE_PATH`, then `AZURE_CLIENT_CERTIFICATE_PATH`."),
+            Attribute::optional("client_certificate", Type::String, "The client certificate itself instead of a file: base64 of a PKCS#12 (`.pfx`) file, or PEM text with the certificate and its RSA private key — e.g. `filebase64(\"rotor.pfx\")`, or the secret value of a Key Vault certificate read by another provider. Tried after `client_certificate_path`; never stored in state or logged. Defaults to `ARM_CLIENT_CERTIFICATE`.").sensitive(),
             Attribute::optional("client_certificate_password", Type::String, "Password of a protected PKCS#12 `client_certificate_path`. Defaults to `ARM_CLIENT_CERTIFICATE_PASSWORD`, then `AZURE_CLIENT_CERTIFICATE_PASSWORD`.").sensitive(),
             Attribute::optional("use_oidc", Type::Bool, "Authenticate with an OIDC token (GitHub Actions workload identity federation): `true` makes it the only method tried. Defaults to `ARM_USE_OIDC`, then `AZURE_USE_OIDC`."),
             Attribute::optional("oidc_request_url", Type::String, "URL to request a GitHub Actions OIDC token from. Defaults to `ARM_OIDC_REQUEST_URL`, `AZURE_OIDC_REQUEST_URL`, then `ACTIONS_ID_TOKEN_REQUEST_URL`."),
@@ -427,6 +432,9 @@ impl ProviderConfig {
         if let Some(v) = self.get("client_certificate_path") {
             auth.client_certificate_path = Some(v.into());
         }
+        if let Some(v) = self.get("client_certificate") {
+            auth.client_certificate = Some(SecretValue::from(v.to_string()));
+        }
         if let Some(v) = self.get("client_certificate_password") {
             auth.client_certificate_password = Some(SecretValue::from(v.to_string()));
         }
@@ -454,6 +462,7 @@ impl ProviderConfig {
         for field in [
             "client_secret",
             "client_certificate_path",
+            "client_certificate",
             "client_certificate_password",
             "oidc_token",
             "oidc_token_file_path",
@@ -897,6 +906,7 @@ mod tests {
             sensitive,
             [
                 "client_secret",
+                "client_certificate",
                 "client_certificate_password",
                 "oidc_request_token",
                 "oidc_token",

@@ -136,3 +136,76 @@ async fn auth_untrusted_certificate_fails_fast_saying_certificate() {
     assert!(out.to_lowercase().contains("certificate"), "{out}");
     assert!(out.contains("SSL_CERT_FILE"), "{out}");
 }
+
+/// rotor's identity from a certificate, as azurerm takes it: the content in the provider block
+/// (`client_certificate`, e.g. `filebase64(...)` or a Key Vault certificate's secret value read
+/// by another provider), or a file from `ARM_CLIENT_CERTIFICATE_PATH`. No client secret is set;
+/// the emulator's token endpoint verifies the assertion's signature; no key material lands in
+/// state, plan or the trace log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_client_certificate_content_or_path_signs_in_without_a_secret() {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("rsa key");
+    let cert = rcgen::CertificateParams::new(vec!["rotor-ci".into()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("self-signed");
+    use base64::Engine as _;
+    let mut f = fixture();
+    f["principals"][0]["certificates"] =
+        serde_json::json!([base64::engine::general_purpose::STANDARD.encode(cert.der())]);
+    let em = emulator(f).await;
+    let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+    let key_body: String = key
+        .serialize_pem()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+
+    // 1. the content, in the provider block
+    let mut tf = Tf::new(Some(&em));
+    for k in ["ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET"] {
+        tf.remove_env(k);
+    }
+    tf.set_env("TF_LOG", "trace");
+    tf.write("rotor.pem", &pem);
+    tf.config(&config(
+        &em,
+        "provider \"rotor\" {\n  client_certificate = file(\"rotor.pem\")\n}\n",
+    ));
+    let run = tf.apply().await.ok();
+    let state = std::fs::read_to_string(tf.path().join("terraform.tfstate")).expect("state");
+    assert!(state.contains("rotor_secret_link"), "{state}");
+    for text in [&state, &run.output()] {
+        assert!(!text.contains(&key_body[..64]), "key material leaked");
+    }
+
+    // 2. a file named by ARM_CLIENT_CERTIFICATE_PATH
+    let mut tf = Tf::new(Some(&em));
+    for k in ["ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET"] {
+        tf.remove_env(k);
+    }
+    tf.write("rotor.pem", &pem);
+    let path = tf.path().join("rotor.pem").display().to_string();
+    tf.set_env("ARM_CLIENT_CERTIFICATE_PATH", &path);
+    tf.config(&config(&em, "provider \"rotor\" {}\n"));
+    let r = tf.plan().await;
+    assert_eq!(r.code, 2, "a plan with one link to create:\n{}", r.output());
+
+    // 3. a certificate Entra does not know: the error is on the provider block, names the
+    // method and the Entra code
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("rsa key");
+    let other_cert = rcgen::CertificateParams::new(vec!["other".into()])
+        .expect("params")
+        .self_signed(&other)
+        .expect("self-signed");
+    tf.write(
+        "rotor.pem",
+        &format!("{}{}", other_cert.pem(), other.serialize_pem()),
+    );
+    let out = tf.plan().await.failed().output();
+    assert!(
+        out.contains("AADSTS700027") || out.contains("700027"),
+        "{out}"
+    );
+    assert!(out.contains("ARM_CLIENT_CERTIFICATE_PATH"), "{out}");
+}
