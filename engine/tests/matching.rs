@@ -324,6 +324,11 @@ async fn certificate_matches_by_thumbprint() {
         .expect("patch");
     assert!(r.status().is_success(), "{}", r.status());
 
+    // Graph is eventually consistent: the new key credential shows in reads after a while.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        env.emu.fidelity().graph_read_delay_ms + 20,
+    ))
+    .await;
     let engine = env.engine();
     let apps = engine.discover(None).await.expect("discover");
     assert_eq!(apps[0].key_credentials.len(), 1);
