@@ -74,6 +74,38 @@ pub fn engine_error_on(diags: &mut Diagnostics, e: &Error, path: Option<AttrPath
     diags.error(e.to_string(), hint_lines(&e.hints()), path);
 }
 
+/// Validates what every link resource names its lineage by: `application_id` must be a GUID
+/// and `credential_display_name` must not carry rotor's own ` rotor:` suffix. Errors land on
+/// the attribute.
+pub fn validate_lineage(
+    application_id: Option<&str>,
+    credential_display_name: Option<&str>,
+    diags: &mut crate::framework::Diagnostics,
+) {
+    use crate::framework::AttrPath;
+    if let Some(id) = application_id
+        && !crate::ids::is_guid(id)
+    {
+        diags.error(
+            format!("validating application_id `{id}`: not an application (client) id"),
+            "hint: use the App Registration's Application (client) ID, a GUID like 00000000-0000-0000-0000-000000000000",
+            Some(AttrPath::attr("application_id")),
+        );
+    }
+    if let Some(name) = credential_display_name
+        && let Some(at) = name.find(" rotor:")
+    {
+        diags.error(
+            format!("validating credential_display_name `{name}`: ` rotor:` is rotor's own suffix"),
+            format!(
+                "hint: use the lineage name without the suffix: `{}`",
+                &name[..at]
+            ),
+            Some(AttrPath::attr("credential_display_name")),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,37 +144,5 @@ mod tests {
         let mut d = Diagnostics::default();
         engine_error(&mut d, &setting, &PLACE);
         assert_eq!(d.0[0].path, Some(AttrPath::attr("policy")));
-    }
-}
-
-/// Validates what every link resource names its lineage by: `application_id` must be a GUID
-/// and `credential_display_name` must not carry rotor's own ` rotor:` suffix. Errors land on
-/// the attribute.
-pub fn validate_lineage(
-    application_id: Option<&str>,
-    credential_display_name: Option<&str>,
-    diags: &mut crate::framework::Diagnostics,
-) {
-    use crate::framework::AttrPath;
-    if let Some(id) = application_id
-        && !crate::ids::is_guid(id)
-    {
-        diags.error(
-            format!("validating application_id `{id}`: not an application (client) id"),
-            "hint: use the App Registration's Application (client) ID, a GUID like 00000000-0000-0000-0000-000000000000",
-            Some(AttrPath::attr("application_id")),
-        );
-    }
-    if let Some(name) = credential_display_name
-        && let Some(at) = name.find(" rotor:")
-    {
-        diags.error(
-            format!("validating credential_display_name `{name}`: ` rotor:` is rotor's own suffix"),
-            format!(
-                "hint: use the lineage name without the suffix: `{}`",
-                &name[..at]
-            ),
-            Some(AttrPath::attr("credential_display_name")),
-        );
     }
 }
