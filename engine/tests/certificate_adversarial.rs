@@ -625,3 +625,23 @@ async fn no_private_key_material_in_trace_logs_records_errors_or_history() {
         "no PEM blocks"
     );
 }
+
+// A create answered 409 while NO other operation made a version (Key Vault's conflict for a
+// soft-deleted certificate, say): the run must fail, not report the old version as rotated.
+#[tokio::test]
+async fn a_create_conflict_without_another_version_fails_and_claims_nothing() {
+    let env = env().await;
+    let (_, _, first) = onboard(&env).await;
+    env.emu
+        .add_fault(json!({"method": "POST", "path": "/create$", "status": 409, "count": 1}))
+        .expect("fault");
+    let rec = rotate(
+        &engine_at(&env, time::Duration::ZERO),
+        &env.cert_link(),
+        &forced(first.new_key_id.clone()),
+    )
+    .await;
+    assert_eq!(rec.status, RotationStatus::Failed, "{rec:#?}");
+    assert_eq!(env.cert_versions(CERT).len(), 1, "no version was made");
+    assert_ne!(rec.new_key_id, first.new_key_id, "{rec:#?}");
+}

@@ -585,6 +585,12 @@ async fn run(
                     "the certificate vanished",
                 ));
             };
+            if v.version == cur.version {
+                // No other operation made a version (a 409 for another reason, e.g. a
+                // soft-deleted certificate, or the pending operation failed): nothing was
+                // rotated, and saying so is the only true answer.
+                return Err(err);
+            }
             // The run that made it adds it right after completion; give that add (and Graph's
             // read lag) time to show before adding it ourselves, so it is not added twice.
             let deadline = tokio::time::Instant::now() + OTHER_RUNS_ADD_WITHIN;
@@ -599,8 +605,9 @@ async fn run(
                 "another operation made version {} of {} while this run was about to: it is used instead of making a second one",
                 v.version, c.target
             ));
-            if st2.key_with_thumbprint(&v.thumbprint).is_some() {
+            if let Some(k) = st2.key_with_thumbprint(&v.thumbprint) {
                 set_cert(rec, &c.target, &v.version, TargetStatus::Unchanged);
+                rec.new_key_id = Some(k.key_id.clone());
                 rec.new_thumbprint = Some(v.thumbprint.clone());
                 rec.status = RotationStatus::Success;
                 return Ok(());
