@@ -504,15 +504,19 @@ struct Configured {
     /// within [`BATCH_WINDOW`]), and the appIds already fetched.
     batch: Mutex<Option<Arc<AppBatch>>>,
     fetched: Mutex<BTreeSet<String>>,
-    /// Link statuses read in this process, reused for [`STATUS_TTL`] by later RPCs of the same
-    /// link (a create's plan, then its apply) until this process writes to the link.
-    statuses: Mutex<HashMap<String, (std::time::Instant, rotor_engine::LinkStatus)>>,
+    /// Link statuses (secret and certificate links) read in this process, by the link's cache
+    /// key (`<appId>|…`), reused for [`STATUS_TTL`] by later RPCs of the same link (a create's
+    /// plan, then its apply) until this process writes to the link's application.
+    statuses: Mutex<HashMap<String, (std::time::Instant, CachedStatus)>>,
 }
 
 /// How long a batch of application reads gathers appIds before it is sent.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(60);
 /// How long a link status read by one RPC serves the next RPCs of this process.
 const STATUS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A status in the cache (any link type's status).
+type CachedStatus = Arc<dyn std::any::Any + Send + Sync>;
 
 struct AppBatch {
     ids: Mutex<Vec<String>>,
@@ -596,22 +600,25 @@ impl ProviderState {
             ))
     }
 
-    /// Before a link is inspected: its vaults' scope scans are warmed once per process (single
-    /// flight), and its application is read in a batch with the other links' asking now.
-    pub async fn prepare(&self, engine: &Engine, link: &rotor_engine::Link) {
+    /// Before a secret link is inspected: the scope scans of its vaults (and of the engine's
+    /// scope) are warmed once per process (single flight).
+    pub async fn warm_scope(&self, engine: &Engine, vaults: &[url::Url]) {
         let current = self.current();
         let mut keys: Vec<(String, Vec<url::Url>)> = vec![(String::new(), Vec::new())];
-        for t in &link.targets {
-            keys.push((
-                t.vault_url.as_str().to_ascii_lowercase(),
-                vec![t.vault_url.clone()],
-            ));
+        for v in vaults {
+            keys.push((v.as_str().to_ascii_lowercase(), vec![v.clone()]));
         }
         for (key, vaults) in keys {
             let cell = lock(&current.warmed).entry(key).or_default().clone();
             cell.get_or_init(|| engine.warm_scope(&vaults)).await;
         }
-        self.batch_app(&current, engine, &link.application_id).await;
+    }
+
+    /// Before a link is inspected: its application is read in a batch with the other links'
+    /// asking now (Graph `appId in (…)`, 15 per request), unless this process read it already.
+    pub async fn batch_application(&self, engine: &Engine, application_id: &str) {
+        let current = self.current();
+        self.batch_app(&current, engine, application_id).await;
     }
 
     async fn batch_app(&self, current: &Configured, engine: &Engine, app_id: &str) {
@@ -652,48 +659,26 @@ impl ProviderState {
         }
     }
 
-    fn status_key(link: &rotor_engine::Link, policy: &rotor_engine::Policy) -> String {
-        format!(
-            "{}|{}|{:?}|{policy:?}",
-            link.application_id.to_ascii_lowercase(),
-            link.credential_display_name,
-            link.targets
-                .iter()
-                .map(|t| t.key().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        )
-    }
-
-    /// A status of this link read by an earlier RPC of this process within [`STATUS_TTL`].
-    pub fn cached_status(
-        &self,
-        link: &rotor_engine::Link,
-        policy: &rotor_engine::Policy,
-    ) -> Option<rotor_engine::LinkStatus> {
+    /// A status cached under `key` by an earlier RPC of this process within [`STATUS_TTL`].
+    /// Keys start with the link's lower-case appId and `|` (see [`Self::forget_status`]).
+    pub fn cached_status<S: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<S> {
         let current = self.current();
         let statuses = lock(&current.statuses);
         statuses
-            .get(&Self::status_key(link, policy))
+            .get(key)
             .filter(|(at, _)| at.elapsed() < STATUS_TTL)
-            .map(|(_, s)| s.clone())
+            .and_then(|(_, s)| s.downcast_ref::<S>().cloned())
     }
 
-    /// Remembers a status just read.
-    pub fn put_status(
-        &self,
-        link: &rotor_engine::Link,
-        policy: &rotor_engine::Policy,
-        status: &rotor_engine::LinkStatus,
-    ) {
-        lock(&self.current().statuses).insert(
-            Self::status_key(link, policy),
-            (std::time::Instant::now(), status.clone()),
-        );
+    /// Remembers a status just read, under `key`.
+    pub fn put_status<S: Clone + Send + Sync + 'static>(&self, key: String, status: &S) {
+        lock(&self.current().statuses)
+            .insert(key, (std::time::Instant::now(), Arc::new(status.clone())));
     }
 
-    /// Forgets every status of the link's application (this process is about to write).
-    pub fn forget_status(&self, link: &rotor_engine::Link) {
-        let prefix = format!("{}|", link.application_id.to_ascii_lowercase());
+    /// Forgets every status of links of this application (this process is about to write).
+    pub fn forget_status(&self, application_id: &str) {
+        let prefix = format!("{}|", application_id.to_ascii_lowercase());
         lock(&self.current().statuses).retain(|k, _| !k.starts_with(&prefix));
     }
 

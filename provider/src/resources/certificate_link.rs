@@ -27,20 +27,23 @@ use rotor_engine::{
 };
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
-use crate::ids::{LINK_IMPORT_FORMS, LinkImport, parse_link_import};
 use crate::lifecycle::{TerraformProgress, terraform_gone};
-use crate::model::{Attr, Field, decoded};
+use crate::model::{Attr, Field};
 use crate::notify::Outcome;
 use crate::provider::{ProviderState, hint_lines};
 use crate::resources::diag::engine_error;
+use crate::resources::link::{self, LinkModel, target_identity};
 use crate::resources::policy::link_policy_type;
-use crate::resources::secret_link::model::{parse_vault_url, target_identity};
 use crate::schema::{Attribute, Schema};
 use crate::value::{Type, Value};
-pub use model::{CertStatusModel, CertificateLinkModel, CertificateModel, PLACEMENT, attrs};
+pub use model::{
+    CERTIFICATES, CertStatusModel, CertificateLinkModel, CertificateModel, PLACEMENT, attrs,
+};
 
 /// The resource.
 pub struct CertificateLinkResource;
+
+const TYPE_NAME: &str = "rotor_certificate_link";
 
 /// The key under which `-replace` is remembered (apart from secret lineages of the same name).
 fn replace_key(credential_display_name: &str) -> String {
@@ -82,20 +85,6 @@ fn schema() -> Schema {
     }
 }
 
-async fn engine(ctx: &ProviderState, diags: &mut Diagnostics) -> Option<Engine> {
-    match ctx.engine().await {
-        Ok(e) => Some(e),
-        Err(f) => {
-            diags.error(f.summary, f.detail, None);
-            None
-        }
-    }
-}
-
-fn model_of(what: &str, v: &Value, diags: &mut Diagnostics) -> Option<CertificateLinkModel> {
-    decoded(what, CertificateLinkModel::from_value(v), diags)
-}
-
 /// The old key credentials cleanup would remove now (a dry-run cleanup), asked only when older
 /// ones exist and nothing blocks the link.
 async fn removable_now(
@@ -116,14 +105,17 @@ async fn removable_now(
     }
 }
 
-/// Status plus what cleanup would remove, into `status`.
+/// Status plus what cleanup would remove, into `status`; the status is read afresh when
+/// `fresh` (refresh), else it may be one an earlier RPC of this process read ([`link::inspect`]).
 async fn observe(
+    ctx: &ProviderState,
     engine: &Engine,
     link: &CertificateLink,
     policy: &Policy,
     status: &mut CertStatusModel,
+    fresh: bool,
 ) -> rotor_engine::Result<CertificateLinkStatus> {
-    let s = engine.inspect_certificate_link(link, policy).await?;
+    let s = link::inspect(ctx, engine, link, policy, fresh).await?;
     status.observe(&s);
     status.removable_key_ids = Attr::Known(removable_now(engine, link, policy, &s).await);
     Ok(s)
@@ -202,6 +194,7 @@ fn report_rotation(link: &CertificateLink, record: &AuditRecord, diags: &mut Dia
 impl CertificateLinkResource {
     async fn refreshed(
         &self,
+        ctx: &ProviderState,
         engine: &Engine,
         base: &CertificateLinkModel,
         diags: &mut Diagnostics,
@@ -209,7 +202,7 @@ impl CertificateLinkResource {
         let link = base.link(diags)?;
         let policy = base.policy_or_default();
         let mut out = base.clone();
-        match observe(engine, &link, &policy, &mut out.status).await {
+        match observe(ctx, engine, &link, &policy, &mut out.status, true).await {
             Ok(s) => {
                 blocked_warning(engine, &link, &s, diags);
                 Some(out.with_id().to_value())
@@ -235,8 +228,8 @@ impl CertificateLinkResource {
         }
         let link = config.link(diags)?;
         let policy = config.policy(diags)?;
-        let engine = engine(ctx, diags).await?;
-        match engine.inspect_certificate_link(&link, &policy).await {
+        let engine = link::engine(ctx, diags).await?;
+        match link::inspect(ctx, &engine, &link, &policy, false).await {
             Ok(status) => {
                 let observed = CertStatusModel::observed(&status);
                 if let Some(b) = observed.never_rotated() {
@@ -402,7 +395,7 @@ impl CertificateLinkResource {
         sent: &mut Outcome,
         diags: &mut Diagnostics,
     ) -> Option<CertificateLinkModel> {
-        let status = match engine.inspect_certificate_link(link, policy).await {
+        let status = match link::inspect(ctx, engine, link, policy, false).await {
             Ok(s) => s,
             Err(e) => {
                 sent.failed(format!("reading {link}: {e}"));
@@ -434,6 +427,7 @@ impl CertificateLinkResource {
                     None
                 },
             };
+            ctx.forget_status(&link.application_id);
             let record = engine
                 .rotate_certificate(link, policy, &opts, &TerraformProgress)
                 .await;
@@ -448,6 +442,7 @@ impl CertificateLinkResource {
             );
         }
         if (rotated || planned_cleanup) && !diags.has_errors() && !terraform_gone() {
+            ctx.forget_status(&link.application_id);
             let cleaned = engine.cleanup_certificate(link, policy, false).await;
             sent.cleanup(&cleaned);
             match cleaned {
@@ -465,7 +460,7 @@ impl CertificateLinkResource {
             }
         }
         let mut out = planned.clone();
-        if let Err(e) = observe(engine, link, policy, &mut out.status).await {
+        if let Err(e) = observe(ctx, engine, link, policy, &mut out.status, false).await {
             engine_error(diags, &e, &PLACEMENT);
             out.status.observe(&status);
         }
@@ -483,7 +478,7 @@ impl CertificateLinkResource {
 #[async_trait]
 impl Resource for CertificateLinkResource {
     fn type_name(&self) -> &'static str {
-        "rotor_certificate_link"
+        TYPE_NAME
     }
 
     fn schema(&self) -> Schema {
@@ -491,7 +486,8 @@ impl Resource for CertificateLinkResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let Some(config) = model_of("configuration", config, diags) else {
+        let Some(config) = link::model_of::<CertificateLinkModel>("configuration", config, diags)
+        else {
             return;
         };
         crate::resources::diag::validate_lineage(
@@ -500,13 +496,7 @@ impl Resource for CertificateLinkResource {
             diags,
         );
         if let Some(certs) = config.certificates.known() {
-            if certs.0.is_empty() {
-                diags.error(
-                    "validating certificates: a link needs at least one Key Vault certificate",
-                    "hint: add { vault_url = \"https://<vault>.vault.azure.net/\", certificate_name = \"<name>\" }",
-                    Some(AttrPath::attr(attrs::CERTIFICATES)),
-                );
-            }
+            CERTIFICATES.check_not_empty(certs.0.is_empty(), diags);
             let mut seen = BTreeSet::new();
             for c in certs.0.iter().filter_map(Attr::known) {
                 let (url, name) = (c.vault_url.as_deref(), c.certificate_name.as_deref());
@@ -519,25 +509,7 @@ impl Resource for CertificateLinkResource {
                         Some(AttrPath::attr(attrs::CERTIFICATES)),
                     );
                 }
-                if let Some(url) = url
-                    && let Err(why) = parse_vault_url(url)
-                {
-                    diags.error(
-                        format!("validating certificate vault URL `{url}`: {why}"),
-                        "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
-                        Some(AttrPath::attr(attrs::CERTIFICATES)),
-                    );
-                }
-                if let Some(name) = name
-                    && (name.is_empty()
-                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-                {
-                    diags.error(
-                        format!("validating certificate name `{name}`: Key Vault certificate names use only 0-9, a-z, A-Z and -"),
-                        "",
-                        Some(AttrPath::attr(attrs::CERTIFICATES)),
-                    );
-                }
+                CERTIFICATES.check_item(url, name, diags);
             }
         }
         let _ = config.policy(diags);
@@ -549,12 +521,12 @@ impl Resource for CertificateLinkResource {
         state: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let engine = engine(ctx, diags).await?;
-        let prior = model_of("current state", state, diags)?;
+        let engine = link::engine(ctx, diags).await?;
+        let prior = link::model_of::<CertificateLinkModel>("current state", state, diags)?;
         let link = prior.link(diags)?;
         let policy = prior.policy_or_default();
         let mut out = prior.clone();
-        match observe(&engine, &link, &policy, &mut out.status).await {
+        match observe(ctx, &engine, &link, &policy, &mut out.status, true).await {
             Ok(s) => {
                 blocked_warning(&engine, &link, &s, diags);
                 Some(out.with_id().to_value())
@@ -589,19 +561,8 @@ impl Resource for CertificateLinkResource {
         req: PlanRequest<'_>,
         diags: &mut Diagnostics,
     ) -> PlanResponse {
-        let none = PlanResponse {
-            planned: Value::Null,
-            requires_replace: Vec::new(),
-        };
-        if req.proposed.is_null() {
-            return none;
-        }
-        let (Some(prior), Some(proposed), Some(config)) = (
-            model_of("prior state", req.prior, diags),
-            model_of("proposed state", req.proposed, diags),
-            model_of("configuration", req.config, diags),
-        ) else {
-            return none;
+        let Some((prior, proposed, config)) = link::plan_models(&req, diags) else {
+            return link::no_plan();
         };
         self.plan_update(ctx, req.prior.is_null(), prior, proposed, config, diags)
             .await
@@ -613,13 +574,9 @@ impl Resource for CertificateLinkResource {
         req: ApplyRequest<'_>,
         diags: &mut Diagnostics,
     ) -> Value {
-        let Some(engine) = engine(ctx, diags).await else {
-            return req.prior.clone();
-        };
-        let (Some(prior), Some(planned)) = (
-            model_of("prior state", req.prior, diags),
-            model_of("planned state", req.planned, diags),
-        ) else {
+        let Some((engine, prior, planned)) =
+            link::apply_models::<CertificateLinkModel>(ctx, &req, diags).await
+        else {
             return req.prior.clone();
         };
         if req.planned.is_null() {
@@ -651,69 +608,32 @@ impl Resource for CertificateLinkResource {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let parsed = match parse_link_import(id) {
-            Ok(p) => p,
-            Err(why) => {
-                diags.error(
-                    format!("importing rotor_certificate_link `{id}`: {why}"),
-                    format!(
-                        "The id is {LINK_IMPORT_FORMS}.\nhint: terraform import rotor_certificate_link.example \"<application (client) id>/tls\""
-                    ),
-                    None,
-                );
-                return None;
-            }
-        };
-        let engine = engine(ctx, diags).await?;
-        let key_id = match parsed {
-            LinkImport::KeyId { key_id, .. } => key_id,
-            LinkImport::Lineage(l) => {
-                let app = match engine.get_application(&l.application_id).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        diags.error(
-                            format!("importing rotor_certificate_link `{id}`: {e}"),
-                            hint_lines(&e.hints()),
-                            None,
-                        );
-                        return None;
-                    }
-                };
-                let mut lineage: Vec<_> = app
+        let parsed = link::parse_import(TYPE_NAME, id, "tls", diags)?;
+        let engine = link::engine(ctx, diags).await?;
+        let (_, key_id) = link::import_key_id(
+            &engine,
+            TYPE_NAME,
+            id,
+            parsed,
+            "certificate",
+            "It has no certificates (key credentials).",
+            |app, lineage| {
+                let mut keys: Vec<_> = app
                     .key_credentials
                     .iter()
-                    .filter(|k| k.lineage_name() == l.credential_display_name)
+                    .filter(|k| k.lineage_name() == lineage)
                     .collect();
-                lineage.sort_by_key(|k| k.start);
-                match lineage.last() {
-                    Some(k) => k.key_id.clone(),
-                    None => {
-                        let names: BTreeSet<String> = app
-                            .key_credentials
-                            .iter()
-                            .map(|k| format!("`{}`", k.lineage_name()))
-                            .collect();
-                        diags.error(
-                            format!(
-                                "importing rotor_certificate_link `{id}`: application {} has no certificate named `{}`",
-                                l.application_id, l.credential_display_name
-                            ),
-                            if names.is_empty() {
-                                "It has no certificates (key credentials).".to_string()
-                            } else {
-                                format!(
-                                    "hint: its certificates are named {}; import `{}/<one of those>`",
-                                    names.into_iter().collect::<Vec<_>>().join(", "),
-                                    l.application_id
-                                )
-                            },
-                            None,
-                        );
-                        return None;
-                    }
-                }
-            }
-        };
+                keys.sort_by_key(|k| k.start);
+                let newest = keys.last().map(|k| k.key_id.clone());
+                let names = app
+                    .key_credentials
+                    .iter()
+                    .map(|k| k.lineage_name().to_string());
+                (newest, names.collect())
+            },
+            diags,
+        )
+        .await?;
         let vaults = match ctx.vaults(&engine).await {
             Ok(v) => v,
             Err(e) => {
@@ -735,14 +655,14 @@ impl Resource for CertificateLinkResource {
                         .into(),
                 );
                 diags.error(
-                    format!("importing rotor_certificate_link `{id}`: {e}"),
+                    format!("importing {TYPE_NAME} `{id}`: {e}"),
                     hint_lines(&hints),
                     None,
                 );
                 return None;
             }
         };
-        self.refreshed(&engine, &CertificateLinkModel::of(&link), diags)
+        self.refreshed(ctx, &engine, &CertificateLinkModel::of(&link), diags)
             .await
     }
 }

@@ -4,6 +4,7 @@
 pub mod applications;
 pub mod certificate_link;
 pub mod diag;
+pub mod link;
 pub mod matches;
 pub mod policy;
 pub mod secret_link;

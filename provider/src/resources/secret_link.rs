@@ -32,23 +32,24 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
-use crate::ids::{LINK_IMPORT_FORMS, LinkImport, parse_link_import};
 use crate::lifecycle::{TerraformProgress, terraform_gone};
-use crate::model::{Attr, Field, decoded};
+use crate::model::{Attr, Field};
 use crate::notify::Outcome;
 use crate::provider::{ProviderState, hint_lines};
 use crate::resources::diag::engine_error;
+use crate::resources::link::{self, LinkModel};
 use crate::resources::policy::link_policy_type;
 use crate::schema::{Attribute, Schema};
 use crate::value::{Type, Value};
-use model::parse_vault_url;
 pub use model::{
-    PLACEMENT, SecretLinkModel, StatusModel, attrs, status_never_rotated, target_identity,
+    PLACEMENT, SecretLinkModel, StatusModel, TARGETS, attrs, status_never_rotated, target_identity,
     target_type,
 };
 
 /// The resource.
 pub struct SecretLinkResource;
+
+const TYPE_NAME: &str = "rotor_secret_link";
 
 fn schema() -> Schema {
     Schema {
@@ -84,16 +85,6 @@ fn schema() -> Schema {
     }
 }
 
-async fn engine(ctx: &ProviderState, diags: &mut Diagnostics) -> Option<Engine> {
-    match ctx.engine().await {
-        Ok(e) => Some(e),
-        Err(f) => {
-            diags.error(f.summary, f.detail, None);
-            None
-        }
-    }
-}
-
 /// The old credentials of the lineage cleanup would remove now (a dry-run cleanup, so the same
 /// proof as `rotor cleanup`). Asked only when the current credential's grace period is over and
 /// older credentials exist, so a calm link costs no extra request. Blocked links are never
@@ -121,25 +112,6 @@ async fn removable_now(
     }
 }
 
-/// The link's status: once per RPC, and reused by later RPCs of this process (a create's plan,
-/// then its apply) unless `fresh` (refresh) or this process wrote to the link since. Warms the
-/// vaults' scope scans and batches the application read with the other links first.
-async fn inspect(
-    ctx: &ProviderState,
-    engine: &Engine,
-    link: &Link,
-    policy: &Policy,
-    fresh: bool,
-) -> rotor_engine::Result<LinkStatus> {
-    if !fresh && let Some(s) = ctx.cached_status(link, policy) {
-        return Ok(s);
-    }
-    ctx.prepare(engine, link).await;
-    let s = engine.inspect_link(link, policy).await?;
-    ctx.put_status(link, policy, &s);
-    Ok(s)
-}
-
 /// Status plus what cleanup would remove, into `status`.
 async fn observe(
     ctx: &ProviderState,
@@ -149,7 +121,7 @@ async fn observe(
     status: &mut StatusModel,
     fresh: bool,
 ) -> rotor_engine::Result<LinkStatus> {
-    let s = inspect(ctx, engine, link, policy, fresh).await?;
+    let s = link::inspect(ctx, engine, link, policy, fresh).await?;
     status.observe(&s, policy);
     status.removable_key_ids = Attr::Known(removable_now(engine, link, policy, &s).await);
     Ok(s)
@@ -450,11 +422,6 @@ fn another_run_detail(record: &AuditRecord, orphan_at: Option<OffsetDateTime>) -
     lines.join("\n")
 }
 
-/// Decodes a value Terraform sent as the link's model (a decode failure is a provider bug).
-fn model_of(what: &str, v: &Value, diags: &mut Diagnostics) -> Option<SecretLinkModel> {
-    decoded(what, SecretLinkModel::from_value(v), diags)
-}
-
 impl SecretLinkResource {
     async fn refreshed(
         &self,
@@ -502,8 +469,8 @@ impl SecretLinkResource {
         }
         let link = config.link(diags)?;
         let policy = config.policy(diags)?;
-        let engine = engine(ctx, diags).await?;
-        match inspect(ctx, &engine, &link, &policy, false).await {
+        let engine = link::engine(ctx, diags).await?;
+        match link::inspect(ctx, &engine, &link, &policy, false).await {
             Ok(status) if !status.claimed_elsewhere.is_empty() => {
                 // Another link (or a secret left out of this one) holds the lineage's current
                 // credential: rotating this link would break it, so the plan stops here.
@@ -924,7 +891,7 @@ impl SecretLinkResource {
                     None
                 },
             };
-            ctx.forget_status(link);
+            ctx.forget_status(&link.application_id);
             let record = engine.rotate(link, policy, &opts, &TerraformProgress).await;
             sent.record(&record);
             rotated = record.status == RotationStatus::Success;
@@ -944,7 +911,7 @@ impl SecretLinkResource {
             && c.planned.adds_targets_to(c.prior)
             && status.current_key_id.is_some()
         {
-            ctx.forget_status(link);
+            ctx.forget_status(&link.application_id);
             match engine.sync_targets(link, policy, &TerraformProgress).await {
                 Ok(record) => sent.record(&record),
                 Err(e) => {
@@ -966,7 +933,7 @@ impl SecretLinkResource {
             && !diags.has_errors()
             && !terraform_gone()
         {
-            ctx.forget_status(link);
+            ctx.forget_status(&link.application_id);
             let cleaned = engine.cleanup(link, policy, false).await;
             sent.cleanup(&cleaned);
             match cleaned {
@@ -1006,7 +973,7 @@ impl SecretLinkResource {
 #[async_trait]
 impl Resource for SecretLinkResource {
     fn type_name(&self) -> &'static str {
-        "rotor_secret_link"
+        TYPE_NAME
     }
 
     fn schema(&self) -> Schema {
@@ -1014,7 +981,7 @@ impl Resource for SecretLinkResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let Some(config) = model_of("configuration", config, diags) else {
+        let Some(config) = link::model_of::<SecretLinkModel>("configuration", config, diags) else {
             return;
         };
         crate::resources::diag::validate_lineage(
@@ -1023,13 +990,7 @@ impl Resource for SecretLinkResource {
             diags,
         );
         if let Some(targets) = config.targets.known() {
-            if targets.0.is_empty() {
-                diags.error(
-                    "validating targets: a link needs at least one Key Vault secret",
-                    "hint: add { vault_url = \"https://<vault>.vault.azure.net/\", secret_name = \"<name>\" }",
-                    Some(AttrPath::attr(attrs::TARGETS)),
-                );
-            }
+            TARGETS.check_not_empty(targets.0.is_empty(), diags);
             let mut seen: std::collections::BTreeMap<String, String> = Default::default();
             for t in targets.0.iter().filter_map(Attr::known) {
                 let (url, name) = (t.vault_url.as_deref(), t.secret_name.as_deref());
@@ -1045,25 +1006,7 @@ impl Resource for SecretLinkResource {
                         );
                     }
                 }
-                if let Some(url) = url
-                    && let Err(why) = parse_vault_url(url)
-                {
-                    diags.error(
-                        format!("validating target vault URL `{url}`: {why}"),
-                        "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
-                        Some(AttrPath::attr(attrs::TARGETS)),
-                    );
-                }
-                if let Some(name) = name
-                    && (name.is_empty()
-                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-                {
-                    diags.error(
-                        format!("validating target secret name `{name}`: Key Vault secret names use only 0-9, a-z, A-Z and -"),
-                        "",
-                        Some(AttrPath::attr(attrs::TARGETS)),
-                    );
-                }
+                TARGETS.check_item(url, name, diags);
             }
         }
         let _ = config.policy(diags);
@@ -1075,8 +1018,8 @@ impl Resource for SecretLinkResource {
         state: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let engine = engine(ctx, diags).await?;
-        let prior = model_of("current state", state, diags)?;
+        let engine = link::engine(ctx, diags).await?;
+        let prior = link::model_of::<SecretLinkModel>("current state", state, diags)?;
         let link = prior.link(diags)?;
         let policy = prior.policy_or_default();
         let mut out = prior.clone();
@@ -1118,19 +1061,8 @@ impl Resource for SecretLinkResource {
         req: PlanRequest<'_>,
         diags: &mut Diagnostics,
     ) -> PlanResponse {
-        let none = PlanResponse {
-            planned: Value::Null,
-            requires_replace: Vec::new(),
-        };
-        if req.proposed.is_null() {
-            return none; // destroy
-        }
-        let (Some(prior), Some(proposed), Some(config)) = (
-            model_of("prior state", req.prior, diags),
-            model_of("proposed state", req.proposed, diags),
-            model_of("configuration", req.config, diags),
-        ) else {
-            return none;
+        let Some((prior, proposed, config)) = link::plan_models(&req, diags) else {
+            return link::no_plan();
         };
         self.plan_update(ctx, req.prior.is_null(), prior, proposed, config, diags)
             .await
@@ -1142,13 +1074,9 @@ impl Resource for SecretLinkResource {
         req: ApplyRequest<'_>,
         diags: &mut Diagnostics,
     ) -> Value {
-        let Some(engine) = engine(ctx, diags).await else {
-            return req.prior.clone();
-        };
-        let (Some(prior), Some(planned)) = (
-            model_of("prior state", req.prior, diags),
-            model_of("planned state", req.planned, diags),
-        ) else {
+        let Some((engine, prior, planned)) =
+            link::apply_models::<SecretLinkModel>(ctx, &req, diags).await
+        else {
             return req.prior.clone();
         };
         if req.planned.is_null() {
@@ -1174,7 +1102,7 @@ impl Resource for SecretLinkResource {
         };
         let what = format!("terraform apply, {link}");
         let mut sent = Outcome::default();
-        let status = match inspect(ctx, &engine, &link, &policy, false).await {
+        let status = match link::inspect(ctx, &engine, &link, &policy, false).await {
             Ok(s) => s,
             Err(e) => {
                 sent.failed(format!("reading {link}: {e}"));
@@ -1207,20 +1135,8 @@ impl Resource for SecretLinkResource {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let parsed = match parse_link_import(id) {
-            Ok(p) => p,
-            Err(why) => {
-                diags.error(
-                    format!("importing rotor_secret_link `{id}`: {why}"),
-                    format!(
-                        "The id is {LINK_IMPORT_FORMS}.\nhint: terraform import rotor_secret_link.example \"<application (client) id>/Secret 1\""
-                    ),
-                    None,
-                );
-                return None;
-            }
-        };
-        let engine = engine(ctx, diags).await?;
+        let parsed = link::parse_import(TYPE_NAME, id, "Secret 1", diags)?;
+        let engine = link::engine(ctx, diags).await?;
         let vaults = match ctx.vaults(&engine).await {
             Ok(v) => v,
             Err(e) => {
@@ -1229,58 +1145,30 @@ impl Resource for SecretLinkResource {
             }
         };
         let policy = Policy::default();
-        let (app_id, key_id) = match parsed {
-            LinkImport::KeyId {
-                application_id,
-                key_id,
-            } => (application_id, key_id),
-            LinkImport::Lineage(l) => {
-                let app = match engine.get_application(&l.application_id).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        diags.error(
-                            format!("importing rotor_secret_link `{id}`: {e}"),
-                            hint_lines(&e.hints()),
-                            None,
-                        );
-                        return None;
-                    }
-                };
-                // Any credential of the lineage names it; the newest is the likeliest held.
-                match app.lineage(&l.credential_display_name).last() {
-                    Some(c) => (l.application_id.clone(), c.key_id.clone()),
-                    None => {
-                        let names: BTreeSet<String> = app
-                            .password_credentials
-                            .iter()
-                            .map(|c| format!("`{}`", c.lineage_name()))
-                            .collect();
-                        diags.error(
-                            format!(
-                                "importing rotor_secret_link `{id}`: application {} has no client secret named `{}`",
-                                l.application_id, l.credential_display_name
-                            ),
-                            if names.is_empty() {
-                                "It has no client secrets.".to_string()
-                            } else {
-                                format!(
-                                    "hint: its client secrets are named {}; import `{}/<one of those>`",
-                                    names.into_iter().collect::<Vec<_>>().join(", "),
-                                    l.application_id
-                                )
-                            },
-                            None,
-                        );
-                        return None;
-                    }
-                }
-            }
-        };
+        // Any credential of the lineage names it; the newest is the likeliest held.
+        let (app_id, key_id) = link::import_key_id(
+            &engine,
+            TYPE_NAME,
+            id,
+            parsed,
+            "client secret",
+            "It has no client secrets.",
+            |app, lineage| {
+                let newest = app.lineage(lineage).last().map(|c| c.key_id.clone());
+                let names = app
+                    .password_credentials
+                    .iter()
+                    .map(|c| c.lineage_name().to_string());
+                (newest, names.collect())
+            },
+            diags,
+        )
+        .await?;
         let link = match engine.adopt(&app_id, &key_id, &vaults, &policy).await {
             Ok(l) => l,
             Err(e) => {
                 diags.error(
-                    format!("importing rotor_secret_link `{id}`: {e}"),
+                    format!("importing {TYPE_NAME} `{id}`: {e}"),
                     import_hints(&e.hints()),
                     None,
                 );
@@ -1365,8 +1253,8 @@ mod tests {
         let mut d = Diagnostics::default();
         assert!(link_value(&[("kv-prod", "a")]).link(&mut d).is_none());
         assert_eq!(d.0[0].path, Some(AttrPath::attr(attrs::TARGETS)));
-        assert!(parse_vault_url("http://kv/").is_err());
-        assert!(parse_vault_url("https://kv.vault.azure.net/secrets/x").is_err());
+        assert!(link::parse_vault_url("http://kv/").is_err());
+        assert!(link::parse_vault_url("https://kv.vault.azure.net/secrets/x").is_err());
     }
 
     #[test]

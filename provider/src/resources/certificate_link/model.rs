@@ -2,41 +2,39 @@
 //! resource works on. [`CertificateLinkModel`]'s conversion and the schema are the only places
 //! that name attributes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use rotor_engine::{CertificateLink, CertificateLinkStatus, CertificateTarget, Policy};
+use rotor_engine::{CertificateLink, CertificateLinkStatus, CertificateTarget};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::framework::{AttrPath, Diagnostics};
-use crate::ids::LinkId;
+use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer, object_model};
 use crate::resources::diag::Placement;
-use crate::resources::policy::{PolicySettings, parse_link_policy};
-use crate::resources::secret_link::model::{parse_vault_url, target_identity};
+pub use crate::resources::link::LinkModel;
+use crate::resources::link::VaultItems;
+use crate::resources::policy::PolicySettings;
 use crate::value::{Type, Value};
 
 /// Every attribute name of `rotor_certificate_link`, in one place: the schema and the model use
 /// these (the elements of `certificates` name theirs in [`CertificateModel`]).
 pub mod attrs {
-    pub const ID: &str = "id";
-    pub const APPLICATION_ID: &str = "application_id";
-    pub const CREDENTIAL_DISPLAY_NAME: &str = "credential_display_name";
+    pub use crate::resources::link::attrs::*;
     pub const CERTIFICATES: &str = "certificates";
-    pub const POLICY: &str = "policy";
-    pub const ROTATE_WHEN_CHANGED: &str = "rotate_when_changed";
     pub const KEY_ID: &str = "key_id";
     pub const THUMBPRINT: &str = "thumbprint";
     pub const EXPIRES_AT: &str = "expires_at";
-    pub const ROTATED_AT: &str = "rotated_at";
-    pub const NEXT_ROTATION_AT: &str = "next_rotation_at";
-    pub const ROTATION_DUE: &str = "rotation_due";
-    pub const ROTATION_REASON: &str = "rotation_reason";
-    pub const PREVIOUS_KEY_IDS: &str = "previous_key_ids";
     pub const VERSIONS: &str = "versions";
-    pub const EXCLUDED: &str = "excluded";
-    pub const REMOVABLE_KEY_IDS: &str = "removable_key_ids";
 }
+
+/// How `certificates` is named in messages.
+pub const CERTIFICATES: VaultItems = VaultItems {
+    attr: attrs::CERTIFICATES,
+    noun: "certificate",
+    kind: "certificate",
+    name_attr: "certificate_name",
+    name_label: "certificate name",
+};
 
 /// Where engine errors about a certificate link land.
 pub const PLACEMENT: Placement = Placement {
@@ -273,6 +271,24 @@ impl Field for CertificateLinkModel {
     }
 }
 
+impl LinkModel for CertificateLinkModel {
+    fn application_id(&self) -> &Attr<String> {
+        &self.application_id
+    }
+    fn credential_display_name(&self) -> &Attr<String> {
+        &self.credential_display_name
+    }
+    fn policy_settings(&self) -> &Attr<PolicySettings> {
+        &self.policy
+    }
+    fn triggers(&self) -> &Attr<BTreeMap<String, Attr<String>>> {
+        &self.rotate_when_changed
+    }
+    fn id_mut(&mut self) -> &mut Attr<String> {
+        &mut self.id
+    }
+}
+
 impl CertificateLinkModel {
     /// A link's configuration with every other attribute null (import, tests).
     pub fn of(link: &CertificateLink) -> Self {
@@ -301,78 +317,20 @@ impl CertificateLinkModel {
     pub fn link(&self, diags: &mut Diagnostics) -> Option<CertificateLink> {
         let application_id = self.application_id.known()?.clone();
         let credential_display_name = self.credential_display_name.known()?.clone();
-        let mut certificates = BTreeSet::new();
-        let mut seen = BTreeSet::new();
-        for c in self.certificate_list() {
+        let items = self.certificate_list().iter().map(|c| {
             let c = c.known()?;
-            let (Some(url), Some(name)) = (c.vault_url.as_deref(), c.certificate_name.as_deref())
-            else {
-                return None;
-            };
-            match parse_vault_url(url) {
-                Ok(u) => {
-                    // Key Vault names are case-insensitive: one certificate.
-                    if seen.insert(target_identity(url, name)) {
-                        certificates.insert(CertificateTarget::new(u, name));
-                    }
-                }
-                Err(why) => {
-                    diags.error(
-                        format!("validating certificate vault URL `{url}`: {why}"),
-                        "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
-                        Some(AttrPath::attr(attrs::CERTIFICATES)),
-                    );
-                    return None;
-                }
-            }
-        }
+            Some((c.vault_url.as_deref()?, c.certificate_name.as_deref()?))
+        });
+        let certificates = CERTIFICATES
+            .parse(items, diags)?
+            .into_iter()
+            .map(|(u, name)| CertificateTarget::new(u, name))
+            .collect();
         Some(CertificateLink {
             application_id,
             credential_display_name,
             certificates,
         })
-    }
-
-    /// The policy (null: rotor's default); `None` when unknown or invalid, with diagnostics on
-    /// `policy`.
-    pub fn policy(&self, diags: &mut Diagnostics) -> Option<Policy> {
-        parse_link_policy(&self.policy, &AttrPath::attr(attrs::POLICY), diags)
-    }
-
-    /// The policy, or rotor's default when it does not parse (state written by this provider).
-    pub fn policy_or_default(&self) -> Policy {
-        self.policy(&mut Diagnostics::default()).unwrap_or_default()
-    }
-
-    /// `self` with `id` derived from the application id and lineage (unknown until both are).
-    pub fn with_id(mut self) -> Self {
-        self.id = match (
-            self.application_id.as_deref(),
-            self.credential_display_name.as_deref(),
-        ) {
-            (Some(a), Some(c)) => Attr::Known(LinkId::state_id(a, c)),
-            _ => Attr::Unknown,
-        };
-        self
-    }
-
-    /// Whether `rotate_when_changed` differs from `prior`'s (null and empty are the same).
-    pub fn triggers_differ_from(&self, prior: &CertificateLinkModel) -> bool {
-        let empty = |v: &Attr<BTreeMap<String, Attr<String>>>| {
-            v.is_null() || v.known().is_some_and(BTreeMap::is_empty)
-        };
-        if empty(&self.rotate_when_changed) && empty(&prior.rotate_when_changed) {
-            return false;
-        }
-        !self
-            .rotate_when_changed
-            .to_value()
-            .same_as(&prior.rotate_when_changed.to_value())
-    }
-
-    /// Whether the policy differs from `other`'s.
-    pub fn policy_differs_from(&self, other: &CertificateLinkModel) -> bool {
-        !self.policy.to_value().same_as(&other.policy.to_value())
     }
 
     /// Whether `certificates` or `rotate_when_changed` differ from `other`'s.
@@ -385,17 +343,5 @@ impl CertificateLinkModel {
                 .rotate_when_changed
                 .to_value()
                 .same_as(&other.rotate_when_changed.to_value())
-    }
-
-    /// The attributes that replace the link when they change.
-    pub fn replaced_by(&self, prior: &CertificateLinkModel) -> Vec<AttrPath> {
-        let mut out = Vec::new();
-        if self.application_id != prior.application_id {
-            out.push(AttrPath::attr(attrs::APPLICATION_ID));
-        }
-        if self.credential_display_name != prior.credential_display_name {
-            out.push(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME));
-        }
-        out
     }
 }

@@ -2,42 +2,41 @@
 //! resource works on. [`SecretLinkModel`]'s `from_value`/`to_value` are the only places besides
 //! the schema that name attributes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use rotor_engine::{Confidence, Link, LinkStatus, Policy, Target};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::framework::{AttrPath, Diagnostics};
-use crate::ids::LinkId;
+use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer};
 use crate::resources::diag::Placement;
-use crate::resources::policy::{PolicySettings, parse_link_policy};
+use crate::resources::link::VaultItems;
+pub use crate::resources::link::{LinkModel, parse_vault_url, target_identity};
+use crate::resources::policy::PolicySettings;
 use crate::value::{Type, Value};
 
 /// Every attribute name of `rotor_secret_link`, in one place: the schema and the model use these.
 pub mod attrs {
-    pub const ID: &str = "id";
-    pub const APPLICATION_ID: &str = "application_id";
-    pub const CREDENTIAL_DISPLAY_NAME: &str = "credential_display_name";
+    pub use crate::resources::link::attrs::*;
     pub const TARGETS: &str = "targets";
-    pub const POLICY: &str = "policy";
-    pub const ROTATE_WHEN_CHANGED: &str = "rotate_when_changed";
     pub const CLEANUP_ON_DESTROY: &str = "cleanup_on_destroy";
     pub const CURRENT_KEY_ID: &str = "current_key_id";
     pub const CURRENT_EXPIRES_AT: &str = "current_expires_at";
-    pub const ROTATED_AT: &str = "rotated_at";
-    pub const NEXT_ROTATION_AT: &str = "next_rotation_at";
-    pub const ROTATION_DUE: &str = "rotation_due";
-    pub const ROTATION_REASON: &str = "rotation_reason";
-    pub const PREVIOUS_KEY_IDS: &str = "previous_key_ids";
     pub const TARGET_VERSIONS: &str = "target_versions";
     pub const CONFIDENCE: &str = "confidence";
-    pub const EXCLUDED: &str = "excluded";
-    pub const REMOVABLE_KEY_IDS: &str = "removable_key_ids";
     pub const VAULT_URL: &str = "vault_url";
     pub const SECRET_NAME: &str = "secret_name";
 }
+
+/// How `targets` is named in messages.
+pub const TARGETS: VaultItems = VaultItems {
+    attr: attrs::TARGETS,
+    noun: "target",
+    kind: "secret",
+    name_attr: attrs::SECRET_NAME,
+    name_label: "target secret name",
+};
 
 /// Where engine errors about a secret link land.
 pub const PLACEMENT: Placement = Placement {
@@ -327,42 +326,22 @@ impl Field for SecretLinkModel {
     }
 }
 
-/// A target's identity: Key Vault compares vault hosts and secret names case-insensitively, so
-/// `MyApp-Secret` and `myapp-secret` are one secret.
-pub fn target_identity(vault_url: &str, secret_name: &str) -> String {
-    let host = url::Url::parse(vault_url)
-        .ok()
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(443)))
-        })
-        .unwrap_or_else(|| vault_url.to_string());
-    format!(
-        "{}/{}",
-        host.to_ascii_lowercase(),
-        secret_name.to_ascii_lowercase()
-    )
-}
-
-/// Checks a vault URL: an absolute https URL with a host and no path.
-pub fn parse_vault_url(url: &str) -> Result<url::Url, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("not an absolute URL ({e})"))?;
-    if u.scheme() != "https" {
-        return Err(format!(
-            "the scheme is `{}`; Key Vault is served over https",
-            u.scheme()
-        ));
+impl LinkModel for SecretLinkModel {
+    fn application_id(&self) -> &Attr<String> {
+        &self.application_id
     }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Err("no host".into());
+    fn credential_display_name(&self) -> &Attr<String> {
+        &self.credential_display_name
     }
-    if u.path() != "/" && !u.path().is_empty() {
-        return Err(format!(
-            "it has a path (`{}`); give the vault URL only, and the name in `secret_name`",
-            u.path()
-        ));
+    fn policy_settings(&self) -> &Attr<PolicySettings> {
+        &self.policy
     }
-    Ok(u)
+    fn triggers(&self) -> &Attr<BTreeMap<String, Attr<String>>> {
+        &self.rotate_when_changed
+    }
+    fn id_mut(&mut self) -> &mut Attr<String> {
+        &mut self.id
+    }
 }
 
 impl SecretLinkModel {
@@ -393,30 +372,15 @@ impl SecretLinkModel {
     pub fn link(&self, diags: &mut Diagnostics) -> Option<Link> {
         let application_id = self.application_id.known()?.clone();
         let credential_display_name = self.credential_display_name.known()?.clone();
-        let mut targets = BTreeSet::new();
-        let mut seen = BTreeSet::new();
-        for t in self.target_list() {
+        let items = self.target_list().iter().map(|t| {
             let t = t.known()?;
-            let (Some(url), Some(name)) = (t.vault_url.as_deref(), t.secret_name.as_deref()) else {
-                return None;
-            };
-            match parse_vault_url(url) {
-                Ok(u) => {
-                    // Vault hosts and secret names are case-insensitive in Key Vault: one secret.
-                    if seen.insert(target_identity(url, name)) {
-                        targets.insert(Target::new(u, name));
-                    }
-                }
-                Err(why) => {
-                    diags.error(
-                        format!("validating target vault URL `{url}`: {why}"),
-                        "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
-                        Some(AttrPath::attr(attrs::TARGETS)),
-                    );
-                    return None;
-                }
-            }
-        }
+            Some((t.vault_url.as_deref()?, t.secret_name.as_deref()?))
+        });
+        let targets = TARGETS
+            .parse(items, diags)?
+            .into_iter()
+            .map(|(u, name)| Target::new(u, name))
+            .collect();
         Some(Link {
             application_id,
             credential_display_name,
@@ -424,52 +388,10 @@ impl SecretLinkModel {
         })
     }
 
-    /// The policy (null: rotor's default); `None` when unknown or invalid, with diagnostics on
-    /// `policy`.
-    pub fn policy(&self, diags: &mut Diagnostics) -> Option<Policy> {
-        parse_link_policy(&self.policy, &AttrPath::attr(attrs::POLICY), diags)
-    }
-
-    /// The policy, or rotor's default when it does not parse (state written by this provider).
-    pub fn policy_or_default(&self) -> Policy {
-        self.policy(&mut Diagnostics::default()).unwrap_or_default()
-    }
-
-    /// `self` with `id` derived from the application id and lineage (unknown until both are).
-    pub fn with_id(mut self) -> Self {
-        self.id = match (
-            self.application_id.as_deref(),
-            self.credential_display_name.as_deref(),
-        ) {
-            (Some(a), Some(c)) => Attr::Known(LinkId::state_id(a, c)),
-            _ => Attr::Unknown,
-        };
-        self
-    }
-
     /// Whether `self` lists a target `prior` does not.
     pub fn adds_targets_to(&self, prior: &SecretLinkModel) -> bool {
         let before = prior.target_list();
         self.target_list().iter().any(|t| !before.contains(t))
-    }
-
-    /// Whether `rotate_when_changed` differs from `prior`'s (null and empty are the same).
-    pub fn triggers_differ_from(&self, prior: &SecretLinkModel) -> bool {
-        let empty = |v: &Attr<BTreeMap<String, Attr<String>>>| {
-            v.is_null() || v.known().is_some_and(BTreeMap::is_empty)
-        };
-        if empty(&self.rotate_when_changed) && empty(&prior.rotate_when_changed) {
-            return false;
-        }
-        !self
-            .rotate_when_changed
-            .to_value()
-            .same_as(&prior.rotate_when_changed.to_value())
-    }
-
-    /// Whether the policy differs from `other`'s.
-    pub fn policy_differs_from(&self, other: &SecretLinkModel) -> bool {
-        !self.policy.to_value().same_as(&other.policy.to_value())
     }
 
     /// Whether any configured attribute other than the policy differs from `other`'s.
@@ -480,17 +402,5 @@ impl SecretLinkModel {
                 .to_value()
                 .same_as(&other.rotate_when_changed.to_value())
             || self.cleanup_on_destroy != other.cleanup_on_destroy
-    }
-
-    /// The attributes that replace the link when they change.
-    pub fn replaced_by(&self, prior: &SecretLinkModel) -> Vec<AttrPath> {
-        let mut out = Vec::new();
-        if self.application_id != prior.application_id {
-            out.push(AttrPath::attr(attrs::APPLICATION_ID));
-        }
-        if self.credential_display_name != prior.credential_display_name {
-            out.push(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME));
-        }
-        out
     }
 }

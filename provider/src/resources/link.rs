@@ -1,0 +1,493 @@
+//! What `rotor_secret_link` and `rotor_certificate_link` share: both link one credential lineage
+//! of one application (`application_id` + `credential_display_name`) to Key Vault items
+//! (`vault_url` + a name), under a policy, with `rotate_when_changed` triggers. This module holds
+//! the parts of their flow that are the same logic:
+//!
+//! - [`LinkModel`]: the id, the policy, the triggers and the replacing attributes of a model;
+//! - [`VaultItems`]: parsing and validating the Key Vault items (targets, certificates);
+//! - [`EngineLink`] + [`inspect`]: one status read per RPC, cached between RPCs of this process
+//!   (a create's plan, then its apply) and batched with the other links' application reads;
+//! - decoding Terraform's requests into models, and the import id's lineage lookup.
+//!
+//! What differs — the statuses, the plan's warnings, rotation and cleanup — stays explicit in
+//! each resource's module.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use async_trait::async_trait;
+use rotor_engine::{CertificateLink, CertificateLinkStatus, Engine, Link, LinkStatus, Policy};
+
+use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse};
+use crate::ids::{LINK_IMPORT_FORMS, LinkId, LinkImport, parse_link_import};
+use crate::model::{Attr, Field, decoded};
+use crate::provider::{ProviderState, hint_lines};
+use crate::resources::policy::{PolicySettings, parse_link_policy};
+use crate::value::Value;
+
+/// The attribute names both link resources have.
+pub mod attrs {
+    pub const ID: &str = "id";
+    pub const APPLICATION_ID: &str = "application_id";
+    pub const CREDENTIAL_DISPLAY_NAME: &str = "credential_display_name";
+    pub const POLICY: &str = "policy";
+    pub const ROTATE_WHEN_CHANGED: &str = "rotate_when_changed";
+    pub const ROTATED_AT: &str = "rotated_at";
+    pub const NEXT_ROTATION_AT: &str = "next_rotation_at";
+    pub const ROTATION_DUE: &str = "rotation_due";
+    pub const ROTATION_REASON: &str = "rotation_reason";
+    pub const PREVIOUS_KEY_IDS: &str = "previous_key_ids";
+    pub const EXCLUDED: &str = "excluded";
+    pub const REMOVABLE_KEY_IDS: &str = "removable_key_ids";
+}
+
+/// The engine, or `None` with the reason it could not be built as an error.
+pub async fn engine(ctx: &ProviderState, diags: &mut Diagnostics) -> Option<Engine> {
+    match ctx.engine().await {
+        Ok(e) => Some(e),
+        Err(f) => {
+            diags.error(f.summary, f.detail, None);
+            None
+        }
+    }
+}
+
+/// Decodes a value Terraform sent as a link's model (a decode failure is a provider bug).
+pub fn model_of<M: Field>(what: &str, v: &Value, diags: &mut Diagnostics) -> Option<M> {
+    decoded(what, M::from_value(v), diags)
+}
+
+/// A plan with no planned state (a destroy, or requests that do not decode).
+pub fn no_plan() -> PlanResponse {
+    PlanResponse {
+        planned: Value::Null,
+        requires_replace: Vec::new(),
+    }
+}
+
+/// `(prior, proposed, config)` of a create or update plan; `None` for a destroy (proposed
+/// null) or when a value does not decode (with the error).
+pub fn plan_models<M: Field>(req: &PlanRequest<'_>, diags: &mut Diagnostics) -> Option<(M, M, M)> {
+    if req.proposed.is_null() {
+        return None;
+    }
+    let (Some(prior), Some(proposed), Some(config)) = (
+        model_of("prior state", req.prior, diags),
+        model_of("proposed state", req.proposed, diags),
+        model_of("configuration", req.config, diags),
+    ) else {
+        return None;
+    };
+    Some((prior, proposed, config))
+}
+
+/// The engine and `(prior, planned)` of an apply; `None` (errors said) when the engine cannot
+/// be built or a value does not decode: the apply then answers the prior state.
+pub async fn apply_models<M: Field>(
+    ctx: &ProviderState,
+    req: &ApplyRequest<'_>,
+    diags: &mut Diagnostics,
+) -> Option<(Engine, M, M)> {
+    let engine = engine(ctx, diags).await?;
+    let (Some(prior), Some(planned)) = (
+        model_of("prior state", req.prior, diags),
+        model_of("planned state", req.planned, diags),
+    ) else {
+        return None;
+    };
+    Some((engine, prior, planned))
+}
+
+/// The configuration parts of a link model both resources share.
+pub trait LinkModel: Sized {
+    /// `application_id`.
+    fn application_id(&self) -> &Attr<String>;
+    /// `credential_display_name`.
+    fn credential_display_name(&self) -> &Attr<String>;
+    /// `policy` as written.
+    fn policy_settings(&self) -> &Attr<PolicySettings>;
+    /// `rotate_when_changed`.
+    fn triggers(&self) -> &Attr<BTreeMap<String, Attr<String>>>;
+    /// `id`, to derive it.
+    fn id_mut(&mut self) -> &mut Attr<String>;
+
+    /// The policy (null: rotor's default); `None` when unknown or invalid, with diagnostics on
+    /// `policy`.
+    fn policy(&self, diags: &mut Diagnostics) -> Option<Policy> {
+        parse_link_policy(
+            self.policy_settings(),
+            &AttrPath::attr(attrs::POLICY),
+            diags,
+        )
+    }
+
+    /// The policy, or rotor's default when it does not parse (state written by this provider).
+    fn policy_or_default(&self) -> Policy {
+        self.policy(&mut Diagnostics::default()).unwrap_or_default()
+    }
+
+    /// `self` with `id` derived from the application id and lineage (unknown until both are).
+    fn with_id(mut self) -> Self {
+        let id = match (
+            self.application_id().as_deref(),
+            self.credential_display_name().as_deref(),
+        ) {
+            (Some(a), Some(c)) => Attr::Known(LinkId::state_id(a, c)),
+            _ => Attr::Unknown,
+        };
+        *self.id_mut() = id;
+        self
+    }
+
+    /// Whether `rotate_when_changed` differs from `prior`'s (null and empty are the same).
+    fn triggers_differ_from(&self, prior: &Self) -> bool {
+        let empty = |v: &Attr<BTreeMap<String, Attr<String>>>| {
+            v.is_null() || v.known().is_some_and(BTreeMap::is_empty)
+        };
+        if empty(self.triggers()) && empty(prior.triggers()) {
+            return false;
+        }
+        !self
+            .triggers()
+            .to_value()
+            .same_as(&prior.triggers().to_value())
+    }
+
+    /// Whether the policy differs from `other`'s.
+    fn policy_differs_from(&self, other: &Self) -> bool {
+        !self
+            .policy_settings()
+            .to_value()
+            .same_as(&other.policy_settings().to_value())
+    }
+
+    /// The attributes that replace the link when they change.
+    fn replaced_by(&self, prior: &Self) -> Vec<AttrPath> {
+        let mut out = Vec::new();
+        if self.application_id() != prior.application_id() {
+            out.push(AttrPath::attr(attrs::APPLICATION_ID));
+        }
+        if self.credential_display_name() != prior.credential_display_name() {
+            out.push(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME));
+        }
+        out
+    }
+
+    /// The link's name in messages (`this link` while it is unknown).
+    fn name_of<L: fmt::Display>(&self, link: Option<L>) -> String {
+        link.map(|l| l.to_string())
+            .unwrap_or_else(|| "this link".into())
+    }
+}
+
+/// A target's identity: Key Vault compares vault hosts and secret (or certificate) names
+/// case-insensitively, so `MyApp-Secret` and `myapp-secret` are one secret.
+pub fn target_identity(vault_url: &str, secret_name: &str) -> String {
+    let host = url::Url::parse(vault_url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(443)))
+        })
+        .unwrap_or_else(|| vault_url.to_string());
+    format!(
+        "{}/{}",
+        host.to_ascii_lowercase(),
+        secret_name.to_ascii_lowercase()
+    )
+}
+
+/// Checks a vault URL: an absolute https URL with a host and no path.
+pub fn parse_vault_url(url: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(url).map_err(|e| format!("not an absolute URL ({e})"))?;
+    if u.scheme() != "https" {
+        return Err(format!(
+            "the scheme is `{}`; Key Vault is served over https",
+            u.scheme()
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    if u.path() != "/" && !u.path().is_empty() {
+        return Err(format!(
+            "it has a path (`{}`); give the vault URL only, and the name in `secret_name`",
+            u.path()
+        ));
+    }
+    Ok(u)
+}
+
+/// How a link's set of Key Vault items (`targets`, `certificates`) is named in messages.
+pub struct VaultItems {
+    /// The attribute (`targets`).
+    pub attr: &'static str,
+    /// One element (`target`).
+    pub noun: &'static str,
+    /// The Key Vault object kind (`secret`).
+    pub kind: &'static str,
+    /// The element's name attribute (`secret_name`).
+    pub name_attr: &'static str,
+    /// The name in a validation error (`target secret name`).
+    pub name_label: &'static str,
+}
+
+impl VaultItems {
+    /// The items `(vault_url, name)` parsed, deduplicated case-insensitively (first spelling
+    /// kept); `None` while one is unknown, and (with an error on the attribute) when a vault URL
+    /// is not one.
+    pub fn parse<'a>(
+        &self,
+        items: impl IntoIterator<Item = Option<(&'a str, &'a str)>>,
+        diags: &mut Diagnostics,
+    ) -> Option<Vec<(url::Url, &'a str)>> {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for item in items {
+            let (url, name) = item?;
+            match parse_vault_url(url) {
+                Ok(u) => {
+                    if seen.insert(target_identity(url, name)) {
+                        out.push((u, name));
+                    }
+                }
+                Err(why) => {
+                    self.bad_url(url, &why, diags);
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn bad_url(&self, url: &str, why: &str, diags: &mut Diagnostics) {
+        diags.error(
+            format!("validating {} vault URL `{url}`: {why}", self.noun),
+            "hint: use the vault's URI as shown in the portal, e.g. https://kv-prod.vault.azure.net/",
+            Some(AttrPath::attr(self.attr)),
+        );
+    }
+
+    /// Validation of the list: not empty.
+    pub fn check_not_empty(&self, empty: bool, diags: &mut Diagnostics) {
+        if empty {
+            diags.error(
+                format!(
+                    "validating {}: a link needs at least one Key Vault {}",
+                    self.attr, self.kind
+                ),
+                format!(
+                    "hint: add {{ vault_url = \"https://<vault>.vault.azure.net/\", {} = \"<name>\" }}",
+                    self.name_attr
+                ),
+                Some(AttrPath::attr(self.attr)),
+            );
+        }
+    }
+
+    /// Validation of one item: its vault URL and its Key Vault name, where known.
+    pub fn check_item(&self, url: Option<&str>, name: Option<&str>, diags: &mut Diagnostics) {
+        if let Some(url) = url
+            && let Err(why) = parse_vault_url(url)
+        {
+            self.bad_url(url, &why, diags);
+        }
+        if let Some(name) = name
+            && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            diags.error(
+                format!(
+                    "validating {} `{name}`: Key Vault {} names use only 0-9, a-z, A-Z and -",
+                    self.name_label, self.kind
+                ),
+                "",
+                Some(AttrPath::attr(self.attr)),
+            );
+        }
+    }
+}
+
+/// A link the provider inspects through the engine, with its status cached between RPCs.
+#[async_trait]
+pub trait EngineLink: fmt::Display + Sync {
+    /// What the engine's read-only inspection answers.
+    type Status: Clone + Send + Sync + 'static;
+    /// The application's appId.
+    fn application_id(&self) -> &str;
+    /// What identifies the link's status besides its application and policy.
+    fn status_key(&self) -> String;
+    /// The vaults whose scope scans the inspection reads (warmed once per process first);
+    /// `None` when it reads no scope scan.
+    fn scanned_vaults(&self) -> Option<Vec<url::Url>>;
+    /// The engine's inspection.
+    async fn inspect_with(
+        &self,
+        engine: &Engine,
+        policy: &Policy,
+    ) -> rotor_engine::Result<Self::Status>;
+}
+
+#[async_trait]
+impl EngineLink for Link {
+    type Status = LinkStatus;
+    fn application_id(&self) -> &str {
+        &self.application_id
+    }
+    fn status_key(&self) -> String {
+        let targets: Vec<String> = self
+            .targets
+            .iter()
+            .map(|t| t.key().to_ascii_lowercase())
+            .collect();
+        format!("{}|{targets:?}", self.credential_display_name)
+    }
+    fn scanned_vaults(&self) -> Option<Vec<url::Url>> {
+        Some(self.targets.iter().map(|t| t.vault_url.clone()).collect())
+    }
+    async fn inspect_with(
+        &self,
+        engine: &Engine,
+        policy: &Policy,
+    ) -> rotor_engine::Result<LinkStatus> {
+        engine.inspect_link(self, policy).await
+    }
+}
+
+#[async_trait]
+impl EngineLink for CertificateLink {
+    type Status = CertificateLinkStatus;
+    fn application_id(&self) -> &str {
+        &self.application_id
+    }
+    fn status_key(&self) -> String {
+        let certificates: Vec<String> = self
+            .certificates
+            .iter()
+            .map(|c| c.key().to_ascii_lowercase())
+            .collect();
+        format!(
+            "certificate:{}|{certificates:?}",
+            self.credential_display_name
+        )
+    }
+    fn scanned_vaults(&self) -> Option<Vec<url::Url>> {
+        None
+    }
+    async fn inspect_with(
+        &self,
+        engine: &Engine,
+        policy: &Policy,
+    ) -> rotor_engine::Result<CertificateLinkStatus> {
+        engine.inspect_certificate_link(self, policy).await
+    }
+}
+
+/// The link's status: once per RPC, and reused by later RPCs of this process (a create's plan,
+/// then its apply) unless `fresh` (refresh) or this process wrote to the link's application
+/// since ([`ProviderState::forget_status`]). Warms the vaults' scope scans and batches the
+/// application read with the other links' first.
+pub async fn inspect<L: EngineLink>(
+    ctx: &ProviderState,
+    engine: &Engine,
+    link: &L,
+    policy: &Policy,
+    fresh: bool,
+) -> rotor_engine::Result<L::Status> {
+    let key = format!(
+        "{}|{}|{policy:?}",
+        link.application_id().to_ascii_lowercase(),
+        link.status_key()
+    );
+    if !fresh && let Some(s) = ctx.cached_status::<L::Status>(&key) {
+        return Ok(s);
+    }
+    if let Some(vaults) = link.scanned_vaults() {
+        ctx.warm_scope(engine, &vaults).await;
+    }
+    ctx.batch_application(engine, link.application_id()).await;
+    let s = link.inspect_with(engine, policy).await?;
+    ctx.put_status(key, &s);
+    Ok(s)
+}
+
+/// The key credential or client secret an import id names: the key id itself, or the newest
+/// credential of the lineage it names. `credentials` lists `(lineage name, key id, start)` of
+/// the application's credentials of the resource's kind, and `one` names that kind (`client
+/// secret`). `None` with the error (and the lineages the application has) otherwise.
+pub async fn import_key_id<C>(
+    engine: &Engine,
+    type_name: &str,
+    id: &str,
+    parsed: LinkImport,
+    one: &str,
+    none_detail: &str,
+    credentials: C,
+    diags: &mut Diagnostics,
+) -> Option<(String, String)>
+where
+    C: Fn(&rotor_engine::Application, &str) -> (Option<String>, BTreeSet<String>),
+{
+    let l = match parsed {
+        LinkImport::KeyId {
+            application_id,
+            key_id,
+        } => return Some((application_id, key_id)),
+        LinkImport::Lineage(l) => l,
+    };
+    let app = match engine.get_application(&l.application_id).await {
+        Ok(a) => a,
+        Err(e) => {
+            diags.error(
+                format!("importing {type_name} `{id}`: {e}"),
+                hint_lines(&e.hints()),
+                None,
+            );
+            return None;
+        }
+    };
+    let (newest, names) = credentials(&app, &l.credential_display_name);
+    if let Some(k) = newest {
+        return Some((l.application_id, k));
+    }
+    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
+    let names: BTreeSet<String> = names.into_iter().collect();
+    diags.error(
+        format!(
+            "importing {type_name} `{id}`: application {} has no {one} named `{}`",
+            l.application_id, l.credential_display_name
+        ),
+        if names.is_empty() {
+            none_detail.to_string()
+        } else {
+            format!(
+                "hint: its {one}s are named {}; import `{}/<one of those>`",
+                names.into_iter().collect::<Vec<_>>().join(", "),
+                l.application_id
+            )
+        },
+        None,
+    );
+    None
+}
+
+/// The import id parsed; `None` with the error naming both forms and an example.
+pub fn parse_import(
+    type_name: &str,
+    id: &str,
+    example_lineage: &str,
+    diags: &mut Diagnostics,
+) -> Option<LinkImport> {
+    match parse_link_import(id) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            diags.error(
+                format!("importing {type_name} `{id}`: {why}"),
+                format!(
+                    "The id is {LINK_IMPORT_FORMS}.\nhint: terraform import {type_name}.example \"<application (client) id>/{example_lineage}\""
+                ),
+                None,
+            );
+            None
+        }
+    }
+}
