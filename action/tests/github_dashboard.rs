@@ -378,7 +378,7 @@ async fn hostile_names_render_inert_on_the_dashboard() {
     );
     // rotor's own hidden markers (plain ids only) aside, nothing survives as HTML or a link.
     let markers = regex::Regex::new(
-        r"<!-- rotor-(dashboard|rotate|risk)(: [0-9A-Za-z-]+ [0-9A-Za-z-]+)? -->",
+        r"<!-- rotor-(dashboard|rotate|rotate-certificate|risk)(: [0-9A-Za-z-]+ [0-9A-Za-z-]+)? -->",
     )
     .expect("regex");
     let stripped = markers.replace_all(&d.body, "");

@@ -840,13 +840,32 @@ async fn one_click<W: Write>(
     let (tenant, _) = render_dashboard_with(&engine, &config, ctx, args, env, commands).await?;
     let mut refused: Vec<String> = Vec::new();
     let mut records = Vec::new();
+    let mut rotated_links: Vec<AnyLink> = Vec::new();
     commands.group("rotor: rotating the credentials ticked on the dashboard");
     let token = commands.stop_commands();
     for t in &ticked {
-        let key = (t.app_id.clone(), t.key_id.clone());
+        let kind = t.kind.noun();
+        let key = dashboard::box_key(t.kind, &t.app_id, &t.key_id);
         let Some(r) = tenant.rotatable.get(&key) else {
+            // A box of the other kind with these ids is not taken for this one.
+            let other = match t.kind {
+                dashboard::Kind::Secret => dashboard::Kind::Certificate,
+                dashboard::Kind::Certificate => dashboard::Kind::Secret,
+            };
+            let why = if tenant
+                .rotatable
+                .contains_key(&dashboard::box_key(other, &t.app_id, &t.key_id))
+            {
+                format!(
+                    "the box is for a {kind} but these ids name a {}",
+                    other.noun()
+                )
+            } else {
+                "not a rotatable credential on the dashboard now (unknown, blocked, or already rotated)"
+                    .to_string()
+            };
             refused.push(format!(
-                "{} / {}: not a rotatable credential on the dashboard now (unknown, blocked, or already rotated); not rotated",
+                "{kind} {} / {}: {why}; not rotated",
                 markdown::code(&t.app_id),
                 markdown::code(&t.key_id)
             ));
@@ -858,7 +877,7 @@ async fn one_click<W: Write>(
                 refused.push(format!(
                     "{} / {}: the match is below the minimum confidence; tick the box that names the risk too. Not rotated",
                     markdown::code(&t.app_id),
-                    markdown::escape(&r.link.credential_display_name)
+                    markdown::escape(r.link.credential_display_name())
                 ));
                 continue;
             }
@@ -869,7 +888,16 @@ async fn one_click<W: Write>(
             replace_key_id: Some(t.key_id.clone()),
             ..rotor_engine::RotateOptions::default()
         };
-        records.push(engine.rotate(&r.link, &policy, &opts, &LogProgress).await);
+        let record = match &r.link {
+            AnyLink::Secret(l) => engine.rotate(l, &policy, &opts, &LogProgress).await,
+            AnyLink::Certificate(l) => {
+                engine
+                    .rotate_certificate(l, &policy, &opts, &LogProgress)
+                    .await
+            }
+        };
+        records.push(record);
+        rotated_links.push(r.link.clone());
     }
     commands.resume(&token);
     commands.endgroup();
@@ -884,6 +912,11 @@ async fn one_click<W: Write>(
         &recs,
         false,
     );
+    // Records carry no lineage name: the row names it (and, for a certificate, the kind and
+    // thumbprint) from the link.
+    for (row, link) in report.rows.iter_mut().zip(&rotated_links) {
+        complete_row(row, link, None);
+    }
     report.intro.push(format!(
         "Requested by {} (`{}` permission).",
         markdown::escape(&sender),

@@ -1,8 +1,14 @@
 //! The rotation dashboard: one issue, kept up to date by scheduled runs (`--dashboard`), that
-//! shows every application credential rotor can see — expiry urgency, link status, confidence
-//! and its signals, the Key Vault secrets that hold it, what blocks rotation and the fix, the
-//! last rotation — and whose check-boxes request a rotation (the `issues` `edited` event, see
-//! [`super::action`]).
+//! shows every application credential rotor can see — client secrets and certificates — with
+//! expiry urgency, link status, confidence and its signals, the Key Vault secrets or
+//! certificates that hold it, the next rotation or why one is due, what blocks rotation and the
+//! fix, the last rotation — and whose check-boxes request a rotation (the `issues` `edited`
+//! event, see [`super::action`]).
+//!
+//! A box names its kind, its appId and the keyId of the credential it replaces:
+//! `<!-- rotor-rotate: A K -->` for a client secret, `<!-- rotor-rotate-certificate: A K -->`
+//! for a certificate. One-click rotation looks a ticked box up by all three, so a box can only
+//! ever rotate the lineage of that kind whose current credential it named.
 //!
 //! The issue is rotor's when its body starts with [`DASHBOARD_MARKER`] **and** its author is the
 //! token's own login (GraphQL `viewer`), like the sticky comment. Every name from Azure goes
@@ -15,6 +21,7 @@ use std::fmt::Write as _;
 use time::OffsetDateTime;
 
 use super::markdown;
+use crate::commands::lineage::AnyLink;
 
 /// The hidden first line of rotor's dashboard issue.
 pub const DASHBOARD_MARKER: &str = "<!-- rotor-dashboard -->";
@@ -71,6 +78,26 @@ impl Urgency {
     }
 }
 
+/// Which kind of credential an entry is; part of its box's identity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// A password credential (client secret) held by Key Vault secrets.
+    #[default]
+    Secret,
+    /// A key credential (certificate) lineage held by Key Vault certificate(s).
+    Certificate,
+}
+
+impl Kind {
+    /// The word reports use (`client secret`, `certificate`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Secret => "client secret",
+            Kind::Certificate => "certificate",
+        }
+    }
+}
+
 /// What the check-box of an entry does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -86,6 +113,8 @@ pub enum Action {
 /// One application credential (lineage) on the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// Client secret or certificate.
+    pub kind: Kind,
     /// Application display name.
     pub app: String,
     /// appId.
@@ -94,18 +123,24 @@ pub struct Entry {
     pub credential: String,
     /// keyId of the credential the box names (the current one).
     pub key_id: String,
+    /// Certificates: SHA-1 thumbprint (hex) of that credential.
+    pub thumbprint: Option<String>,
     /// End date of that credential.
     pub expires_at: Option<OffsetDateTime>,
+    /// When policy wants the next rotation.
+    pub next_rotation_at: Option<OffsetDateTime>,
+    /// Why a rotation (or, for a certificate, a sync) is due now.
+    pub due_reason: Option<String>,
     /// Urgency.
     pub urgency: Urgency,
-    /// Link status in words (`linked`, `linked, targets diverge`, `rotation in progress`,
-    /// `not linked`).
+    /// Link status in words (`linked`, `linked, the targets diverge`, `linked, a sync is
+    /// pending …`, `not linked`).
     pub link: String,
     /// Confidence word (`HIGH` …).
     pub confidence: String,
     /// The signals of the best match.
     pub signals: Vec<String>,
-    /// Key Vault secrets holding it: (vault URL, secret name).
+    /// Key Vault secrets (certificates, for a certificate) holding it: (vault URL, name).
     pub vaults: Vec<(String, String)>,
     /// What blocks rotation and the fix.
     pub blocked: Option<(String, String)>,
@@ -138,12 +173,26 @@ fn plain_id(id: &str) -> bool {
         && !id.contains("--")
 }
 
-/// The hidden marker of the rotate box of (app, key).
+/// The hidden marker of the rotate box of a client secret (app, key).
 pub fn rotate_marker(app_id: &str, key_id: &str) -> String {
     format!("<!-- rotor-rotate: {app_id} {key_id} -->")
 }
 
-/// The hidden marker of the risk box of (app, key).
+/// The hidden marker of the rotate box of a certificate lineage (app, key credential).
+pub fn certificate_marker(app_id: &str, key_id: &str) -> String {
+    format!("<!-- rotor-rotate-certificate: {app_id} {key_id} -->")
+}
+
+/// The hidden marker of the rotate box of an entry of `kind`.
+pub fn box_marker(kind: Kind, app_id: &str, key_id: &str) -> String {
+    match kind {
+        Kind::Secret => rotate_marker(app_id, key_id),
+        Kind::Certificate => certificate_marker(app_id, key_id),
+    }
+}
+
+/// The hidden marker of the risk box of a client secret (app, key); certificates (matched by
+/// thumbprint) have none.
 pub fn risk_marker(app_id: &str, key_id: &str) -> String {
     format!("<!-- rotor-risk: {app_id} {key_id} -->")
 }
@@ -151,19 +200,22 @@ pub fn risk_marker(app_id: &str, key_id: &str) -> String {
 /// A ticked request read from the issue body.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ticked {
+    /// The kind the box named.
+    pub kind: Kind,
     /// appId.
     pub app_id: String,
     /// keyId the box named.
     pub key_id: String,
-    /// The risk box is ticked too.
+    /// The risk box is ticked too (client secrets only).
     pub risk_accepted: bool,
 }
 
-/// The ticked rotate boxes of a dashboard body (a line `- [x] <!-- rotor-rotate: A K -->`), with
-/// whether their risk box is ticked. Boxes anywhere else (quoted, in code) are not boxes.
+/// The ticked rotate boxes of a dashboard body (a line `- [x] <!-- rotor-rotate: A K -->`, or
+/// `- [x] <!-- rotor-rotate-certificate: A K -->`), with whether their risk box is ticked. Boxes
+/// anywhere else (quoted, in code) are not boxes.
 pub fn ticked(body: &str) -> Vec<Ticked> {
-    let mut rotate = BTreeSet::new();
-    let mut risk = BTreeSet::new();
+    let mut rotate: BTreeSet<(Kind, String, String)> = BTreeSet::new();
+    let mut risk: BTreeSet<(String, String)> = BTreeSet::new();
     let mut in_fence = false;
     for line in body.lines() {
         let t = line.trim_start();
@@ -180,28 +232,33 @@ pub fn ticked(body: &str) -> Vec<Ticked> {
         else {
             continue;
         };
-        for (prefix, set) in [
-            ("<!-- rotor-rotate: ", &mut rotate),
-            ("<!-- rotor-risk: ", &mut risk),
-        ] {
-            if let Some(m) = rest.strip_prefix(prefix)
-                && let Some((ids, _)) = m.split_once(" -->")
-                && let Some((a, k)) = ids.split_once(' ')
-                && plain_id(a)
-                && plain_id(k)
-            {
-                set.insert((a.to_ascii_lowercase(), k.to_ascii_lowercase()));
-            }
+        let ids = |prefix: &str| {
+            let (ids, _) = rest.strip_prefix(prefix)?.split_once(" -->")?;
+            let (a, k) = ids.split_once(' ')?;
+            (plain_id(a) && plain_id(k)).then(|| (a.to_ascii_lowercase(), k.to_ascii_lowercase()))
+        };
+        if let Some((a, k)) = ids("<!-- rotor-rotate: ") {
+            rotate.insert((Kind::Secret, a, k));
+        } else if let Some((a, k)) = ids("<!-- rotor-rotate-certificate: ") {
+            rotate.insert((Kind::Certificate, a, k));
+        } else if let Some(ak) = ids("<!-- rotor-risk: ") {
+            risk.insert(ak);
         }
     }
     rotate
         .into_iter()
-        .map(|(a, k)| Ticked {
-            risk_accepted: risk.contains(&(a.clone(), k.clone())),
+        .map(|(kind, a, k)| Ticked {
+            risk_accepted: kind == Kind::Secret && risk.contains(&(a.clone(), k.clone())),
+            kind,
             app_id: a,
             key_id: k,
         })
         .collect()
+}
+
+/// Whether `t` is a hex thumbprint (rendered as is).
+fn hex(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 128 && t.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn date(t: OffsetDateTime) -> String {
@@ -212,11 +269,19 @@ impl Entry {
     /// One list item (with its nested lines), `boxes`: render check-boxes.
     fn render(&self, boxes: bool) -> String {
         let mut s = String::new();
-        let name = format!(
+        let mut name = format!(
             "**{}** / {}",
             markdown::escape(&self.app),
             markdown::escape(&self.credential)
         );
+        if self.kind == Kind::Certificate {
+            match self.thumbprint.as_deref().filter(|t| hex(t)) {
+                Some(t) => {
+                    let _ = write!(name, " (certificate {})", super::records::thumb(t));
+                }
+                None => name.push_str(" (certificate)"),
+            }
+        }
         let ids_ok = plain_id(&self.app_id) && plain_id(&self.key_id);
         let expiry = match self.expires_at {
             Some(e) => format!("expires {}", date(e)),
@@ -227,7 +292,7 @@ impl Entry {
                 let _ = write!(
                     s,
                     "- [ ] {} Rotate {name} — {expiry}",
-                    rotate_marker(&self.app_id, &self.key_id)
+                    box_marker(self.kind, &self.app_id, &self.key_id)
                 );
             }
             _ => {
@@ -257,7 +322,15 @@ impl Entry {
                     )
                 })
                 .collect();
-            let _ = write!(detail, "; held by {}", v.join(", "));
+            let what = match (self.kind, v.len()) {
+                (Kind::Secret, _) => "",
+                (Kind::Certificate, 1) => "Key Vault certificate ",
+                (Kind::Certificate, _) => "Key Vault certificates ",
+            };
+            let _ = write!(detail, "; held by {what}{}", v.join(", "));
+        }
+        if let Some(n) = self.next_rotation_at {
+            let _ = write!(detail, "; next rotation {}", date(n));
         }
         match &self.last_rotation {
             Some(l) => {
@@ -267,6 +340,9 @@ impl Entry {
         }
         s.push_str(&detail);
         s.push('\n');
+        if let Some(why) = &self.due_reason {
+            let _ = writeln!(s, "  - due: {}", markdown::escape(why));
+        }
         if let Some((what, fix)) = &self.blocked {
             let _ = writeln!(
                 s,
@@ -275,7 +351,9 @@ impl Entry {
                 markdown::escape(fix)
             );
         }
-        if let (Action::RotateAtRisk(c), true) = (&self.action, boxes && ids_ok) {
+        if let (Action::RotateAtRisk(c), true, Kind::Secret) =
+            (&self.action, boxes && ids_ok, self.kind)
+        {
             let _ = writeln!(
                 s,
                 "  - [ ] {} I accept the risk: this match is only {} confidence, below the policy minimum, so the new value may be written into a secret that holds another credential",
@@ -292,12 +370,20 @@ impl Dashboard {
     pub fn sorted(&self) -> Vec<&Entry> {
         let mut v: Vec<&Entry> = self.entries.iter().collect();
         v.sort_by(|a, b| {
-            (a.urgency, a.blocked.is_some(), &a.app, &a.credential).cmp(&(
-                b.urgency,
-                b.blocked.is_some(),
-                &b.app,
-                &b.credential,
-            ))
+            (
+                a.urgency,
+                a.blocked.is_some(),
+                &a.app,
+                &a.credential,
+                a.kind,
+            )
+                .cmp(&(
+                    b.urgency,
+                    b.blocked.is_some(),
+                    &b.app,
+                    &b.credential,
+                    b.kind,
+                ))
         });
         v
     }
@@ -320,10 +406,20 @@ impl Dashboard {
             .iter()
             .map(|(u, n)| format!("{n} {}", u.label().to_lowercase()))
             .collect();
+        let certificates = self
+            .entries
+            .iter()
+            .filter(|e| e.kind == Kind::Certificate)
+            .count();
         let _ = writeln!(
             head,
-            "{} credentials of {} applications: {}; {blocked} blocked.\n",
+            "{} credentials{} of {} applications: {}; {blocked} blocked.\n",
             self.entries.len(),
+            match certificates {
+                0 => String::new(),
+                1 => " (1 certificate)".to_string(),
+                n => format!(" ({n} certificates)"),
+            },
             self.entries
                 .iter()
                 .map(|e| &e.app_id)
@@ -337,7 +433,7 @@ impl Dashboard {
         );
         if boxes {
             head.push_str(
-                "Tick a box to rotate that credential now (you need write access to this repository; policy, exclusions and confidence rules still apply). rotor comments the result and clears the box.\n\n",
+                "Tick a box to rotate that credential now (you need write access to this repository; policy, exclusions and confidence rules still apply; a certificate gets a new Key Vault version, or the one Key Vault already made). rotor comments the result and clears the box.\n\n",
             );
         }
         for n in &self.notes {
@@ -419,17 +515,520 @@ impl Dashboard {
     }
 }
 
+/// What a one-click rotation of an entry rotates: the link (a secret link or a certificate
+/// link), and for a below-minimum secret match the confidence the policy is lowered to for that
+/// one rotation (only with the risk box ticked).
+#[derive(Debug, Clone)]
+pub struct Rotatable {
+    /// The link to rotate.
+    pub link: AnyLink,
+    /// `Some(confidence)` for a match below the policy minimum (client secrets only).
+    pub at_risk: Option<rotor_engine::Confidence>,
+}
+
+/// The key a box is looked up by: (kind, appId, keyId), ids lowercased.
+pub type BoxKey = (Kind, String, String);
+
+/// The key of the box of `kind` for (app, key).
+pub fn box_key(kind: Kind, app_id: &str, key_id: &str) -> BoxKey {
+    (
+        kind,
+        app_id.to_ascii_lowercase(),
+        key_id.to_ascii_lowercase(),
+    )
+}
+
+/// The tenant as the dashboard shows it.
+#[derive(Debug, Default)]
+pub struct Tenant {
+    /// One entry per application credential lineage (client secrets, then certificates).
+    pub entries: Vec<Entry>,
+    /// Keyed by [`box_key`]: the entries that have a box.
+    pub rotatable: BTreeMap<BoxKey, Rotatable>,
+    /// Vaults that could not be listed, certificates that could not be read (escaped notes).
+    pub notes: Vec<String>,
+}
+
+/// The history's last rotation (not a dry run) of the credentials `keys` of `app_id`.
+fn last_rotation(
+    records: &[rotor_engine::AuditRecord],
+    app_id: &str,
+    keys: &BTreeSet<String>,
+) -> Option<String> {
+    records
+        .iter()
+        .filter(|r| r.app_id.eq_ignore_ascii_case(app_id) && !r.dry_run)
+        .filter(|r| {
+            [&r.old_key_id, &r.new_key_id]
+                .into_iter()
+                .flatten()
+                .any(|k| keys.contains(&k.to_ascii_lowercase()))
+        })
+        .max_by_key(|r| r.started_at)
+        .map(|r| format!("{}, {}", date(r.started_at), r.status))
+}
+
+/// The signals of the matches of credential `key`, sorted.
+fn signals_of(key: &str, ms: &[&rotor_engine::Match]) -> Vec<String> {
+    ms.iter()
+        .filter(|m| m.key_id.eq_ignore_ascii_case(key))
+        .flat_map(|m| m.signals.iter().map(|x| x.as_str().to_string()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Reads the tenant: applications, matches, links (client secrets and certificates) and their
+/// status, and the history's last rotation of each credential. Read-only.
+pub async fn collect(
+    engine: &rotor_engine::Engine,
+    config: &rotor_engine::Config,
+    history: &std::path::Path,
+) -> anyhow::Result<Tenant> {
+    use rotor_engine::{Confidence, CredentialKind, Link};
+    let now = engine.now();
+    let policy = &config.policy;
+    let apps = engine.discover(None).await?;
+    let vaults = engine.resolve_vaults(config).await?;
+    let report = engine.match_secrets(&apps, &vaults, policy).await?;
+    let links = engine.links(config).await?;
+    let mut statuses = BTreeMap::new();
+    for l in &links {
+        match engine.inspect_link(l, policy).await {
+            Ok(s) => {
+                statuses.insert(
+                    (l.application_id.clone(), l.credential_display_name.clone()),
+                    (l.clone(), s),
+                );
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    let records = rotor_engine::History::open(history)
+        .and_then(|h| h.read_all())
+        .unwrap_or_default();
+    let mut tenant = Tenant::default();
+    for f in engine.vault_failures() {
+        tenant.notes.push(markdown::escape(&f.error));
+    }
+    for app in &apps {
+        let mut lineages: BTreeMap<String, Vec<&rotor_engine::PasswordCredential>> =
+            BTreeMap::new();
+        for p in &app.password_credentials {
+            lineages
+                .entry(p.lineage_name().to_string())
+                .or_default()
+                .push(p);
+        }
+        for (lineage, mut creds) in lineages {
+            creds.sort_by_key(|c| c.start);
+            let newest = creds.last().copied();
+            let keys: BTreeSet<String> = creds
+                .iter()
+                .map(|c| c.key_id.to_ascii_lowercase())
+                .collect();
+            let last = last_rotation(&records, &app.app_id, &keys);
+            let matches: Vec<&rotor_engine::Match> = report
+                .matches
+                .iter()
+                .filter(|m| {
+                    m.kind == CredentialKind::Secret
+                        && m.app_id.eq_ignore_ascii_case(&app.app_id)
+                        && keys.contains(&m.key_id.to_ascii_lowercase())
+                        && m.rejected.is_none()
+                })
+                .collect();
+            let display = if lineage.is_empty() {
+                "(unnamed credential)".to_string()
+            } else {
+                lineage.clone()
+            };
+            let mut entry = Entry {
+                kind: Kind::Secret,
+                app: app.display_name.clone(),
+                app_id: app.app_id.clone(),
+                credential: display,
+                key_id: newest.map(|c| c.key_id.clone()).unwrap_or_default(),
+                thumbprint: None,
+                expires_at: newest.map(|c| c.end),
+                next_rotation_at: None,
+                due_reason: None,
+                urgency: Urgency::Fine,
+                link: "not linked".into(),
+                confidence: Confidence::None.to_string(),
+                signals: vec![],
+                vaults: vec![],
+                blocked: None,
+                last_rotation: last,
+                action: Action::None,
+            };
+            if let Some((link, status)) = statuses.get(&(app.app_id.clone(), lineage.clone())) {
+                if let Some(k) = &status.current_key_id {
+                    entry.key_id = k.clone();
+                }
+                if status.current_expires_at.is_some() {
+                    entry.expires_at = status.current_expires_at;
+                }
+                entry.next_rotation_at = status.next_rotation_at;
+                entry.due_reason = status.due_reason.clone();
+                entry.urgency = Urgency::of(
+                    now,
+                    entry.expires_at,
+                    status.next_rotation_at,
+                    status.rotation_due,
+                );
+                entry.link = if status.in_progress {
+                    "linked, a rotation is in progress".into()
+                } else if status.diverged {
+                    "linked, the targets diverge".into()
+                } else {
+                    "linked".into()
+                };
+                entry.confidence = status.confidence.to_string();
+                entry.signals = signals_of(&entry.key_id, &matches);
+                entry.vaults = link
+                    .targets
+                    .iter()
+                    .map(|t| (t.vault_url.to_string(), t.secret_name.clone()))
+                    .collect();
+                if let Some(x) = &status.excluded {
+                    entry.blocked = Some((
+                        format!("excluded by policy ({x})"),
+                        "remove the matching entry from `[policy].exclusions` in rotor.toml".into(),
+                    ));
+                } else if !status.claimed_elsewhere.is_empty() {
+                    let others: Vec<String> = status
+                        .claimed_elsewhere
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "{}/{}",
+                                markdown::vault_name(t.vault_url.as_str()),
+                                t.secret_name
+                            )
+                        })
+                        .collect();
+                    entry.blocked = Some((
+                        format!("two links claim this lineage: {} also hold its current credential", others.join(", ")),
+                        "make those secrets targets of this link, or stop them holding this credential".into(),
+                    ));
+                } else if status.in_progress {
+                    entry.blocked = Some((
+                        "another run is rotating it".into(),
+                        "wait for that run; the next scheduled run finishes or cleans up".into(),
+                    ));
+                } else {
+                    entry.action = Action::Rotate;
+                    tenant.rotatable.insert(
+                        box_key(Kind::Secret, &app.app_id, &entry.key_id),
+                        Rotatable {
+                            link: AnyLink::Secret(link.clone()),
+                            at_risk: None,
+                        },
+                    );
+                }
+            } else {
+                entry.next_rotation_at = next_of(policy, entry.expires_at);
+                entry.urgency = Urgency::of(now, entry.expires_at, entry.next_rotation_at, false);
+                let best = matches
+                    .iter()
+                    .filter(|m| m.key_id.eq_ignore_ascii_case(&entry.key_id))
+                    .max_by_key(|m| m.confidence)
+                    .or_else(|| matches.iter().max_by_key(|m| m.confidence))
+                    .copied();
+                match best {
+                    None => {
+                        entry.blocked = Some((
+                            "unmatched: no Key Vault secret in the configured vaults matches it".into(),
+                            "tag the secret that holds it with `rotor-key-id` (its keyId) or `app-id`, or add its vault to rotor.toml".into(),
+                        ));
+                    }
+                    Some(m) => {
+                        entry.key_id = m.key_id.clone();
+                        entry.confidence = m.confidence.to_string();
+                        entry.signals = signals_of(&m.key_id, &matches);
+                        let same: Vec<&&rotor_engine::Match> = matches
+                            .iter()
+                            .filter(|x| x.key_id == m.key_id && x.confidence == m.confidence)
+                            .collect();
+                        entry.vaults = same
+                            .iter()
+                            .map(|x| (x.vault_url.to_string(), x.secret_name.clone()))
+                            .collect();
+                        if let Some(x) = &m.excluded {
+                            entry.blocked = Some((
+                                format!("excluded by policy ({x})"),
+                                "remove the matching entry from `[policy].exclusions` in rotor.toml".into(),
+                            ));
+                        } else if m.confidence < policy.min_confidence {
+                            entry.blocked = Some((
+                                format!(
+                                    "below the minimum confidence: {} (policy minimum {})",
+                                    m.confidence, policy.min_confidence
+                                ),
+                                "tag the secret with `rotor-key-id` set to the credential's keyId (or `app-id`), or tick both boxes to rotate once at this confidence".into(),
+                            ));
+                            if m.confidence > Confidence::None {
+                                entry.action = Action::RotateAtRisk(m.confidence.to_string());
+                                tenant.rotatable.insert(
+                                    box_key(Kind::Secret, &app.app_id, &m.key_id),
+                                    Rotatable {
+                                        link: AnyLink::Secret(Link {
+                                            application_id: app.app_id.clone(),
+                                            credential_display_name: lineage.clone(),
+                                            targets: same.iter().map(|x| x.target()).collect(),
+                                        }),
+                                        at_risk: Some(m.confidence),
+                                    },
+                                );
+                            }
+                        } else {
+                            entry.blocked = Some((
+                                "not linked".into(),
+                                "run `rotor match` to see why no link formed".into(),
+                            ));
+                        }
+                    }
+                }
+            }
+            tenant.entries.push(entry);
+        }
+    }
+    collect_certificates(engine, config, &apps, &report, &records, &mut tenant).await;
+    Ok(tenant)
+}
+
+/// The certificate lineages of `apps` (key credentials grouped by lineage name): linked ones
+/// ([`rotor_engine::Engine::certificate_links`], which also finds a certificate Key Vault
+/// renewed on its own) with their status, the others with why not. A failure to read them is a
+/// note on the dashboard, not a failed dashboard.
+async fn collect_certificates(
+    engine: &rotor_engine::Engine,
+    config: &rotor_engine::Config,
+    apps: &[rotor_engine::Application],
+    report: &rotor_engine::MatchReport,
+    records: &[rotor_engine::AuditRecord],
+    tenant: &mut Tenant,
+) {
+    use rotor_engine::{Confidence, CredentialKind, KeyCredential, Signal};
+    if apps.iter().all(|a| a.key_credentials.is_empty()) {
+        return;
+    }
+    let now = engine.now();
+    let policy = &config.policy;
+    let links = match engine.certificate_links(config).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("{e}");
+            tenant.notes.push(markdown::escape(&format!(
+                "certificate lineages could not be read, so none is shown: {e}"
+            )));
+            return;
+        }
+    };
+    let mut by_lineage = BTreeMap::new();
+    for l in links {
+        let status = engine.inspect_certificate_link(&l, policy).await;
+        by_lineage.insert(
+            (
+                l.application_id.to_ascii_lowercase(),
+                l.credential_display_name.clone(),
+            ),
+            (l, status),
+        );
+    }
+    for app in apps {
+        let mut lineages: BTreeMap<&str, Vec<&KeyCredential>> = BTreeMap::new();
+        for k in &app.key_credentials {
+            lineages.entry(k.lineage_name()).or_default().push(k);
+        }
+        for (lineage, mut creds) in lineages {
+            creds.sort_by_key(|c| c.start);
+            let newest = creds.last().copied();
+            let keys: BTreeSet<String> = creds
+                .iter()
+                .map(|c| c.key_id.to_ascii_lowercase())
+                .collect();
+            let matches: Vec<&rotor_engine::Match> = report
+                .matches
+                .iter()
+                .filter(|m| {
+                    m.kind == CredentialKind::Certificate
+                        && m.app_id.eq_ignore_ascii_case(&app.app_id)
+                        && keys.contains(&m.key_id.to_ascii_lowercase())
+                })
+                .collect();
+            let mut entry = Entry {
+                kind: Kind::Certificate,
+                app: app.display_name.clone(),
+                app_id: app.app_id.clone(),
+                credential: if lineage.is_empty() {
+                    "(unnamed certificate)".to_string()
+                } else {
+                    lineage.to_string()
+                },
+                key_id: newest.map(|c| c.key_id.clone()).unwrap_or_default(),
+                thumbprint: newest.and_then(|c| c.thumbprint.clone()),
+                expires_at: newest.map(|c| c.end),
+                next_rotation_at: None,
+                due_reason: None,
+                urgency: Urgency::Fine,
+                link: "not linked".into(),
+                confidence: Confidence::None.to_string(),
+                signals: vec![],
+                vaults: vec![],
+                blocked: None,
+                last_rotation: last_rotation(records, &app.app_id, &keys),
+                action: Action::None,
+            };
+            match by_lineage.get(&(app.app_id.to_ascii_lowercase(), lineage.to_string())) {
+                Some((link, status)) => {
+                    entry.vaults = link
+                        .certificates
+                        .iter()
+                        .map(|t| (t.vault_url.to_string(), t.certificate_name.clone()))
+                        .collect();
+                    // A thumbprint match is exact.
+                    entry.confidence = Confidence::High.to_string();
+                    match status {
+                        Err(e) => {
+                            entry.next_rotation_at = next_of(policy, entry.expires_at);
+                            entry.urgency =
+                                Urgency::of(now, entry.expires_at, entry.next_rotation_at, false);
+                            entry.link = "linked, its state could not be read".into();
+                            entry.blocked = Some((
+                                format!("reading its state failed: {e}"),
+                                "see the run's log; the next run reads it again".into(),
+                            ));
+                        }
+                        Ok(s) => certificate_state(&mut entry, link, s, now, tenant),
+                    }
+                    entry.signals = signals_of(&entry.key_id, &matches);
+                    if entry.signals.is_empty() {
+                        entry.signals = vec![Signal::Thumbprint.as_str().to_string()];
+                    }
+                }
+                None => {
+                    entry.next_rotation_at = next_of(policy, entry.expires_at);
+                    entry.urgency =
+                        Urgency::of(now, entry.expires_at, entry.next_rotation_at, false);
+                    if let Some(m) = matches.iter().find(|m| m.excluded.is_some()) {
+                        entry.confidence = m.confidence.to_string();
+                        entry.signals = signals_of(&m.key_id, &matches);
+                        entry.vaults = vec![(m.vault_url.to_string(), m.secret_name.clone())];
+                        entry.blocked = Some((
+                            format!(
+                                "excluded by policy ({})",
+                                m.excluded.as_deref().unwrap_or_default()
+                            ),
+                            "remove the matching entry from `[policy].exclusions` in rotor.toml"
+                                .into(),
+                        ));
+                    } else {
+                        entry.blocked = Some((
+                            "unmatched: no Key Vault certificate in the configured vaults has the thumbprint of any of its versions".into(),
+                            "create or import the certificate (with its key) in a configured vault, or add the vault that holds it to rotor.toml".into(),
+                        ));
+                    }
+                }
+            }
+            tenant.entries.push(entry);
+        }
+    }
+}
+
+/// When policy wants the next rotation of a credential ending at `end`.
+fn next_of(policy: &rotor_engine::Policy, end: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    end.map(|e| e - time::Duration::days(i64::from(policy.rotate_before_expiry_days)))
+}
+
+/// Fills a linked certificate entry from its status; a rotatable one gets its box.
+fn certificate_state(
+    entry: &mut Entry,
+    link: &rotor_engine::CertificateLink,
+    s: &rotor_engine::CertificateLinkStatus,
+    now: OffsetDateTime,
+    tenant: &mut Tenant,
+) {
+    if let Some(k) = &s.current_key_id {
+        entry.key_id = k.clone();
+        entry.thumbprint = s.current_thumbprint.clone();
+    }
+    if s.current_expires_at.is_some() {
+        entry.expires_at = s.current_expires_at;
+    }
+    entry.next_rotation_at = s.next_rotation_at;
+    entry.due_reason = s.due_reason.clone();
+    entry.urgency = Urgency::of(now, entry.expires_at, s.next_rotation_at, s.rotation_due);
+    entry.link = if s.in_progress {
+        "linked, Key Vault is making a new version".into()
+    } else if s.pending_version.is_some() {
+        "linked, a sync is pending: Key Vault has a newer version the application lacks (AutoRenew or an interrupted run)".into()
+    } else {
+        "linked".into()
+    };
+    let missing: Vec<String> = link
+        .certificates
+        .iter()
+        .filter(|t| !s.certificate_versions.contains_key(&t.key()))
+        .map(|t| format!("{}/{}", t.vault_name(), t.certificate_name))
+        .collect();
+    if let Some(x) = &s.excluded {
+        entry.blocked = Some((
+            format!("excluded by policy ({x})"),
+            "remove the matching entry from `[policy].exclusions` in rotor.toml".into(),
+        ));
+    } else if s.in_progress {
+        entry.blocked = Some((
+            "a certificate operation is in progress in Key Vault".into(),
+            "wait for it to finish; the next scheduled run adds the new version to the application"
+                .into(),
+        ));
+    } else if !missing.is_empty() {
+        entry.blocked = Some((
+            format!("{} has no current version in Key Vault", missing.join(", ")),
+            "create the certificate again in Key Vault (or recover it), or remove the key credential".into(),
+        ));
+    } else if link.certificates.len() > 1 {
+        entry.blocked = Some((
+            format!(
+                "held by {} Key Vault certificates; rotor makes new versions in exactly one certificate per link",
+                link.certificates.len()
+            ),
+            "give each certificate's key credentials their own display name, or exclude all but one with `secret:<certificate-name>`".into(),
+        ));
+    } else if entry.key_id.is_empty() {
+        entry.blocked = Some((
+            "the lineage has no key credential".into(),
+            "add the certificate to the application".into(),
+        ));
+    } else {
+        entry.action = Action::Rotate;
+        tenant.rotatable.insert(
+            box_key(Kind::Certificate, &entry.app_id, &entry.key_id),
+            Rotatable {
+                link: AnyLink::Certificate(link.clone()),
+                at_risk: None,
+            },
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry(i: usize, urgency: Urgency) -> Entry {
         Entry {
+            kind: Kind::Secret,
             app: format!("app-{i:05} with a long descriptive display name for the tenant"),
             app_id: format!("00000000-0000-0000-0000-{i:012}"),
             credential: "Client secret for production workloads".into(),
             key_id: format!("11111111-2222-3333-4444-{i:012}"),
+            thumbprint: None,
             expires_at: Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)),
+            next_rotation_at: None,
+            due_reason: None,
             urgency,
             link: "linked".into(),
             confidence: "HIGH".into(),
@@ -494,6 +1093,7 @@ mod tests {
         assert_eq!(
             ticked(&body),
             vec![Ticked {
+                kind: Kind::Secret,
                 app_id: "app-1".into(),
                 key_id: "key-1".into(),
                 risk_accepted: true
@@ -541,6 +1141,123 @@ mod tests {
         assert!(body.find("### Expired").expect("expired") < body.find("### Due").expect("due"));
     }
 
+    fn certificate(i: usize, urgency: Urgency) -> Entry {
+        Entry {
+            kind: Kind::Certificate,
+            credential: "signing".into(),
+            thumbprint: Some("3f2a9c1b0d4e5f60718293a4b5c6d7e8f9012345".into()),
+            next_rotation_at: Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(19_970)),
+            due_reason: Some("Key Vault certificate `myapp-signing` has a newer version".into()),
+            link: "linked, a sync is pending".into(),
+            signals: vec!["thumbprint".into()],
+            vaults: vec![(
+                "https://kv-production-westeurope.vault.azure.net/".into(),
+                "myapp-signing".into(),
+            )],
+            ..entry(i, urgency)
+        }
+    }
+
+    #[test]
+    fn a_certificate_entry_says_so_and_its_box_is_keyed_apart_from_secret_boxes() {
+        let cert = certificate(1, Urgency::Due);
+        // A secret of the same application, whose keyId is (absurdly) the same: still two
+        // boxes, each read back as its own kind.
+        let secret = entry(1, Urgency::Due);
+        let d = Dashboard {
+            title: "t".into(),
+            entries: vec![secret.clone(), cert.clone()],
+            ..Dashboard::default()
+        };
+        let body = d.render(markdown::COMMENT_LIMIT, true);
+        assert!(
+            body.contains("2 credentials (1 certificate) of 1 applications"),
+            "{body}"
+        );
+        let marker = certificate_marker(&cert.app_id, &cert.key_id);
+        let line = body
+            .lines()
+            .find(|l| l.contains(&marker))
+            .unwrap_or_else(|| panic!("{body}"));
+        assert_eq!(
+            line,
+            format!(
+                "- [ ] {marker} Rotate **app-00001 with a long descriptive display name for the tenant** / signing (certificate 3F2A9C1B) — expires 2024-10-04"
+            )
+        );
+        assert!(body.contains(
+            "  - linked, a sync is pending; confidence HIGH (`thumbprint`); app `00000000-0000-0000-0000-000000000001`; held by Key Vault certificate kv-production-westeurope/myapp-signing; next rotation 2024-09-04; last rotation 2026-11-02, success\n  - due: Key Vault certificate \\`myapp-signing\\` has a newer version\n"
+        ), "{body}");
+        assert!(!body.contains("rotor-risk"), "{body}");
+        assert!(body.contains(&format!(
+            "- [ ] {} Rotate",
+            rotate_marker(&secret.app_id, &secret.key_id)
+        )));
+        // Both ticked: two requests of different kinds, never merged.
+        let both = body.replace("- [ ] ", "- [x] ");
+        let t = ticked(&both);
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(
+            t.iter().map(|t| t.kind).collect::<Vec<_>>(),
+            [Kind::Secret, Kind::Certificate]
+        );
+        assert!(
+            t.iter()
+                .all(|t| t.key_id == cert.key_id && !t.risk_accepted)
+        );
+        // A risk box does not apply to a certificate box.
+        let risky = format!(
+            "- [x] {marker}\n- [x] {}\n",
+            risk_marker(&cert.app_id, &cert.key_id)
+        );
+        assert_eq!(
+            ticked(&risky),
+            vec![Ticked {
+                kind: Kind::Certificate,
+                app_id: cert.app_id.clone(),
+                key_id: cert.key_id.clone(),
+                risk_accepted: false,
+            }]
+        );
+        // No box without a plain thumbprint either way, and no box in the summary.
+        let summary = d.render(markdown::SUMMARY_LIMIT, false);
+        assert!(!summary.contains("rotor-rotate"), "{summary}");
+        assert!(summary.contains("/ signing (certificate 3F2A9C1B) — expires"));
+    }
+
+    #[test]
+    fn certificates_share_the_urgency_order_and_the_size_limit() {
+        let entries: Vec<Entry> = (0..4000)
+            .map(|i| {
+                let u = [Urgency::Fine, Urgency::Soon, Urgency::Due, Urgency::Expired][i % 4];
+                if (i / 4) % 2 == 0 {
+                    certificate(i, u)
+                } else {
+                    entry(i, u)
+                }
+            })
+            .collect();
+        let d = Dashboard {
+            title: DEFAULT_TITLE.into(),
+            entries,
+            run_url: Some("https://github.com/o/r/actions/runs/1".into()),
+            ..Dashboard::default()
+        };
+        let body = d.render(markdown::COMMENT_LIMIT, true);
+        assert!(body.len() <= markdown::COMMENT_LIMIT, "{}", body.len());
+        assert!(body.contains("4000 credentials (2000 certificates) of 4000 applications"));
+        assert!(body.contains("more credentials (the least urgent) do not fit"));
+        assert!(!body.contains("### Fine"), "least urgent left out");
+        let expired = section_of(&body, "Expired");
+        assert!(expired.contains("rotor-rotate-certificate") && expired.contains("rotor-rotate: "));
+    }
+
+    fn section_of<'a>(body: &'a str, name: &str) -> &'a str {
+        let start = body.find(&format!("### {name} (")).expect("section");
+        let rest = &body[start + 4..];
+        &rest[..rest.find("\n### ").unwrap_or(rest.len())]
+    }
+
     #[test]
     fn urgency() {
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1000);
@@ -562,267 +1279,4 @@ mod tests {
             Urgency::Fine
         );
     }
-}
-
-/// What a one-click rotation of an entry rotates: the link, and for a below-minimum match the
-/// confidence the policy is lowered to for that one rotation (only with the risk box ticked).
-#[derive(Debug, Clone)]
-pub struct Rotatable {
-    /// The link to rotate.
-    pub link: rotor_engine::Link,
-    /// `Some(confidence)` for a match below the policy minimum.
-    pub at_risk: Option<rotor_engine::Confidence>,
-}
-
-/// The tenant as the dashboard shows it.
-#[derive(Debug, Default)]
-pub struct Tenant {
-    /// One entry per application credential lineage.
-    pub entries: Vec<Entry>,
-    /// Keyed by (appId, keyId) lowercased: the entries that have a box.
-    pub rotatable: BTreeMap<(String, String), Rotatable>,
-    /// Vaults that could not be listed (escaped notes).
-    pub notes: Vec<String>,
-}
-
-/// Reads the tenant: applications, matches, links and their status, and the history's last
-/// rotation of each credential. Read-only.
-pub async fn collect(
-    engine: &rotor_engine::Engine,
-    config: &rotor_engine::Config,
-    history: &std::path::Path,
-) -> anyhow::Result<Tenant> {
-    use rotor_engine::{Confidence, Link};
-    let now = engine.now();
-    let policy = &config.policy;
-    let apps = engine.discover(None).await?;
-    let vaults = engine.resolve_vaults(config).await?;
-    let report = engine.match_secrets(&apps, &vaults, policy).await?;
-    let links = engine.links(config).await?;
-    let mut statuses = BTreeMap::new();
-    for l in &links {
-        match engine.inspect_link(l, policy).await {
-            Ok(s) => {
-                statuses.insert(
-                    (l.application_id.clone(), l.credential_display_name.clone()),
-                    (l.clone(), s),
-                );
-            }
-            Err(e) => tracing::warn!("{e}"),
-        }
-    }
-    let records = rotor_engine::History::open(history)
-        .and_then(|h| h.read_all())
-        .unwrap_or_default();
-    let mut tenant = Tenant::default();
-    for f in engine.vault_failures() {
-        tenant.notes.push(markdown::escape(&f.error));
-    }
-    for app in &apps {
-        let mut lineages: BTreeMap<String, Vec<&rotor_engine::PasswordCredential>> =
-            BTreeMap::new();
-        for p in &app.password_credentials {
-            lineages
-                .entry(p.lineage_name().to_string())
-                .or_default()
-                .push(p);
-        }
-        for (lineage, mut creds) in lineages {
-            creds.sort_by_key(|c| c.start);
-            let newest = creds.last().copied();
-            let keys: BTreeSet<String> = creds
-                .iter()
-                .map(|c| c.key_id.to_ascii_lowercase())
-                .collect();
-            let last = records
-                .iter()
-                .filter(|r| r.app_id.eq_ignore_ascii_case(&app.app_id) && !r.dry_run)
-                .filter(|r| {
-                    [&r.old_key_id, &r.new_key_id]
-                        .into_iter()
-                        .flatten()
-                        .any(|k| keys.contains(&k.to_ascii_lowercase()))
-                })
-                .max_by_key(|r| r.started_at)
-                .map(|r| format!("{}, {}", date(r.started_at), r.status));
-            let matches: Vec<&rotor_engine::Match> = report
-                .matches
-                .iter()
-                .filter(|m| {
-                    m.app_id.eq_ignore_ascii_case(&app.app_id)
-                        && keys.contains(&m.key_id.to_ascii_lowercase())
-                        && m.rejected.is_none()
-                })
-                .collect();
-            let display = if lineage.is_empty() {
-                "(unnamed credential)".to_string()
-            } else {
-                lineage.clone()
-            };
-            let mut entry = Entry {
-                app: app.display_name.clone(),
-                app_id: app.app_id.clone(),
-                credential: display,
-                key_id: newest.map(|c| c.key_id.clone()).unwrap_or_default(),
-                expires_at: newest.map(|c| c.end),
-                urgency: Urgency::Fine,
-                link: "not linked".into(),
-                confidence: Confidence::None.to_string(),
-                signals: vec![],
-                vaults: vec![],
-                blocked: None,
-                last_rotation: last,
-                action: Action::None,
-            };
-            let signals_of = |key: &str, ms: &[&rotor_engine::Match]| -> Vec<String> {
-                let mut s: Vec<String> = ms
-                    .iter()
-                    .filter(|m| m.key_id.eq_ignore_ascii_case(key))
-                    .flat_map(|m| m.signals.iter().map(|x| x.as_str().to_string()))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                s.sort();
-                s
-            };
-            let next_of = |end: Option<OffsetDateTime>| {
-                end.map(|e| e - time::Duration::days(i64::from(policy.rotate_before_expiry_days)))
-            };
-            if let Some((link, status)) = statuses.get(&(app.app_id.clone(), lineage.clone())) {
-                if let Some(k) = &status.current_key_id {
-                    entry.key_id = k.clone();
-                }
-                if status.current_expires_at.is_some() {
-                    entry.expires_at = status.current_expires_at;
-                }
-                entry.urgency = Urgency::of(
-                    now,
-                    entry.expires_at,
-                    status.next_rotation_at,
-                    status.rotation_due,
-                );
-                entry.link = if status.in_progress {
-                    "linked, a rotation is in progress".into()
-                } else if status.diverged {
-                    "linked, the targets diverge".into()
-                } else {
-                    "linked".into()
-                };
-                entry.confidence = status.confidence.to_string();
-                entry.signals = signals_of(&entry.key_id, &matches);
-                entry.vaults = link
-                    .targets
-                    .iter()
-                    .map(|t| (t.vault_url.to_string(), t.secret_name.clone()))
-                    .collect();
-                if let Some(x) = &status.excluded {
-                    entry.blocked = Some((
-                        format!("excluded by policy ({x})"),
-                        "remove the matching entry from `[policy].exclusions` in rotor.toml".into(),
-                    ));
-                } else if !status.claimed_elsewhere.is_empty() {
-                    let others: Vec<String> = status
-                        .claimed_elsewhere
-                        .iter()
-                        .map(|t| {
-                            format!(
-                                "{}/{}",
-                                markdown::vault_name(t.vault_url.as_str()),
-                                t.secret_name
-                            )
-                        })
-                        .collect();
-                    entry.blocked = Some((
-                        format!("two links claim this lineage: {} also hold its current credential", others.join(", ")),
-                        "make those secrets targets of this link, or stop them holding this credential".into(),
-                    ));
-                } else if status.in_progress {
-                    entry.blocked = Some((
-                        "another run is rotating it".into(),
-                        "wait for that run; the next scheduled run finishes or cleans up".into(),
-                    ));
-                } else {
-                    entry.action = Action::Rotate;
-                    tenant.rotatable.insert(
-                        (
-                            app.app_id.to_ascii_lowercase(),
-                            entry.key_id.to_ascii_lowercase(),
-                        ),
-                        Rotatable {
-                            link: link.clone(),
-                            at_risk: None,
-                        },
-                    );
-                }
-            } else {
-                entry.urgency =
-                    Urgency::of(now, entry.expires_at, next_of(entry.expires_at), false);
-                let best = matches
-                    .iter()
-                    .filter(|m| m.key_id.eq_ignore_ascii_case(&entry.key_id))
-                    .max_by_key(|m| m.confidence)
-                    .or_else(|| matches.iter().max_by_key(|m| m.confidence))
-                    .copied();
-                match best {
-                    None => {
-                        entry.blocked = Some((
-                            "unmatched: no Key Vault secret in the configured vaults matches it".into(),
-                            "tag the secret that holds it with `rotor-key-id` (its keyId) or `app-id`, or add its vault to rotor.toml".into(),
-                        ));
-                    }
-                    Some(m) => {
-                        entry.key_id = m.key_id.clone();
-                        entry.confidence = m.confidence.to_string();
-                        entry.signals = signals_of(&m.key_id, &matches);
-                        let same: Vec<&&rotor_engine::Match> = matches
-                            .iter()
-                            .filter(|x| x.key_id == m.key_id && x.confidence == m.confidence)
-                            .collect();
-                        entry.vaults = same
-                            .iter()
-                            .map(|x| (x.vault_url.to_string(), x.secret_name.clone()))
-                            .collect();
-                        if let Some(x) = &m.excluded {
-                            entry.blocked = Some((
-                                format!("excluded by policy ({x})"),
-                                "remove the matching entry from `[policy].exclusions` in rotor.toml".into(),
-                            ));
-                        } else if m.confidence < policy.min_confidence {
-                            entry.blocked = Some((
-                                format!(
-                                    "below the minimum confidence: {} (policy minimum {})",
-                                    m.confidence, policy.min_confidence
-                                ),
-                                "tag the secret with `rotor-key-id` set to the credential's keyId (or `app-id`), or tick both boxes to rotate once at this confidence".into(),
-                            ));
-                            if m.confidence > Confidence::None {
-                                entry.action = Action::RotateAtRisk(m.confidence.to_string());
-                                tenant.rotatable.insert(
-                                    (
-                                        app.app_id.to_ascii_lowercase(),
-                                        m.key_id.to_ascii_lowercase(),
-                                    ),
-                                    Rotatable {
-                                        link: Link {
-                                            application_id: app.app_id.clone(),
-                                            credential_display_name: lineage.clone(),
-                                            targets: same.iter().map(|x| x.target()).collect(),
-                                        },
-                                        at_risk: Some(m.confidence),
-                                    },
-                                );
-                            }
-                        } else {
-                            entry.blocked = Some((
-                                "not linked".into(),
-                                "run `rotor match` to see why no link formed".into(),
-                            ));
-                        }
-                    }
-                }
-            }
-            tenant.entries.push(entry);
-        }
-    }
-    Ok(tenant)
 }
