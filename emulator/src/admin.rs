@@ -58,9 +58,11 @@ pub fn request_counts(ctx: &Ctx) -> Value {
     json!({"total": c.total, "by_route": c.by_route, "by_vault": c.by_vault})
 }
 
-/// `GET requests/log`: `{"log": [{index, method, route, vault, status}], "truncated": bool}`;
-/// `status` is the HTTP status answered, `"dropped"`, `"hung"`, or `null` while in flight (or
-/// when the client went away before an answer).
+/// `GET requests/log`: `{"log": [{index, method, route, vault, status, at_ms, ms}],
+/// "truncated": bool}`; `status` is the HTTP status answered, `"dropped"`, `"hung"`, or `null`
+/// while in flight (or when the client went away before an answer); `at_ms` the arrival in
+/// milliseconds after the first logged request, `ms` how long until the outcome (with the
+/// emulated latency; `null` while in flight).
 pub fn request_log(ctx: &Ctx) -> Value {
     let c = ctx.counts.lock();
     let log: Vec<Value> = c
@@ -73,7 +75,13 @@ pub fn request_log(ctx: &Ctx) -> Value {
                 Some(Outcome::Hung) => json!("hung"),
                 None => Value::Null,
             };
-            json!({"index": e.index, "method": e.method, "route": e.route, "vault": e.vault, "status": status})
+            let origin = c.origin.unwrap_or(e.arrived);
+            let at_ms = e.arrived.saturating_duration_since(origin).as_secs_f64() * 1e3;
+            let ms = e
+                .answered
+                .map(|a| a.saturating_duration_since(e.arrived).as_secs_f64() * 1e3);
+            json!({"index": e.index, "method": e.method, "route": e.route, "vault": e.vault,
+                "status": status, "at_ms": at_ms, "ms": ms})
         })
         .collect();
     json!({"log": log, "truncated": c.total > c.log.len() as u64})

@@ -115,6 +115,10 @@ pub struct LogEntry {
     pub vault: Option<String>,
     /// What was answered: `None` while in flight (or when the client went away first).
     pub outcome: Option<Outcome>,
+    /// When the request arrived (before any emulated latency).
+    pub arrived: Instant,
+    /// When its outcome was recorded.
+    pub answered: Option<Instant>,
 }
 
 /// How a request ended, as the log records it.
@@ -132,6 +136,8 @@ pub struct Counts {
     pub by_vault: BTreeMap<String, BTreeMap<String, u64>>,
     /// Arrival-ordered log (at most [`LOG_LIMIT`] entries).
     pub log: Vec<LogEntry>,
+    /// The first logged arrival since the last reset (the log's times are relative to it).
+    pub origin: Option<Instant>,
     /// Incremented by every reset, so a request in flight across a reset does not write its
     /// outcome into the new log.
     pub epoch: u64,
@@ -232,12 +238,16 @@ impl Ctx {
         }
         let index = c.total;
         if c.log.len() < LOG_LIMIT {
+            let arrived = Instant::now();
+            c.origin.get_or_insert(arrived);
             c.log.push(LogEntry {
                 index,
                 method: method.to_string(),
                 route: label.to_string(),
                 vault,
                 outcome: None,
+                arrived,
+                answered: None,
             });
         }
         Ticket {
@@ -261,6 +271,7 @@ impl Ctx {
             .and_then(|i| c.log.get_mut(i as usize))
         {
             e.outcome = Some(outcome);
+            e.answered = Some(Instant::now());
         }
     }
 
