@@ -83,6 +83,16 @@ impl Inner {
         );
     }
 
+    /// The memoised application if one was read or remembered; reads nothing.
+    pub(crate) fn known_app(&self, app_id: &str) -> Option<Application> {
+        let cell = self
+            .apps
+            .lock()
+            .get(&app_id.to_ascii_lowercase())
+            .cloned()?;
+        cell.get().cloned()
+    }
+
     /// The memoised application: the first caller reads it from Graph while concurrent callers
     /// for the same appId wait for that one read. A failed read is not memoised (the next
     /// waiter, or a later call, tries again).

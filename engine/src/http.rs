@@ -116,7 +116,14 @@ pub(crate) fn check_url(
 }
 
 tokio::task_local! {
-    static LIMIT: Arc<tokio::sync::Semaphore>;
+    static LIMIT: Limit;
+}
+
+/// The requests-in-flight limit of a [`with_limit`] scope.
+#[derive(Clone)]
+struct Limit {
+    sem: Arc<tokio::sync::Semaphore>,
+    of: usize,
 }
 
 /// Runs `f` with at most `limit` Azure requests in flight across everything it spawns
@@ -125,16 +132,34 @@ pub(crate) async fn with_limit<F: std::future::Future>(limit: usize, f: F) -> F:
     if LIMIT.try_with(|_| ()).is_ok() {
         f.await
     } else {
-        LIMIT
-            .scope(Arc::new(tokio::sync::Semaphore::new(limit.max(1))), f)
-            .await
+        let of = limit.max(1);
+        let limit = Limit {
+            sem: Arc::new(tokio::sync::Semaphore::new(of)),
+            of,
+        };
+        LIMIT.scope(limit, f).await
     }
 }
 
 /// A slot for one request under the current limit (`None` outside [`with_limit`]).
 pub(crate) async fn permit() -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let sem = LIMIT.try_with(|s| s.clone()).ok()?;
+    let sem = LIMIT.try_with(|l| l.sem.clone()).ok()?;
     sem.acquire_owned().await.ok()
+}
+
+/// Runs `a` and `b` together, or one after the other under a limit of one request in flight:
+/// there concurrency gains nothing, and the order of the requests would depend on timing (the
+/// crash matrix enumerates requests by index under `max_concurrent = 1`).
+pub(crate) async fn join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    if LIMIT.try_with(|l| l.of).ok() == Some(1) {
+        let a = a.await;
+        (a, b.await)
+    } else {
+        futures::join!(a, b)
+    }
 }
 
 /// A response read fully. No `Debug`: the body may carry a secret (`addPassword`'s `secretText`).

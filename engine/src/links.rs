@@ -236,13 +236,12 @@ pub(crate) async fn rotate_many(
         .enumerate()
         .map(|(i, l)| async move { (i, rotate(e, l, policy, opts, progress).await) })
         .collect();
-    let mut records: Vec<(usize, AuditRecord)> = crate::http::with_limit(
-        policy.max_concurrent,
-        futures::stream::iter(each)
-            .buffer_unordered(policy.max_concurrent.max(1))
-            .collect(),
-    )
-    .await;
+    // `max_concurrent` bounds rotations; each rotation bounds its own requests in flight (its
+    // targets are written in parallel), the vault limit and pacing bound the rest.
+    let mut records: Vec<(usize, AuditRecord)> = futures::stream::iter(each)
+        .buffer_unordered(policy.max_concurrent.max(1))
+        .collect()
+        .await;
     records.sort_by_key(|(i, _)| *i);
     records.into_iter().map(|(_, r)| r).collect()
 }

@@ -15,6 +15,16 @@ use time::OffsetDateTime;
 /// consistent: a read right after a write can miss it).
 pub(crate) const VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// What [`read_until_visible`] saw.
+pub(crate) struct Seen {
+    /// The last read of the application.
+    pub app: crate::model::Application,
+    /// Whether that read holds the credential.
+    pub visible: bool,
+    /// When that read was sent.
+    pub read_at: tokio::time::Instant,
+}
+
 /// Reads the application until credential `key_id` shows up or `within` passes; returns the last
 /// read and whether it was seen. A credential that stays invisible that long was removed.
 pub(crate) async fn read_until_visible(
@@ -22,16 +32,25 @@ pub(crate) async fn read_until_visible(
     app_id: &str,
     key_id: &str,
     within: std::time::Duration,
-) -> Result<(crate::model::Application, bool)> {
+) -> Result<Seen> {
     let deadline = tokio::time::Instant::now() + within;
     let mut wait = std::time::Duration::from_millis(20);
     loop {
+        let read_at = tokio::time::Instant::now();
         let app = e.inner.fetch_app(app_id).await?;
         if app.password(key_id).is_some() {
-            return Ok((app, true));
+            return Ok(Seen {
+                app,
+                visible: true,
+                read_at,
+            });
         }
         if tokio::time::Instant::now() + wait > deadline {
-            return Ok((app, false));
+            return Ok(Seen {
+                app,
+                visible: false,
+                read_at,
+            });
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(std::time::Duration::from_secs(1));
@@ -86,6 +105,7 @@ fn rival_of(
         .map(|(_, c)| (*c).clone())
 }
 
+/// `addPassword`; at the password cap, backs off from the rival run that holds the slot.
 pub(crate) async fn run(
     e: &Engine,
     link: &Link,
@@ -142,23 +162,49 @@ pub(crate) async fn run(
             credential.hint.clone().unwrap_or_default()
         ),
     );
-    let fresh = read_until_visible(e, &link.application_id, &credential.key_id, VISIBLE_WITHIN)
-        .await?
-        .0;
-    if let Some(rival) = rival_of(
-        &fresh.lineage(&link.credential_display_name),
-        st,
-        Some(&credential.key_id),
-    ) {
-        let removed = super::remove_quietly(e, &fresh, &credential.key_id).await;
-        return Ok(Created::Rival {
-            rival,
-            removed_ours: Some((credential.key_id, removed)),
-        });
-    }
     Ok(Created::Ours(Pending {
         credential,
         value,
         created,
     }))
+}
+
+/// How the check for a rival run ended.
+pub(crate) enum Checked {
+    /// No other run's credential of the lineage precedes ours; `seen_at`: when the read that
+    /// showed ours was sent (`None`: Graph did not show it within [`VISIBLE_WITHIN`]).
+    Clear {
+        seen_at: Option<tokio::time::Instant>,
+    },
+    /// Another run's credential came first: ours was removed (`true`) or left as orphan.
+    Rival {
+        rival: PasswordCredential,
+        removed_ours: (String, bool),
+    },
+}
+
+/// Reads the application until Graph shows our credential, then backs off (removing ours) if
+/// another run's credential of the lineage, created after `st` was read, precedes it. Runs
+/// alongside verification (nothing here depends on it).
+pub(crate) async fn check_rival(
+    e: &Engine,
+    link: &Link,
+    st: &LinkState,
+    key_id: &str,
+) -> Result<Checked> {
+    let seen = read_until_visible(e, &link.application_id, key_id, VISIBLE_WITHIN).await?;
+    if let Some(rival) = rival_of(
+        &seen.app.lineage(&link.credential_display_name),
+        st,
+        Some(key_id),
+    ) {
+        let removed = super::remove_quietly(e, &seen.app, key_id).await;
+        return Ok(Checked::Rival {
+            rival,
+            removed_ours: (key_id.to_owned(), removed),
+        });
+    }
+    Ok(Checked::Clear {
+        seen_at: seen.visible.then_some(seen.read_at),
+    })
 }

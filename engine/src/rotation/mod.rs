@@ -192,7 +192,22 @@ async fn preflight(
     );
     preflight::check_pending_window(e, policy)?;
     preflight::check_history(e, opts.dry_run)?;
-    let app = e.inner.fetch_app(&link.application_id).await?;
+    // The application and the targets are read at once when the application is known (from
+    // discovery) and not excluded: nothing of either read depends on the other.
+    let at_once = e
+        .inner
+        .known_app(&link.application_id)
+        .is_some_and(|a| excluded(link, &a, policy).is_none());
+    let (app, versions) = if at_once {
+        let (app, versions) = crate::http::join(
+            e.inner.fetch_app(&link.application_id),
+            state::read_versions(e, link, true),
+        )
+        .await;
+        (app?, Some(versions))
+    } else {
+        (e.inner.fetch_app(&link.application_id).await?, None)
+    };
     rec.app_name = app.display_name.clone();
     *rep.app_name.lock() = app.display_name.clone();
     if let Some(x) = excluded(link, &app, policy) {
@@ -214,7 +229,10 @@ async fn preflight(
             ),
         );
     }
-    let st = read_state(e, link, policy, app, true, Some(false)).await?;
+    let st = match versions {
+        Some(versions) => state::state_from(e, link, policy, app, versions?, Some(false)).await?,
+        None => read_state(e, link, policy, app, true, Some(false)).await?,
+    };
     rec.confidence = st.confidence();
     rec.old_key_id = st.current.as_ref().map(|c| c.key_id.clone());
     for t in &st.targets {
@@ -355,54 +373,89 @@ async fn run(
             rival,
             removed_ours,
         } => {
-            rec.new_key_id = None;
-            rec.new_expires_at = None;
-            let ours = match &removed_ours {
-                Some((k, true)) => {
-                    rec.removed_key_ids.push(k.clone());
-                    format!("removed this run's credential {k}")
-                }
-                Some((k, false)) => {
-                    format!("could not remove this run's credential {k} (it becomes an orphan)")
-                }
-                None => {
-                    "the application is at its password cap, so this run created none".to_owned()
-                }
-            };
-            skip(
-                rec,
-                SkipReason::LostRace,
-                format!(
-                    "rotation in progress: another run (rotation {}) created credential {} first; {ours}",
-                    rival.rotation_id().unwrap_or("?"),
-                    rival.key_id,
-                ),
-            );
+            lost_race(rec, &rival, removed_ours);
             return Ok(());
         }
     };
     rec.new_key_id = Some(pending.credential.key_id.clone());
     rec.new_expires_at = Some(pending.credential.end);
-    verify_and_write(e, link, &st, pending, rep, rec).await
-}
-
-/// Steps 4 and 5: verify the new credential, then write it everywhere.
-async fn verify_and_write(
-    e: &Engine,
-    link: &Link,
-    st: &LinkState,
-    pending: create::Pending,
-    rep: &Reporter<'_>,
-    rec: &mut AuditRecord,
-) -> Result<()> {
-    let newc = &pending.credential;
+    // Steps 3 and 4 overlap: the check for a rival run (reading until Graph shows the new
+    // credential) and verification (logging in with it) need nothing of each other.
     rep.emit(
         Step::Verify,
         StepState::Started,
         None,
         "logging in with the new credential",
     );
-    let verified = match verify::run(e, &st.app, &pending.value, rep).await {
+    let (checked, verified) = crate::http::join(
+        create::check_rival(e, link, &st, &pending.credential.key_id),
+        async {
+            let r = verify::run(e, &st.app, &pending.value, rep).await;
+            (r, tokio::time::Instant::now())
+        },
+    )
+    .await;
+    let seen_at = match checked? {
+        create::Checked::Clear { seen_at } => seen_at,
+        create::Checked::Rival {
+            rival,
+            removed_ours,
+        } => {
+            lost_race(rec, &rival, Some(removed_ours));
+            return Ok(());
+        }
+    };
+    let (verified, verified_at) = verified;
+    // A read that showed the credential, sent after verification ended, is the re-read before
+    // writing (invariant 3).
+    let seen_after_verify = seen_at.is_some_and(|s| s >= verified_at);
+    verify_and_write(e, link, &st, pending, verified, seen_after_verify, rep, rec).await
+}
+
+/// Another run's credential of the lineage came first: this run backs off (recorded).
+fn lost_race(
+    rec: &mut AuditRecord,
+    rival: &crate::model::PasswordCredential,
+    removed_ours: Option<(String, bool)>,
+) {
+    rec.new_key_id = None;
+    rec.new_expires_at = None;
+    let ours = match &removed_ours {
+        Some((k, true)) => {
+            rec.removed_key_ids.push(k.clone());
+            format!("removed this run's credential {k}")
+        }
+        Some((k, false)) => {
+            format!("could not remove this run's credential {k} (it becomes an orphan)")
+        }
+        None => "the application is at its password cap, so this run created none".to_owned(),
+    };
+    skip(
+        rec,
+        SkipReason::LostRace,
+        format!(
+            "rotation in progress: another run (rotation {}) created credential {} first; {ours}",
+            rival.rotation_id().unwrap_or("?"),
+            rival.key_id,
+        ),
+    );
+}
+
+/// Steps 4 and 5: the verification's outcome, then write the credential everywhere.
+/// `seen_after_verify`: Graph showed the credential in a read sent after verification ended.
+#[allow(clippy::too_many_arguments)]
+async fn verify_and_write(
+    e: &Engine,
+    link: &Link,
+    st: &LinkState,
+    pending: create::Pending,
+    verified: Result<verify::Verified>,
+    seen_after_verify: bool,
+    rep: &Reporter<'_>,
+    rec: &mut AuditRecord,
+) -> Result<()> {
+    let newc = &pending.credential;
+    let verified = match verified {
         Ok(v) => v,
         Err(err) => {
             // Nothing was written: removing the unverified credential loses nothing.
@@ -444,15 +497,18 @@ async fn verify_and_write(
         return Err(record::cancelled_error(link, "writing the targets")
             .with_hint(format!("credential {} was created but written nowhere: a later run removes it as an orphan after the pending window", newc.key_id)));
     }
-    // Graph may lag behind its own writes: a credential that verified but is missing from one read
-    // is read again for a while before it counts as removed.
-    let (_, visible) = create::read_until_visible(
-        e,
-        &link.application_id,
-        &newc.key_id,
-        create::VISIBLE_WITHIN,
-    )
-    .await?;
+    // Re-read that the credential still exists, unless a read sent after verification showed it.
+    // Graph may lag behind its own writes: a credential that verified but is missing from one
+    // read is read again for a while before it counts as removed.
+    let visible = seen_after_verify
+        || create::read_until_visible(
+            e,
+            &link.application_id,
+            &newc.key_id,
+            create::VISIBLE_WITHIN,
+        )
+        .await?
+        .visible;
     if !visible {
         rec.new_key_id = None;
         rec.new_expires_at = None;

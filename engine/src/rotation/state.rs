@@ -253,9 +253,17 @@ pub(crate) async fn read_state(
     check_deleted: bool,
     scan: Option<bool>,
 ) -> Result<LinkState> {
+    let versions = read_versions(e, link, check_deleted).await?;
+    state_from(e, link, policy, app, versions, scan).await
+}
+
+/// Every target's current version, read concurrently (`None`: the secret does not exist).
+pub(crate) async fn read_versions(
+    e: &Engine,
+    link: &Link,
+    check_deleted: bool,
+) -> Result<Vec<(Target, Option<SecretVersion>)>> {
     let inner = &e.inner;
-    let now = inner.now();
-    let mut app = app;
     let reads = futures::future::join_all(link.targets.iter().map(|t| async move {
         let r = inner.vaults.get_secret(t, None, check_deleted).await;
         (t.clone(), r)
@@ -266,6 +274,23 @@ pub(crate) async fn read_state(
         let r = r.map_err(|e| e.with_subject(crate::error::Subject::Target(t.clone())))?;
         versions.push((t, r));
     }
+    Ok(versions)
+}
+
+/// [`read_state`] from the application and the targets' versions already read (in either
+/// order, or at once: a target holding a credential the application read does not show makes
+/// it read the application again; a credential no target holds yet is in progress).
+pub(crate) async fn state_from(
+    e: &Engine,
+    link: &Link,
+    policy: &Policy,
+    app: Application,
+    versions: Vec<(Target, Option<SecretVersion>)>,
+    scan: Option<bool>,
+) -> Result<LinkState> {
+    let inner = &e.inner;
+    let now = inner.now();
+    let mut app = app;
     let lineage_of = |app: &Application| -> Vec<PasswordCredential> {
         app.lineage(&link.credential_display_name)
             .into_iter()
