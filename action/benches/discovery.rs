@@ -117,20 +117,21 @@ enum Rss {
     Sampled,
 }
 
-/// Runs `rotor` with `args` to completion; returns (wall, peak RSS in KiB, stdout).
+/// Runs `rotor` with `args` to completion; returns (wall, peak RSS in KiB, CPU time when GNU
+/// time measured it, stdout).
 fn run_rotor(
     emu: &Emulator,
     dir: &std::path::Path,
     args: &[&str],
     how: Rss,
-) -> (Duration, u64, Vec<u8>) {
+) -> (Duration, u64, Option<Duration>, Vec<u8>) {
     let out_path = dir.join("stdout.json");
     let rss_path = dir.join("maxrss.txt");
     let out = std::fs::File::create(&out_path).expect("stdout file");
     let mut cmd = match how {
         Rss::GnuTime => {
             let mut c = std::process::Command::new("/usr/bin/time");
-            c.arg("-f").arg("%M").arg("-o").arg(&rss_path);
+            c.arg("-f").arg("%M %U %S").arg("-o").arg(&rss_path);
             c.arg(env!("CARGO_BIN_EXE_rotor"));
             c
         }
@@ -177,16 +178,21 @@ fn run_rotor(
     };
     let wall = t0.elapsed();
     assert!(status.success(), "rotor {args:?} failed: {status}");
+    let mut cpu = None;
     if let Rss::GnuTime = how {
         let text = std::fs::read_to_string(&rss_path).expect("GNU time output");
-        hwm = text
+        let last = text
             .lines()
             .rev()
-            .find_map(|l| l.trim().parse::<u64>().ok())
-            .expect("GNU time %M");
+            .find(|l| l.split_whitespace().count() == 3)
+            .expect("GNU time %M %U %S");
+        let f: Vec<&str> = last.split_whitespace().collect();
+        hwm = f[0].parse().expect("GNU time %M");
+        let secs = |s: &str| s.parse::<f64>().unwrap_or(0.0);
+        cpu = Some(Duration::from_secs_f64(secs(f[1]) + secs(f[2])));
     }
     let stdout = std::fs::read(&out_path).expect("stdout");
-    (wall, hwm, stdout)
+    (wall, hwm, cpu, stdout)
 }
 
 fn main() {
@@ -248,9 +254,21 @@ async fn run(n_apps: usize, n_vaults: usize, per_vault: usize) {
             "--history-file",
             "history.jsonl",
         ];
-        let (wall, rss_kib, stdout) =
+        let (wall, rss_kib, cpu, stdout) =
             tokio::task::block_in_place(|| run_rotor(&emu, dir.path(), &args, how));
         let c = counts(&emu);
+        let log = emu.request_log();
+        if let Some(dir) = std::env::var_os("ROTOR_BENCH_LOG_DIR") {
+            // the emulator's request log of each run, for a closer look
+            let path = std::path::Path::new(&dir).join(format!("{}.json", label.replace(' ', "-")));
+            std::fs::write(&path, log.to_string()).expect("request log file");
+        }
+        let span_ms = log["log"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["at_ms"].as_f64().unwrap_or(0.0) + e["ms"].as_f64().unwrap_or(0.0))
+            .fold(0.0f64, f64::max);
         let total = c["total"].as_u64().unwrap_or(0);
         let tokens = route(&c, "POST /{tenant}/oauth2/v2.0/token");
         let reads = route(&c, "GET /secrets/{name}") + route(&c, "GET /secrets/{name}/{version}");
@@ -273,6 +291,14 @@ async fn run(n_apps: usize, n_vaults: usize, per_vault: usize) {
             "  wall {wall:.2?} vs sequential paging bound {bound:.2?} ({} ms x max({app_pages} application pages, {vault_pages} pages of one vault, {vault_requests} vault requests / {MAX_CONCURRENT})) -> ratio {:.2}",
             LATENCY.as_millis(),
             wall.as_secs_f64() / bound.as_secs_f64()
+        );
+        println!(
+            "  first request to last answer: {:.2?}; the rest of the wall ({:.2?}) is the process before its first and after its last request (start, sign-in set-up, matching, output); the process's CPU time (user + system): {}",
+            Duration::from_secs_f64(span_ms / 1e3),
+            wall.saturating_sub(Duration::from_secs_f64(span_ms / 1e3)),
+            cpu.map_or("not measured (no GNU time)".to_owned(), |c| format!(
+                "{c:.2?}"
+            ))
         );
         println!(
             "  peak RSS of the rotor process: {:.1} MiB ({}); secret values read: {reads}; {matches} matches",
