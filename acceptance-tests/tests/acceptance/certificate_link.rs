@@ -11,7 +11,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Tf, emulator};
+use crate::support::{Tf, emulator, requests};
 use rotor_emulator::Emulator;
 
 pub const CERT_APP: &str = "b0000c01-0000-4000-8000-000000000c01";
@@ -605,4 +605,106 @@ async fn certificate_link_cleanup_due_is_planned_and_applied() {
         "{ids:?}"
     );
     assert_eq!(tf.plan().await.code, 0);
+}
+
+/// Azure requests of a `terraform plan` over `N` certificate links of `N` applications against
+/// the minimum: one Graph application read per 15 applications (batched, as for secret links),
+/// one key-credential read per application, and one inspection of each certificate (its
+/// current version, versions and pending operation: 3 routes; the engine's Key Vault client
+/// answers them in at most 7 requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_links_plan_reads_applications_in_batches() {
+    const N: usize = 10;
+    let mut tenant = fixture();
+    let apps: Vec<Value> = (0..N)
+        .map(|i| {
+            json!({"display_name": format!("CertApp{i}"), "app_id": format!("b0000c{i:02}-0000-4000-8000-0000000c0b{i:02}")})
+        })
+        .collect();
+    tenant["applications"] = Value::Array(apps);
+    let em = emulator(tenant).await;
+    let vault_url = em.endpoints().vaults[VAULT].clone();
+    let mut links = String::new();
+    for i in 0..N {
+        create_certificate(&em, &format!("tls-{i}")).await;
+        links.push_str(&format!(
+            "    \"l{i}\" = {{ app = \"b0000c{i:02}-0000-4000-8000-0000000c0b{i:02}\", cert = \"tls-{i}\" }}\n"
+        ));
+    }
+    let tf = Tf::new(Some(&em));
+    tf.config(&format!(
+        r#"provider "rotor" {{
+  vault_urls = ["{vault_url}"]
+}}
+
+locals {{
+  links = {{
+{links}  }}
+}}
+
+resource "rotor_certificate_link" "l" {{
+  for_each                = local.links
+  application_id          = each.value.app
+  credential_display_name = "tls"
+  certificates            = [{{ vault_url = "{vault_url}", certificate_name = each.value.cert }}]
+}}
+"#
+    ));
+    let count = |em: &Emulator| {
+        let apps = requests(em, |r| {
+            r.starts_with("GET /v1.0/applications") && !r.starts_with("GET /v1.0/applications/")
+        });
+        let keys = requests(em, |r| r.starts_with("GET /v1.0/applications/"));
+        let vault = requests(em, |r| r.starts_with("GET /certificates"));
+        let pending = requests(em, |r| r.starts_with("GET /certificates/{name}/pending"));
+        (apps, keys, vault, pending)
+    };
+    let a0 = count(&em);
+    let applied = tf.apply().await.ok();
+    assert!(
+        applied.stdout.contains(&format!("{N} added")),
+        "{}",
+        applied.output()
+    );
+    let a1 = count(&em);
+    let p0 = count(&em);
+    let routes0 = em.request_counts();
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 0, "{}", plan.output());
+    let p1 = count(&em);
+    let routes1 = em.request_counts();
+    let plan_routes: Vec<String> = routes1["by_route"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(r, n)| {
+            let d = n.as_u64()? - routes0["by_route"][r].as_u64().unwrap_or(0);
+            (d > 0).then(|| format!("{r}: {d}"))
+        })
+        .collect();
+    let (apps, keys, vault) = (p1.0 - p0.0, p1.1 - p0.1, p1.2 - p0.2);
+    let min_apps = N.div_ceil(15) as u64;
+    println!(
+        "certificate links: plan over {N}: {apps} application reads (minimum {min_apps}), {keys} key-credential \
+         reads (minimum {N}), {vault} Key Vault reads (minimum {}); create apply: {} application reads, {} \
+         key-credential reads, {} Key Vault reads ({} pending-operation reads); the plan by route: {}",
+        3 * N,
+        a1.0 - a0.0,
+        a1.1 - a0.1,
+        a1.2 - a0.2,
+        a1.3 - a0.3,
+        plan_routes.join(", ")
+    );
+    // One batch, or two when Terraform's calls straddle the batching window: never one per link.
+    assert!(
+        apps <= min_apps + 1,
+        "{apps} Graph application reads for {N} links: not batched"
+    );
+    // One inspection per link: its key credentials are read once (the refresh), and the plan
+    // of an unchanged link reads nothing more.
+    assert_eq!(keys, N as u64, "key-credential reads for {N} links");
+    assert!(
+        vault <= 7 * N as u64,
+        "{vault} Key Vault reads for {N} certificates: more than one inspection each"
+    );
 }

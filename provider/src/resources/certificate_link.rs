@@ -26,16 +26,17 @@ use rotor_engine::{
     RotateOptions, RotationStatus,
 };
 
-use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
+use crate::framework::{AttrPath, Diagnostics, PlanResponse};
+use crate::ids::LinkImport;
 use crate::lifecycle::{TerraformProgress, terraform_gone};
 use crate::model::{Attr, Field};
 use crate::notify::Outcome;
 use crate::provider::{ProviderState, hint_lines};
-use crate::resources::diag::engine_error;
-use crate::resources::link::{self, LinkModel, target_identity};
+use crate::resources::diag::{Placement, engine_error};
+use crate::resources::link::{self, LinkKind, LinkModel, PlanUpdate, target_identity};
 use crate::resources::policy::link_policy_type;
 use crate::schema::{Attribute, Schema};
-use crate::value::{Type, Value};
+use crate::value::Type;
 pub use model::{
     CERTIFICATES, CertStatusModel, CertificateLinkModel, CertificateModel, PLACEMENT, attrs,
 };
@@ -192,196 +193,6 @@ fn report_rotation(link: &CertificateLink, record: &AuditRecord, diags: &mut Dia
 }
 
 impl CertificateLinkResource {
-    async fn refreshed(
-        &self,
-        ctx: &ProviderState,
-        engine: &Engine,
-        base: &CertificateLinkModel,
-        diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        let link = base.link(diags)?;
-        let policy = base.policy_or_default();
-        let mut out = base.clone();
-        match observe(ctx, engine, &link, &policy, &mut out.status, true).await {
-            Ok(s) => {
-                blocked_warning(engine, &link, &s, diags);
-                Some(out.with_id().to_value())
-            }
-            Err(e) => {
-                engine_error(diags, &e, &PLACEMENT);
-                None
-            }
-        }
-    }
-
-    /// Plan-time look at Azure for a create or a policy change: errors surface at plan time on
-    /// the right attribute; warns when the apply will rotate or sync, or never will.
-    async fn preview(
-        &self,
-        ctx: &ProviderState,
-        config: &CertificateLinkModel,
-        creating: bool,
-        diags: &mut Diagnostics,
-    ) -> Option<CertificateLinkStatus> {
-        if config.to_value().contains_unknown() {
-            return None;
-        }
-        let link = config.link(diags)?;
-        let policy = config.policy(diags)?;
-        let engine = link::engine(ctx, diags).await?;
-        match link::inspect(ctx, &engine, &link, &policy, false).await {
-            Ok(status) => {
-                let observed = CertStatusModel::observed(&status);
-                if let Some(b) = observed.never_rotated() {
-                    diags.warning(
-                        format!("{link} is never rotated: {b}"),
-                        "rotor keeps reporting this link but will not change it.\nhint: remove the exclusion to allow rotation",
-                        None,
-                    );
-                } else if creating && observed.due() {
-                    diags.warning(
-                        format!(
-                            "creating this link {} {link} at once: {}",
-                            if status.pending_version.is_some() { "syncs" } else { "rotates" },
-                            observed.rotation_reason.as_deref().unwrap_or_default()
-                        ),
-                        "apply adds the certificate's new Key Vault version to the application, proves it signs in and \
-                         keeps the old key credential for the grace period",
-                        None,
-                    );
-                }
-                Some(status)
-            }
-            Err(e) => {
-                engine_error(diags, &e, &PLACEMENT);
-                None
-            }
-        }
-    }
-
-    async fn plan_update(
-        &self,
-        ctx: &ProviderState,
-        creating: bool,
-        prior: CertificateLinkModel,
-        mut planned: CertificateLinkModel,
-        config: CertificateLinkModel,
-        diags: &mut Diagnostics,
-    ) -> PlanResponse {
-        let planned_as = |planned: CertificateLinkModel, requires_replace| PlanResponse {
-            planned: planned.with_id().to_value(),
-            requires_replace,
-        };
-        if creating {
-            planned.status = CertStatusModel::unknown();
-            let _ = self.preview(ctx, &config, true, diags).await;
-            return planned_as(planned, Vec::new());
-        }
-        let requires_replace = planned.replaced_by(&prior);
-        if !requires_replace.is_empty() {
-            planned.status = CertStatusModel::unknown();
-            return planned_as(planned, requires_replace);
-        }
-        let Some(_policy) = config.policy(diags) else {
-            planned.status = CertStatusModel::unknown();
-            return planned_as(planned, requires_replace);
-        };
-        let policy_changed = prior.policy_differs_from(&config);
-        let name = prior
-            .link(&mut Diagnostics::default())
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| "this link".into());
-        let status = if policy_changed {
-            self.preview(ctx, &planned.clone().with_id(), false, diags)
-                .await
-                .map(|s| CertStatusModel::observed(&s))
-                .unwrap_or_default()
-        } else {
-            prior.status.clone()
-        };
-        let blocked = status.never_rotated();
-        let due = status.due() && blocked.is_none();
-        let forced = config.triggers_differ_from(&prior);
-        if let Some(b) = &blocked {
-            if forced {
-                diags.warning(
-                    format!("{name} is not rotated: {b}"),
-                    "rotor never rotates excluded links.\nhint: remove the exclusion",
-                    None,
-                );
-            }
-        } else if due || forced {
-            let why = if forced && !due {
-                "`rotate_when_changed` changed".to_string()
-            } else {
-                status
-                    .rotation_reason
-                    .known()
-                    .cloned()
-                    .unwrap_or_else(|| "a rotation is due".into())
-            };
-            diags.warning(
-                format!("{name} will be rotated: {why}"),
-                "apply makes (or adopts) the certificate's new Key Vault version, adds its public key to the \
-                 application, proves it signs in and keeps the old key credential for the grace period; the new key \
-                 id and thumbprint are known after apply",
-                None,
-            );
-            planned.status = CertStatusModel::unknown();
-            return planned_as(planned, requires_replace);
-        }
-        let cleanup: Vec<String> = if blocked.is_none() {
-            prior
-                .status
-                .removable_key_ids
-                .known()
-                .cloned()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        if !cleanup.is_empty() {
-            diags.warning(
-                format!(
-                    "{name}: apply removes {} old key credential(s) whose grace period is over: {}",
-                    cleanup.len(),
-                    cleanup.join(", ")
-                ),
-                "rotor added them; no Key Vault certificate in scope holds them as its current version. No Key Vault \
-                 certificate is changed.",
-                None,
-            );
-            planned.status.previous_key_ids = Attr::Unknown;
-            planned.status.removable_key_ids = Attr::Unknown;
-        }
-        if policy_changed || prior.other_config_differs_from(&planned) {
-            planned.status.unknown_but_credential();
-        }
-        planned_as(planned, requires_replace)
-    }
-
-    async fn apply_update(
-        &self,
-        ctx: &ProviderState,
-        engine: &Engine,
-        creating: bool,
-        prior: &CertificateLinkModel,
-        planned: &CertificateLinkModel,
-        diags: &mut Diagnostics,
-    ) -> Option<CertificateLinkModel> {
-        let link = planned.link(diags)?;
-        let policy = planned.policy(diags)?;
-        let mut sent = Outcome::default();
-        let out = self
-            .apply_link(
-                ctx, engine, creating, prior, planned, &link, &policy, &mut sent, diags,
-            )
-            .await;
-        ctx.notify(format!("terraform apply, {link}"), &sent, diags)
-            .await;
-        out
-    }
-
     #[allow(clippy::too_many_arguments)]
     async fn apply_link(
         &self,
@@ -476,25 +287,25 @@ impl CertificateLinkResource {
 }
 
 #[async_trait]
-impl Resource for CertificateLinkResource {
-    fn type_name(&self) -> &'static str {
-        TYPE_NAME
-    }
+impl LinkKind for CertificateLinkResource {
+    type Model = CertificateLinkModel;
+    type Link = CertificateLink;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+    const ITEMS: &'static str = "certificates";
+    const EXAMPLE_LINEAGE: &'static str = "tls";
+    const CREDENTIAL: &'static str = "certificate";
+    const NO_CREDENTIALS: &'static str = "It has no certificates (key credentials).";
+    const PLACEMENT: Placement = PLACEMENT;
 
     fn schema(&self) -> Schema {
         schema()
     }
 
-    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let Some(config) = link::model_of::<CertificateLinkModel>("configuration", config, diags)
-        else {
-            return;
-        };
-        crate::resources::diag::validate_lineage(
-            config.application_id.as_deref(),
-            config.credential_display_name.as_deref(),
-            diags,
-        );
+    fn link_of(model: &CertificateLinkModel, diags: &mut Diagnostics) -> Option<CertificateLink> {
+        model.link(diags)
+    }
+
+    fn validate_items(&self, config: &CertificateLinkModel, diags: &mut Diagnostics) {
         if let Some(certs) = config.certificates.known() {
             CERTIFICATES.check_not_empty(certs.0.is_empty(), diags);
             let mut seen = BTreeSet::new();
@@ -512,111 +323,223 @@ impl Resource for CertificateLinkResource {
                 CERTIFICATES.check_item(url, name, diags);
             }
         }
-        let _ = config.policy(diags);
     }
 
-    async fn read(
+    async fn refresh(
         &self,
         ctx: &ProviderState,
-        state: &Value,
+        engine: &Engine,
+        link: &CertificateLink,
+        policy: &Policy,
+        _before: &CertificateLinkModel,
+        out: &mut CertificateLinkModel,
         diags: &mut Diagnostics,
-    ) -> Option<Value> {
+    ) -> rotor_engine::Result<()> {
+        let s = observe(ctx, engine, link, policy, &mut out.status, true).await?;
+        blocked_warning(engine, link, &s, diags);
+        Ok(())
+    }
+
+    /// The link is gone only when the application is (a missing Key Vault certificate is an
+    /// error on `certificates`, and the link stays).
+    async fn application_gone(
+        &self,
+        engine: &Engine,
+        link: &CertificateLink,
+        _: &rotor_engine::Error,
+    ) -> bool {
+        engine
+            .get_application(&link.application_id)
+            .await
+            .is_err_and(|g| g.kind() == ErrorKind::NotFound)
+    }
+
+    /// Plan-time look at Azure for a create or a policy change: errors surface at plan time on
+    /// the right attribute; warns when the apply will rotate or sync, or never will.
+    async fn preview(
+        &self,
+        ctx: &ProviderState,
+        config: &CertificateLinkModel,
+        creating: bool,
+        diags: &mut Diagnostics,
+    ) -> Option<CertificateLinkStatus> {
+        if config.to_value().contains_unknown() {
+            return None;
+        }
+        let link = config.link(diags)?;
+        let policy = config.policy(diags)?;
         let engine = link::engine(ctx, diags).await?;
-        let prior = link::model_of::<CertificateLinkModel>("current state", state, diags)?;
-        let link = prior.link(diags)?;
-        let policy = prior.policy_or_default();
-        let mut out = prior.clone();
-        match observe(ctx, &engine, &link, &policy, &mut out.status, true).await {
-            Ok(s) => {
-                blocked_warning(&engine, &link, &s, diags);
-                Some(out.with_id().to_value())
-            }
-            // The link is gone only when the application is (a missing Key Vault certificate
-            // is an error on `certificates`, and the link stays).
-            Err(e)
-                if e.kind() == ErrorKind::NotFound
-                    && engine
-                        .get_application(&link.application_id)
-                        .await
-                        .is_err_and(|g| g.kind() == ErrorKind::NotFound) =>
-            {
-                diags.warning(
-                    format!("refreshing {link}: {e}"),
-                    "The application no longer exists, so the link is removed from state; the Key Vault \
-                     certificates are left as they are.",
-                    None,
-                );
-                None
+        match link::inspect(ctx, &engine, &link, &policy, false).await {
+            Ok(status) => {
+                let observed = CertStatusModel::observed(&status);
+                if let Some(b) = observed.never_rotated() {
+                    diags.warning(
+                        format!("{link} is never rotated: {b}"),
+                        "rotor keeps reporting this link but will not change it.\nhint: remove the exclusion to allow rotation",
+                        None,
+                    );
+                } else if creating && observed.due() {
+                    diags.warning(
+                        format!(
+                            "creating this link {} {link} at once: {}",
+                            if status.pending_version.is_some() { "syncs" } else { "rotates" },
+                            observed.rotation_reason.as_deref().unwrap_or_default()
+                        ),
+                        "apply adds the certificate's new Key Vault version to the application, proves it signs in and \
+                         keeps the old key credential for the grace period",
+                        None,
+                    );
+                }
+                Some(status)
             }
             Err(e) => {
                 engine_error(diags, &e, &PLACEMENT);
-                Some(state.clone())
+                None
             }
         }
     }
 
-    async fn plan(
+    fn unknown_status(model: &mut CertificateLinkModel) {
+        model.status = CertStatusModel::unknown();
+    }
+
+    /// Plans an in-place update.
+    async fn plan_update(
         &self,
         ctx: &ProviderState,
-        req: PlanRequest<'_>,
+        prior: CertificateLinkModel,
+        mut planned: CertificateLinkModel,
+        config: CertificateLinkModel,
+        update: PlanUpdate,
         diags: &mut Diagnostics,
     ) -> PlanResponse {
-        let Some((prior, proposed, config)) = link::plan_models(&req, diags) else {
-            return link::no_plan();
+        let PlanUpdate {
+            policy_changed,
+            requires_replace,
+            name,
+            ..
+        } = update;
+        let status = if policy_changed {
+            self.preview(ctx, &planned.clone().with_id(), false, diags)
+                .await
+                .map(|s| CertStatusModel::observed(&s))
+                .unwrap_or_default()
+        } else {
+            prior.status.clone()
         };
-        self.plan_update(ctx, req.prior.is_null(), prior, proposed, config, diags)
-            .await
-    }
-
-    async fn apply(
-        &self,
-        ctx: &ProviderState,
-        req: ApplyRequest<'_>,
-        diags: &mut Diagnostics,
-    ) -> Value {
-        let Some((engine, prior, planned)) =
-            link::apply_models::<CertificateLinkModel>(ctx, &req, diags).await
-        else {
-            return req.prior.clone();
-        };
-        if req.planned.is_null() {
-            // Destroy: forget. Nothing in Key Vault or Entra is deleted. A create of the same
-            // lineage later in this apply is a replacement and rotates.
-            if let (Some(a), Some(c)) = (
-                prior.application_id.as_deref(),
-                prior.credential_display_name.as_deref(),
-            ) {
-                ctx.note_destroyed(a, &replace_key(c));
+        let blocked = status.never_rotated();
+        let due = status.due() && blocked.is_none();
+        let forced = config.triggers_differ_from(&prior);
+        if let Some(b) = &blocked {
+            if forced {
+                diags.warning(
+                    format!("{name} is not rotated: {b}"),
+                    "rotor never rotates excluded links.\nhint: remove the exclusion",
+                    None,
+                );
             }
-            return Value::Null;
+        } else if due || forced {
+            let why = if forced && !due {
+                "`rotate_when_changed` changed".to_string()
+            } else {
+                status
+                    .rotation_reason
+                    .known()
+                    .cloned()
+                    .unwrap_or_else(|| "a rotation is due".into())
+            };
+            diags.warning(
+                format!("{name} will be rotated: {why}"),
+                "apply makes (or adopts) the certificate's new Key Vault version, adds its public key to the \
+                 application, proves it signs in and keeps the old key credential for the grace period; the new key \
+                 id and thumbprint are known after apply",
+                None,
+            );
+            planned.status = CertStatusModel::unknown();
+            return link::planned_as(planned, requires_replace);
         }
-        let creating = req.prior.is_null();
-        match self
-            .apply_update(ctx, &engine, creating, &prior, &planned, diags)
-            .await
-        {
-            Some(_) if creating && diags.has_errors() => Value::Null,
-            Some(out) => out.with_id().to_value(),
-            None if creating => Value::Null,
-            None => req.prior.clone(),
+        let cleanup: Vec<String> = if blocked.is_none() {
+            prior
+                .status
+                .removable_key_ids
+                .known()
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if !cleanup.is_empty() {
+            diags.warning(
+                format!(
+                    "{name}: apply removes {} old key credential(s) whose grace period is over: {}",
+                    cleanup.len(),
+                    cleanup.join(", ")
+                ),
+                "rotor added them; no Key Vault certificate in scope holds them as its current version. No Key Vault \
+                 certificate is changed.",
+                None,
+            );
+            planned.status.previous_key_ids = Attr::Unknown;
+            planned.status.removable_key_ids = Attr::Unknown;
         }
+        if policy_changed || prior.other_config_differs_from(&planned) {
+            planned.status.unknown_but_credential();
+        }
+        link::planned_as(planned, requires_replace)
     }
 
-    async fn import(
+    /// Destroy: forget. Nothing in Key Vault or Entra is deleted. A create of the same lineage
+    /// later in this apply is a replacement and rotates.
+    async fn destroy(
         &self,
         ctx: &ProviderState,
-        id: &str,
+        _: &Engine,
+        prior: &CertificateLinkModel,
+        _: &mut Diagnostics,
+    ) -> bool {
+        if let (Some(a), Some(c)) = (
+            prior.application_id.as_deref(),
+            prior.credential_display_name.as_deref(),
+        ) {
+            ctx.note_destroyed(a, &replace_key(c));
+        }
+        true
+    }
+
+    async fn apply_change(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        creating: bool,
+        prior: &CertificateLinkModel,
+        planned: &CertificateLinkModel,
         diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        let parsed = link::parse_import(TYPE_NAME, id, "tls", diags)?;
-        let engine = link::engine(ctx, diags).await?;
-        let (_, key_id) = link::import_key_id(
-            &engine,
-            TYPE_NAME,
+    ) -> Option<CertificateLinkModel> {
+        let link = planned.link(diags)?;
+        let policy = planned.policy(diags)?;
+        let mut sent = Outcome::default();
+        let out = self
+            .apply_link(
+                ctx, engine, creating, prior, planned, &link, &policy, &mut sent, diags,
+            )
+            .await;
+        ctx.notify(format!("terraform apply, {link}"), &sent, diags)
+            .await;
+        out
+    }
+
+    async fn import_link(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        id: &str,
+        parsed: LinkImport,
+        diags: &mut Diagnostics,
+    ) -> Option<CertificateLinkModel> {
+        let (_, key_id) = link::import_key_id::<Self, _>(
+            engine,
             id,
             parsed,
-            "certificate",
-            "It has no certificates (key credentials).",
             |app, lineage| {
                 let mut keys: Vec<_> = app
                     .key_credentials
@@ -634,7 +557,7 @@ impl Resource for CertificateLinkResource {
             diags,
         )
         .await?;
-        let vaults = match ctx.vaults(&engine).await {
+        let vaults = match ctx.vaults(engine).await {
             Ok(v) => v,
             Err(e) => {
                 engine_error(diags, &e, &PLACEMENT);
@@ -654,23 +577,19 @@ impl Resource for CertificateLinkResource {
                      `terraform apply`: creating a link adopts what the certificates hold, without rotating"
                         .into(),
                 );
-                diags.error(
-                    format!("importing {TYPE_NAME} `{id}`: {e}"),
-                    hint_lines(&hints),
-                    None,
-                );
-                return None;
+                return link::import_failed::<Self, _>(id, &e, hint_lines(&hints), diags);
             }
         };
-        self.refreshed(ctx, &engine, &CertificateLinkModel::of(&link), diags)
-            .await
+        Some(CertificateLinkModel::of(&link))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framework::Resource;
     use crate::model::Set;
+    use crate::value::Value;
     use std::collections::BTreeMap;
 
     const APP: &str = "b0000001-0000-4000-8000-000000000001";
@@ -781,7 +700,7 @@ mod tests {
         v.application_id = Attr::Known("myapp".into());
         v.credential_display_name = Attr::Known("tls rotor:abc".into());
         let mut d = Diagnostics::default();
-        CertificateLinkResource
+        link::LinkResource(CertificateLinkResource)
             .validate(&v.to_value(), &mut d)
             .await;
         let paths: Vec<String> =

@@ -16,13 +16,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use async_trait::async_trait;
-use rotor_engine::{CertificateLink, CertificateLinkStatus, Engine, Link, LinkStatus, Policy};
+use rotor_engine::{
+    CertificateLink, CertificateLinkStatus, Engine, ErrorKind, Link, LinkStatus, Policy,
+};
 
-use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse};
+use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
 use crate::ids::{LINK_IMPORT_FORMS, LinkId, LinkImport, parse_link_import};
 use crate::model::{Attr, Field, decoded};
 use crate::provider::{ProviderState, hint_lines};
+use crate::resources::diag::{Placement, engine_error, validate_lineage};
 use crate::resources::policy::{PolicySettings, parse_link_policy};
+use crate::schema::Schema;
 use crate::value::Value;
 
 /// The attribute names both link resources have.
@@ -179,6 +183,37 @@ pub trait LinkModel: Sized {
             .unwrap_or_else(|| "this link".into())
     }
 }
+
+/// Implements [`LinkModel`] for a model struct with the fields `id`, `application_id`,
+/// `credential_display_name`, `policy` and `rotate_when_changed`.
+macro_rules! link_model {
+    ($model:ty) => {
+        impl $crate::resources::link::LinkModel for $model {
+            fn application_id(&self) -> &$crate::model::Attr<String> {
+                &self.application_id
+            }
+            fn credential_display_name(&self) -> &$crate::model::Attr<String> {
+                &self.credential_display_name
+            }
+            fn policy_settings(
+                &self,
+            ) -> &$crate::model::Attr<$crate::resources::policy::PolicySettings> {
+                &self.policy
+            }
+            fn triggers(
+                &self,
+            ) -> &$crate::model::Attr<
+                std::collections::BTreeMap<String, $crate::model::Attr<String>>,
+            > {
+                &self.rotate_when_changed
+            }
+            fn id_mut(&mut self) -> &mut $crate::model::Attr<String> {
+                &mut self.id
+            }
+        }
+    };
+}
+pub(crate) use link_model;
 
 /// A target's identity: Key Vault compares vault hosts and secret (or certificate) names
 /// case-insensitively, so `MyApp-Secret` and `myapp-secret` are one secret.
@@ -411,22 +446,20 @@ pub async fn inspect<L: EngineLink>(
 }
 
 /// The key credential or client secret an import id names: the key id itself, or the newest
-/// credential of the lineage it names. `credentials` lists `(lineage name, key id, start)` of
-/// the application's credentials of the resource's kind, and `one` names that kind (`client
-/// secret`). `None` with the error (and the lineages the application has) otherwise.
-pub async fn import_key_id<C>(
+/// credential of the lineage it names. `credentials(app, lineage)` answers the newest key id of
+/// the lineage among the application's credentials of `K`'s kind, and the lineage names those
+/// credentials have. `None` with the error (naming those lineages) otherwise.
+pub async fn import_key_id<K: LinkKind, C>(
     engine: &Engine,
-    type_name: &str,
     id: &str,
     parsed: LinkImport,
-    one: &str,
-    none_detail: &str,
     credentials: C,
     diags: &mut Diagnostics,
 ) -> Option<(String, String)>
 where
     C: Fn(&rotor_engine::Application, &str) -> (Option<String>, BTreeSet<String>),
 {
+    let (type_name, one) = (K::TYPE_NAME, K::CREDENTIAL);
     let l = match parsed {
         LinkImport::KeyId {
             application_id,
@@ -436,28 +469,20 @@ where
     };
     let app = match engine.get_application(&l.application_id).await {
         Ok(a) => a,
-        Err(e) => {
-            diags.error(
-                format!("importing {type_name} `{id}`: {e}"),
-                hint_lines(&e.hints()),
-                None,
-            );
-            return None;
-        }
+        Err(e) => return import_failed::<K, _>(id, &e, hint_lines(&e.hints()), diags),
     };
     let (newest, names) = credentials(&app, &l.credential_display_name);
     if let Some(k) = newest {
         return Some((l.application_id, k));
     }
-    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
-    let names: BTreeSet<String> = names.into_iter().collect();
+    let names: BTreeSet<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
     diags.error(
         format!(
             "importing {type_name} `{id}`: application {} has no {one} named `{}`",
             l.application_id, l.credential_display_name
         ),
         if names.is_empty() {
-            none_detail.to_string()
+            K::NO_CREDENTIALS.to_string()
         } else {
             format!(
                 "hint: its {one}s are named {}; import `{}/<one of those>`",
@@ -465,6 +490,21 @@ where
                 l.application_id
             )
         },
+        None,
+    );
+    None
+}
+
+/// `None`, with the error of an import of `id` that failed with `error`; `detail` holds the hints.
+pub fn import_failed<K: LinkKind, T>(
+    id: &str,
+    error: &rotor_engine::Error,
+    detail: String,
+    diags: &mut Diagnostics,
+) -> Option<T> {
+    diags.error(
+        format!("importing {} `{id}`: {error}", K::TYPE_NAME),
+        detail,
         None,
     );
     None
@@ -489,5 +529,313 @@ pub fn parse_import(
             );
             None
         }
+    }
+}
+
+/// What a link resource does its own way. [`LinkResource`] serves it to Terraform with the flow
+/// both link resources share: decode the request into models, then validate, refresh, plan,
+/// apply, destroy or import through these hooks, and encode the answer (with the `id`).
+#[async_trait]
+pub trait LinkKind: Send + Sync + 'static {
+    /// The resource's value: configuration and status.
+    type Model: LinkModel + Field + Clone + Send + Sync;
+    /// The engine link a model describes.
+    type Link: EngineLink + Send + Sync;
+    /// `rotor_secret_link`, `rotor_certificate_link`.
+    const TYPE_NAME: &'static str;
+    /// The Key Vault objects a link names, in messages (`secrets`).
+    const ITEMS: &'static str;
+    /// A lineage name for the import example (`Secret 1`).
+    const EXAMPLE_LINEAGE: &'static str;
+    /// The application's credentials a link holds, one of them (`client secret`).
+    const CREDENTIAL: &'static str;
+    /// Why an application has no lineage to import (`It has no client secrets.`).
+    const NO_CREDENTIALS: &'static str;
+    /// Where engine errors about the link land.
+    const PLACEMENT: Placement;
+
+    /// The schema.
+    fn schema(&self) -> Schema;
+    /// The engine link `model` describes ([`LinkModel`]'s `link`).
+    fn link_of(model: &Self::Model, diags: &mut Diagnostics) -> Option<Self::Link>;
+    /// Validation of the Key Vault items (lineage and policy are validated by the caller).
+    fn validate_items(&self, config: &Self::Model, diags: &mut Diagnostics);
+    /// Refresh: reads the link's status (afresh) into `out`, with the warnings every refresh
+    /// gives; `before` is the state refreshed.
+    #[allow(clippy::too_many_arguments)]
+    async fn refresh(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        link: &Self::Link,
+        policy: &Policy,
+        before: &Self::Model,
+        out: &mut Self::Model,
+        diags: &mut Diagnostics,
+    ) -> rotor_engine::Result<()>;
+    /// Whether `NotFound` from a refresh means the application is gone (the link with it).
+    async fn application_gone(
+        &self,
+        engine: &Engine,
+        link: &Self::Link,
+        error: &rotor_engine::Error,
+    ) -> bool;
+    /// Before any plan of a create or update: `Some` (with errors) stops the plan there.
+    fn before_plan(
+        &self,
+        _ctx: &ProviderState,
+        _config: &Self::Model,
+        _proposed: &Self::Model,
+        _diags: &mut Diagnostics,
+    ) -> Option<PlanResponse> {
+        None
+    }
+    /// Every status attribute of `model` unknown (apply decides them).
+    fn unknown_status(model: &mut Self::Model);
+    /// Plan-time look at Azure for a create (`creating`) or a policy change of `config`:
+    /// errors surface at plan time on the right attribute, with warnings on what apply will
+    /// do; `None` when Azure could not be asked (or `config` is not known yet).
+    async fn preview(
+        &self,
+        ctx: &ProviderState,
+        config: &Self::Model,
+        creating: bool,
+        diags: &mut Diagnostics,
+    ) -> Option<<Self::Link as EngineLink>::Status>;
+    /// Plans an in-place update of `prior` to `planned` (not a create, not a replacement, a
+    /// known and valid policy).
+    async fn plan_update(
+        &self,
+        ctx: &ProviderState,
+        prior: Self::Model,
+        planned: Self::Model,
+        config: Self::Model,
+        update: PlanUpdate,
+        diags: &mut Diagnostics,
+    ) -> PlanResponse;
+    /// Destroy: `false` when the link must stay in state.
+    async fn destroy(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        prior: &Self::Model,
+        diags: &mut Diagnostics,
+    ) -> bool;
+    /// Applies a create or an update: the new state, or `None` when nothing was done (the prior
+    /// state stays; a create leaves none).
+    async fn apply_change(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        creating: bool,
+        prior: &Self::Model,
+        planned: &Self::Model,
+        diags: &mut Diagnostics,
+    ) -> Option<Self::Model>;
+    /// Import: the configuration of the link `parsed` names (refreshed by the caller).
+    async fn import_link(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        id: &str,
+        parsed: LinkImport,
+        diags: &mut Diagnostics,
+    ) -> Option<Self::Model>;
+}
+
+/// What an in-place update plan starts from.
+pub struct PlanUpdate {
+    /// The policy that will apply.
+    pub policy: Policy,
+    /// Whether the configured policy differs from the prior state's.
+    pub policy_changed: bool,
+    /// Empty (kept for the response).
+    pub requires_replace: Vec<AttrPath>,
+    /// The link's name in messages.
+    pub name: String,
+}
+
+/// The plan answering `planned` (with its `id`).
+pub fn planned_as<M: LinkModel + Field>(
+    planned: M,
+    requires_replace: Vec<AttrPath>,
+) -> PlanResponse {
+    PlanResponse {
+        planned: planned.with_id().to_value(),
+        requires_replace,
+    }
+}
+
+/// A link resource served to Terraform.
+pub struct LinkResource<K>(pub K);
+
+impl<K: LinkKind> LinkResource<K> {
+    /// `base` with its status read from Azure (import); `None` with the error.
+    async fn refreshed(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        base: &K::Model,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let link = K::link_of(base, diags)?;
+        let policy = base.policy_or_default();
+        let mut out = base.clone();
+        match self
+            .0
+            .refresh(ctx, engine, &link, &policy, base, &mut out, diags)
+            .await
+        {
+            Ok(()) => Some(out.with_id().to_value()),
+            Err(e) => {
+                engine_error(diags, &e, &K::PLACEMENT);
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<K: LinkKind> Resource for LinkResource<K> {
+    fn type_name(&self) -> &'static str {
+        K::TYPE_NAME
+    }
+
+    fn schema(&self) -> Schema {
+        self.0.schema()
+    }
+
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        let Some(config) = model_of::<K::Model>("configuration", config, diags) else {
+            return;
+        };
+        validate_lineage(
+            config.application_id().as_deref(),
+            config.credential_display_name().as_deref(),
+            diags,
+        );
+        self.0.validate_items(&config, diags);
+        let _ = config.policy(diags);
+    }
+
+    async fn read(
+        &self,
+        ctx: &ProviderState,
+        state: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let engine = engine(ctx, diags).await?;
+        let prior = model_of::<K::Model>("current state", state, diags)?;
+        let link = K::link_of(&prior, diags)?;
+        let policy = prior.policy_or_default();
+        let mut out = prior.clone();
+        match self
+            .0
+            .refresh(ctx, &engine, &link, &policy, &prior, &mut out, diags)
+            .await
+        {
+            Ok(()) => Some(out.with_id().to_value()),
+            Err(e)
+                if e.kind() == ErrorKind::NotFound
+                    && self.0.application_gone(&engine, &link, &e).await =>
+            {
+                diags.warning(
+                    format!("refreshing {link}: {e}"),
+                    format!(
+                        "The application no longer exists, so the link is removed from state; the Key Vault {} \
+                         are left as they are.",
+                        K::ITEMS
+                    ),
+                    None,
+                );
+                None
+            }
+            Err(e) => {
+                engine_error(diags, &e, &K::PLACEMENT);
+                Some(state.clone())
+            }
+        }
+    }
+
+    async fn plan(
+        &self,
+        ctx: &ProviderState,
+        req: PlanRequest<'_>,
+        diags: &mut Diagnostics,
+    ) -> PlanResponse {
+        let Some((prior, proposed, config)) = plan_models::<K::Model>(&req, diags) else {
+            return no_plan();
+        };
+        if let Some(stop) = self.0.before_plan(ctx, &config, &proposed, diags) {
+            return stop;
+        }
+        let mut planned = proposed;
+        if req.prior.is_null() {
+            // Create: every computed attribute is decided by apply.
+            K::unknown_status(&mut planned);
+            let _ = self.0.preview(ctx, &config, true, diags).await;
+            return planned_as(planned, Vec::new());
+        }
+        let requires_replace = planned.replaced_by(&prior);
+        if !requires_replace.is_empty() {
+            K::unknown_status(&mut planned);
+            return planned_as(planned, requires_replace);
+        }
+        let Some(policy) = config.policy(diags) else {
+            // unknown or invalid policy: decide at apply
+            K::unknown_status(&mut planned);
+            return planned_as(planned, requires_replace);
+        };
+        let update = PlanUpdate {
+            policy,
+            policy_changed: prior.policy_differs_from(&config),
+            requires_replace,
+            name: prior.name_of(K::link_of(&prior, &mut Diagnostics::default())),
+        };
+        self.0
+            .plan_update(ctx, prior, planned, config, update, diags)
+            .await
+    }
+
+    async fn apply(
+        &self,
+        ctx: &ProviderState,
+        req: ApplyRequest<'_>,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let Some((engine, prior, planned)) = apply_models::<K::Model>(ctx, &req, diags).await
+        else {
+            return req.prior.clone();
+        };
+        if req.planned.is_null() {
+            return if self.0.destroy(ctx, &engine, &prior, diags).await {
+                Value::Null
+            } else {
+                req.prior.clone()
+            };
+        }
+        let creating = req.prior.is_null();
+        match self
+            .0
+            .apply_change(ctx, &engine, creating, &prior, &planned, diags)
+            .await
+        {
+            Some(_) if creating && diags.has_errors() => Value::Null,
+            Some(out) => out.with_id().to_value(),
+            None if creating => Value::Null,
+            None => req.prior.clone(),
+        }
+    }
+
+    async fn import(
+        &self,
+        ctx: &ProviderState,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let parsed = parse_import(K::TYPE_NAME, id, K::EXAMPLE_LINEAGE, diags)?;
+        let engine = engine(ctx, diags).await?;
+        let base = self.0.import_link(ctx, &engine, id, parsed, diags).await?;
+        self.refreshed(ctx, &engine, &base, diags).await
     }
 }

@@ -16,9 +16,11 @@ use crate::framework::{DataSource, Resource};
 /// Every managed resource type.
 pub fn resources() -> Vec<Arc<dyn Resource>> {
     vec![
-        Arc::new(certificate_link::CertificateLinkResource),
+        Arc::new(link::LinkResource(
+            certificate_link::CertificateLinkResource,
+        )),
         Arc::new(policy::PolicyResource),
-        Arc::new(secret_link::SecretLinkResource),
+        Arc::new(link::LinkResource(secret_link::SecretLinkResource)),
     ]
 }
 

@@ -25,22 +25,23 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use rotor_engine::{
-    AuditRecord, Engine, ErrorKind, Link, LinkStatus, Policy, RotateOptions, RotationStatus,
-    SkipReason, Target,
+    AuditRecord, Engine, Link, LinkStatus, Policy, RotateOptions, RotationStatus, SkipReason,
+    Target,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
+use crate::framework::{AttrPath, Diagnostics, PlanResponse};
+use crate::ids::LinkImport;
 use crate::lifecycle::{TerraformProgress, terraform_gone};
 use crate::model::{Attr, Field};
 use crate::notify::Outcome;
 use crate::provider::{ProviderState, hint_lines};
-use crate::resources::diag::engine_error;
-use crate::resources::link::{self, LinkModel};
+use crate::resources::diag::{Placement, engine_error};
+use crate::resources::link::{self, LinkKind, LinkModel, PlanUpdate};
 use crate::resources::policy::link_policy_type;
 use crate::schema::{Attribute, Schema};
-use crate::value::{Type, Value};
+use crate::value::Type;
 pub use model::{
     PLACEMENT, SecretLinkModel, StatusModel, TARGETS, attrs, status_never_rotated, target_identity,
     target_type,
@@ -422,105 +423,7 @@ fn another_run_detail(record: &AuditRecord, orphan_at: Option<OffsetDateTime>) -
     lines.join("\n")
 }
 
-impl SecretLinkResource {
-    async fn refreshed(
-        &self,
-        ctx: &ProviderState,
-        engine: &Engine,
-        base: &SecretLinkModel,
-        diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        let link = base.link(diags)?;
-        let policy = base.policy_or_default();
-        let mut out = base.clone();
-        match observe(ctx, engine, &link, &policy, &mut out.status, true).await {
-            Ok(status) => {
-                blocked_warning(
-                    engine,
-                    &link,
-                    &policy,
-                    &base.status,
-                    &status,
-                    &mut out.status,
-                    diags,
-                )
-                .await;
-                Some(out.with_id().to_value())
-            }
-            Err(e) => {
-                engine_error(diags, &e, &PLACEMENT);
-                None
-            }
-        }
-    }
-
-    /// Plan-time look at Azure for a create (or a policy change): errors such as an unknown
-    /// application surface at plan time, on the right attribute, with a warning when the apply
-    /// will rotate or never will.
-    async fn preview(
-        &self,
-        ctx: &ProviderState,
-        config: &SecretLinkModel,
-        creating: bool,
-        diags: &mut Diagnostics,
-    ) -> Option<LinkStatus> {
-        if config.to_value().contains_unknown() {
-            return None;
-        }
-        let link = config.link(diags)?;
-        let policy = config.policy(diags)?;
-        let engine = link::engine(ctx, diags).await?;
-        match link::inspect(ctx, &engine, &link, &policy, false).await {
-            Ok(status) if !status.claimed_elsewhere.is_empty() => {
-                // Another link (or a secret left out of this one) holds the lineage's current
-                // credential: rotating this link would break it, so the plan stops here.
-                let holders: Vec<String> = status
-                    .claimed_elsewhere
-                    .iter()
-                    .map(|t| format!("`{}` in {}", t.secret_name, t.vault_url))
-                    .collect();
-                diags.error(
-                    format!("planning {link}: a Key Vault secret outside its targets holds the lineage"),
-                    format!(
-                        "{} {} the lineage's current credential (its `rotor-key-id` tag says so) but {} not in `targets`: two links would claim one lineage, and rotating one breaks the other.\nhint: put every secret that holds this credential into this link's `targets` (one rotor_secret_link per lineage)\nhint: or, if that secret no longer needs the credential, delete it or remove its `rotor-key-id` tag",
-                        holders.join(", "),
-                        if holders.len() == 1 { "holds" } else { "hold" },
-                        if holders.len() == 1 { "is" } else { "are" },
-                    ),
-                    Some(AttrPath::attr(attrs::TARGETS)),
-                );
-                Some(status)
-            }
-            Ok(status) => {
-                let observed = StatusModel::observed(&status, &policy);
-                let reason = observed.rotation_reason.known().cloned();
-                if let Some(r) = reason.as_deref().filter(|r| r.starts_with("never rotated")) {
-                    diags.warning(
-                        format!("{link} is {r}"),
-                        "rotor keeps reporting this link but will not change it.\nhint: raise the confidence by tagging \
-                         the Key Vault secrets with `app-id`/`rotor-key-id`, or lower `min_confidence`; remove the exclusion \
-                         to allow rotation",
-                        None,
-                    );
-                } else if creating && observed.due() {
-                    dry_run_check(&engine, &link, &policy, false, None, diags).await;
-                    diags.warning(
-                        format!("creating this link rotates {link} at once: {}", reason.unwrap_or_default()),
-                        "apply creates a new client secret, writes it to every target and keeps the old one for the grace period",
-                        None,
-                    );
-                } else if creating && status.current_key_id.is_some() {
-                    tracing::debug!("{link}: create adopts the current credential");
-                }
-                Some(status)
-            }
-            Err(e) => {
-                engine_error(diags, &e, &PLACEMENT);
-                None
-            }
-        }
-    }
-}
+impl SecretLinkResource {}
 
 /// What an update or create apply works from.
 struct Change<'a> {
@@ -607,27 +510,6 @@ async fn report_rotation(
 }
 
 impl SecretLinkResource {
-    /// Destroy: forget. Key Vault secrets are never deleted. A create of the same lineage later
-    /// in this apply is a replacement (`-replace`, `taint`) and rotates. `false` when the
-    /// requested cleanup failed (the link stays in state).
-    async fn destroy(
-        &self,
-        ctx: &ProviderState,
-        engine: &Engine,
-        prior: &SecretLinkModel,
-        diags: &mut Diagnostics,
-    ) -> bool {
-        let mut sent = Outcome::default();
-        let ok = self
-            .destroy_link(ctx, engine, prior, &mut sent, diags)
-            .await;
-        if let Some(link) = prior.link(&mut Diagnostics::default()) {
-            ctx.notify(format!("terraform destroy, {link}"), &sent, diags)
-                .await;
-        }
-        ok
-    }
-
     async fn destroy_link(
         &self,
         ctx: &ProviderState,
@@ -655,199 +537,6 @@ impl SecretLinkResource {
             }
         }
         true
-    }
-
-    /// Plans a create or an update (not a destroy).
-    async fn plan_update(
-        &self,
-        ctx: &ProviderState,
-        creating: bool,
-        prior: SecretLinkModel,
-        proposed: SecretLinkModel,
-        config: SecretLinkModel,
-        diags: &mut Diagnostics,
-    ) -> PlanResponse {
-        let planned_as = |planned: SecretLinkModel, requires_replace: Vec<AttrPath>| PlanResponse {
-            planned: planned.with_id().to_value(),
-            requires_replace,
-        };
-        if let Some(link) = config.link(&mut Diagnostics::default()) {
-            let keys = |l: &Link| -> BTreeSet<String> {
-                l.targets
-                    .iter()
-                    .map(|t| t.key().to_ascii_lowercase())
-                    .collect()
-            };
-            if let Err(first) = ctx.claim_lineage(
-                &link.application_id,
-                &link.credential_display_name,
-                keys(&link),
-            ) {
-                diags.error(
-                    format!("planning {link}: another rotor_secret_link in this configuration links the same lineage"),
-                    lineage_conflict_detail(&link, &first, &keys(&link)),
-                    Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
-                );
-                return PlanResponse {
-                    planned: proposed.to_value(),
-                    requires_replace: Vec::new(),
-                };
-            }
-        }
-        let mut planned = proposed;
-
-        if creating {
-            // Create: every computed attribute is decided by apply.
-            planned.status = StatusModel::unknown();
-            let _ = self.preview(ctx, &config, true, diags).await;
-            return planned_as(planned, Vec::new());
-        }
-
-        let requires_replace = planned.replaced_by(&prior);
-        if !requires_replace.is_empty() {
-            planned.status = StatusModel::unknown();
-            return planned_as(planned, requires_replace);
-        }
-
-        let Some(policy) = config.policy(diags) else {
-            // unknown or invalid policy: decide at apply
-            planned.status = StatusModel::unknown();
-            return planned_as(planned, requires_replace);
-        };
-        let policy_changed = prior.policy_differs_from(&config);
-        let name = prior
-            .link(&mut Diagnostics::default())
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_else(|| "this link".into());
-
-        // What Azure says, under the policy that will apply.
-        let (due, reason, blocked) = if policy_changed {
-            match self
-                .preview(ctx, &planned.clone().with_id(), false, diags)
-                .await
-            {
-                Some(status) => {
-                    let observed = StatusModel::observed(&status, &policy);
-                    (
-                        observed.due(),
-                        observed.rotation_reason.known().cloned(),
-                        observed.never_rotated(&policy),
-                    )
-                }
-                None => (false, None, None),
-            }
-        } else {
-            let blocked = prior.status.never_rotated(&policy);
-            (
-                prior.status.due() && blocked.is_none(),
-                prior.status.rotation_reason.known().cloned(),
-                blocked,
-            )
-        };
-        let forced = config.triggers_differ_from(&prior);
-
-        // Divergence alone (the current credential is not due): a repair copies it to the targets
-        // that lack it; the key id and dates stay as they are.
-        let repair_only = due
-            && !forced
-            && reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with("targets diverge"))
-            && prior
-                .status
-                .next_rotation_at
-                .as_deref()
-                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-                .is_some_and(|t| t > OffsetDateTime::now_utc())
-            && !prior.status.current_key_id.is_null();
-        let cleanup: Vec<String> = if blocked.is_none() {
-            prior
-                .status
-                .removable_key_ids
-                .known()
-                .cloned()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-
-        if let Some(b) = &blocked {
-            if forced {
-                diags.warning(
-                    format!("{name} is not rotated: {b}"),
-                    "rotor never rotates excluded or low-confidence links.\nhint: tag the Key Vault secrets with \
-                     `rotor-key-id` or `app-id`, lower `min_confidence`, or remove the exclusion",
-                    None,
-                );
-            }
-        } else if repair_only {
-            diags.warning(
-                format!(
-                    "{name} will be repaired: {}",
-                    reason.clone().unwrap_or_default()
-                ),
-                "apply copies the current client secret (read from a target that holds it) to the targets that \
-                 lack it; no new client secret is created, so the key id and dates stay as they are",
-                None,
-            );
-            planned.status.unknown_but_credential_and_schedule();
-            return planned_as(planned, requires_replace);
-        } else if due || forced {
-            let why = if forced && !due {
-                "`rotate_when_changed` changed".to_string()
-            } else {
-                reason.unwrap_or_else(|| "a rotation is due".into())
-            };
-            if let Some(l) = config.link(&mut Diagnostics::default()).as_ref()
-                && let Ok(engine) = ctx.engine().await
-            {
-                let replace = if forced {
-                    prior.status.current_key_id.known().cloned()
-                } else {
-                    None
-                };
-                dry_run_check(&engine, l, &policy, forced, replace, diags).await;
-            }
-            diags.warning(
-                format!("{name} will be rotated: {why}"),
-                "apply creates a new client secret, verifies it, writes it to every target and keeps the old one \
-                 for the grace period; the new key id is known after apply",
-                None,
-            );
-            planned.status = StatusModel::unknown();
-            return planned_as(planned, requires_replace);
-        }
-
-        let config_changed = policy_changed || prior.other_config_differs_from(&planned);
-        if !cleanup.is_empty() {
-            let one = cleanup.len() == 1;
-            diags.warning(
-                format!(
-                    "{name}: apply removes {} old client secret{} whose grace period is over: {}",
-                    cleanup.len(),
-                    if one { "" } else { "s" },
-                    cleanup.join(", ")
-                ),
-                format!(
-                    "No Key Vault secret in scope holds {}, and the current client secret {} was created more than \
-                     grace_period_days ({}) ago; removing {} ends {} validity (as `rotor cleanup` does).",
-                    if one { "it" } else { "them" },
-                    prior.status.current_key_id.as_deref().unwrap_or("?"),
-                    policy.grace_period_days,
-                    if one { "it" } else { "them" },
-                    if one { "its" } else { "their" },
-                ),
-                None,
-            );
-            planned.status.previous_key_ids = Attr::Unknown;
-            planned.status.removable_key_ids = Attr::Unknown;
-        }
-        if config_changed {
-            // An apply will run (targets synced, cleanup): the status may move.
-            planned.status.unknown_but_credential();
-        }
-        planned_as(planned, requires_replace)
     }
 
     /// Applies a create or an update: rotate when due or forced (and planned), else copy to
@@ -971,24 +660,25 @@ impl SecretLinkResource {
 }
 
 #[async_trait]
-impl Resource for SecretLinkResource {
-    fn type_name(&self) -> &'static str {
-        TYPE_NAME
-    }
+impl LinkKind for SecretLinkResource {
+    type Model = SecretLinkModel;
+    type Link = Link;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+    const ITEMS: &'static str = "secrets";
+    const EXAMPLE_LINEAGE: &'static str = "Secret 1";
+    const CREDENTIAL: &'static str = "client secret";
+    const NO_CREDENTIALS: &'static str = "It has no client secrets.";
+    const PLACEMENT: Placement = PLACEMENT;
 
     fn schema(&self) -> Schema {
         schema()
     }
 
-    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let Some(config) = link::model_of::<SecretLinkModel>("configuration", config, diags) else {
-            return;
-        };
-        crate::resources::diag::validate_lineage(
-            config.application_id.as_deref(),
-            config.credential_display_name.as_deref(),
-            diags,
-        );
+    fn link_of(model: &SecretLinkModel, diags: &mut Diagnostics) -> Option<Link> {
+        model.link(diags)
+    }
+
+    fn validate_items(&self, config: &SecretLinkModel, diags: &mut Diagnostics) {
         if let Some(targets) = config.targets.known() {
             TARGETS.check_not_empty(targets.0.is_empty(), diags);
             let mut seen: std::collections::BTreeMap<String, String> = Default::default();
@@ -1009,135 +699,355 @@ impl Resource for SecretLinkResource {
                 TARGETS.check_item(url, name, diags);
             }
         }
-        let _ = config.policy(diags);
     }
 
-    async fn read(
+    async fn refresh(
         &self,
         ctx: &ProviderState,
-        state: &Value,
+        engine: &Engine,
+        link: &Link,
+        policy: &Policy,
+        before: &SecretLinkModel,
+        out: &mut SecretLinkModel,
         diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        let engine = link::engine(ctx, diags).await?;
-        let prior = link::model_of::<SecretLinkModel>("current state", state, diags)?;
-        let link = prior.link(diags)?;
-        let policy = prior.policy_or_default();
-        let mut out = prior.clone();
-        match observe(ctx, &engine, &link, &policy, &mut out.status, true).await {
-            Ok(status) => {
-                blocked_warning(
-                    &engine,
-                    &link,
-                    &policy,
-                    &prior.status,
-                    &status,
-                    &mut out.status,
-                    diags,
-                )
-                .await;
-                Some(out.with_id().to_value())
-            }
-            // inspect_link answers NotFound only when the application itself is gone: so is the
-            // link. (Missing Key Vault secrets show as absent target versions instead.)
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                diags.warning(
-                    format!("refreshing {link}: {e}"),
-                    "The application no longer exists, so the link is removed from state; the Key Vault \
-                     secrets are left as they are.",
-                    None,
+    ) -> rotor_engine::Result<()> {
+        let status = observe(ctx, engine, link, policy, &mut out.status, true).await?;
+        blocked_warning(
+            engine,
+            link,
+            policy,
+            &before.status,
+            &status,
+            &mut out.status,
+            diags,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// `inspect_link` answers NotFound only when the application itself is gone: so is the
+    /// link. (Missing Key Vault secrets show as absent target versions instead.)
+    async fn application_gone(&self, _: &Engine, _: &Link, _: &rotor_engine::Error) -> bool {
+        true
+    }
+
+    /// Two links on one lineage in one configuration are refused: the second one's plan stops.
+    fn before_plan(
+        &self,
+        ctx: &ProviderState,
+        config: &SecretLinkModel,
+        proposed: &SecretLinkModel,
+        diags: &mut Diagnostics,
+    ) -> Option<PlanResponse> {
+        if let Some(link) = config.link(&mut Diagnostics::default()) {
+            let keys = |l: &Link| -> BTreeSet<String> {
+                l.targets
+                    .iter()
+                    .map(|t| t.key().to_ascii_lowercase())
+                    .collect()
+            };
+            if let Err(first) = ctx.claim_lineage(
+                &link.application_id,
+                &link.credential_display_name,
+                keys(&link),
+            ) {
+                diags.error(
+                    format!("planning {link}: another rotor_secret_link in this configuration links the same lineage"),
+                    lineage_conflict_detail(&link, &first, &keys(&link)),
+                    Some(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME)),
                 );
-                None
+                return Some(PlanResponse {
+                    planned: proposed.to_value(),
+                    requires_replace: Vec::new(),
+                });
+            }
+        }
+        None
+    }
+
+    fn unknown_status(model: &mut SecretLinkModel) {
+        model.status = StatusModel::unknown();
+    }
+
+    /// Plan-time look at Azure for a create (or a policy change): errors such as an unknown
+    /// application surface at plan time, on the right attribute, with a warning when the apply
+    /// will rotate or never will.
+    async fn preview(
+        &self,
+        ctx: &ProviderState,
+        config: &SecretLinkModel,
+        creating: bool,
+        diags: &mut Diagnostics,
+    ) -> Option<LinkStatus> {
+        if config.to_value().contains_unknown() {
+            return None;
+        }
+        let link = config.link(diags)?;
+        let policy = config.policy(diags)?;
+        let engine = link::engine(ctx, diags).await?;
+        match link::inspect(ctx, &engine, &link, &policy, false).await {
+            Ok(status) if !status.claimed_elsewhere.is_empty() => {
+                // Another link (or a secret left out of this one) holds the lineage's current
+                // credential: rotating this link would break it, so the plan stops here.
+                let holders: Vec<String> = status
+                    .claimed_elsewhere
+                    .iter()
+                    .map(|t| format!("`{}` in {}", t.secret_name, t.vault_url))
+                    .collect();
+                diags.error(
+                    format!("planning {link}: a Key Vault secret outside its targets holds the lineage"),
+                    format!(
+                        "{} {} the lineage's current credential (its `rotor-key-id` tag says so) but {} not in `targets`: two links would claim one lineage, and rotating one breaks the other.\nhint: put every secret that holds this credential into this link's `targets` (one rotor_secret_link per lineage)\nhint: or, if that secret no longer needs the credential, delete it or remove its `rotor-key-id` tag",
+                        holders.join(", "),
+                        if holders.len() == 1 { "holds" } else { "hold" },
+                        if holders.len() == 1 { "is" } else { "are" },
+                    ),
+                    Some(AttrPath::attr(attrs::TARGETS)),
+                );
+                Some(status)
+            }
+            Ok(status) => {
+                let observed = StatusModel::observed(&status, &policy);
+                let reason = observed.rotation_reason.known().cloned();
+                if let Some(r) = reason.as_deref().filter(|r| r.starts_with("never rotated")) {
+                    diags.warning(
+                        format!("{link} is {r}"),
+                        "rotor keeps reporting this link but will not change it.\nhint: raise the confidence by tagging \
+                         the Key Vault secrets with `app-id`/`rotor-key-id`, or lower `min_confidence`; remove the exclusion \
+                         to allow rotation",
+                        None,
+                    );
+                } else if creating && observed.due() {
+                    dry_run_check(&engine, &link, &policy, false, None, diags).await;
+                    diags.warning(
+                        format!("creating this link rotates {link} at once: {}", reason.unwrap_or_default()),
+                        "apply creates a new client secret, writes it to every target and keeps the old one for the grace period",
+                        None,
+                    );
+                } else if creating && status.current_key_id.is_some() {
+                    tracing::debug!("{link}: create adopts the current credential");
+                }
+                Some(status)
             }
             Err(e) => {
                 engine_error(diags, &e, &PLACEMENT);
-                Some(state.clone())
+                None
             }
         }
     }
 
-    async fn plan(
+    /// Plans an in-place update.
+    async fn plan_update(
         &self,
         ctx: &ProviderState,
-        req: PlanRequest<'_>,
+        prior: SecretLinkModel,
+        mut planned: SecretLinkModel,
+        config: SecretLinkModel,
+        update: PlanUpdate,
         diags: &mut Diagnostics,
     ) -> PlanResponse {
-        let Some((prior, proposed, config)) = link::plan_models(&req, diags) else {
-            return link::no_plan();
+        let PlanUpdate {
+            policy,
+            policy_changed,
+            requires_replace,
+            name,
+        } = update;
+        // What Azure says, under the policy that will apply.
+        let (due, reason, blocked) = if policy_changed {
+            match self
+                .preview(ctx, &planned.clone().with_id(), false, diags)
+                .await
+            {
+                Some(status) => {
+                    let observed = StatusModel::observed(&status, &policy);
+                    (
+                        observed.due(),
+                        observed.rotation_reason.known().cloned(),
+                        observed.never_rotated(&policy),
+                    )
+                }
+                None => (false, None, None),
+            }
+        } else {
+            let blocked = prior.status.never_rotated(&policy);
+            (
+                prior.status.due() && blocked.is_none(),
+                prior.status.rotation_reason.known().cloned(),
+                blocked,
+            )
         };
-        self.plan_update(ctx, req.prior.is_null(), prior, proposed, config, diags)
-            .await
+        let forced = config.triggers_differ_from(&prior);
+
+        // Divergence alone (the current credential is not due): a repair copies it to the targets
+        // that lack it; the key id and dates stay as they are.
+        let repair_only = due
+            && !forced
+            && reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("targets diverge"))
+            && prior
+                .status
+                .next_rotation_at
+                .as_deref()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .is_some_and(|t| t > OffsetDateTime::now_utc())
+            && !prior.status.current_key_id.is_null();
+        let cleanup: Vec<String> = if blocked.is_none() {
+            prior
+                .status
+                .removable_key_ids
+                .known()
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+
+        if let Some(b) = &blocked {
+            if forced {
+                diags.warning(
+                    format!("{name} is not rotated: {b}"),
+                    "rotor never rotates excluded or low-confidence links.\nhint: tag the Key Vault secrets with \
+                     `rotor-key-id` or `app-id`, lower `min_confidence`, or remove the exclusion",
+                    None,
+                );
+            }
+        } else if repair_only {
+            diags.warning(
+                format!(
+                    "{name} will be repaired: {}",
+                    reason.clone().unwrap_or_default()
+                ),
+                "apply copies the current client secret (read from a target that holds it) to the targets that \
+                 lack it; no new client secret is created, so the key id and dates stay as they are",
+                None,
+            );
+            planned.status.unknown_but_credential_and_schedule();
+            return link::planned_as(planned, requires_replace);
+        } else if due || forced {
+            let why = if forced && !due {
+                "`rotate_when_changed` changed".to_string()
+            } else {
+                reason.unwrap_or_else(|| "a rotation is due".into())
+            };
+            if let Some(l) = config.link(&mut Diagnostics::default()).as_ref()
+                && let Ok(engine) = ctx.engine().await
+            {
+                let replace = if forced {
+                    prior.status.current_key_id.known().cloned()
+                } else {
+                    None
+                };
+                dry_run_check(&engine, l, &policy, forced, replace, diags).await;
+            }
+            diags.warning(
+                format!("{name} will be rotated: {why}"),
+                "apply creates a new client secret, verifies it, writes it to every target and keeps the old one \
+                 for the grace period; the new key id is known after apply",
+                None,
+            );
+            planned.status = StatusModel::unknown();
+            return link::planned_as(planned, requires_replace);
+        }
+
+        let config_changed = policy_changed || prior.other_config_differs_from(&planned);
+        if !cleanup.is_empty() {
+            let one = cleanup.len() == 1;
+            diags.warning(
+                format!(
+                    "{name}: apply removes {} old client secret{} whose grace period is over: {}",
+                    cleanup.len(),
+                    if one { "" } else { "s" },
+                    cleanup.join(", ")
+                ),
+                format!(
+                    "No Key Vault secret in scope holds {}, and the current client secret {} was created more than \
+                     grace_period_days ({}) ago; removing {} ends {} validity (as `rotor cleanup` does).",
+                    if one { "it" } else { "them" },
+                    prior.status.current_key_id.as_deref().unwrap_or("?"),
+                    policy.grace_period_days,
+                    if one { "it" } else { "them" },
+                    if one { "its" } else { "their" },
+                ),
+                None,
+            );
+            planned.status.previous_key_ids = Attr::Unknown;
+            planned.status.removable_key_ids = Attr::Unknown;
+        }
+        if config_changed {
+            // An apply will run (targets synced, cleanup): the status may move.
+            planned.status.unknown_but_credential();
+        }
+        link::planned_as(planned, requires_replace)
     }
 
-    async fn apply(
+    /// Destroy: forget. Key Vault secrets are never deleted. A create of the same lineage later
+    /// in this apply is a replacement (`-replace`, `taint`) and rotates. `false` when the
+    /// requested cleanup failed (the link stays in state).
+    async fn destroy(
         &self,
         ctx: &ProviderState,
-        req: ApplyRequest<'_>,
+        engine: &Engine,
+        prior: &SecretLinkModel,
         diags: &mut Diagnostics,
-    ) -> Value {
-        let Some((engine, prior, planned)) =
-            link::apply_models::<SecretLinkModel>(ctx, &req, diags).await
-        else {
-            return req.prior.clone();
-        };
-        if req.planned.is_null() {
-            return if self.destroy(ctx, &engine, &prior, diags).await {
-                Value::Null
-            } else {
-                req.prior.clone()
-            };
+    ) -> bool {
+        let mut sent = Outcome::default();
+        let ok = self
+            .destroy_link(ctx, engine, prior, &mut sent, diags)
+            .await;
+        if let Some(link) = prior.link(&mut Diagnostics::default()) {
+            ctx.notify(format!("terraform destroy, {link}"), &sent, diags)
+                .await;
         }
-        let creating = req.prior.is_null();
-        let fallback = || {
-            if creating {
-                Value::Null
-            } else {
-                req.prior.clone()
-            }
-        };
-        let Some(link) = planned.link(diags) else {
-            return fallback();
-        };
-        let Some(policy) = planned.policy(diags) else {
-            return fallback();
-        };
+        ok
+    }
+
+    async fn apply_change(
+        &self,
+        ctx: &ProviderState,
+        engine: &Engine,
+        creating: bool,
+        prior: &SecretLinkModel,
+        planned: &SecretLinkModel,
+        diags: &mut Diagnostics,
+    ) -> Option<SecretLinkModel> {
+        let link = planned.link(diags)?;
+        let policy = planned.policy(diags)?;
         let what = format!("terraform apply, {link}");
         let mut sent = Outcome::default();
-        let status = match link::inspect(ctx, &engine, &link, &policy, false).await {
+        let status = match link::inspect(ctx, engine, &link, &policy, false).await {
             Ok(s) => s,
             Err(e) => {
                 sent.failed(format!("reading {link}: {e}"));
                 engine_error(diags, &e, &PLACEMENT);
                 ctx.notify(what, &sent, diags).await;
-                return fallback();
+                return None;
             }
         };
         let change = Change {
             creating,
-            prior: &prior,
-            planned: &planned,
+            prior,
+            planned,
             link: &link,
             policy: &policy,
             status,
         };
         let out = self
-            .apply_update(ctx, &engine, change, &mut sent, diags)
+            .apply_update(ctx, engine, change, &mut sent, diags)
             .await;
         ctx.notify(what, &sent, diags).await;
-        if creating && diags.has_errors() {
-            return Value::Null;
-        }
-        out.with_id().to_value()
+        Some(out)
     }
 
-    async fn import(
+    async fn import_link(
         &self,
         ctx: &ProviderState,
+        engine: &Engine,
         id: &str,
+        parsed: LinkImport,
         diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        let parsed = link::parse_import(TYPE_NAME, id, "Secret 1", diags)?;
-        let engine = link::engine(ctx, diags).await?;
-        let vaults = match ctx.vaults(&engine).await {
+    ) -> Option<SecretLinkModel> {
+        let vaults = match ctx.vaults(engine).await {
             Ok(v) => v,
             Err(e) => {
                 engine_error(diags, &e, &PLACEMENT);
@@ -1146,13 +1056,10 @@ impl Resource for SecretLinkResource {
         };
         let policy = Policy::default();
         // Any credential of the lineage names it; the newest is the likeliest held.
-        let (app_id, key_id) = link::import_key_id(
-            &engine,
-            TYPE_NAME,
+        let (app_id, key_id) = link::import_key_id::<Self, _>(
+            engine,
             id,
             parsed,
-            "client secret",
-            "It has no client secrets.",
             |app, lineage| {
                 let newest = app.lineage(lineage).last().map(|c| c.key_id.clone());
                 let names = app
@@ -1167,16 +1074,10 @@ impl Resource for SecretLinkResource {
         let link = match engine.adopt(&app_id, &key_id, &vaults, &policy).await {
             Ok(l) => l,
             Err(e) => {
-                diags.error(
-                    format!("importing {TYPE_NAME} `{id}`: {e}"),
-                    import_hints(&e.hints()),
-                    None,
-                );
-                return None;
+                return link::import_failed::<Self, _>(id, &e, import_hints(&e.hints()), diags);
             }
         };
-        self.refreshed(ctx, &engine, &SecretLinkModel::of(&link), diags)
-            .await
+        Some(SecretLinkModel::of(&link))
     }
 }
 
@@ -1185,8 +1086,9 @@ mod tests {
     use super::*;
 
     use crate::model::Set;
+    use crate::value::Value;
     use model::TargetModel;
-    use rotor_engine::{Error as EngineError, Subject};
+    use rotor_engine::{Error as EngineError, ErrorKind, Subject};
     use std::collections::BTreeMap;
 
     fn link_value(targets: &[(&str, &str)]) -> SecretLinkModel {

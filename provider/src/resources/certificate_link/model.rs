@@ -12,7 +12,7 @@ use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer, object_model};
 use crate::resources::diag::Placement;
 pub use crate::resources::link::LinkModel;
-use crate::resources::link::VaultItems;
+use crate::resources::link::{VaultItems, link_model};
 use crate::resources::policy::PolicySettings;
 use crate::value::{Type, Value};
 
@@ -271,23 +271,7 @@ impl Field for CertificateLinkModel {
     }
 }
 
-impl LinkModel for CertificateLinkModel {
-    fn application_id(&self) -> &Attr<String> {
-        &self.application_id
-    }
-    fn credential_display_name(&self) -> &Attr<String> {
-        &self.credential_display_name
-    }
-    fn policy_settings(&self) -> &Attr<PolicySettings> {
-        &self.policy
-    }
-    fn triggers(&self) -> &Attr<BTreeMap<String, Attr<String>>> {
-        &self.rotate_when_changed
-    }
-    fn id_mut(&mut self) -> &mut Attr<String> {
-        &mut self.id
-    }
-}
+link_model!(CertificateLinkModel);
 
 impl CertificateLinkModel {
     /// A link's configuration with every other attribute null (import, tests).

@@ -11,8 +11,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer};
 use crate::resources::diag::Placement;
-use crate::resources::link::VaultItems;
 pub use crate::resources::link::{LinkModel, parse_vault_url, target_identity};
+use crate::resources::link::{VaultItems, link_model};
 use crate::resources::policy::PolicySettings;
 use crate::value::{Type, Value};
 
@@ -326,23 +326,7 @@ impl Field for SecretLinkModel {
     }
 }
 
-impl LinkModel for SecretLinkModel {
-    fn application_id(&self) -> &Attr<String> {
-        &self.application_id
-    }
-    fn credential_display_name(&self) -> &Attr<String> {
-        &self.credential_display_name
-    }
-    fn policy_settings(&self) -> &Attr<PolicySettings> {
-        &self.policy
-    }
-    fn triggers(&self) -> &Attr<BTreeMap<String, Attr<String>>> {
-        &self.rotate_when_changed
-    }
-    fn id_mut(&mut self) -> &mut Attr<String> {
-        &mut self.id
-    }
-}
+link_model!(SecretLinkModel);
 
 impl SecretLinkModel {
     /// A link's configuration with every other attribute null (import, tests).
