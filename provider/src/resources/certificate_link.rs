@@ -29,7 +29,7 @@ use rotor_engine::{
 use crate::framework::{AttrPath, Diagnostics, PlanResponse};
 use crate::ids::LinkImport;
 use crate::lifecycle::{TerraformProgress, terraform_gone};
-use crate::model::{Attr, Field};
+use crate::model::Attr;
 use crate::notify::Outcome;
 use crate::provider::{ProviderState, hint_lines};
 use crate::resources::diag::{Placement, engine_error};
@@ -354,48 +354,33 @@ impl LinkKind for CertificateLinkResource {
             .is_err_and(|g| g.kind() == ErrorKind::NotFound)
     }
 
-    /// Plan-time look at Azure for a create or a policy change: errors surface at plan time on
-    /// the right attribute; warns when the apply will rotate or sync, or never will.
-    async fn preview(
+    async fn previewed(
         &self,
-        ctx: &ProviderState,
-        config: &CertificateLinkModel,
+        _: &Engine,
+        link: &CertificateLink,
+        _: &Policy,
+        status: &CertificateLinkStatus,
         creating: bool,
         diags: &mut Diagnostics,
-    ) -> Option<CertificateLinkStatus> {
-        if config.to_value().contains_unknown() {
-            return None;
-        }
-        let link = config.link(diags)?;
-        let policy = config.policy(diags)?;
-        let engine = link::engine(ctx, diags).await?;
-        match link::inspect(ctx, &engine, &link, &policy, false).await {
-            Ok(status) => {
-                let observed = CertStatusModel::observed(&status);
-                if let Some(b) = observed.never_rotated() {
-                    diags.warning(
-                        format!("{link} is never rotated: {b}"),
-                        "rotor keeps reporting this link but will not change it.\nhint: remove the exclusion to allow rotation",
-                        None,
-                    );
-                } else if creating && observed.due() {
-                    diags.warning(
-                        format!(
-                            "creating this link {} {link} at once: {}",
-                            if status.pending_version.is_some() { "syncs" } else { "rotates" },
-                            observed.rotation_reason.as_deref().unwrap_or_default()
-                        ),
-                        "apply adds the certificate's new Key Vault version to the application, proves it signs in and \
-                         keeps the old key credential for the grace period",
-                        None,
-                    );
-                }
-                Some(status)
-            }
-            Err(e) => {
-                engine_error(diags, &e, &PLACEMENT);
-                None
-            }
+    ) {
+        let observed = CertStatusModel::observed(status);
+        if let Some(b) = observed.never_rotated() {
+            diags.warning(
+                format!("{link} is never rotated: {b}"),
+                "rotor keeps reporting this link but will not change it.\nhint: remove the exclusion to allow rotation",
+                None,
+            );
+        } else if creating && observed.due() {
+            diags.warning(
+                format!(
+                    "creating this link {} {link} at once: {}",
+                    if status.pending_version.is_some() { "syncs" } else { "rotates" },
+                    observed.rotation_reason.as_deref().unwrap_or_default()
+                ),
+                "apply adds the certificate's new Key Vault version to the application, proves it signs in and \
+                 keeps the old key credential for the grace period",
+                None,
+            );
         }
     }
 
@@ -420,7 +405,7 @@ impl LinkKind for CertificateLinkResource {
             ..
         } = update;
         let status = if policy_changed {
-            self.preview(ctx, &planned.clone().with_id(), false, diags)
+            link::preview(self, ctx, &planned.clone().with_id(), false, diags)
                 .await
                 .map(|s| CertStatusModel::observed(&s))
                 .unwrap_or_default()
@@ -588,7 +573,7 @@ impl LinkKind for CertificateLinkResource {
 mod tests {
     use super::*;
     use crate::framework::Resource;
-    use crate::model::Set;
+    use crate::model::{Field, Set};
     use crate::value::Value;
     use std::collections::BTreeMap;
 

@@ -56,6 +56,31 @@ pub async fn engine(ctx: &ProviderState, diags: &mut Diagnostics) -> Option<Engi
     }
 }
 
+/// A time as an RFC 3339 attribute (null when absent).
+pub fn rfc3339(t: Option<time::OffsetDateTime>) -> Attr<String> {
+    use time::format_description::well_known::Rfc3339;
+    Attr::from_option(t.and_then(|t| t.format(&Rfc3339).ok()))
+}
+
+/// `rotation_reason` of an inspected link: why it is never rotated (`blocked`), else the
+/// engine's reason while another run is in progress or a rotation is due, else `due_default`
+/// when one is due without a reason; `None` when nothing is due.
+pub fn rotation_reason(
+    blocked: Option<&str>,
+    in_progress: bool,
+    rotation_due: bool,
+    due_reason: Option<&String>,
+    due_default: &str,
+) -> Option<String> {
+    match (blocked, rotation_due, due_reason) {
+        (Some(b), _, _) => Some(format!("never rotated: {b}")),
+        (None, _, Some(r)) if in_progress => Some(r.clone()),
+        (None, true, Some(r)) => Some(r.clone()),
+        (None, true, None) => Some(due_default.to_string()),
+        _ => None,
+    }
+}
+
 /// Decodes a value Terraform sent as a link's model (a decode failure is a provider bug).
 pub fn model_of<M: Field>(what: &str, v: &Value, diags: &mut Diagnostics) -> Option<M> {
     decoded(what, M::from_value(v), diags)
@@ -362,6 +387,12 @@ pub trait EngineLink: fmt::Display + Sync {
     ) -> rotor_engine::Result<Self::Status>;
 }
 
+/// `<lineage>|[<item keys, lower case>]`.
+fn lineage_key(lineage: &str, keys: impl Iterator<Item = String>) -> String {
+    let keys: Vec<String> = keys.map(|k| k.to_ascii_lowercase()).collect();
+    format!("{lineage}|{keys:?}")
+}
+
 #[async_trait]
 impl EngineLink for Link {
     type Status = LinkStatus;
@@ -369,12 +400,10 @@ impl EngineLink for Link {
         &self.application_id
     }
     fn status_key(&self) -> String {
-        let targets: Vec<String> = self
-            .targets
-            .iter()
-            .map(|t| t.key().to_ascii_lowercase())
-            .collect();
-        format!("{}|{targets:?}", self.credential_display_name)
+        lineage_key(
+            &self.credential_display_name,
+            self.targets.iter().map(|t| t.key()),
+        )
     }
     fn scanned_vaults(&self) -> Option<Vec<url::Url>> {
         Some(self.targets.iter().map(|t| t.vault_url.clone()).collect())
@@ -395,14 +424,9 @@ impl EngineLink for CertificateLink {
         &self.application_id
     }
     fn status_key(&self) -> String {
-        let certificates: Vec<String> = self
-            .certificates
-            .iter()
-            .map(|c| c.key().to_ascii_lowercase())
-            .collect();
-        format!(
-            "certificate:{}|{certificates:?}",
-            self.credential_display_name
+        lineage_key(
+            &format!("certificate:{}", self.credential_display_name),
+            self.certificates.iter().map(|c| c.key()),
         )
     }
     fn scanned_vaults(&self) -> Option<Vec<url::Url>> {
@@ -592,16 +616,17 @@ pub trait LinkKind: Send + Sync + 'static {
     }
     /// Every status attribute of `model` unknown (apply decides them).
     fn unknown_status(model: &mut Self::Model);
-    /// Plan-time look at Azure for a create (`creating`) or a policy change of `config`:
-    /// errors surface at plan time on the right attribute, with warnings on what apply will
-    /// do; `None` when Azure could not be asked (or `config` is not known yet).
-    async fn preview(
+    /// What the plan-time look at Azure ([`preview`]) of a create (`creating`) or a policy
+    /// change found: errors on the right attribute, warnings on what apply will do.
+    async fn previewed(
         &self,
-        ctx: &ProviderState,
-        config: &Self::Model,
+        engine: &Engine,
+        link: &Self::Link,
+        policy: &Policy,
+        status: &<Self::Link as EngineLink>::Status,
         creating: bool,
         diags: &mut Diagnostics,
-    ) -> Option<<Self::Link as EngineLink>::Status>;
+    );
     /// Plans an in-place update of `prior` to `planned` (not a create, not a replacement, a
     /// known and valid policy).
     async fn plan_update(
@@ -641,6 +666,36 @@ pub trait LinkKind: Send + Sync + 'static {
         parsed: LinkImport,
         diags: &mut Diagnostics,
     ) -> Option<Self::Model>;
+}
+
+/// Plan-time look at Azure for a create (`creating`) or a policy change of `config`: errors
+/// (such as an unknown application) surface at plan time, on the right attribute, with
+/// [`LinkKind::previewed`]'s warnings; `None` when Azure could not be asked (or `config` is not
+/// known yet).
+pub async fn preview<K: LinkKind>(
+    kind: &K,
+    ctx: &ProviderState,
+    config: &K::Model,
+    creating: bool,
+    diags: &mut Diagnostics,
+) -> Option<<K::Link as EngineLink>::Status> {
+    if config.to_value().contains_unknown() {
+        return None;
+    }
+    let link = K::link_of(config, diags)?;
+    let policy = config.policy(diags)?;
+    let engine = engine(ctx, diags).await?;
+    match inspect(ctx, &engine, &link, &policy, false).await {
+        Ok(status) => {
+            kind.previewed(&engine, &link, &policy, &status, creating, diags)
+                .await;
+            Some(status)
+        }
+        Err(e) => {
+            engine_error(diags, &e, &K::PLACEMENT);
+            None
+        }
+    }
 }
 
 /// What an in-place update plan starts from.
@@ -773,7 +828,7 @@ impl<K: LinkKind> Resource for LinkResource<K> {
         if req.prior.is_null() {
             // Create: every computed attribute is decided by apply.
             K::unknown_status(&mut planned);
-            let _ = self.0.preview(ctx, &config, true, diags).await;
+            let _ = preview(&self.0, ctx, &config, true, diags).await;
             return planned_as(planned, Vec::new());
         }
         let requires_replace = planned.replaced_by(&prior);

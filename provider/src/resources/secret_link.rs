@@ -769,70 +769,54 @@ impl LinkKind for SecretLinkResource {
         model.status = StatusModel::unknown();
     }
 
-    /// Plan-time look at Azure for a create (or a policy change): errors such as an unknown
-    /// application surface at plan time, on the right attribute, with a warning when the apply
-    /// will rotate or never will.
-    async fn preview(
+    async fn previewed(
         &self,
-        ctx: &ProviderState,
-        config: &SecretLinkModel,
+        engine: &Engine,
+        link: &Link,
+        policy: &Policy,
+        status: &LinkStatus,
         creating: bool,
         diags: &mut Diagnostics,
-    ) -> Option<LinkStatus> {
-        if config.to_value().contains_unknown() {
-            return None;
+    ) {
+        if !status.claimed_elsewhere.is_empty() {
+            // Another link (or a secret left out of this one) holds the lineage's current
+            // credential: rotating this link would break it, so the plan stops here.
+            let holders: Vec<String> = status
+                .claimed_elsewhere
+                .iter()
+                .map(|t| format!("`{}` in {}", t.secret_name, t.vault_url))
+                .collect();
+            diags.error(
+                format!("planning {link}: a Key Vault secret outside its targets holds the lineage"),
+                format!(
+                    "{} {} the lineage's current credential (its `rotor-key-id` tag says so) but {} not in `targets`: two links would claim one lineage, and rotating one breaks the other.\nhint: put every secret that holds this credential into this link's `targets` (one rotor_secret_link per lineage)\nhint: or, if that secret no longer needs the credential, delete it or remove its `rotor-key-id` tag",
+                    holders.join(", "),
+                    if holders.len() == 1 { "holds" } else { "hold" },
+                    if holders.len() == 1 { "is" } else { "are" },
+                ),
+                Some(AttrPath::attr(attrs::TARGETS)),
+            );
+            return;
         }
-        let link = config.link(diags)?;
-        let policy = config.policy(diags)?;
-        let engine = link::engine(ctx, diags).await?;
-        match link::inspect(ctx, &engine, &link, &policy, false).await {
-            Ok(status) if !status.claimed_elsewhere.is_empty() => {
-                // Another link (or a secret left out of this one) holds the lineage's current
-                // credential: rotating this link would break it, so the plan stops here.
-                let holders: Vec<String> = status
-                    .claimed_elsewhere
-                    .iter()
-                    .map(|t| format!("`{}` in {}", t.secret_name, t.vault_url))
-                    .collect();
-                diags.error(
-                    format!("planning {link}: a Key Vault secret outside its targets holds the lineage"),
-                    format!(
-                        "{} {} the lineage's current credential (its `rotor-key-id` tag says so) but {} not in `targets`: two links would claim one lineage, and rotating one breaks the other.\nhint: put every secret that holds this credential into this link's `targets` (one rotor_secret_link per lineage)\nhint: or, if that secret no longer needs the credential, delete it or remove its `rotor-key-id` tag",
-                        holders.join(", "),
-                        if holders.len() == 1 { "holds" } else { "hold" },
-                        if holders.len() == 1 { "is" } else { "are" },
-                    ),
-                    Some(AttrPath::attr(attrs::TARGETS)),
-                );
-                Some(status)
-            }
-            Ok(status) => {
-                let observed = StatusModel::observed(&status, &policy);
-                let reason = observed.rotation_reason.known().cloned();
-                if let Some(r) = reason.as_deref().filter(|r| r.starts_with("never rotated")) {
-                    diags.warning(
-                        format!("{link} is {r}"),
-                        "rotor keeps reporting this link but will not change it.\nhint: raise the confidence by tagging \
-                         the Key Vault secrets with `app-id`/`rotor-key-id`, or lower `min_confidence`; remove the exclusion \
-                         to allow rotation",
-                        None,
-                    );
-                } else if creating && observed.due() {
-                    dry_run_check(&engine, &link, &policy, false, None, diags).await;
-                    diags.warning(
-                        format!("creating this link rotates {link} at once: {}", reason.unwrap_or_default()),
-                        "apply creates a new client secret, writes it to every target and keeps the old one for the grace period",
-                        None,
-                    );
-                } else if creating && status.current_key_id.is_some() {
-                    tracing::debug!("{link}: create adopts the current credential");
-                }
-                Some(status)
-            }
-            Err(e) => {
-                engine_error(diags, &e, &PLACEMENT);
-                None
-            }
+        let observed = StatusModel::observed(status, policy);
+        let reason = observed.rotation_reason.known().cloned();
+        if let Some(r) = reason.as_deref().filter(|r| r.starts_with("never rotated")) {
+            diags.warning(
+                format!("{link} is {r}"),
+                "rotor keeps reporting this link but will not change it.\nhint: raise the confidence by tagging \
+                 the Key Vault secrets with `app-id`/`rotor-key-id`, or lower `min_confidence`; remove the exclusion \
+                 to allow rotation",
+                None,
+            );
+        } else if creating && observed.due() {
+            dry_run_check(engine, link, policy, false, None, diags).await;
+            diags.warning(
+                format!("creating this link rotates {link} at once: {}", reason.unwrap_or_default()),
+                "apply creates a new client secret, writes it to every target and keeps the old one for the grace period",
+                None,
+            );
+        } else if creating && status.current_key_id.is_some() {
+            tracing::debug!("{link}: create adopts the current credential");
         }
     }
 
@@ -854,10 +838,7 @@ impl LinkKind for SecretLinkResource {
         } = update;
         // What Azure says, under the policy that will apply.
         let (due, reason, blocked) = if policy_changed {
-            match self
-                .preview(ctx, &planned.clone().with_id(), false, diags)
-                .await
-            {
+            match link::preview(self, ctx, &planned.clone().with_id(), false, diags).await {
                 Some(status) => {
                     let observed = StatusModel::observed(&status, &policy);
                     (

@@ -5,14 +5,12 @@
 use std::collections::BTreeMap;
 
 use rotor_engine::{CertificateLink, CertificateLinkStatus, CertificateTarget};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer, object_model};
 use crate::resources::diag::Placement;
 pub use crate::resources::link::LinkModel;
-use crate::resources::link::{VaultItems, link_model};
+use crate::resources::link::{VaultItems, link_model, rfc3339, rotation_reason};
 use crate::resources::policy::PolicySettings;
 use crate::value::{Type, Value};
 
@@ -91,10 +89,6 @@ pub struct CertStatusModel {
     pub removable_key_ids: Attr<Vec<String>>,
 }
 
-fn rfc3339(t: Option<OffsetDateTime>) -> Attr<String> {
-    Attr::from_option(t.and_then(|t| t.format(&Rfc3339).ok()))
-}
-
 /// Why a certificate link is never rotated: an exclusion matches it. (Certificates are matched
 /// by thumbprint, so there is no confidence to fall short of.)
 pub fn never_rotated(excluded: Option<&str>) -> Option<String> {
@@ -133,17 +127,17 @@ impl CertStatusModel {
     /// The status as the engine observed it (`removable_key_ids` is left as it is).
     pub fn observe(&mut self, s: &CertificateLinkStatus) {
         let blocked = never_rotated(s.excluded.as_deref());
-        let reason = match (&blocked, s.rotation_due, &s.due_reason) {
-            (Some(b), _, _) => Some(format!("never rotated: {b}")),
-            (None, _, Some(r)) if s.in_progress => Some(r.clone()),
-            (None, true, Some(r)) => Some(r.clone()),
-            (None, true, None) if s.pending_version.is_some() => Some(
+        let reason = rotation_reason(
+            blocked.as_deref(),
+            s.in_progress,
+            s.rotation_due,
+            s.due_reason.as_ref(),
+            if s.pending_version.is_some() {
                 "Key Vault holds a certificate version the application lacks: a sync is due"
-                    .to_string(),
-            ),
-            (None, true, None) => Some("a rotation is due".to_string()),
-            _ => None,
-        };
+            } else {
+                "a rotation is due"
+            },
+        );
         *self = CertStatusModel {
             key_id: Attr::from_option(s.current_key_id.clone()),
             thumbprint: Attr::from_option(s.current_thumbprint.clone()),

@@ -5,14 +5,12 @@
 use std::collections::BTreeMap;
 
 use rotor_engine::{Confidence, Link, LinkStatus, Policy, Target};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer};
 use crate::resources::diag::Placement;
 pub use crate::resources::link::{LinkModel, parse_vault_url, target_identity};
-use crate::resources::link::{VaultItems, link_model};
+use crate::resources::link::{VaultItems, link_model, rfc3339, rotation_reason};
 use crate::resources::policy::PolicySettings;
 use crate::value::{Type, Value};
 
@@ -116,10 +114,6 @@ pub struct StatusModel {
     pub removable_key_ids: Attr<Vec<String>>,
 }
 
-fn rfc3339(t: Option<OffsetDateTime>) -> Attr<String> {
-    Attr::from_option(t.and_then(|t| t.format(&Rfc3339).ok()))
-}
-
 /// Why a link is never rotated, if it is not: excluded, or confidence below the policy minimum.
 pub fn never_rotated(
     confidence: Option<&str>,
@@ -187,13 +181,13 @@ impl StatusModel {
     /// The status as the engine observed it (`removable_key_ids` is left as it is).
     pub fn observe(&mut self, s: &LinkStatus, policy: &Policy) {
         let blocked = status_never_rotated(s, policy);
-        let reason = match (&blocked, s.rotation_due, &s.due_reason) {
-            (Some(b), _, _) => Some(format!("never rotated: {b}")),
-            (None, _, Some(r)) if s.in_progress => Some(r.clone()),
-            (None, true, Some(r)) => Some(r.clone()),
-            (None, true, None) => Some("a rotation is due".to_string()),
-            _ => None,
-        };
+        let reason = rotation_reason(
+            blocked.as_deref(),
+            s.in_progress,
+            s.rotation_due,
+            s.due_reason.as_ref(),
+            "a rotation is due",
+        );
         *self = StatusModel {
             current_key_id: Attr::from_option(s.current_key_id.clone()),
             current_expires_at: rfc3339(s.current_expires_at),
