@@ -269,6 +269,42 @@ impl Engine {
         crate::links::links(self, config).await
     }
 
+    /// [`Engine::links`] and [`Engine::certificate_links`] from one discovery of the tenant (the
+    /// applications are listed once; calling both lists them twice).
+    pub async fn links_and_certificate_links(
+        &self,
+        config: &Config,
+    ) -> Result<(Vec<Link>, Vec<CertificateLink>)> {
+        let (links, key_apps) = crate::links::links_and_key_apps(self, config).await?;
+        let certs = crate::certificates::certificate_links_of(self, &key_apps, config).await?;
+        Ok((links, certs))
+    }
+
+    /// [`Engine::due_links`] and [`Engine::due_certificate_links`] from one discovery.
+    #[allow(clippy::type_complexity)]
+    pub async fn due_links_and_certificate_links(
+        &self,
+        config: &Config,
+    ) -> Result<(
+        Vec<(Link, LinkStatus)>,
+        Vec<(CertificateLink, CertificateLinkStatus)>,
+    )> {
+        let (links, certs) = self.links_and_certificate_links(config).await?;
+        let due = crate::links::due_of(self, links, config).await?;
+        let due_certs = crate::certificates::due_of(self, certs, config).await?;
+        Ok((due, due_certs))
+    }
+
+    /// The certificate links of applications already discovered (as [`Engine::certificate_links`]
+    /// finds them, without listing the tenant again).
+    pub async fn certificate_links_of(
+        &self,
+        apps: &[Application],
+        config: &Config,
+    ) -> Result<Vec<CertificateLink>> {
+        crate::certificates::certificate_links_of(self, apps, config).await
+    }
+
     /// Rotates many links, at most `policy.max_concurrent` at a time; records in input order.
     pub async fn rotate_many(
         &self,

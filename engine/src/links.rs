@@ -167,6 +167,15 @@ pub fn links_from_matches(
 }
 
 pub(crate) async fn links(e: &Engine, config: &Config) -> Result<Vec<Link>> {
+    Ok(links_and_key_apps(e, config).await?.0)
+}
+
+/// [`links`], and the discovered applications that have key credentials (for certificate links
+/// from the same discovery).
+pub(crate) async fn links_and_key_apps(
+    e: &Engine,
+    config: &Config,
+) -> Result<(Vec<Link>, Vec<Application>)> {
     let vaults = match e.resolve_vaults(config).await {
         Ok(v) => v,
         Err(err) => {
@@ -182,11 +191,24 @@ pub(crate) async fn links(e: &Engine, config: &Config) -> Result<Vec<Link>> {
     for a in apps.iter().filter(|a| linked.contains(a.app_id.as_str())) {
         e.inner.remember(a);
     }
-    Ok(links)
+    let key_apps = apps
+        .into_iter()
+        .filter(|a| !a.key_credentials.is_empty())
+        .collect();
+    Ok((links, key_apps))
 }
 
 pub(crate) async fn due_links(e: &Engine, config: &Config) -> Result<Vec<(Link, LinkStatus)>> {
     let links = links(e, config).await?;
+    due_of(e, links, config).await
+}
+
+/// The links of `links` whose rotation is due, with their status (see [`due_links`]).
+pub(crate) async fn due_of(
+    e: &Engine,
+    links: Vec<Link>,
+    config: &Config,
+) -> Result<Vec<(Link, LinkStatus)>> {
     let conc = config.policy.max_concurrent.max(1);
     let statuses = crate::http::with_limit(
         conc,

@@ -488,3 +488,47 @@ async fn a_certificate_near_expiry_is_due_and_a_dry_run_changes_nothing() {
     assert!(!st.rotation_due, "{st:?}");
     assert_eq!(st.current_key_id, rec.new_key_id);
 }
+
+#[tokio::test]
+async fn both_kinds_of_links_come_from_one_listing_of_the_tenant() {
+    let env = env().await;
+    onboard(&env).await;
+    let config = Config {
+        vaults: vec![env.vault(VAULT)],
+        ..Config::default()
+    };
+    let list = "GET /v1.0/applications";
+    let count = |env: &Env| {
+        env.emu.request_counts()["by_route"][list]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // apart: each call lists the tenant
+    let e = engine_at(&env, time::Duration::ZERO);
+    env.emu.clear_requests();
+    let secrets = e.links(&config).await.expect("links");
+    let certs = e
+        .certificate_links(&config)
+        .await
+        .expect("certificate links");
+    let apart = count(&env);
+    // together: one listing, the same links
+    let e = engine_at(&env, time::Duration::ZERO);
+    env.emu.clear_requests();
+    let (s2, c2) = e.links_and_certificate_links(&config).await.expect("both");
+    let together = count(&env);
+    assert_eq!((s2, c2.clone()), (secrets, certs));
+    assert_eq!(c2, vec![env.cert_link()]);
+    assert!(together >= 1, "the tenant is listed");
+    assert_eq!(
+        apart,
+        2 * together,
+        "apart: {apart} list pages, together: {together}"
+    );
+    // the due variant lists once too
+    env.emu.clear_requests();
+    e.due_links_and_certificate_links(&config)
+        .await
+        .expect("due");
+    assert_eq!(count(&env), together);
+}

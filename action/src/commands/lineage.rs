@@ -135,23 +135,21 @@ impl AnyStatus {
     }
 }
 
-/// Every link due for rotation: secret links ([`Engine::due_links`]) then certificate links
-/// ([`Engine::due_certificate_links`]). Either failing fails the whole selection (the message
-/// names which), as a failing secret selection always did.
+/// Every link due for rotation: secret links then certificate links, from one discovery
+/// ([`Engine::due_links_and_certificate_links`]). Either failing fails the whole selection (the
+/// message names what failed), as a failing secret selection always did.
 pub async fn due_all(
     engine: &Engine,
     config: &Config,
 ) -> rotor_engine::Result<Vec<(AnyLink, AnyStatus)>> {
-    let mut out: Vec<(AnyLink, AnyStatus)> = engine
-        .due_links(config)
-        .await?
+    // one discovery of the tenant for both kinds
+    let (secrets, certificates) = engine.due_links_and_certificate_links(config).await?;
+    let mut out: Vec<(AnyLink, AnyStatus)> = secrets
         .into_iter()
         .map(|(l, s)| (AnyLink::Secret(l), AnyStatus::Secret(s)))
         .collect();
     out.extend(
-        engine
-            .due_certificate_links(config)
-            .await?
+        certificates
             .into_iter()
             .map(|(l, s)| (AnyLink::Certificate(l), AnyStatus::Certificate(s))),
     );
@@ -160,19 +158,10 @@ pub async fn due_all(
 
 /// Every link found by matching, due or not: secret links, then certificate links.
 pub async fn links_all(engine: &Engine, config: &Config) -> rotor_engine::Result<Vec<AnyLink>> {
-    let mut out: Vec<AnyLink> = engine
-        .links(config)
-        .await?
-        .into_iter()
-        .map(AnyLink::Secret)
-        .collect();
-    out.extend(
-        engine
-            .certificate_links(config)
-            .await?
-            .into_iter()
-            .map(AnyLink::Certificate),
-    );
+    // one discovery of the tenant for both kinds
+    let (secrets, certificates) = engine.links_and_certificate_links(config).await?;
+    let mut out: Vec<AnyLink> = secrets.into_iter().map(AnyLink::Secret).collect();
+    out.extend(certificates.into_iter().map(AnyLink::Certificate));
     Ok(out)
 }
 

@@ -799,7 +799,7 @@ pub async fn collect(
 }
 
 /// The certificate lineages of `apps` (key credentials grouped by lineage name): linked ones
-/// ([`rotor_engine::Engine::certificate_links`], which also finds a certificate Key Vault
+/// ([`rotor_engine::Engine::certificate_links_of`], which also finds a certificate Key Vault
 /// renewed on its own) with their status, the others with why not. A failure to read them is a
 /// note on the dashboard, not a failed dashboard.
 async fn collect_certificates(
@@ -816,7 +816,8 @@ async fn collect_certificates(
     }
     let now = engine.now();
     let policy = &config.policy;
-    let links = match engine.certificate_links(config).await {
+    // from the applications already discovered: the tenant is not listed again
+    let links = match engine.certificate_links_of(apps, config).await {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!("{e}");

@@ -206,8 +206,21 @@ pub(crate) async fn inspect(
 
 pub(crate) async fn certificate_links(e: &Engine, config: &Config) -> Result<Vec<CertificateLink>> {
     let apps = e.discover(None).await?;
+    certificate_links_of(e, &apps, config).await
+}
+
+/// [`certificate_links`] of applications already discovered (no Graph request; applications
+/// without key credentials cost nothing).
+pub(crate) async fn certificate_links_of(
+    e: &Engine,
+    apps: &[crate::model::Application],
+    config: &Config,
+) -> Result<Vec<CertificateLink>> {
+    if apps.iter().all(|a| a.key_credentials.is_empty()) {
+        return Ok(Vec::new());
+    }
     let vaults = e.resolve_vaults(config).await?;
-    links::find(e, &apps, &vaults, &config.policy).await
+    links::find(e, apps, &vaults, &config.policy).await
 }
 
 pub(crate) async fn due(
@@ -215,6 +228,16 @@ pub(crate) async fn due(
     config: &Config,
 ) -> Result<Vec<(CertificateLink, CertificateLinkStatus)>> {
     let links = certificate_links(e, config).await?;
+    due_of(e, links, config).await
+}
+
+/// The links of `links` whose rotation (or sync) is due, with their status; a link whose state
+/// cannot be read is kept (its rotation reports the error).
+pub(crate) async fn due_of(
+    e: &Engine,
+    links: Vec<CertificateLink>,
+    config: &Config,
+) -> Result<Vec<(CertificateLink, CertificateLinkStatus)>> {
     let conc = config.policy.max_concurrent.max(1);
     let each: Vec<_> = links
         .into_iter()
