@@ -100,6 +100,11 @@ pub struct KeyVaults {
     http: reqwest::Client,
     credential: Arc<dyn TokenCredential>,
     clients: Mutex<HashMap<String, VaultClient>>,
+    /// Certificate and key clients per vault, kept like the secret clients: a new client
+    /// answers Key Vault's authentication challenge again (one 401 round trip per client).
+    certificate_clients:
+        Mutex<HashMap<String, Arc<azure_security_keyvault_certificates::CertificateClient>>>,
+    key_clients: Mutex<HashMap<String, Arc<azure_security_keyvault_keys::KeyClient>>>,
     names: Mutex<BTreeMap<String, String>>,
     subscriptions: Mutex<BTreeMap<String, String>>,
     per_vault: usize,
@@ -149,6 +154,8 @@ impl KeyVaults {
             http,
             credential,
             clients: Mutex::new(HashMap::new()),
+            certificate_clients: Mutex::new(HashMap::new()),
+            key_clients: Mutex::new(HashMap::new()),
             names: Mutex::new(endpoints.vault_names.clone()),
             subscriptions: Mutex::new(BTreeMap::new()),
             per_vault: per_vault.max(1),
@@ -292,10 +299,7 @@ impl KeyVaults {
 
     /// Every certificate in the vault (all pages), with thumbprints.
     pub async fn list_certificates(&self, vault_url: &Url) -> Result<Vec<CertificateItem>> {
-        use azure_security_keyvault_certificates::{
-            CertificateClient, CertificateClientOptions,
-            models::CertificateClientListCertificatePropertiesOptions,
-        };
+        use azure_security_keyvault_certificates::models::CertificateClientListCertificatePropertiesOptions;
         let (_, sem) = self.client(vault_url)?;
         let _permit = sem
             .acquire()
@@ -304,17 +308,7 @@ impl KeyVaults {
         let _slot = crate::http::permit().await;
         let vault = self.vault_name(vault_url);
         let action = format!("listing certificates in vault `{vault}`");
-        let client_options = self.sdk_options();
-        let client = CertificateClient::new(
-            normalize_vault_url(vault_url).as_str(),
-            self.credential.clone(),
-            Some(CertificateClientOptions {
-                client_options,
-                verify_challenge_resource: Some(self.endpoints.verify_challenge),
-                ..Default::default()
-            }),
-        )
-        .map_err(|e| Error::config(action.clone(), e.to_string()))?;
+        let client = self.certificate_client(vault_url, &action)?;
         let mut pager = client
             .list_certificate_properties(Some(CertificateClientListCertificatePropertiesOptions {
                 maxresults: Some(25),
@@ -694,14 +688,20 @@ fn version_from_model(
 }
 
 impl KeyVaults {
+    /// The vault's certificate client (made once per vault).
     fn certificate_client(
         &self,
         vault_url: &Url,
         action: &str,
-    ) -> Result<azure_security_keyvault_certificates::CertificateClient> {
+    ) -> Result<Arc<azure_security_keyvault_certificates::CertificateClient>> {
         use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
-        CertificateClient::new(
-            normalize_vault_url(vault_url).as_str(),
+        let key = normalize_vault_url(vault_url).to_string();
+        let mut m = self.certificate_clients.lock();
+        if let Some(c) = m.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = CertificateClient::new(
+            &key,
             self.credential.clone(),
             Some(CertificateClientOptions {
                 client_options: self.sdk_options(),
@@ -709,7 +709,37 @@ impl KeyVaults {
                 ..Default::default()
             }),
         )
-        .map_err(|e| Error::config(action.to_owned(), e.to_string()))
+        .map_err(|e| Error::config(action.to_owned(), e.to_string()))?;
+        let c = Arc::new(c);
+        m.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// The vault's key client (made once per vault).
+    fn key_client(
+        &self,
+        vault_url: &Url,
+        action: &str,
+    ) -> Result<Arc<azure_security_keyvault_keys::KeyClient>> {
+        use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+        let key = normalize_vault_url(vault_url).to_string();
+        let mut m = self.key_clients.lock();
+        if let Some(c) = m.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = KeyClient::new(
+            &key,
+            self.credential.clone(),
+            Some(KeyClientOptions {
+                client_options: self.sdk_options(),
+                verify_challenge_resource: Some(self.endpoints.verify_challenge),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| Error::config(action.to_owned(), e.to_string()))?;
+        let c = Arc::new(c);
+        m.insert(key, c.clone());
+        Ok(c)
     }
 
     async fn slot(&self, vault_url: &Url) -> Result<tokio::sync::OwnedSemaphorePermit> {
@@ -923,7 +953,6 @@ impl KeyVaults {
         use azure_security_keyvault_keys::models::{
             KeyClientSignOptions, SignParameters, SignatureAlgorithm,
         };
-        use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
         let _permit = self.slot(&t.vault_url).await?;
         let _slot = crate::http::permit().await;
         let vault = self.vault_name(&t.vault_url);
@@ -931,16 +960,7 @@ impl KeyVaults {
             "signing with the key of {} (version {version})",
             self.certificate_label(t)
         );
-        let client = KeyClient::new(
-            normalize_vault_url(&t.vault_url).as_str(),
-            self.credential.clone(),
-            Some(KeyClientOptions {
-                client_options: self.sdk_options(),
-                verify_challenge_resource: Some(self.endpoints.verify_challenge),
-                ..Default::default()
-            }),
-        )
-        .map_err(|e| Error::config(action.clone(), e.to_string()))?;
+        let client = self.key_client(&t.vault_url, &action)?;
         let params = SignParameters {
             algorithm: Some(SignatureAlgorithm::Rs256),
             value: Some(digest.to_vec()),

@@ -532,3 +532,29 @@ async fn both_kinds_of_links_come_from_one_listing_of_the_tenant() {
         .expect("due");
     assert_eq!(count(&env), together);
 }
+
+#[tokio::test]
+async fn an_inspection_reads_each_certificate_three_times_at_most() {
+    // the certificate, its versions, its pending operation; a client made per call would answer
+    // Key Vault's authentication challenge again each time (a 401 round trip per request)
+    let env = env().await;
+    onboard(&env).await;
+    let e = engine_at(&env, time::Duration::ZERO);
+    e.inspect_certificate_link(&env.cert_link(), &Policy::default())
+        .await
+        .expect("first inspection (signs in)");
+    for _ in 0..2 {
+        env.emu.clear_requests();
+        e.inspect_certificate_link(&env.cert_link(), &Policy::default())
+            .await
+            .expect("inspect");
+        let c = env.emu.request_counts();
+        let vault: u64 = c["by_vault"][VAULT]
+            .as_object()
+            .expect("vault requests")
+            .values()
+            .filter_map(serde_json::Value::as_u64)
+            .sum();
+        assert_eq!(vault, 3, "{}", c["by_vault"]);
+    }
+}
