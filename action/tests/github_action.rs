@@ -32,18 +32,7 @@ impl World {
 
     /// rotor.toml with the emulator's vaults, the sample's exclusion and `extra_policy` lines.
     fn write_config(&self, runner: &Runner, extra_policy: &str) {
-        let vaults: Vec<String> = self
-            .emu
-            .endpoints()
-            .vaults
-            .values()
-            .map(|u| format!("{u:?}"))
-            .collect();
-        let text = format!(
-            "vaults = [{}]\n\n[policy]\nexclusions = [\"name:legacy-*\"]\n{extra_policy}\n",
-            vaults.join(", ")
-        );
-        std::fs::write(runner.path("rotor.toml"), text).expect("write rotor.toml");
+        support::write_config(&self.emu, runner, extra_policy);
     }
 
     /// Every secret value the emulator knows (credentials, vault versions, principals' secrets).

@@ -33,18 +33,7 @@ impl World {
     }
 
     fn write_config(&self, runner: &Runner) {
-        let vaults: Vec<String> = self
-            .emu
-            .endpoints()
-            .vaults
-            .values()
-            .map(|u| format!("{u:?}"))
-            .collect();
-        let text = format!(
-            "vaults = [{}]\n\n[policy]\nexclusions = [\"name:legacy-*\"]\n",
-            vaults.join(", ")
-        );
-        std::fs::write(runner.path("rotor.toml"), text).expect("write rotor.toml");
+        support::write_config(&self.emu, runner, "");
     }
 
     fn secret_values(&self) -> BTreeSet<String> {

@@ -57,17 +57,7 @@ async fn emulator() -> Emulator {
 }
 
 fn write_config(emu: &Emulator, runner: &Runner, notify: &str) {
-    let vaults: Vec<String> = emu
-        .endpoints()
-        .vaults
-        .values()
-        .map(|u| format!("{u:?}"))
-        .collect();
-    let text = format!(
-        "vaults = [{}]\n\n[policy]\nexclusions = [\"name:legacy-*\"]\n\n{notify}\n",
-        vaults.join(", ")
-    );
-    std::fs::write(runner.path("rotor.toml"), text).expect("write rotor.toml");
+    support::write_config(emu, runner, &format!("\n{notify}"));
 }
 
 fn secret_values(emu: &Emulator) -> BTreeSet<String> {

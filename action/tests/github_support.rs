@@ -1432,3 +1432,19 @@ pub fn assert_inert(what: &str, html: &str) {
         }
     }
 }
+
+/// Writes rotor.toml into the runner's workspace: the emulator's vaults, the sample's exclusion
+/// (`name:legacy-*`) and `extra` (more `[policy]` lines, or further sections after a blank line).
+pub fn write_config(emu: &rotor_emulator::Emulator, runner: &Runner, extra: &str) {
+    let vaults: Vec<String> = emu
+        .endpoints()
+        .vaults
+        .values()
+        .map(|u| format!("{u:?}"))
+        .collect();
+    let text = format!(
+        "vaults = [{}]\n\n[policy]\nexclusions = [\"name:legacy-*\"]\n{extra}\n",
+        vaults.join(", ")
+    );
+    std::fs::write(runner.path("rotor.toml"), text).expect("write rotor.toml");
+}

@@ -94,6 +94,24 @@ impl fmt::Debug for SecretVersion {
 
 type VaultClient = (Arc<SecretClient>, Arc<Semaphore>);
 
+/// The client of `vault_url` in `clients`, made by `make` (given the normalised URL) the first
+/// time.
+fn once_per_vault<C>(
+    clients: &Mutex<HashMap<String, Arc<C>>>,
+    vault_url: &Url,
+    action: &str,
+    make: impl FnOnce(&str) -> azure_core::Result<C>,
+) -> Result<Arc<C>> {
+    let key = normalize_vault_url(vault_url).to_string();
+    let mut m = clients.lock();
+    if let Some(c) = m.get(&key) {
+        return Ok(c.clone());
+    }
+    let c = Arc::new(make(&key).map_err(|e| Error::config(action.to_owned(), e.to_string()))?);
+    m.insert(key, c.clone());
+    Ok(c)
+}
+
 /// Access to many vaults.
 pub struct KeyVaults {
     endpoints: Endpoints,
@@ -695,24 +713,17 @@ impl KeyVaults {
         action: &str,
     ) -> Result<Arc<azure_security_keyvault_certificates::CertificateClient>> {
         use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
-        let key = normalize_vault_url(vault_url).to_string();
-        let mut m = self.certificate_clients.lock();
-        if let Some(c) = m.get(&key) {
-            return Ok(c.clone());
-        }
-        let c = CertificateClient::new(
-            &key,
-            self.credential.clone(),
-            Some(CertificateClientOptions {
-                client_options: self.sdk_options(),
-                verify_challenge_resource: Some(self.endpoints.verify_challenge),
-                ..Default::default()
-            }),
-        )
-        .map_err(|e| Error::config(action.to_owned(), e.to_string()))?;
-        let c = Arc::new(c);
-        m.insert(key, c.clone());
-        Ok(c)
+        once_per_vault(&self.certificate_clients, vault_url, action, |url| {
+            CertificateClient::new(
+                url,
+                self.credential.clone(),
+                Some(CertificateClientOptions {
+                    client_options: self.sdk_options(),
+                    verify_challenge_resource: Some(self.endpoints.verify_challenge),
+                    ..Default::default()
+                }),
+            )
+        })
     }
 
     /// The vault's key client (made once per vault).
@@ -722,24 +733,17 @@ impl KeyVaults {
         action: &str,
     ) -> Result<Arc<azure_security_keyvault_keys::KeyClient>> {
         use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
-        let key = normalize_vault_url(vault_url).to_string();
-        let mut m = self.key_clients.lock();
-        if let Some(c) = m.get(&key) {
-            return Ok(c.clone());
-        }
-        let c = KeyClient::new(
-            &key,
-            self.credential.clone(),
-            Some(KeyClientOptions {
-                client_options: self.sdk_options(),
-                verify_challenge_resource: Some(self.endpoints.verify_challenge),
-                ..Default::default()
-            }),
-        )
-        .map_err(|e| Error::config(action.to_owned(), e.to_string()))?;
-        let c = Arc::new(c);
-        m.insert(key, c.clone());
-        Ok(c)
+        once_per_vault(&self.key_clients, vault_url, action, |url| {
+            KeyClient::new(
+                url,
+                self.credential.clone(),
+                Some(KeyClientOptions {
+                    client_options: self.sdk_options(),
+                    verify_challenge_resource: Some(self.endpoints.verify_challenge),
+                    ..Default::default()
+                }),
+            )
+        })
     }
 
     async fn slot(&self, vault_url: &Url) -> Result<tokio::sync::OwnedSemaphorePermit> {
