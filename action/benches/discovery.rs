@@ -267,7 +267,7 @@ async fn run(n_apps: usize, n_vaults: usize, per_vault: usize) {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|e| e["at_ms"].as_f64().unwrap_or(0.0) + e["ms"].as_f64().unwrap_or(0.0))
+            .map(|e| (e["at_us"].as_f64().unwrap_or(0.0) + e["us"].as_f64().unwrap_or(0.0)) / 1e3)
             .fold(0.0f64, f64::max);
         let total = c["total"].as_u64().unwrap_or(0);
         let tokens = route(&c, "POST /{tenant}/oauth2/v2.0/token");

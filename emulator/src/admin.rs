@@ -58,11 +58,11 @@ pub fn request_counts(ctx: &Ctx) -> Value {
     json!({"total": c.total, "by_route": c.by_route, "by_vault": c.by_vault})
 }
 
-/// `GET requests/log`: `{"log": [{index, method, route, vault, status, at_ms, ms}],
+/// `GET requests/log`: `{"log": [{index, method, route, vault, status, at_us, us}],
 /// "truncated": bool}`; `status` is the HTTP status answered, `"dropped"`, `"hung"`, or `null`
-/// while in flight (or when the client went away before an answer); `at_ms` the arrival in
-/// milliseconds after the first logged request, `ms` how long until the outcome (with the
-/// emulated latency; `null` while in flight).
+/// while in flight (or when the client went away before an answer); `at_us` the arrival in
+/// microseconds after the first logged request, `us` how long until the outcome (with the
+/// emulated latency; `null` while in flight). Integers, so they survive a JSON round trip.
 pub fn request_log(ctx: &Ctx) -> Value {
     let c = ctx.counts.lock();
     let log: Vec<Value> = c
@@ -76,12 +76,13 @@ pub fn request_log(ctx: &Ctx) -> Value {
                 None => Value::Null,
             };
             let origin = c.origin.unwrap_or(e.arrived);
-            let at_ms = e.arrived.saturating_duration_since(origin).as_secs_f64() * 1e3;
-            let ms = e
+            let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            let at_us = micros(e.arrived.saturating_duration_since(origin));
+            let us = e
                 .answered
-                .map(|a| a.saturating_duration_since(e.arrived).as_secs_f64() * 1e3);
+                .map(|a| micros(a.saturating_duration_since(e.arrived)));
             json!({"index": e.index, "method": e.method, "route": e.route, "vault": e.vault,
-                "status": status, "at_ms": at_ms, "ms": ms})
+                "status": status, "at_us": at_us, "us": us})
         })
         .collect();
     json!({"log": log, "truncated": c.total > c.log.len() as u64})

@@ -223,8 +223,8 @@ fn print_timeline(log: &serde_json::Value, wall: Duration) {
     let mut gaps = 0.0f64;
     let mut lines = Vec::new();
     for e in log["log"].as_array().into_iter().flatten() {
-        let at = e["at_ms"].as_f64().unwrap_or(0.0);
-        let ms = e["ms"].as_f64().unwrap_or(0.0);
+        let at = e["at_us"].as_f64().unwrap_or(0.0) / 1e3;
+        let ms = e["us"].as_f64().unwrap_or(0.0) / 1e3;
         let gap = (at - busy_until).max(0.0);
         gaps += gap;
         in_calls += (at + ms - busy_until.max(at)).max(0.0);

@@ -604,8 +604,27 @@ async fn request_log_is_in_arrival_order_and_reset_with_the_counts() {
         .unwrap();
     assert_eq!(log, emu.request_log());
     assert_eq!(log["truncated"], false);
+    // times: integers in µs, from the first arrival on, in arrival order, each answered
+    let entries = log["log"].as_array().expect("log entries");
+    let arrivals: Vec<u64> = entries
+        .iter()
+        .map(|e| e["at_us"].as_u64().expect("at_us"))
+        .collect();
+    assert_eq!(arrivals[0], 0, "times count from the first request");
+    assert!(arrivals.windows(2).all(|w| w[0] <= w[1]), "{arrivals:?}");
+    assert!(entries.iter().all(|e| e["us"].as_u64().is_some()), "{log}");
+    let without_times: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            let o = e.as_object_mut().expect("entry");
+            o.remove("at_us");
+            o.remove("us");
+            e
+        })
+        .collect();
     assert_eq!(
-        log["log"],
+        Value::Array(without_times),
         json!([
             {"index": 1, "method": "POST", "route": "POST /{tenant}/oauth2/v2.0/token", "vault": null, "status": 200},
             {"index": 2, "method": "POST", "route": "POST /{tenant}/oauth2/v2.0/token", "vault": null, "status": 200},
