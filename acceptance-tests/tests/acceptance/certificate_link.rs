@@ -39,55 +39,10 @@ pub fn fixture() -> Value {
     })
 }
 
-/// One Key Vault request as the test principal (a person, or Key Vault AutoRenew); the JSON
-/// answer.
-pub async fn kv_json(
-    em: &Emulator,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Value {
-    let env = &em.endpoints().env;
-    let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(em.ca_pem().as_bytes()).expect("emulator CA"),
-        )
-        .build()
-        .expect("client");
-    let token: Value = client
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            env["AZURE_AUTHORITY_HOST"].trim_end_matches('/'),
-            env["AZURE_TENANT_ID"]
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", env["AZURE_CLIENT_ID"].as_str()),
-            ("client_secret", env["AZURE_CLIENT_SECRET"].as_str()),
-            ("scope", "https://vault.azure.net/.default"),
-        ])
-        .send()
-        .await
-        .expect("token request")
-        .json()
-        .await
-        .expect("token json");
-    let url = format!(
-        "{}{}?api-version=7.5",
-        em.endpoints().vaults[VAULT].trim_end_matches('/'),
-        path
-    );
-    let mut req = client
-        .request(method.clone(), url)
-        .bearer_auth(token["access_token"].as_str().expect("access_token"));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("Key Vault request");
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    assert!(status.is_success(), "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+/// One request to the certificates' vault as the test principal (a person, or Key Vault
+/// AutoRenew); the JSON answer.
+async fn kv_json(em: &Emulator, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    crate::support::kv_json(em, method, VAULT, path, body).await
 }
 
 /// Makes a new version of certificate `name` from a self-signed RSA policy, as a person or

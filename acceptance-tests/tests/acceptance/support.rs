@@ -498,14 +498,15 @@ pub fn total_requests(em: &Emulator) -> u64 {
 }
 
 /// Sends one Key Vault request to `vault` directly (as something other than rotor would: a
-/// person, a pipeline), authenticating as the test principal. `path` starts with `/`.
-pub async fn kv_send(
+/// person, a pipeline, Key Vault AutoRenew), authenticating as the test principal; the JSON
+/// answer (null when there is none). `path` starts with `/`.
+pub async fn kv_json(
     em: &Emulator,
     method: reqwest::Method,
     vault: &str,
     path: &str,
     body: Option<Value>,
-) {
+) -> Value {
     let env = &em.endpoints().env;
     let client = reqwest::Client::builder()
         .add_root_certificate(
@@ -533,7 +534,7 @@ pub async fn kv_send(
         .await
         .expect("token json");
     let url = format!(
-        "{}{}?api-version=7.4",
+        "{}{}?api-version=7.5",
         em.endpoints().vaults[vault].trim_end_matches('/'),
         path
     );
@@ -544,11 +545,24 @@ pub async fn kv_send(
         req = req.json(&b);
     }
     let resp = req.send().await.expect("Key Vault request");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
     assert!(
-        resp.status().is_success(),
-        "{method} {vault}{path}: {}",
-        resp.status()
+        status.is_success(),
+        "{method} {vault}{path}: {status} {text}"
     );
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// [`kv_json`] when the answer does not matter.
+pub async fn kv_send(
+    em: &Emulator,
+    method: reqwest::Method,
+    vault: &str,
+    path: &str,
+    body: Option<Value>,
+) {
+    kv_json(em, method, vault, path, body).await;
 }
 
 /// Writes a new version of Key Vault secret `secret` in `vault` directly, with `tags`.
