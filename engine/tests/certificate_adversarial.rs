@@ -13,8 +13,7 @@ use common::certs::*;
 use common::*;
 use rotor_engine::*;
 use serde_json::{Value, json};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Certificates Officer only (no Crypto User: Key Vault refuses `sign`), Graph write.
 const NOSIGN_ID: &str = "7c1e0d5a-0000-4000-8000-0000000000c3";
@@ -544,34 +543,10 @@ async fn an_add_with_a_lost_answer_is_not_added_twice() {
     assert_eq!(with_thumbprint(&env, &thumbprint(&der3)).await, 1);
 }
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // (11) No private key / PEM / PFX material in records, history, errors or TRACE logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_private_key_material_in_trace_logs_records_errors_or_history() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    use tracing_subscriber::util::SubscriberInitExt;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "trace,rotor_emulator=off",
-        ))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish()
-        .try_init()
-        .expect("the only subscriber in this test binary");
+    let buf = common::trace::capture();
     let env = env().await;
     let (_, _, r1) = onboard(&env).await;
     let e = engine_at(&env, time::Duration::ZERO);
@@ -586,7 +561,7 @@ async fn no_private_key_material_in_trace_logs_records_errors_or_history() {
         .cleanup_certificate(&env.cert_link(), &Policy::default(), false)
         .await;
     let history = std::fs::read_to_string(env.dir.path().join("history.jsonl")).expect("history");
-    let logs = String::from_utf8_lossy(&buf.0.lock().expect("lock")).into_owned();
+    let logs = buf.text();
     assert!(
         logs.contains("rotor_engine"),
         "the subscriber captured the engine"

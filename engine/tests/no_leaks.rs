@@ -6,37 +6,10 @@ mod common;
 use common::*;
 use rotor_engine::{Link, NoProgress, Policy, RotateOptions, RotationStatus};
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_values_never_leak() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    // global (all threads) and bridging the `log` crate (reqwest, rustls), as the CLI does
-    use tracing_subscriber::util::SubscriberInitExt;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "trace,rotor_emulator=off",
-        ))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish()
-        .try_init()
-        .expect("the only subscriber in this test binary");
+    let buf = common::trace::capture();
 
     let env = sample().await;
     let engine = env.engine();
@@ -98,7 +71,7 @@ async fn secret_values_never_leak() {
         .expect("cleanup");
     debug.push_str(&format!("{out:?}"));
 
-    let logs = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8");
+    let logs = buf.text();
     assert!(
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "the subscriber captured something"

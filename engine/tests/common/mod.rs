@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod trace;
 
 use rotor_emulator::{Emulator, EmulatorOptions, Fixture};
 use rotor_engine::{AuthConfig, Endpoints, Engine, EngineOptions, Link, Target};
