@@ -498,11 +498,6 @@ async fn both_kinds_of_links_come_from_one_listing_of_the_tenant() {
         ..Config::default()
     };
     let list = "GET /v1.0/applications";
-    let count = |env: &Env| {
-        env.emu.request_counts()["by_route"][list]
-            .as_u64()
-            .unwrap_or(0)
-    };
     // apart: each call lists the tenant
     let e = engine_at(&env, time::Duration::ZERO);
     env.emu.clear_requests();
@@ -511,12 +506,12 @@ async fn both_kinds_of_links_come_from_one_listing_of_the_tenant() {
         .certificate_links(&config)
         .await
         .expect("certificate links");
-    let apart = count(&env);
+    let apart = env.count(list);
     // together: one listing, the same links
     let e = engine_at(&env, time::Duration::ZERO);
     env.emu.clear_requests();
     let (s2, c2) = e.links_and_certificate_links(&config).await.expect("both");
-    let together = count(&env);
+    let together = env.count(list);
     assert_eq!((s2, c2.clone()), (secrets, certs));
     assert_eq!(c2, vec![env.cert_link()]);
     assert!(together >= 1, "the tenant is listed");
@@ -530,7 +525,7 @@ async fn both_kinds_of_links_come_from_one_listing_of_the_tenant() {
     e.due_links_and_certificate_links(&config)
         .await
         .expect("due");
-    assert_eq!(count(&env), together);
+    assert_eq!(env.count(list), together);
 }
 
 #[tokio::test]
