@@ -115,25 +115,6 @@ fn tick_first(body: &str) -> ((String, String), String) {
     ((a.to_string(), k.to_string()), ticked)
 }
 
-fn key_ids(apps: &Value) -> BTreeMap<String, BTreeSet<String>> {
-    apps["applications"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            (
-                a["app_id"].as_str().unwrap_or("").to_string(),
-                a["password_credentials"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p["key_id"].as_str().map(str::to_lowercase))
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dashboard_is_created_once_then_updated_in_place() {
     let w = world_with(Fixture::sample()).await;
@@ -224,7 +205,7 @@ async fn ticking_a_box_as_a_writer_rotates_exactly_that_credential_and_clears_th
     assert_eq!(out.code, Some(0), "{out:#?}");
     let d = w.dashboard();
     let ((app, key), ticked) = tick_first(&d.body);
-    let before = key_ids(&w.applications());
+    let before = support::password_key_ids(&w.applications());
 
     // A read-only sender: nothing changes.
     w.gh.set_permission("reader", "read");
@@ -237,7 +218,11 @@ async fn ticking_a_box_as_a_writer_rotates_exactly_that_credential_and_clears_th
         out_ro.stdout.contains("`reader` has `read` permission"),
         "{out_ro:#?}"
     );
-    assert_eq!(key_ids(&w.applications()), before, "nothing rotated");
+    assert_eq!(
+        support::password_key_ids(&w.applications()),
+        before,
+        "nothing rotated"
+    );
     assert!(w.gh.comments_on(d.number).is_empty(), "no comment");
 
     // A writer: exactly that credential rotates, the result is commented, the box is cleared.
@@ -246,7 +231,7 @@ async fn ticking_a_box_as_a_writer_rotates_exactly_that_credential_and_clears_th
     w.write_config(&wr);
     let out_w = wr.rotor(&["action"], &w.env()).await;
     assert_eq!(out_w.code, Some(0), "{out_w:#?}");
-    let after = key_ids(&w.applications());
+    let after = support::password_key_ids(&w.applications());
     for (a, keys) in &before {
         if a.eq_ignore_ascii_case(&app) {
             assert_eq!(after[a].len(), keys.len() + 1, "one new credential for {a}");
@@ -274,7 +259,11 @@ async fn ticking_a_box_as_a_writer_rotates_exactly_that_credential_and_clears_th
     w.write_config(&again);
     let out_a = again.rotor(&["action"], &w.env()).await;
     assert_eq!(out_a.code, Some(0), "{out_a:#?}");
-    assert_eq!(key_ids(&w.applications()), after, "not rotated twice");
+    assert_eq!(
+        support::password_key_ids(&w.applications()),
+        after,
+        "not rotated twice"
+    );
     assert!(
         out_a.stdout.contains("not a rotatable credential"),
         "{out_a:#?}"
@@ -337,8 +326,8 @@ async fn a_forged_body_an_unknown_box_or_an_ordinary_issue_change_nothing() {
     assert_eq!(out.code, Some(0), "{out:#?}");
     assert!(out.stdout.contains("acts only on `edited`"), "{out:#?}");
     assert_eq!(
-        key_ids(&w.applications()),
-        key_ids(&before),
+        support::password_key_ids(&w.applications()),
+        support::password_key_ids(&before),
         "nothing rotated"
     );
 }
@@ -497,7 +486,7 @@ async fn a_below_minimum_match_rotates_only_with_the_box_that_names_the_risk() {
     let (app, _) = ids.split_once(' ').expect("two ids");
     let rotate_line = format!("- [ ] <!-- rotor-rotate: {ids} -->");
     assert!(d.body.contains(&rotate_line), "{}", d.body);
-    let before = key_ids(&w.applications());
+    let before = support::password_key_ids(&w.applications());
 
     // The rotate box alone: refused.
     let only = d
@@ -512,7 +501,11 @@ async fn a_below_minimum_match_rotates_only_with_the_box_that_names_the_risk() {
         out1.stdout.contains("tick the box that names the risk too"),
         "{out1:#?}"
     );
-    assert_eq!(key_ids(&w.applications()), before, "nothing rotated");
+    assert_eq!(
+        support::password_key_ids(&w.applications()),
+        before,
+        "nothing rotated"
+    );
 
     // Both boxes: that credential rotates, nothing else.
     let d = w.dashboard();
@@ -526,7 +519,7 @@ async fn a_below_minimum_match_rotates_only_with_the_box_that_names_the_risk() {
     w.write_config(&r2);
     let out2 = r2.rotor(&["action"], &w.env()).await;
     assert_eq!(out2.code, Some(0), "{out2:#?}");
-    let after = key_ids(&w.applications());
+    let after = support::password_key_ids(&w.applications());
     for (a, keys) in &before {
         if a.eq_ignore_ascii_case(app) {
             assert_eq!(after[a].len(), keys.len() + 1, "{a} rotated once");

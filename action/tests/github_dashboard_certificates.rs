@@ -132,22 +132,7 @@ impl World {
 
     /// Every application's password keyIds.
     fn password_key_ids(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.emu.state()["applications"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| {
-                (
-                    a["app_id"].as_str().unwrap_or("").to_string(),
-                    a["password_credentials"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|p| p["key_id"].as_str().map(str::to_lowercase))
-                        .collect(),
-                )
-            })
-            .collect()
+        support::password_key_ids(&self.emu.state())
     }
 
     /// MyApp's key credentials: (keyId lowercased, thumbprint upper case).

@@ -1448,3 +1448,26 @@ pub fn write_config(emu: &rotor_emulator::Emulator, runner: &Runner, extra: &str
     );
     std::fs::write(runner.path("rotor.toml"), text).expect("write rotor.toml");
 }
+
+/// Every application's password keyIds (lower case) in `state` (the emulator's state, or any
+/// value with its `applications`).
+pub fn password_key_ids(
+    state: &Value,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    state["applications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["app_id"].as_str().unwrap_or("").to_string(),
+                a["password_credentials"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["key_id"].as_str().map(str::to_lowercase))
+                    .collect(),
+            )
+        })
+        .collect()
+}
