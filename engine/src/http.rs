@@ -162,6 +162,27 @@ pub(crate) async fn join<A: std::future::Future, B: std::future::Future>(
     }
 }
 
+/// [`join`] for many: all at once, or in order under a limit of one request in flight (a vault
+/// listing is several requests, and listings run together would interleave them by timing).
+/// The futures are collected before the returned one starts, so it holds no iterator.
+pub(crate) fn join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> impl std::future::Future<Output = Vec<F::Output>> {
+    let futures: Vec<F> = futures.into_iter().collect();
+    let in_order = LIMIT.try_with(|l| l.of).ok() == Some(1);
+    async move {
+        if in_order {
+            let mut out = Vec::with_capacity(futures.len());
+            for f in futures {
+                out.push(f.await);
+            }
+            out
+        } else {
+            futures::future::join_all(futures).await
+        }
+    }
+}
+
 /// A response read fully. No `Debug`: the body may carry a secret (`addPassword`'s `secretText`).
 pub(crate) struct Reply {
     pub status: StatusCode,

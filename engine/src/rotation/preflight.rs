@@ -154,7 +154,7 @@ pub(crate) async fn probe_write_access(
         ));
         return Ok(());
     }
-    let results = futures::future::join_all(existing.iter().map(|(t, v)| async move {
+    let results = crate::http::join_all(existing.iter().map(|(t, v)| async move {
         vaults
             .probe_write(t, v)
             .await

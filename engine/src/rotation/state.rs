@@ -206,7 +206,7 @@ pub(crate) async fn outside_holders(
     fresh: bool,
 ) -> (Vec<OutsideHolder>, Vec<String>) {
     let vaults = scope_of(e, link);
-    let scans = futures::future::join_all(vaults.iter().map(|v| vault_scan(e, v, fresh))).await;
+    let scans = crate::http::join_all(vaults.iter().map(|v| vault_scan(e, v, fresh))).await;
     let mut holders = Vec::new();
     let mut errors = Vec::new();
     for (vault, scan) in vaults.iter().zip(scans) {
@@ -264,7 +264,7 @@ pub(crate) async fn read_versions(
     check_deleted: bool,
 ) -> Result<Vec<(Target, Option<SecretVersion>)>> {
     let inner = &e.inner;
-    let reads = futures::future::join_all(link.targets.iter().map(|t| async move {
+    let reads = crate::http::join_all(link.targets.iter().map(|t| async move {
         let r = inner.vaults.get_secret(t, None, check_deleted).await;
         (t.clone(), r)
     }))

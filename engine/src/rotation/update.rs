@@ -158,7 +158,7 @@ pub(crate) async fn write_targets(
     rec: &mut AuditRecord,
 ) -> Written {
     let (cred, value, rotated_at) = (p.cred, p.value, p.rotated_at);
-    let results = futures::future::join_all(todo.iter().map(|t| async move {
+    let results = crate::http::join_all(todo.iter().map(|t| async move {
         let label = e.inner.vaults.label(&t.target);
         rep.emit(
             Step::UpdateTarget,
