@@ -280,7 +280,7 @@ impl CertificateLinkResource {
         if forced && diags.has_errors() && !moved_on {
             // Nothing of the forced rotation happened: keep the old triggers so the next plan
             // forces it again.
-            out.rotate_when_changed = prior.rotate_when_changed.clone();
+            out.common.rotate_when_changed = prior.common.rotate_when_changed.clone();
         }
         Some(out)
     }
@@ -482,10 +482,7 @@ impl LinkKind for CertificateLinkResource {
         prior: &CertificateLinkModel,
         _: &mut Diagnostics,
     ) -> bool {
-        if let (Some(a), Some(c)) = (
-            prior.application_id.as_deref(),
-            prior.credential_display_name.as_deref(),
-        ) {
+        if let Some((a, c)) = prior.common.lineage() {
             ctx.note_destroyed(a, &replace_key(c));
         }
         true
@@ -574,6 +571,7 @@ mod tests {
     use super::*;
     use crate::framework::Resource;
     use crate::model::{Field, Set};
+    use crate::resources::link::LinkCommon;
     use crate::value::Value;
     use std::collections::BTreeMap;
 
@@ -581,8 +579,7 @@ mod tests {
 
     fn link_value(certs: &[(&str, &str)]) -> CertificateLinkModel {
         CertificateLinkModel {
-            application_id: Attr::Known(APP.into()),
-            credential_display_name: Attr::Known("tls".into()),
+            common: LinkCommon::of(APP, "tls"),
             certificates: Attr::Known(Set(certs
                 .iter()
                 .map(|(u, n)| {
@@ -666,10 +663,10 @@ mod tests {
         let a = link_value(&[]);
         let mut b = a.clone();
         assert!(!b.triggers_differ_from(&a));
-        b.rotate_when_changed =
+        b.common.rotate_when_changed =
             Attr::Known(BTreeMap::from([("v".to_string(), Attr::Known("1".into()))]));
         assert!(b.triggers_differ_from(&a));
-        b.credential_display_name = Attr::Known("other".into());
+        b.common.credential_display_name = Attr::Known("other".into());
         let force_new: Vec<AttrPath> = schema()
             .attributes
             .iter()
@@ -682,8 +679,8 @@ mod tests {
     #[tokio::test]
     async fn validation_points_at_the_attribute() {
         let mut v = link_value(&[("http://kv/", "bad_name")]);
-        v.application_id = Attr::Known("myapp".into());
-        v.credential_display_name = Attr::Known("tls rotor:abc".into());
+        v.common.application_id = Attr::Known("myapp".into());
+        v.common.credential_display_name = Attr::Known("tls rotor:abc".into());
         let mut d = Diagnostics::default();
         link::LinkResource(CertificateLinkResource)
             .validate(&v.to_value(), &mut d)

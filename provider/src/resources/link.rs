@@ -3,7 +3,8 @@
 //! (`vault_url` + a name), under a policy, with `rotate_when_changed` triggers. This module holds
 //! the parts of their flow that are the same logic:
 //!
-//! - [`LinkModel`]: the id, the policy, the triggers and the replacing attributes of a model;
+//! - [`LinkCommon`]: the attributes both models have, read and written once, and [`LinkModel`]:
+//!   the id, the policy, the triggers and the replacing attributes derived from them;
 //! - [`VaultItems`]: parsing and validating the Key Vault items (targets, certificates);
 //! - [`EngineLink`] + [`inspect`]: one status read per RPC, cached between RPCs of this process
 //!   (a create's plan, then its apply) and batched with the other links' application reads;
@@ -22,7 +23,7 @@ use rotor_engine::{
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
 use crate::ids::{LINK_IMPORT_FORMS, LinkId, LinkImport, parse_link_import};
-use crate::model::{Attr, Field, decoded};
+use crate::model::{Attr, Field, ModelError, Reader, Writer, decoded};
 use crate::provider::{ProviderState, hint_lines};
 use crate::resources::diag::{Placement, engine_error, validate_lineage};
 use crate::resources::policy::{PolicySettings, parse_link_policy};
@@ -127,27 +128,81 @@ pub async fn apply_models<M: Field>(
     Some((engine, prior, planned))
 }
 
-/// The configuration parts of a link model both resources share.
-pub trait LinkModel: Sized {
+/// The attributes both link models have (`id`, the lineage, `policy`, `rotate_when_changed`),
+/// declared, read and written here once; each model embeds them as its `common`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LinkCommon {
+    /// `id`: `<application_id>/<credential_display_name>`.
+    pub id: Attr<String>,
     /// `application_id`.
-    fn application_id(&self) -> &Attr<String>;
+    pub application_id: Attr<String>,
     /// `credential_display_name`.
-    fn credential_display_name(&self) -> &Attr<String>;
-    /// `policy` as written.
-    fn policy_settings(&self) -> &Attr<PolicySettings>;
+    pub credential_display_name: Attr<String>,
+    /// `policy`, as written.
+    pub policy: Attr<PolicySettings>,
     /// `rotate_when_changed`.
-    fn triggers(&self) -> &Attr<BTreeMap<String, Attr<String>>>;
-    /// `id`, to derive it.
-    fn id_mut(&mut self) -> &mut Attr<String>;
+    pub rotate_when_changed: Attr<BTreeMap<String, Attr<String>>>,
+}
+
+impl LinkCommon {
+    /// The lineage `credential_display_name` of application `application_id`, with every other
+    /// attribute null (import, tests).
+    pub fn of(application_id: &str, credential_display_name: &str) -> Self {
+        LinkCommon {
+            application_id: Attr::Known(application_id.to_string()),
+            credential_display_name: Attr::Known(credential_display_name.to_string()),
+            ..LinkCommon::default()
+        }
+    }
+
+    /// `(application_id, credential_display_name)`, once both are known.
+    pub fn lineage(&self) -> Option<(&str, &str)> {
+        Some((
+            self.application_id.as_deref()?,
+            self.credential_display_name.as_deref()?,
+        ))
+    }
+
+    /// Reads the attributes from a link's object value.
+    pub fn read(r: &Reader<'_>) -> Result<Self, ModelError> {
+        Ok(LinkCommon {
+            id: r.get(attrs::ID)?,
+            application_id: r.get(attrs::APPLICATION_ID)?,
+            credential_display_name: r.get(attrs::CREDENTIAL_DISPLAY_NAME)?,
+            policy: r.get(attrs::POLICY)?,
+            rotate_when_changed: r.get(attrs::ROTATE_WHEN_CHANGED)?,
+        })
+    }
+
+    /// Writes the attributes into a link's object value.
+    pub fn write(&self, w: Writer) -> Writer {
+        w.put(attrs::ID, &self.id)
+            .put(attrs::APPLICATION_ID, &self.application_id)
+            .put(
+                attrs::CREDENTIAL_DISPLAY_NAME,
+                &self.credential_display_name,
+            )
+            .put(attrs::POLICY, &self.policy)
+            .put(attrs::ROTATE_WHEN_CHANGED, &self.rotate_when_changed)
+    }
+}
+
+/// Whether two attribute values differ as Terraform compares them ([`Value::same_as`]).
+pub fn differs<T: Field>(a: &T, b: &T) -> bool {
+    !a.to_value().same_as(&b.to_value())
+}
+
+/// A link model: [`LinkCommon`] and what both resources derive from it.
+pub trait LinkModel: Sized {
+    /// The attributes both link models have.
+    fn common(&self) -> &LinkCommon;
+    /// The same, to change.
+    fn common_mut(&mut self) -> &mut LinkCommon;
 
     /// The policy (null: rotor's default); `None` when unknown or invalid, with diagnostics on
     /// `policy`.
     fn policy(&self, diags: &mut Diagnostics) -> Option<Policy> {
-        parse_link_policy(
-            self.policy_settings(),
-            &AttrPath::attr(attrs::POLICY),
-            diags,
-        )
+        parse_link_policy(&self.common().policy, &AttrPath::attr(attrs::POLICY), diags)
     }
 
     /// The policy, or rotor's default when it does not parse (state written by this provider).
@@ -157,14 +212,14 @@ pub trait LinkModel: Sized {
 
     /// `self` with `id` derived from the application id and lineage (unknown until both are).
     fn with_id(mut self) -> Self {
-        let id = match (
-            self.application_id().as_deref(),
-            self.credential_display_name().as_deref(),
+        let c = self.common_mut();
+        c.id = match (
+            c.application_id.as_deref(),
+            c.credential_display_name.as_deref(),
         ) {
-            (Some(a), Some(c)) => Attr::Known(LinkId::state_id(a, c)),
+            (Some(a), Some(l)) => Attr::Known(LinkId::state_id(a, l)),
             _ => Attr::Unknown,
         };
-        *self.id_mut() = id;
         self
     }
 
@@ -173,30 +228,29 @@ pub trait LinkModel: Sized {
         let empty = |v: &Attr<BTreeMap<String, Attr<String>>>| {
             v.is_null() || v.known().is_some_and(BTreeMap::is_empty)
         };
-        if empty(self.triggers()) && empty(prior.triggers()) {
+        let (now, before) = (
+            &self.common().rotate_when_changed,
+            &prior.common().rotate_when_changed,
+        );
+        if empty(now) && empty(before) {
             return false;
         }
-        !self
-            .triggers()
-            .to_value()
-            .same_as(&prior.triggers().to_value())
+        differs(now, before)
     }
 
     /// Whether the policy differs from `other`'s.
     fn policy_differs_from(&self, other: &Self) -> bool {
-        !self
-            .policy_settings()
-            .to_value()
-            .same_as(&other.policy_settings().to_value())
+        differs(&self.common().policy, &other.common().policy)
     }
 
     /// The attributes that replace the link when they change.
     fn replaced_by(&self, prior: &Self) -> Vec<AttrPath> {
+        let (now, before) = (self.common(), prior.common());
         let mut out = Vec::new();
-        if self.application_id() != prior.application_id() {
+        if now.application_id != before.application_id {
             out.push(AttrPath::attr(attrs::APPLICATION_ID));
         }
-        if self.credential_display_name() != prior.credential_display_name() {
+        if now.credential_display_name != before.credential_display_name {
             out.push(AttrPath::attr(attrs::CREDENTIAL_DISPLAY_NAME));
         }
         out
@@ -208,37 +262,6 @@ pub trait LinkModel: Sized {
             .unwrap_or_else(|| "this link".into())
     }
 }
-
-/// Implements [`LinkModel`] for a model struct with the fields `id`, `application_id`,
-/// `credential_display_name`, `policy` and `rotate_when_changed`.
-macro_rules! link_model {
-    ($model:ty) => {
-        impl $crate::resources::link::LinkModel for $model {
-            fn application_id(&self) -> &$crate::model::Attr<String> {
-                &self.application_id
-            }
-            fn credential_display_name(&self) -> &$crate::model::Attr<String> {
-                &self.credential_display_name
-            }
-            fn policy_settings(
-                &self,
-            ) -> &$crate::model::Attr<$crate::resources::policy::PolicySettings> {
-                &self.policy
-            }
-            fn triggers(
-                &self,
-            ) -> &$crate::model::Attr<
-                std::collections::BTreeMap<String, $crate::model::Attr<String>>,
-            > {
-                &self.rotate_when_changed
-            }
-            fn id_mut(&mut self) -> &mut $crate::model::Attr<String> {
-                &mut self.id
-            }
-        }
-    };
-}
-pub(crate) use link_model;
 
 /// A target's identity: Key Vault compares vault hosts and secret (or certificate) names
 /// case-insensitively, so `MyApp-Secret` and `myapp-secret` are one secret.
@@ -765,8 +788,8 @@ impl<K: LinkKind> Resource for LinkResource<K> {
             return;
         };
         validate_lineage(
-            config.application_id().as_deref(),
-            config.credential_display_name().as_deref(),
+            config.common().application_id.as_deref(),
+            config.common().credential_display_name.as_deref(),
             diags,
         );
         self.0.validate_items(&config, diags);

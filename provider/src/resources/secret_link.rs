@@ -518,10 +518,7 @@ impl SecretLinkResource {
         sent: &mut Outcome,
         diags: &mut Diagnostics,
     ) -> bool {
-        if let (Some(a), Some(c)) = (
-            prior.application_id.as_deref(),
-            prior.credential_display_name.as_deref(),
-        ) {
+        if let Some((a, c)) = prior.common.lineage() {
             ctx.note_destroyed(a, c);
         }
         if prior.cleanup_on_destroy.known() == Some(&true)
@@ -653,7 +650,7 @@ impl SecretLinkResource {
             // plan forces it again. (When some target already holds the new credential, the
             // rotation started: the next plan shows the targets diverging and repairs them,
             // finishing this rotation instead of starting another.)
-            out.rotate_when_changed = c.prior.rotate_when_changed.clone();
+            out.common.rotate_when_changed = c.prior.common.rotate_when_changed.clone();
         }
         out
     }
@@ -1067,6 +1064,7 @@ mod tests {
     use super::*;
 
     use crate::model::Set;
+    use crate::resources::link::LinkCommon;
     use crate::value::Value;
     use model::TargetModel;
     use rotor_engine::{Error as EngineError, ErrorKind, Subject};
@@ -1074,8 +1072,7 @@ mod tests {
 
     fn link_value(targets: &[(&str, &str)]) -> SecretLinkModel {
         SecretLinkModel {
-            application_id: Attr::Known("b0000001-0000-4000-8000-000000000001".into()),
-            credential_display_name: Attr::Known("Secret 1".into()),
+            common: LinkCommon::of("b0000001-0000-4000-8000-000000000001", "Secret 1"),
             targets: Attr::Known(Set(targets
                 .iter()
                 .map(|(u, n)| {
@@ -1093,7 +1090,8 @@ mod tests {
     fn the_model_round_trips_every_schema_attribute() {
         let mut m = link_value(&[("https://kv.vault.azure.net/", "a")]);
         m.status = StatusModel::unknown();
-        m.rotate_when_changed = Attr::Known(BTreeMap::from([("v".to_string(), Attr::Unknown)]));
+        m.common.rotate_when_changed =
+            Attr::Known(BTreeMap::from([("v".to_string(), Attr::Unknown)]));
         let v = m.clone().with_id().to_value();
         let Value::Object(obj) = &v else {
             panic!("object")
@@ -1113,8 +1111,8 @@ mod tests {
     fn replacing_attributes_are_the_schemas_force_new_ones() {
         let prior = link_value(&[]);
         let mut changed = prior.clone();
-        changed.application_id = Attr::Known("other".into());
-        changed.credential_display_name = Attr::Known("other".into());
+        changed.common.application_id = Attr::Known("other".into());
+        changed.common.credential_display_name = Attr::Known("other".into());
         let paths = changed.replaced_by(&prior);
         let force_new: Vec<AttrPath> = schema()
             .attributes
@@ -1153,10 +1151,10 @@ mod tests {
         let mut a = link_value(&[]);
         let mut b = a.clone();
         assert!(!b.triggers_differ_from(&a));
-        a.rotate_when_changed =
+        a.common.rotate_when_changed =
             Attr::Known(BTreeMap::from([("v".to_string(), Attr::Known("1".into()))]));
         assert!(a.triggers_differ_from(&b));
-        b.rotate_when_changed = Attr::Known(BTreeMap::new());
+        b.common.rotate_when_changed = Attr::Known(BTreeMap::new());
         let empty = link_value(&[]);
         assert!(
             !b.triggers_differ_from(&empty),

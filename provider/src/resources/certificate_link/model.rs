@@ -1,6 +1,7 @@
 //! The `rotor_certificate_link` model: its attribute names ([`attrs`]) and the typed value the
-//! resource works on. [`CertificateLinkModel`]'s conversion and the schema are the only places
-//! that name attributes.
+//! resource works on. [`CertificateLinkModel`]'s conversion (with [`LinkCommon`]'s `read`/`write`
+//! for the attributes both link resources have) and the schema are the only places that name
+//! attributes.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +11,7 @@ use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer, object_model};
 use crate::resources::diag::Placement;
 pub use crate::resources::link::LinkModel;
-use crate::resources::link::{VaultItems, link_model, rfc3339, rotation_reason};
-use crate::resources::policy::PolicySettings;
+use crate::resources::link::{LinkCommon, VaultItems, differs, rfc3339, rotation_reason};
 use crate::value::{Type, Value};
 
 /// Every attribute name of `rotor_certificate_link`, in one place: the schema and the model use
@@ -220,18 +220,10 @@ impl CertStatusModel {
 /// A `rotor_certificate_link` value: configuration and status.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CertificateLinkModel {
-    /// `id`: `<application_id>/<credential_display_name>`.
-    pub id: Attr<String>,
-    /// `application_id`.
-    pub application_id: Attr<String>,
-    /// `credential_display_name`.
-    pub credential_display_name: Attr<String>,
+    /// `id`, the lineage, `policy` and `rotate_when_changed`.
+    pub common: LinkCommon,
     /// `certificates`.
     pub certificates: Attr<Set<Attr<CertificateModel>>>,
-    /// `policy`.
-    pub policy: Attr<PolicySettings>,
-    /// `rotate_when_changed`.
-    pub rotate_when_changed: Attr<BTreeMap<String, Attr<String>>>,
     /// The computed status.
     pub status: CertStatusModel,
 }
@@ -240,39 +232,35 @@ impl Field for CertificateLinkModel {
     fn from_value(v: &Value) -> Result<Self, ModelError> {
         let r = Reader::new(v)?;
         Ok(CertificateLinkModel {
-            id: r.get(attrs::ID)?,
-            application_id: r.get(attrs::APPLICATION_ID)?,
-            credential_display_name: r.get(attrs::CREDENTIAL_DISPLAY_NAME)?,
+            common: LinkCommon::read(&r)?,
             certificates: r.get(attrs::CERTIFICATES)?,
-            policy: r.get(attrs::POLICY)?,
-            rotate_when_changed: r.get(attrs::ROTATE_WHEN_CHANGED)?,
             status: CertStatusModel::read(&r)?,
         })
     }
 
     fn to_value(&self) -> Value {
-        let w = Writer::default()
-            .put(attrs::ID, &self.id)
-            .put(attrs::APPLICATION_ID, &self.application_id)
-            .put(
-                attrs::CREDENTIAL_DISPLAY_NAME,
-                &self.credential_display_name,
-            )
-            .put(attrs::CERTIFICATES, &self.certificates)
-            .put(attrs::POLICY, &self.policy)
-            .put(attrs::ROTATE_WHEN_CHANGED, &self.rotate_when_changed);
+        let w = self
+            .common
+            .write(Writer::default())
+            .put(attrs::CERTIFICATES, &self.certificates);
         self.status.write(w).build()
     }
 }
 
-link_model!(CertificateLinkModel);
+impl LinkModel for CertificateLinkModel {
+    fn common(&self) -> &LinkCommon {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut LinkCommon {
+        &mut self.common
+    }
+}
 
 impl CertificateLinkModel {
     /// A link's configuration with every other attribute null (import, tests).
     pub fn of(link: &CertificateLink) -> Self {
         CertificateLinkModel {
-            application_id: Attr::Known(link.application_id.clone()),
-            credential_display_name: Attr::Known(link.credential_display_name.clone()),
+            common: LinkCommon::of(&link.application_id, &link.credential_display_name),
             certificates: Attr::Known(Set(link
                 .certificates
                 .iter()
@@ -293,8 +281,7 @@ impl CertificateLinkModel {
     /// The engine link this value describes; `None` while something is unknown, and (with an
     /// error on `certificates`) when a vault URL is not one.
     pub fn link(&self, diags: &mut Diagnostics) -> Option<CertificateLink> {
-        let application_id = self.application_id.known()?.clone();
-        let credential_display_name = self.credential_display_name.known()?.clone();
+        let (application_id, credential_display_name) = self.common.lineage()?;
         let items = self.certificate_list().iter().map(|c| {
             let c = c.known()?;
             Some((c.vault_url.as_deref()?, c.certificate_name.as_deref()?))
@@ -305,21 +292,18 @@ impl CertificateLinkModel {
             .map(|(u, name)| CertificateTarget::new(u, name))
             .collect();
         Some(CertificateLink {
-            application_id,
-            credential_display_name,
+            application_id: application_id.to_string(),
+            credential_display_name: credential_display_name.to_string(),
             certificates,
         })
     }
 
     /// Whether `certificates` or `rotate_when_changed` differ from `other`'s.
     pub fn other_config_differs_from(&self, other: &CertificateLinkModel) -> bool {
-        !self
-            .certificates
-            .to_value()
-            .same_as(&other.certificates.to_value())
-            || !self
-                .rotate_when_changed
-                .to_value()
-                .same_as(&other.rotate_when_changed.to_value())
+        differs(&self.certificates, &other.certificates)
+            || differs(
+                &self.common.rotate_when_changed,
+                &other.common.rotate_when_changed,
+            )
     }
 }

@@ -1,6 +1,7 @@
 //! The `rotor_secret_link` model: its attribute names ([`attrs`]) and the typed value the
-//! resource works on. [`SecretLinkModel`]'s `from_value`/`to_value` are the only places besides
-//! the schema that name attributes.
+//! resource works on. [`SecretLinkModel`]'s `from_value`/`to_value` (with [`LinkCommon`]'s
+//! `read`/`write` for the attributes both link resources have) are the only places besides the
+//! schema that name attributes.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +10,8 @@ use rotor_engine::{Confidence, Link, LinkStatus, Policy, Target};
 use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer};
 use crate::resources::diag::Placement;
+use crate::resources::link::{LinkCommon, VaultItems, differs, rfc3339, rotation_reason};
 pub use crate::resources::link::{LinkModel, parse_vault_url, target_identity};
-use crate::resources::link::{VaultItems, link_model, rfc3339, rotation_reason};
-use crate::resources::policy::PolicySettings;
 use crate::value::{Type, Value};
 
 /// Every attribute name of `rotor_secret_link`, in one place: the schema and the model use these.
@@ -271,18 +271,10 @@ impl StatusModel {
 /// A `rotor_secret_link` value: configuration and status.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SecretLinkModel {
-    /// `id`: `<application_id>/<credential_display_name>`.
-    pub id: Attr<String>,
-    /// `application_id`.
-    pub application_id: Attr<String>,
-    /// `credential_display_name`.
-    pub credential_display_name: Attr<String>,
+    /// `id`, the lineage, `policy` and `rotate_when_changed`.
+    pub common: LinkCommon,
     /// `targets`.
     pub targets: Attr<Set<Attr<TargetModel>>>,
-    /// `policy`.
-    pub policy: Attr<PolicySettings>,
-    /// `rotate_when_changed`.
-    pub rotate_when_changed: Attr<BTreeMap<String, Attr<String>>>,
     /// `cleanup_on_destroy`.
     pub cleanup_on_destroy: Attr<bool>,
     /// The computed status.
@@ -293,41 +285,37 @@ impl Field for SecretLinkModel {
     fn from_value(v: &Value) -> Result<Self, ModelError> {
         let r = Reader::new(v)?;
         Ok(SecretLinkModel {
-            id: r.get(attrs::ID)?,
-            application_id: r.get(attrs::APPLICATION_ID)?,
-            credential_display_name: r.get(attrs::CREDENTIAL_DISPLAY_NAME)?,
+            common: LinkCommon::read(&r)?,
             targets: r.get(attrs::TARGETS)?,
-            policy: r.get(attrs::POLICY)?,
-            rotate_when_changed: r.get(attrs::ROTATE_WHEN_CHANGED)?,
             cleanup_on_destroy: r.get(attrs::CLEANUP_ON_DESTROY)?,
             status: StatusModel::read(&r)?,
         })
     }
 
     fn to_value(&self) -> Value {
-        let w = Writer::default()
-            .put(attrs::ID, &self.id)
-            .put(attrs::APPLICATION_ID, &self.application_id)
-            .put(
-                attrs::CREDENTIAL_DISPLAY_NAME,
-                &self.credential_display_name,
-            )
+        let w = self
+            .common
+            .write(Writer::default())
             .put(attrs::TARGETS, &self.targets)
-            .put(attrs::POLICY, &self.policy)
-            .put(attrs::ROTATE_WHEN_CHANGED, &self.rotate_when_changed)
             .put(attrs::CLEANUP_ON_DESTROY, &self.cleanup_on_destroy);
         self.status.write(w).build()
     }
 }
 
-link_model!(SecretLinkModel);
+impl LinkModel for SecretLinkModel {
+    fn common(&self) -> &LinkCommon {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut LinkCommon {
+        &mut self.common
+    }
+}
 
 impl SecretLinkModel {
     /// A link's configuration with every other attribute null (import, tests).
     pub fn of(link: &Link) -> Self {
         SecretLinkModel {
-            application_id: Attr::Known(link.application_id.clone()),
-            credential_display_name: Attr::Known(link.credential_display_name.clone()),
+            common: LinkCommon::of(&link.application_id, &link.credential_display_name),
             targets: Attr::Known(Set(link
                 .targets
                 .iter()
@@ -348,8 +336,7 @@ impl SecretLinkModel {
     /// The engine link this value describes; `None` while something is unknown, and (with an
     /// error on `targets`) when a vault URL is not one.
     pub fn link(&self, diags: &mut Diagnostics) -> Option<Link> {
-        let application_id = self.application_id.known()?.clone();
-        let credential_display_name = self.credential_display_name.known()?.clone();
+        let (application_id, credential_display_name) = self.common.lineage()?;
         let items = self.target_list().iter().map(|t| {
             let t = t.known()?;
             Some((t.vault_url.as_deref()?, t.secret_name.as_deref()?))
@@ -360,8 +347,8 @@ impl SecretLinkModel {
             .map(|(u, name)| Target::new(u, name))
             .collect();
         Some(Link {
-            application_id,
-            credential_display_name,
+            application_id: application_id.to_string(),
+            credential_display_name: credential_display_name.to_string(),
             targets,
         })
     }
@@ -374,11 +361,11 @@ impl SecretLinkModel {
 
     /// Whether any configured attribute other than the policy differs from `other`'s.
     pub fn other_config_differs_from(&self, other: &SecretLinkModel) -> bool {
-        !self.targets.to_value().same_as(&other.targets.to_value())
-            || !self
-                .rotate_when_changed
-                .to_value()
-                .same_as(&other.rotate_when_changed.to_value())
+        differs(&self.targets, &other.targets)
+            || differs(
+                &self.common.rotate_when_changed,
+                &other.common.rotate_when_changed,
+            )
             || self.cleanup_on_destroy != other.cleanup_on_destroy
     }
 }
