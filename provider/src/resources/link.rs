@@ -23,7 +23,7 @@ use rotor_engine::{
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
 use crate::ids::{LINK_IMPORT_FORMS, LinkId, LinkImport, parse_link_import};
-use crate::model::{Attr, Field, ModelError, Reader, Writer, decoded};
+use crate::model::{Attr, Field, ModelError, Reader, Set, Writer, decoded};
 use crate::provider::{ProviderState, hint_lines};
 use crate::resources::diag::{Placement, engine_error, validate_lineage};
 use crate::resources::policy::{PolicySettings, parse_link_policy};
@@ -315,19 +315,31 @@ pub struct VaultItems {
     pub name_label: &'static str,
 }
 
+/// The models of Key Vault items as a known set (`targets`, `certificates` of an engine link).
+pub fn item_set<M>(items: impl IntoIterator<Item = M>) -> Attr<Set<Attr<M>>> {
+    Attr::Known(Set(items.into_iter().map(Attr::Known).collect()))
+}
+
+/// A set of Key Vault items as listed (none when the set is unknown or null).
+pub fn item_list<M>(items: &Attr<Set<Attr<M>>>) -> &[Attr<M>] {
+    items.known().map(|s| s.0.as_slice()).unwrap_or_default()
+}
+
 impl VaultItems {
-    /// The items `(vault_url, name)` parsed, deduplicated case-insensitively (first spelling
-    /// kept); `None` while one is unknown, and (with an error on the attribute) when a vault URL
-    /// is not one.
-    pub fn parse<'a>(
+    /// The items parsed into `(vault_url, name)` (`fields` answers an item's two attributes),
+    /// deduplicated case-insensitively (first spelling kept); `None` while one is unknown, and
+    /// (with an error on the attribute) when a vault URL is not one.
+    pub fn parse<'a, M>(
         &self,
-        items: impl IntoIterator<Item = Option<(&'a str, &'a str)>>,
+        items: &'a Attr<Set<Attr<M>>>,
+        fields: impl Fn(&'a M) -> (&'a Attr<String>, &'a Attr<String>),
         diags: &mut Diagnostics,
     ) -> Option<Vec<(url::Url, &'a str)>> {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
-        for item in items {
-            let (url, name) = item?;
+        for item in item_list(items) {
+            let (url, name) = fields(item.known()?);
+            let (url, name) = (url.as_deref()?, name.as_deref()?);
             match parse_vault_url(url) {
                 Ok(u) => {
                     if seen.insert(target_identity(url, name)) {

@@ -11,7 +11,7 @@ use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer, object_model};
 use crate::resources::diag::Placement;
 pub use crate::resources::link::LinkModel;
-use crate::resources::link::{LinkCommon, VaultItems, differs, rfc3339, rotation_reason};
+use crate::resources::link::{LinkCommon, VaultItems, differs, item_set, rfc3339, rotation_reason};
 use crate::value::{Type, Value};
 
 /// Every attribute name of `rotor_certificate_link`, in one place: the schema and the model use
@@ -261,33 +261,21 @@ impl CertificateLinkModel {
     pub fn of(link: &CertificateLink) -> Self {
         CertificateLinkModel {
             common: LinkCommon::of(&link.application_id, &link.credential_display_name),
-            certificates: Attr::Known(Set(link
-                .certificates
-                .iter()
-                .map(|t| Attr::Known(CertificateModel::of(t)))
-                .collect())),
+            certificates: item_set(link.certificates.iter().map(CertificateModel::of)),
             ..CertificateLinkModel::default()
         }
-    }
-
-    /// The certificates as listed (none when the set is unknown or null).
-    pub fn certificate_list(&self) -> &[Attr<CertificateModel>] {
-        self.certificates
-            .known()
-            .map(|s| s.0.as_slice())
-            .unwrap_or_default()
     }
 
     /// The engine link this value describes; `None` while something is unknown, and (with an
     /// error on `certificates`) when a vault URL is not one.
     pub fn link(&self, diags: &mut Diagnostics) -> Option<CertificateLink> {
         let (application_id, credential_display_name) = self.common.lineage()?;
-        let items = self.certificate_list().iter().map(|c| {
-            let c = c.known()?;
-            Some((c.vault_url.as_deref()?, c.certificate_name.as_deref()?))
-        });
         let certificates = CERTIFICATES
-            .parse(items, diags)?
+            .parse(
+                &self.certificates,
+                |c| (&c.vault_url, &c.certificate_name),
+                diags,
+            )?
             .into_iter()
             .map(|(u, name)| CertificateTarget::new(u, name))
             .collect();

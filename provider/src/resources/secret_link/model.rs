@@ -10,7 +10,9 @@ use rotor_engine::{Confidence, Link, LinkStatus, Policy, Target};
 use crate::framework::Diagnostics;
 use crate::model::{Attr, Field, ModelError, Reader, Set, Writer};
 use crate::resources::diag::Placement;
-use crate::resources::link::{LinkCommon, VaultItems, differs, rfc3339, rotation_reason};
+use crate::resources::link::{
+    LinkCommon, VaultItems, differs, item_list, item_set, rfc3339, rotation_reason,
+};
 pub use crate::resources::link::{LinkModel, parse_vault_url, target_identity};
 use crate::value::{Type, Value};
 
@@ -316,33 +318,22 @@ impl SecretLinkModel {
     pub fn of(link: &Link) -> Self {
         SecretLinkModel {
             common: LinkCommon::of(&link.application_id, &link.credential_display_name),
-            targets: Attr::Known(Set(link
-                .targets
-                .iter()
-                .map(|t| Attr::Known(TargetModel::of(t)))
-                .collect())),
+            targets: item_set(link.targets.iter().map(TargetModel::of)),
             ..SecretLinkModel::default()
         }
     }
 
     /// The targets as listed (none when the set is unknown or null).
     pub fn target_list(&self) -> &[Attr<TargetModel>] {
-        self.targets
-            .known()
-            .map(|s| s.0.as_slice())
-            .unwrap_or_default()
+        item_list(&self.targets)
     }
 
     /// The engine link this value describes; `None` while something is unknown, and (with an
     /// error on `targets`) when a vault URL is not one.
     pub fn link(&self, diags: &mut Diagnostics) -> Option<Link> {
         let (application_id, credential_display_name) = self.common.lineage()?;
-        let items = self.target_list().iter().map(|t| {
-            let t = t.known()?;
-            Some((t.vault_url.as_deref()?, t.secret_name.as_deref()?))
-        });
         let targets = TARGETS
-            .parse(items, diags)?
+            .parse(&self.targets, |t| (&t.vault_url, &t.secret_name), diags)?
             .into_iter()
             .map(|(u, name)| Target::new(u, name))
             .collect();
