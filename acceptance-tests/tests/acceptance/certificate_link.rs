@@ -499,12 +499,10 @@ fn pem_thumbprint(_dir: &std::path::Path, pem: &str) -> String {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certificate_link_cleanup_due_is_planned_and_applied() {
-    // The application holds the certificate's current version since 30 days (the current key
-    // credential) and an old key credential rotor added before it: past the grace period (7
-    // days), so cleanup is due. The foreign key credential stays.
-    const OLD: &str = "c0000c01-0000-4000-8000-0000000000d1";
+/// A link adopted over an application that holds the certificate's current version (the
+/// current key credential, `r2`, since `r2_start`) and an old key credential `OLD` rotor added
+/// before it. Returns the emulator, the workspace (applied once) and its temporary directory.
+async fn adopted_with_old_key(r2_start: &str) -> (Emulator, Tf, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (pem, _) = test_certificate(tmp.path(), 365);
     let thumbprint = pem_thumbprint(tmp.path(), &pem);
@@ -514,7 +512,7 @@ async fn certificate_link_cleanup_due_is_planned_and_applied() {
         .expect("keys");
     keys.push(
         json!({"key_id": "c0000c01-0000-4000-8000-0000000000d2", "display_name": "tls rotor:r2",
-        "thumbprint": thumbprint, "start": "-30d", "end": "+335d"}),
+        "thumbprint": thumbprint, "start": r2_start, "end": "+335d"}),
     );
     keys.push(json!({"key_id": OLD, "display_name": "tls rotor:r1",
         "thumbprint": "0102030405060708090A0B0C0D0E0F1011121314", "start": "-400d", "end": "+5d"}));
@@ -538,6 +536,17 @@ async fn certificate_link_cleanup_due_is_planned_and_applied() {
     );
     assert_eq!(link["key_id"], "c0000c01-0000-4000-8000-0000000000d2");
     assert_eq!(cert_versions(&em, CERT).len(), 1);
+    (em, tf, tmp)
+}
+
+/// The old key credential of [`adopted_with_old_key`].
+const OLD: &str = "c0000c01-0000-4000-8000-0000000000d1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_link_cleanup_due_is_planned_and_applied() {
+    // The current key credential since 30 days: past the grace period (7 days), so cleanup is
+    // due. The foreign key credential stays.
+    let (em, tf, _tmp) = adopted_with_old_key("-30d").await;
     let plan = tf.plan().await;
     assert_eq!(plan.code, 2, "cleanup is an update:\n{}", plan.output());
     assert!(
@@ -560,6 +569,24 @@ async fn certificate_link_cleanup_due_is_planned_and_applied() {
         "{ids:?}"
     );
     assert_eq!(tf.plan().await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_link_in_grace_plans_without_a_cleanup_check() {
+    // The current key credential since a day: inside the grace period, so nothing is removable
+    // and the plan asks no dry-run cleanup (which would read the key credentials a second time).
+    let (em, tf, _tmp) = adopted_with_old_key("-1d").await;
+    let keys = |em: &Emulator| requests(em, |r| r.starts_with("GET /v1.0/applications/"));
+    let before = keys(&em);
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 0, "nothing to do:\n{}", plan.output());
+    assert_eq!(keys(&em) - before, 1, "one key-credential read: the refresh");
+    assert!(
+        key_credentials(&em, CERT_APP)
+            .iter()
+            .any(|k| k["key_id"] == OLD),
+        "the old key credential is kept for the grace period"
+    );
 }
 
 /// Azure requests of a `terraform plan` over `N` certificate links of `N` applications against

@@ -87,7 +87,8 @@ fn schema() -> Schema {
 }
 
 /// The old key credentials cleanup would remove now (a dry-run cleanup), asked only when older
-/// ones exist and nothing blocks the link.
+/// ones exist, nothing blocks the link and the current credential's grace period is over (as
+/// for secret links: a calm link costs no extra request; until then its predecessors are kept).
 async fn removable_now(
     engine: &Engine,
     link: &CertificateLink,
@@ -96,6 +97,11 @@ async fn removable_now(
 ) -> Vec<String> {
     if s.previous_key_ids.is_empty() || s.in_progress || s.excluded.is_some() {
         return Vec::new();
+    }
+    let grace = time::Duration::days(i64::from(policy.grace_period_days));
+    match s.rotated_at {
+        Some(r) if r + grace <= engine.now() => {}
+        _ => return Vec::new(),
     }
     match engine.cleanup_certificate(link, policy, true).await {
         Ok(o) => o.removed_key_ids,
