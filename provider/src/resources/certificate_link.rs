@@ -86,32 +86,6 @@ fn schema() -> Schema {
     }
 }
 
-/// The old key credentials cleanup would remove now (a dry-run cleanup), asked only when older
-/// ones exist, nothing blocks the link and the current credential's grace period is over (as
-/// for secret links: a calm link costs no extra request; until then its predecessors are kept).
-async fn removable_now(
-    engine: &Engine,
-    link: &CertificateLink,
-    policy: &Policy,
-    s: &CertificateLinkStatus,
-) -> Vec<String> {
-    if s.previous_key_ids.is_empty() || s.in_progress || s.excluded.is_some() {
-        return Vec::new();
-    }
-    let grace = time::Duration::days(i64::from(policy.grace_period_days));
-    match s.rotated_at {
-        Some(r) if r + grace <= engine.now() => {}
-        _ => return Vec::new(),
-    }
-    match engine.cleanup_certificate(link, policy, true).await {
-        Ok(o) => o.removed_key_ids,
-        Err(e) => {
-            tracing::warn!("checking what cleanup of {link} would remove: {e}");
-            Vec::new()
-        }
-    }
-}
-
 /// Status plus what cleanup would remove, into `status`; the status is read afresh when
 /// `fresh` (refresh), else it may be one an earlier RPC of this process read ([`link::inspect`]).
 async fn observe(
@@ -124,7 +98,7 @@ async fn observe(
 ) -> rotor_engine::Result<CertificateLinkStatus> {
     let s = link::inspect(ctx, engine, link, policy, fresh).await?;
     status.observe(&s);
-    status.removable_key_ids = Attr::Known(removable_now(engine, link, policy, &s).await);
+    status.removable_key_ids = Attr::Known(link::removable_now(engine, link, policy, &s).await);
     Ok(s)
 }
 

@@ -18,8 +18,10 @@ use std::fmt;
 
 use async_trait::async_trait;
 use rotor_engine::{
-    CertificateLink, CertificateLinkStatus, Engine, ErrorKind, Link, LinkStatus, Policy,
+    CertificateLink, CertificateLinkStatus, CleanupOutcome, Engine, ErrorKind, Link, LinkStatus,
+    Policy,
 };
+use time::OffsetDateTime;
 
 use crate::framework::{ApplyRequest, AttrPath, Diagnostics, PlanRequest, PlanResponse, Resource};
 use crate::ids::{LINK_IMPORT_FORMS, LinkId, LinkImport, parse_link_import};
@@ -420,6 +422,41 @@ pub trait EngineLink: fmt::Display + Sync {
         engine: &Engine,
         policy: &Policy,
     ) -> rotor_engine::Result<Self::Status>;
+    /// When the current credential started, if the status shows older credentials of the
+    /// lineage and nothing that keeps the provider from cleaning up (in progress, excluded, never
+    /// rotated); `None` otherwise.
+    fn cleanup_candidate(s: &Self::Status, policy: &Policy) -> Option<OffsetDateTime>;
+    /// The engine's cleanup of the lineage as a dry run: what it would remove.
+    async fn cleanup_dry_run(
+        &self,
+        engine: &Engine,
+        policy: &Policy,
+    ) -> rotor_engine::Result<CleanupOutcome>;
+}
+
+/// The old credentials of the lineage cleanup would remove now (a dry-run cleanup, so the same
+/// proof as `rotor cleanup`). Asked only when the current credential's grace period is over and
+/// older credentials exist ([`EngineLink::cleanup_candidate`]), so a calm link costs no extra
+/// request; until then its predecessors are kept anyway. Blocked links are never cleaned up by
+/// the provider.
+pub async fn removable_now<L: EngineLink>(
+    engine: &Engine,
+    link: &L,
+    policy: &Policy,
+    s: &L::Status,
+) -> Vec<String> {
+    let grace = time::Duration::days(i64::from(policy.grace_period_days));
+    match L::cleanup_candidate(s, policy) {
+        Some(r) if r + grace <= engine.now() => {}
+        _ => return Vec::new(),
+    }
+    match link.cleanup_dry_run(engine, policy).await {
+        Ok(o) => o.removed_key_ids,
+        Err(e) => {
+            tracing::warn!("checking what cleanup of {link} would remove: {e}");
+            Vec::new()
+        }
+    }
 }
 
 /// `<lineage>|[<item keys, lower case>]`.
@@ -450,6 +487,18 @@ impl EngineLink for Link {
     ) -> rotor_engine::Result<LinkStatus> {
         engine.inspect_link(self, policy).await
     }
+    fn cleanup_candidate(s: &LinkStatus, policy: &Policy) -> Option<OffsetDateTime> {
+        let blocked = s.in_progress
+            || crate::resources::secret_link::model::status_never_rotated(s, policy).is_some();
+        (!s.previous_key_ids.is_empty() && !blocked).then_some(s.rotated_at?)
+    }
+    async fn cleanup_dry_run(
+        &self,
+        engine: &Engine,
+        policy: &Policy,
+    ) -> rotor_engine::Result<CleanupOutcome> {
+        engine.cleanup(self, policy, true).await
+    }
 }
 
 #[async_trait]
@@ -473,6 +522,17 @@ impl EngineLink for CertificateLink {
         policy: &Policy,
     ) -> rotor_engine::Result<CertificateLinkStatus> {
         engine.inspect_certificate_link(self, policy).await
+    }
+    fn cleanup_candidate(s: &CertificateLinkStatus, _: &Policy) -> Option<OffsetDateTime> {
+        let blocked = s.in_progress || s.excluded.is_some();
+        (!s.previous_key_ids.is_empty() && !blocked).then_some(s.rotated_at?)
+    }
+    async fn cleanup_dry_run(
+        &self,
+        engine: &Engine,
+        policy: &Policy,
+    ) -> rotor_engine::Result<CleanupOutcome> {
+        engine.cleanup_certificate(self, policy, true).await
     }
 }
 

@@ -86,33 +86,6 @@ fn schema() -> Schema {
     }
 }
 
-/// The old credentials of the lineage cleanup would remove now (a dry-run cleanup, so the same
-/// proof as `rotor cleanup`). Asked only when the current credential's grace period is over and
-/// older credentials exist, so a calm link costs no extra request. Blocked links are never
-/// cleaned up by the provider.
-async fn removable_now(
-    engine: &Engine,
-    link: &Link,
-    policy: &Policy,
-    s: &LinkStatus,
-) -> Vec<String> {
-    if s.previous_key_ids.is_empty() || s.in_progress || status_never_rotated(s, policy).is_some() {
-        return Vec::new();
-    }
-    let grace = time::Duration::days(i64::from(policy.grace_period_days));
-    match s.rotated_at {
-        Some(r) if r + grace <= engine.now() => {}
-        _ => return Vec::new(),
-    }
-    match engine.cleanup(link, policy, true).await {
-        Ok(o) => o.removed_key_ids,
-        Err(e) => {
-            tracing::warn!("checking what cleanup of {link} would remove: {e}");
-            Vec::new()
-        }
-    }
-}
-
 /// Status plus what cleanup would remove, into `status`.
 async fn observe(
     ctx: &ProviderState,
@@ -124,7 +97,7 @@ async fn observe(
 ) -> rotor_engine::Result<LinkStatus> {
     let s = link::inspect(ctx, engine, link, policy, fresh).await?;
     status.observe(&s, policy);
-    status.removable_key_ids = Attr::Known(removable_now(engine, link, policy, &s).await);
+    status.removable_key_ids = Attr::Known(link::removable_now(engine, link, policy, &s).await);
     Ok(s)
 }
 
