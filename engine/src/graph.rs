@@ -210,6 +210,17 @@ pub(crate) fn token_error(action: &str, e: &azure_core::Error) -> Error {
     }
     let msg = e.to_string();
     let first = msg.lines().next().unwrap_or("").to_owned();
+    if crate::http::find_source::<crate::identity_impl::SignInUnavailable>(e).is_some() {
+        return Error::new(
+            ErrorKind::Network,
+            action,
+            format!("getting an access token: {first}"),
+        )
+        .with_hint(
+            "Entra ID's token endpoint is failing (an outage or throttling): run again later; \
+                 a rotation stopped here is finished by the next run",
+        );
+    }
     let kind = if first.contains("no credential worked")
         || first.contains("AADSTS")
         || first.contains("401")

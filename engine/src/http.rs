@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod connect;
+pub(crate) use connect::find_source;
 pub use connect::{EndpointError, EndpointFailure};
 
 /// Builds the HTTP client: system roots plus every certificate in `endpoints.ca_file`, and the

@@ -18,6 +18,19 @@ use std::sync::Arc;
 
 const GITHUB_AUDIENCE: &str = "api://AzureADTokenExchange";
 
+/// Retries of one sign-in (exponential from 200 ms, with the SDK's jitter) and the time they may
+/// take in all: a brief Entra hiccup passes within them. The SDK's own default (8 retries over
+/// up to a minute, then more as the caller retries) kept a run waiting 80 s per sign-in during an
+/// outage of the token endpoint.
+const SIGN_IN_RETRIES: u32 = 4;
+const SIGN_IN_BUDGET: time::Duration = time::Duration::seconds(10);
+
+/// How long a sign-in that failed for a reason retrying may fix (the token endpoint answered
+/// 5xx, 429 or 408, or could not be reached) is not tried again: every token request in that
+/// time fails at once with the same error, so a bulk run or a Terraform plan over many links
+/// ends with a clear error instead of repeating the retries for each.
+const SIGN_IN_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn cred_error(msg: impl Into<String>) -> azure_core::Error {
     azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, msg.into())
 }
@@ -167,6 +180,84 @@ struct Chain {
     /// The methods are the configured ones (not the automatic chain).
     explicit: bool,
     chosen: Mutex<Option<usize>>,
+    /// The last sign-in that failed for a reason retrying may fix, while [`SIGN_IN_HOLD`] lasts.
+    held: Mutex<Option<HeldFailure>>,
+}
+
+/// A failed sign-in, kept to answer the token requests of the next [`SIGN_IN_HOLD`].
+struct HeldFailure {
+    at: std::time::Instant,
+    endpoint: Option<crate::http::EndpointError>,
+    message: String,
+}
+
+impl HeldFailure {
+    fn error(&self) -> azure_core::Error {
+        chain_error(self.endpoint.clone(), self.message.clone(), true)
+    }
+}
+
+/// Behind a sign-in error that retrying later may fix (see [`failure_facts`]), so callers can
+/// say so ([`crate::graph::token_error`]); the endpoint a connection failed to, if that was it,
+/// is its source.
+#[derive(Debug)]
+pub(crate) struct SignInUnavailable(Option<crate::http::EndpointError>);
+
+impl fmt::Display for SignInUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the token endpoint failed or could not be reached")
+    }
+}
+
+impl std::error::Error for SignInUnavailable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The chain's error. A connection failure stays findable ([`crate::http::endpoint_error`]):
+/// it is the endpoint, not the credential; so does a failure retrying may fix
+/// ([`SignInUnavailable`]).
+fn chain_error(
+    endpoint: Option<crate::http::EndpointError>,
+    msg: String,
+    transient: bool,
+) -> azure_core::Error {
+    use azure_core::error::ErrorKind::Credential;
+    match (transient, endpoint) {
+        (true, ep) => azure_core::Error::with_error(Credential, SignInUnavailable(ep), msg),
+        (false, Some(ep)) => azure_core::Error::with_error(Credential, ep, msg),
+        (false, None) => cred_error(msg),
+    }
+}
+
+/// What a failed token request says besides the SDK's text (which is empty when the token
+/// endpoint's answer had no `error_description`): the HTTP status, and whether retrying soon
+/// may help (5xx, 429, 408, or no connection).
+fn failure_facts(e: &azure_core::Error) -> (Option<String>, bool) {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = cur {
+        if let Some(az) = x.downcast_ref::<azure_core::Error>() {
+            match az.kind() {
+                azure_core::error::ErrorKind::HttpResponse { status, .. } => {
+                    let code = u16::from(*status);
+                    let transient = code >= 500 || code == 429 || code == 408;
+                    return (
+                        Some(format!("the token endpoint answered HTTP {code}")),
+                        transient,
+                    );
+                }
+                azure_core::error::ErrorKind::Connection | azure_core::error::ErrorKind::Io => {
+                    return (None, true);
+                }
+                _ => {}
+            }
+        }
+        cur = x.source();
+    }
+    (None, crate::http::endpoint_error(e).is_some())
 }
 
 impl fmt::Debug for Chain {
@@ -183,12 +274,62 @@ impl TokenCredential for Chain {
         scopes: &[&str],
         options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        let chosen = *self.chosen.lock();
-        if let Some(i) = chosen {
-            return self.entries[i].2.get_token(scopes, options).await;
+        if let Some(h) = &*self.held.lock()
+            && h.at.elapsed() < SIGN_IN_HOLD
+        {
+            return Err(h.error());
         }
+        let chosen = *self.chosen.lock();
+        let (msg, endpoint, transient) = match chosen {
+            Some(i) => {
+                let (_, label, cred) = &self.entries[i];
+                match cred.get_token(scopes, options).await {
+                    Ok(t) => return Ok(t),
+                    Err(e) => {
+                        let (detail, transient) = failure_facts(&e);
+                        let msg = with_detail(crate::http::error_chain(&e), detail);
+                        let endpoint = crate::http::endpoint_error(&e).cloned();
+                        (format!("{label}: {msg}"), endpoint, transient)
+                    }
+                }
+            }
+            None => match self.first_that_works(scopes, options).await {
+                Ok(t) => return Ok(t),
+                Err(failed) => failed,
+            },
+        };
+        if !transient {
+            return Err(chain_error(endpoint, msg, false));
+        }
+        let until = time::OffsetDateTime::now_utc() + SIGN_IN_HOLD;
+        let held = HeldFailure {
+            at: std::time::Instant::now(),
+            endpoint,
+            message: format!(
+                "{msg} (retried; token requests until {} fail at once with this error)",
+                until
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+        };
+        let err = held.error();
+        *self.held.lock() = Some(held);
+        Err(err)
+    }
+}
+
+impl Chain {
+    /// Tries each method in order: the first token (that method is remembered), or what every
+    /// method's failure says, the endpoint a connection failed to, and whether retrying soon may
+    /// help one of them.
+    async fn first_that_works(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> Result<AccessToken, (String, Option<crate::http::EndpointError>, bool)> {
         let mut tried = Vec::new();
         let mut endpoint = None;
+        let mut transient = false;
         for (i, (_, label, cred)) in self.entries.iter().enumerate() {
             match cred.get_token(scopes, options.clone()).await {
                 Ok(t) => {
@@ -200,7 +341,9 @@ impl TokenCredential for Chain {
                     if endpoint.is_none() {
                         endpoint = crate::http::endpoint_error(&e).cloned();
                     }
-                    let msg = crate::http::error_chain(&e);
+                    let (detail, retry_may_help) = failure_facts(&e);
+                    transient |= retry_may_help;
+                    let msg = with_detail(crate::http::error_chain(&e), detail);
                     tracing::debug!("{label} failed: {msg}");
                     tried.push(format!("{label}: {msg}"));
                 }
@@ -216,19 +359,27 @@ impl TokenCredential for Chain {
             ),
             (false, _) => format!("no credential worked; tried: {}", tried.join("; ")),
         };
-        // keep a connection failure findable: it is the endpoint, not the credential
-        Err(match endpoint {
-            Some(ep) => {
-                azure_core::Error::with_error(azure_core::error::ErrorKind::Credential, ep, msg)
-            }
-            None => cred_error(msg),
-        })
+        Err((msg, endpoint, transient))
+    }
+}
+
+/// `msg`, with what [`failure_facts`] found when the text does not say it already.
+fn with_detail(msg: String, detail: Option<String>) -> String {
+    match detail {
+        Some(d) if !msg.contains(&d) => format!("{} ({d})", msg.trim_end_matches('.')),
+        _ => msg,
     }
 }
 
 pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn TokenCredential>> {
     let client = crate::http::http_client(endpoints)?;
-    let opts = crate::http::client_options(&client, endpoints);
+    let mut opts = crate::http::client_options(&client, endpoints);
+    opts.retry =
+        azure_core::http::RetryOptions::exponential(azure_core::http::ExponentialRetryOptions {
+            max_retries: SIGN_IN_RETRIES,
+            max_total_elapsed: SIGN_IN_BUDGET,
+            ..Default::default()
+        });
     let methods = cfg.methods();
     if methods.is_empty() {
         return Err(Error::config("authenticating to Entra ID", "no credential is configured")
@@ -366,5 +517,6 @@ pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn T
         entries,
         explicit: cfg.is_explicit(),
         chosen: Mutex::new(None),
+        held: Mutex::new(None),
     }))
 }

@@ -423,3 +423,53 @@ async fn client_certificate_content_base64_pkcs12_as_the_provider_passes_it() {
         "{err}"
     );
 }
+
+/// An Entra outage (every token request answered 500): the first sign-in retries (at most 1 + 4
+/// requests, about 10 s in all) and fails naming the status; for the next 30 s the same credential's
+/// token requests fail at once with that error, so a bulk run or a plan over many links does not
+/// sit through the retries again for each link.
+#[tokio::test]
+async fn token_endpoint_outage_is_retried_once_then_fails_at_once() {
+    let env = sample().await;
+    let engine = env.engine();
+    env.emu
+        .add_fault(
+            serde_json::json!({"method": "POST", "path": "/oauth2/v2.0/token", "status": 500}),
+        )
+        .expect("fault");
+    let route = "POST /{tenant}/oauth2/v2.0/token";
+    let policy = rotor_engine::Policy::default();
+    let before = env.count(route);
+    let first = engine
+        .inspect_link(&env.myapp_link(), &policy)
+        .await
+        .expect_err("no token during the outage");
+    let sent = env.count(route) - before;
+    assert!(
+        (2..=5).contains(&sent),
+        "the sign-in was retried, within its budget: {sent} token requests"
+    );
+    let msg = first.to_string();
+    assert!(
+        msg.contains("HTTP 500") && msg.contains("fail at once"),
+        "the error names the token endpoint's answer and the hold: {msg}"
+    );
+    assert_eq!(first.kind(), rotor_engine::ErrorKind::Network, "{msg}");
+    assert!(
+        first.hints().iter().any(|h| h.contains("run again later")),
+        "an outage is not blamed on the credential: {:?}",
+        first.hints()
+    );
+    for _ in 0..3 {
+        let again = engine
+            .inspect_link(&env.myapp_link(), &policy)
+            .await
+            .expect_err("held");
+        assert!(again.to_string().contains("HTTP 500"), "{again}");
+    }
+    assert_eq!(
+        env.count(route) - before,
+        sent,
+        "the held failure answers the next requests: no token request was sent"
+    );
+}

@@ -103,16 +103,23 @@ impl EndpointError {
 
 /// The first [`EndpointError`] in `e` or its sources.
 pub(crate) fn find<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a EndpointError> {
+    find_source(e)
+}
+
+/// The first error of type `T` in `e` or its sources (looking inside `azure_core` errors too).
+pub(crate) fn find_source<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut cur = Some(e);
     while let Some(x) = cur {
-        if let Some(ep) = x.downcast_ref::<EndpointError>() {
-            return Some(ep);
+        if let Some(t) = x.downcast_ref::<T>() {
+            return Some(t);
         }
         if let Some(az) = x.downcast_ref::<azure_core::Error>()
             && let Some(inner) = az.get_ref()
-            && let Some(ep) = find(inner)
+            && let Some(t) = find_source(inner)
         {
-            return Some(ep);
+            return Some(t);
         }
         cur = x.source();
     }
