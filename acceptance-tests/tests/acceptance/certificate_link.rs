@@ -580,7 +580,11 @@ async fn certificate_link_in_grace_plans_without_a_cleanup_check() {
     let before = keys(&em);
     let plan = tf.plan().await;
     assert_eq!(plan.code, 0, "nothing to do:\n{}", plan.output());
-    assert_eq!(keys(&em) - before, 1, "one key-credential read: the refresh");
+    assert_eq!(
+        keys(&em) - before,
+        1,
+        "one key-credential read: the refresh"
+    );
     assert!(
         key_credentials(&em, CERT_APP)
             .iter()
