@@ -182,6 +182,9 @@ struct Chain {
     chosen: Mutex<Option<usize>>,
     /// The last sign-in that failed for a reason retrying may fix, while [`SIGN_IN_HOLD`] lasts.
     held: Mutex<Option<HeldFailure>>,
+    /// One token request at a time (the SDK's token cache serialises them anyway): a caller that
+    /// waited behind a failed sign-in sees its held failure instead of retrying again.
+    turn: tokio::sync::Mutex<()>,
 }
 
 /// A failed sign-in, kept to answer the token requests of the next [`SIGN_IN_HOLD`].
@@ -274,6 +277,7 @@ impl TokenCredential for Chain {
         scopes: &[&str],
         options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
+        let _turn = self.turn.lock().await;
         if let Some(h) = &*self.held.lock()
             && h.at.elapsed() < SIGN_IN_HOLD
         {
@@ -518,5 +522,6 @@ pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn T
         explicit: cfg.is_explicit(),
         chosen: Mutex::new(None),
         held: Mutex::new(None),
+        turn: tokio::sync::Mutex::new(()),
     }))
 }
