@@ -210,15 +210,16 @@ pub(crate) fn token_error(action: &str, e: &azure_core::Error) -> Error {
     }
     let msg = e.to_string();
     let first = msg.lines().next().unwrap_or("").to_owned();
-    if crate::http::find_source::<crate::identity_impl::SignInUnavailable>(e).is_some() {
+    if let Some(s) = crate::http::find_source::<crate::identity_impl::SignInUnavailable>(e) {
         return Error::new(
             ErrorKind::Network,
             action,
-            format!("getting an access token: {first}"),
+            format!("getting an access token: {}", s.message),
         )
         .with_hint(
-            "Entra ID's token endpoint is failing (an outage or throttling): run again later; \
-                 a rotation stopped here is finished by the next run",
+            "the sign-in is failing for now (an outage or throttling of Entra ID, or of the \
+             managed identity or GitHub OIDC endpoint rotor signs in through): run again later; \
+             a rotation stopped here is finished by the next run",
         );
     }
     let kind = if first.contains("no credential worked")

@@ -12,6 +12,7 @@ use azure_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
 };
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -180,12 +181,19 @@ struct Chain {
     /// The methods are the configured ones (not the automatic chain).
     explicit: bool,
     chosen: Mutex<Option<usize>>,
-    /// The last sign-in that failed for a reason retrying may fix, while [`SIGN_IN_HOLD`] lasts.
-    held: Mutex<Option<HeldFailure>>,
-    /// One token request at a time (the SDK's token cache serialises them anyway): a caller that
-    /// waited behind a failed sign-in sees its held failure instead of retrying again.
+    /// Tokens per scope set, while they have more than [`REFRESH_BEFORE`] to live: a cached
+    /// token never waits for [`Chain::turn`] (the Azure CLI method has no cache of its own).
+    tokens: Mutex<HashMap<String, AccessToken>>,
+    /// Per scope set, the last sign-in that failed for a reason retrying may fix, while
+    /// [`SIGN_IN_HOLD`] lasts (a throttled Key Vault sign-in does not stop Graph requests).
+    held: Mutex<HashMap<String, HeldFailure>>,
+    /// One sign-in at a time (the SDK's token cache serialises them anyway): a caller that
+    /// waited behind a failed one sees its held failure instead of retrying again.
     turn: tokio::sync::Mutex<()>,
 }
+
+/// A cached token is used while it has more than this to live (the SDK's own margin).
+const REFRESH_BEFORE: time::Duration = time::Duration::minutes(5);
 
 /// A failed sign-in, kept to answer the token requests of the next [`SIGN_IN_HOLD`].
 struct HeldFailure {
@@ -201,20 +209,23 @@ impl HeldFailure {
 }
 
 /// Behind a sign-in error that retrying later may fix (see [`failure_facts`]), so callers can
-/// say so ([`crate::graph::token_error`]); the endpoint a connection failed to, if that was it,
-/// is its source.
+/// say so, with the chain's message, wherever an SDK wraps it ([`crate::graph::token_error`]);
+/// the endpoint a connection failed to, if that was it, is its source.
 #[derive(Debug)]
-pub(crate) struct SignInUnavailable(Option<crate::http::EndpointError>);
+pub(crate) struct SignInUnavailable {
+    pub(crate) message: String,
+    endpoint: Option<crate::http::EndpointError>,
+}
 
 impl fmt::Display for SignInUnavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the token endpoint failed or could not be reached")
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for SignInUnavailable {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0
+        self.endpoint
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
@@ -230,7 +241,13 @@ fn chain_error(
 ) -> azure_core::Error {
     use azure_core::error::ErrorKind::Credential;
     match (transient, endpoint) {
-        (true, ep) => azure_core::Error::with_error(Credential, SignInUnavailable(ep), msg),
+        (true, endpoint) => {
+            let inner = SignInUnavailable {
+                message: msg.clone(),
+                endpoint,
+            };
+            azure_core::Error::with_error(Credential, inner, msg)
+        }
         (false, Some(ep)) => azure_core::Error::with_error(Credential, ep, msg),
         (false, None) => cred_error(msg),
     }
@@ -260,7 +277,10 @@ fn failure_facts(e: &azure_core::Error) -> (Option<String>, bool) {
         }
         cur = x.source();
     }
-    (None, crate::http::endpoint_error(e).is_some())
+    (
+        None,
+        crate::http::endpoint_error(e).is_some_and(|ep| ep.retry_once()),
+    )
 }
 
 impl fmt::Debug for Chain {
@@ -277,55 +297,78 @@ impl TokenCredential for Chain {
         scopes: &[&str],
         options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
+        let key = scopes.join(" ");
+        let cached = || {
+            let fresh =
+                |t: &&AccessToken| t.expires_on > time::OffsetDateTime::now_utc() + REFRESH_BEFORE;
+            self.tokens.lock().get(&key).filter(fresh).cloned()
+        };
+        if let Some(t) = cached() {
+            return Ok(t);
+        }
         let _turn = self.turn.lock().await;
-        if let Some(h) = &*self.held.lock()
+        if let Some(t) = cached() {
+            return Ok(t);
+        }
+        if let Some(h) = self.held.lock().get(&key)
             && h.at.elapsed() < SIGN_IN_HOLD
         {
             return Err(h.error());
         }
-        let chosen = *self.chosen.lock();
-        let (msg, endpoint, transient) = match chosen {
-            Some(i) => {
-                let (_, label, cred) = &self.entries[i];
-                match cred.get_token(scopes, options).await {
-                    Ok(t) => return Ok(t),
-                    Err(e) => {
-                        let (detail, transient) = failure_facts(&e);
-                        let msg = with_detail(crate::http::error_chain(&e), detail);
-                        let endpoint = crate::http::endpoint_error(&e).cloned();
-                        (format!("{label}: {msg}"), endpoint, transient)
-                    }
-                }
+        let token = self.sign_in(scopes, options).await;
+        match &token {
+            Ok(t) => {
+                self.held.lock().remove(&key);
+                self.tokens.lock().insert(key, t.clone());
             }
-            None => match self.first_that_works(scopes, options).await {
-                Ok(t) => return Ok(t),
-                Err(failed) => failed,
-            },
-        };
-        if !transient {
-            return Err(chain_error(endpoint, msg, false));
+            Err((msg, endpoint, true)) => {
+                let until = time::OffsetDateTime::now_utc() + SIGN_IN_HOLD;
+                let held = HeldFailure {
+                    at: std::time::Instant::now(),
+                    endpoint: endpoint.clone(),
+                    message: format!(
+                        "{msg} (retried; token requests until {} fail at once with this error)",
+                        until
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()
+                    ),
+                };
+                let err = held.error();
+                self.held.lock().insert(key, held);
+                return Err(err);
+            }
+            Err(_) => {}
         }
-        let until = time::OffsetDateTime::now_utc() + SIGN_IN_HOLD;
-        let held = HeldFailure {
-            at: std::time::Instant::now(),
-            endpoint,
-            message: format!(
-                "{msg} (retried; token requests until {} fail at once with this error)",
-                until
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
-            ),
-        };
-        let err = held.error();
-        *self.held.lock() = Some(held);
-        Err(err)
+        token.map_err(|(msg, endpoint, _)| chain_error(endpoint, msg, false))
     }
 }
 
 impl Chain {
+    /// A token from the chosen method, else from the first method that works (remembered);
+    /// or what failed, the endpoint a connection failed to, and whether retrying soon may help.
+    async fn sign_in(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> Result<AccessToken, (String, Option<crate::http::EndpointError>, bool)> {
+        let chosen = *self.chosen.lock();
+        match chosen {
+            Some(i) => {
+                let (_, label, cred) = &self.entries[i];
+                cred.get_token(scopes, options).await.map_err(|e| {
+                    let (detail, transient) = failure_facts(&e);
+                    let msg = with_detail(crate::http::error_chain(&e), detail);
+                    let endpoint = crate::http::endpoint_error(&e).cloned();
+                    (format!("{label}: {msg}"), endpoint, transient)
+                })
+            }
+            None => self.first_that_works(scopes, options).await,
+        }
+    }
+
     /// Tries each method in order: the first token (that method is remembered), or what every
     /// method's failure says, the endpoint a connection failed to, and whether retrying soon may
-    /// help one of them.
+    /// help all of them.
     async fn first_that_works(
         &self,
         scopes: &[&str],
@@ -333,7 +376,9 @@ impl Chain {
     ) -> Result<AccessToken, (String, Option<crate::http::EndpointError>, bool)> {
         let mut tried = Vec::new();
         let mut endpoint = None;
-        let mut transient = false;
+        // held only when every method failed for a reason retrying may fix: an automatic chain
+        // whose Azure CLI is not logged in is not an outage, whatever managed identity answered
+        let mut transient = true;
         for (i, (_, label, cred)) in self.entries.iter().enumerate() {
             match cred.get_token(scopes, options.clone()).await {
                 Ok(t) => {
@@ -346,7 +391,7 @@ impl Chain {
                         endpoint = crate::http::endpoint_error(&e).cloned();
                     }
                     let (detail, retry_may_help) = failure_facts(&e);
-                    transient |= retry_may_help;
+                    transient &= retry_may_help;
                     let msg = with_detail(crate::http::error_chain(&e), detail);
                     tracing::debug!("{label} failed: {msg}");
                     tried.push(format!("{label}: {msg}"));
@@ -521,7 +566,82 @@ pub(crate) fn build(cfg: &AuthConfig, endpoints: &Endpoints) -> Result<Arc<dyn T
         entries,
         explicit: cfg.is_explicit(),
         chosen: Mutex::new(None),
-        held: Mutex::new(None),
+        tokens: Mutex::new(HashMap::new()),
+        held: Mutex::new(HashMap::new()),
         turn: tokio::sync::Mutex::new(()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// A method that answers HTTP 500 until `works` is set, counting its calls.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        calls: AtomicUsize,
+        works: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Flaky {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.works.load(Ordering::SeqCst) {
+                let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+                return Ok(AccessToken::new(Secret::new("token"), expires));
+            }
+            let status = azure_core::http::StatusCode::InternalServerError;
+            let kind = azure_core::error::ErrorKind::HttpResponse {
+                status,
+                error_code: None,
+                raw_response: None,
+            };
+            Err(azure_core::Error::with_message(kind, ""))
+        }
+    }
+
+    fn chain(flaky: Arc<Flaky>) -> Chain {
+        Chain {
+            entries: vec![(AuthMethod::ClientSecret, "client secret".into(), flaky)],
+            explicit: true,
+            chosen: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_failure_ends_after_the_hold_and_is_per_scope() {
+        let flaky = Arc::new(Flaky::default());
+        let c = chain(flaky.clone());
+        let calls = || flaky.calls.load(Ordering::SeqCst);
+        let err = c.get_token(&["graph"], None).await.expect_err("500");
+        assert!(err.to_string().contains("HTTP 500"), "{err}");
+        assert_eq!(calls(), 1);
+        c.get_token(&["graph"], None).await.expect_err("held");
+        assert_eq!(calls(), 1, "held: the method is not asked again");
+        // another scope is not held by this one's failure
+        flaky.works.store(true, Ordering::SeqCst);
+        c.get_token(&["vault"], None).await.expect("vault token");
+        assert_eq!(calls(), 2);
+        c.get_token(&["graph"], None).await.expect_err("still held");
+        assert_eq!(calls(), 2);
+        // once the hold is over the method is asked again, and its token is cached
+        let past = std::time::Instant::now()
+            .checked_sub(SIGN_IN_HOLD + std::time::Duration::from_secs(1))
+            .expect("a monotonic clock older than the hold");
+        c.held.lock().get_mut("graph").expect("held").at = past;
+        c.get_token(&["graph"], None).await.expect("graph token");
+        assert_eq!(calls(), 3);
+        assert!(c.held.lock().is_empty(), "a success clears the hold");
+        c.get_token(&["graph"], None).await.expect("cached");
+        assert_eq!(calls(), 3, "a cached token asks no method");
+    }
 }

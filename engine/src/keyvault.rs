@@ -1138,12 +1138,8 @@ pub(crate) fn kv_error(
         K::Connection | K::Io => Error::new(ErrorKind::Network, action, first_line(e)).with_hint(
             format!("check network access to vault `{vault}`; for a private CA set SSL_CERT_FILE"),
         ),
-        K::Credential => Error::new(
-            ErrorKind::Permission,
-            action,
-            format!("getting an access token: {}", first_line(e)),
-        )
-        .with_hint("check AZURE_TENANT_ID, AZURE_CLIENT_ID and the credential of rotor's identity"),
+        // the sign-in, as for Graph: an outage is not blamed on the credential
+        K::Credential => crate::graph::token_error(action, e),
         _ => Error::new(ErrorKind::Other, action, first_line(e)),
     }
 }
