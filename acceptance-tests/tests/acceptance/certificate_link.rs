@@ -501,8 +501,9 @@ fn pem_thumbprint(_dir: &std::path::Path, pem: &str) -> String {
 
 /// A link adopted over an application that holds the certificate's current version (the
 /// current key credential, `r2`, since `r2_start`) and an old key credential `OLD` rotor added
-/// before it. Returns the emulator, the workspace (applied once) and its temporary directory.
-async fn adopted_with_old_key(r2_start: &str) -> (Emulator, Tf, tempfile::TempDir) {
+/// before it, ending at `old_end`. Returns the emulator, the workspace (applied once) and its
+/// temporary directory.
+async fn adopted_with_old_key(r2_start: &str, old_end: &str) -> (Emulator, Tf, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (pem, _) = test_certificate(tmp.path(), 365);
     let thumbprint = pem_thumbprint(tmp.path(), &pem);
@@ -515,7 +516,7 @@ async fn adopted_with_old_key(r2_start: &str) -> (Emulator, Tf, tempfile::TempDi
         "thumbprint": thumbprint, "start": r2_start, "end": "+335d"}),
     );
     keys.push(json!({"key_id": OLD, "display_name": "tls rotor:r1",
-        "thumbprint": "0102030405060708090A0B0C0D0E0F1011121314", "start": "-400d", "end": "+5d"}));
+        "thumbprint": "0102030405060708090A0B0C0D0E0F1011121314", "start": "-400d", "end": old_end}));
     let em = emulator(f).await;
     kv_json(
         &em,
@@ -546,7 +547,7 @@ const OLD: &str = "c0000c01-0000-4000-8000-0000000000d1";
 async fn certificate_link_cleanup_due_is_planned_and_applied() {
     // The current key credential since 30 days: past the grace period (7 days), so cleanup is
     // due. The foreign key credential stays.
-    let (em, tf, _tmp) = adopted_with_old_key("-30d").await;
+    let (em, tf, _tmp) = adopted_with_old_key("-30d", "+5d").await;
     let plan = tf.plan().await;
     assert_eq!(plan.code, 2, "cleanup is an update:\n{}", plan.output());
     assert!(
@@ -572,25 +573,26 @@ async fn certificate_link_cleanup_due_is_planned_and_applied() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certificate_link_in_grace_plans_without_a_cleanup_check() {
-    // The current key credential since a day: inside the grace period, so nothing is removable
-    // and the plan asks no dry-run cleanup (which would read the key credentials a second time).
-    let (em, tf, _tmp) = adopted_with_old_key("-1d").await;
-    let keys = |em: &Emulator| requests(em, |r| r.starts_with("GET /v1.0/applications/"));
-    let before = keys(&em);
+async fn certificate_link_expired_old_key_is_planned_for_cleanup_inside_the_grace_period() {
+    // The current key credential since a day (inside its 7-day grace period), the old one
+    // expired yesterday: cleanup removes an expired credential at once, so the plan says so
+    // (a shortcut that waited for the current credential's grace period hid it for a week).
+    let (em, tf, _tmp) = adopted_with_old_key("-1d", "-1d").await;
     let plan = tf.plan().await;
-    assert_eq!(plan.code, 0, "nothing to do:\n{}", plan.output());
-    assert_eq!(
-        keys(&em) - before,
-        1,
-        "one key-credential read: the refresh"
-    );
+    assert_eq!(plan.code, 2, "cleanup is an update:\n{}", plan.output());
     assert!(
-        key_credentials(&em, CERT_APP)
+        plan.output().contains("apply removes 1 old key credential") && plan.output().contains(OLD),
+        "{}",
+        plan.output()
+    );
+    tf.apply().await.ok();
+    assert!(
+        !key_credentials(&em, CERT_APP)
             .iter()
             .any(|k| k["key_id"] == OLD),
-        "the old key credential is kept for the grace period"
+        "the expired key credential is removed"
     );
+    assert_eq!(tf.plan().await.code, 0);
 }
 
 /// Azure requests of a `terraform plan` over `N` certificate links of `N` applications against

@@ -422,10 +422,10 @@ pub trait EngineLink: fmt::Display + Sync {
         engine: &Engine,
         policy: &Policy,
     ) -> rotor_engine::Result<Self::Status>;
-    /// When the current credential started, if the status shows older credentials of the
-    /// lineage and nothing that keeps the provider from cleaning up (in progress, excluded, never
-    /// rotated); `None` otherwise.
-    fn cleanup_candidate(s: &Self::Status, policy: &Policy) -> Option<OffsetDateTime>;
+    /// Whether a dry-run cleanup may find something to remove now: the status shows older
+    /// credentials of the lineage and nothing keeps the provider from cleaning up (in progress,
+    /// excluded, never rotated), and the kind's own time rule allows it.
+    fn cleanup_worth_asking(s: &Self::Status, policy: &Policy, now: OffsetDateTime) -> bool;
     /// The engine's cleanup of the lineage as a dry run: what it would remove.
     async fn cleanup_dry_run(
         &self,
@@ -435,20 +435,16 @@ pub trait EngineLink: fmt::Display + Sync {
 }
 
 /// The old credentials of the lineage cleanup would remove now (a dry-run cleanup, so the same
-/// proof as `rotor cleanup`). Asked only when the current credential's grace period is over and
-/// older credentials exist ([`EngineLink::cleanup_candidate`]), so a calm link costs no extra
-/// request; until then its predecessors are kept anyway. Blocked links are never cleaned up by
-/// the provider.
+/// proof as `rotor cleanup`), asked only when [`EngineLink::cleanup_worth_asking`], so a calm
+/// link costs no extra request. Blocked links are never cleaned up by the provider.
 pub async fn removable_now<L: EngineLink>(
     engine: &Engine,
     link: &L,
     policy: &Policy,
     s: &L::Status,
 ) -> Vec<String> {
-    let grace = time::Duration::days(i64::from(policy.grace_period_days));
-    match L::cleanup_candidate(s, policy) {
-        Some(r) if r + grace <= engine.now() => {}
-        _ => return Vec::new(),
+    if !L::cleanup_worth_asking(s, policy, engine.now()) {
+        return Vec::new();
     }
     match link.cleanup_dry_run(engine, policy).await {
         Ok(o) => o.removed_key_ids,
@@ -487,10 +483,14 @@ impl EngineLink for Link {
     ) -> rotor_engine::Result<LinkStatus> {
         engine.inspect_link(self, policy).await
     }
-    fn cleanup_candidate(s: &LinkStatus, policy: &Policy) -> Option<OffsetDateTime> {
+    /// Only once the current secret's grace period is over: until then its predecessors are
+    /// kept (an older one whose own successor's grace period ended, or one that expired, waits
+    /// for that, or for the cleanup after the next rotation).
+    fn cleanup_worth_asking(s: &LinkStatus, policy: &Policy, now: OffsetDateTime) -> bool {
         let blocked = s.in_progress
             || crate::resources::secret_link::model::status_never_rotated(s, policy).is_some();
-        (!s.previous_key_ids.is_empty() && !blocked).then_some(s.rotated_at?)
+        let grace = time::Duration::days(i64::from(policy.grace_period_days));
+        !s.previous_key_ids.is_empty() && !blocked && s.rotated_at.is_some_and(|r| r + grace <= now)
     }
     async fn cleanup_dry_run(
         &self,
@@ -523,9 +523,10 @@ impl EngineLink for CertificateLink {
     ) -> rotor_engine::Result<CertificateLinkStatus> {
         engine.inspect_certificate_link(self, policy).await
     }
-    fn cleanup_candidate(s: &CertificateLinkStatus, _: &Policy) -> Option<OffsetDateTime> {
-        let blocked = s.in_progress || s.excluded.is_some();
-        (!s.previous_key_ids.is_empty() && !blocked).then_some(s.rotated_at?)
+    /// Whenever older key credentials exist: one may have expired, or its own successor's
+    /// grace period may be over, while the current one is still in its grace period.
+    fn cleanup_worth_asking(s: &CertificateLinkStatus, _: &Policy, _: OffsetDateTime) -> bool {
+        !s.previous_key_ids.is_empty() && !s.in_progress && s.excluded.is_none()
     }
     async fn cleanup_dry_run(
         &self,
