@@ -413,6 +413,15 @@ pub struct CertificateLinkStatus {
     pub excluded: Option<String>,
     /// keyIds of the lineage's older key credentials still on the application, oldest first.
     pub previous_key_ids: Vec<String>,
+    /// The earliest time cleanup's time rules allow removing one of `previous_key_ids` (it
+    /// expired, or its successor's grace period is over); `None` when there is none. Removing it
+    /// still needs cleanup's proof that nothing in scope holds it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cleanup_from: Option<OffsetDateTime>,
     /// Current (newest completed) Key Vault version per certificate, keyed by
     /// [`CertificateTarget::key`].
     pub certificate_versions: BTreeMap<String, String>,
@@ -546,6 +555,15 @@ pub struct LinkStatus {
     pub confidence: Confidence,
     /// keyIds of the lineage's older credentials still present in Entra, oldest first.
     pub previous_key_ids: Vec<String>,
+    /// The earliest time cleanup's time rules allow removing one of `previous_key_ids` (it
+    /// expired, or its successor's grace period is over); `None` when there is none. Removing it
+    /// still needs cleanup's proof that nothing in scope holds it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cleanup_from: Option<OffsetDateTime>,
     /// Current secret version per target, keyed by [`Target::key`]; missing targets are absent.
     pub target_versions: BTreeMap<String, String>,
     /// True when a rotor credential newer than every target's and younger than the pending window

@@ -595,6 +595,29 @@ async fn certificate_link_expired_old_key_is_planned_for_cleanup_inside_the_grac
     assert_eq!(tf.plan().await.code, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_link_in_grace_plans_without_a_cleanup_check() {
+    // The current key credential since a day and the old one valid for 5 more days: nothing is
+    // removable until the grace period ends, so the plan asks no dry-run cleanup (which would
+    // read the key credentials a second time).
+    let (em, tf, _tmp) = adopted_with_old_key("-1d", "+5d").await;
+    let keys = |em: &Emulator| requests(em, |r| r.starts_with("GET /v1.0/applications/"));
+    let before = keys(&em);
+    let plan = tf.plan().await;
+    assert_eq!(plan.code, 0, "nothing to do:\n{}", plan.output());
+    assert_eq!(
+        keys(&em) - before,
+        1,
+        "one key-credential read: the refresh"
+    );
+    assert!(
+        key_credentials(&em, CERT_APP)
+            .iter()
+            .any(|k| k["key_id"] == OLD),
+        "the old key credential is kept for the grace period"
+    );
+}
+
 /// Azure requests of a `terraform plan` over `N` certificate links of `N` applications against
 /// the minimum: one Graph application read per 15 applications (batched, as for secret links),
 /// one key-credential read per application, and one inspection of each certificate (its

@@ -166,6 +166,14 @@ fn status_of(
         .missing()
         .first()
         .and_then(|i| st.certs[*i].current.as_ref().map(|v| v.version.clone()));
+    let previous: Vec<&crate::model::KeyCredential> = match &cur {
+        Some(c) => st
+            .lineage
+            .iter()
+            .take_while(|k| k.key_id != c.key_id)
+            .collect(),
+        None => Vec::new(),
+    };
     CertificateLinkStatus {
         current_key_id: cur.as_ref().map(|c| c.key_id.clone()),
         current_thumbprint: cur.as_ref().and_then(|c| c.thumbprint.clone()),
@@ -175,15 +183,8 @@ fn status_of(
         rotation_due: due && exc.is_none(),
         due_reason: if exc.is_some() { None } else { reason },
         excluded: exc,
-        previous_key_ids: match &cur {
-            Some(c) => st
-                .lineage
-                .iter()
-                .take_while(|k| k.key_id != c.key_id)
-                .map(|k| k.key_id.clone())
-                .collect(),
-            None => Vec::new(),
-        },
+        previous_key_ids: previous.iter().map(|k| k.key_id.clone()).collect(),
+        cleanup_from: plan::cleanup_from(st, previous.iter().copied(), policy),
         certificate_versions: st
             .certs
             .iter()

@@ -104,6 +104,32 @@ pub(crate) fn decide(
     Decision::Act { sync, rotate }
 }
 
+/// The key credential that superseded `k`: the next newer one of the lineage, else (start
+/// times can tie: they are the certificates' NotBefore) the one holding the current version.
+fn successor<'a>(st: &'a CertState, k: &KeyCredential) -> Option<&'a KeyCredential> {
+    st.lineage
+        .iter()
+        .find(|n| n.start > k.start)
+        .or(st.current().filter(|c| c.key_id != k.key_id))
+}
+
+/// The earliest time [`removable`]'s time rules allow removing one of `previous`, the key
+/// credentials rotor added before the current one: when it expires or its successor's grace
+/// period ends. `None` when there is none.
+pub(crate) fn cleanup_from<'a>(
+    st: &CertState,
+    previous: impl Iterator<Item = &'a KeyCredential>,
+    policy: &Policy,
+) -> Option<OffsetDateTime> {
+    previous
+        .filter(|k| k.rotation_id().is_some())
+        .map(|k| {
+            let superseded = successor(st, k).map(|n| plus_days(n.start, policy.grace_period_days));
+            superseded.map_or(k.end, |t| t.min(k.end))
+        })
+        .min()
+}
+
 /// May cleanup remove key credential `k` of the lineage? `Ok(why)` or `Err(why it is kept)`.
 pub(crate) fn removable(
     st: &CertState,
@@ -147,14 +173,7 @@ pub(crate) fn removable(
     if k.end <= now {
         return Ok(format!("expired at {}", fmt_time(k.end)));
     }
-    // Its successor: the next newer credential of the lineage, else (start times can tie: they
-    // are the certificates' NotBefore) the one holding the current version.
-    let next = st
-        .lineage
-        .iter()
-        .find(|n| n.start > k.start)
-        .or(st.current().filter(|c| c.key_id != k.key_id));
-    let Some(next) = next else {
+    let Some(next) = successor(st, k) else {
         return Err("the newest key credential of the lineage".to_owned());
     };
     let until = plus_days(next.start, policy.grace_period_days);
@@ -378,6 +397,18 @@ mod tests {
         assert!(kept.starts_with("grace period until"), "{kept}");
         let kept = removable(&st, &r3, &p, NOW).expect_err("current");
         assert!(kept.contains("current version"), "{kept}");
+        // the first time one may go: r1, since its successor's grace period ended 23 days ago
+        // (r3 is inside its own); the foreign key never counts
+        assert_eq!(
+            cleanup_from(&st, [&foreign, &r1, &r2].into_iter(), &p),
+            Some(NOW - time::Duration::days(23))
+        );
+        assert_eq!(
+            cleanup_from(&st, [&r2].into_iter(), &p),
+            Some(NOW + time::Duration::days(5)),
+            "r2 waits for r3's grace period"
+        );
+        assert_eq!(cleanup_from(&st, [&foreign].into_iter(), &p), None);
         // tokenEncryptionKeyId is never removed
         let mut st2 = st.clone();
         st2.keys.token_encryption_key_id = Some("k1".into());

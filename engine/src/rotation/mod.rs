@@ -117,6 +117,7 @@ fn status_of(e: &Engine, link: &Link, st: &LinkState, policy: &Policy) -> LinkSt
         excluded: exc,
         confidence: st.confidence(),
         previous_key_ids,
+        cleanup_from: plan::cleanup_from(st, policy),
         target_versions: st
             .targets
             .iter()

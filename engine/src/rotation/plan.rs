@@ -182,15 +182,43 @@ pub(crate) fn removable(
     if expired {
         return Ok(format!("expired at {}", fmt_time(c.end)));
     }
-    let successor = rank(&c.key_id)
-        .and_then(|i| st.lineage.get(i + 1))
-        .unwrap_or(cur);
-    let until = plus_days(successor.start, policy.grace_period_days);
+    let until = plus_days(successor(st, c, cur).start, policy.grace_period_days);
     if until <= now {
         Ok("grace period over".to_owned())
     } else {
         Err(format!("grace period until {}", fmt_time(until)))
     }
+}
+
+/// The credential that superseded `c` (older than the current credential `cur`): the next one
+/// of the lineage, else `cur`. Its grace period is `c`'s.
+fn successor<'a>(
+    st: &'a LinkState,
+    c: &PasswordCredential,
+    cur: &'a PasswordCredential,
+) -> &'a PasswordCredential {
+    st.lineage
+        .iter()
+        .position(|x| x.key_id.eq_ignore_ascii_case(&c.key_id))
+        .and_then(|i| st.lineage.get(i + 1))
+        .unwrap_or(cur)
+}
+
+/// The earliest time [`removable`]'s time rules allow removing one of the credentials older
+/// than the current one: when it expires or its successor's grace period ends. `None` when
+/// there is none (or no current credential).
+pub(crate) fn cleanup_from(st: &LinkState, policy: &Policy) -> Option<OffsetDateTime> {
+    let cur = st.current.as_ref()?;
+    st.lineage
+        .iter()
+        .take_while(|c| c.key_id != cur.key_id)
+        .map(|c| {
+            c.end.min(plus_days(
+                successor(st, c, cur).start,
+                policy.grace_period_days,
+            ))
+        })
+        .min()
 }
 
 /// Copy the current credential from a target holding it to the targets lacking it.
@@ -617,6 +645,55 @@ mod tests {
             });
             assert_eq!(summary(&got), want, "{what}");
         }
+    }
+
+    #[test]
+    fn cleanup_from_is_the_first_time_an_older_credential_may_go() {
+        let policy = Policy::default(); // grace 7 days
+        let days = |d: i64| NOW + time::Duration::days(d);
+        // k0 superseded by k1 30 days ago, k1 by the current k2 a day ago: k0 may go since
+        // 23 days, although the current credential is inside its grace period
+        let st = state(
+            vec![
+                cred("k0a", "S", 300, 60),
+                cred("k1b", "S rotor:r1", 30, 335),
+                cred("k2c", "S rotor:r2", 1, 364),
+            ],
+            &[Some("k2c")],
+            vec![],
+            None,
+        );
+        assert_eq!(cleanup_from(&st, &policy), Some(days(-23)));
+        // only k1, superseded a day ago: not before its grace period ends
+        let st = state(
+            vec![
+                cred("k1b", "S rotor:r1", 30, 335),
+                cred("k2c", "S rotor:r2", 1, 364),
+            ],
+            &[Some("k2c")],
+            vec![],
+            None,
+        );
+        assert_eq!(cleanup_from(&st, &policy), Some(days(6)));
+        // an older credential that expires first goes when it expires
+        let st = state(
+            vec![
+                cred("k1b", "S rotor:r1", 30, 2),
+                cred("k2c", "S rotor:r2", 1, 364),
+            ],
+            &[Some("k2c")],
+            vec![],
+            None,
+        );
+        assert_eq!(cleanup_from(&st, &policy), Some(days(2)));
+        // nothing older than the current credential
+        let st = state(
+            vec![cred("k2c", "S rotor:r2", 1, 364)],
+            &[Some("k2c")],
+            vec![],
+            None,
+        );
+        assert_eq!(cleanup_from(&st, &policy), None);
     }
 
     #[test]

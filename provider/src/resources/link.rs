@@ -422,9 +422,9 @@ pub trait EngineLink: fmt::Display + Sync {
         engine: &Engine,
         policy: &Policy,
     ) -> rotor_engine::Result<Self::Status>;
-    /// Whether a dry-run cleanup may find something to remove now: the status shows older
-    /// credentials of the lineage and nothing keeps the provider from cleaning up (in progress,
-    /// excluded, never rotated), and the kind's own time rule allows it.
+    /// Whether a dry-run cleanup may find something to remove now: nothing keeps the provider
+    /// from cleaning up (in progress, excluded, never rotated) and the engine's time rules
+    /// already allow removing an older credential (the status's `cleanup_from`).
     fn cleanup_worth_asking(s: &Self::Status, policy: &Policy, now: OffsetDateTime) -> bool;
     /// The engine's cleanup of the lineage as a dry run: what it would remove.
     async fn cleanup_dry_run(
@@ -483,14 +483,10 @@ impl EngineLink for Link {
     ) -> rotor_engine::Result<LinkStatus> {
         engine.inspect_link(self, policy).await
     }
-    /// Only once the current secret's grace period is over: until then its predecessors are
-    /// kept (an older one whose own successor's grace period ended, or one that expired, waits
-    /// for that, or for the cleanup after the next rotation).
     fn cleanup_worth_asking(s: &LinkStatus, policy: &Policy, now: OffsetDateTime) -> bool {
         let blocked = s.in_progress
             || crate::resources::secret_link::model::status_never_rotated(s, policy).is_some();
-        let grace = time::Duration::days(i64::from(policy.grace_period_days));
-        !s.previous_key_ids.is_empty() && !blocked && s.rotated_at.is_some_and(|r| r + grace <= now)
+        !blocked && s.cleanup_from.is_some_and(|t| t <= now)
     }
     async fn cleanup_dry_run(
         &self,
@@ -523,10 +519,8 @@ impl EngineLink for CertificateLink {
     ) -> rotor_engine::Result<CertificateLinkStatus> {
         engine.inspect_certificate_link(self, policy).await
     }
-    /// Whenever older key credentials exist: one may have expired, or its own successor's
-    /// grace period may be over, while the current one is still in its grace period.
-    fn cleanup_worth_asking(s: &CertificateLinkStatus, _: &Policy, _: OffsetDateTime) -> bool {
-        !s.previous_key_ids.is_empty() && !s.in_progress && s.excluded.is_none()
+    fn cleanup_worth_asking(s: &CertificateLinkStatus, _: &Policy, now: OffsetDateTime) -> bool {
+        !s.in_progress && s.excluded.is_none() && s.cleanup_from.is_some_and(|t| t <= now)
     }
     async fn cleanup_dry_run(
         &self,
