@@ -81,7 +81,7 @@ fn schema() -> Schema {
             Attribute::computed(attrs::PREVIOUS_KEY_IDS, Type::list(Type::String), "Key ids of the lineage's older key credentials still on the application, oldest first."),
             Attribute::computed(attrs::VERSIONS, Type::map(Type::String), "Current Key Vault version per certificate, keyed by `<vault_url><certificate_name>`."),
             Attribute::computed(attrs::EXCLUDED, Type::String, "The policy exclusion that matches this link; null when not excluded. Excluded links are never rotated."),
-            Attribute::computed(attrs::REMOVABLE_KEY_IDS, Type::list(Type::String), "Key ids of old key credentials rotor added to this lineage that cleanup removes now (their successor's grace period is over and no certificate in scope holds them as current). When not empty the plan shows an in-place update with a warning, and apply removes them."),
+            Attribute::computed(attrs::REMOVABLE_KEY_IDS, Type::list(Type::String), "Key ids of old key credentials rotor added to this lineage that cleanup removes now (they expired, or their successor's grace period is over, and no certificate in scope holds them as current). When not empty the plan shows an in-place update with a warning, and apply removes them."),
         ],
     }
 }

@@ -81,7 +81,7 @@ fn schema() -> Schema {
             Attribute::computed(attrs::TARGET_VERSIONS, Type::map(Type::String), "Current Key Vault secret version per target, keyed by `<vault_url><secret_name>`."),
             Attribute::computed(attrs::CONFIDENCE, Type::String, "How sure rotor is that the targets hold the current secret: `HIGH` (tagged by rotor or hint plus another signal), `MEDIUM`, `LOW` or `NONE`."),
             Attribute::computed(attrs::EXCLUDED, Type::String, "The policy exclusion that matches this link (e.g. `name:legacy-*`); null when not excluded. Excluded links are never rotated."),
-            Attribute::computed(attrs::REMOVABLE_KEY_IDS, Type::list(Type::String), "Key ids of the lineage's old client secrets that cleanup removes now: their successor's grace period is over and no Key Vault secret in scope holds them. When not empty the plan shows an in-place update with a warning, and `terraform apply` removes them (as `rotor cleanup` does)."),
+            Attribute::computed(attrs::REMOVABLE_KEY_IDS, Type::list(Type::String), "Key ids of the lineage's old client secrets that cleanup removes now: they expired or their successor's grace period is over, and no Key Vault secret in scope holds them. When not empty the plan shows an in-place update with a warning, and `terraform apply` removes them (as `rotor cleanup` does)."),
         ],
     }
 }
