@@ -543,11 +543,10 @@ async fn adopted_with_old_key(r2_start: &str, old_end: &str) -> (Emulator, Tf, t
 /// The old key credential of [`adopted_with_old_key`].
 const OLD: &str = "c0000c01-0000-4000-8000-0000000000d1";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certificate_link_cleanup_due_is_planned_and_applied() {
-    // The current key credential since 30 days: past the grace period (7 days), so cleanup is
-    // due. The foreign key credential stays.
-    let (em, tf, _tmp) = adopted_with_old_key("-30d", "+5d").await;
+/// [`adopted_with_old_key`], then: the plan is an update removing `OLD`, apply removes it and
+/// nothing else is left to do. Returns the key ids the application has then.
+async fn old_key_cleanup_is_planned_and_applied(r2_start: &str, old_end: &str) -> Vec<Value> {
+    let (em, tf, _tmp) = adopted_with_old_key(r2_start, old_end).await;
     let plan = tf.plan().await;
     assert_eq!(plan.code, 2, "cleanup is an update:\n{}", plan.output());
     assert!(
@@ -564,12 +563,20 @@ async fn certificate_link_cleanup_due_is_planned_and_applied() {
         !ids.contains(&json!(OLD)),
         "the old key credential is removed: {ids:?}"
     );
+    assert_eq!(tf.plan().await.code, 0);
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_link_cleanup_due_is_planned_and_applied() {
+    // The current key credential since 30 days: past the grace period (7 days), so cleanup is
+    // due. The foreign key credential stays.
+    let ids = old_key_cleanup_is_planned_and_applied("-30d", "+5d").await;
     assert!(ids.contains(&json!(FOREIGN_KEY)), "{ids:?}");
     assert!(
         ids.contains(&json!("c0000c01-0000-4000-8000-0000000000d2")),
         "{ids:?}"
     );
-    assert_eq!(tf.plan().await.code, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -577,22 +584,7 @@ async fn certificate_link_expired_old_key_is_planned_for_cleanup_inside_the_grac
     // The current key credential since a day (inside its 7-day grace period), the old one
     // expired yesterday: cleanup removes an expired credential at once, so the plan says so
     // (a shortcut that waited for the current credential's grace period hid it for a week).
-    let (em, tf, _tmp) = adopted_with_old_key("-1d", "-1d").await;
-    let plan = tf.plan().await;
-    assert_eq!(plan.code, 2, "cleanup is an update:\n{}", plan.output());
-    assert!(
-        plan.output().contains("apply removes 1 old key credential") && plan.output().contains(OLD),
-        "{}",
-        plan.output()
-    );
-    tf.apply().await.ok();
-    assert!(
-        !key_credentials(&em, CERT_APP)
-            .iter()
-            .any(|k| k["key_id"] == OLD),
-        "the expired key credential is removed"
-    );
-    assert_eq!(tf.plan().await.code, 0);
+    old_key_cleanup_is_planned_and_applied("-1d", "-1d").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
