@@ -10,7 +10,7 @@ use rotor_emulator::{Emulator, EmulatorOptions, Fixture};
 use serde_json::{Value, json};
 use support::{FakeGitHub, Runner};
 
-const MARKER: &str = "<!-- rotor-dashboard -->";
+const MARKER: &str = support::DASHBOARD_MARKER;
 
 struct World {
     emu: Emulator,
@@ -75,14 +75,7 @@ impl World {
     }
 
     fn dashboard(&self) -> support::FakeIssue {
-        let issues: Vec<_> = self
-            .gh
-            .issues()
-            .into_iter()
-            .filter(|i| i.body.starts_with(MARKER) && i.login == support::ACTIONS_LOGIN)
-            .collect();
-        assert_eq!(issues.len(), 1, "exactly one dashboard issue: {issues:#?}");
-        issues.into_iter().next().expect("one")
+        self.gh.dashboard_issue()
     }
 }
 

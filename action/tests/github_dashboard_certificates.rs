@@ -20,7 +20,6 @@ use rotor_emulator::{Emulator, EmulatorOptions, Fixture};
 use serde_json::json;
 use support::{FakeGitHub, Runner};
 
-const MARKER: &str = "<!-- rotor-dashboard -->";
 const CERT_BOX: &str = "- [ ] <!-- rotor-rotate-certificate: ";
 const SECRET_BOX: &str = "- [ ] <!-- rotor-rotate: ";
 
@@ -57,14 +56,7 @@ impl World {
     }
 
     fn dashboard(&self) -> support::FakeIssue {
-        let issues: Vec<_> = self
-            .gh
-            .issues()
-            .into_iter()
-            .filter(|i| i.body.starts_with(MARKER) && i.login == support::ACTIONS_LOGIN)
-            .collect();
-        assert_eq!(issues.len(), 1, "exactly one dashboard issue: {issues:#?}");
-        issues.into_iter().next().expect("one")
+        self.gh.dashboard_issue()
     }
 
     /// A scheduled dry run with `--dashboard`: the dashboard issue as it renders.

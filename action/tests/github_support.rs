@@ -27,6 +27,9 @@ pub const APP_TOKEN: &str = "ghs_otherapptoken987654321";
 pub const APP_LOGIN: &str = "rotor-app[bot]";
 /// The login [`TOKEN`] acts as.
 pub const ACTIONS_LOGIN: &str = "github-actions[bot]";
+
+/// The first line of rotor's dashboard issue.
+pub const DASHBOARD_MARKER: &str = "<!-- rotor-dashboard -->";
 /// The repository the fake serves.
 pub const REPO: &str = "Codertocat/Hello-World";
 /// The runner's OIDC request token (`ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
@@ -250,6 +253,18 @@ impl FakeGitHub {
     /// The issues.
     pub fn issues(&self) -> Vec<FakeIssue> {
         self.state.lock().expect("lock").issues.clone()
+    }
+
+    /// The one dashboard issue (its body starts with [`DASHBOARD_MARKER`] and rotor's Actions
+    /// identity opened it); panics unless there is exactly one.
+    pub fn dashboard_issue(&self) -> FakeIssue {
+        let issues: Vec<_> = self
+            .issues()
+            .into_iter()
+            .filter(|i| i.body.starts_with(DASHBOARD_MARKER) && i.login == ACTIONS_LOGIN)
+            .collect();
+        assert_eq!(issues.len(), 1, "exactly one dashboard issue: {issues:#?}");
+        issues.into_iter().next().expect("one")
     }
 
     /// Sets an issue's body as a person editing it would (ticking a box).

@@ -549,6 +549,20 @@ pub struct Tenant {
     pub notes: Vec<String>,
 }
 
+impl Tenant {
+    /// Gives credential `key_id` of `link`'s application a box that rotates `link`
+    /// (`at_risk`: below the policy's minimum confidence).
+    fn offer(&mut self, key_id: &str, link: AnyLink, at_risk: Option<rotor_engine::Confidence>) {
+        let kind = if link.is_certificate() {
+            Kind::Certificate
+        } else {
+            Kind::Secret
+        };
+        let key = box_key(kind, link.application_id(), key_id);
+        self.rotatable.insert(key, Rotatable { link, at_risk });
+    }
+}
+
 /// The history's last rotation (not a dry run) of the credentials `keys` of `app_id`.
 fn last_rotation(
     records: &[rotor_engine::AuditRecord],
@@ -719,13 +733,7 @@ pub async fn collect(
                     ));
                 } else {
                     entry.action = Action::Rotate;
-                    tenant.rotatable.insert(
-                        box_key(Kind::Secret, &app.app_id, &entry.key_id),
-                        Rotatable {
-                            link: AnyLink::Secret(link.clone()),
-                            at_risk: None,
-                        },
-                    );
+                    tenant.offer(&entry.key_id, AnyLink::Secret(link.clone()), None);
                 }
             } else {
                 entry.next_rotation_at = next_of(policy, entry.expires_at);
@@ -770,17 +778,12 @@ pub async fn collect(
                             ));
                             if m.confidence > Confidence::None {
                                 entry.action = Action::RotateAtRisk(m.confidence.to_string());
-                                tenant.rotatable.insert(
-                                    box_key(Kind::Secret, &app.app_id, &m.key_id),
-                                    Rotatable {
-                                        link: AnyLink::Secret(Link {
-                                            application_id: app.app_id.clone(),
-                                            credential_display_name: lineage.clone(),
-                                            targets: same.iter().map(|x| x.target()).collect(),
-                                        }),
-                                        at_risk: Some(m.confidence),
-                                    },
-                                );
+                                let link = Link {
+                                    application_id: app.app_id.clone(),
+                                    credential_display_name: lineage.clone(),
+                                    targets: same.iter().map(|x| x.target()).collect(),
+                                };
+                                tenant.offer(&m.key_id, AnyLink::Secret(link), Some(m.confidence));
                             }
                         } else {
                             entry.blocked = Some((
@@ -1005,13 +1008,7 @@ fn certificate_state(
         ));
     } else {
         entry.action = Action::Rotate;
-        tenant.rotatable.insert(
-            box_key(Kind::Certificate, &entry.app_id, &entry.key_id),
-            Rotatable {
-                link: AnyLink::Certificate(link.clone()),
-                at_risk: None,
-            },
-        );
+        tenant.offer(&entry.key_id, AnyLink::Certificate(link.clone()), None);
     }
 }
 
