@@ -266,6 +266,40 @@ fn date(t: OffsetDateTime) -> String {
 }
 
 impl Entry {
+    /// An entry for credential lineage `credential` of `app`, its newest credential `newest`
+    /// (key id, thumbprint, end), before anything links it: not linked, fine, no action.
+    fn unlinked(
+        kind: Kind,
+        app: &rotor_engine::Application,
+        credential: String,
+        newest: Option<(String, Option<String>, OffsetDateTime)>,
+        last_rotation: Option<String>,
+    ) -> Entry {
+        let (key_id, thumbprint, expires_at) = match newest {
+            Some((k, t, end)) => (k, t, Some(end)),
+            None => (String::new(), None, None),
+        };
+        Entry {
+            kind,
+            app: app.display_name.clone(),
+            app_id: app.app_id.clone(),
+            credential,
+            key_id,
+            thumbprint,
+            expires_at,
+            next_rotation_at: None,
+            due_reason: None,
+            urgency: Urgency::Fine,
+            link: "not linked".into(),
+            confidence: rotor_engine::Confidence::None.to_string(),
+            signals: vec![],
+            vaults: vec![],
+            blocked: None,
+            last_rotation,
+            action: Action::None,
+        }
+    }
+
     /// One list item (with its nested lines), `boxes`: render check-boxes.
     fn render(&self, boxes: bool) -> String {
         let mut s = String::new();
@@ -657,25 +691,13 @@ pub async fn collect(
             } else {
                 lineage.clone()
             };
-            let mut entry = Entry {
-                kind: Kind::Secret,
-                app: app.display_name.clone(),
-                app_id: app.app_id.clone(),
-                credential: display,
-                key_id: newest.map(|c| c.key_id.clone()).unwrap_or_default(),
-                thumbprint: None,
-                expires_at: newest.map(|c| c.end),
-                next_rotation_at: None,
-                due_reason: None,
-                urgency: Urgency::Fine,
-                link: "not linked".into(),
-                confidence: Confidence::None.to_string(),
-                signals: vec![],
-                vaults: vec![],
-                blocked: None,
-                last_rotation: last,
-                action: Action::None,
-            };
+            let mut entry = Entry::unlinked(
+                Kind::Secret,
+                app,
+                display,
+                newest.map(|c| (c.key_id.clone(), None, c.end)),
+                last,
+            );
             if let Some((link, status)) = statuses.get(&(app.app_id.clone(), lineage.clone())) {
                 if let Some(k) = &status.current_key_id {
                     entry.key_id = k.clone();
@@ -862,29 +884,18 @@ async fn collect_certificates(
                         && keys.contains(&m.key_id.to_ascii_lowercase())
                 })
                 .collect();
-            let mut entry = Entry {
-                kind: Kind::Certificate,
-                app: app.display_name.clone(),
-                app_id: app.app_id.clone(),
-                credential: if lineage.is_empty() {
-                    "(unnamed certificate)".to_string()
-                } else {
-                    lineage.to_string()
-                },
-                key_id: newest.map(|c| c.key_id.clone()).unwrap_or_default(),
-                thumbprint: newest.and_then(|c| c.thumbprint.clone()),
-                expires_at: newest.map(|c| c.end),
-                next_rotation_at: None,
-                due_reason: None,
-                urgency: Urgency::Fine,
-                link: "not linked".into(),
-                confidence: Confidence::None.to_string(),
-                signals: vec![],
-                vaults: vec![],
-                blocked: None,
-                last_rotation: last_rotation(records, &app.app_id, &keys),
-                action: Action::None,
+            let credential = if lineage.is_empty() {
+                "(unnamed certificate)".to_string()
+            } else {
+                lineage.to_string()
             };
+            let mut entry = Entry::unlinked(
+                Kind::Certificate,
+                app,
+                credential,
+                newest.map(|c| (c.key_id.clone(), c.thumbprint.clone(), c.end)),
+                last_rotation(records, &app.app_id, &keys),
+            );
             match by_lineage.get(&(app.app_id.to_ascii_lowercase(), lineage.to_string())) {
                 Some((link, status)) => {
                     entry.vaults = link
